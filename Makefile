@@ -1,0 +1,59 @@
+# The top-level Makefile only drives CMake; the build is described in CMakeLists.txt.
+BUILD      ?= build
+JOBS       ?= $(shell nproc)
+LISTEN     ?= 127.0.0.1:5000
+ROOT       ?= ./data
+CMAKE_ARGS ?=
+
+.PHONY: all setup configure serve check test asan fuzz format format-check lint bench clean
+
+all: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+configure:
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(CMAKE_ARGS)
+
+setup:
+	@sh scripts/setup.sh
+
+serve: setup
+	$(MAKE) all
+	$(BUILD)/berth serve --listen $(LISTEN) --root $(ROOT)
+
+# Everything CI runs: lint, the build, unit + integration tests, the fuzz replay,
+# the sanitizer build of the unit and integration tests, and a fuzz smoke run.
+check: setup
+	sh scripts/lint.sh
+	$(MAKE) all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) asan
+	$(MAKE) fuzz
+
+test: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+asan:
+	@test -f build-asan/CMakeCache.txt || CC=clang cmake -S . -B build-asan \
+	    -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest --output-on-failure -j $(JOBS) -L 'unit|integration|replay'
+
+fuzz:
+	@test -f build-fuzz/CMakeCache.txt || CC=clang cmake -S . -B build-fuzz \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+	cd build-fuzz && ctest --output-on-failure -j $(JOBS) -L fuzz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+bench: all
+	sh scripts/setup.sh --bench
+	../shared/bench/compare.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * berth/store.h: registry semantics over storage. Repositories hold tags, manifests and
+ * blobs; uploads are resumable sessions; everything acknowledged is durable. The on-disk
+ * form (docs/design.md) keeps each repository as an OCI image layout.
+ *
+ * Thread safety: a berth_store may be used from many threads at once. A berth_upload handle
+ * belongs to one thread at a time; the store refuses a second open of a session in use.
+ */
+#ifndef BERTH_STORE_H
+#define BERTH_STORE_H
+
+#include "buf.h"
+#include "common.h"
+#include "digest.h"
+
+typedef struct berth_store berth_store;
+typedef struct berth_upload berth_upload;
+
+typedef struct berth_store_options {
+    size_t manifest_max;          /* largest manifest accepted, bytes (0: 4 MiB) */
+    size_t cache_bytes;           /* manifest bytes kept in memory (0: 16 MiB) */
+    unsigned upload_ttl_seconds;  /* idle upload sessions older than this may be purged (0: 1 day) */
+    bool fsync;                   /* fsync before acknowledging (default on; off only for tests) */
+} berth_store_options;
+
+/** Defaults for berth_store_options (fsync on). */
+void berth_store_options_init(berth_store_options *opts);
+
+/**
+ * Open (creating when needed) the store under `root`, and clear staging debris that a crash
+ * may have left.
+ * @param out   receives the store, freed with berth_store_free()
+ * @param opts  NULL for the defaults
+ * @return 0, BERTH_EIO (message names the path), BERTH_ENOMEM
+ */
+int berth_store_open(berth_store **out, const char *root, const berth_store_options *opts);
+
+/** Close the store; NULL is fine. Upload handles must be closed first. */
+void berth_store_free(berth_store *s);
+
+/** True when the repository exists (holds at least one manifest or blob). */
+bool berth_store_repo_exists(berth_store *s, const char *repo);
+
+/* ---- blobs ---------------------------------------------------------------------------- */
+
+/**
+ * Open a blob of a repository for reading.
+ * @param fd_out    receives a read-only descriptor the caller closes
+ * @param size_out  receives its size
+ * @return 0, BERTH_ENOTFOUND, BERTH_EIO
+ */
+int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest,
+                          int *fd_out, uint64_t *size_out);
+
+/** The size of a blob of a repository. @return 0, BERTH_ENOTFOUND */
+int berth_store_blob_stat(berth_store *s, const char *repo, const berth_digest *digest,
+                          uint64_t *size_out);
+
+/** Remove a blob from a repository (other repositories keep theirs). @return 0, BERTH_ENOTFOUND */
+int berth_store_blob_delete(berth_store *s, const char *repo, const berth_digest *digest);
+
+/**
+ * Make a blob that is in repository `from` (or, when `from` is NULL, anywhere in the store)
+ * part of `repo` without copying it.
+ * @return 0, BERTH_ENOTFOUND when the source does not hold it
+ */
+int berth_store_blob_mount(berth_store *s, const char *repo, const char *from,
+                           const berth_digest *digest);
+
+/* ---- uploads -------------------------------------------------------------------------- */
+
+/** Longest upload id, without its NUL. */
+#define BERTH_UPLOAD_ID_MAX 64
+
+/**
+ * Start an upload session for `repo`.
+ * @param out  receives an open handle; close it with berth_upload_close()
+ * @return 0, BERTH_EIO
+ */
+int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo);
+
+/**
+ * Open an existing session of `repo` (also one that outlived a restart).
+ * @return 0; BERTH_ENOTFOUND (no such session for this repository); BERTH_EBUSY (another
+ *         request holds it)
+ */
+int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo,
+                            const char *id);
+
+/** The session's id (borrowed). */
+const char *berth_upload_id(const berth_upload *u);
+
+/** Bytes received so far. */
+uint64_t berth_upload_size(const berth_upload *u);
+
+/**
+ * Append bytes to the session. Acknowledged bytes (once the caller has answered the request
+ * that carried them) survive a crash: berth_upload_sync() is called by the store before
+ * berth_upload_close() returns.
+ * @return 0, BERTH_EIO, BERTH_ETOOBIG
+ */
+int berth_upload_write(berth_upload *u, const void *data, size_t len);
+
+/**
+ * Finish the session: verify the bytes against `expected`, make the blob durable and visible
+ * in the repository, and end the session. The handle is freed in every case.
+ * @return 0; BERTH_EMISMATCH (the digest differs; the session is ended and its bytes dropped);
+ *         BERTH_EUNSUPPORTED (algorithm); BERTH_EIO
+ */
+int berth_upload_commit(berth_upload *u, const berth_digest *expected);
+
+/** Abandon the session and drop its bytes. The handle is freed. @return 0, BERTH_EIO */
+int berth_upload_cancel(berth_upload *u);
+
+/** Release the handle, keeping the session (its bytes synced to disk). NULL is fine. */
+int berth_upload_close(berth_upload *u);
+
+/* ---- manifests and tags --------------------------------------------------------------- */
+
+/**
+ * A stored manifest, shared and immutable: the exact bytes pushed, their media type and
+ * digest. Held by reference; release with berth_manifest_release().
+ */
+typedef struct berth_stored_manifest {
+    const char *data;
+    size_t len;
+    const char *media_type;
+    berth_digest digest;
+} berth_stored_manifest;
+
+/**
+ * Look up a manifest by tag or by digest (`reference` is either).
+ * @param out  receives a reference the caller releases with berth_manifest_release()
+ * @return 0; BERTH_ENOTFOUND (no such repository, tag or manifest); BERTH_EINVALID (neither a
+ *         tag nor a digest); BERTH_EIO
+ */
+int berth_store_manifest_get(const berth_stored_manifest **out, berth_store *s, const char *repo,
+                             const char *reference);
+
+/** Drop a reference from berth_store_manifest_get(); NULL is fine. */
+void berth_manifest_release(const berth_stored_manifest *m);
+
+/** What berth_store_manifest_put() learned of the manifest it stored. */
+typedef struct berth_put_result {
+    berth_digest digest;   /* digest of the bytes stored */
+    bool has_subject;
+    berth_digest subject;  /* the manifest's subject, when has_subject */
+} berth_put_result;
+
+/**
+ * Store a manifest, and point a tag at it when `reference` is a tag. The bytes are validated
+ * (berth_document_inspect) and stored exactly as given, with `content_type` as their media
+ * type when the document has none. Everything the manifest references (config and layers,
+ * or an index's manifests) must already be in the repository; non-distributable layers
+ * are exempt. The subject need not exist.
+ *
+ * @param reference  a tag, or a digest that the bytes must hash to
+ * @return 0; BERTH_EINVALID (bad document, naming the field; or a reference that is neither
+ *         tag nor digest); BERTH_EMISMATCH (digest reference differs from the bytes);
+ *         BERTH_ENOTFOUND (a referenced blob or manifest is absent; the message names it);
+ *         BERTH_ETOOBIG (over manifest_max); BERTH_EUNSUPPORTED; BERTH_EIO
+ */
+int berth_store_manifest_put(berth_put_result *result, berth_store *s, const char *repo,
+                             const char *reference, const char *content_type, const void *data,
+                             size_t len);
+
+/**
+ * Delete a manifest by digest, with every tag pointing at it.
+ * @return 0, BERTH_ENOTFOUND, BERTH_EIO
+ */
+int berth_store_manifest_delete(berth_store *s, const char *repo, const berth_digest *digest);
+
+/** Delete a tag; the manifest stays. @return 0, BERTH_ENOTFOUND, BERTH_EIO */
+int berth_store_tag_delete(berth_store *s, const char *repo, const char *tag);
+
+/** Called once per name, in lexical order; return non-zero to stop early. */
+typedef int (*berth_store_name_cb)(const char *name, void *payload);
+
+/**
+ * The tags of a repository in lexical (byte) order, starting after `last` (NULL: from the
+ * start), at most `n` of them (0: all).
+ * @param more_out  set true when names remain after the ones given
+ * @return 0, BERTH_ENOTFOUND (no such repository)
+ */
+int berth_store_tags(berth_store *s, const char *repo, const char *last, size_t n,
+                     berth_store_name_cb cb, void *payload, bool *more_out);
+
+/** The repositories of the store, as berth_store_tags() gives tags. @return 0 */
+int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_name_cb cb,
+                        void *payload, bool *more_out);
+
+/**
+ * The referrers of `digest` in `repo`: an OCI image index (compact JSON, appended to `out`)
+ * whose manifests are the descriptors of the repository's manifests with that subject, each
+ * with mediaType, digest, size, artifactType and annotations. With `artifact_type` not NULL,
+ * only those of that artifact type. An unknown digest gives an empty index.
+ * @return 0, BERTH_ENOTFOUND (no such repository), BERTH_ENOMEM
+ */
+int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo,
+                          const berth_digest *digest, const char *artifact_type);
+
+#endif

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install the Debian packages berth needs to build, test and benchmark, when they are missing.
+# Runs as root on Debian 12 (as `make serve` and `make check` do); elsewhere it only reports.
+set -eu
+PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
+libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
+curl openssl python3 skopeo umoci docker-registry apache2-utils"
+[ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES wrk nginx-light"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+echo "setup: installing$missing"
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: not root; install these packages:$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

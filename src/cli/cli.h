@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The command table and the entry point of each command (argv[0] is the command's name).
+ * Exit status: 0 ok, 1 failure, 2 usage error. */
+#ifndef BERTH_CLI_H
+#define BERTH_CLI_H
+
+#include <stdbool.h>
+
+typedef struct berth_cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} berth_cli_command;
+
+/** True when argv holds --help or -h; commands print their help and exit 0 then. */
+bool cli_wants_help(int argc, char **argv);
+
+int cmd_version(int argc, char **argv);
+
+#endif

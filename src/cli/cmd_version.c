@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* berth version: the version of the program and of the libraries it was built with. */
+#include "cli/cli.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/opensslv.h>
+#include <stdio.h>
+#include <string.h>
+
+bool cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int cmd_version(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: berth version\n\nPrint the version of berth and of its libraries.\n");
+        return 0;
+    }
+    printf("berth %s\n", BERTH_VERSION);
+    printf("libmicrohttpd %s, jansson %s, %s, libcurl %s\n", MHD_get_version(), JANSSON_VERSION,
+           OPENSSL_VERSION_TEXT, curl_version_info(CURLVERSION_NOW)->version);
+    return 0;
+}

@@ -15,6 +15,12 @@ typedef struct berth_cli_command {
 /** True when argv holds --help or -h; commands print their help and exit 0 then. */
 bool cli_wants_help(int argc, char **argv);
 
-int cmd_version(int argc, char **argv);
+int cmd_serve(int argc, char **argv);   /* cmd_serve.c */
+int cmd_copy(int argc, char **argv);    /* cmd_copy.c */
+int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
+int cmd_tags(int argc, char **argv);    /* cmd_tags.c */
+int cmd_catalog(int argc, char **argv); /* cmd_catalog.c */
+int cmd_delete(int argc, char **argv);  /* cmd_delete.c */
+int cmd_version(int argc, char **argv); /* cmd_version.c */
 
 #endif

@@ -6,6 +6,12 @@
 #include <string.h>
 
 static const berth_cli_command commands[] = {
+    {"serve", "run the registry", cmd_serve},
+    {"copy", "copy an image between registries and OCI layouts", cmd_copy},
+    {"inspect", "show a manifest or an image config", cmd_inspect},
+    {"tags", "list the tags of a repository", cmd_tags},
+    {"catalog", "list the repositories of a registry", cmd_catalog},
+    {"delete", "delete a manifest or a tag", cmd_delete},
     {"version", "print the version", cmd_version},
 };
 

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Filesystem primitives. Every durable write is: write a temporary file on the same
+ * filesystem, fsync it, rename (or link) it into place, fsync the directory. A crash at any
+ * point leaves either the old state or the new, plus temporary debris that startup removes.
+ */
+#include "store/fs/fs.h"
+
+#include <berth/errors.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const reserved[] = {"blobs", "index.json", "oci-layout"};
+
+static int io_error(const char *what, const char *path)
+{
+    int code = errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    return berth_error_set(code, "%s %s: %s", what, path, strerror(errno));
+}
+
+int berth__fs_mkdirs(const char *path)
+{
+    char tmp[4096];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(tmp)) {
+        return berth_error_set(BERTH_EIO, "path too long: %s", path);
+    }
+    memcpy(tmp, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char c = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                return berth_error_set(BERTH_EIO, "mkdir %s: %s", tmp, strerror(errno));
+            }
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+
+int berth__fs_fsync_dir(const char *dir)
+{
+    int rc = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return io_error("open", dir);
+    }
+    if (fsync(fd) != 0) {
+        rc = io_error("fsync", dir);
+    }
+    close(fd);
+    return rc;
+}
+
+int berth__fs_fsync_parent(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+
+    if (n == 0 || n >= sizeof(dir)) {
+        return berth__fs_fsync_dir(n == 0 && slash ? "/" : ".");
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return berth__fs_fsync_dir(dir);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int berth__fs_write_atomic(const char *tmpdir, const char *dst, const void *data, size_t len,
+                           bool sync)
+{
+    char tmp[4096];
+    int fd, rc = 0;
+
+    snprintf(tmp, sizeof(tmp), "%s/write.XXXXXX", tmpdir);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        return io_error("create", tmp);
+    }
+    if (write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
+        rc = io_error("write", tmp);
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    fchmod(fd, 0644);
+    close(fd);
+    if (rename(tmp, dst) != 0) {
+        rc = io_error("rename to", dst);
+        unlink(tmp);
+        return rc;
+    }
+    return sync ? berth__fs_fsync_parent(dst) : 0;
+}
+
+int berth__fs_read_file(berth_buf *out, const char *path, size_t max)
+{
+    struct stat st;
+    int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return io_error("open", path);
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = io_error("stat", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        rc = berth_error_set(BERTH_ETOOBIG, "%s: over %zu bytes", path, max);
+        goto out;
+    }
+    rc = berth_buf_grow(out, (size_t)st.st_size);
+    if (rc < 0) {
+        goto out;
+    }
+    for (;;) {
+        ssize_t n;
+        rc = berth_buf_grow(out, 4096);
+        if (rc < 0) {
+            goto out;
+        }
+        n = read(fd, out->ptr + out->len, out->cap - out->len - 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rc = io_error("read", path);
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        out->len += (size_t)n;
+        out->ptr[out->len] = '\0';
+        if (out->len > max) {
+            rc = berth_error_set(BERTH_ETOOBIG, "%s: over %zu bytes", path, max);
+            goto out;
+        }
+    }
+out:
+    close(fd);
+    return rc;
+}
+
+int berth__fs_link(const char *src, const char *dst)
+{
+    if (link(src, dst) == 0 || errno == EEXIST) {
+        return 0;
+    }
+    return io_error("link", dst);
+}
+
+int berth__fs_rmtree(const char *path)
+{
+    struct stat st;
+    DIR *dir;
+    struct dirent *e;
+    int rc = 0;
+
+    if (lstat(path, &st) != 0) {
+        return errno == ENOENT ? 0 : io_error("stat", path);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return unlink(path) == 0 || errno == ENOENT ? 0 : io_error("unlink", path);
+    }
+    dir = opendir(path);
+    if (!dir) {
+        return io_error("opendir", path);
+    }
+    while ((e = readdir(dir)) != NULL) {
+        char child[4096];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
+        if (berth__fs_rmtree(child) < 0) {
+            rc = BERTH_EIO;
+        }
+    }
+    closedir(dir);
+    if (rmdir(path) != 0 && errno != ENOENT) {
+        rc = io_error("rmdir", path);
+    }
+    return rc;
+}
+
+bool berth__fs_is_layout_entry(const char *entry)
+{
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (strcmp(entry, reserved[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool berth__fs_is_escaped(const char *entry)
+{
+    return entry[0] == '_' && berth__fs_is_layout_entry(entry + 1);
+}
+
+int berth__fs_repo_path(berth_buf *out, const char *name)
+{
+    const char *p = name;
+    int rc = 0;
+
+    while (*p && rc == 0) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char comp[256];
+
+        if (n >= sizeof(comp)) {
+            return berth_error_set(BERTH_EINVALID, "name component too long");
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        if (out->len > 0) {
+            rc = berth_buf_puts(out, "/");
+        }
+        if (rc == 0 && berth__fs_is_layout_entry(comp)) {
+            rc = berth_buf_puts(out, "_");
+        }
+        if (rc == 0) {
+            rc = berth_buf_puts(out, comp);
+        }
+        p += n;
+        if (*p == '/') {
+            p++;
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal: the store's in-memory state, shared by store.c, repo.c and upload.c. */
+#ifndef BERTH_STORE_INTERNAL_H
+#define BERTH_STORE_INTERNAL_H
+
+#include <berth/store.h>
+
+#include "base/htab.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* A manifest's bytes in memory, shared by reference with readers (berth_stored_manifest). */
+typedef struct cached_manifest {
+    berth_stored_manifest pub; /* first member: the public view */
+    atomic_int refs;
+    struct berth_store *store; /* for the cache accounting on release */
+    char *bytes;
+    char *media_type;
+} cached_manifest;
+
+/* What a repository knows of one of its manifests. */
+typedef struct manifest_entry {
+    berth_digest digest;
+    char *media_type;
+    int64_t size;
+    char *artifact_type;      /* for referrers; NULL when none */
+    char *annotations_json;   /* the document's annotations as compact JSON, NULL when none */
+    bool has_subject;
+    berth_digest subject;
+    cached_manifest *_Atomic cached; /* NULL when not in memory; one reference held here */
+    unsigned ntags;           /* tags pointing here */
+} manifest_entry;
+
+typedef struct tag_entry {
+    char *name;
+    manifest_entry *manifest;
+} tag_entry;
+
+typedef struct repo {
+    char *name;
+    char *dir;                 /* absolute directory of the layout */
+    pthread_rwlock_t lock;
+    bool loaded;               /* manifests and tags read from disk */
+    bool on_disk;              /* the layout exists */
+    berth__htab manifests;     /* digest string -> manifest_entry */
+    tag_entry *tags;           /* sorted by name (strcmp) */
+    size_t ntags, tags_cap;
+} repo;
+
+struct berth_store {
+    char *root;
+    char *internal;            /* root/_berth */
+    char *pool;                /* root/_berth/blobs */
+    char *uploads;             /* root/_berth/uploads */
+    char *tmp;                 /* root/_berth/tmp */
+    berth_store_options opts;
+    pthread_mutex_t lock;      /* guards repos, catalog, sessions */
+    berth__htab repos;         /* name -> repo */
+    char **catalog;            /* sorted repository names (borrowed from repos) */
+    size_t ncatalog, catalog_cap;
+    berth__htab sessions;      /* upload id -> struct upload_session */
+    atomic_size_t cached_bytes;
+};
+
+/* store.c */
+int berth__store_repo(repo **out, berth_store *s, const char *name, bool create);
+int berth__store_blob_path(berth_buf *out, const char *dir, const berth_digest *d);
+int berth__store_publish_blob(berth_store *s, repo *r, const char *staged,
+                              const berth_digest *d);
+
+/* repo.c: callers hold r->lock (read for lookups, write for changes) */
+int berth__repo_load(berth_store *s, repo *r);
+int berth__repo_save(berth_store *s, repo *r);
+void berth__repo_free(repo *r);
+void berth__repo_free_state(repo *r);
+void berth__manifest_entry_free(manifest_entry *m);
+manifest_entry *berth__repo_find_manifest(repo *r, const char *reference);
+int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r,
+                          manifest_entry *m);
+size_t berth__repo_tag_index(const repo *r, const char *name, bool *found);
+int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m);
+
+/* upload.c */
+void berth__uploads_free(berth_store *s);
+int berth__uploads_purge(berth_store *s);
+
+#endif

@@ -22,6 +22,8 @@ typedef struct berth_store_options {
     size_t cache_bytes;           /* manifest bytes kept in memory (0: 16 MiB) */
     unsigned upload_ttl_seconds;  /* idle upload sessions older than this may be purged (0: 1 day) */
     bool fsync;                   /* fsync before acknowledging (default on; off only for tests) */
+    bool lock;                    /* hold ROOT/_berth/lock exclusively while open (default on):
+                                     one writer process per root */
 } berth_store_options;
 
 /** Defaults for berth_store_options (fsync on). */
@@ -32,7 +34,8 @@ void berth_store_options_init(berth_store_options *opts);
  * may have left.
  * @param out   receives the store, freed with berth_store_free()
  * @param opts  NULL for the defaults
- * @return 0, BERTH_EIO (message names the path), BERTH_ENOMEM
+ * @return 0, BERTH_EIO (message names the path), BERTH_ENOMEM, BERTH_EBUSY (opts.lock is set
+ *         and another process holds the root)
  */
 int berth_store_open(berth_store **out, const char *root, const berth_store_options *opts);
 

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define REF_NAME "org.opencontainers.image.ref.name"
 #define INDEX_MAX (256u * 1024 * 1024)
@@ -190,7 +191,7 @@ static int describe(berth_store *s, repo *r, manifest_entry *m)
     return rc;
 }
 
-int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m)
+int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m, int64_t pushed)
 {
     bool found;
     size_t i = berth__repo_tag_index(r, tag, &found);
@@ -199,6 +200,7 @@ int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m)
     if (found) {
         r->tags[i].manifest->ntags--;
         r->tags[i].manifest = m;
+        r->tags[i].pushed = pushed;
         m->ntags++;
         return 0;
     }
@@ -218,9 +220,51 @@ int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m)
     memmove(r->tags + i + 1, r->tags + i, (r->ntags - i) * sizeof(*r->tags));
     r->tags[i].name = name;
     r->tags[i].manifest = m;
+    r->tags[i].pushed = pushed;
     r->ntags++;
     m->ntags++;
     return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t era;
+    unsigned yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* An RFC 3339 UTC time as berth writes it ("2006-01-02T15:04:05Z"), or `fallback`. */
+static int64_t parse_time(const char *text, int64_t fallback)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+    uint64_t v[6];
+    static const size_t at[6] = {0, 5, 8, 11, 14, 17}, len[6] = {4, 2, 2, 2, 2, 2};
+
+    if (!text || strlen(text) != sizeof(shape) - 1) {
+        return fallback;
+    }
+    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] != 'd' && text[i] != shape[i]) {
+            return fallback;
+        }
+    }
+    for (size_t i = 0; i < 6; i++) {
+        if (berth_parse_u64(&v[i], text + at[i], len[i], 9999) < 0) {
+            berth_error_clear();
+            return fallback;
+        }
+    }
+    if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60) {
+        return fallback;
+    }
+    return days_from_civil((int64_t)v[0], (unsigned)v[1], (unsigned)v[2]) * 86400 +
+           (int64_t)(v[3] * 3600 + v[4] * 60 + v[5]);
 }
 
 int berth__repo_load(berth_store *s, repo *r)
@@ -228,6 +272,7 @@ int berth__repo_load(berth_store *s, repo *r)
     berth_buf path = BERTH_BUF_INIT, text = BERTH_BUF_INIT;
     json_t *doc = NULL, *list, *item;
     json_error_t jerr;
+    int64_t loaded_at = (int64_t)time(NULL); /* the time of entries that have none */
     size_t i;
     int rc;
 
@@ -256,8 +301,10 @@ int berth__repo_load(berth_store *s, repo *r)
         const char *digest = json_string_value(json_object_get(item, "digest"));
         const char *media = json_string_value(json_object_get(item, "mediaType"));
         json_t *size = json_object_get(item, "size");
-        const char *tag =
-            json_string_value(json_object_get(json_object_get(item, "annotations"), REF_NAME));
+        json_t *annotations = json_object_get(item, "annotations");
+        const char *tag = json_string_value(json_object_get(annotations, REF_NAME));
+        int64_t pushed = parse_time(
+            json_string_value(json_object_get(annotations, BERTH__PUSHED_ANNOTATION)), loaded_at);
         berth_digest d;
         manifest_entry *m;
 
@@ -277,6 +324,7 @@ int berth__repo_load(berth_store *s, repo *r)
             }
             m->digest = d;
             m->size = (int64_t)json_integer_value(size);
+            m->pushed = pushed;
             if (describe(s, r, m) < 0) {
                 berth__log(BERTH_LOG_WARN, "%s: manifest %s: %s", r->name, d.str,
                            berth_error_last());
@@ -287,7 +335,7 @@ int berth__repo_load(berth_store *s, repo *r)
                 goto out;
             }
         }
-        if (tag && (rc = berth__repo_set_tag(r, tag, m)) < 0) {
+        if (tag && (rc = berth__repo_set_tag(r, tag, m, pushed)) < 0) {
             goto out;
         }
     }
@@ -319,8 +367,12 @@ static int put_string(berth_buf *out, const char *s)
     return rc == 0 ? berth_buf_puts(out, "\"") : rc;
 }
 
-static int put_descriptor(berth_buf *out, const manifest_entry *m, const char *tag, bool first)
+static int put_descriptor(berth_buf *out, const manifest_entry *m, const char *tag,
+                          int64_t pushed, bool first)
 {
+    char when[32];
+    time_t t = (time_t)pushed;
+    struct tm tm;
     int rc = berth_buf_puts(out, first ? "{\"mediaType\":" : ",{\"mediaType\":");
     if (rc == 0) {
         rc = put_string(out, m->media_type);
@@ -329,14 +381,20 @@ static int put_descriptor(berth_buf *out, const manifest_entry *m, const char *t
         rc = berth_buf_printf(out, ",\"digest\":\"%s\",\"size\":%lld", m->digest.str,
                               (long long)m->size);
     }
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (rc == 0) {
+        rc = berth_buf_printf(out, ",\"annotations\":{\"" BERTH__PUSHED_ANNOTATION "\":\"%s\"",
+                              when);
+    }
     if (rc == 0 && tag) {
-        rc = berth_buf_puts(out, ",\"annotations\":{\"" REF_NAME "\":");
+        rc = berth_buf_puts(out, ",\"" REF_NAME "\":");
         if (rc == 0) {
             rc = put_string(out, tag);
         }
-        if (rc == 0) {
-            rc = berth_buf_puts(out, "}");
-        }
+    }
+    if (rc == 0) {
+        rc = berth_buf_puts(out, "}");
     }
     if (rc == 0) {
         rc = berth_buf_puts(out, "}");
@@ -355,7 +413,7 @@ static void put_untagged(void *value, void *payload)
     manifest_entry *m = value;
     save_ctx *ctx = payload;
     if (ctx->rc == 0 && m->ntags == 0) {
-        ctx->rc = put_descriptor(ctx->out, m, NULL, ctx->first);
+        ctx->rc = put_descriptor(ctx->out, m, NULL, m->pushed, ctx->first);
         ctx->first = false;
     }
 }
@@ -369,7 +427,8 @@ int berth__repo_save(berth_store *s, repo *r)
     rc = berth_buf_puts(&out, "{\"schemaVersion\":2,\"mediaType\":"
                               "\"application/vnd.oci.image.index.v1+json\",\"manifests\":[");
     for (size_t i = 0; rc == 0 && i < r->ntags; i++) {
-        rc = put_descriptor(&out, r->tags[i].manifest, r->tags[i].name, ctx.first);
+        rc = put_descriptor(&out, r->tags[i].manifest, r->tags[i].name, r->tags[i].pushed,
+                            ctx.first);
         ctx.first = false;
     }
     ctx.rc = rc;

@@ -30,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MIB (1024 * 1024)
@@ -47,6 +49,7 @@ void berth_store_options_init(berth_store_options *opts)
     opts->cache_bytes = 8 * MIB;
     opts->upload_ttl_seconds = 24 * 3600;
     opts->fsync = true;
+    opts->lock = true;
 }
 
 /* A cheap guard against paths that escape the root; the server validates names fully. */
@@ -307,6 +310,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         s->opts.upload_ttl_seconds = 24 * 3600;
     }
     pthread_mutex_init(&s->lock, NULL);
+    s->lock_fd = -1;
     s->root = strdup(root);
     s->internal = s->root ? join(s->root, "_berth") : NULL;
     s->pool = s->internal ? join(s->internal, "blobs") : NULL;
@@ -315,6 +319,23 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
     if (!s->tmp) {
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
         goto out;
+    }
+    if ((rc = berth__fs_mkdirs(s->internal)) < 0) {
+        goto out;
+    }
+    if (s->opts.lock) {
+        char *path = join(s->internal, "lock");
+        s->lock_fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+        free(path);
+        if (s->lock_fd < 0) {
+            rc = berth_error_set(BERTH_EIO, "%s/lock: %s", s->internal, strerror(errno));
+            goto out;
+        }
+        if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            rc = berth_error_set(BERTH_EBUSY, "%s is in use by another berth process",
+                                 s->root);
+            goto out;
+        }
     }
     /* staging debris of a crash goes; sessions stay */
     if ((rc = berth__fs_rmtree(s->tmp)) < 0 || (rc = berth__fs_mkdirs(s->tmp)) < 0 ||
@@ -365,6 +386,9 @@ void berth_store_free(berth_store *s)
     berth__htab_foreach(&s->repos, free_repo_cb, NULL);
     berth__htab_dispose(&s->repos);
     free(s->catalog);
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd); /* releases the flock */
+    }
     pthread_mutex_destroy(&s->lock);
     free(s->root);
     free(s->internal);
@@ -470,18 +494,16 @@ int berth_store_blob_delete(berth_store *s, const char *repo_name, const berth_d
     return rc;
 }
 
-/* Link a verified, durable file into the pool and into the repository. */
+/*
+ * Link a verified, durable file into the pool and into the repository. When the pool already
+ * has the blob, our copy is dropped and theirs linked. Garbage collection may remove an old,
+ * unreferenced pool copy between the two links: then the first link is made again from ours.
+ */
 int berth__store_publish_blob(berth_store *s, repo *r, const char *staged, const berth_digest *d)
 {
     berth_buf pool = BERTH_BUF_INIT, dst = BERTH_BUF_INIT;
     int rc = berth__store_blob_path(&pool, s->internal, d);
 
-    if (rc == 0) {
-        rc = berth__fs_link(staged, pool.ptr);
-    }
-    if (rc == 0 && s->opts.fsync) {
-        rc = berth__fs_fsync_parent(pool.ptr);
-    }
     if (rc == 0) {
         rc = berth_buf_printf(&dst, "%s/blobs/%s", r->dir, berth_digest_alg_name(d->alg));
     }
@@ -491,8 +513,18 @@ int berth__store_publish_blob(berth_store *s, repo *r, const char *staged, const
     if (rc == 0) {
         rc = berth_buf_printf(&dst, "/%s", berth_digest_hex(d));
     }
-    if (rc == 0) {
-        rc = berth__fs_link(pool.ptr, dst.ptr);
+    for (int attempt = 0; rc == 0 && attempt < 3; attempt++) {
+        rc = berth__fs_link(staged, pool.ptr);
+        if (rc == 0 && s->opts.fsync) {
+            rc = berth__fs_fsync_parent(pool.ptr);
+        }
+        if (rc == 0) {
+            rc = berth__fs_link(pool.ptr, dst.ptr);
+        }
+        if (rc != BERTH_ENOTFOUND || access(staged, F_OK) != 0) {
+            break;
+        }
+        rc = 0; /* the pool copy vanished under us: link ours again */
     }
     if (rc == 0 && s->opts.fsync) {
         rc = berth__fs_fsync_parent(dst.ptr);
@@ -780,6 +812,7 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
         }
         m->digest = got;
         m->size = (int64_t)len;
+        m->pushed = (int64_t)time(NULL);
         m->artifact_type = info->artifact_type ? strdup(info->artifact_type) : NULL;
         m->annotations_json = map_json(&info->annotations);
         if (info->subject) {
@@ -793,7 +826,7 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
         fresh = NULL;
     }
     if (!by_digest) {
-        rc = berth__repo_set_tag(r, reference, m);
+        rc = berth__repo_set_tag(r, reference, m, (int64_t)time(NULL));
     }
     if (rc == 0) {
         rc = berth__repo_save(s, r);

@@ -30,11 +30,13 @@ typedef struct manifest_entry {
     berth_digest subject;
     cached_manifest *_Atomic cached; /* NULL when not in memory; one reference held here */
     unsigned ntags;           /* tags pointing here */
+    int64_t pushed;           /* when it was pushed (Unix seconds) */
 } manifest_entry;
 
 typedef struct tag_entry {
     char *name;
     manifest_entry *manifest;
+    int64_t pushed;           /* when the tag was last set (Unix seconds) */
 } tag_entry;
 
 typedef struct repo {
@@ -61,6 +63,7 @@ struct berth_store {
     size_t ncatalog, catalog_cap;
     berth__htab sessions;      /* upload id -> struct upload_session */
     atomic_size_t cached_bytes;
+    int lock_fd;               /* flock on _berth/lock when opts.lock, else -1 */
 };
 
 /* store.c */
@@ -79,7 +82,10 @@ manifest_entry *berth__repo_find_manifest(repo *r, const char *reference);
 int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r,
                           manifest_entry *m);
 size_t berth__repo_tag_index(const repo *r, const char *name, bool *found);
-int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m);
+int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m, int64_t pushed);
+
+/* Annotation of index.json entries that records when a tag or manifest was pushed. */
+#define BERTH__PUSHED_ANNOTATION "io.berth.pushed"
 
 /* upload.c */
 void berth__uploads_free(berth_store *s);

@@ -203,4 +203,95 @@ int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_
 int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo,
                           const berth_digest *digest, const char *artifact_type);
 
+/* ---- maintenance: garbage collection, retention, checks, usage ------------------------- */
+
+/** A retention rule: which tags of which repositories to keep. */
+typedef struct berth_retention_rule {
+    const char *repositories; /* glob (fnmatch) over repository names; NULL: all */
+    const char *tags;         /* glob over the tags it governs; NULL: all */
+    unsigned keep_last;       /* keep only the N most recently pushed governed tags (0: all) */
+    int64_t max_tag_age;      /* drop governed tags pushed longer ago, seconds (0: no limit) */
+    int64_t max_untagged_age; /* drop untagged manifests pushed longer ago, seconds, unless an
+                                 index or subject still kept needs them (0: keep) */
+} berth_retention_rule;
+
+/** Called for each thing garbage collection removes (or, in a dry run, would remove). */
+typedef void (*berth_gc_report_cb)(const char *kind, const char *repo, const char *what,
+                                   uint64_t size, void *payload);
+
+typedef struct berth_gc_options {
+    bool dry_run;                       /* report only */
+    int64_t grace_seconds;              /* content linked more recently is kept (default 3600) */
+    const berth_retention_rule *rules;  /* applied in order; NULL for none */
+    size_t nrules;
+    berth_gc_report_cb report;          /* may be NULL */
+    void *payload;
+} berth_gc_options;
+
+typedef struct berth_gc_stats {
+    uint64_t tags_removed;
+    uint64_t manifests_removed;
+    uint64_t links_removed;     /* blobs removed from a repository */
+    uint64_t blobs_removed;     /* blobs removed from the pool (their bytes freed) */
+    uint64_t bytes_freed;
+    uint64_t uploads_removed;
+} berth_gc_stats;
+
+/** Defaults for berth_gc_options: no dry run, one hour of grace, no rules. */
+void berth_gc_options_init(berth_gc_options *opts);
+
+/**
+ * Collect garbage while the store serves. Per repository, under its write lock: apply the
+ * retention rules to tags; keep every tagged manifest, every untagged one without a subject
+ * (unless a rule drops it by age) and everything pushed within the grace period; keep what
+ * they reach (an index's children, the referrers of a kept manifest); drop the other manifests
+ * (so referrers whose subject is gone go); unlink blobs no kept manifest references whose link
+ * is older than the grace period. Then remove pool blobs no repository links to, and upload
+ * sessions idle past the upload TTL. See docs/design.md for why this is safe with concurrent
+ * pushes.
+ * @param stats  receives the counts; may be NULL
+ * @return 0, BERTH_EIO, BERTH_ENOMEM
+ */
+int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats *stats);
+
+/** What berth_store_fsck() found wrong. */
+typedef enum berth_fsck_kind {
+    BERTH_FSCK_CORRUPT_BLOB = 1, /* bytes do not match the digest they are stored under */
+    BERTH_FSCK_MISSING_BLOB,     /* a manifest references a blob the repository lacks */
+    BERTH_FSCK_BAD_MANIFEST,     /* a manifest listed in index.json is absent or invalid */
+    BERTH_FSCK_BAD_INDEX,        /* index.json cannot be read */
+} berth_fsck_kind;
+
+typedef void (*berth_fsck_cb)(berth_fsck_kind kind, const char *repo, const char *digest,
+                              const char *detail, void *payload);
+
+typedef struct berth_fsck_stats {
+    uint64_t blobs_checked;
+    uint64_t bytes_checked;
+    uint64_t manifests_checked;
+    uint64_t problems;
+    uint64_t repaired;          /* corrupt blobs moved aside */
+} berth_fsck_stats;
+
+/**
+ * Verify the store: every blob's bytes against its digest (each inode once), every index.json,
+ * every manifest and what it references. With `repair`, a corrupt blob is moved to
+ * ROOT/_berth/corrupt/ and unlinked from every repository, and the manifests that referenced it
+ * are reported as missing content.
+ * @return 0 when the check ran (problems are reported through `cb` and `stats`), BERTH_EIO
+ */
+int berth_store_fsck(berth_store *s, bool repair, berth_fsck_cb cb, void *payload,
+                     berth_fsck_stats *stats);
+
+/** Space used by one repository: bytes only it holds, and bytes it shares with others. */
+typedef void (*berth_du_cb)(const char *repo, uint64_t exclusive, uint64_t shared,
+                            uint64_t blobs, void *payload);
+
+/**
+ * Space used per repository, in catalog order; a blob linked from more than one repository is
+ * shared. @param total_out  receives the bytes of the pool (every blob once); may be NULL
+ * @return 0, BERTH_EIO
+ */
+int berth_store_du(berth_store *s, berth_du_cb cb, void *payload, uint64_t *total_out);
+
 #endif

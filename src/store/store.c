@@ -358,7 +358,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         rc = scan(s, &dir, &name);
     }
     if (rc == 0) {
-        rc = berth__uploads_purge(s);
+        rc = berth__uploads_gc(s, false, NULL);
     }
 out:
     berth_buf_dispose(&dir);
@@ -396,6 +396,19 @@ void berth_store_free(berth_store *s)
     free(s->uploads);
     free(s->tmp);
     free(s);
+}
+
+repo **berth__store_repos(berth_store *s, size_t *n_out)
+{
+    repo **repos;
+    pthread_mutex_lock(&s->lock);
+    repos = calloc(s->ncatalog ? s->ncatalog : 1, sizeof(*repos));
+    *n_out = 0;
+    for (size_t i = 0; repos && i < s->ncatalog; i++) {
+        repos[(*n_out)++] = berth__htab_get(&s->repos, s->catalog[i]);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return repos;
 }
 
 bool berth_store_repo_exists(berth_store *s, const char *name)

@@ -67,6 +67,9 @@ struct berth_store {
 };
 
 /* store.c */
+/* Every repository, in catalog order (free the array, not the repositories: those live as
+ * long as the store). NULL when out of memory. */
+repo **berth__store_repos(berth_store *s, size_t *n_out);
 int berth__store_repo(repo **out, berth_store *s, const char *name, bool create);
 int berth__store_blob_path(berth_buf *out, const char *dir, const berth_digest *d);
 int berth__store_publish_blob(berth_store *s, repo *r, const char *staged,
@@ -89,6 +92,6 @@ int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m, int64_t pus
 
 /* upload.c */
 void berth__uploads_free(berth_store *s);
-int berth__uploads_purge(berth_store *s);
+int berth__uploads_gc(berth_store *s, bool dry_run, uint64_t *removed);
 
 #endif

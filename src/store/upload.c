@@ -421,7 +421,7 @@ int berth_upload_commit(berth_upload *u, const berth_digest *expected)
     return rc;
 }
 
-int berth__uploads_purge(berth_store *s)
+int berth__uploads_gc(berth_store *s, bool dry_run, uint64_t *removed)
 {
     DIR *d = opendir(s->uploads);
     struct dirent *e;
@@ -433,11 +433,29 @@ int berth__uploads_purge(berth_store *s)
     while ((e = readdir(d)) != NULL) {
         char path[4096];
         struct stat st;
+        upload_session *sess;
+        bool stale;
+
         if (e->d_name[0] == '.') {
             continue;
         }
         snprintf(path, sizeof(path), "%s/%s/data", s->uploads, e->d_name);
-        if (stat(path, &st) != 0 || now - st.st_mtime > (time_t)s->opts.upload_ttl_seconds) {
+        pthread_mutex_lock(&s->lock);
+        sess = berth__htab_get(&s->sessions, e->d_name);
+        stale = (!sess || !sess->busy) &&
+                (stat(path, &st) != 0 || now - st.st_mtime > (time_t)s->opts.upload_ttl_seconds);
+        if (stale && !dry_run && sess) {
+            berth__htab_remove(&s->sessions, e->d_name);
+            session_free(sess);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (!stale) {
+            continue;
+        }
+        if (removed) {
+            (*removed)++;
+        }
+        if (!dry_run) {
             snprintf(path, sizeof(path), "%s/%s", s->uploads, e->d_name);
             berth__log(BERTH_LOG_INFO, "removing stale upload session %s", e->d_name);
             berth__fs_rmtree(path);

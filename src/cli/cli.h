@@ -5,6 +5,7 @@
 #define BERTH_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct berth_cli_command {
     const char *name;
@@ -22,5 +23,11 @@ int cmd_tags(int argc, char **argv);    /* cmd_tags.c */
 int cmd_catalog(int argc, char **argv); /* cmd_catalog.c */
 int cmd_delete(int argc, char **argv);  /* cmd_delete.c */
 int cmd_version(int argc, char **argv); /* cmd_version.c */
+int cmd_gc(int argc, char **argv);      /* cmd_maint.c */
+int cmd_fsck(int argc, char **argv);    /* cmd_maint.c */
+int cmd_du(int argc, char **argv);      /* cmd_maint.c */
+
+/** Parse a duration: a number with a unit s, m, h or d ("90s", "12h"). @return 0 or -1 */
+int cli_parse_duration(int64_t *out, const char *text);
 
 #endif

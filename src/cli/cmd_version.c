@@ -2,6 +2,8 @@
 /* berth version: the version of the program and of the libraries it was built with. */
 #include "cli/cli.h"
 
+#include <berth/common.h>
+
 #include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -17,6 +19,37 @@ bool cli_wants_help(int argc, char **argv)
         }
     }
     return false;
+}
+
+int cli_parse_duration(int64_t *out, const char *text)
+{
+    size_t len = strlen(text);
+    uint64_t n, unit;
+
+    if (len < 2) {
+        return -1;
+    }
+    switch (text[len - 1]) {
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        return -1;
+    }
+    if (berth_parse_u64(&n, text, len - 1, (uint64_t)INT64_MAX / unit) < 0) {
+        return -1;
+    }
+    *out = (int64_t)(n * unit);
+    return 0;
 }
 
 int cmd_version(int argc, char **argv)

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * berth/client.h: a registry client (OCI distribution API over libcurl, with Basic and Docker
+ * token authentication and bounded retries), an OCI image layout end, and the copy engine that
+ * moves an image, an index or a subset of it between any two ends.
+ */
+#ifndef BERTH_CLIENT_H
+#define BERTH_CLIENT_H
+
+#include "buf.h"
+#include "common.h"
+#include "digest.h"
+
+/** The Accept list sent for manifests: OCI manifest and index, Docker v2 manifest and list. */
+#define BERTH_CLIENT_MANIFEST_ACCEPT                                                              \
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "       \
+    "application/vnd.docker.distribution.manifest.v2+json, "                                       \
+    "application/vnd.docker.distribution.manifest.list.v2+json"
+
+/** Largest manifest the client accepts (4 MiB). */
+#define BERTH_CLIENT_MANIFEST_MAX (4u * 1024u * 1024u)
+
+/** Options of a client; every field may be left zero. Strings are copied. */
+typedef struct berth_client_options {
+    const char *username; /* Basic credentials for every registry; NULL: docker config.json */
+    const char *password;
+    const char *docker_config; /* path of a config.json; NULL: $DOCKER_CONFIG or ~/.docker */
+    bool plain_http;           /* plain HTTP for every registry, not only loopback ones */
+    unsigned retries;          /* attempts after a connection error; 0 means 3 */
+    unsigned retry_delay_ms;   /* first backoff delay, doubled each time; 0 means 200 */
+    bool verbose;              /* log each request to stderr */
+} berth_client_options;
+
+/** A registry client: one connection cache and token cache, usable from several threads. */
+typedef struct berth_client berth_client;
+
+/**
+ * Create a client. @param out receives a client the caller frees with berth_client_free()
+ * @return 0, BERTH_ENOMEM, BERTH_ERROR (libcurl could not start)
+ */
+int berth_client_new(berth_client **out, const berth_client_options *opts);
+
+/** Free a client; NULL is fine. */
+void berth_client_free(berth_client *c);
+
+/**
+ * GET /v2/ of `registry` ("host[:port]"), authenticating when challenged.
+ * @return 0; BERTH_EUNAUTHORIZED; BERTH_ENETWORK; BERTH_ERROR for another status
+ */
+int berth_client_ping(berth_client *c, const char *registry);
+
+/**
+ * Fetch a manifest by tag or digest with the manifest Accept list. When `ref` is a digest the
+ * bytes are verified against it.
+ * @param body          receives the bytes (appended; bounded by BERTH_CLIENT_MANIFEST_MAX)
+ * @param content_type  when not NULL, receives the Content-Type (free()), NULL when none
+ * @param digest_out    when not NULL, receives the digest of the bytes
+ * @return 0; BERTH_ENOTFOUND; BERTH_EMISMATCH; BERTH_EUNAUTHORIZED; BERTH_EDENIED;
+ *         BERTH_ENETWORK; BERTH_ETOOBIG; BERTH_ERROR
+ */
+int berth_client_get_manifest(berth_client *c, const char *registry, const char *repo,
+                              const char *ref, berth_buf *body, char **content_type,
+                              berth_digest *digest_out);
+
+/**
+ * HEAD a manifest. @param digest_out when not NULL receives Docker-Content-Digest (alg NONE
+ * when the registry sent none) @return 0, BERTH_ENOTFOUND, or as berth_client_get_manifest()
+ */
+int berth_client_head_manifest(berth_client *c, const char *registry, const char *repo,
+                               const char *ref, berth_digest *digest_out, uint64_t *size_out);
+
+/** Receives the bytes of a blob in order. @return 0 to go on, non-zero to abort */
+typedef int (*berth_client_sink_cb)(const void *data, size_t len, void *payload);
+
+/**
+ * Stream a blob to `sink`, verifying its size (when `size` >= 0) and digest on the way. The
+ * sink may have seen bytes of a blob that then fails the check; the caller discards them.
+ * @return 0; BERTH_ENOTFOUND; BERTH_EMISMATCH; BERTH_ENETWORK; BERTH_ERROR (also when the sink
+ *         aborted)
+ */
+int berth_client_get_blob(berth_client *c, const char *registry, const char *repo,
+                          const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
+                          void *payload);
+
+/** HEAD a blob. @return 0 (size in *size_out when not NULL), BERTH_ENOTFOUND, or an error */
+int berth_client_head_blob(berth_client *c, const char *registry, const char *repo,
+                           const berth_digest *digest, uint64_t *size_out);
+
+/**
+ * Push the blob held in the file at `path` (its digest and size already known). When
+ * `mount_from` is not NULL, a cross-repository mount from that repository of the same registry
+ * is tried first. Small blobs go up in one PUT, large ones in PATCH chunks.
+ * @return 0; BERTH_EUNAUTHORIZED; BERTH_EDENIED; BERTH_ENETWORK; BERTH_EIO; BERTH_ERROR
+ */
+int berth_client_push_blob_file(berth_client *c, const char *registry, const char *repo,
+                                const berth_digest *digest, uint64_t size, const char *path,
+                                const char *mount_from);
+
+/**
+ * Push a blob from memory, as berth_client_push_blob_file().
+ */
+int berth_client_push_blob_mem(berth_client *c, const char *registry, const char *repo,
+                               const berth_digest *digest, const void *data, size_t len);
+
+/**
+ * PUT a manifest under `ref` (a tag or a digest) with `media_type` as Content-Type.
+ * @return 0; BERTH_EINVALID (the registry refused it, message says why); BERTH_ENOTFOUND
+ *         (blobs it references are missing); BERTH_EUNAUTHORIZED; BERTH_EDENIED; BERTH_ERROR
+ */
+int berth_client_push_manifest(berth_client *c, const char *registry, const char *repo,
+                               const char *ref, const char *media_type, const void *data,
+                               size_t len);
+
+/** Receives one name (a tag, a repository). @return 0 to go on, non-zero to stop */
+typedef int (*berth_client_name_cb)(const char *name, void *payload);
+
+/** List the tags of a repository, following Link pagination. @return 0, BERTH_ENOTFOUND, ... */
+int berth_client_list_tags(berth_client *c, const char *registry, const char *repo,
+                           berth_client_name_cb cb, void *payload);
+
+/** List the repositories of a registry (/v2/_catalog), following Link pagination. */
+int berth_client_catalog(berth_client *c, const char *registry, berth_client_name_cb cb,
+                         void *payload);
+
+/** DELETE a manifest by digest, or a tag. @return 0, BERTH_ENOTFOUND, BERTH_EUNSUPPORTED, ... */
+int berth_client_delete_manifest(berth_client *c, const char *registry, const char *repo,
+                                 const char *ref);
+
+/**
+ * GET the referrers index of `digest` (an OCI index, appended to `body`).
+ * @return 0; BERTH_EUNSUPPORTED when the registry has no referrers API (404 on it)
+ */
+int berth_client_referrers(berth_client *c, const char *registry, const char *repo,
+                           const berth_digest *digest, berth_buf *body);
+
+/* ---- parsers of the protocol, public for their tests ---- */
+
+/** A parsed `WWW-Authenticate` challenge. Strings are owned; free with _dispose(). */
+typedef struct berth_auth_challenge {
+    char *scheme;  /* "Bearer", "Basic" */
+    char *realm;
+    char *service; /* NULL when absent */
+    char *scope;   /* NULL when absent */
+} berth_auth_challenge;
+
+/**
+ * Parse the value of a WWW-Authenticate header: `Scheme k="v", k=v, ...` (quoted strings with
+ * backslash escapes, token values). Only the first challenge is read.
+ * @return 0, BERTH_EINVALID (message set), BERTH_ENOMEM
+ */
+int berth_auth_challenge_parse(berth_auth_challenge *out, const char *value);
+
+/** Free the strings of a challenge and zero it. */
+void berth_auth_challenge_dispose(berth_auth_challenge *ch);
+
+/**
+ * Find the `rel="next"` target of a Link header value (`<url>; rel="next"`, several links may
+ * be separated by commas). @param out receives the URL text (appended)
+ * @return 0, BERTH_ENOTFOUND when no next link, BERTH_EINVALID, BERTH_ENOMEM
+ */
+int berth_link_next_parse(berth_buf *out, const char *value);
+
+/**
+ * Read the Basic credentials for `registry` from the JSON text of a docker config.json
+ * (`auths[registry].auth`, base64 of `user:password`; also `username`/`password` members).
+ * For docker.io the keys `https://index.docker.io/v1/` and `index.docker.io` match too.
+ * @param user  receives the user name (free())
+ * @param pass  receives the password (free())
+ * @return 0; BERTH_ENOTFOUND (no entry); BERTH_EINVALID (bad JSON or base64); BERTH_ENOMEM
+ */
+int berth_docker_config_auth(char **user, char **pass, const char *json, size_t len,
+                             const char *registry);
+
+/* ---- ends and copy ---- */
+
+/** Options of berth_copy(). */
+typedef struct berth_copy_options {
+    bool all;              /* copy every child of an index (the default too, see berth_copy) */
+    const char *platform;  /* "os/arch[/variant]": copy only that child of an index */
+    bool referrers;        /* also copy the referrers of each copied manifest */
+    unsigned jobs;         /* parallel blob transfers; 0 means 4 */
+    /** Progress of one blob: called with done == 0 at start and with total at the end. */
+    void (*progress)(const char *digest, uint64_t done, uint64_t total, bool finished,
+                     void *payload);
+    void *progress_payload;
+    /** A line of verbose output ("skipped", "pushed", ...), or NULL to say nothing. */
+    void (*note)(const char *line, void *payload);
+    void *note_payload;
+} berth_copy_options;
+
+/**
+ * Copy what `src` names to `dst`. Each end is a registry reference `HOST[:PORT]/NAME[:TAG]`
+ * (`[@DIGEST]` for the source) or an OCI layout `oci:PATH[:TAG]`. An index is copied whole by
+ * default (as crane does; with `all` as well); with `platform`, only the matching child is
+ * copied and the destination tag points at that image manifest. Blobs present at the
+ * destination are skipped; all digests are verified; a manifest is written only after all it
+ * references is present, and the tag last.
+ * @param digest_out  when not NULL, receives the digest of the top manifest written
+ * @return 0; BERTH_EINVALID (bad reference, no tag for the destination); BERTH_ENOTFOUND;
+ *         BERTH_EMISMATCH; BERTH_ENETWORK; ... with a message naming what failed
+ */
+int berth_copy(berth_client *c, const char *src, const char *dst, const berth_copy_options *opts,
+               berth_digest *digest_out);
+
+#endif

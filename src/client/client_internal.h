@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal interfaces of the client layer: the manifest walker, the OCI layout end, and the
+ * cross-repository mount used by the copy engine. */
+#ifndef BERTH_CLIENT_INTERNAL_H
+#define BERTH_CLIENT_INTERNAL_H
+
+#include <berth/buf.h>
+#include <berth/client.h>
+#include <berth/digest.h>
+
+/* ---- documents (doc.c) ---- */
+
+/** One descriptor a manifest-like document references, with its platform when it has one. */
+typedef struct berth__doc_ref {
+    char *media_type;
+    berth_digest digest;
+    int64_t size;
+    char *os, *arch, *variant; /* NULL when the descriptor has no platform */
+    char *annotations_json;    /* compact JSON of "annotations" or NULL */
+} berth__doc_ref;
+
+typedef struct berth__doc {
+    bool is_index;
+    char *media_type; /* effective: mediaType member, else Content-Type, else by shape */
+    berth__doc_ref *refs;   /* index: manifests; image: config then layers */
+    size_t nrefs;
+    bool has_subject;
+    berth_digest subject;
+} berth__doc;
+
+/**
+ * Read a manifest, index, Docker manifest or manifest list far enough to copy it.
+ * @param out  filled; the caller frees it with berth__doc_dispose()
+ * @return 0, BERTH_EINVALID (message names the field), BERTH_ENOMEM
+ */
+int berth__doc_parse(berth__doc *out, const char *content_type, const char *data, size_t len);
+
+/** Free what a parsed document holds and zero it. */
+void berth__doc_dispose(berth__doc *d);
+
+/** True when the ref's platform matches "os/arch[/variant]" (no variant given: any variant). */
+bool berth__doc_ref_matches(const berth__doc_ref *r, const char *platform);
+
+/* ---- OCI image layout (layout.c) ---- */
+
+/**
+ * Make sure `path` is an OCI layout: with `create`, make the directory, `oci-layout`,
+ * `index.json` and `blobs/` when missing. @return 0, BERTH_ENOTFOUND (not a layout), BERTH_EIO
+ */
+int berth__layout_open(const char *path, bool create);
+
+/** Append `path/blobs/<alg>/<hex>` to `out`. @return 0 or BERTH_ENOMEM */
+int berth__layout_blob_path(berth_buf *out, const char *path, const berth_digest *d);
+
+/** 0 when the blob file exists, BERTH_ENOTFOUND otherwise. */
+int berth__layout_has_blob(const char *path, const berth_digest *d);
+
+/**
+ * Find the manifest a tag names in index.json (with `tag` NULL: the only entry), and read its
+ * bytes, verified against the entry's digest and size.
+ * @param media_type  receives the entry's mediaType (free())
+ * @return 0, BERTH_ENOTFOUND, BERTH_EINVALID, BERTH_EMISMATCH, BERTH_EIO
+ */
+int berth__layout_get_manifest(const char *path, const char *tag, berth_buf *body,
+                               char **media_type, berth_digest *digest_out);
+
+/** Read a blob of the layout into `body`, verified. @return 0, BERTH_ENOTFOUND, ... */
+int berth__layout_read_blob(const char *path, const berth_digest *d, berth_buf *body);
+
+/**
+ * Store the file at `src` as a blob: copied to a temp file in the layout while hashed, checked
+ * against `d` and `size`, fsynced and renamed into place. @return 0, BERTH_EMISMATCH, BERTH_EIO
+ */
+int berth__layout_put_blob_file(const char *path, const berth_digest *d, int64_t size,
+                                const char *src);
+
+/** Store bytes as a blob (verified), as berth__layout_put_blob_file(). */
+int berth__layout_put_blob_mem(const char *path, const berth_digest *d, const void *data,
+                               size_t len);
+
+/**
+ * Add to index.json a descriptor of the manifest (`media_type`, `d`, `size`), named `tag`
+ * (org.opencontainers.image.ref.name) when not NULL, replacing an entry with the same name;
+ * written to a temp file, fsynced and renamed. @return 0, BERTH_EIO, BERTH_EINVALID
+ */
+int berth__layout_set_ref(const char *path, const char *media_type, const berth_digest *d,
+                          uint64_t size, const char *tag);
+
+/* ---- registry extras (client.c) ---- */
+
+/**
+ * Try a cross-repository mount of `d` from `from` into `repo`.
+ * @return 0 when mounted; BERTH_ENOTFOUND when the registry did not mount it (the upload
+ *         session it opened instead is abandoned); another code on failure
+ */
+int berth__client_mount(berth_client *c, const char *registry, const char *repo,
+                        const char *from, const berth_digest *d);
+
+#endif

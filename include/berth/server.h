@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* berth/server.h: the registry's HTTP API (OCI Distribution Spec v1.1) over a berth_store. */
+#ifndef BERTH_SERVER_H
+#define BERTH_SERVER_H
+
+#include "common.h"
+#include "store.h"
+
+typedef struct berth_server berth_server;
+
+typedef struct berth_server_options {
+    const char *listen_address;   /* numeric IPv4 or IPv6 address (default "127.0.0.1") */
+    uint16_t port;                /* 0: any free port (see berth_server_port) */
+    unsigned threads;             /* worker threads (0: number of online cores) */
+    unsigned connection_limit;    /* simultaneous connections (0: 1024) */
+    unsigned connection_timeout;  /* idle seconds before a connection is closed (0: 60) */
+    size_t connection_memory;     /* per-connection buffer memory, bytes (0: 64 KiB) */
+    size_t manifest_max;          /* largest manifest body accepted, bytes (0: 4 MiB) */
+    bool log;                     /* one access-log line per request on stderr (default on) */
+} berth_server_options;
+
+/** Fill `opts` with the defaults (127.0.0.1, port 5000, logging on, zeros elsewhere). */
+void berth_server_options_init(berth_server_options *opts);
+
+/**
+ * Start serving `store` in background threads; returns once the socket listens.
+ * @param out    receives the server; stop and free it with berth_server_free()
+ * @param store  borrowed: must outlive the server
+ * @param opts   NULL for the defaults
+ * @return 0; BERTH_EINVALID (bad address); BERTH_EIO (cannot listen, message says why);
+ *         BERTH_ENOMEM
+ */
+int berth_server_start(berth_server **out, berth_store *store, const berth_server_options *opts);
+
+/** The port the server listens on (useful when started with port 0). */
+uint16_t berth_server_port(const berth_server *srv);
+
+/**
+ * Stop accepting and close every connection; requests in flight are finished or dropped.
+ * Calling it twice is fine. The server must still be freed.
+ */
+void berth_server_stop(berth_server *srv);
+
+/** Stop (if needed) and free the server; NULL is fine. The store is not freed. */
+void berth_server_free(berth_server *srv);
+
+#endif

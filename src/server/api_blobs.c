@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * /v2/<name>/blobs/<digest> (GET, HEAD, DELETE) and the upload sessions under
+ * /v2/<name>/blobs/uploads/. Blob bodies go out with sendfile: the response is built on the
+ * store's descriptor, which libmicrohttpd closes. Upload bodies are streamed into the store's
+ * session as they arrive (see feed() in server.c); a session handle is held only for the
+ * length of one request.
+ */
+#include "server/server_internal.h"
+
+#include <berth/errors.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOCATION_MAX (BERTH_NAME_MAX + BERTH_UPLOAD_ID_MAX + BERTH_DIGEST_MAXLEN + 32)
+
+enum MHD_Result berth__api_blob(berth__req *r)
+{
+    struct MHD_Response *resp;
+    berth_digest digest;
+    berth_byte_range range;
+    const char *range_hdr;
+    uint64_t size, offset = 0, len;
+    unsigned status = 200;
+    char content_range[96];
+    int fd = -1, error;
+
+    if ((error = berth_digest_parse_str(&digest, r->ref)) < 0) {
+        return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
+    }
+    if (r->method == BERTH_M_DELETE) {
+        if ((error = berth_store_blob_delete(r->srv->store, r->name, &digest)) < 0) {
+            return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
+        }
+        return berth__respond_empty(r, 202, NULL);
+    }
+    if ((error = berth_store_blob_open(r->srv->store, r->name, &digest, &fd, &size)) < 0) {
+        return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
+    }
+    len = size;
+    range_hdr = berth__header(r, MHD_HTTP_HEADER_RANGE);
+    if (range_hdr && r->method == BERTH_M_GET) {
+        error = berth_range_parse(&range, range_hdr, strlen(range_hdr), size);
+        if (error == BERTH_ERANGE) {
+            close(fd);
+            snprintf(content_range, sizeof(content_range), "bytes */%llu",
+                     (unsigned long long)size);
+            resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+            if (!resp) {
+                return MHD_NO;
+            }
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+            return berth__respond(r, 416, resp);
+        }
+        if (error == 0) {
+            offset = range.start;
+            len = berth_range_length(&range);
+            status = 206;
+            snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%llu",
+                     (unsigned long long)range.start, (unsigned long long)range.end,
+                     (unsigned long long)size);
+        }
+        /* a malformed or multi-range header is ignored: the whole blob is served */
+        berth_error_clear();
+    }
+    resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(resp, "Docker-Content-Digest", digest.str);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (status == 206) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+    }
+    r->bytes = len;
+    return berth__respond(r, status, resp);
+}
+
+/* 202/204 answer about a session: Location, Range 0-<last byte>, Docker-Upload-UUID. */
+static enum MHD_Result session_response(berth__req *r, unsigned status, const char *id,
+                                        uint64_t size)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    char location[LOCATION_MAX];
+    char range[48];
+
+    if (!resp) {
+        return MHD_NO;
+    }
+    snprintf(location, sizeof(location), "/v2/%s/blobs/uploads/%s", r->name, id);
+    snprintf(range, sizeof(range), "0-%llu", (unsigned long long)(size ? size - 1 : 0));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
+    MHD_add_response_header(resp, "Docker-Upload-UUID", id);
+    return berth__respond(r, status, resp);
+}
+
+static enum MHD_Result blob_created(berth__req *r, const berth_digest *digest)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    char location[LOCATION_MAX];
+
+    if (!resp) {
+        return MHD_NO;
+    }
+    snprintf(location, sizeof(location), "/v2/%s/blobs/%s", r->name, digest->str);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    MHD_add_response_header(resp, "Docker-Content-Digest", digest->str);
+    return berth__respond(r, 201, resp);
+}
+
+enum MHD_Result berth__api_upload_get(berth__req *r)
+{
+    berth_upload *u = NULL;
+    enum MHD_Result ret;
+    int error;
+
+    if ((error = berth_store_upload_open(&u, r->srv->store, r->name, r->ref)) < 0) {
+        return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+    }
+    if (r->method == BERTH_M_DELETE) {
+        if ((error = berth_upload_cancel(u)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        }
+        return berth__respond_empty(r, 204, NULL);
+    }
+    ret = session_response(r, 204, berth_upload_id(u), berth_upload_size(u));
+    berth_upload_close(u);
+    return ret;
+}
+
+/* ?digest= of a PUT or POST: required for PUT. */
+static int query_digest(berth__req *r, bool required)
+{
+    const char *d = berth__query(r, "digest");
+
+    if (!d) {
+        if (required) {
+            return berth_error_set(BERTH_EINVALID, "the digest query parameter is required");
+        }
+        return 0;
+    }
+    if (berth_digest_parse_str(&r->digest, d) < 0) {
+        return berth_error_last_code() ? berth_error_last_code() : BERTH_EINVALID;
+    }
+    r->has_digest = true;
+    return 0;
+}
+
+static enum MHD_Result post_begin(berth__req *r)
+{
+    const char *mount = berth__query(r, "mount");
+    const char *from = berth__query(r, "from");
+    berth_digest digest;
+    int error;
+
+    if (mount) {
+        if ((error = berth_digest_parse_str(&digest, mount)) < 0) {
+            return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
+        }
+        if (from && berth_name_validate(from) < 0) {
+            return berth__respond_error(r, BERTH_OP_NAME, BERTH_EINVALID, NULL);
+        }
+        error = berth_store_blob_mount(r->srv->store, r->name, from, &digest);
+        if (error == 0) {
+            return blob_created(r, &digest);
+        }
+        if (error != BERTH_ENOTFOUND) {
+            return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
+        }
+        /* cannot mount: the spec says to fall back to a new session (202) */
+        berth_error_clear();
+        r->sink = BERTH_SINK_NONE;
+        return MHD_YES;
+    }
+    if ((error = query_digest(r, false)) < 0) {
+        return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
+    }
+    if (r->has_digest) {
+        /* monolithic upload: the body is the blob */
+        if ((error = berth_store_upload_new(&r->upload, r->srv->store, r->name)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        }
+        r->sink = BERTH_SINK_UPLOAD;
+    }
+    return MHD_YES;
+}
+
+enum MHD_Result berth__api_upload_begin(berth__req *r)
+{
+    const char *crange;
+    int error;
+
+    if (r->method == BERTH_M_POST) {
+        return post_begin(r);
+    }
+    if (r->method == BERTH_M_PUT && (error = query_digest(r, true)) < 0) {
+        return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
+    }
+    if ((error = berth_store_upload_open(&r->upload, r->srv->store, r->name, r->ref)) < 0) {
+        return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+    }
+    crange = berth__header(r, MHD_HTTP_HEADER_CONTENT_RANGE);
+    if (crange && r->method == BERTH_M_PATCH) {
+        uint64_t size = berth_upload_size(r->upload);
+
+        if ((error = berth_content_range_parse(&r->crange, crange, strlen(crange))) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, error, NULL);
+        }
+        if (r->crange.start != size) {
+            berth_error_set(BERTH_ERANGE,
+                            "chunk starts at %llu but the session holds %llu bytes",
+                            (unsigned long long)r->crange.start, (unsigned long long)size);
+            return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, BERTH_ERANGE, NULL);
+        }
+        r->has_crange = true;
+    }
+    r->sink = BERTH_SINK_UPLOAD;
+    return MHD_YES;
+}
+
+static enum MHD_Result commit(berth__req *r)
+{
+    berth_upload *u = r->upload;
+    int error;
+
+    r->upload = NULL; /* commit frees the handle in every case */
+    if ((error = berth_upload_commit(u, &r->digest)) < 0) {
+        return berth__respond_error(r, BERTH_OP_COMMIT, error, NULL);
+    }
+    return blob_created(r, &r->digest);
+}
+
+enum MHD_Result berth__api_upload_finish(berth__req *r)
+{
+    berth_upload *u = NULL;
+    char id[BERTH_UPLOAD_ID_MAX + 1];
+    enum MHD_Result ret;
+    uint64_t size;
+    int error;
+
+    if (r->fail_code) {
+        return berth__respond_error(r, r->fail_op, r->fail_code, r->fail_msg);
+    }
+    if (r->method == BERTH_M_POST) {
+        if (r->upload) {
+            return commit(r);
+        }
+        if ((error = berth_store_upload_new(&u, r->srv->store, r->name)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        }
+        ret = session_response(r, 202, berth_upload_id(u), 0);
+        berth_upload_close(u);
+        return ret;
+    }
+    if (!r->upload) {
+        berth_error_set(BERTH_ENOTFOUND, "no upload session");
+        return berth__respond_error(r, BERTH_OP_UPLOAD, BERTH_ENOTFOUND, NULL);
+    }
+    if (r->method == BERTH_M_PUT) {
+        return commit(r);
+    }
+    if (r->has_crange && r->received != berth_range_length(&r->crange)) {
+        berth_error_set(BERTH_EINVALID, "body of %llu bytes for a Content-Range of %llu",
+                        (unsigned long long)r->received,
+                        (unsigned long long)berth_range_length(&r->crange));
+        return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, BERTH_EINVALID, NULL);
+    }
+    /* close (and so sync) before acknowledging: a 202 means the bytes are durable */
+    u = r->upload;
+    r->upload = NULL;
+    size = berth_upload_size(u);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    if ((error = berth_upload_close(u)) < 0) {
+        return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+    }
+    return session_response(r, 202, id, size);
+}

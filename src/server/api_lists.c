@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The listing endpoints: /v2/<name>/tags/list, /v2/_catalog (both paginated with n and
+ * last, with a Link header to the next page) and /v2/<name>/referrers/<digest>, whose index
+ * the store builds.
+ */
+#include "server/server_internal.h"
+
+#include <berth/errors.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A page of names being written as a JSON array. */
+typedef struct page {
+    berth_buf *out;
+    size_t count;
+    const char *last; /* the last name written, borrowed from the store during the callback */
+    char last_copy[BERTH_NAME_MAX + 1];
+    int error;
+} page;
+
+static int add_name(const char *name, void *payload)
+{
+    page *p = payload;
+
+    if ((p->count && (p->error = berth_buf_put(p->out, ",", 1)) < 0) ||
+        (p->error = berth__json_string(p->out, name)) < 0) {
+        return 1;
+    }
+    p->count++;
+    snprintf(p->last_copy, sizeof(p->last_copy), "%s", name);
+    p->last = p->last_copy;
+    return 0;
+}
+
+static enum MHD_Result send_json(berth__req *r, berth_buf *body, const char *content_type,
+                                 const char *link)
+{
+    struct MHD_Response *resp;
+    size_t len = body->len;
+    char *data = berth_buf_detach(body);
+
+    if (!data) {
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (link) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, link);
+    }
+    r->bytes = len;
+    return berth__respond(r, 200, resp);
+}
+
+/* n and last of a listing. n_given is false when there is no n (all names). */
+static int page_query(berth__req *r, size_t *n, bool *n_given, const char **last)
+{
+    const char *ns = berth__query(r, "n");
+    uint64_t v;
+
+    *n = 0;
+    *n_given = false;
+    *last = berth__query(r, "last");
+    if (*last && !**last) {
+        *last = NULL;
+    }
+    if (ns) {
+        if (berth_parse_u64(&v, ns, strlen(ns), 100000) < 0) {
+            return berth_error_set(BERTH_EINVALID, "n must be a number up to 100000");
+        }
+        *n = (size_t)v;
+        *n_given = true;
+    }
+    return 0;
+}
+
+/* Shared by tags and catalog: `path` is the endpoint for the Link header. */
+static enum MHD_Result listing(berth__req *r, bool tags)
+{
+    berth_buf body = BERTH_BUF_INIT;
+    page p = {&body, 0, NULL, {0}, 0};
+    const char *last;
+    char link[BERTH_NAME_MAX * 2 + 96];
+    bool n_given, more = false;
+    enum MHD_Result ret;
+    size_t n;
+    int error;
+
+    if ((error = page_query(r, &n, &n_given, &last)) < 0) {
+        return berth__respond_error(r, BERTH_OP_QUERY, error, NULL);
+    }
+    if (tags) {
+        if ((error = berth_buf_puts(&body, "{\"name\":")) < 0 ||
+            (error = berth__json_string(&body, r->name)) < 0 ||
+            (error = berth_buf_puts(&body, ",\"tags\":[")) < 0) {
+            goto fail;
+        }
+    } else if ((error = berth_buf_puts(&body, "{\"repositories\":[")) < 0) {
+        goto fail;
+    }
+    if (n_given && n == 0) {
+        /* n=0 asks for an empty page; the repository must still exist */
+        if (tags && !berth_store_repo_exists(r->srv->store, r->name)) {
+            berth_buf_dispose(&body);
+            berth_error_set(BERTH_ENOTFOUND, "repository %s not known", r->name);
+            return berth__respond_error(r, BERTH_OP_REPO, BERTH_ENOTFOUND, NULL);
+        }
+    } else {
+        error = tags ? berth_store_tags(r->srv->store, r->name, last, n, add_name, &p, &more)
+                     : berth_store_catalog(r->srv->store, last, n, add_name, &p, &more);
+        if (error == 0 && p.error < 0) {
+            error = p.error;
+        }
+        if (error < 0) {
+            berth_buf_dispose(&body);
+            return berth__respond_error(r, BERTH_OP_REPO, error, NULL);
+        }
+    }
+    if ((error = berth_buf_puts(&body, "]}")) < 0) {
+        goto fail;
+    }
+    if (more && p.last && n_given) {
+        if (tags) {
+            snprintf(link, sizeof(link), "</v2/%s/tags/list?last=%s&n=%zu>; rel=\"next\"",
+                     r->name, p.last, n);
+        } else {
+            snprintf(link, sizeof(link), "</v2/_catalog?last=%s&n=%zu>; rel=\"next\"", p.last, n);
+        }
+    }
+    ret = send_json(r, &body, "application/json", more && p.last && n_given ? link : NULL);
+    berth_buf_dispose(&body);
+    return ret;
+fail:
+    berth_buf_dispose(&body);
+    return berth__respond_error(r, BERTH_OP_ANY, error, NULL);
+}
+
+enum MHD_Result berth__api_tags(berth__req *r)
+{
+    return listing(r, true);
+}
+
+enum MHD_Result berth__api_catalog(berth__req *r)
+{
+    return listing(r, false);
+}
+
+enum MHD_Result berth__api_referrers(berth__req *r)
+{
+    berth_buf body = BERTH_BUF_INIT;
+    const char *artifact_type = berth__query(r, "artifactType");
+    struct MHD_Response *resp;
+    berth_digest digest;
+    size_t len;
+    char *data;
+    int error;
+
+    if ((error = berth_digest_parse_str(&digest, r->ref)) < 0) {
+        return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
+    }
+    if (artifact_type && !*artifact_type) {
+        artifact_type = NULL;
+    }
+    if ((error = berth_store_referrers(&body, r->srv->store, r->name, &digest, artifact_type)) <
+        0) {
+        berth_buf_dispose(&body);
+        return berth__respond_error(r, BERTH_OP_REPO, error, NULL);
+    }
+    len = body.len;
+    if (!(data = berth_buf_detach(&body))) {
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/vnd.oci.image.index.v1+json");
+    if (artifact_type) {
+        MHD_add_response_header(resp, "OCI-Filters-Applied", "artifactType");
+    }
+    r->bytes = len;
+    return berth__respond(r, 200, resp);
+}

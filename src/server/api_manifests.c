@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * /v2/<name>/manifests/<reference>: GET, HEAD, PUT, DELETE. A GET is the hot path: the
+ * store hands out its shared in-memory bytes, which the response points at without a copy;
+ * the reference is dropped by the response's free callback once libmicrohttpd is done.
+ * A PUT buffers the body up to the manifest limit, then gives it to the store to validate.
+ */
+#include "server/server_internal.h"
+
+#include <berth/errors.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Validate r->ref as a digest (it has a ':') or a tag; answer the error when invalid. */
+static int check_reference(berth__req *r, bool *is_digest, berth_digest *digest,
+                           berth__op *op_out)
+{
+    int error;
+
+    *is_digest = strchr(r->ref, ':') != NULL;
+    if (*is_digest) {
+        *op_out = BERTH_OP_DIGEST;
+        return berth_digest_parse_str(digest, r->ref);
+    }
+    *op_out = BERTH_OP_TAG;
+    if ((error = berth_tag_validate(r->ref)) < 0) {
+        return error;
+    }
+    return 0;
+}
+
+static void release_manifest(void *cls)
+{
+    berth_manifest_release(cls);
+}
+
+enum MHD_Result berth__api_manifest(berth__req *r)
+{
+    const berth_stored_manifest *m = NULL;
+    struct MHD_Response *resp;
+    berth_digest digest;
+    berth__op op;
+    bool is_digest;
+    int error;
+
+    if ((error = check_reference(r, &is_digest, &digest, &op)) < 0) {
+        return berth__respond_error(r, op, error, NULL);
+    }
+    if (r->method == BERTH_M_DELETE) {
+        error = is_digest ? berth_store_manifest_delete(r->srv->store, r->name, &digest)
+                          : berth_store_tag_delete(r->srv->store, r->name, r->ref);
+        if (error < 0) {
+            return berth__respond_error(r, BERTH_OP_MANIFEST_GET, error, NULL);
+        }
+        return berth__respond_empty(r, 202, NULL);
+    }
+    if ((error = berth_store_manifest_get(&m, r->srv->store, r->name, r->ref)) < 0) {
+        return berth__respond_error(r, BERTH_OP_MANIFEST_GET, error, NULL);
+    }
+    /* the store's bytes are immutable while referenced; MHD only reads them */
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        m->len, (void *)(uintptr_t)m->data, release_manifest, (void *)(uintptr_t)m);
+    if (!resp) {
+        berth_manifest_release(m);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, m->media_type);
+    MHD_add_response_header(resp, "Docker-Content-Digest", m->digest.str);
+    r->bytes = m->len;
+    return berth__respond(r, 200, resp);
+}
+
+enum MHD_Result berth__api_manifest_put_begin(berth__req *r)
+{
+    const char *cl = berth__header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    size_t max = r->srv->opts.manifest_max;
+    berth_digest digest;
+    berth__op op;
+    bool is_digest;
+    uint64_t declared;
+    int error;
+
+    if ((error = check_reference(r, &is_digest, &digest, &op)) < 0) {
+        return berth__respond_error(r, op == BERTH_OP_TAG ? BERTH_OP_TAG : op, error, NULL);
+    }
+    /* refuse early what is declared too big, so that no byte of it is read */
+    if (cl && berth_parse_u64(&declared, cl, strlen(cl), UINT64_MAX) == 0 && declared > max) {
+        berth_error_set(BERTH_ETOOBIG, "manifest of %llu bytes is over the limit of %zu",
+                        (unsigned long long)declared, max);
+        return berth__respond_error(r, BERTH_OP_MANIFEST_PUT, BERTH_ETOOBIG, NULL);
+    }
+    r->body.max = max;
+    r->sink = BERTH_SINK_BUF;
+    return MHD_YES;
+}
+
+enum MHD_Result berth__api_manifest_put_finish(berth__req *r)
+{
+    const char *content_type = berth__header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    berth_put_result result;
+    struct MHD_Response *resp;
+    char location[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 32];
+    int error;
+
+    if (r->fail_code) {
+        return berth__respond_error(r, r->fail_op, r->fail_code, r->fail_msg);
+    }
+    error = berth_store_manifest_put(&result, r->srv->store, r->name, r->ref, content_type,
+                                     r->body.ptr ? r->body.ptr : "", r->body.len);
+    if (error < 0) {
+        return berth__respond_error(r, BERTH_OP_MANIFEST_PUT, error, NULL);
+    }
+    berth_buf_dispose(&r->body);
+    snprintf(location, sizeof(location), "/v2/%s/manifests/%s", r->name, result.digest.str);
+    resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    MHD_add_response_header(resp, "Docker-Content-Digest", result.digest.str);
+    if (result.has_subject) {
+        MHD_add_response_header(resp, "OCI-Subject", result.subject.str);
+    }
+    return berth__respond(r, 201, resp);
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals shared by the files of src/server/: the per-request state, the router's result,
+ * the error table and the helpers that queue responses. One berth__req lives from the URI
+ * callback of libmicrohttpd to its request-completed callback, always on one thread.
+ */
+#ifndef BERTH_SERVER_INTERNAL_H
+#define BERTH_SERVER_INTERNAL_H
+
+#include <berth/buf.h>
+#include <berth/digest.h>
+#include <berth/range.h>
+#include <berth/reference.h>
+#include <berth/server.h>
+#include <berth/store.h>
+
+#include <microhttpd.h>
+#include <time.h>
+
+/** The API errors of the distribution spec (plus UNKNOWN for a failure of the server). */
+typedef enum berth__api_error {
+    BERTH_API_BLOB_UNKNOWN,
+    BERTH_API_BLOB_UPLOAD_INVALID,
+    BERTH_API_BLOB_UPLOAD_UNKNOWN,
+    BERTH_API_DIGEST_INVALID,
+    BERTH_API_MANIFEST_BLOB_UNKNOWN,
+    BERTH_API_MANIFEST_INVALID,
+    BERTH_API_MANIFEST_UNKNOWN,
+    BERTH_API_NAME_INVALID,
+    BERTH_API_NAME_UNKNOWN,
+    BERTH_API_SIZE_INVALID,
+    BERTH_API_UNAUTHORIZED,
+    BERTH_API_DENIED,
+    BERTH_API_UNSUPPORTED,
+    BERTH_API_TOOMANYREQUESTS,
+    BERTH_API_UNKNOWN,
+} berth__api_error;
+
+/**
+ * What an operation was doing when it failed: the same berth code means different API errors
+ * in different places (ENOTFOUND is MANIFEST_UNKNOWN on a GET, MANIFEST_BLOB_UNKNOWN on a PUT).
+ */
+typedef enum berth__op {
+    BERTH_OP_ANY = 0,
+    BERTH_OP_NAME,          /* validating a repository name */
+    BERTH_OP_DIGEST,        /* validating a digest of the path or query */
+    BERTH_OP_TAG,           /* validating a tag */
+    BERTH_OP_ROUTE,         /* no such endpoint */
+    BERTH_OP_METHOD,        /* endpoint without that method */
+    BERTH_OP_BLOB,          /* blob GET, HEAD, DELETE */
+    BERTH_OP_UPLOAD,        /* opening, writing, cancelling an upload session */
+    BERTH_OP_UPLOAD_RANGE,  /* a chunk that does not continue the session */
+    BERTH_OP_COMMIT,        /* closing an upload with its digest */
+    BERTH_OP_MANIFEST_GET,  /* manifest GET, HEAD, DELETE */
+    BERTH_OP_MANIFEST_PUT,  /* manifest PUT */
+    BERTH_OP_REPO,          /* tags list, referrers: the repository must exist */
+    BERTH_OP_QUERY,         /* a bad query parameter (n, last) */
+} berth__op;
+
+typedef enum berth__method {
+    BERTH_M_OTHER = 0,
+    BERTH_M_GET,
+    BERTH_M_HEAD,
+    BERTH_M_PUT,
+    BERTH_M_POST,
+    BERTH_M_PATCH,
+    BERTH_M_DELETE,
+} berth__method;
+
+typedef enum berth__route {
+    BERTH_R_NONE = 0,
+    BERTH_R_BASE,         /* /v2/ */
+    BERTH_R_CATALOG,      /* /v2/_catalog */
+    BERTH_R_TAGS,         /* /v2/<name>/tags/list */
+    BERTH_R_MANIFEST,     /* /v2/<name>/manifests/<ref> */
+    BERTH_R_BLOB,         /* /v2/<name>/blobs/<digest> */
+    BERTH_R_UPLOADS,      /* /v2/<name>/blobs/uploads/ */
+    BERTH_R_UPLOAD,       /* /v2/<name>/blobs/uploads/<id> */
+    BERTH_R_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+} berth__route;
+
+/** Longest last path segment kept (a tag, a digest or an upload id). */
+#define BERTH__REF_MAX 255
+
+struct berth_server {
+    struct MHD_Daemon *daemon;
+    berth_store *store;
+    berth_server_options opts;
+    uint16_t port;
+};
+
+/** What the request body is being fed to. */
+typedef enum berth__sink {
+    BERTH_SINK_NONE = 0, /* no body expected: bytes are counted and dropped */
+    BERTH_SINK_BUF,      /* a manifest: buffered up to the limit */
+    BERTH_SINK_UPLOAD,   /* a blob: streamed into an upload session */
+} berth__sink;
+
+typedef struct berth__req {
+    berth_server *srv;
+    struct MHD_Connection *conn;
+    char *uri;                   /* as received, with the query: for the log */
+    struct timespec start;
+    berth__method method;
+    const char *method_name;
+    berth__route route;
+    char name[BERTH_NAME_MAX + 1];
+    char ref[BERTH__REF_MAX + 1];
+    bool begun;                  /* the first access-handler call happened */
+    bool responded;              /* a response is queued */
+    unsigned status;             /* status of the queued response */
+    uint64_t bytes;              /* body bytes of the queued response */
+
+    /* request body */
+    berth__sink sink;
+    berth_buf body;
+    berth_upload *upload;
+    uint64_t received;           /* body bytes seen */
+    bool has_crange;             /* PATCH carried a Content-Range */
+    berth_byte_range crange;
+    bool has_digest;             /* ?digest= */
+    berth_digest digest;
+
+    /* a failure while the body streamed, answered once the body is read */
+    int fail_code;               /* 0: none */
+    berth__op fail_op;
+    char fail_msg[256];
+} berth__req;
+
+/* ---- errors.c ----------------------------------------------------------------------- */
+
+/** The spec's code string of an API error, e.g. "BLOB_UNKNOWN". */
+const char *berth__api_error_code(berth__api_error e);
+
+/**
+ * Map a berth error code met while doing `op` to an HTTP status and API error: the one table
+ * of the server. Codes the table does not know give 500 UNKNOWN.
+ */
+void berth__error_map(unsigned *status_out, berth__api_error *api_out, berth__op op, int code);
+
+/**
+ * Append the spec's error document {"errors":[{"code":..,"message":..,"detail":..}]} to `out`,
+ * with `message` (JSON-escaped; NULL or "" for the code's default text).
+ * @return 0 or the buffer's error
+ */
+int berth__error_document(berth_buf *out, berth__api_error e, const char *message);
+
+/** Append `s` as a JSON string, quotes included. @return 0 or the buffer's error */
+int berth__json_string(berth_buf *out, const char *s);
+
+/* ---- server.c: responses --------------------------------------------------------------- */
+
+/**
+ * Queue `resp` (taking it over: it is destroyed here) with `status`, after adding the
+ * headers every response carries. @return the MHD result
+ */
+enum MHD_Result berth__respond(berth__req *r, unsigned status, struct MHD_Response *resp);
+
+/** Queue an empty response with `status`, plus optional Location. @return the MHD result */
+enum MHD_Result berth__respond_empty(berth__req *r, unsigned status, const char *location);
+
+/**
+ * Queue the error of `code` met during `op`, with berth_error_last() as message unless `msg`
+ * is given. @return the MHD result
+ */
+enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, const char *msg);
+
+/** Remember a failure during body streaming (with berth_error_last()) to answer at the end. */
+void berth__req_fail(berth__req *r, berth__op op, int code);
+
+/** A query argument of the request, or NULL. Borrowed from MHD. */
+const char *berth__query(berth__req *r, const char *key);
+
+/** A request header, or NULL. Borrowed from MHD. */
+const char *berth__header(berth__req *r, const char *key);
+
+/* ---- api_*.c: handlers. begin runs on the first call; finish once the body is read. ---- */
+
+enum MHD_Result berth__api_manifest(berth__req *r);        /* GET, HEAD, DELETE */
+enum MHD_Result berth__api_manifest_put_begin(berth__req *r);
+enum MHD_Result berth__api_manifest_put_finish(berth__req *r);
+enum MHD_Result berth__api_blob(berth__req *r);            /* GET, HEAD, DELETE */
+enum MHD_Result berth__api_upload_get(berth__req *r);      /* GET, DELETE on a session */
+enum MHD_Result berth__api_upload_begin(berth__req *r);    /* POST, PATCH, PUT */
+enum MHD_Result berth__api_upload_finish(berth__req *r);
+enum MHD_Result berth__api_tags(berth__req *r);
+enum MHD_Result berth__api_catalog(berth__req *r);
+enum MHD_Result berth__api_referrers(berth__req *r);
+
+#endif

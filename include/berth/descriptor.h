@@ -89,4 +89,10 @@ void berth_platform_free(berth_platform *p);
 /** The value of `key` in a map, or NULL (borrowed). */
 const char *berth_map_get(const berth_map *m, const char *key);
 
+/** Free the strings of a caller-owned list and empty it. */
+void berth_strlist_dispose(berth_strlist *l);
+
+/** Free the keys and values of a caller-owned map and empty it. */
+void berth_map_dispose(berth_map *m);
+
 #endif

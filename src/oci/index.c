@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * oci/index.c: the image index (OCI) and the Docker schema2 manifest list, one struct told
+ * apart by mediaType. Parsing reads members by type, then berth_index_validate() checks MUSTs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/errors.h"
+#include "berth/index.h"
+#include "berth/mediatype.h"
+#include "oci/json.h"
+
+static const char *const index_known[] = {"schemaVersion", "mediaType", "artifactType",
+                                          "manifests", "subject", "annotations", NULL};
+
+void berth_index_free(berth_index *idx)
+{
+    if (!idx) {
+        return;
+    }
+    free(idx->media_type);
+    free(idx->artifact_type);
+    berth__descriptors_free(idx->manifests, idx->nmanifests);
+    berth_descriptor_free(idx->subject);
+    berth_map_dispose(&idx->annotations);
+    free(idx->extra);
+    free(idx);
+}
+
+bool berth_index_is_docker(const berth_index *idx)
+{
+    return idx && idx->media_type && strcmp(idx->media_type, BERTH_MEDIA_DOCKER_LIST) == 0;
+}
+
+int berth__index_from_json(berth_index *idx, const json_t *root)
+{
+    const json_t *v;
+    int rc;
+
+    if ((rc = berth__json_size(&idx->schema_version, NULL, root, "schemaVersion", true)) < 0 ||
+        (rc = berth__json_str(&idx->media_type, root, "mediaType", false)) < 0 ||
+        (rc = berth__json_str(&idx->artifact_type, root, "artifactType", false)) < 0 ||
+        (rc = berth__descriptors_from_json(&idx->manifests, &idx->nmanifests, root, "manifests",
+                                           true)) < 0) {
+        return rc;
+    }
+    if ((v = json_object_get(root, "subject")) != NULL) {
+        if (!(idx->subject = calloc(1, sizeof(*idx->subject)))) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        if ((rc = berth__descriptor_from_json(idx->subject, v)) < 0) {
+            berth_error_prefix(json_is_object(v) ? "subject." : "subject: ");
+            return rc;
+        }
+    }
+    if ((rc = berth__json_map(&idx->annotations, root, "annotations")) < 0 ||
+        (rc = berth__json_extra(&idx->extra, root, index_known)) < 0) {
+        return rc;
+    }
+    return berth_index_validate(idx);
+}
+
+int berth_index_validate(const berth_index *idx)
+{
+    bool docker;
+    size_t i;
+    int rc;
+
+    if (!idx) {
+        return berth_error_set(BERTH_EINVALID, "no index");
+    }
+    if (idx->schema_version != 2) {
+        return berth_error_set(BERTH_EINVALID, "schemaVersion: must be 2, not %lld",
+                               (long long)idx->schema_version);
+    }
+    docker = berth_index_is_docker(idx);
+    if (idx->media_type && !docker && strcmp(idx->media_type, BERTH_MEDIA_OCI_INDEX) != 0) {
+        return berth_error_set(BERTH_EINVALID, "mediaType: '%.200s' is not an index type",
+                               idx->media_type);
+    }
+    if (idx->artifact_type && !berth_media_type_valid(idx->artifact_type)) {
+        return berth_error_set(BERTH_EINVALID, "artifactType: '%.200s' is not a media type",
+                               idx->artifact_type);
+    }
+    if ((rc = berth__descriptors_validate(idx->manifests, idx->nmanifests, "manifests")) < 0) {
+        return rc;
+    }
+    for (i = 0; docker && i < idx->nmanifests; i++) {
+        if (!idx->manifests[i].platform) {
+            return berth_error_set(BERTH_EINVALID, "manifests[%zu].platform: required", i);
+        }
+    }
+    if (idx->subject && (rc = berth_descriptor_validate(idx->subject)) < 0) {
+        berth_error_prefix("subject.");
+        return rc;
+    }
+    return 0;
+}
+
+int berth_index_parse(berth_index **out, const char *json, size_t len)
+{
+    berth_index *idx = NULL;
+    json_t *root = NULL;
+    int rc;
+
+    berth_error_clear();
+    *out = NULL;
+    if ((rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(idx = calloc(1, sizeof(*idx)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = berth__index_from_json(idx, root)) < 0) {
+        goto out;
+    }
+    *out = idx;
+    idx = NULL;
+out:
+    berth_index_free(idx);
+    json_decref(root);
+    return rc;
+}
+
+int berth_index_serialize(berth_buf *out, const berth_index *idx)
+{
+    json_t *o = json_object();
+    int rc = 0;
+
+    if (o) {
+        berth__json_set(o, "schemaVersion", json_integer(idx->schema_version), &rc);
+        berth__json_set_str(o, "mediaType", idx->media_type, &rc);
+        berth__json_set_str(o, "artifactType", idx->artifact_type, &rc);
+        berth__json_set_descriptors(o, "manifests", idx->manifests, idx->nmanifests, &rc);
+        if (idx->subject) {
+            berth__json_set(o, "subject", berth__descriptor_to_json(idx->subject, &rc), &rc);
+        }
+        berth__json_set_map(o, "annotations", &idx->annotations, &rc);
+        berth__json_put_extra(o, idx->extra, &rc);
+    }
+    if (!o || rc < 0) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        rc = berth__json_dump(out, o);
+    }
+    json_decref(o);
+    return rc;
+}

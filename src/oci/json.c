@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * oci/json.c: strict JSON reading and compact writing for the data model, on jansson.
+ * Input is parsed with JSON_REJECT_DUPLICATES and must be one object; member readers check
+ * JSON types and name the member in every message. Unknown members are kept as the compact
+ * text of an object (berth_extra) and merged back when a document is written, after the known
+ * members, so that a document survives a round trip. Also here: RFC 3339 and base64.
+ */
+#include "oci/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/errors.h"
+
+int berth__json_load(json_t **out, const char *data, size_t len)
+{
+    json_error_t err;
+    json_t *v;
+
+    *out = NULL;
+    if (!data && len) {
+        return berth_error_set(BERTH_EINVALID, "no document");
+    }
+    v = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &err);
+    if (!v) {
+        return berth_error_set(BERTH_EINVALID, "invalid JSON at line %d column %d: %s", err.line,
+                               err.column, err.text);
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return berth_error_set(BERTH_EINVALID, "document is not a JSON object");
+    }
+    *out = v;
+    return 0;
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    return berth_buf_put(data, buffer, size) < 0 ? -1 : 0;
+}
+
+int berth__json_dump(berth_buf *out, const json_t *v)
+{
+    if (json_dump_callback(v, dump_cb, out, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory writing JSON");
+    }
+    return 0;
+}
+
+int berth__json_want_object(const json_t *v, const char *what)
+{
+    if (!json_is_object(v)) {
+        return berth_error_set(BERTH_EINVALID, "%s: not a JSON object", what);
+    }
+    return 0;
+}
+
+static char *dup_str(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+int berth__json_str(char **out, const json_t *obj, const char *key, bool required)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (!v) {
+        return required ? berth_error_set(BERTH_EINVALID, "%s: required", key) : 0;
+    }
+    if (!json_is_string(v)) {
+        return berth_error_set(BERTH_EINVALID, "%s: not a string", key);
+    }
+    if (!(*out = dup_str(v))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int berth__json_size(int64_t *out, bool *present, const json_t *obj, const char *key,
+                     bool required)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    if (present) {
+        *present = v != NULL;
+    }
+    if (!v) {
+        return required ? berth_error_set(BERTH_EINVALID, "%s: required", key) : 0;
+    }
+    if (!json_is_integer(v)) {
+        return berth_error_set(BERTH_EINVALID, "%s: not an integer", key);
+    }
+    if (json_integer_value(v) < 0) {
+        return berth_error_set(BERTH_EINVALID, "%s: negative", key);
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+int berth__json_bool(bool *out, bool *present, const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    *present = v != NULL;
+    if (!v) {
+        return 0;
+    }
+    if (!json_is_boolean(v)) {
+        return berth_error_set(BERTH_EINVALID, "%s: not a boolean", key);
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+int berth__json_strlist(berth_strlist *out, const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    size_t i, n;
+
+    memset(out, 0, sizeof(*out));
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_array(v)) {
+        return berth_error_set(BERTH_EINVALID, "%s: not an array", key);
+    }
+    n = json_array_size(v);
+    if (n == 0) {
+        return 0;
+    }
+    if (!(out->items = calloc(n, sizeof(char *)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        if (!json_is_string(e)) {
+            return berth_error_set(BERTH_EINVALID, "%s[%zu]: not a string", key, i);
+        }
+        if (!(out->items[i] = dup_str(e))) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        out->count++;
+    }
+    return 0;
+}
+
+int berth__json_map(berth_map *out, const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    const char *k;
+    json_t *e;
+    size_t n;
+
+    memset(out, 0, sizeof(*out));
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        return berth_error_set(BERTH_EINVALID, "%s: not an object", key);
+    }
+    n = json_object_size(v);
+    if (n == 0) {
+        return 0;
+    }
+    if (!(out->items = calloc(n, sizeof(berth_kv)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    json_object_foreach((json_t *)(uintptr_t)v, k, e) {
+        berth_kv *kv = &out->items[out->count];
+        if (!json_is_string(e)) {
+            return berth_error_set(BERTH_EINVALID, "%s.%s: not a string", key, k);
+        }
+        kv->key = strdup(k);
+        kv->value = dup_str(e);
+        out->count++;
+        if (!kv->key || !kv->value) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
+int berth__json_keyset(berth_strlist *out, const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    const char *k;
+    json_t *e;
+    size_t n;
+
+    memset(out, 0, sizeof(*out));
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        return berth_error_set(BERTH_EINVALID, "%s: not an object", key);
+    }
+    n = json_object_size(v);
+    if (n == 0) {
+        return 0;
+    }
+    if (!(out->items = calloc(n, sizeof(char *)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    json_object_foreach((json_t *)(uintptr_t)v, k, e) {
+        if (!json_is_object(e)) {
+            return berth_error_set(BERTH_EINVALID, "%s.%s: not an object", key, k);
+        }
+        if (!(out->items[out->count] = strdup(k))) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        out->count++;
+    }
+    return 0;
+}
+
+static bool is_known(const char *k, const char *const *known)
+{
+    for (; *known; known++) {
+        if (strcmp(k, *known) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int berth__json_extra(berth_extra *out, const json_t *obj, const char *const *known)
+{
+    json_t *x = NULL;
+    const char *k;
+    json_t *e;
+    int rc = 0;
+
+    *out = NULL;
+    json_object_foreach((json_t *)(uintptr_t)obj, k, e) {
+        if (is_known(k, known)) {
+            continue;
+        }
+        if (!x && !(x = json_object())) {
+            rc = BERTH_ENOMEM;
+            goto out;
+        }
+        if (json_object_set(x, k, e) != 0) {
+            rc = BERTH_ENOMEM;
+            goto out;
+        }
+    }
+    if (x && !(*out = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+        rc = BERTH_ENOMEM;
+    }
+out:
+    json_decref(x);
+    return rc < 0 ? berth_error_set(rc, "out of memory") : 0;
+}
+
+void berth__json_put_extra(json_t *obj, berth_extra extra, int *rc)
+{
+    json_t *x;
+
+    if (!extra) {
+        return;
+    }
+    x = json_loads(extra, JSON_DECODE_ANY, NULL);
+    if (!x || json_object_update_missing(obj, x) != 0) {
+        *rc = BERTH_ENOMEM;
+    }
+    json_decref(x);
+}
+
+void berth__json_set(json_t *obj, const char *key, json_t *v, int *rc)
+{
+    if (!v || json_object_set_new(obj, key, v) != 0) {
+        *rc = BERTH_ENOMEM;
+    }
+}
+
+void berth__json_set_str(json_t *obj, const char *key, const char *s, int *rc)
+{
+    if (s) {
+        berth__json_set(obj, key, json_string(s), rc);
+    }
+}
+
+void berth__json_set_strlist(json_t *obj, const char *key, const berth_strlist *l, int *rc)
+{
+    json_t *a;
+    size_t i;
+
+    if (l->count == 0) {
+        return;
+    }
+    a = json_array();
+    for (i = 0; a && i < l->count; i++) {
+        if (json_array_append_new(a, json_string(l->items[i])) != 0) {
+            *rc = BERTH_ENOMEM;
+        }
+    }
+    berth__json_set(obj, key, a, rc);
+}
+
+void berth__json_set_map(json_t *obj, const char *key, const berth_map *m, int *rc)
+{
+    json_t *o;
+    size_t i;
+
+    if (m->count == 0) {
+        return;
+    }
+    o = json_object();
+    for (i = 0; o && i < m->count; i++) {
+        berth__json_set(o, m->items[i].key, json_string(m->items[i].value), rc);
+    }
+    berth__json_set(obj, key, o, rc);
+}
+
+void berth__json_set_keyset(json_t *obj, const char *key, const berth_strlist *l, int *rc)
+{
+    json_t *o;
+    size_t i;
+
+    if (l->count == 0) {
+        return;
+    }
+    o = json_object();
+    for (i = 0; o && i < l->count; i++) {
+        berth__json_set(o, l->items[i], json_object(), rc);
+    }
+    berth__json_set(obj, key, o, rc);
+}
+
+json_t *berth__json_from_text(const char *text)
+{
+    return json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+}
+
+char *berth__json_to_text(const json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+}
+
+/* RFC 3339 section 5.6: full-date "T" full-time, with "t"/" " not accepted for "T" except
+ * the lowercase forms the RFC allows ("t", "z"). */
+static bool digits(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int num2(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+bool berth__rfc3339_valid(const char *s)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int month, day;
+
+    if (!s || strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) ||
+        s[7] != '-' || !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') ||
+        !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
+        !digits(s + 17, 2)) {
+        return false;
+    }
+    month = num2(s + 5);
+    day = num2(s + 8);
+    if (month < 1 || month > 12 || day < 1 || day > mdays[month - 1] || num2(s + 11) > 23 ||
+        num2(s + 14) > 59 || num2(s + 17) > 60) {
+        return false;
+    }
+    s += 19;
+    if (*s == '.') {
+        s++;
+        if (!digits(s, 1)) {
+            return false;
+        }
+        while (*s >= '0' && *s <= '9') {
+            s++;
+        }
+    }
+    if ((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0') {
+        return true;
+    }
+    return (s[0] == '+' || s[0] == '-') && digits(s + 1, 2) && s[3] == ':' &&
+           digits(s + 4, 2) && s[6] == '\0' && num2(s + 1) <= 23 && num2(s + 4) <= 59;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int berth__base64_encode(berth_buf *out, const unsigned char *data, size_t len)
+{
+    size_t i;
+    char q[4];
+
+    for (i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        if (i + 1 < len) {
+            v |= (uint32_t)data[i + 1] << 8;
+        }
+        if (i + 2 < len) {
+            v |= data[i + 2];
+        }
+        q[0] = b64[(v >> 18) & 63];
+        q[1] = b64[(v >> 12) & 63];
+        q[2] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+        q[3] = i + 2 < len ? b64[v & 63] : '=';
+        if (berth_buf_put(out, q, 4) < 0) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
+static int b64val(char c)
+{
+    const char *p = c ? strchr(b64, c) : NULL;
+    return p ? (int)(p - b64) : -1;
+}
+
+int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, size_t len)
+{
+    unsigned char *p;
+    size_t i, n = 0;
+
+    *out = NULL;
+    *out_len = 0;
+    if (len % 4 != 0) {
+        return BERTH_EINVALID;
+    }
+    if (!(p = malloc(len / 4 * 3 + 1))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (i = 0; i < len; i += 4) {
+        int a = b64val(s[i]), b = b64val(s[i + 1]), c = b64val(s[i + 2]), d = b64val(s[i + 3]);
+        bool last = i + 4 == len;
+        if (a < 0 || b < 0) {
+            goto bad;
+        }
+        if (c < 0 || d < 0) {
+            /* padding only at the very end: "xx==" or "xxx=", with zero spare bits */
+            if (!last || s[i + 3] != '=' || (c < 0 && s[i + 2] != '=') ||
+                (c < 0 && (b & 15)) || (c >= 0 && (c & 3))) {
+                goto bad;
+            }
+        }
+        p[n++] = (unsigned char)((a << 2) | (b >> 4));
+        if (c >= 0) {
+            p[n++] = (unsigned char)(((b & 15) << 4) | (c >> 2));
+        }
+        if (d >= 0) {
+            p[n++] = (unsigned char)(((c & 3) << 6) | d);
+        }
+    }
+    *out = p;
+    *out_len = n;
+    return 0;
+bad:
+    free(p);
+    return BERTH_EINVALID;
+}

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * oci/manifest.c: the image manifest (OCI and Docker schema2) and the versioned header.
+ * Parsing reads members by type, then berth_manifest_validate() checks the spec's MUSTs; a
+ * Docker manifest shares the struct and is told apart by its mediaType.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/errors.h"
+#include "berth/manifest.h"
+#include "berth/mediatype.h"
+#include "oci/json.h"
+
+static const char *const manifest_known[] = {"schemaVersion", "mediaType", "artifactType",
+                                             "config", "layers", "subject", "annotations", NULL};
+static const char *const versioned_known[] = {"schemaVersion", NULL};
+
+/* ---- versioned ---- */
+
+void berth_versioned_free(berth_versioned *v)
+{
+    if (v) {
+        free(v->extra);
+        free(v);
+    }
+}
+
+int berth_versioned_parse(berth_versioned **out, const char *json, size_t len)
+{
+    berth_versioned *v = NULL;
+    json_t *root = NULL;
+    int rc;
+
+    berth_error_clear();
+    *out = NULL;
+    if ((rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(v = calloc(1, sizeof(*v)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = berth__json_size(&v->schema_version, NULL, root, "schemaVersion", true)) < 0 ||
+        (rc = berth__json_extra(&v->extra, root, versioned_known)) < 0) {
+        goto out;
+    }
+    *out = v;
+    v = NULL;
+out:
+    berth_versioned_free(v);
+    json_decref(root);
+    return rc;
+}
+
+int berth_versioned_serialize(berth_buf *out, const berth_versioned *v)
+{
+    json_t *o = json_object();
+    int rc = 0;
+
+    if (o) {
+        berth__json_set(o, "schemaVersion", json_integer(v->schema_version), &rc);
+        berth__json_put_extra(o, v->extra, &rc);
+    }
+    if (!o || rc < 0) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        rc = berth__json_dump(out, o);
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* ---- manifest ---- */
+
+void berth_manifest_free(berth_manifest *m)
+{
+    if (!m) {
+        return;
+    }
+    free(m->media_type);
+    free(m->artifact_type);
+    berth_descriptor_dispose(&m->config);
+    berth__descriptors_free(m->layers, m->nlayers);
+    berth_descriptor_free(m->subject);
+    berth_map_dispose(&m->annotations);
+    free(m->extra);
+    free(m);
+}
+
+bool berth_manifest_is_docker(const berth_manifest *m)
+{
+    return m && m->media_type && strcmp(m->media_type, BERTH_MEDIA_DOCKER_MANIFEST) == 0;
+}
+
+/* Read a single-descriptor member (config, subject) into `d`, prefixing errors with `key`. */
+static int member_descriptor(berth_descriptor *d, const json_t *root, const char *key)
+{
+    const json_t *v = json_object_get(root, key);
+    int rc = berth__descriptor_from_json(d, v);
+
+    if (rc < 0) {
+        berth_error_prefix(json_is_object(v) ? "%s." : "%s: ", key);
+    }
+    return rc;
+}
+
+int berth__manifest_from_json(berth_manifest *m, const json_t *root)
+{
+    int rc;
+
+    if ((rc = berth__json_size(&m->schema_version, NULL, root, "schemaVersion", true)) < 0 ||
+        (rc = berth__json_str(&m->media_type, root, "mediaType", false)) < 0 ||
+        (rc = berth__json_str(&m->artifact_type, root, "artifactType", false)) < 0) {
+        return rc;
+    }
+    if (!json_object_get(root, "config")) {
+        return berth_error_set(BERTH_EINVALID, "config: required");
+    }
+    if ((rc = member_descriptor(&m->config, root, "config")) < 0) {
+        return rc;
+    }
+    if ((rc = berth__descriptors_from_json(&m->layers, &m->nlayers, root, "layers", true)) < 0) {
+        return rc;
+    }
+    if (json_object_get(root, "subject")) {
+        if (!(m->subject = calloc(1, sizeof(*m->subject)))) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        if ((rc = member_descriptor(m->subject, root, "subject")) < 0) {
+            return rc;
+        }
+    }
+    if ((rc = berth__json_map(&m->annotations, root, "annotations")) < 0 ||
+        (rc = berth__json_extra(&m->extra, root, manifest_known)) < 0) {
+        return rc;
+    }
+    return berth_manifest_validate(m);
+}
+
+int berth_manifest_validate(const berth_manifest *m)
+{
+    bool docker;
+    int rc;
+
+    if (!m) {
+        return berth_error_set(BERTH_EINVALID, "no manifest");
+    }
+    if (m->schema_version != 2) {
+        return berth_error_set(BERTH_EINVALID, "schemaVersion: must be 2, not %lld",
+                               (long long)m->schema_version);
+    }
+    docker = berth_manifest_is_docker(m);
+    if (m->media_type && !docker && strcmp(m->media_type, BERTH_MEDIA_OCI_MANIFEST) != 0) {
+        return berth_error_set(BERTH_EINVALID, "mediaType: '%.200s' is not a manifest type",
+                               m->media_type);
+    }
+    if (m->artifact_type && !berth_media_type_valid(m->artifact_type)) {
+        return berth_error_set(BERTH_EINVALID, "artifactType: '%.200s' is not a media type",
+                               m->artifact_type);
+    }
+    if ((rc = berth_descriptor_validate(&m->config)) < 0) {
+        berth_error_prefix("config.");
+        return rc;
+    }
+    if (!docker && !m->artifact_type && m->config.media_type &&
+        strcmp(m->config.media_type, BERTH_MEDIA_OCI_EMPTY) == 0) {
+        return berth_error_set(BERTH_EINVALID,
+                               "artifactType: required when config.mediaType is %s",
+                               BERTH_MEDIA_OCI_EMPTY);
+    }
+    if ((rc = berth__descriptors_validate(m->layers, m->nlayers, "layers")) < 0) {
+        return rc;
+    }
+    if (m->subject && (rc = berth_descriptor_validate(m->subject)) < 0) {
+        berth_error_prefix("subject.");
+        return rc;
+    }
+    return 0;
+}
+
+int berth_manifest_parse(berth_manifest **out, const char *json, size_t len)
+{
+    berth_manifest *m = NULL;
+    json_t *root = NULL;
+    int rc;
+
+    berth_error_clear();
+    *out = NULL;
+    if ((rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(m = calloc(1, sizeof(*m)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = berth__manifest_from_json(m, root)) < 0) {
+        goto out;
+    }
+    *out = m;
+    m = NULL;
+out:
+    berth_manifest_free(m);
+    json_decref(root);
+    return rc;
+}
+
+int berth_manifest_serialize(berth_buf *out, const berth_manifest *m)
+{
+    json_t *o = json_object();
+    int rc = 0;
+
+    if (o) {
+        berth__json_set(o, "schemaVersion", json_integer(m->schema_version), &rc);
+        berth__json_set_str(o, "mediaType", m->media_type, &rc);
+        berth__json_set_str(o, "artifactType", m->artifact_type, &rc);
+        berth__json_set(o, "config", berth__descriptor_to_json(&m->config, &rc), &rc);
+        berth__json_set_descriptors(o, "layers", m->layers, m->nlayers, &rc);
+        if (m->subject) {
+            berth__json_set(o, "subject", berth__descriptor_to_json(m->subject, &rc), &rc);
+        }
+        berth__json_set_map(o, "annotations", &m->annotations, &rc);
+        berth__json_put_extra(o, m->extra, &rc);
+    }
+    if (!o || rc < 0) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        rc = berth__json_dump(out, o);
+    }
+    json_decref(o);
+    return rc;
+}

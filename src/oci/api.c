@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * oci/api.c: the distribution API's JSON documents: error responses (whose `detail` may be
+ * any JSON value and is kept as its compact text), the catalog and the tag list.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/api.h"
+#include "berth/errors.h"
+#include "oci/json.h"
+
+static const char *const response_known[] = {"errors", NULL};
+static const char *const info_known[] = {"code", "message", "detail", NULL};
+static const char *const repos_known[] = {"repositories", NULL};
+static const char *const tags_known[] = {"name", "tags", NULL};
+
+/* Dump an object built by a serialiser, or report the allocation failure it recorded. */
+static int finish(berth_buf *out, json_t *o, int rc)
+{
+    if (!o || rc < 0) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        rc = berth__json_dump(out, o);
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* ---- error response ---- */
+
+void berth_error_response_free(berth_error_response *r)
+{
+    size_t i;
+
+    if (!r) {
+        return;
+    }
+    for (i = 0; i < r->nerrors; i++) {
+        free(r->errors[i].code);
+        free(r->errors[i].message);
+        free(r->errors[i].detail);
+        free(r->errors[i].extra);
+    }
+    free(r->errors);
+    free(r->extra);
+    free(r);
+}
+
+static int info_from_json(berth_error_info *e, const json_t *v)
+{
+    const json_t *d;
+    int rc;
+
+    if ((rc = berth__json_want_object(v, "error")) < 0) {
+        return rc;
+    }
+    if ((rc = berth__json_str(&e->code, v, "code", true)) < 0 ||
+        (rc = berth__json_str(&e->message, v, "message", false)) < 0) {
+        return rc;
+    }
+    if ((d = json_object_get(v, "detail")) != NULL && !(e->detail = berth__json_to_text(d))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return berth__json_extra(&e->extra, v, info_known);
+}
+
+int berth_error_response_validate(const berth_error_response *r)
+{
+    size_t i;
+
+    if (!r) {
+        return berth_error_set(BERTH_EINVALID, "no error response");
+    }
+    for (i = 0; i < r->nerrors; i++) {
+        if (!r->errors[i].code || !*r->errors[i].code) {
+            return berth_error_set(BERTH_EINVALID, "errors[%zu].code: required", i);
+        }
+        if (r->errors[i].detail) {
+            json_t *d = berth__json_from_text(r->errors[i].detail);
+            json_decref(d);
+            if (!d) {
+                return berth_error_set(BERTH_EINVALID, "errors[%zu].detail: not JSON", i);
+            }
+        }
+    }
+    return 0;
+}
+
+int berth_error_response_parse(berth_error_response **out, const char *json, size_t len)
+{
+    berth_error_response *r = NULL;
+    json_t *root = NULL;
+    const json_t *errs;
+    size_t i, n;
+    int rc;
+
+    berth_error_clear();
+    *out = NULL;
+    if ((rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(r = calloc(1, sizeof(*r)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    errs = json_object_get(root, "errors");
+    if (!errs || !json_is_array(errs)) {
+        rc = berth_error_set(BERTH_EINVALID, errs ? "errors: not an array" : "errors: required");
+        goto out;
+    }
+    n = json_array_size(errs);
+    if (n && !(r->errors = calloc(n, sizeof(berth_error_info)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        r->nerrors = i + 1;
+        if ((rc = info_from_json(&r->errors[i], json_array_get(errs, i))) < 0) {
+            berth_error_prefix(json_is_object(json_array_get(errs, i)) ? "errors[%zu]."
+                                                                       : "errors[%zu]: ",
+                               i);
+            goto out;
+        }
+    }
+    if ((rc = berth__json_extra(&r->extra, root, response_known)) < 0 ||
+        (rc = berth_error_response_validate(r)) < 0) {
+        goto out;
+    }
+    *out = r;
+    r = NULL;
+out:
+    berth_error_response_free(r);
+    json_decref(root);
+    return rc;
+}
+
+int berth_error_response_serialize(berth_buf *out, const berth_error_response *r)
+{
+    json_t *o = json_object(), *arr = json_array();
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; o && arr && i < r->nerrors; i++) {
+        const berth_error_info *e = &r->errors[i];
+        json_t *eo = json_object();
+        if (!eo) {
+            rc = BERTH_ENOMEM;
+            break;
+        }
+        berth__json_set_str(eo, "code", e->code, &rc);
+        berth__json_set_str(eo, "message", e->message, &rc);
+        if (e->detail) {
+            berth__json_set(eo, "detail", berth__json_from_text(e->detail), &rc);
+        }
+        berth__json_put_extra(eo, e->extra, &rc);
+        if (json_array_append_new(arr, eo) != 0) {
+            rc = BERTH_ENOMEM;
+        }
+    }
+    if (o) {
+        berth__json_set(o, "errors", arr, &rc);
+        berth__json_put_extra(o, r->extra, &rc);
+    } else {
+        json_decref(arr);
+    }
+    return finish(out, o, rc);
+}
+
+/* ---- repository list ---- */
+
+void berth_repository_list_free(berth_repository_list *l)
+{
+    if (l) {
+        berth_strlist_dispose(&l->repositories);
+        free(l->extra);
+        free(l);
+    }
+}
+
+int berth_repository_list_validate(const berth_repository_list *l)
+{
+    size_t i;
+
+    for (i = 0; l && i < l->repositories.count; i++) {
+        if (!l->repositories.items[i][0]) {
+            return berth_error_set(BERTH_EINVALID, "repositories[%zu]: empty", i);
+        }
+    }
+    return l ? 0 : berth_error_set(BERTH_EINVALID, "no repository list");
+}
+
+int berth_repository_list_parse(berth_repository_list **out, const char *json, size_t len)
+{
+    berth_repository_list *l = NULL;
+    json_t *root = NULL;
+    int rc;
+
+    berth_error_clear();
+    *out = NULL;
+    if ((rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(l = calloc(1, sizeof(*l)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!json_object_get(root, "repositories")) {
+        rc = berth_error_set(BERTH_EINVALID, "repositories: required");
+        goto out;
+    }
+    if ((rc = berth__json_strlist(&l->repositories, root, "repositories")) < 0 ||
+        (rc = berth__json_extra(&l->extra, root, repos_known)) < 0 ||
+        (rc = berth_repository_list_validate(l)) < 0) {
+        goto out;
+    }
+    *out = l;
+    l = NULL;
+out:
+    berth_repository_list_free(l);
+    json_decref(root);
+    return rc;
+}
+
+/* An array member that is written even when empty. */
+static void set_array(json_t *o, const char *key, const berth_strlist *l, int *rc)
+{
+    if (l->count) {
+        berth__json_set_strlist(o, key, l, rc);
+    } else {
+        berth__json_set(o, key, json_array(), rc);
+    }
+}
+
+int berth_repository_list_serialize(berth_buf *out, const berth_repository_list *l)
+{
+    json_t *o = json_object();
+    int rc = 0;
+
+    if (o) {
+        set_array(o, "repositories", &l->repositories, &rc);
+        berth__json_put_extra(o, l->extra, &rc);
+    }
+    return finish(out, o, rc);
+}
+
+/* ---- tag list ---- */
+
+void berth_tag_list_free(berth_tag_list *l)
+{
+    if (l) {
+        free(l->name);
+        berth_strlist_dispose(&l->tags);
+        free(l->extra);
+        free(l);
+    }
+}
+
+int berth_tag_list_validate(const berth_tag_list *l)
+{
+    size_t i;
+
+    if (!l || !l->name || !*l->name) {
+        return berth_error_set(BERTH_EINVALID, "name: required");
+    }
+    for (i = 0; i < l->tags.count; i++) {
+        if (!l->tags.items[i][0]) {
+            return berth_error_set(BERTH_EINVALID, "tags[%zu]: empty", i);
+        }
+    }
+    return 0;
+}
+
+int berth_tag_list_parse(berth_tag_list **out, const char *json, size_t len)
+{
+    berth_tag_list *l = NULL;
+    json_t *root = NULL;
+    int rc;
+
+    berth_error_clear();
+    *out = NULL;
+    if ((rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(l = calloc(1, sizeof(*l)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = berth__json_str(&l->name, root, "name", true)) < 0) {
+        goto out;
+    }
+    if (!json_object_get(root, "tags")) {
+        rc = berth_error_set(BERTH_EINVALID, "tags: required");
+        goto out;
+    }
+    if ((rc = berth__json_strlist(&l->tags, root, "tags")) < 0 ||
+        (rc = berth__json_extra(&l->extra, root, tags_known)) < 0 ||
+        (rc = berth_tag_list_validate(l)) < 0) {
+        goto out;
+    }
+    *out = l;
+    l = NULL;
+out:
+    berth_tag_list_free(l);
+    json_decref(root);
+    return rc;
+}
+
+int berth_tag_list_serialize(berth_buf *out, const berth_tag_list *l)
+{
+    json_t *o = json_object();
+    int rc = 0;
+
+    if (o) {
+        berth__json_set_str(o, "name", l->name, &rc);
+        set_array(o, "tags", &l->tags, &rc);
+        berth__json_put_extra(o, l->extra, &rc);
+    }
+    return finish(out, o, rc);
+}

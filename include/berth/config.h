@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* berth/config.h: every setting of `berth serve`, loaded from YAML, environment and flags. */
+#ifndef BERTH_CONFIG_H
+#define BERTH_CONFIG_H
+
+#include <stdio.h>
+
+#include "common.h"
+
+/** Access actions, a bit set. */
+#define BERTH_ACTION_PULL   1u
+#define BERTH_ACTION_PUSH   2u
+#define BERTH_ACTION_DELETE 4u
+
+/** Log output format. */
+typedef enum berth_config_log_format {
+    BERTH_CONFIG_LOG_TEXT = 0,
+    BERTH_CONFIG_LOG_JSON = 1,
+} berth_config_log_format;
+
+/** One access rule: who may do what on the repositories matching a glob. */
+typedef struct berth_config_rule {
+    char *repositories; /* fnmatch(3) glob on the repository name, e.g. "team/..." */
+    char **users;       /* user names (NULL-terminated array, may be empty) */
+    char **groups;      /* group names (NULL-terminated array, may be empty) */
+    bool anonymous;     /* the rule also applies to unauthenticated clients */
+    unsigned actions;   /* BERTH_ACTION_* bits */
+} berth_config_rule;
+
+/** A named group of users. */
+typedef struct berth_config_group {
+    char *name;
+    char **users; /* NULL-terminated */
+} berth_config_group;
+
+/** One garbage-collection retention rule. 0 means "no limit" for every number. */
+typedef struct berth_config_retention {
+    char *repositories;        /* glob, default "*" */
+    char *tags;                /* glob, default "*" */
+    uint64_t keep_last;        /* keep at least the newest N matching tags */
+    uint64_t max_tag_age;      /* seconds */
+    uint64_t max_untagged_age; /* seconds */
+} berth_config_retention;
+
+/**
+ * The effective configuration. Strings are owned by the struct (NULL when unset); durations
+ * are in seconds, sizes in bytes. Read the fields directly; change them only through
+ * berth_config_set() or the loaders so that ownership stays consistent.
+ */
+typedef struct berth_config {
+    char *listen; /* "127.0.0.1:5000" */
+    char *root;   /* "./data" */
+    uint64_t threads;
+    uint64_t max_connections;
+    struct {
+        uint64_t read;
+        uint64_t write;
+        uint64_t idle;
+    } timeouts;
+    struct {
+        uint64_t manifest_size;
+        uint64_t body_size;
+        uint64_t concurrent_uploads;
+        uint64_t requests_per_second; /* per client address; 0 = unlimited */
+        uint64_t burst;
+    } limits;
+    struct {
+        berth_config_log_format format;
+        int level; /* 0 error, 1 warn, 2 info, 3 debug (as the internal log levels) */
+    } log;
+    struct {
+        char *cert;
+        char *key;
+        char *client_ca; /* set: clients must present a certificate signed by it (mTLS) */
+    } tls;
+    struct {
+        char *htpasswd; /* bcrypt htpasswd file for Basic auth */
+        struct {
+            char *realm;       /* URL of the token endpoint announced in challenges */
+            char *service;     /* the audience */
+            char *issuer;      /* iss claim */
+            char *private_key; /* PEM (EC P-256 -> ES256, RSA -> RS256): berth issues tokens */
+            char *public_key;  /* PEM of a trusted external issuer (when no private_key) */
+            uint64_t lifetime; /* seconds */
+        } token;
+    } auth;
+    berth_config_rule *access; /* `access_count` rules, in file order */
+    size_t access_count;
+    berth_config_group *groups;
+    size_t groups_count;
+    struct {
+        uint64_t interval; /* seconds; 0 = no periodic gc */
+        uint64_t grace;    /* seconds */
+        berth_config_retention *retention;
+        size_t retention_count;
+    } gc;
+} berth_config;
+
+/**
+ * A configuration holding every default.
+ * @param out  receives the configuration; free it with berth_config_free()
+ * @return 0 or BERTH_ENOMEM
+ */
+int berth_config_new(berth_config **out);
+
+/**
+ * Read a YAML file over `cfg` (keys present in the file replace the current values; lists
+ * given in the file replace the lists). Unknown keys, wrong types and bad values are refused
+ * with a message `file:line:col: key: reason`; `cfg` may then be partly updated and should be
+ * freed.
+ * @return 0, BERTH_EIO (unreadable file) or BERTH_EINVALID
+ */
+int berth_config_load_file(berth_config *cfg, const char *path);
+
+/**
+ * As berth_config_load_file() on an in-memory document; `name` is used in messages.
+ */
+int berth_config_load_string(berth_config *cfg, const char *name, const char *text, size_t len);
+
+/**
+ * Set one scalar key by its dotted name ("limits.body_size", "auth.token.realm") from text,
+ * parsed as the key's type (durations "30s", "5m", "12h", "7d" or plain seconds; sizes
+ * "4MiB", "512KiB", "1GB" or plain bytes; booleans true/false; log.format text|json;
+ * log.level error|warn|info|debug). An empty value unsets a string key.
+ * @return 0, BERTH_ENOTFOUND (no such scalar key) or BERTH_EINVALID (bad value); message set
+ */
+int berth_config_set(berth_config *cfg, const char *key, const char *value);
+
+/**
+ * Apply environment overrides: for each scalar key, BERTH_ + the dotted name upper-cased with
+ * dots replaced by underscores (limits.body_size -> BERTH_LIMITS_BODY_SIZE).
+ * @param getenv_fn  the lookup, getenv(3) when NULL (tests pass their own)
+ * @return 0 or the first error of berth_config_set(), message prefixed with the variable name
+ */
+int berth_config_apply_env(berth_config *cfg, const char *(*getenv_fn)(const char *name));
+
+/**
+ * Check the settings against each other (e.g. tls.cert without tls.key, token realm without a
+ * key, rules naming unknown groups).
+ * @return 0 or BERTH_EINVALID with the offending key in the message
+ */
+int berth_config_validate(const berth_config *cfg);
+
+/**
+ * Write the effective settings as YAML that berth_config_load_file() accepts back.
+ * @return 0 or BERTH_EIO
+ */
+int berth_config_print(const berth_config *cfg, FILE *out);
+
+/**
+ * The environment variable name of a dotted key, into `out` (`out_size` bytes).
+ * @return 0, or BERTH_EINVALID when it does not fit
+ */
+int berth_config_env_name(char *out, size_t out_size, const char *key);
+
+/**
+ * Parse a duration: digits with an optional unit s, m, h or d (no unit = seconds).
+ * @return 0 or BERTH_EINVALID
+ */
+int berth_config_parse_duration(uint64_t *out, const char *text);
+
+/**
+ * Parse a size: digits with an optional unit B, KiB, MiB, GiB, TiB, KB, MB, GB, TB (or K, M, G).
+ * @return 0 or BERTH_EINVALID
+ */
+int berth_config_parse_size(uint64_t *out, const char *text);
+
+/** Free a configuration and everything it owns; NULL is fine. */
+void berth_config_free(berth_config *cfg);
+
+#endif

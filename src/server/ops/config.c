@@ -1,0 +1,1086 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config.c: the settings of `berth serve`. Every scalar setting is one row of `keys`: its dotted
+ * name, its type and its offset in berth_config. The YAML loader, berth_config_set(), the
+ * environment overrides and the printer all go through that one table, so a key can never be
+ * known to one of them and not to the others. The three lists (access, groups, gc.retention)
+ * are YAML-only. Strings in the struct are always heap-owned or NULL.
+ */
+#include <berth/config.h>
+#include <berth/errors.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef enum key_type {
+    T_STRING,
+    T_U64,
+    T_DURATION,
+    T_SIZE,
+    T_LOGFORMAT,
+    T_LOGLEVEL,
+} key_type;
+
+typedef struct key_def {
+    const char *name;
+    key_type type;
+    size_t offset;
+} key_def;
+
+#define KEY(n, t, field) {n, t, offsetof(berth_config, field)}
+
+static const key_def keys[] = {
+    KEY("listen", T_STRING, listen),
+    KEY("root", T_STRING, root),
+    KEY("threads", T_U64, threads),
+    KEY("max_connections", T_U64, max_connections),
+    KEY("timeouts.read", T_DURATION, timeouts.read),
+    KEY("timeouts.write", T_DURATION, timeouts.write),
+    KEY("timeouts.idle", T_DURATION, timeouts.idle),
+    KEY("limits.manifest_size", T_SIZE, limits.manifest_size),
+    KEY("limits.body_size", T_SIZE, limits.body_size),
+    KEY("limits.concurrent_uploads", T_U64, limits.concurrent_uploads),
+    KEY("limits.requests_per_second", T_U64, limits.requests_per_second),
+    KEY("limits.burst", T_U64, limits.burst),
+    KEY("log.format", T_LOGFORMAT, log.format),
+    KEY("log.level", T_LOGLEVEL, log.level),
+    KEY("tls.cert", T_STRING, tls.cert),
+    KEY("tls.key", T_STRING, tls.key),
+    KEY("tls.client_ca", T_STRING, tls.client_ca),
+    KEY("auth.htpasswd", T_STRING, auth.htpasswd),
+    KEY("auth.token.realm", T_STRING, auth.token.realm),
+    KEY("auth.token.service", T_STRING, auth.token.service),
+    KEY("auth.token.issuer", T_STRING, auth.token.issuer),
+    KEY("auth.token.private_key", T_STRING, auth.token.private_key),
+    KEY("auth.token.public_key", T_STRING, auth.token.public_key),
+    KEY("auth.token.lifetime", T_DURATION, auth.token.lifetime),
+    KEY("gc.interval", T_DURATION, gc.interval),
+    KEY("gc.grace", T_DURATION, gc.grace),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const char *level_names[] = {"error", "warn", "info", "debug"};
+
+static const key_def *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].name, name) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* Is `name` a section, i.e. a proper prefix "name." of some key? */
+static bool is_section(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strncmp(keys[i].name, name, n) == 0 && keys[i].name[n] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static void free_lists_access(berth_config *cfg)
+{
+    for (size_t i = 0; i < cfg->access_count; i++) {
+        free(cfg->access[i].repositories);
+        free_strv(cfg->access[i].users);
+        free_strv(cfg->access[i].groups);
+    }
+    free(cfg->access);
+    cfg->access = NULL;
+    cfg->access_count = 0;
+}
+
+static void free_lists_groups(berth_config *cfg)
+{
+    for (size_t i = 0; i < cfg->groups_count; i++) {
+        free(cfg->groups[i].name);
+        free_strv(cfg->groups[i].users);
+    }
+    free(cfg->groups);
+    cfg->groups = NULL;
+    cfg->groups_count = 0;
+}
+
+static void free_lists_retention(berth_config *cfg)
+{
+    for (size_t i = 0; i < cfg->gc.retention_count; i++) {
+        free(cfg->gc.retention[i].repositories);
+        free(cfg->gc.retention[i].tags);
+    }
+    free(cfg->gc.retention);
+    cfg->gc.retention = NULL;
+    cfg->gc.retention_count = 0;
+}
+
+void berth_config_free(berth_config *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == T_STRING) {
+            free(*(char **)(void *)((char *)cfg + keys[i].offset));
+        }
+    }
+    free_lists_access(cfg);
+    free_lists_groups(cfg);
+    free_lists_retention(cfg);
+    free(cfg);
+}
+
+int berth_config_new(berth_config **out)
+{
+    berth_config *cfg = NULL;
+    int error = BERTH_ENOMEM;
+
+    if (!out) {
+        return berth_error_set(BERTH_EINVALID, "berth_config_new: no output");
+    }
+    *out = NULL;
+    berth_error_clear();
+    cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) {
+        goto out;
+    }
+    cfg->threads = 4;
+    cfg->max_connections = 256;
+    cfg->timeouts.read = 60;
+    cfg->timeouts.write = 300;
+    cfg->timeouts.idle = 120;
+    cfg->limits.manifest_size = 4u << 20;
+    cfg->limits.body_size = 0;
+    cfg->limits.concurrent_uploads = 64;
+    cfg->limits.requests_per_second = 0;
+    cfg->limits.burst = 0;
+    cfg->log.format = BERTH_CONFIG_LOG_TEXT;
+    cfg->log.level = 2;
+    cfg->auth.token.lifetime = 300;
+    cfg->gc.interval = 0;
+    cfg->gc.grace = 3600;
+    if (berth_config_set(cfg, "listen", "127.0.0.1:5000") < 0 ||
+        berth_config_set(cfg, "root", "./data") < 0 ||
+        berth_config_set(cfg, "auth.token.service", "berth") < 0 ||
+        berth_config_set(cfg, "auth.token.issuer", "berth") < 0) {
+        goto out;
+    }
+    *out = cfg;
+    cfg = NULL;
+    error = 0;
+out:
+    if (error) {
+        berth_error_set(error, "out of memory");
+    }
+    berth_config_free(cfg);
+    return error;
+}
+
+/* digits followed by a unit from `units` (the multiplier of each); "" = first multiplier. */
+typedef struct unit {
+    const char *suffix;
+    uint64_t mult;
+} unit;
+
+static int parse_with_units(uint64_t *out, const char *text, const unit *units, size_t nunits,
+                            const char *what)
+{
+    size_t digits = 0;
+    uint64_t n = 0;
+
+    if (!text) {
+        return berth_error_set(BERTH_EINVALID, "no %s", what);
+    }
+    while (text[digits] >= '0' && text[digits] <= '9') {
+        digits++;
+    }
+    if (digits == 0 || berth_parse_u64(&n, text, digits, UINT64_MAX) < 0) {
+        return berth_error_set(BERTH_EINVALID, "invalid %s '%s'", what, text);
+    }
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(text + digits, units[i].suffix) == 0) {
+            if (units[i].mult && n > UINT64_MAX / units[i].mult) {
+                return berth_error_set(BERTH_EINVALID, "%s '%s' is too large", what, text);
+            }
+            *out = n * units[i].mult;
+            return 0;
+        }
+    }
+    return berth_error_set(BERTH_EINVALID, "invalid %s '%s' (unknown unit)", what, text);
+}
+
+int berth_config_parse_duration(uint64_t *out, const char *text)
+{
+    static const unit units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), "duration");
+}
+
+int berth_config_parse_size(uint64_t *out, const char *text)
+{
+    static const unit units[] = {
+        {"", 1},
+        {"B", 1},
+        {"K", 1024},
+        {"KiB", 1024},
+        {"KB", 1000},
+        {"M", 1024 * 1024},
+        {"MiB", 1024 * 1024},
+        {"MB", 1000 * 1000},
+        {"G", 1024ull * 1024 * 1024},
+        {"GiB", 1024ull * 1024 * 1024},
+        {"GB", 1000ull * 1000 * 1000},
+        {"TiB", 1024ull * 1024 * 1024 * 1024},
+        {"TB", 1000ull * 1000 * 1000 * 1000},
+    };
+    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), "size");
+}
+
+static int parse_bool(bool *out, const char *text)
+{
+    if (strcmp(text, "true") == 0 || strcmp(text, "yes") == 0 || strcmp(text, "on") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcmp(text, "false") == 0 || strcmp(text, "no") == 0 || strcmp(text, "off") == 0) {
+        *out = false;
+        return 0;
+    }
+    return berth_error_set(BERTH_EINVALID, "invalid boolean '%s' (true or false)", text);
+}
+
+static int set_key(berth_config *cfg, const key_def *k, const char *value)
+{
+    void *field = (char *)cfg + k->offset;
+    uint64_t n = 0;
+    int error = 0;
+
+    switch (k->type) {
+    case T_STRING: {
+        char *copy = NULL;
+        if (value[0]) {
+            copy = strdup(value);
+            if (!copy) {
+                return berth_error_set(BERTH_ENOMEM, "out of memory");
+            }
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    case T_U64:
+        error = berth_parse_u64(&n, value, strlen(value), UINT64_MAX);
+        if (error < 0) {
+            return berth_error_set(BERTH_EINVALID, "invalid number '%s'", value);
+        }
+        *(uint64_t *)field = n;
+        return 0;
+    case T_DURATION:
+        error = berth_config_parse_duration(&n, value);
+        if (error == 0) {
+            *(uint64_t *)field = n;
+        }
+        return error;
+    case T_SIZE:
+        error = berth_config_parse_size(&n, value);
+        if (error == 0) {
+            *(uint64_t *)field = n;
+        }
+        return error;
+    case T_LOGFORMAT:
+        if (strcmp(value, "text") == 0) {
+            *(berth_config_log_format *)field = BERTH_CONFIG_LOG_TEXT;
+        } else if (strcmp(value, "json") == 0) {
+            *(berth_config_log_format *)field = BERTH_CONFIG_LOG_JSON;
+        } else {
+            return berth_error_set(BERTH_EINVALID, "invalid log format '%s' (text or json)",
+                                   value);
+        }
+        return 0;
+    case T_LOGLEVEL:
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(value, level_names[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        return berth_error_set(BERTH_EINVALID,
+                               "invalid log level '%s' (error, warn, info or debug)", value);
+    }
+    return berth_error_set(BERTH_ERROR, "internal: bad key type");
+}
+
+int berth_config_set(berth_config *cfg, const char *key, const char *value)
+{
+    const key_def *k = NULL;
+
+    if (!cfg || !key || !value) {
+        return berth_error_set(BERTH_EINVALID, "berth_config_set: missing argument");
+    }
+    k = find_key(key);
+    if (!k) {
+        return berth_error_set(BERTH_ENOTFOUND, "%s: unknown setting", key);
+    }
+    if (set_key(cfg, k, value) < 0) {
+        berth_error_prefix("%s: ", key);
+        return berth_error_last_code();
+    }
+    return 0;
+}
+
+int berth_config_env_name(char *out, size_t out_size, const char *key)
+{
+    size_t n = 0;
+    static const char prefix[] = "BERTH_";
+
+    if (!out || !key || out_size < sizeof(prefix) + strlen(key)) {
+        return berth_error_set(BERTH_EINVALID, "environment name does not fit");
+    }
+    memcpy(out, prefix, sizeof(prefix) - 1);
+    n = sizeof(prefix) - 1;
+    for (const char *p = key; *p; p++) {
+        out[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int berth_config_apply_env(berth_config *cfg, const char *(*getenv_fn)(const char *name))
+{
+    char name[128];
+
+    if (!cfg) {
+        return berth_error_set(BERTH_EINVALID, "berth_config_apply_env: no configuration");
+    }
+    berth_error_clear();
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *value = NULL;
+        if (berth_config_env_name(name, sizeof(name), keys[i].name) < 0) {
+            return berth_error_last_code();
+        }
+        value = getenv_fn ? getenv_fn(name) : getenv(name);
+        if (value && berth_config_set(cfg, keys[i].name, value) < 0) {
+            berth_error_prefix("%s: ", name);
+            return berth_error_last_code();
+        }
+    }
+    return 0;
+}
+
+/* ---- YAML ---- */
+
+typedef struct loader {
+    yaml_document_t *doc;
+    const char *name;
+    berth_config *cfg;
+} loader;
+
+static int fail_at(const loader *ld, const yaml_node_t *node, const char *key, const char *fmt,
+                   const char *detail)
+{
+    return berth_error_set(BERTH_EINVALID, "%s:%zu:%zu: %s: %s%s", ld->name,
+                           (size_t)node->start_mark.line + 1, (size_t)node->start_mark.column + 1,
+                           key, fmt, detail ? detail : "");
+}
+
+static const char *scalar(const yaml_node_t *node)
+{
+    return node && node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
+}
+
+/* A sequence of scalars (or a single scalar) into a NULL-terminated string array. */
+static int load_strv(char ***out, const loader *ld, yaml_node_t *node, const char *key)
+{
+    size_t count = 0;
+    char **v = NULL;
+    int error = 0;
+
+    if (node->type == YAML_SCALAR_NODE) {
+        count = 1;
+    } else if (node->type == YAML_SEQUENCE_NODE) {
+        count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    } else {
+        return fail_at(ld, node, key, "expected a list of strings", NULL);
+    }
+    v = calloc(count + 1, sizeof(*v));
+    if (!v) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = node->type == YAML_SCALAR_NODE
+                                ? node
+                                : yaml_document_get_node(ld->doc,
+                                                         node->data.sequence.items.start[i]);
+        const char *s = scalar(item);
+        if (!s) {
+            error = fail_at(ld, item ? item : node, key, "expected a string", NULL);
+            goto out;
+        }
+        v[i] = strdup(s);
+        if (!v[i]) {
+            error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    free_strv(*out);
+    *out = v;
+    v = NULL;
+out:
+    free_strv(v);
+    return error;
+}
+
+static int load_actions(unsigned *out, const loader *ld, yaml_node_t *node, const char *key)
+{
+    char **v = NULL;
+    unsigned actions = 0;
+    int error = load_strv(&v, ld, node, key);
+
+    for (size_t i = 0; error == 0 && v[i]; i++) {
+        if (strcmp(v[i], "pull") == 0) {
+            actions |= BERTH_ACTION_PULL;
+        } else if (strcmp(v[i], "push") == 0) {
+            actions |= BERTH_ACTION_PUSH;
+        } else if (strcmp(v[i], "delete") == 0) {
+            actions |= BERTH_ACTION_DELETE;
+        } else if (strcmp(v[i], "*") == 0) {
+            actions |= BERTH_ACTION_PULL | BERTH_ACTION_PUSH | BERTH_ACTION_DELETE;
+        } else {
+            error = fail_at(ld, node, key, "unknown action ", v[i]);
+        }
+    }
+    if (error == 0) {
+        *out = actions;
+    }
+    free_strv(v);
+    return error;
+}
+
+static int load_string_field(char **out, const loader *ld, yaml_node_t *node, const char *key)
+{
+    const char *s = scalar(node);
+    char *copy = NULL;
+
+    if (!s) {
+        return fail_at(ld, node, key, "expected a string", NULL);
+    }
+    copy = strdup(s);
+    if (!copy) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    free(*out);
+    *out = copy;
+    return 0;
+}
+
+static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *node,
+                     const char *path)
+{
+    char key[96];
+    int error = 0;
+
+    if (node->type != YAML_MAPPING_NODE) {
+        return fail_at(ld, node, path, "expected a mapping", NULL);
+    }
+    rule->actions = BERTH_ACTION_PULL;
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+         error == 0 && p < node->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+        const char *name = scalar(k);
+        if (!name) {
+            return fail_at(ld, k, path, "keys must be strings", NULL);
+        }
+        snprintf(key, sizeof(key), "%s.%s", path, name);
+        if (strcmp(name, "repositories") == 0) {
+            error = load_string_field(&rule->repositories, ld, v, key);
+        } else if (strcmp(name, "users") == 0) {
+            error = load_strv(&rule->users, ld, v, key);
+        } else if (strcmp(name, "groups") == 0) {
+            error = load_strv(&rule->groups, ld, v, key);
+        } else if (strcmp(name, "anonymous") == 0) {
+            const char *s = scalar(v);
+            if (!s || parse_bool(&rule->anonymous, s) < 0) {
+                error = fail_at(ld, v, key, "expected true or false", NULL);
+            }
+        } else if (strcmp(name, "actions") == 0) {
+            error = load_actions(&rule->actions, ld, v, key);
+        } else {
+            error = fail_at(ld, k, key, "unknown key", NULL);
+        }
+    }
+    if (error == 0 && !rule->repositories) {
+        error = fail_at(ld, node, path, "missing 'repositories'", NULL);
+    }
+    return error;
+}
+
+static int load_access(const loader *ld, yaml_node_t *node)
+{
+    berth_config *cfg = ld->cfg;
+    size_t count = 0;
+    char path[64];
+    int error = 0;
+
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return fail_at(ld, node, "access", "expected a list of rules", NULL);
+    }
+    free_lists_access(cfg);
+    count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (count == 0) {
+        return 0;
+    }
+    cfg->access = calloc(count, sizeof(*cfg->access));
+    if (!cfg->access) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; error == 0 && i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
+        cfg->access_count = i + 1;
+        snprintf(path, sizeof(path), "access[%zu]", i);
+        error = load_rule(&cfg->access[i], ld, item, path);
+    }
+    return error;
+}
+
+static int load_groups(const loader *ld, yaml_node_t *node)
+{
+    berth_config *cfg = ld->cfg;
+    size_t count = 0;
+    char key[96];
+    int error = 0;
+
+    if (node->type != YAML_MAPPING_NODE) {
+        return fail_at(ld, node, "groups", "expected a mapping of group names to users", NULL);
+    }
+    free_lists_groups(cfg);
+    count = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+    if (count == 0) {
+        return 0;
+    }
+    cfg->groups = calloc(count, sizeof(*cfg->groups));
+    if (!cfg->groups) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; error == 0 && i < count; i++) {
+        yaml_node_pair_t *p = &node->data.mapping.pairs.start[i];
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+        const char *name = scalar(k);
+        cfg->groups_count = i + 1;
+        if (!name) {
+            return fail_at(ld, k, "groups", "group names must be strings", NULL);
+        }
+        snprintf(key, sizeof(key), "groups.%s", name);
+        error = load_string_field(&cfg->groups[i].name, ld, k, key);
+        if (error == 0) {
+            error = load_strv(&cfg->groups[i].users, ld, v, key);
+        }
+    }
+    return error;
+}
+
+static int load_retention_rule(berth_config_retention *r, const loader *ld, yaml_node_t *node,
+                               const char *path)
+{
+    char key[96];
+    int error = 0;
+
+    if (node->type != YAML_MAPPING_NODE) {
+        return fail_at(ld, node, path, "expected a mapping", NULL);
+    }
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+         error == 0 && p < node->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+        const char *name = scalar(k);
+        const char *s = scalar(v);
+        if (!name) {
+            return fail_at(ld, k, path, "keys must be strings", NULL);
+        }
+        snprintf(key, sizeof(key), "%s.%s", path, name);
+        if (strcmp(name, "repositories") == 0) {
+            error = load_string_field(&r->repositories, ld, v, key);
+        } else if (strcmp(name, "tags") == 0) {
+            error = load_string_field(&r->tags, ld, v, key);
+        } else if (strcmp(name, "keep_last") == 0) {
+            if (!s || berth_parse_u64(&r->keep_last, s, strlen(s), UINT64_MAX) < 0) {
+                error = fail_at(ld, v, key, "expected a number", NULL);
+            }
+        } else if (strcmp(name, "max_tag_age") == 0 || strcmp(name, "max_untagged_age") == 0) {
+            uint64_t *field = name[4] == 't' ? &r->max_tag_age : &r->max_untagged_age;
+            if (!s || berth_config_parse_duration(field, s) < 0) {
+                error = fail_at(ld, v, key, "expected a duration (30s, 5m, 12h, 7d)", NULL);
+            }
+        } else {
+            error = fail_at(ld, k, key, "unknown key", NULL);
+        }
+    }
+    if (error == 0 && !r->repositories) {
+        r->repositories = strdup("*");
+    }
+    if (error == 0 && !r->tags) {
+        r->tags = strdup("*");
+    }
+    if (error == 0 && (!r->repositories || !r->tags)) {
+        error = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return error;
+}
+
+static int load_retention(const loader *ld, yaml_node_t *node)
+{
+    berth_config *cfg = ld->cfg;
+    size_t count = 0;
+    char path[64];
+    int error = 0;
+
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return fail_at(ld, node, "gc.retention", "expected a list of rules", NULL);
+    }
+    free_lists_retention(cfg);
+    count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (count == 0) {
+        return 0;
+    }
+    cfg->gc.retention = calloc(count, sizeof(*cfg->gc.retention));
+    if (!cfg->gc.retention) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; error == 0 && i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
+        cfg->gc.retention_count = i + 1;
+        snprintf(path, sizeof(path), "gc.retention[%zu]", i);
+        error = load_retention_rule(&cfg->gc.retention[i], ld, item, path);
+    }
+    return error;
+}
+
+static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
+{
+    char path[128];
+    int error = 0;
+
+    if (node->type != YAML_MAPPING_NODE) {
+        return fail_at(ld, node, prefix[0] ? prefix : "(document)", "expected a mapping", NULL);
+    }
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+         error == 0 && p < node->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+        const char *name = scalar(k);
+        const key_def *def = NULL;
+        if (!name) {
+            return fail_at(ld, k, prefix[0] ? prefix : "(document)", "keys must be strings",
+                           NULL);
+        }
+        if ((size_t)snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "",
+                             name) >= sizeof(path)) {
+            return fail_at(ld, k, prefix, "key too long", NULL);
+        }
+        if (strcmp(path, "access") == 0) {
+            error = load_access(ld, v);
+        } else if (strcmp(path, "groups") == 0) {
+            error = load_groups(ld, v);
+        } else if (strcmp(path, "gc.retention") == 0) {
+            error = load_retention(ld, v);
+        } else if ((def = find_key(path)) != NULL) {
+            const char *s = scalar(v);
+            if (!s) {
+                error = fail_at(ld, v, path, "expected a scalar value", NULL);
+            } else if (set_key(ld->cfg, def, s) < 0) {
+                char detail[256];
+                snprintf(detail, sizeof(detail), "%s", berth_error_last());
+                error = fail_at(ld, v, path, detail, NULL);
+            }
+        } else if (is_section(path)) {
+            error = load_mapping(ld, v, path);
+        } else {
+            error = fail_at(ld, k, path, "unknown key", NULL);
+        }
+    }
+    return error;
+}
+
+int berth_config_load_string(berth_config *cfg, const char *name, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    bool have_parser = false, have_doc = false;
+    loader ld = {&doc, name ? name : "(config)", cfg};
+    yaml_node_t *root = NULL;
+    int error = 0;
+
+    if (!cfg || (!text && len)) {
+        return berth_error_set(BERTH_EINVALID, "berth_config_load_string: missing argument");
+    }
+    berth_error_clear();
+    if (!yaml_parser_initialize(&parser)) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    have_parser = true;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""), len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        error = berth_error_set(BERTH_EINVALID, "%s:%zu:%zu: (yaml): %s%s%s", ld.name,
+                                parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                                parser.problem ? parser.problem : "syntax error",
+                                parser.context ? " " : "", parser.context ? parser.context : "");
+        goto out;
+    }
+    have_doc = true;
+    root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        goto out; /* an empty file: all defaults */
+    }
+    if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0) {
+        goto out;
+    }
+    error = load_mapping(&ld, root, "");
+out:
+    if (have_doc) {
+        yaml_document_delete(&doc);
+    }
+    if (have_parser) {
+        yaml_parser_delete(&parser);
+    }
+    return error;
+}
+
+int berth_config_load_file(berth_config *cfg, const char *path)
+{
+    FILE *f = NULL;
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int error = 0;
+
+    if (!cfg || !path) {
+        return berth_error_set(BERTH_EINVALID, "berth_config_load_file: missing argument");
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        error = berth_error_set(BERTH_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        size_t n = 0;
+        if (len + 4096 + 1 > cap) {
+            char *grown = NULL;
+            if (cap > (16u << 20)) {
+                error = berth_error_set(BERTH_ETOOBIG, "%s: larger than 16 MiB", path);
+                goto out;
+            }
+            cap = cap ? cap * 2 : 8192;
+            grown = realloc(text, cap);
+            if (!grown) {
+                error = berth_error_set(BERTH_ENOMEM, "out of memory");
+                goto out;
+            }
+            text = grown;
+        }
+        n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        error = berth_error_set(BERTH_EIO, "%s: read error", path);
+        goto out;
+    }
+    error = berth_config_load_string(cfg, path, text, len);
+out:
+    if (f) {
+        fclose(f);
+    }
+    free(text);
+    return error;
+}
+
+static bool in_list(char *const *v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++) {
+        if (strcmp(v[i], s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int berth_config_validate(const berth_config *cfg)
+{
+    if (!cfg) {
+        return berth_error_set(BERTH_EINVALID, "no configuration");
+    }
+    berth_error_clear();
+    if (!cfg->listen) {
+        return berth_error_set(BERTH_EINVALID, "listen: must be set");
+    }
+    if (!cfg->root) {
+        return berth_error_set(BERTH_EINVALID, "root: must be set");
+    }
+    if (cfg->threads == 0 || cfg->threads > 1024) {
+        return berth_error_set(BERTH_EINVALID, "threads: must be between 1 and 1024");
+    }
+    if (cfg->max_connections == 0) {
+        return berth_error_set(BERTH_EINVALID, "max_connections: must be at least 1");
+    }
+    if (cfg->limits.manifest_size == 0) {
+        return berth_error_set(BERTH_EINVALID, "limits.manifest_size: must be at least 1");
+    }
+    if (!cfg->tls.cert != !cfg->tls.key) {
+        return berth_error_set(BERTH_EINVALID, "tls: cert and key must be set together");
+    }
+    if (cfg->tls.client_ca && !cfg->tls.cert) {
+        return berth_error_set(BERTH_EINVALID, "tls.client_ca: needs tls.cert and tls.key");
+    }
+    if (cfg->auth.token.realm && !cfg->auth.token.private_key && !cfg->auth.token.public_key) {
+        return berth_error_set(BERTH_EINVALID,
+                               "auth.token.realm: needs auth.token.private_key or public_key");
+    }
+    if ((cfg->auth.token.private_key || cfg->auth.token.public_key) && !cfg->auth.token.realm) {
+        return berth_error_set(BERTH_EINVALID, "auth.token.realm: must be set with a token key");
+    }
+    if (cfg->auth.token.private_key && cfg->auth.token.public_key) {
+        return berth_error_set(BERTH_EINVALID,
+                               "auth.token: private_key and public_key are exclusive");
+    }
+    if (cfg->auth.token.private_key && !cfg->auth.htpasswd) {
+        return berth_error_set(BERTH_EINVALID,
+                               "auth.token.private_key: the token endpoint needs auth.htpasswd");
+    }
+    if (cfg->auth.token.lifetime == 0) {
+        return berth_error_set(BERTH_EINVALID, "auth.token.lifetime: must be at least 1s");
+    }
+    for (size_t i = 0; i < cfg->access_count; i++) {
+        for (size_t j = 0; cfg->access[i].groups && cfg->access[i].groups[j]; j++) {
+            bool found = false;
+            for (size_t g = 0; g < cfg->groups_count; g++) {
+                found = found || strcmp(cfg->groups[g].name, cfg->access[i].groups[j]) == 0;
+            }
+            if (!found) {
+                return berth_error_set(BERTH_EINVALID, "access[%zu].groups: unknown group '%s'",
+                                       i, cfg->access[i].groups[j]);
+            }
+        }
+        if (!cfg->access[i].anonymous && !cfg->access[i].users && !cfg->access[i].groups) {
+            return berth_error_set(BERTH_EINVALID,
+                                   "access[%zu]: names no users, groups nor anonymous", i);
+        }
+        if (in_list(cfg->access[i].users, "")) {
+            return berth_error_set(BERTH_EINVALID, "access[%zu].users: empty user name", i);
+        }
+    }
+    return 0;
+}
+
+/* ---- printing ---- */
+
+static void print_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            fprintf(out, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\x%02x", *p);
+        } else {
+            fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
+static void print_duration(FILE *out, uint64_t s)
+{
+    if (s && s % 86400 == 0) {
+        fprintf(out, "%llud", (unsigned long long)(s / 86400));
+    } else if (s && s % 3600 == 0) {
+        fprintf(out, "%lluh", (unsigned long long)(s / 3600));
+    } else if (s && s % 60 == 0) {
+        fprintf(out, "%llum", (unsigned long long)(s / 60));
+    } else {
+        fprintf(out, "%llus", (unsigned long long)s);
+    }
+}
+
+static void print_size(FILE *out, uint64_t n)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (u < 4 && n && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    fprintf(out, "%llu%s", (unsigned long long)n, units[u]);
+}
+
+static void print_value(FILE *out, const berth_config *cfg, const key_def *k)
+{
+    const void *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case T_STRING: {
+        const char *s = *(char *const *)field;
+        if (s) {
+            print_quoted(out, s);
+        } else {
+            fputs("\"\"", out);
+        }
+        break;
+    }
+    case T_U64:
+        fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)field);
+        break;
+    case T_DURATION:
+        print_duration(out, *(const uint64_t *)field);
+        break;
+    case T_SIZE:
+        print_size(out, *(const uint64_t *)field);
+        break;
+    case T_LOGFORMAT:
+        fputs(*(const berth_config_log_format *)field == BERTH_CONFIG_LOG_JSON ? "json" : "text",
+              out);
+        break;
+    case T_LOGLEVEL: {
+        int l = *(const int *)field;
+        fputs(l >= 0 && l < 4 ? level_names[l] : "info", out);
+        break;
+    }
+    }
+}
+
+/* The number of dot-separated components of `name` that are sections (all but the leaf). */
+static size_t section_depth(const char *name)
+{
+    size_t d = 0;
+    for (const char *p = name; *p; p++) {
+        d += *p == '.';
+    }
+    return d;
+}
+
+/* The number of leading section components that `a` and `b` share. */
+static size_t common_sections(const char *a, const char *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; a[i] && a[i] == b[i]; i++) {
+        if (a[i] == '.') {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Print the keys whose name starts with `only` (or does not, when `invert`), opening nested
+ * sections as their names change (the table keeps each section's keys together). */
+static void print_keys(FILE *out, const berth_config *cfg, const char *only, bool invert)
+{
+    const char *prev = "";
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *name = keys[i].name;
+        bool match = strncmp(name, only, strlen(only)) == 0;
+        size_t depth = section_depth(name);
+        size_t common = common_sections(prev, name);
+        const char *p = name;
+        if (match == invert) {
+            continue;
+        }
+        if (common > section_depth(prev)) {
+            common = section_depth(prev);
+        }
+        for (size_t c = 0; c < depth; c++) {
+            const char *dot = strchr(p, '.');
+            if (c >= common) {
+                fprintf(out, "%*s%.*s:\n", (int)(c * 2), "", (int)(dot - p), p);
+            }
+            p = dot + 1;
+        }
+        fprintf(out, "%*s%s: ", (int)(depth * 2), "", p);
+        print_value(out, cfg, &keys[i]);
+        fputc('\n', out);
+        prev = name;
+    }
+}
+
+static void print_strv(FILE *out, char *const *v)
+{
+    fputc('[', out);
+    for (size_t i = 0; v && v[i]; i++) {
+        if (i) {
+            fputs(", ", out);
+        }
+        print_quoted(out, v[i]);
+    }
+    fputc(']', out);
+}
+
+int berth_config_print(const berth_config *cfg, FILE *out)
+{
+    if (!cfg || !out) {
+        return berth_error_set(BERTH_EINVALID, "berth_config_print: missing argument");
+    }
+    berth_error_clear();
+    print_keys(out, cfg, "gc.", true);
+    fputs(cfg->access_count ? "access:\n" : "access: []\n", out);
+    for (size_t i = 0; i < cfg->access_count; i++) {
+        const berth_config_rule *r = &cfg->access[i];
+        static const char *names[] = {"pull", "push", "delete"};
+        bool first = true;
+        fputs("  - repositories: ", out);
+        print_quoted(out, r->repositories);
+        fputs("\n    users: ", out);
+        print_strv(out, r->users);
+        fputs("\n    groups: ", out);
+        print_strv(out, r->groups);
+        fprintf(out, "\n    anonymous: %s\n    actions: [", r->anonymous ? "true" : "false");
+        for (unsigned b = 0; b < 3; b++) {
+            if (r->actions & (1u << b)) {
+                fprintf(out, "%s%s", first ? "" : ", ", names[b]);
+                first = false;
+            }
+        }
+        fputs("]\n", out);
+    }
+    fputs(cfg->groups_count ? "groups:\n" : "groups: {}\n", out);
+    for (size_t i = 0; i < cfg->groups_count; i++) {
+        fputs("  ", out);
+        print_quoted(out, cfg->groups[i].name);
+        fputs(": ", out);
+        print_strv(out, cfg->groups[i].users);
+        fputc('\n', out);
+    }
+    print_keys(out, cfg, "gc.", false);
+    fputs(cfg->gc.retention_count ? "  retention:\n" : "  retention: []\n", out);
+    for (size_t i = 0; i < cfg->gc.retention_count; i++) {
+        const berth_config_retention *r = &cfg->gc.retention[i];
+        fputs("    - repositories: ", out);
+        print_quoted(out, r->repositories);
+        fputs("\n      tags: ", out);
+        print_quoted(out, r->tags);
+        fprintf(out, "\n      keep_last: %llu\n      max_tag_age: ",
+                (unsigned long long)r->keep_last);
+        print_duration(out, r->max_tag_age);
+        fputs("\n      max_untagged_age: ", out);
+        print_duration(out, r->max_untagged_age);
+        fputc('\n', out);
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        return berth_error_set(BERTH_EIO, "cannot write the configuration");
+    }
+    return 0;
+}

@@ -1,13 +1,67 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berth catalog: not written yet. */
+/* berth catalog: the repositories of a registry, one a line, following pagination. */
 #include "cli/cli.h"
+#include "cli/client_opts.h"
+
+#include <berth/errors.h>
 
 #include <stdio.h>
+#include <string.h>
+
+static const char help[] = "usage: berth catalog HOST[:PORT] [options]\n"
+                           "\n"
+                           "List the repositories of a registry, one a line.\n" CLI_CLIENT_OPTS_HELP;
+
+static int print_name(const char *name, void *payload)
+{
+    (void)payload;
+    printf("%s\n", name);
+    return 0;
+}
 
 int cmd_catalog(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "berth catalog: not implemented yet\n");
-    return 1;
+    cli_client_opts co = {0};
+    berth_client *c = NULL;
+    const char *host = NULL;
+    int ret = 2;
+
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int k = cli_client_opt(&co, "catalog", argc, argv, &i);
+        if (k < 0) {
+            goto out;
+        }
+        if (k == 0 && argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "berth catalog: unknown option %s\n", argv[i]);
+            goto out;
+        }
+        if (k == 0) {
+            if (host) {
+                fprintf(stderr, "berth catalog: too many arguments\n");
+                goto out;
+            }
+            host = argv[i];
+        }
+    }
+    if (!host || !*host || strchr(host, '/') || host[0] == ':') {
+        fputs(help, stderr);
+        goto out;
+    }
+    ret = 1;
+    if (cli_client_open(&c, &co, "catalog") < 0) {
+        goto out;
+    }
+    if (berth_client_catalog(c, host, print_name, NULL) < 0) {
+        cli_client_fail("catalog");
+        goto out;
+    }
+    ret = 0;
+out:
+    berth_client_free(c);
+    cli_client_opts_dispose(&co);
+    return ret;
 }

@@ -1,13 +1,119 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berth copy: not written yet. */
+/* berth copy: an image or index between registries and OCI image layouts. */
 #include "cli/cli.h"
+#include "cli/client_opts.h"
+#include "cli/progress.h"
+
+#include <berth/errors.h>
 
 #include <stdio.h>
+#include <string.h>
+
+static const char help[] =
+    "usage: berth copy SRC DST [options]\n"
+    "\n"
+    "Copy an image between registries (HOST[:PORT]/NAME[:TAG][@DIGEST]) and OCI image\n"
+    "layouts (oci:PATH[:TAG]). An index is copied whole by default, as crane does; --all\n"
+    "says so explicitly; --platform copies only the matching image and tags it at DST.\n"
+    "Blobs already at DST are skipped; every digest is verified; the tag is written last.\n"
+    "\n"
+    "options:\n"
+    "  --all                   copy every image of an index (the default)\n"
+    "  --platform OS/ARCH[/VARIANT]  copy only that platform's image\n"
+    "  --referrers             copy the referrers (signatures, SBOMs) of what is copied\n"
+    "  --jobs N                parallel blob transfers (default 4)\n" CLI_CLIENT_OPTS_HELP
+    "\n"
+    "Prints the digest of the manifest written at DST (unless --quiet).\n";
+
+static void print_note(const char *line, void *payload)
+{
+    (void)payload;
+    fprintf(stderr, "berth: %s\n", line);
+}
 
 int cmd_copy(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "berth copy: not implemented yet\n");
-    return 1;
+    cli_client_opts co = {0};
+    berth_copy_options opts = {0};
+    berth_client *c = NULL;
+    cli_progress *prog = NULL;
+    const char *pos[2];
+    int npos = 0, ret = 2;
+    berth_digest d;
+
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int t = cli_client_opt(&co, "copy", argc, argv, &i);
+        if (t < 0) {
+            goto out;
+        }
+        if (t > 0) {
+            continue;
+        }
+        if (strcmp(argv[i], "--all") == 0 || strcmp(argv[i], "-a") == 0) {
+            opts.all = true;
+        } else if (strcmp(argv[i], "--referrers") == 0) {
+            opts.referrers = true;
+        } else if (strcmp(argv[i], "--platform") == 0 && i + 1 < argc) {
+            opts.platform = argv[++i];
+            if (!strchr(opts.platform, '/')) {
+                fprintf(stderr, "berth copy: --platform wants OS/ARCH[/VARIANT]\n");
+                goto out;
+            }
+        } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
+            uint64_t n;
+            i++;
+            if (berth_parse_u64(&n, argv[i], strlen(argv[i]), 64) < 0 || n == 0) {
+                fprintf(stderr, "berth copy: --jobs wants a number from 1 to 64\n");
+                goto out;
+            }
+            opts.jobs = (unsigned)n;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "berth copy: unknown or incomplete option %s\n", argv[i]);
+            goto out;
+        } else if (npos < 2) {
+            pos[npos++] = argv[i];
+        } else {
+            fprintf(stderr, "berth copy: too many arguments\n%s", help);
+            goto out;
+        }
+    }
+    if (npos != 2) {
+        fprintf(stderr, "%s", help);
+        goto out;
+    }
+    if (opts.all && opts.platform) {
+        fprintf(stderr, "berth copy: --all and --platform exclude each other\n");
+        goto out;
+    }
+    ret = 1;
+    if (cli_client_open(&c, &co, "copy") < 0) {
+        goto out;
+    }
+    prog = cli_progress_new(!co.quiet && !co.verbose);
+    opts.progress = cli_progress_update;
+    opts.progress_payload = prog;
+    if (co.verbose) {
+        opts.note = print_note;
+    }
+    if (berth_copy(c, pos[0], pos[1], &opts, &d) < 0) {
+        cli_progress_free(prog);
+        prog = NULL;
+        cli_client_fail("copy");
+        goto out;
+    }
+    cli_progress_free(prog);
+    prog = NULL;
+    if (!co.quiet) {
+        printf("%s\n", d.str);
+    }
+    ret = 0;
+out:
+    cli_progress_free(prog);
+    berth_client_free(c);
+    cli_client_opts_dispose(&co);
+    return ret;
 }

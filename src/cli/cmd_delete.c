@@ -1,13 +1,68 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berth delete: not written yet. */
+/* berth delete: delete a manifest (REF@DIGEST) or a tag (REF:TAG) from a registry. */
 #include "cli/cli.h"
+#include "cli/client_opts.h"
+#include "cli/client_ref.h"
+
+#include <berth/errors.h>
 
 #include <stdio.h>
+#include <string.h>
+
+static const char help[] =
+    "usage: berth delete HOST[:PORT]/NAME(:TAG|@DIGEST) [options]\n"
+    "\n"
+    "Delete a manifest by digest, or a tag (a registry that cannot delete tags, such as\n"
+    "Distribution, answers UNSUPPORTED: delete the digest then).\n" CLI_CLIENT_OPTS_HELP;
 
 int cmd_delete(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "berth delete: not implemented yet\n");
-    return 1;
+    cli_client_opts co = {0};
+    berth_client *c = NULL;
+    berth_reference *ref = NULL;
+    const char *arg = NULL;
+    int ret = 2;
+
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int k = cli_client_opt(&co, "delete", argc, argv, &i);
+        if (k < 0) {
+            goto out;
+        }
+        if (k == 0 && argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "berth delete: unknown option %s\n", argv[i]);
+            goto out;
+        }
+        if (k == 0) {
+            if (arg) {
+                fprintf(stderr, "berth delete: too many arguments\n");
+                goto out;
+            }
+            arg = argv[i];
+        }
+    }
+    if (!arg) {
+        fputs(help, stderr);
+        goto out;
+    }
+    ret = 1;
+    if (cli_ref_parse(&ref, "delete", arg) < 0 || cli_client_open(&c, &co, "delete") < 0) {
+        goto out;
+    }
+    if (berth_client_delete_manifest(c, ref->registry, ref->repository, cli_ref_name(ref)) < 0) {
+        cli_client_fail("delete");
+        goto out;
+    }
+    if (!co.quiet) {
+        printf("deleted %s\n", arg);
+    }
+    ret = 0;
+out:
+    berth_reference_free(ref);
+    berth_client_free(c);
+    cli_client_opts_dispose(&co);
+    return ret;
 }

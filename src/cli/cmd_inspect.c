@@ -1,13 +1,202 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berth inspect: not written yet. */
+/* berth inspect: show a manifest (pretty or raw) or the image config of a reference. */
 #include "cli/cli.h"
+#include "cli/client_opts.h"
+#include "cli/client_ref.h"
+#include "client/client_internal.h"
 
+#include <berth/errors.h>
+#include <berth/reference.h>
+
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] = "usage: berth inspect REF [--raw] [--config] [options]\n"
+                           "\n"
+                           "Show the manifest REF names (a registry reference or oci:PATH[:TAG]):\n"
+                           "its digest, media type and the document, indented.\n"
+                           "  --raw                   print the manifest's exact bytes\n"
+                           "  --config                print the image config instead (with\n"
+                           "                          --raw, its exact bytes)\n"
+                           "  --platform OS/ARCH[/V]  for an index, pick that image for --config\n"
+                           CLI_CLIENT_OPTS_HELP;
+
+static void print_pretty(const char *data, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(data, len, 0, &jerr);
+    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    if (text) {
+        printf("%s\n", text);
+    } else {
+        fwrite(data, 1, len, stdout);
+        printf("\n");
+    }
+    free(text);
+    json_decref(root);
+}
+
+/* Fetch a manifest or blob from the registry or layout the reference names. */
+typedef struct target {
+    berth_reference *ref;
+    berth_layout_ref *lref;
+} target;
+
+static int get_manifest(berth_client *c, const target *t, const berth_digest *d, berth_buf *body,
+                        char **ctype, berth_digest *got)
+{
+    if (t->lref) {
+        if (d) {
+            *ctype = NULL;
+            *got = *d;
+            return berth__layout_read_blob(t->lref->path, d, body);
+        }
+        return berth__layout_get_manifest(t->lref->path, t->lref->tag, body, ctype, got);
+    }
+    return berth_client_get_manifest(c, t->ref->registry, t->ref->repository,
+                                     d ? d->str : cli_ref_name(t->ref), body, ctype, got);
+}
+
+static int to_buf(const void *data, size_t len, void *payload)
+{
+    return berth_buf_put(payload, data, len);
+}
 
 int cmd_inspect(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "berth inspect: not implemented yet\n");
-    return 1;
+    cli_client_opts co = {0};
+    berth_client *c = NULL;
+    target t = {0};
+    berth_buf body = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX);
+    berth_buf child = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX);
+    berth_buf cfg = BERTH_BUF_INIT_MAX(64u * 1024u * 1024u);
+    berth__doc doc = {0}, cdoc = {0};
+    char *ctype = NULL, *cctype = NULL;
+    const char *refarg = NULL, *platform = NULL;
+    bool raw = false, config = false;
+    berth_digest d;
+    int ret = 2;
+
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int k = cli_client_opt(&co, "inspect", argc, argv, &i);
+        if (k < 0) {
+            goto out;
+        }
+        if (k > 0) {
+            continue;
+        }
+        if (strcmp(argv[i], "--raw") == 0) {
+            raw = true;
+        } else if (strcmp(argv[i], "--config") == 0) {
+            config = true;
+        } else if (strcmp(argv[i], "--platform") == 0 && i + 1 < argc) {
+            platform = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "berth inspect: unknown option %s\n", argv[i]);
+            goto out;
+        } else if (!refarg) {
+            refarg = argv[i];
+        } else {
+            fprintf(stderr, "berth inspect: too many arguments\n");
+            goto out;
+        }
+    }
+    if (!refarg) {
+        fputs(help, stderr);
+        goto out;
+    }
+    ret = 1;
+    if (berth_layout_ref_is(refarg)) {
+        if (berth_layout_ref_parse(&t.lref, refarg) < 0) {
+            cli_client_fail("inspect");
+            goto out;
+        }
+    } else if (cli_ref_parse(&t.ref, "inspect", refarg) < 0) {
+        goto out;
+    }
+    if (cli_client_open(&c, &co, "inspect") < 0) {
+        goto out;
+    }
+    if (get_manifest(c, &t, NULL, &body, &ctype, &d) < 0) {
+        cli_client_fail("inspect");
+        goto out;
+    }
+    if (!config) {
+        if (raw) {
+            fwrite(body.ptr, 1, body.len, stdout);
+        } else {
+            if (berth__doc_parse(&doc, ctype, body.ptr, body.len) == 0) {
+                printf("Digest:    %s\nMediaType: %s\nSize:      %zu\n", d.str, doc.media_type,
+                       body.len);
+            } else {
+                printf("Digest:    %s\nSize:      %zu\n", d.str, body.len);
+            }
+            print_pretty(body.ptr, body.len);
+        }
+        ret = 0;
+        goto out;
+    }
+    if (berth__doc_parse(&doc, ctype, body.ptr, body.len) < 0) {
+        cli_client_fail("inspect");
+        goto out;
+    }
+    berth__doc *img = &doc;
+    if (doc.is_index) {
+        const berth__doc_ref *pick = NULL;
+        for (size_t i = 0; i < doc.nrefs && !pick; i++) {
+            if (!platform ? (doc.refs[i].os && strcmp(doc.refs[i].os, "unknown") != 0)
+                          : berth__doc_ref_matches(&doc.refs[i], platform)) {
+                pick = &doc.refs[i];
+            }
+        }
+        if (!pick) {
+            fprintf(stderr, "berth inspect: %s: an index with no image for %s\n", refarg,
+                    platform ? platform : "any platform");
+            goto out;
+        }
+        berth_digest cd = pick->digest, got;
+        if (get_manifest(c, &t, &cd, &child, &cctype, &got) < 0 ||
+            berth__doc_parse(&cdoc, pick->media_type, child.ptr, child.len) < 0) {
+            cli_client_fail("inspect");
+            goto out;
+        }
+        img = &cdoc;
+    }
+    if (img->is_index || img->nrefs == 0) {
+        fprintf(stderr, "berth inspect: %s: no image config\n", refarg);
+        goto out;
+    }
+    int rc = t.lref ? berth__layout_read_blob(t.lref->path, &img->refs[0].digest, &cfg)
+                    : berth_client_get_blob(c, t.ref->registry, t.ref->repository,
+                                            &img->refs[0].digest, img->refs[0].size, to_buf,
+                                            &cfg);
+    if (rc < 0) {
+        cli_client_fail("inspect");
+        goto out;
+    }
+    if (raw) {
+        fwrite(cfg.ptr, 1, cfg.len, stdout);
+    } else {
+        print_pretty(cfg.ptr, cfg.len);
+    }
+    ret = 0;
+out:
+    berth__doc_dispose(&doc);
+    berth__doc_dispose(&cdoc);
+    free(ctype);
+    free(cctype);
+    berth_buf_dispose(&body);
+    berth_buf_dispose(&child);
+    berth_buf_dispose(&cfg);
+    berth_reference_free(t.ref);
+    berth_layout_ref_free(t.lref);
+    berth_client_free(c);
+    cli_client_opts_dispose(&co);
+    return ret;
 }

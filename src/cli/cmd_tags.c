@@ -1,13 +1,70 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berth tags: not written yet. */
+/* berth tags: the tags of a repository, one a line, following pagination. */
 #include "cli/cli.h"
+#include "cli/client_opts.h"
+#include "cli/client_ref.h"
+
+#include <berth/errors.h>
 
 #include <stdio.h>
+#include <string.h>
+
+static const char help[] = "usage: berth tags HOST[:PORT]/NAME [options]\n"
+                           "\n"
+                           "List the tags of a repository, one a line.\n" CLI_CLIENT_OPTS_HELP;
+
+static int print_name(const char *name, void *payload)
+{
+    (void)payload;
+    printf("%s\n", name);
+    return 0;
+}
 
 int cmd_tags(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "berth tags: not implemented yet\n");
-    return 1;
+    cli_client_opts co = {0};
+    berth_client *c = NULL;
+    berth_reference *ref = NULL;
+    const char *arg = NULL;
+    int ret = 2;
+
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int k = cli_client_opt(&co, "tags", argc, argv, &i);
+        if (k < 0) {
+            goto out;
+        }
+        if (k == 0 && argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "berth tags: unknown option %s\n", argv[i]);
+            goto out;
+        }
+        if (k == 0) {
+            if (arg) {
+                fprintf(stderr, "berth tags: too many arguments\n");
+                goto out;
+            }
+            arg = argv[i];
+        }
+    }
+    if (!arg) {
+        fputs(help, stderr);
+        goto out;
+    }
+    ret = 1;
+    if (cli_ref_parse(&ref, "tags", arg) < 0 || cli_client_open(&c, &co, "tags") < 0) {
+        goto out;
+    }
+    if (berth_client_list_tags(c, ref->registry, ref->repository, print_name, NULL) < 0) {
+        cli_client_fail("tags");
+        goto out;
+    }
+    ret = 0;
+out:
+    berth_reference_free(ref);
+    berth_client_free(c);
+    cli_client_opts_dispose(&co);
+    return ret;
 }

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The options every client command shares, and opening a client from them. */
+#include "cli/client_opts.h"
+
+#include <berth/errors.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_client_opt(cli_client_opts *o, const char *cmd, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--user") == 0 || strcmp(a, "-u") == 0 || strcmp(a, "--password") == 0 ||
+        strcmp(a, "-p") == 0) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "berth %s: %s needs a value\n", cmd, a);
+            return -1;
+        }
+        if (a[2] == 'u' || a[1] == 'u') {
+            o->user = argv[++*i];
+        } else {
+            o->password = argv[++*i];
+        }
+        return 1;
+    }
+    if (strcmp(a, "--password-stdin") == 0) {
+        o->password_stdin = true;
+    } else if (strcmp(a, "--plain-http") == 0) {
+        o->plain_http = true;
+    } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+        o->verbose = true;
+    } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+        o->quiet = true;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd)
+{
+    berth_client_options opts = {0};
+
+    if (o->password_stdin) {
+        char line[4096];
+        size_t n;
+        if (o->password) {
+            fprintf(stderr, "berth %s: --password and --password-stdin exclude each other\n",
+                    cmd);
+            return -1;
+        }
+        if (!fgets(line, sizeof(line), stdin)) {
+            line[0] = '\0';
+        }
+        n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+            line[--n] = '\0';
+        }
+        o->stdin_password = strdup(line);
+        o->password = o->stdin_password;
+    }
+    if (o->password && !o->user) {
+        fprintf(stderr, "berth %s: a password needs --user\n", cmd);
+        return -1;
+    }
+    opts.username = o->user;
+    opts.password = o->password;
+    opts.plain_http = o->plain_http;
+    opts.verbose = o->verbose;
+    if (berth_client_new(out, &opts) < 0) {
+        cli_client_fail(cmd);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_client_opts_dispose(cli_client_opts *o)
+{
+    free(o->stdin_password);
+    o->stdin_password = NULL;
+}
+
+void cli_client_fail(const char *cmd)
+{
+    const char *m = berth_error_last();
+    fprintf(stderr, "berth %s: %s\n", cmd, *m ? m : "failed");
+}

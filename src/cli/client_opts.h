@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Options shared by the client commands (copy, inspect, tags, catalog, delete). */
+#ifndef BERTH_CLI_CLIENT_OPTS_H
+#define BERTH_CLI_CLIENT_OPTS_H
+
+#include <berth/client.h>
+
+typedef struct cli_client_opts {
+    const char *user;
+    const char *password;
+    bool password_stdin;
+    bool plain_http;
+    bool verbose;
+    bool quiet;
+    char *stdin_password; /* owned */
+} cli_client_opts;
+
+#define CLI_CLIENT_OPTS_HELP                                                                      \
+    "  --user U --password P   Basic credentials (default: ~/.docker/config.json)\n"            \
+    "  --password-stdin        read the password from standard input\n"                         \
+    "  --plain-http            plain HTTP for every registry (loopback ones always use it)\n"   \
+    "  --verbose               log each request and step to stderr\n"                           \
+    "  --quiet                 print nothing but errors\n"
+
+/**
+ * Take argv[*i] if it is one of the shared options (advancing *i past its value).
+ * @return 1 taken, 0 not a shared option, -1 usage error (message printed)
+ */
+int cli_client_opt(cli_client_opts *o, const char *cmd, int argc, char **argv, int *i);
+
+/** Make a client from the options. @return 0, or -1 with the error printed */
+int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd);
+
+/** Free what the options hold. */
+void cli_client_opts_dispose(cli_client_opts *o);
+
+/** Print "berth CMD: <last error>" to stderr. */
+void cli_client_fail(const char *cmd);
+
+#endif

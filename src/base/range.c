@@ -214,8 +214,7 @@ int berth_range_parse(berth_byte_range *out, const char *s, size_t len, uint64_t
         char c = *p;
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' ||
               c == '_' || c == '.' || c == '!' || c == '#' || c == '$' || c == '%' || c == '&' ||
-              c == '\'' || c == '*' || c == '+' || c == '^' || c == '`' || c == '|' ||
-              c == '~')) {
+              c == '\'' || c == '*' || c == '+' || c == '^' || c == '`' || c == '|' || c == '~')) {
             return berth_error_set(BERTH_EINVALID, "Range: invalid unit");
         }
     }

@@ -106,13 +106,12 @@ int berth_name_validate_len(const char *name, size_t len)
             return berth_error_set(BERTH_EINVALID,
                                    "repository name must be lowercase (byte %zu is '%c')", i, c);
         }
-        return berth_error_set(BERTH_EINVALID, "repository name: invalid character at byte %zu",
-                               i);
+        return berth_error_set(BERTH_EINVALID, "repository name: invalid character at byte %zu", i);
     }
     if (need) {
-        return berth_error_set(BERTH_EINVALID,
-                               after_slash ? "repository name ends with '/'"
-                                           : "repository name ends with a separator");
+        return berth_error_set(BERTH_EINVALID, after_slash
+                                                   ? "repository name ends with '/'"
+                                                   : "repository name ends with a separator");
     }
     return 0;
 }

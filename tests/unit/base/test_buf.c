@@ -152,12 +152,9 @@ static void test_buf__detach(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf__empty),
-        cmocka_unit_test(test_buf__growth),
-        cmocka_unit_test(test_buf__puts_and_printf),
-        cmocka_unit_test(test_buf__ceiling),
-        cmocka_unit_test(test_buf__grow_overflow),
-        cmocka_unit_test(test_buf__detach),
+        cmocka_unit_test(test_buf__empty),           cmocka_unit_test(test_buf__growth),
+        cmocka_unit_test(test_buf__puts_and_printf), cmocka_unit_test(test_buf__ceiling),
+        cmocka_unit_test(test_buf__grow_overflow),   cmocka_unit_test(test_buf__detach),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,17 +16,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#define E256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define E256   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define ABC256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define MIL256 "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
 #define E512                                                                                       \
-    "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d28" \
+    "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d28"    \
     "77eec2f63b931bd47417a81a538327af927da3e"
 #define ABC512                                                                                     \
-    "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a" \
+    "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a"    \
     "3feebbd454d4423643ce80e2a9ac94fa54ca49f"
 #define MIL512                                                                                     \
-    "e718483d0ce769644e2e42c7bc15b4638e1f98b13b2044285632a803afa973ebde0ff244877ea60a4cb0432ce" \
+    "e718483d0ce769644e2e42c7bc15b4638e1f98b13b2044285632a803afa973ebde0ff244877ea60a4cb0432ce"    \
     "577c31beb009c5c2c49aa2e4eadb217ad8cc09b"
 
 typedef struct grammar_case {
@@ -41,8 +41,7 @@ static void test_digest__grammar_table(void **state)
         {"sha256:" ABC256, 0},
         {"sha512:" E512, 0},
         /* the algorithm's encoding */
-        {"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-         BERTH_EINVALID},
+        {"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", BERTH_EINVALID},
         {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85", BERTH_EINVALID},
         {"sha256:" E256 "0", BERTH_EINVALID},
         {"sha256:zzb0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", BERTH_EINVALID},

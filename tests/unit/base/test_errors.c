@@ -123,10 +123,8 @@ static void test_errors__per_thread(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors__set_and_clear),
-        cmocka_unit_test(test_errors__prefix),
-        cmocka_unit_test(test_errors__long_messages),
-        cmocka_unit_test(test_errors__names),
+        cmocka_unit_test(test_errors__set_and_clear), cmocka_unit_test(test_errors__prefix),
+        cmocka_unit_test(test_errors__long_messages), cmocka_unit_test(test_errors__names),
         cmocka_unit_test(test_errors__per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

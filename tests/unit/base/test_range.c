@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#define MAX64 "18446744073709551615"
+#define MAX64  "18446744073709551615"
 #define OVER64 "18446744073709551616"
 
 typedef struct cr_case {

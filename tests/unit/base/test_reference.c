@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define D256 "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
-#define H64 "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+#define H64  "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
 
 typedef struct grammar_case {
     const char *input;
@@ -178,8 +178,8 @@ static void test_reference__parse_table(void **state)
         {"repo@md5:ffffffffffffffffffffffffffffffff", BERTH_EUNSUPPORTED, NULL, NULL, NULL, NULL,
          NULL},
         {"repo@", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
-        {"validname@invaliddigest:ffffffffffffffffffffffffffffffff", BERTH_EUNSUPPORTED, NULL,
-         NULL, NULL, NULL, NULL},
+        {"validname@invaliddigest:ffffffffffffffffffffffffffffffff", BERTH_EUNSUPPORTED, NULL, NULL,
+         NULL, NULL, NULL},
         {"Uppercase:tag", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
         {"test.com/Upper", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
         {"aa/asdf$$^/aa", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},

@@ -1,0 +1,152 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Helpers of the client integration tests: free loopback ports, a Distribution registry, a
+# `berth serve`, OCI layouts built by hand, and cleanup of everything they started.
+set -euo pipefail
+
+: "${BERTH:?BERTH must name the berth binary}"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-client-test.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() { # PORT
+    local i
+    for i in $(seq 1 100); do
+        if curl -s -o /dev/null "http://127.0.0.1:$1/v2/"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "nothing listens on port $1"
+}
+
+# start_distribution NAME [AUTH_YAML]: sets ${NAME}_PORT, ${NAME}_PID
+start_distribution() {
+    local name=$1 auth=${2:-} port dir
+    port=$(free_port)
+    dir="$WORK/$name"
+    mkdir -p "$dir/data"
+    {
+        echo "version: 0.1"
+        echo "log: {level: error, accesslog: {disabled: true}}"
+        echo "storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}"
+        echo "http: {addr: 127.0.0.1:$port}"
+        if [ -n "$auth" ]; then echo "$auth"; fi
+    } >"$dir/config.yml"
+    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    PIDS+=($!)
+    eval "${name}_PID=$!"
+    eval "${name}_PORT=$port"
+    local i
+    for i in $(seq 1 100); do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$dir/log" >&2
+    fail "distribution did not start"
+}
+
+# start_berth NAME: sets ${NAME}_PORT, ${NAME}_PID; returns 1 when berth serve cannot run
+start_berth() {
+    local name=$1 port dir
+    port=$(free_port)
+    dir="$WORK/$name"
+    mkdir -p "$dir/root"
+    "$BERTH" serve --listen "127.0.0.1:$port" --root "$dir/root" >"$dir/log" 2>&1 &
+    local pid=$!
+    PIDS+=($pid)
+    eval "${name}_PID=$pid"
+    eval "${name}_PORT=$port"
+    local i
+    for i in $(seq 1 50); do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# make_layout DIR TAG [PLATFORMS...]: an OCI layout with random layers; with platforms
+# ("linux/amd64" "linux/arm/v7"), an index of one image per platform.
+make_layout() {
+    python3 - "$@" <<'PY'
+import hashlib, json, os, sys
+d, tag, plats = sys.argv[1], sys.argv[2], sys.argv[3:]
+os.makedirs(d + "/blobs/sha256", exist_ok=True)
+def put(b):
+    h = hashlib.sha256(b).hexdigest()
+    with open(f"{d}/blobs/sha256/{h}", "wb") as f:
+        f.write(b)
+    return "sha256:" + h, len(b)
+def image(os_, arch, variant, nlayers=2, big=0):
+    layers = []
+    for i in range(nlayers):
+        size = big if (big and i == 0) else 1000 + i * 37
+        dg, n = put(os.urandom(size))
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": dg, "size": n})
+    p = {"architecture": arch, "os": os_}
+    if variant: p["variant"] = variant
+    cfg = dict(p, rootfs={"type": "layers", "diff_ids": [l["digest"] for l in layers]},
+               config={"Env": ["A=" + os.urandom(4).hex()]})
+    cd, cn = put(json.dumps(cfg).encode())
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+         "layers": layers}
+    md, mn = put(json.dumps(m).encode())
+    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn}
+    return desc, p
+big = int(os.environ.get("BIG_LAYER", "0"))
+if not plats:
+    top, _ = image("linux", "amd64", None, big=big)
+else:
+    ms = []
+    for pl in plats:
+        parts = pl.split("/")
+        desc, p = image(parts[0], parts[1], parts[2] if len(parts) > 2 else None, big=big)
+        desc["platform"] = p
+        ms.append(desc)
+    idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": ms}
+    dg, n = put(json.dumps(idx).encode())
+    top = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": dg, "size": n}
+top["annotations"] = {"org.opencontainers.image.ref.name": tag}
+with open(d + "/oci-layout", "w") as f:
+    json.dump({"imageLayoutVersion": "1.0.0"}, f)
+with open(d + "/index.json", "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": [top]}, f)
+print(top["digest"])
+PY
+}
+
+# manifest_digest HOST:PORT REPO REF: the digest a registry serves for a reference
+manifest_digest() {
+    curl -sfI -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' \
+        "http://$1/v2/$2/manifests/$3" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}'
+}
+
+expect_eq() { # GOT WANT WHAT
+    [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
+}

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * metrics.c: Prometheus metrics with no lock on the hot path. Every counter lives in a fixed
+ * array indexed by (method, route, status) or (route, bucket) and is updated with a relaxed
+ * atomic add: a request costs about six atomic operations. Rendering reads the counters without
+ * stopping writers, so a scrape may see a request's count before its latency, which Prometheus
+ * tolerates. The latency sum is kept in whole microseconds to stay an integer atomic.
+ */
+#include "metrics.h"
+
+#include <berth/errors.h>
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NMETHODS  7
+#define NSTATUS   501 /* 100..599 -> 0..499, anything else -> 500 */
+#define NBUCKETS  14  /* the finite bounds below, then +Inf */
+
+static const char *method_names[NMETHODS] = {"GET",   "HEAD",   "PUT",  "POST",
+                                             "PATCH", "DELETE", "OTHER"};
+static const char *route_names[BERTH_ROUTE_COUNT_] = {
+    "base", "manifests", "blobs", "uploads", "tags", "catalog", "referrers", "token", "metrics",
+    "other"};
+static const double bounds[NBUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                            1,     2.5,  5,     10,   30,  60};
+static const char *bound_text[NBUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1",
+                                           "0.25",  "0.5",  "1",     "2.5",  "5",
+                                           "10",    "30",   "60",    "+Inf"};
+static const char *gauge_names[BERTH_GAUGE_COUNT_] = {"berth_uploads_in_progress",
+                                                      "berth_stored_bytes", "berth_blobs"};
+static const char *gauge_help[BERTH_GAUGE_COUNT_] = {
+    "Blob upload sessions currently open.", "Bytes of blob content in the store.",
+    "Blobs in the store."};
+
+struct berth_metrics {
+    atomic_uint_fast64_t requests[NMETHODS][BERTH_ROUTE_COUNT_][NSTATUS];
+    atomic_uint_fast64_t buckets[BERTH_ROUTE_COUNT_][NBUCKETS]; /* not cumulative */
+    atomic_uint_fast64_t latency_us[BERTH_ROUTE_COUNT_];
+    atomic_uint_fast64_t bytes_in[BERTH_ROUTE_COUNT_];
+    atomic_uint_fast64_t bytes_out[BERTH_ROUTE_COUNT_];
+    atomic_int_fast64_t gauges[BERTH_GAUGE_COUNT_];
+};
+
+int berth_metrics_new(berth_metrics **out)
+{
+    berth_metrics *m = NULL;
+
+    if (!out) {
+        return berth_error_set(BERTH_EINVALID, "berth_metrics_new: no output");
+    }
+    /* calloc's zero bytes are valid zero atomics on every platform we build for */
+    m = calloc(1, sizeof(*m));
+    if (!m) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    *out = m;
+    return 0;
+}
+
+void berth_metrics_free(berth_metrics *m)
+{
+    free(m);
+}
+
+const char *berth_metrics_route_name(berth_metrics_route route)
+{
+    return (unsigned)route < BERTH_ROUTE_COUNT_ ? route_names[route] : "other";
+}
+
+static size_t method_index(const char *method)
+{
+    for (size_t i = 0; method && i < NMETHODS - 1; i++) {
+        if (strcmp(method, method_names[i]) == 0) {
+            return i;
+        }
+    }
+    return NMETHODS - 1;
+}
+
+void berth_metrics_observe(berth_metrics *m, const char *method, berth_metrics_route route,
+                           unsigned status, double seconds, uint64_t bytes_in,
+                           uint64_t bytes_out)
+{
+    size_t r = (unsigned)route < BERTH_ROUTE_COUNT_ ? (size_t)route : BERTH_ROUTE_OTHER;
+    size_t s = status >= 100 && status <= 599 ? status - 100 : NSTATUS - 1;
+    size_t b = 0;
+
+    if (!m) {
+        return;
+    }
+    if (!(seconds >= 0)) { /* also NaN */
+        seconds = 0;
+    }
+    while (b < NBUCKETS - 1 && seconds > bounds[b]) {
+        b++;
+    }
+    atomic_fetch_add_explicit(&m->requests[method_index(method)][r][s], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->buckets[r][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->latency_us[r],
+                              seconds > 1e12 ? (uint64_t)1e18 : (uint64_t)(seconds * 1e6),
+                              memory_order_relaxed);
+    if (bytes_in) {
+        atomic_fetch_add_explicit(&m->bytes_in[r], bytes_in, memory_order_relaxed);
+    }
+    if (bytes_out) {
+        atomic_fetch_add_explicit(&m->bytes_out[r], bytes_out, memory_order_relaxed);
+    }
+}
+
+void berth_metrics_gauge_set(berth_metrics *m, berth_metrics_gauge g, int64_t value)
+{
+    if (m && (unsigned)g < BERTH_GAUGE_COUNT_) {
+        atomic_store_explicit(&m->gauges[g], value, memory_order_relaxed);
+    }
+}
+
+void berth_metrics_gauge_add(berth_metrics *m, berth_metrics_gauge g, int64_t delta)
+{
+    if (m && (unsigned)g < BERTH_GAUGE_COUNT_) {
+        atomic_fetch_add_explicit(&m->gauges[g], delta, memory_order_relaxed);
+    }
+}
+
+static uint64_t load(atomic_uint_fast64_t *a)
+{
+    return (uint64_t)atomic_load_explicit(a, memory_order_relaxed);
+}
+
+int berth_metrics_render(berth_metrics *m, berth_buf *out)
+{
+    int error = 0;
+
+    if (!m || !out) {
+        return berth_error_set(BERTH_EINVALID, "berth_metrics_render: missing argument");
+    }
+    berth_error_clear();
+    error = berth_buf_puts(out, "# HELP berth_http_requests_total HTTP requests by method, "
+                                "route and status code.\n"
+                                "# TYPE berth_http_requests_total counter\n");
+    for (size_t i = 0; error == 0 && i < NMETHODS; i++) {
+        for (size_t r = 0; error == 0 && r < BERTH_ROUTE_COUNT_; r++) {
+            for (size_t s = 0; error == 0 && s < NSTATUS; s++) {
+                uint64_t n = load(&m->requests[i][r][s]);
+                if (n) {
+                    error = berth_buf_printf(
+                        out,
+                        "berth_http_requests_total{method=\"%s\",route=\"%s\",code=\"%u\"} "
+                        "%llu\n",
+                        method_names[i], route_names[r],
+                        s == NSTATUS - 1 ? 0u : (unsigned)(s + 100), (unsigned long long)n);
+                }
+            }
+        }
+    }
+    if (error == 0) {
+        error = berth_buf_puts(out, "# HELP berth_http_request_duration_seconds Time to serve a "
+                                    "request.\n"
+                                    "# TYPE berth_http_request_duration_seconds histogram\n");
+    }
+    for (size_t r = 0; error == 0 && r < BERTH_ROUTE_COUNT_; r++) {
+        uint64_t cumulative = 0;
+        for (size_t b = 0; error == 0 && b < NBUCKETS; b++) {
+            cumulative += load(&m->buckets[r][b]);
+            error = berth_buf_printf(out,
+                                     "berth_http_request_duration_seconds_bucket{route=\"%s\","
+                                     "le=\"%s\"} %llu\n",
+                                     route_names[r], bound_text[b],
+                                     (unsigned long long)cumulative);
+        }
+        if (error == 0) {
+            uint64_t us = load(&m->latency_us[r]);
+            error = berth_buf_printf(out,
+                                     "berth_http_request_duration_seconds_sum{route=\"%s\"} "
+                                     "%llu.%06llu\n"
+                                     "berth_http_request_duration_seconds_count{route=\"%s\"} "
+                                     "%llu\n",
+                                     route_names[r], (unsigned long long)(us / 1000000),
+                                     (unsigned long long)(us % 1000000), route_names[r],
+                                     (unsigned long long)cumulative);
+        }
+    }
+    for (int dir = 0; dir < 2 && error == 0; dir++) {
+        const char *name = dir ? "berth_http_response_bytes_total" : "berth_http_request_bytes_total";
+        error = berth_buf_printf(out, "# HELP %s HTTP body bytes %s.\n# TYPE %s counter\n", name,
+                                 dir ? "sent" : "received", name);
+        for (size_t r = 0; error == 0 && r < BERTH_ROUTE_COUNT_; r++) {
+            error = berth_buf_printf(out, "%s{route=\"%s\"} %llu\n", name, route_names[r],
+                                     (unsigned long long)load(dir ? &m->bytes_out[r]
+                                                                  : &m->bytes_in[r]));
+        }
+    }
+    for (size_t g = 0; error == 0 && g < BERTH_GAUGE_COUNT_; g++) {
+        error = berth_buf_printf(
+            out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g], gauge_help[g],
+            gauge_names[g], gauge_names[g],
+            (long long)atomic_load_explicit(&m->gauges[g], memory_order_relaxed));
+    }
+    if (error < 0) {
+        berth_error_set(error, "metrics: the output buffer is full");
+    }
+    return error;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* server/ops/metrics.h: request counters, latency histogram and gauges, Prometheus text. */
+#ifndef BERTH_SERVER_OPS_METRICS_H
+#define BERTH_SERVER_OPS_METRICS_H
+
+#include <berth/buf.h>
+
+/** The fixed set of routes requests are counted under. */
+typedef enum berth_metrics_route {
+    BERTH_ROUTE_BASE = 0,
+    BERTH_ROUTE_MANIFESTS,
+    BERTH_ROUTE_BLOBS,
+    BERTH_ROUTE_UPLOADS,
+    BERTH_ROUTE_TAGS,
+    BERTH_ROUTE_CATALOG,
+    BERTH_ROUTE_REFERRERS,
+    BERTH_ROUTE_TOKEN,
+    BERTH_ROUTE_METRICS,
+    BERTH_ROUTE_OTHER,
+    BERTH_ROUTE_COUNT_
+} berth_metrics_route;
+
+/** Gauges the caller sets. */
+typedef enum berth_metrics_gauge {
+    BERTH_GAUGE_UPLOADS_IN_PROGRESS = 0,
+    BERTH_GAUGE_STORED_BYTES,
+    BERTH_GAUGE_BLOBS,
+    BERTH_GAUGE_COUNT_
+} berth_metrics_gauge;
+
+/**
+ * The metrics of one server. All updates are relaxed atomic adds on fixed arrays (no lock, no
+ * allocation), so recording a request costs a handful of atomic operations.
+ */
+typedef struct berth_metrics berth_metrics;
+
+/** @param out receives the metrics (all zero); free with berth_metrics_free(). @return 0 or
+ * BERTH_ENOMEM */
+int berth_metrics_new(berth_metrics **out);
+
+/** Free; NULL is fine. */
+void berth_metrics_free(berth_metrics *m);
+
+/**
+ * Record one finished request.
+ * @param method       "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"; anything else is "OTHER"
+ * @param status       HTTP status (100..599; others are counted as 0)
+ * @param seconds      time from the request line to the last byte sent
+ * @param bytes_in     body bytes received
+ * @param bytes_out    body bytes sent
+ */
+void berth_metrics_observe(berth_metrics *m, const char *method, berth_metrics_route route,
+                           unsigned status, double seconds, uint64_t bytes_in,
+                           uint64_t bytes_out);
+
+/** Set a gauge to a value. */
+void berth_metrics_gauge_set(berth_metrics *m, berth_metrics_gauge g, int64_t value);
+
+/** Add a (possibly negative) amount to a gauge (uploads started / finished). */
+void berth_metrics_gauge_add(berth_metrics *m, berth_metrics_gauge g, int64_t delta);
+
+/** A route's label, e.g. "manifests". */
+const char *berth_metrics_route_name(berth_metrics_route route);
+
+/**
+ * Append the Prometheus text exposition (version 0.0.4) of every metric to `out`. Reads only
+ * (`m` is not const because C11 atomic loads take non-const pointers).
+ * @return 0, BERTH_ENOMEM or BERTH_ETOOBIG (the buffer's ceiling)
+ */
+int berth_metrics_render(berth_metrics *m, berth_buf *out);
+
+#endif

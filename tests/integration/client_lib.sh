@@ -150,3 +150,104 @@ manifest_digest() {
 expect_eq() { # GOT WANT WHAT
     [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
 }
+
+# start_fake NAME LAYOUT_DIR [ARGS]: a small read-only registry in python3 serving the layout,
+# with the Docker token flow (--token), Basic checked by the token endpoint (--basic U:P),
+# paginated tag lists (--page N, tags from --tags a,b,c) and slow blobs (--slow).
+# Sets ${NAME}_PORT and ${NAME}_PID. GET /stats (no auth) reports token requests.
+start_fake() {
+    local name=$1 layout=$2 port
+    shift 2
+    port=$(free_port)
+    cat >"$WORK/fake.py" <<'PY'
+import base64, json, os, re, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import argparse
+ap = argparse.ArgumentParser()
+ap.add_argument("port", type=int); ap.add_argument("layout")
+ap.add_argument("--token", action="store_true"); ap.add_argument("--basic")
+ap.add_argument("--page", type=int, default=0); ap.add_argument("--tags", default="")
+ap.add_argument("--slow", action="store_true")
+a = ap.parse_args()
+stats = {"token_requests": 0, "token_basic": [], "scopes": []}
+index = json.load(open(a.layout + "/index.json"))
+tags = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in index["manifests"]}
+extra = [t for t in a.tags.split(",") if t]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def send(self, code, body=b"", headers=None):
+        self.send_response(code)
+        for k, v in (headers or {}).items(): self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(body)
+    def authorized(self, scope):
+        if not a.token: return True
+        want = "Bearer tok-" + scope
+        if self.headers.get("Authorization") == want: return True
+        realm = "http://127.0.0.1:%d/token" % a.port
+        self.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}',
+                  {"WWW-Authenticate": 'Bearer realm="%s",service="fake",scope="%s"' % (realm, scope),
+                   "Content-Type": "application/json"})
+        return False
+    def do_HEAD(self): self.do_GET()
+    def do_GET(self):
+        p = self.path
+        if p == "/stats": return self.send(200, json.dumps(stats).encode())
+        if p.startswith("/token"):
+            q = dict(x.split("=", 1) for x in p.split("?", 1)[1].split("&"))
+            from urllib.parse import unquote
+            scope = unquote(q.get("scope", ""))
+            stats["token_requests"] += 1; stats["scopes"].append(scope)
+            auth = self.headers.get("Authorization", "")
+            if a.basic:
+                if auth != "Basic " + base64.b64encode(a.basic.encode()).decode():
+                    return self.send(401, b"{}")
+                stats["token_basic"].append(auth)
+            return self.send(200, json.dumps({"access_token": "tok-" + scope, "expires_in": 300}).encode())
+        if p == "/v2/" or p == "/v2":
+            if not self.authorized(""): return
+            return self.send(200, b"{}")
+        m = re.match(r"^/v2/(.+)/(manifests|blobs|tags)/([^?]+)(\?.*)?$", p)
+        if not m: return self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"x"}]}')
+        repo, kind, ref, query = m.group(1), m.group(2), m.group(3), m.group(4) or ""
+        if not self.authorized("repository:%s:pull" % repo): return
+        if kind == "tags":
+            allt = sorted(set(list(tags) + extra))
+            last = re.search(r"last=([^&]+)", query)
+            if last: allt = [t for t in allt if t > last.group(1)]
+            hdr = {"Content-Type": "application/json"}
+            if a.page and len(allt) > a.page:
+                allt = allt[:a.page]
+                hdr["Link"] = '</v2/%s/tags/list?n=%d&last=%s>; rel="next"' % (repo, a.page, allt[-1])
+            return self.send(200, json.dumps({"name": repo, "tags": allt}).encode(), hdr)
+        if kind == "manifests":
+            d = ref if ref.startswith("sha256:") else tags.get(ref, {}).get("digest")
+            path = a.layout + "/blobs/sha256/" + (d or "x:x").split(":")[1]
+            if not d or not os.path.exists(path): return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"x"}]}')
+            body = open(path, "rb").read()
+            mt = json.loads(body).get("mediaType", "application/vnd.oci.image.manifest.v1+json")
+            return self.send(200, body, {"Content-Type": mt, "Docker-Content-Digest": d})
+        path = a.layout + "/blobs/sha256/" + ref.split(":")[1]
+        if not os.path.exists(path): return self.send(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"x"}]}')
+        body = open(path, "rb").read()
+        if not a.slow or self.command == "HEAD": return self.send(200, body)
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        for i in range(0, len(body), 4096):
+            self.wfile.write(body[i:i + 4096]); self.wfile.flush(); time.sleep(0.05)
+ThreadingHTTPServer(("127.0.0.1", a.port), H).serve_forever()
+PY
+    python3 "$WORK/fake.py" "$port" "$layout" "$@" >"$WORK/fake-$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "${name}_PID=$!"
+    eval "${name}_PORT=$port"
+    local i
+    for i in $(seq 1 100); do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/stats"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "fake registry did not start"
+}

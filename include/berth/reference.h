@@ -79,24 +79,35 @@ void berth_reference_free(berth_reference *r);
  */
 bool berth_reference_is_loopback_registry(const berth_reference *r);
 
-/** An OCI image layout reference `oci:PATH[:TAG]` as skopeo writes it; strings are owned. */
+/**
+ * Check an image-layout reference name (the `org.opencontainers.image.ref.name` annotation) by
+ * the grammar the image spec suggests and skopeo enforces: components of `[A-Za-z0-9]+` joined
+ * by one of `-._:@+` or by `--`, components joined by '/'. Most tags are such names (not those
+ * with a leading, trailing or doubled separator, like "_x" or "a..b"); so is "example.com/app:v1".
+ * @return 0, or BERTH_EINVALID with a message
+ */
+int berth_ref_name_validate(const char *name);
+
+/** An OCI image layout reference `oci:PATH[:NAME]` as skopeo writes it; strings are owned. */
 typedef struct berth_layout_ref {
     char *path; /* the layout directory; never empty, never contains ':' */
-    char *tag;  /* NULL when none was given */
+    char *tag;  /* the reference name (usually a tag), NULL when none was given */
 } berth_layout_ref;
 
 /** True when `s` starts with the `oci:` transport prefix (and so is a layout reference). */
 bool berth_layout_ref_is(const char *s);
 
 /**
- * Parse `oci:PATH[:TAG]`. As in skopeo, the path may not contain ':', so the text is split at
- * its first ':' after the prefix; what follows must be a valid tag.
+ * Parse `oci:PATH[:NAME]`. As in skopeo, the path may not contain ':', so the text is split at
+ * its first ':' after the prefix; what follows, when not empty, must pass
+ * berth_ref_name_validate() (so `oci:dir:v1` and `oci:dir:example.com/app:v1` are accepted);
+ * `oci:dir:` is `oci:dir`. Unlike skopeo, an empty path (skopeo's current directory) is refused.
  * @param out  receives a reference the caller frees with berth_layout_ref_free()
- * @return 0; BERTH_EINVALID (no `oci:` prefix, empty path, empty or invalid tag); BERTH_ENOMEM
+ * @return 0; BERTH_EINVALID (no `oci:` prefix, empty path, invalid name); BERTH_ENOMEM
  */
 int berth_layout_ref_parse(berth_layout_ref **out, const char *s);
 
-/** Append `oci:PATH[:TAG]` to `out`. @return 0, BERTH_ENOMEM or BERTH_ETOOBIG */
+/** Append `oci:PATH[:NAME]` to `out`. @return 0, BERTH_ENOMEM or BERTH_ETOOBIG */
 int berth_layout_ref_format(berth_buf *out, const berth_layout_ref *r);
 
 /** Free a layout reference; NULL is fine. */

@@ -396,10 +396,45 @@ bool berth_layout_ref_is(const char *s)
     return s && strncmp(s, "oci:", 4) == 0;
 }
 
+int berth_ref_name_validate(const char *name)
+{
+    /* `need` is true where the next byte must be [A-Za-z0-9]: at the start of a component and
+     * after a separator. */
+    bool need = true;
+    size_t i = 0;
+
+    if (!name || !*name) {
+        return berth_error_set(BERTH_EINVALID, "reference name is empty");
+    }
+    for (; name[i]; i++) {
+        char c = name[i];
+        if (is_alnum(c)) {
+            need = false;
+            continue;
+        }
+        if (c == '/' || c == '-' || c == '.' || c == '_' || c == ':' || c == '@' || c == '+') {
+            if (need) {
+                return berth_error_set(BERTH_EINVALID,
+                                       "reference name: misplaced separator at byte %zu", i);
+            }
+            if (c == '-' && name[i + 1] == '-') {
+                i++; /* "--" is one separator */
+            }
+            need = true;
+            continue;
+        }
+        return berth_error_set(BERTH_EINVALID, "reference name: invalid character at byte %zu", i);
+    }
+    if (need) {
+        return berth_error_set(BERTH_EINVALID, "reference name ends with a separator");
+    }
+    return 0;
+}
+
 int berth_layout_ref_parse(berth_layout_ref **out, const char *s)
 {
     berth_layout_ref *r = NULL;
-    const char *path, *colon;
+    const char *path, *colon, *name = NULL;
     size_t path_len;
     int rc;
 
@@ -412,10 +447,11 @@ int berth_layout_ref_parse(berth_layout_ref **out, const char *s)
     if (path_len == 0) {
         return berth_error_set(BERTH_EINVALID, "layout reference has an empty path");
     }
-    if (colon) {
-        rc = berth_tag_validate(colon + 1);
+    if (colon && colon[1]) {
+        name = colon + 1;
+        rc = berth_ref_name_validate(name);
         if (rc < 0) {
-            berth_error_prefix("layout reference ");
+            berth_error_prefix("layout ");
             return rc;
         }
     }
@@ -425,10 +461,10 @@ int berth_layout_ref_parse(berth_layout_ref **out, const char *s)
         goto out;
     }
     r->path = dup_span(path, path_len);
-    if (colon) {
-        r->tag = dup_span(colon + 1, strlen(colon + 1));
+    if (name) {
+        r->tag = dup_span(name, strlen(name));
     }
-    if (!r->path || (colon && !r->tag)) {
+    if (!r->path || (name && !r->tag)) {
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
         goto out;
     }

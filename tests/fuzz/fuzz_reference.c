@@ -44,19 +44,30 @@ static void check_reference(const char *s)
 
 static void check_layout_ref(const char *s)
 {
-    berth_layout_ref *r = NULL;
+    berth_layout_ref *r = NULL, *again = NULL;
     berth_buf b = BERTH_BUF_INIT;
+    size_t len = strlen(s);
 
     if (berth_layout_ref_parse(&r, s) != 0) {
         return;
     }
     if (!berth_layout_ref_is(s) || !r->path[0] || strchr(r->path, ':') ||
-        (r->tag && berth_tag_validate(r->tag) != 0)) {
+        (r->tag && berth_ref_name_validate(r->tag) != 0)) {
         abort();
     }
-    if (berth_layout_ref_format(&b, r) != 0 || strcmp(b.ptr, s) != 0) {
+    /* the text formats back exactly, but for a trailing ':' that names nothing */
+    if (berth_layout_ref_format(&b, r) != 0) {
         abort();
     }
+    if (s[len - 1] == ':' ? (b.len != len - 1 || memcmp(b.ptr, s, len - 1) != 0)
+                          : strcmp(b.ptr, s) != 0) {
+        abort();
+    }
+    if (berth_layout_ref_parse(&again, b.ptr) != 0 || !same_str(again->path, r->path) ||
+        !same_str(again->tag, r->tag)) {
+        abort();
+    }
+    berth_layout_ref_free(again);
     berth_layout_ref_free(r);
     berth_buf_dispose(&b);
 }
@@ -79,7 +90,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!has_nul && (name_rc != berth_name_validate(s) || tag_rc != berth_tag_validate(s))) {
         abort();
     }
-    /* a valid name is a valid reference to docker.io or a registry */
+    /* a repository name is also a ref.name */
+    if (!has_nul && name_rc == 0 && berth_ref_name_validate(s) != 0) {
+        abort();
+    }
     check_reference(s);
     check_layout_ref(s);
     free(s);

@@ -322,28 +322,72 @@ static void test_reference__loopback(void **state)
     assert_false(berth_reference_is_loopback_registry(NULL));
 }
 
+static void test_reference__ref_name_grammar(void **state)
+{
+    /* the image-spec ref.name grammar, checked against skopeo 1.9's "Invalid image" verdicts */
+    static const grammar_case cases[] = {
+        {"v1", 0, NULL},
+        {"latest", 0, NULL},
+        {"UPPER", 0, NULL},
+        {"1.0.0-rc.1", 0, NULL},
+        {"a--b", 0, NULL},
+        {"a@b+c", 0, NULL},
+        {"a:b", 0, NULL},
+        {"a/b", 0, NULL},
+        {"example.com:5000/app:v1", 0, NULL},
+        {"", BERTH_EINVALID, "empty"},
+        {"_x", BERTH_EINVALID, "separator"},
+        {".x", BERTH_EINVALID, "separator"},
+        {"a_", BERTH_EINVALID, "ends with"},
+        {"a/", BERTH_EINVALID, "ends with"},
+        {"a---b", BERTH_EINVALID, "separator"},
+        {"a//b", BERTH_EINVALID, "separator"},
+        {"a..b", BERTH_EINVALID, "separator"},
+        {"a b", BERTH_EINVALID, "invalid character"},
+        {"a=b", BERTH_EINVALID, "invalid character"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = berth_ref_name_validate(cases[i].input);
+        if (rc != cases[i].code) {
+            print_error("ref name '%s': got %d want %d\n", cases[i].input, rc, cases[i].code);
+        }
+        assert_int_equal(rc, cases[i].code);
+        if (cases[i].msg) {
+            assert_non_null(strstr(berth_error_last(), cases[i].msg));
+        }
+    }
+    assert_int_equal(berth_ref_name_validate(NULL), BERTH_EINVALID);
+}
+
 static void test_reference__layout_refs(void **state)
 {
+    /* cases from skopeo 1.9: the path ends at the first ':'; the rest is a ref.name */
     static const struct {
         const char *input;
         int code;
         const char *path;
         const char *tag;
+        const char *canonical;
     } cases[] = {
-        {"oci:/tmp/layout", 0, "/tmp/layout", NULL},
-        {"oci:/tmp/layout:v1", 0, "/tmp/layout", "v1"},
-        {"oci:layout:latest", 0, "layout", "latest"},
-        {"oci:./rel/dir:_x.y-z", 0, "./rel/dir", "_x.y-z"},
-        {"oci:/path with space", 0, "/path with space", NULL},
-        {"oci:", BERTH_EINVALID, NULL, NULL},
-        {"oci::tag", BERTH_EINVALID, NULL, NULL},
-        {"oci:/tmp/x:", BERTH_EINVALID, NULL, NULL},
-        {"oci:/tmp/x:a:b", BERTH_EINVALID, NULL, NULL},
-        {"oci:/tmp/x:.bad", BERTH_EINVALID, NULL, NULL},
-        {"oci:/tmp/x:a/b", BERTH_EINVALID, NULL, NULL},
-        {"docker://alpine", BERTH_EINVALID, NULL, NULL},
-        {"/tmp/layout", BERTH_EINVALID, NULL, NULL},
-        {"OCI:/tmp/layout", BERTH_EINVALID, NULL, NULL},
+        {"oci:/tmp/layout", 0, "/tmp/layout", NULL, NULL},
+        {"oci:/tmp/layout:v1", 0, "/tmp/layout", "v1", NULL},
+        {"oci:layout:latest", 0, "layout", "latest", NULL},
+        {"oci:./rel/dir:x.y-z", 0, "./rel/dir", "x.y-z", NULL},
+        {"oci:/path with space", 0, "/path with space", NULL, NULL},
+        {"oci:/tmp/x:a:b", 0, "/tmp/x", "a:b", NULL},
+        {"oci:/tmp/x:a/b", 0, "/tmp/x", "a/b", NULL},
+        {"oci:/tmp/x:ex.com:5000/app:v1", 0, "/tmp/x", "ex.com:5000/app:v1", NULL},
+        {"oci:/tmp/x:", 0, "/tmp/x", NULL, "oci:/tmp/x"},
+        {"oci:", BERTH_EINVALID, NULL, NULL, NULL},
+        {"oci::tag", BERTH_EINVALID, NULL, NULL, NULL},
+        {"oci:/tmp/x:.bad", BERTH_EINVALID, NULL, NULL, NULL},
+        {"oci:/tmp/x:-t", BERTH_EINVALID, NULL, NULL, NULL},
+        {"oci:/tmp/x:_x", BERTH_EINVALID, NULL, NULL, NULL},
+        {"oci:/tmp/x:a//b", BERTH_EINVALID, NULL, NULL, NULL},
+        {"docker://alpine", BERTH_EINVALID, NULL, NULL, NULL},
+        {"/tmp/layout", BERTH_EINVALID, NULL, NULL, NULL},
+        {"OCI:/tmp/layout", BERTH_EINVALID, NULL, NULL, NULL},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -366,7 +410,8 @@ static void test_reference__layout_refs(void **state)
         }
         berth_buf b = BERTH_BUF_INIT;
         assert_int_equal(berth_layout_ref_format(&b, r), 0);
-        assert_string_equal(berth_buf_cstr(&b), cases[i].input);
+        assert_string_equal(berth_buf_cstr(&b),
+                            cases[i].canonical ? cases[i].canonical : cases[i].input);
         berth_buf_dispose(&b);
         berth_layout_ref_free(r);
     }
@@ -375,7 +420,9 @@ static void test_reference__layout_refs(void **state)
     berth_layout_ref_free(NULL);
     berth_layout_ref *r = NULL;
     assert_int_equal(berth_layout_ref_parse(&r, "oci:x:-t"), BERTH_EINVALID);
-    assert_non_null(strstr(berth_error_last(), "layout reference tag"));
+    assert_non_null(strstr(berth_error_last(), "layout reference name"));
+    assert_int_equal(berth_layout_ref_parse(&r, "oci::t"), BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_last(), "empty path"));
 }
 
 int main(void)
@@ -388,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_reference__parse_messages),
         cmocka_unit_test(test_reference__total_length),
         cmocka_unit_test(test_reference__loopback),
+        cmocka_unit_test(test_reference__ref_name_grammar),
         cmocka_unit_test(test_reference__layout_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

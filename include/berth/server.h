@@ -9,14 +9,14 @@
 typedef struct berth_server berth_server;
 
 typedef struct berth_server_options {
-    const char *listen_address;   /* numeric IPv4 or IPv6 address (default "127.0.0.1") */
-    uint16_t port;                /* 0: any free port (see berth_server_port) */
-    unsigned threads;             /* worker threads (0: number of online cores) */
-    unsigned connection_limit;    /* simultaneous connections (0: 1024) */
-    unsigned connection_timeout;  /* idle seconds before a connection is closed (0: 60) */
-    size_t connection_memory;     /* per-connection buffer memory, bytes (0: 64 KiB) */
-    size_t manifest_max;          /* largest manifest body accepted, bytes (0: 4 MiB) */
-    bool log;                     /* one access-log line per request on stderr (default on) */
+    const char *listen_address;  /* numeric IPv4 or IPv6 address (default "127.0.0.1") */
+    uint16_t port;               /* 0: any free port (see berth_server_port) */
+    unsigned threads;            /* worker threads (0: number of online cores) */
+    unsigned connection_limit;   /* simultaneous connections (0: 1024) */
+    unsigned connection_timeout; /* idle seconds before a connection is closed (0: 60) */
+    size_t connection_memory;    /* per-connection buffer memory, bytes (0: 64 KiB) */
+    size_t manifest_max;         /* largest manifest body accepted, bytes (0: 4 MiB) */
+    bool log;                    /* one access-log line per request on stderr (default on) */
 } berth_server_options;
 
 /** Fill `opts` with the defaults (127.0.0.1, port 5000, logging on, zeros elsewhere). */

@@ -16,18 +16,17 @@
 
 static void help(FILE *f)
 {
-    fprintf(f,
-            "usage: berth serve [--listen ADDR:PORT] [--root DIR] [--threads N]\n"
-            "                   [--max-connections N] [--timeout SECONDS] [--quiet]\n\n"
-            "Run the registry (OCI Distribution Spec v1.1) until SIGINT or SIGTERM.\n\n"
-            "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:5000;\n"
-            "                         IPv6 as [::1]:5000; port 0 picks a free port)\n"
-            "  --root DIR             storage directory (default ./data)\n"
-            "  --threads N            worker threads (default: number of cores)\n"
-            "  --max-connections N    simultaneous connections (default 1024)\n"
-            "  --timeout SECONDS      idle connection timeout (default 60)\n"
-            "  --quiet                no access log on stderr\n"
-            "  --config FILE          reserved; not supported yet\n");
+    fprintf(f, "usage: berth serve [--listen ADDR:PORT] [--root DIR] [--threads N]\n"
+               "                   [--max-connections N] [--timeout SECONDS] [--quiet]\n\n"
+               "Run the registry (OCI Distribution Spec v1.1) until SIGINT or SIGTERM.\n\n"
+               "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:5000;\n"
+               "                         IPv6 as [::1]:5000; port 0 picks a free port)\n"
+               "  --root DIR             storage directory (default ./data)\n"
+               "  --threads N            worker threads (default: number of cores)\n"
+               "  --max-connections N    simultaneous connections (default 1024)\n"
+               "  --timeout SECONDS      idle connection timeout (default 60)\n"
+               "  --quiet                no access log on stderr\n"
+               "  --config FILE          reserved; not supported yet\n");
 }
 
 static int parse_uint(unsigned *out, const char *s, unsigned max)
@@ -147,9 +146,8 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }
-    fprintf(stderr, "berth serve: listening on %s%s%s:%u, root %s\n",
-            strchr(addr, ':') ? "[" : "", addr, strchr(addr, ':') ? "]" : "",
-            (unsigned)berth_server_port(srv), root);
+    fprintf(stderr, "berth serve: listening on %s%s%s:%u, root %s\n", strchr(addr, ':') ? "[" : "",
+            addr, strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv), root);
     if (sigwait(&set, &sig) != 0) {
         fprintf(stderr, "berth serve: sigwait failed\n");
         goto out;

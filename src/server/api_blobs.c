@@ -213,8 +213,7 @@ enum MHD_Result berth__api_upload_begin(berth__req *r)
             return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, error, NULL);
         }
         if (r->crange.start != size) {
-            berth_error_set(BERTH_ERANGE,
-                            "chunk starts at %llu but the session holds %llu bytes",
+            berth_error_set(BERTH_ERANGE, "chunk starts at %llu but the session holds %llu bytes",
                             (unsigned long long)r->crange.start, (unsigned long long)size);
             return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, BERTH_ERANGE, NULL);
         }

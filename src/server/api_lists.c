@@ -127,8 +127,8 @@ static enum MHD_Result listing(berth__req *r, bool tags)
     }
     if (more && p.last && n_given) {
         if (tags) {
-            snprintf(link, sizeof(link), "</v2/%s/tags/list?last=%s&n=%zu>; rel=\"next\"",
-                     r->name, p.last, n);
+            snprintf(link, sizeof(link), "</v2/%s/tags/list?last=%s&n=%zu>; rel=\"next\"", r->name,
+                     p.last, n);
         } else {
             snprintf(link, sizeof(link), "</v2/_catalog?last=%s&n=%zu>; rel=\"next\"", p.last, n);
         }

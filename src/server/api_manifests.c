@@ -14,8 +14,7 @@
 #include <string.h>
 
 /* Validate r->ref as a digest (it has a ':') or a tag; answer the error when invalid. */
-static int check_reference(berth__req *r, bool *is_digest, berth_digest *digest,
-                           berth__op *op_out)
+static int check_reference(berth__req *r, bool *is_digest, berth_digest *digest, berth__op *op_out)
 {
     int error;
 

@@ -18,9 +18,10 @@ static const struct {
     [BERTH_API_BLOB_UNKNOWN] = {"BLOB_UNKNOWN", "blob unknown to registry"},
     [BERTH_API_BLOB_UPLOAD_INVALID] = {"BLOB_UPLOAD_INVALID", "blob upload invalid"},
     [BERTH_API_BLOB_UPLOAD_UNKNOWN] = {"BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"},
-    [BERTH_API_DIGEST_INVALID] = {"DIGEST_INVALID", "provided digest did not match uploaded content"},
-    [BERTH_API_MANIFEST_BLOB_UNKNOWN] = {"MANIFEST_BLOB_UNKNOWN",
-                                         "manifest references a manifest or blob unknown to registry"},
+    [BERTH_API_DIGEST_INVALID] = {"DIGEST_INVALID",
+                                  "provided digest did not match uploaded content"},
+    [BERTH_API_MANIFEST_BLOB_UNKNOWN] =
+        {"MANIFEST_BLOB_UNKNOWN", "manifest references a manifest or blob unknown to registry"},
     [BERTH_API_MANIFEST_INVALID] = {"MANIFEST_INVALID", "manifest invalid"},
     [BERTH_API_MANIFEST_UNKNOWN] = {"MANIFEST_UNKNOWN", "manifest unknown to registry"},
     [BERTH_API_NAME_INVALID] = {"NAME_INVALID", "invalid repository name"},
@@ -172,8 +173,8 @@ int berth__error_document(berth_buf *out, berth__api_error e, const char *messag
     if (!message || !*message) {
         message = api_errors[e].message;
     }
-    if ((error = berth_buf_printf(out, "{\"errors\":[{\"code\":\"%s\",\"message\":",
-                                  api_errors[e].code)) < 0 ||
+    if ((error = berth_buf_printf(
+             out, "{\"errors\":[{\"code\":\"%s\",\"message\":", api_errors[e].code)) < 0 ||
         (error = berth__json_string(out, message)) < 0 ||
         (error = berth_buf_puts(out, ",\"detail\":{}}]}")) < 0) {
         return error;

@@ -116,8 +116,8 @@ static berth__method method_of(const char *m)
         const char *name;
         berth__method m;
     } methods[] = {
-        {"GET", BERTH_M_GET},     {"HEAD", BERTH_M_HEAD},   {"PUT", BERTH_M_PUT},
-        {"POST", BERTH_M_POST},   {"PATCH", BERTH_M_PATCH}, {"DELETE", BERTH_M_DELETE},
+        {"GET", BERTH_M_GET},   {"HEAD", BERTH_M_HEAD},   {"PUT", BERTH_M_PUT},
+        {"POST", BERTH_M_POST}, {"PATCH", BERTH_M_PATCH}, {"DELETE", BERTH_M_DELETE},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         if (strcmp(m, methods[i].name) == 0) {
@@ -491,18 +491,15 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     }
     srv->daemon = MHD_start_daemon(
         flags | MHD_USE_ERROR_LOG, srv->opts.port, NULL, NULL, access_handler, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, srv->opts.threads,
-        MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        srv->opts.threads, MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_END);
     if (!srv->daemon) {
-        error = berth_error_set(BERTH_EIO, "cannot listen on %s port %u",
-                                srv->opts.listen_address, (unsigned)srv->opts.port);
+        error = berth_error_set(BERTH_EIO, "cannot listen on %s port %u", srv->opts.listen_address,
+                                (unsigned)srv->opts.port);
         goto out;
     }
     info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);

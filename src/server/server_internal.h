@@ -42,19 +42,19 @@ typedef enum berth__api_error {
  */
 typedef enum berth__op {
     BERTH_OP_ANY = 0,
-    BERTH_OP_NAME,          /* validating a repository name */
-    BERTH_OP_DIGEST,        /* validating a digest of the path or query */
-    BERTH_OP_TAG,           /* validating a tag */
-    BERTH_OP_ROUTE,         /* no such endpoint */
-    BERTH_OP_METHOD,        /* endpoint without that method */
-    BERTH_OP_BLOB,          /* blob GET, HEAD, DELETE */
-    BERTH_OP_UPLOAD,        /* opening, writing, cancelling an upload session */
-    BERTH_OP_UPLOAD_RANGE,  /* a chunk that does not continue the session */
-    BERTH_OP_COMMIT,        /* closing an upload with its digest */
-    BERTH_OP_MANIFEST_GET,  /* manifest GET, HEAD, DELETE */
-    BERTH_OP_MANIFEST_PUT,  /* manifest PUT */
-    BERTH_OP_REPO,          /* tags list, referrers: the repository must exist */
-    BERTH_OP_QUERY,         /* a bad query parameter (n, last) */
+    BERTH_OP_NAME,         /* validating a repository name */
+    BERTH_OP_DIGEST,       /* validating a digest of the path or query */
+    BERTH_OP_TAG,          /* validating a tag */
+    BERTH_OP_ROUTE,        /* no such endpoint */
+    BERTH_OP_METHOD,       /* endpoint without that method */
+    BERTH_OP_BLOB,         /* blob GET, HEAD, DELETE */
+    BERTH_OP_UPLOAD,       /* opening, writing, cancelling an upload session */
+    BERTH_OP_UPLOAD_RANGE, /* a chunk that does not continue the session */
+    BERTH_OP_COMMIT,       /* closing an upload with its digest */
+    BERTH_OP_MANIFEST_GET, /* manifest GET, HEAD, DELETE */
+    BERTH_OP_MANIFEST_PUT, /* manifest PUT */
+    BERTH_OP_REPO,         /* tags list, referrers: the repository must exist */
+    BERTH_OP_QUERY,        /* a bad query parameter (n, last) */
 } berth__op;
 
 typedef enum berth__method {
@@ -69,14 +69,14 @@ typedef enum berth__method {
 
 typedef enum berth__route {
     BERTH_R_NONE = 0,
-    BERTH_R_BASE,         /* /v2/ */
-    BERTH_R_CATALOG,      /* /v2/_catalog */
-    BERTH_R_TAGS,         /* /v2/<name>/tags/list */
-    BERTH_R_MANIFEST,     /* /v2/<name>/manifests/<ref> */
-    BERTH_R_BLOB,         /* /v2/<name>/blobs/<digest> */
-    BERTH_R_UPLOADS,      /* /v2/<name>/blobs/uploads/ */
-    BERTH_R_UPLOAD,       /* /v2/<name>/blobs/uploads/<id> */
-    BERTH_R_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+    BERTH_R_BASE,      /* /v2/ */
+    BERTH_R_CATALOG,   /* /v2/_catalog */
+    BERTH_R_TAGS,      /* /v2/<name>/tags/list */
+    BERTH_R_MANIFEST,  /* /v2/<name>/manifests/<ref> */
+    BERTH_R_BLOB,      /* /v2/<name>/blobs/<digest> */
+    BERTH_R_UPLOADS,   /* /v2/<name>/blobs/uploads/ */
+    BERTH_R_UPLOAD,    /* /v2/<name>/blobs/uploads/<id> */
+    BERTH_R_REFERRERS, /* /v2/<name>/referrers/<digest> */
 } berth__route;
 
 /** Longest last path segment kept (a tag, a digest or an upload id). */
@@ -99,30 +99,30 @@ typedef enum berth__sink {
 typedef struct berth__req {
     berth_server *srv;
     struct MHD_Connection *conn;
-    char *uri;                   /* as received, with the query: for the log */
+    char *uri; /* as received, with the query: for the log */
     struct timespec start;
     berth__method method;
     const char *method_name;
     berth__route route;
     char name[BERTH_NAME_MAX + 1];
     char ref[BERTH__REF_MAX + 1];
-    bool begun;                  /* the first access-handler call happened */
-    bool responded;              /* a response is queued */
-    unsigned status;             /* status of the queued response */
-    uint64_t bytes;              /* body bytes of the queued response */
+    bool begun;      /* the first access-handler call happened */
+    bool responded;  /* a response is queued */
+    unsigned status; /* status of the queued response */
+    uint64_t bytes;  /* body bytes of the queued response */
 
     /* request body */
     berth__sink sink;
     berth_buf body;
     berth_upload *upload;
-    uint64_t received;           /* body bytes seen */
-    bool has_crange;             /* PATCH carried a Content-Range */
+    uint64_t received; /* body bytes seen */
+    bool has_crange;   /* PATCH carried a Content-Range */
     berth_byte_range crange;
-    bool has_digest;             /* ?digest= */
+    bool has_digest; /* ?digest= */
     berth_digest digest;
 
     /* a failure while the body streamed, answered once the body is read */
-    int fail_code;               /* 0: none */
+    int fail_code; /* 0: none */
     berth__op fail_op;
     char fail_msg[256];
 } berth__req;
@@ -176,12 +176,12 @@ const char *berth__header(berth__req *r, const char *key);
 
 /* ---- api_*.c: handlers. begin runs on the first call; finish once the body is read. ---- */
 
-enum MHD_Result berth__api_manifest(berth__req *r);        /* GET, HEAD, DELETE */
+enum MHD_Result berth__api_manifest(berth__req *r); /* GET, HEAD, DELETE */
 enum MHD_Result berth__api_manifest_put_begin(berth__req *r);
 enum MHD_Result berth__api_manifest_put_finish(berth__req *r);
-enum MHD_Result berth__api_blob(berth__req *r);            /* GET, HEAD, DELETE */
-enum MHD_Result berth__api_upload_get(berth__req *r);      /* GET, DELETE on a session */
-enum MHD_Result berth__api_upload_begin(berth__req *r);    /* POST, PATCH, PUT */
+enum MHD_Result berth__api_blob(berth__req *r);         /* GET, HEAD, DELETE */
+enum MHD_Result berth__api_upload_get(berth__req *r);   /* GET, DELETE on a session */
+enum MHD_Result berth__api_upload_begin(berth__req *r); /* POST, PATCH, PUT */
 enum MHD_Result berth__api_upload_finish(berth__req *r);
 enum MHD_Result berth__api_tags(berth__req *r);
 enum MHD_Result berth__api_catalog(berth__req *r);

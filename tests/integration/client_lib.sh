@@ -251,3 +251,9 @@ PY
     done
     fail "fake registry did not start"
 }
+
+# manifest_code HOST:PORT REPO REF: the HTTP status of a manifest GET with the Accept list
+manifest_code() {
+    curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' \
+        "http://$1/v2/$2/manifests/$3"
+}

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * htpasswd.c: Basic authentication. Users and hashes live in a hash table rebuilt whenever the
+ * file changes (mtime or size; checked at most once a second); a failed reload keeps the last
+ * good table and logs nothing here (the caller sees an error only at open). crypt_r runs
+ * outside the lock on a heap crypt_data (about 32 KiB, too big for a thread stack frame).
+ * The credential cache maps "user\n" + hex(SHA-256(salt || password)) to an expiry time; it is
+ * emptied when the file changes, so a changed password takes effect at the next reload.
+ */
+#include "htpasswd.h"
+
+#include "b64.h"
+#include "base/htab.h"
+
+#include <berth/buf.h>
+#include <berth/errors.h>
+
+#include <crypt.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* A bcrypt hash of a random password, verified against when the user is unknown so that the
+ * time taken does not reveal which users exist. */
+static const char dummy_hash[] = "$2y$05$fUH8HiCUc/j/F3ZQD3JsRuhzriGz22OVL13QBRik2cASz5pbnMdyC";
+
+typedef struct user_entry {
+    char *user;
+    char *hash;
+} user_entry;
+
+typedef struct cache_entry {
+    char *key;
+    uint64_t expires;
+} cache_entry;
+
+struct berth_htpasswd {
+    pthread_mutex_t lock;
+    char *path;
+    berth__htab users;
+    berth__htab cache;
+    size_t cache_max;
+    uint64_t ttl;
+    unsigned char salt[32];
+    struct timespec mtime;
+    off_t size;
+    uint64_t checked_at; /* seconds (monotonic) of the last stat */
+};
+
+static uint64_t now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+static void free_user(void *value, void *payload)
+{
+    user_entry *e = value;
+    (void)payload;
+    if (e) {
+        free(e->user);
+        free(e->hash);
+        free(e);
+    }
+}
+
+static void free_cache_entry(void *value, void *payload)
+{
+    cache_entry *e = value;
+    (void)payload;
+    if (e) {
+        free(e->key);
+        free(e);
+    }
+}
+
+static void clear_table(berth__htab *t, void (*fn)(void *, void *))
+{
+    berth__htab_foreach(t, fn, NULL);
+    berth__htab_dispose(t);
+}
+
+/* Parse the file into `users`. */
+static int load(berth__htab *users, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t n = 0;
+    int error = 0;
+
+    if (!f) {
+        return berth_error_set(BERTH_EIO, "%s: %s", path, strerror(errno));
+    }
+    while (error == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        char *colon = NULL;
+        user_entry *e = NULL;
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+            line[--n] = '\0';
+        }
+        if (n == 0 || line[0] == '#') {
+            continue;
+        }
+        colon = strchr(line, ':');
+        if (!colon || colon == line || colon[1] == '\0') {
+            error = berth_error_set(BERTH_EINVALID, "%s:%zu: expected user:hash", path, lineno);
+            break;
+        }
+        *colon = '\0';
+        if (strncmp(colon + 1, "$apr1$", 6) == 0 || strncmp(colon + 1, "{SHA}", 5) == 0) {
+            error = berth_error_set(BERTH_EINVALID,
+                                    "%s:%zu: unsupported hash for '%s' (use htpasswd -B)", path,
+                                    lineno, line);
+            break;
+        }
+        e = calloc(1, sizeof(*e));
+        if (!e || !(e->user = strdup(line)) || !(e->hash = strdup(colon + 1))) {
+            free_user(e, NULL);
+            error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
+        }
+        free_user(berth__htab_get(users, e->user), NULL);
+        berth__htab_remove(users, e->user);
+        if (berth__htab_put(users, e->user, e) < 0) {
+            free_user(e, NULL);
+            error = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+    }
+    free(line);
+    if (error == 0 && ferror(f)) {
+        error = berth_error_set(BERTH_EIO, "%s: read error", path);
+    }
+    fclose(f);
+    return error;
+}
+
+void berth_htpasswd_free(berth_htpasswd *h)
+{
+    if (!h) {
+        return;
+    }
+    clear_table(&h->users, free_user);
+    clear_table(&h->cache, free_cache_entry);
+    pthread_mutex_destroy(&h->lock);
+    free(h->path);
+    free(h);
+}
+
+int berth_htpasswd_open(berth_htpasswd **out, const char *path, size_t cache_size,
+                        uint64_t ttl_seconds)
+{
+    berth_htpasswd *h = NULL;
+    struct stat st;
+    int error = 0;
+
+    if (!out || !path) {
+        return berth_error_set(BERTH_EINVALID, "berth_htpasswd_open: missing argument");
+    }
+    *out = NULL;
+    berth_error_clear();
+    h = calloc(1, sizeof(*h));
+    if (!h || !(h->path = strdup(path))) {
+        free(h);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    h->cache_max = cache_size ? cache_size : 1024;
+    h->ttl = ttl_seconds ? ttl_seconds : 300;
+    if (RAND_bytes(h->salt, sizeof(h->salt)) != 1) {
+        error = berth_error_set(BERTH_ERROR, "no random bytes for the credential cache salt");
+        goto out;
+    }
+    if (stat(path, &st) != 0) {
+        error = berth_error_set(BERTH_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    h->mtime = st.st_mtim;
+    h->size = st.st_size;
+    h->checked_at = now_seconds();
+    if ((error = load(&h->users, path)) < 0) {
+        goto out;
+    }
+    *out = h;
+    h = NULL;
+out:
+    berth_htpasswd_free(h);
+    return error;
+}
+
+/* Under the lock: reload when the file changed. A broken new file keeps the old users. */
+static void maybe_reload(berth_htpasswd *h)
+{
+    struct stat st;
+    berth__htab fresh = BERTH__HTAB_INIT;
+    uint64_t now = now_seconds();
+
+    if (now == h->checked_at) {
+        return;
+    }
+    h->checked_at = now;
+    if (stat(h->path, &st) != 0 ||
+        (st.st_mtim.tv_sec == h->mtime.tv_sec && st.st_mtim.tv_nsec == h->mtime.tv_nsec &&
+         st.st_size == h->size)) {
+        return;
+    }
+    if (load(&fresh, h->path) < 0) {
+        clear_table(&fresh, free_user);
+        berth_error_clear();
+        return;
+    }
+    clear_table(&h->users, free_user);
+    h->users = fresh;
+    clear_table(&h->cache, free_cache_entry);
+    h->mtime = st.st_mtim;
+    h->size = st.st_size;
+}
+
+static int cache_key(berth_buf *key, const berth_htpasswd *h, const char *user,
+                     const char *password)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int error = 0;
+
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, h->salt, sizeof(h->salt)) != 1 ||
+        EVP_DigestUpdate(ctx, password, strlen(password)) != 1 ||
+        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+        error = berth_error_set(BERTH_ENOMEM, "sha256 failed");
+        goto out;
+    }
+    error = berth_buf_printf(key, "%s\n", user);
+    for (unsigned i = 0; error == 0 && i < mdlen; i++) {
+        error = berth_buf_printf(key, "%02x", md[i]);
+    }
+out:
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(md, sizeof(md));
+    return error;
+}
+
+typedef struct expiry_scan {
+    uint64_t now;
+    cache_entry **dead;
+    size_t count;
+} expiry_scan;
+
+static void collect_expired(void *value, void *payload)
+{
+    cache_entry *e = value;
+    expiry_scan *s = payload;
+    if (e->expires <= s->now) {
+        s->dead[s->count++] = e;
+    }
+}
+
+/* Under the lock: make room for one entry. Expired entries go first; if none, everything. */
+static void cache_make_room(berth_htpasswd *h, uint64_t now)
+{
+    expiry_scan s = {now, NULL, 0};
+
+    if (h->cache.count < h->cache_max) {
+        return;
+    }
+    s.dead = calloc(h->cache.count, sizeof(*s.dead));
+    if (s.dead) {
+        berth__htab_foreach(&h->cache, collect_expired, &s);
+        for (size_t i = 0; i < s.count; i++) {
+            berth__htab_remove(&h->cache, s.dead[i]->key);
+            free_cache_entry(s.dead[i], NULL);
+        }
+        free(s.dead);
+    }
+    if (h->cache.count >= h->cache_max) {
+        clear_table(&h->cache, free_cache_entry);
+    }
+}
+
+int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *password)
+{
+    berth_buf key = BERTH_BUF_INIT;
+    char *hash = NULL;
+    struct crypt_data *cd = NULL;
+    const char *computed = NULL;
+    cache_entry *hit = NULL;
+    uint64_t now = now_seconds();
+    bool known = false, match = false;
+    int error = 0;
+
+    if (!h || !user || !password) {
+        return berth_error_set(BERTH_EINVALID, "berth_htpasswd_check: missing argument");
+    }
+    berth_error_clear();
+    if ((error = cache_key(&key, h, user, password)) < 0) {
+        goto out;
+    }
+    pthread_mutex_lock(&h->lock);
+    maybe_reload(h);
+    hit = berth__htab_get(&h->cache, key.ptr);
+    if (hit && hit->expires > now) {
+        match = true;
+    } else {
+        user_entry *u = berth__htab_get(&h->users, user);
+        known = u != NULL;
+        hash = strdup(u ? u->hash : dummy_hash);
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (match) {
+        goto out;
+    }
+    if (!hash || !(cd = calloc(1, sizeof(*cd)))) {
+        error = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    computed = crypt_r(password, hash, cd);
+    match = known && computed && computed[0] != '*' && strlen(computed) == strlen(hash) &&
+            CRYPTO_memcmp(computed, hash, strlen(hash)) == 0;
+    if (match) {
+        cache_entry *e = calloc(1, sizeof(*e));
+        if (e && (e->key = strdup(key.ptr)) != NULL) {
+            e->expires = now + h->ttl;
+            pthread_mutex_lock(&h->lock);
+            cache_make_room(h, now);
+            free_cache_entry(berth__htab_remove(&h->cache, e->key), NULL);
+            if (berth__htab_put(&h->cache, e->key, e) < 0) {
+                free_cache_entry(e, NULL);
+            }
+            pthread_mutex_unlock(&h->lock);
+        } else {
+            free_cache_entry(e, NULL); /* not caching is fine */
+        }
+    }
+out:
+    if (error == 0 && !match) {
+        error = berth_error_set(BERTH_EUNAUTHORIZED, "invalid user name or password");
+    }
+    if (cd) {
+        OPENSSL_cleanse(cd, sizeof(*cd));
+        free(cd);
+    }
+    free(hash);
+    berth_buf_dispose(&key);
+    return error;
+}
+
+int berth_basic_parse(char **user_out, char **password_out, const char *authorization)
+{
+    berth_buf raw = BERTH_BUF_INIT_MAX(4096);
+    const char *p = authorization;
+    const char *colon = NULL;
+    size_t len = 0;
+    int error = 0;
+
+    if (!user_out || !password_out || !authorization) {
+        return berth_error_set(BERTH_EINVALID, "berth_basic_parse: missing argument");
+    }
+    *user_out = NULL;
+    *password_out = NULL;
+    if (strncasecmp(p, "Basic", 5) != 0 || (p[5] != ' ' && p[5] != '\t')) {
+        return berth_error_set(BERTH_EINVALID, "authorization: not Basic");
+    }
+    p += 5;
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    len = strlen(p);
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+        len--;
+    }
+    if ((error = berth__b64_decode(&raw, p, len, false)) < 0) {
+        berth_error_prefix("authorization: ");
+        goto out;
+    }
+    colon = raw.ptr ? memchr(raw.ptr, ':', raw.len) : NULL;
+    if (!colon || memchr(raw.ptr, '\0', raw.len)) {
+        error = berth_error_set(BERTH_EINVALID, "authorization: expected user:password");
+        goto out;
+    }
+    *user_out = strndup(raw.ptr, (size_t)(colon - raw.ptr));
+    *password_out = strdup(colon + 1);
+    if (!*user_out || !*password_out) {
+        free(*user_out);
+        free(*password_out);
+        *user_out = *password_out = NULL;
+        error = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+out:
+    if (raw.ptr) {
+        OPENSSL_cleanse(raw.ptr, raw.len);
+    }
+    berth_buf_dispose(&raw);
+    return error;
+}
+
+int berth_htpasswd_check_header(berth_htpasswd *h, const char *authorization, char *user_out,
+                                size_t user_out_size)
+{
+    char *user = NULL, *password = NULL;
+    int error = 0;
+
+    if (!h || !user_out || user_out_size == 0) {
+        return berth_error_set(BERTH_EINVALID, "berth_htpasswd_check_header: missing argument");
+    }
+    user_out[0] = '\0';
+    if (!authorization) {
+        return berth_error_set(BERTH_EUNAUTHORIZED, "no credentials");
+    }
+    error = berth_basic_parse(&user, &password, authorization);
+    if (error == BERTH_EINVALID) {
+        error = BERTH_EUNAUTHORIZED;
+    }
+    if (error < 0) {
+        goto out;
+    }
+    if (strlen(user) >= user_out_size) {
+        error = berth_error_set(BERTH_EUNAUTHORIZED, "user name too long");
+        goto out;
+    }
+    if ((error = berth_htpasswd_check(h, user, password)) == 0) {
+        memcpy(user_out, user, strlen(user) + 1);
+    }
+out:
+    if (password) {
+        OPENSSL_cleanse(password, strlen(password));
+    }
+    free(password);
+    free(user);
+    return error;
+}
+
+size_t berth_htpasswd_cache_count(berth_htpasswd *h)
+{
+    size_t n = 0;
+    if (h) {
+        pthread_mutex_lock(&h->lock);
+        n = h->cache.count;
+        pthread_mutex_unlock(&h->lock);
+    }
+    return n;
+}

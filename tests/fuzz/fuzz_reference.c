@@ -90,9 +90,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!has_nul && (name_rc != berth_name_validate(s) || tag_rc != berth_tag_validate(s))) {
         abort();
     }
-    /* a repository name is also a ref.name */
-    if (!has_nul && name_rc == 0 && berth_ref_name_validate(s) != 0) {
-        abort();
+    /* a valid ref.name is exactly the name part of a layout reference */
+    if (!has_nul && berth_ref_name_validate(s) == 0) {
+        berth_buf text = BERTH_BUF_INIT;
+        berth_layout_ref *lr = NULL;
+        if (berth_buf_printf(&text, "oci:dir:%s", s) == 0) {
+            if (berth_layout_ref_parse(&lr, text.ptr) != 0 || !same_str(lr->tag, s)) {
+                abort();
+            }
+        }
+        berth_layout_ref_free(lr);
+        berth_buf_dispose(&text);
     }
     check_reference(s);
     check_layout_ref(s);

@@ -51,11 +51,10 @@ typedef struct berth_reference {
 
 /**
  * Parse an image reference with docker's normalisation: the first `/`-separated component is
- * a registry only when it contains '.' or ':', is `localhost`, or has uppercase letters;
- * otherwise the registry is docker.io (and `index.docker.io` becomes docker.io). On docker.io a
- * single-component name gets `library/`. With neither tag nor digest, the tag is `latest`;
- * `name:tag@digest` keeps both. A bare 64-digit hex string is refused (docker reads it as an
- * image id).
+ * a registry only when it contains '.' or ':' or is `localhost`; otherwise the registry is
+ * docker.io (and `index.docker.io` becomes docker.io). On docker.io a single-component name gets
+ * `library/`. With neither tag nor digest, the tag is `latest`; `name:tag@digest` keeps both. A
+ * bare 64-digit hex string is refused (docker reads it as an image id).
  * @param out  receives a reference the caller frees with berth_reference_free()
  * @param s    the text, NUL-terminated
  * @return 0; BERTH_EINVALID (message set) for text that is not a reference; BERTH_EUNSUPPORTED

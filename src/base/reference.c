@@ -202,16 +202,6 @@ static bool all_lower_hex(const char *s, size_t len)
     return true;
 }
 
-static bool has_upper(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (is_upper(s[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static bool span_is(const char *s, size_t len, const char *lit)
 {
     return strlen(lit) == len && memcmp(s, lit, len) == 0;
@@ -270,7 +260,9 @@ int berth_reference_parse(berth_reference **out, const char *s)
         }
     }
 
-    /* Is the first component a registry? (distribution/reference splitDockerDomain) */
+    /* Is the first component a registry? (distribution/reference splitDockerDomain, as
+     * containers/image and skopeo 1.9 have it: without the later rule that also makes an
+     * uppercase first component a registry, so "Foo/bar" is an invalid docker.io name.) */
     remote = s;
     remote_len = name_len;
     slash = find_char(s, name_len, '/');
@@ -280,7 +272,7 @@ int berth_reference_parse(berth_reference **out, const char *s)
             remote = slash + 1;
             remote_len = name_len - first - 1;
         } else if (span_is(s, first, "localhost") || find_char(s, first, '.') ||
-                   find_char(s, first, ':') || has_upper(s, first)) {
+                   find_char(s, first, ':')) {
             reg = s;
             reg_len = first;
             remote = slash + 1;

@@ -161,7 +161,6 @@ static void test_reference__parse_table(void **state)
         {"127.0.0.1:5000/app", 0, "127.0.0.1:5000", "app", "latest", NULL, NULL},
         {"[::1]:5000/app:x", 0, "[::1]:5000", "app", "x", NULL, NULL},
         {"[2001:db8::1]/app", 0, "[2001:db8::1]", "app", "latest", NULL, NULL},
-        {"Uppercase/lower", 0, "Uppercase", "lower", "latest", NULL, NULL},
         {"sub-dom1.foo.com/bar/baz/quux", 0, "sub-dom1.foo.com", "bar/baz/quux", "latest", NULL,
          NULL},
         {"ghcr.io/owner/app", 0, "ghcr.io", "owner/app", "latest", NULL, NULL},
@@ -181,6 +180,8 @@ static void test_reference__parse_table(void **state)
         {"validname@invaliddigest:ffffffffffffffffffffffffffffffff", BERTH_EUNSUPPORTED, NULL, NULL,
          NULL, NULL, NULL},
         {"Uppercase:tag", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
+        {"Uppercase/lower", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
+        {"Example.COM/lower", 0, "Example.COM", "lower", "latest", NULL, NULL},
         {"test.com/Upper", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
         {"aa/asdf$$^/aa", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
         {"foo:", BERTH_EINVALID, NULL, NULL, NULL, NULL, NULL},
@@ -252,6 +253,8 @@ static void test_reference__parse_messages(void **state)
     berth_reference *r = NULL;
     (void)state;
     assert_int_equal(berth_reference_parse(&r, "Foo:tag"), BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_last(), "lowercase"));
+    assert_int_equal(berth_reference_parse(&r, "Foo/bar"), BERTH_EINVALID);
     assert_non_null(strstr(berth_error_last(), "lowercase"));
     assert_int_equal(berth_reference_parse(&r, "foo@sha256:abc"), BERTH_EINVALID);
     assert_non_null(strstr(berth_error_last(), "reference digest: "));

@@ -12,8 +12,8 @@
 #include "digest.h"
 
 /** The Accept list sent for manifests: OCI manifest and index, Docker v2 manifest and list. */
-#define BERTH_CLIENT_MANIFEST_ACCEPT                                                              \
-    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "       \
+#define BERTH_CLIENT_MANIFEST_ACCEPT                                                               \
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "        \
     "application/vnd.docker.distribution.manifest.v2+json, "                                       \
     "application/vnd.docker.distribution.manifest.list.v2+json"
 
@@ -137,7 +137,7 @@ int berth_client_referrers(berth_client *c, const char *registry, const char *re
 
 /** A parsed `WWW-Authenticate` challenge. Strings are owned; free with _dispose(). */
 typedef struct berth_auth_challenge {
-    char *scheme;  /* "Bearer", "Basic" */
+    char *scheme; /* "Bearer", "Basic" */
     char *realm;
     char *service; /* NULL when absent */
     char *scope;   /* NULL when absent */
@@ -175,10 +175,10 @@ int berth_docker_config_auth(char **user, char **pass, const char *json, size_t 
 
 /** Options of berth_copy(). */
 typedef struct berth_copy_options {
-    bool all;              /* copy every child of an index (the default too, see berth_copy) */
-    const char *platform;  /* "os/arch[/variant]": copy only that child of an index */
-    bool referrers;        /* also copy the referrers of each copied manifest */
-    unsigned jobs;         /* parallel blob transfers; 0 means 4 */
+    bool all;             /* copy every child of an index (the default too, see berth_copy) */
+    const char *platform; /* "os/arch[/variant]": copy only that child of an index */
+    bool referrers;       /* also copy the referrers of each copied manifest */
+    unsigned jobs;        /* parallel blob transfers; 0 means 4 */
     /** Progress of one blob: called with done == 0 at start and with total at the end. */
     void (*progress)(const char *digest, uint64_t done, uint64_t total, bool finished,
                      void *payload);

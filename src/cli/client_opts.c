@@ -46,8 +46,7 @@ int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd)
         char line[4096];
         size_t n;
         if (o->password) {
-            fprintf(stderr, "berth %s: --password and --password-stdin exclude each other\n",
-                    cmd);
+            fprintf(stderr, "berth %s: --password and --password-stdin exclude each other\n", cmd);
             return -1;
         }
         if (!fgets(line, sizeof(line), stdin)) {

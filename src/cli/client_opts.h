@@ -15,11 +15,11 @@ typedef struct cli_client_opts {
     char *stdin_password; /* owned */
 } cli_client_opts;
 
-#define CLI_CLIENT_OPTS_HELP                                                                      \
-    "  --user U --password P   Basic credentials (default: ~/.docker/config.json)\n"            \
-    "  --password-stdin        read the password from standard input\n"                         \
-    "  --plain-http            plain HTTP for every registry (loopback ones always use it)\n"   \
-    "  --verbose               log each request and step to stderr\n"                           \
+#define CLI_CLIENT_OPTS_HELP                                                                       \
+    "  --user U --password P   Basic credentials (default: ~/.docker/config.json)\n"               \
+    "  --password-stdin        read the password from standard input\n"                            \
+    "  --plain-http            plain HTTP for every registry (loopback ones always use it)\n"      \
+    "  --verbose               log each request and step to stderr\n"                              \
     "  --quiet                 print nothing but errors\n"
 
 /**

@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char help[] = "usage: berth catalog HOST[:PORT] [options]\n"
-                           "\n"
-                           "List the repositories of a registry, one a line.\n" CLI_CLIENT_OPTS_HELP;
+static const char help[] =
+    "usage: berth catalog HOST[:PORT] [options]\n"
+    "\n"
+    "List the repositories of a registry, one a line.\n" CLI_CLIENT_OPTS_HELP;
 
 static int print_name(const char *name, void *payload)
 {

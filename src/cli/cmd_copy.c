@@ -21,8 +21,7 @@ static const char help[] =
     "  --all                   copy every image of an index (the default)\n"
     "  --platform OS/ARCH[/VARIANT]  copy only that platform's image\n"
     "  --referrers             copy the referrers (signatures, SBOMs) of what is copied\n"
-    "  --jobs N                parallel blob transfers (default 4)\n" CLI_CLIENT_OPTS_HELP
-    "\n"
+    "  --jobs N                parallel blob transfers (default 4)\n" CLI_CLIENT_OPTS_HELP "\n"
     "Prints the digest of the manifest written at DST (unless --quiet).\n";
 
 static void print_note(const char *line, void *payload)

@@ -13,15 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char help[] = "usage: berth inspect REF [--raw] [--config] [options]\n"
-                           "\n"
-                           "Show the manifest REF names (a registry reference or oci:PATH[:TAG]):\n"
-                           "its digest, media type and the document, indented.\n"
-                           "  --raw                   print the manifest's exact bytes\n"
-                           "  --config                print the image config instead (with\n"
-                           "                          --raw, its exact bytes)\n"
-                           "  --platform OS/ARCH[/V]  for an index, pick that image for --config\n"
-                           CLI_CLIENT_OPTS_HELP;
+static const char help[] =
+    "usage: berth inspect REF [--raw] [--config] [options]\n"
+    "\n"
+    "Show the manifest REF names (a registry reference or oci:PATH[:TAG]):\n"
+    "its digest, media type and the document, indented.\n"
+    "  --raw                   print the manifest's exact bytes\n"
+    "  --config                print the image config instead (with\n"
+    "                          --raw, its exact bytes)\n"
+    "  --platform OS/ARCH[/V]  for an index, pick that image for --config\n" CLI_CLIENT_OPTS_HELP;
 
 static void print_pretty(const char *data, size_t len)
 {
@@ -174,8 +174,7 @@ int cmd_inspect(int argc, char **argv)
     }
     int rc = t.lref ? berth__layout_read_blob(t.lref->path, &img->refs[0].digest, &cfg)
                     : berth_client_get_blob(c, t.ref->registry, t.ref->repository,
-                                            &img->refs[0].digest, img->refs[0].size, to_buf,
-                                            &cfg);
+                                            &img->refs[0].digest, img->refs[0].size, to_buf, &cfg);
     if (rc < 0) {
         cli_client_fail("inspect");
         goto out;

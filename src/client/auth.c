@@ -378,9 +378,8 @@ int berth_docker_config_auth(char **user, char **pass, const char *json, size_t 
         }
         const char *colon = memchr(dec.ptr, ':', dec.len);
         if (!colon) {
-            rc = berth_error_set(BERTH_EINVALID,
-                                 "docker config: auths[%s].auth: no ':' in user:password",
-                                 registry);
+            rc = berth_error_set(
+                BERTH_EINVALID, "docker config: auths[%s].auth: no ':' in user:password", registry);
             goto out;
         }
         *user = strndup(dec.ptr, (size_t)(colon - dec.ptr));
@@ -389,8 +388,7 @@ int berth_docker_config_auth(char **user, char **pass, const char *json, size_t 
         const char *u = json_string_value(json_object_get(e, "username"));
         const char *pw = json_string_value(json_object_get(e, "password"));
         if (!u || !pw) {
-            rc = berth_error_set(BERTH_ENOTFOUND, "docker config: no credentials for %s",
-                                 registry);
+            rc = berth_error_set(BERTH_ENOTFOUND, "docker config: no credentials for %s", registry);
             goto out;
         }
         *user = strdup(u);

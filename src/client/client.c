@@ -28,13 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK_SIZE (8u * 1024u * 1024u)
+#define CHUNK_SIZE     (8u * 1024u * 1024u)
 #define MONOLITHIC_MAX (4u * 1024u * 1024u)
-#define ERRBODY_MAX (64u * 1024u)
+#define ERRBODY_MAX    (64u * 1024u)
 
 typedef struct token_entry {
     struct token_entry *next;
-    char *key; /* "registry scope" or "registry" for Basic */
+    char *key;   /* "registry scope" or "registry" for Basic */
     char *value; /* full Authorization header value */
 } token_entry;
 
@@ -252,8 +252,8 @@ static int creds_for(const berth_client *c, const char *registry, char **user, c
         return 0;
     }
     if (c->docker_config) {
-        int rc = berth_docker_config_auth(user, pass, c->docker_config,
-                                          strlen(c->docker_config), registry);
+        int rc = berth_docker_config_auth(user, pass, c->docker_config, strlen(c->docker_config),
+                                          registry);
         if (rc < 0) {
             berth_error_clear();
         }
@@ -456,8 +456,7 @@ static size_t on_header_status(char *line, size_t size, size_t n, void *p)
     if (len >= 12 && memcmp(line, "HTTP/", 5) == 0) {
         const char *sp = memchr(line, ' ', len);
         uint64_t st;
-        if (sp && (size_t)(sp - line) + 4 <= len &&
-            berth_parse_u64(&st, sp + 1, 3, 999) == 0) {
+        if (sp && (size_t)(sp - line) + 4 <= len && berth_parse_u64(&st, sp + 1, 3, 999) == 0) {
             r->status = (long)st;
         } else {
             berth_error_clear();
@@ -613,8 +612,8 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     }
     if (r->has_body || strcmp(r->method, "PUT") == 0 || strcmp(r->method, "PATCH") == 0 ||
         strcmp(r->method, "POST") == 0) {
-        curl_off_t len = r->body ? (curl_off_t)r->body_len
-                                 : (r->has_body ? (curl_off_t)r->fd_len : 0);
+        curl_off_t len =
+            r->body ? (curl_off_t)r->body_len : (r->has_body ? (curl_off_t)r->fd_len : 0);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(h, CURLOPT_READDATA, r);
         if (strcmp(r->method, "POST") == 0) {
@@ -759,8 +758,7 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
         tok = root ? json_string_value(json_object_get(root, "access_token")) : NULL;
     }
     if (!tok || !*tok) {
-        rc = berth_error_set(BERTH_EUNAUTHORIZED, "token endpoint %s returned no token",
-                             ch->realm);
+        rc = berth_error_set(BERTH_EUNAUTHORIZED, "token endpoint %s returned no token", ch->realm);
         goto out;
     }
     berth_buf_clear(&body);
@@ -1000,8 +998,7 @@ int berth_client_get_manifest(berth_client *c, const char *registry, const char 
     if (body->max == 0 || body->max > BERTH_CLIENT_MANIFEST_MAX) {
         body->max = BERTH_CLIENT_MANIFEST_MAX;
     }
-    return manifest_request(c, "GET", registry, repo, ref, body, content_type, digest_out,
-                            NULL);
+    return manifest_request(c, "GET", registry, repo, ref, body, content_type, digest_out, NULL);
 }
 
 int berth_client_head_manifest(berth_client *c, const char *registry, const char *repo,
@@ -1045,7 +1042,8 @@ int berth_client_get_blob(berth_client *c, const char *registry, const char *rep
 
     berth_error_clear();
     request_init(&r, "GET", NULL);
-    if ((rc = berth_hasher_new(&v.h, digest->alg)) < 0 || (rc = scope_for(&scope, repo, false)) < 0) {
+    if ((rc = berth_hasher_new(&v.h, digest->alg)) < 0 ||
+        (rc = scope_for(&scope, repo, false)) < 0) {
         goto out;
     }
     r.scope = scope.ptr;
@@ -1064,9 +1062,8 @@ int berth_client_get_blob(berth_client *c, const char *registry, const char *rep
         goto out;
     }
     if (size >= 0 && berth_hasher_count(v.h) != (uint64_t)size) {
-        rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, expected %lld",
-                             digest->str, (unsigned long long)berth_hasher_count(v.h),
-                             (long long)size);
+        rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, expected %lld", digest->str,
+                             (unsigned long long)berth_hasher_count(v.h), (long long)size);
         goto out;
     }
     if ((rc = berth_hasher_peek(&got, v.h)) < 0) {
@@ -1116,8 +1113,7 @@ out:
 }
 
 /* Make an absolute URL of a Location header (it may be relative to the registry). */
-static int absolute_location(berth_buf *out, berth_client *c, const char *registry,
-                             const char *loc)
+static int absolute_location(berth_buf *out, berth_client *c, const char *registry, const char *loc)
 {
     berth_buf_clear(out);
     if (strncmp(loc, "http://", 7) == 0 || strncmp(loc, "https://", 8) == 0) {
@@ -1135,9 +1131,8 @@ static int url_add_query(berth_buf *url, const char *key, const char *value)
 }
 
 /* POST an upload session (with a mount when `from`); *location gets the session URL. */
-static int start_upload(berth_client *c, const char *registry, const char *repo,
-                        const char *scope, const char *from, const berth_digest *d,
-                        berth_buf *location, bool *mounted)
+static int start_upload(berth_client *c, const char *registry, const char *repo, const char *scope,
+                        const char *from, const berth_digest *d, berth_buf *location, bool *mounted)
 {
     request r;
     int rc;
@@ -1170,15 +1165,15 @@ out:
     return rc;
 }
 
-int berth__client_mount(berth_client *c, const char *registry, const char *repo,
-                        const char *from, const berth_digest *d)
+int berth__client_mount(berth_client *c, const char *registry, const char *repo, const char *from,
+                        const berth_digest *d)
 {
     berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT;
     bool mounted = false;
     int rc;
 
-    if ((rc = berth_buf_printf(&scope, "repository:%s:pull,push repository:%s:pull", repo,
-                               from)) < 0) {
+    if ((rc = berth_buf_printf(&scope, "repository:%s:pull,push repository:%s:pull", repo, from)) <
+        0) {
         goto out;
     }
     /* Token scopes are per challenge; the push scope is what the registry asks for first. */
@@ -1197,9 +1192,8 @@ out:
 }
 
 /* Push from memory (`data`) or a file (`fd`), `size` bytes. */
-static int push_blob(berth_client *c, const char *registry, const char *repo,
-                     const berth_digest *d, uint64_t size, const void *data, int fd,
-                     const char *mount_from)
+static int push_blob(berth_client *c, const char *registry, const char *repo, const berth_digest *d,
+                     uint64_t size, const void *data, int fd, const char *mount_from)
 {
     berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT, range = BERTH_BUF_INIT;
     request r;
@@ -1261,7 +1255,8 @@ static int push_blob(berth_client *c, const char *registry, const char *repo,
     r.scope = scope.ptr;
     r.registry = registry;
     r.content_type = "application/octet-stream";
-    if ((rc = berth_buf_puts(&r.url, loc.ptr)) < 0 || (rc = url_add_query(&r.url, "digest", d->str)) < 0) {
+    if ((rc = berth_buf_puts(&r.url, loc.ptr)) < 0 ||
+        (rc = url_add_query(&r.url, "digest", d->str)) < 0) {
         goto out;
     }
     r.has_body = true;
@@ -1377,8 +1372,8 @@ static int list_paged(berth_client *c, const char *registry, const char *scope,
         root = json_loadb(body.ptr ? body.ptr : "", body.len, 0, &jerr);
         json_t *arr = root ? json_object_get(root, member) : NULL;
         if (!root || (!json_is_array(arr) && !json_is_null(arr) && arr)) {
-            rc = berth_error_set(BERTH_EINVALID, "GET %s: not a JSON list of %s", r.url.ptr,
-                                 member);
+            rc =
+                berth_error_set(BERTH_EINVALID, "GET %s: not a JSON list of %s", r.url.ptr, member);
             goto out;
         }
         size_t i;
@@ -1434,8 +1429,7 @@ int berth_client_catalog(berth_client *c, const char *registry, berth_client_nam
                          void *payload)
 {
     berth_error_clear();
-    return list_paged(c, registry, "registry:catalog:*", "_catalog", "repositories", cb,
-                      payload);
+    return list_paged(c, registry, "registry:catalog:*", "_catalog", "repositories", cb, payload);
 }
 
 int berth_client_delete_manifest(berth_client *c, const char *registry, const char *repo,

@@ -21,8 +21,8 @@ typedef struct berth__doc_ref {
 
 typedef struct berth__doc {
     bool is_index;
-    char *media_type; /* effective: mediaType member, else Content-Type, else by shape */
-    berth__doc_ref *refs;   /* index: manifests; image: config then layers */
+    char *media_type;     /* effective: mediaType member, else Content-Type, else by shape */
+    berth__doc_ref *refs; /* index: manifests; image: config then layers */
     size_t nrefs;
     bool has_subject;
     berth_digest subject;
@@ -93,7 +93,7 @@ int berth__layout_set_ref(const char *path, const char *media_type, const berth_
  * @return 0 when mounted; BERTH_ENOTFOUND when the registry did not mount it (the upload
  *         session it opened instead is abandoned); another code on failure
  */
-int berth__client_mount(berth_client *c, const char *registry, const char *repo,
-                        const char *from, const berth_digest *d);
+int berth__client_mount(berth_client *c, const char *registry, const char *repo, const char *from,
+                        const berth_digest *d);
 
 #endif

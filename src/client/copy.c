@@ -30,8 +30,8 @@
 
 typedef struct end {
     bool layout;
-    berth_reference *ref;    /* registry end */
-    berth_layout_ref *lref;  /* layout end */
+    berth_reference *ref;   /* registry end */
+    berth_layout_ref *lref; /* layout end */
 } end;
 
 typedef struct copy_ctx {
@@ -103,8 +103,8 @@ static int end_get_manifest(copy_ctx *x, end *e, const berth_digest *d, berth_bu
         return berth__layout_get_manifest(e->lref->path, e->lref->tag, body, ctype, digest_out);
     }
     const char *ref = d ? d->str : (e->ref->has_digest ? e->ref->digest.str : e->ref->tag);
-    return berth_client_get_manifest(x->c, e->ref->registry, e->ref->repository, ref, body,
-                                     ctype, digest_out);
+    return berth_client_get_manifest(x->c, e->ref->registry, e->ref->repository, ref, body, ctype,
+                                     digest_out);
 }
 
 static int end_has_blob(copy_ctx *x, end *e, const berth_digest *d)
@@ -190,7 +190,8 @@ static int copy_blob(copy_ctx *x, const berth__doc_ref *r)
         }
     } else {
         dl_ctx dl = {NULL, x, &r->digest, 0, (uint64_t)r->size};
-        if ((rc = berth_buf_printf(&path, "%s/%s", x->tmpdir.ptr, berth_digest_hex(&r->digest))) < 0) {
+        if ((rc = berth_buf_printf(&path, "%s/%s", x->tmpdir.ptr, berth_digest_hex(&r->digest))) <
+            0) {
             goto out;
         }
         if (!(dl.f = fopen(path.ptr, "wb"))) {
@@ -198,8 +199,8 @@ static int copy_blob(copy_ctx *x, const berth__doc_ref *r)
             goto out;
         }
         staged = true;
-        rc = berth_client_get_blob(x->c, x->src.ref->registry, x->src.ref->repository,
-                                   &r->digest, r->size, dl_sink, &dl);
+        rc = berth_client_get_blob(x->c, x->src.ref->registry, x->src.ref->repository, &r->digest,
+                                   r->size, dl_sink, &dl);
         if (fclose(dl.f) != 0 && rc == 0) {
             rc = berth_error_set(BERTH_EIO, "%s: %s", path.ptr, strerror(errno));
         }
@@ -362,8 +363,8 @@ static int copy_referrers(copy_ctx *x, const berth_digest *d, int depth)
             goto out;
         }
     }
-    if (rc < 0 || (rc = berth__doc_parse(&idx, "application/vnd.oci.image.index.v1+json",
-                                         body.ptr, body.len)) < 0) {
+    if (rc < 0 || (rc = berth__doc_parse(&idx, "application/vnd.oci.image.index.v1+json", body.ptr,
+                                         body.len)) < 0) {
         goto out;
     }
     for (size_t i = 0; i < idx.nrefs; i++) {
@@ -490,8 +491,8 @@ int berth_copy(berth_client *c, const char *src, const char *dst, const berth_co
             tag = NULL;
         }
     }
-    x.same_registry = !x.src.layout && !x.dst.layout &&
-                      strcmp(x.src.ref->registry, x.dst.ref->registry) == 0;
+    x.same_registry =
+        !x.src.layout && !x.dst.layout && strcmp(x.src.ref->registry, x.dst.ref->registry) == 0;
     if (!x.src.layout || !x.dst.layout) {
         if ((rc = make_tmpdir(&x.tmpdir)) < 0) {
             goto out;

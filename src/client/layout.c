@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REF_NAME "org.opencontainers.image.ref.name"
+#define REF_NAME  "org.opencontainers.image.ref.name"
 #define INDEX_MAX (64u * 1024u * 1024u)
 
 static int mkdir_p(const char *path)
@@ -164,7 +164,8 @@ int berth__layout_open(const char *path, bool create)
     if ((rc = berth_buf_printf(&p, "%s/index.json", path)) < 0) {
         goto out;
     }
-    if (stat(p.ptr, &st) != 0 && (rc = write_atomic(path, "index.json", index, strlen(index))) < 0) {
+    if (stat(p.ptr, &st) != 0 &&
+        (rc = write_atomic(path, "index.json", index, strlen(index))) < 0) {
         goto out;
     }
     rc = write_atomic(path, "oci-layout", layout, strlen(layout));
@@ -219,7 +220,8 @@ static int load_index(json_t **out, const char *path)
     int rc;
 
     *out = NULL;
-    if ((rc = berth_buf_printf(&p, "%s/index.json", path)) < 0 || (rc = read_all(&body, p.ptr)) < 0) {
+    if ((rc = berth_buf_printf(&p, "%s/index.json", path)) < 0 ||
+        (rc = read_all(&body, p.ptr)) < 0) {
         goto out;
     }
     *out = json_loadb(body.ptr ? body.ptr : "", body.len, 0, &jerr);
@@ -249,8 +251,8 @@ int berth__layout_get_manifest(const char *path, const char *tag, berth_buf *bod
     size_t i;
     json_array_foreach(arr, i, e)
     {
-        const char *name = json_string_value(
-            json_object_get(json_object_get(e, "annotations"), REF_NAME));
+        const char *name =
+            json_string_value(json_object_get(json_object_get(e, "annotations"), REF_NAME));
         if (tag ? (name && strcmp(name, tag) == 0) : json_array_size(arr) == 1) {
             found = e;
         }
@@ -357,8 +359,7 @@ static int put_blob(const char *path, const berth_digest *d, int64_t size, int f
     if ((rc = berth_hasher_peek(&got, h)) < 0) {
         goto out;
     }
-    if (!berth_digest_equal(&got, d) ||
-        (size >= 0 && berth_hasher_count(h) != (uint64_t)size)) {
+    if (!berth_digest_equal(&got, d) || (size >= 0 && berth_hasher_count(h) != (uint64_t)size)) {
         rc = berth_error_set(BERTH_EMISMATCH, "blob %s: content has digest %s and %llu bytes",
                              d->str, got.str, (unsigned long long)berth_hasher_count(h));
         goto out;
@@ -419,8 +420,8 @@ int berth__layout_set_ref(const char *path, const char *media_type, const berth_
     json_t *arr = json_object_get(index, "manifests");
     for (size_t i = 0; i < json_array_size(arr);) {
         json_t *e = json_array_get(arr, i);
-        const char *name = json_string_value(
-            json_object_get(json_object_get(e, "annotations"), REF_NAME));
+        const char *name =
+            json_string_value(json_object_get(json_object_get(e, "annotations"), REF_NAME));
         const char *dg = json_string_value(json_object_get(e, "digest"));
         bool same_tag = tag && name && strcmp(name, tag) == 0;
         bool same_untagged = !tag && !name && dg && strcmp(dg, d->str) == 0;

@@ -87,8 +87,7 @@ static int setup(void **state)
     assert_int_equal(berth__layout_set_ref(f->src.ptr, "application/vnd.oci.image.index.v1+json",
                                            &f->index, idx.len, "multi"),
                      0);
-    assert_int_equal(berth__layout_set_ref(f->src.ptr,
-                                           "application/vnd.oci.image.manifest.v1+json",
+    assert_int_equal(berth__layout_set_ref(f->src.ptr, "application/vnd.oci.image.manifest.v1+json",
                                            &f->amd64, m1.len, "single"),
                      0);
     assert_int_equal(berth_client_new(&f->c, NULL), 0);

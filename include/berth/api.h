@@ -10,9 +10,9 @@
 
 /** One error of an error response. */
 typedef struct berth_error_info {
-    char *code;      /* "code", required (e.g. "BLOB_UNKNOWN") */
-    char *message;   /* "message", optional */
-    char *detail;    /* "detail": any JSON value, kept as its compact JSON text; optional */
+    char *code;    /* "code", required (e.g. "BLOB_UNKNOWN") */
+    char *message; /* "message", optional */
+    char *detail;  /* "detail": any JSON value, kept as its compact JSON text; optional */
     berth_extra extra;
 } berth_error_info;
 

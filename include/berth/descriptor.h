@@ -52,7 +52,7 @@ typedef struct berth_descriptor {
     char *artifact_type;      /* "artifactType", optional */
     unsigned char *data;      /* "data" decoded from base64, optional */
     size_t data_len;
-    bool has_data;            /* "data" was present (it may decode to zero bytes) */
+    bool has_data; /* "data" was present (it may decode to zero bytes) */
     berth_extra extra;
 } berth_descriptor;
 

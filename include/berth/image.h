@@ -26,30 +26,30 @@ typedef struct berth_runtime_config {
 
 /** One history entry. */
 typedef struct berth_history {
-    char *created;          /* "created", RFC 3339, optional */
-    char *created_by;       /* "created_by" */
-    char *author;           /* "author" */
-    char *comment;          /* "comment" */
-    bool empty_layer;       /* "empty_layer", valid when has_empty_layer */
+    char *created;    /* "created", RFC 3339, optional */
+    char *created_by; /* "created_by" */
+    char *author;     /* "author" */
+    char *comment;    /* "comment" */
+    bool empty_layer; /* "empty_layer", valid when has_empty_layer */
     bool has_empty_layer;
     berth_extra extra;
 } berth_history;
 
 /** The image configuration. */
 typedef struct berth_image {
-    char *created;               /* "created", RFC 3339, optional */
-    char *author;                /* "author" */
-    char *architecture;          /* "architecture", required */
-    char *os;                    /* "os", required */
-    char *os_version;            /* "os.version" */
-    berth_strlist os_features;   /* "os.features" */
-    char *variant;               /* "variant" */
+    char *created;                /* "created", RFC 3339, optional */
+    char *author;                 /* "author" */
+    char *architecture;           /* "architecture", required */
+    char *os;                     /* "os", required */
+    char *os_version;             /* "os.version" */
+    berth_strlist os_features;    /* "os.features" */
+    char *variant;                /* "variant" */
     berth_runtime_config *config; /* "config", optional (NULL) */
-    char *rootfs_type;           /* "rootfs.type", required, must be "layers" */
-    berth_digest *diff_ids;      /* "rootfs.diff_ids", required (may be empty) */
+    char *rootfs_type;            /* "rootfs.type", required, must be "layers" */
+    berth_digest *diff_ids;       /* "rootfs.diff_ids", required (may be empty) */
     size_t ndiff_ids;
-    berth_extra rootfs_extra;    /* unknown members of "rootfs" */
-    berth_history *history;      /* "history", optional */
+    berth_extra rootfs_extra; /* unknown members of "rootfs" */
+    berth_history *history;   /* "history", optional */
     size_t nhistory;
     berth_extra extra;
 } berth_image;

@@ -10,13 +10,13 @@
 
 /** An image index or manifest list. */
 typedef struct berth_index {
-    int64_t schema_version;       /* "schemaVersion", must be 2 */
-    char *media_type;             /* "mediaType": optional for OCI, required for Docker */
-    char *artifact_type;          /* "artifactType", optional (OCI only) */
-    berth_descriptor *manifests;  /* "manifests", required (may be empty) */
+    int64_t schema_version;      /* "schemaVersion", must be 2 */
+    char *media_type;            /* "mediaType": optional for OCI, required for Docker */
+    char *artifact_type;         /* "artifactType", optional (OCI only) */
+    berth_descriptor *manifests; /* "manifests", required (may be empty) */
     size_t nmanifests;
-    berth_descriptor *subject;    /* "subject", optional (NULL) */
-    berth_map annotations;        /* "annotations", optional */
+    berth_descriptor *subject; /* "subject", optional (NULL) */
+    berth_map annotations;     /* "annotations", optional */
     berth_extra extra;
 } berth_index;
 

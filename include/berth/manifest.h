@@ -30,15 +30,15 @@ void berth_versioned_free(berth_versioned *v);
 
 /** An image manifest, OCI or Docker schema2. */
 typedef struct berth_manifest {
-    int64_t schema_version;      /* "schemaVersion", must be 2 */
-    char *media_type;            /* "mediaType": optional for OCI (then the OCI type),
-                                    required for Docker (BERTH_MEDIA_DOCKER_MANIFEST) */
-    char *artifact_type;         /* "artifactType", optional (OCI only) */
-    berth_descriptor config;     /* "config", required */
-    berth_descriptor *layers;    /* "layers", required (may be empty) */
+    int64_t schema_version;   /* "schemaVersion", must be 2 */
+    char *media_type;         /* "mediaType": optional for OCI (then the OCI type),
+                                 required for Docker (BERTH_MEDIA_DOCKER_MANIFEST) */
+    char *artifact_type;      /* "artifactType", optional (OCI only) */
+    berth_descriptor config;  /* "config", required */
+    berth_descriptor *layers; /* "layers", required (may be empty) */
     size_t nlayers;
-    berth_descriptor *subject;   /* "subject", optional (NULL) */
-    berth_map annotations;       /* "annotations", optional */
+    berth_descriptor *subject; /* "subject", optional (NULL) */
+    berth_map annotations;     /* "annotations", optional */
     berth_extra extra;
 } berth_manifest;
 

@@ -117,9 +117,8 @@ int berth_error_response_parse(berth_error_response **out, const char *json, siz
     for (i = 0; i < n; i++) {
         r->nerrors = i + 1;
         if ((rc = info_from_json(&r->errors[i], json_array_get(errs, i))) < 0) {
-            berth_error_prefix(json_is_object(json_array_get(errs, i)) ? "errors[%zu]."
-                                                                       : "errors[%zu]: ",
-                               i);
+            berth_error_prefix(
+                json_is_object(json_array_get(errs, i)) ? "errors[%zu]." : "errors[%zu]: ", i);
             goto out;
         }
     }

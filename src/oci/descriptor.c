@@ -12,11 +12,10 @@
 #include "berth/mediatype.h"
 #include "oci/json.h"
 
-static const char *const platform_known[] = {"architecture", "os", "os.version", "os.features",
-                                             "variant", NULL};
-static const char *const descriptor_known[] = {"mediaType", "digest", "size", "urls",
-                                               "annotations", "platform", "artifactType",
-                                               "data", NULL};
+static const char *const platform_known[] = {"architecture", "os",      "os.version",
+                                             "os.features",  "variant", NULL};
+static const char *const descriptor_known[] = {
+    "mediaType", "digest", "size", "urls", "annotations", "platform", "artifactType", "data", NULL};
 
 void berth_strlist_dispose(berth_strlist *l)
 {
@@ -315,8 +314,8 @@ int berth_descriptor_validate(const berth_descriptor *d)
     }
     if (d->has_data) {
         if ((uint64_t)d->size != d->data_len) {
-            return berth_error_set(BERTH_EINVALID, "data: %zu bytes, but size is %lld",
-                                   d->data_len, (long long)d->size);
+            return berth_error_set(BERTH_EINVALID, "data: %zu bytes, but size is %lld", d->data_len,
+                                   (long long)d->size);
         }
         if ((rc = berth_digest_buffer(&got, d->digest.alg, d->data, d->data_len)) < 0) {
             return rc;
@@ -413,8 +412,8 @@ int berth__descriptors_from_json(berth_descriptor **out, size_t *n, const json_t
         *n = i + 1;
         rc = berth__descriptor_from_json(&(*out)[i], json_array_get(v, i));
         if (rc < 0) {
-            berth_error_prefix(json_is_object(json_array_get(v, i)) ? "%s[%zu]." : "%s[%zu]: ",
-                               key, i);
+            berth_error_prefix(json_is_object(json_array_get(v, i)) ? "%s[%zu]." : "%s[%zu]: ", key,
+                               i);
             return rc;
         }
     }
@@ -435,8 +434,8 @@ int berth__descriptors_validate(const berth_descriptor *a, size_t n, const char 
     return 0;
 }
 
-void berth__json_set_descriptors(json_t *obj, const char *key, const berth_descriptor *a,
-                                 size_t n, int *rc)
+void berth__json_set_descriptors(json_t *obj, const char *key, const berth_descriptor *a, size_t n,
+                                 int *rc)
 {
     json_t *arr = json_array();
     size_t i;

@@ -100,8 +100,10 @@ static int decide_kind(berth_document_kind *out, const json_t *root, const char 
             return berth_error_set(BERTH_EINVALID, "mediaType: not a string");
         }
         if (*ct && strcmp(ct, json_string_value(mt)) != 0) {
-            return berth_error_set(BERTH_EINVALID, "mediaType: '%.200s' differs from the "
-                                   "content type '%.200s'", json_string_value(mt), ct);
+            return berth_error_set(BERTH_EINVALID,
+                                   "mediaType: '%.200s' differs from the "
+                                   "content type '%.200s'",
+                                   json_string_value(mt), ct);
         }
         if (!(kind = berth_document_kind_of(json_string_value(mt)))) {
             return berth_error_set(BERTH_EUNSUPPORTED, "mediaType: '%.200s' is not supported",
@@ -118,7 +120,7 @@ static int decide_kind(berth_document_kind *out, const json_t *root, const char 
         kind = BERTH_DOC_OCI_MANIFEST;
     } else {
         return berth_error_set(BERTH_EINVALID, "mediaType: absent and the document is neither "
-                               "a manifest nor an index");
+                                               "a manifest nor an index");
     }
     *out = kind;
     return 0;
@@ -203,8 +205,8 @@ out:
     return rc;
 }
 
-int berth_document_inspect(berth_document_info **out, const char *content_type,
-                           const char *data, size_t len)
+int berth_document_inspect(berth_document_info **out, const char *content_type, const char *data,
+                           size_t len)
 {
     berth_document_info *info = NULL;
     json_t *root = NULL;

@@ -10,15 +10,15 @@
 #include "berth/image.h"
 #include "oci/json.h"
 
-static const char *const image_known[] = {"created", "author", "architecture", "os",
-                                          "os.version", "os.features", "variant", "config",
-                                          "rootfs", "history", NULL};
+static const char *const image_known[] = {
+    "created", "author", "architecture", "os",      "os.version", "os.features",
+    "variant", "config", "rootfs",       "history", NULL};
 static const char *const rootfs_known[] = {"type", "diff_ids", NULL};
-static const char *const history_known[] = {"created", "created_by", "author", "comment",
-                                            "empty_layer", NULL};
-static const char *const runtime_known[] = {"User", "ExposedPorts", "Env", "Entrypoint", "Cmd",
-                                            "Volumes", "WorkingDir", "Labels", "StopSignal",
-                                            "ArgsEscaped", NULL};
+static const char *const history_known[] = {"created", "created_by",  "author",
+                                            "comment", "empty_layer", NULL};
+static const char *const runtime_known[] = {
+    "User",       "ExposedPorts", "Env",        "Entrypoint",  "Cmd", "Volumes",
+    "WorkingDir", "Labels",       "StopSignal", "ArgsEscaped", NULL};
 
 bool berth_time_valid(const char *s)
 {
@@ -205,9 +205,8 @@ static int image_from_json(berth_image *img, const json_t *root)
         for (i = 0; i < n; i++) {
             img->nhistory = i + 1;
             if ((rc = history_from_json(&img->history[i], json_array_get(v, i))) < 0) {
-                berth_error_prefix(json_is_object(json_array_get(v, i)) ? "history[%zu]."
-                                                                        : "history[%zu]: ",
-                                   i);
+                berth_error_prefix(
+                    json_is_object(json_array_get(v, i)) ? "history[%zu]." : "history[%zu]: ", i);
                 return rc;
             }
         }
@@ -244,8 +243,7 @@ int berth_image_validate(const berth_image *img)
         const char *t = img->history[i].created;
         if (t && !berth__rfc3339_valid(t)) {
             return berth_error_set(BERTH_EINVALID,
-                                   "history[%zu].created: '%.100s' is not an RFC 3339 time", i,
-                                   t);
+                                   "history[%zu].created: '%.100s' is not an RFC 3339 time", i, t);
         }
     }
     return 0;

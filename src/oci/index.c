@@ -11,8 +11,8 @@
 #include "berth/mediatype.h"
 #include "oci/json.h"
 
-static const char *const index_known[] = {"schemaVersion", "mediaType", "artifactType",
-                                          "manifests", "subject", "annotations", NULL};
+static const char *const index_known[] = {
+    "schemaVersion", "mediaType", "artifactType", "manifests", "subject", "annotations", NULL};
 
 void berth_index_free(berth_index *idx)
 {

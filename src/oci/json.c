@@ -85,8 +85,7 @@ int berth__json_str(char **out, const json_t *obj, const char *key, bool require
     return 0;
 }
 
-int berth__json_size(int64_t *out, bool *present, const json_t *obj, const char *key,
-                     bool required)
+int berth__json_size(int64_t *out, bool *present, const json_t *obj, const char *key, bool required)
 {
     const json_t *v = json_object_get(obj, key);
 
@@ -174,7 +173,8 @@ int berth__json_map(berth_map *out, const json_t *obj, const char *key)
     if (!(out->items = calloc(n, sizeof(berth_kv)))) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    json_object_foreach((json_t *)(uintptr_t)v, k, e) {
+    json_object_foreach((json_t *)(uintptr_t)v, k, e)
+    {
         berth_kv *kv = &out->items[out->count];
         if (!json_is_string(e)) {
             return berth_error_set(BERTH_EINVALID, "%s.%s: not a string", key, k);
@@ -210,7 +210,8 @@ int berth__json_keyset(berth_strlist *out, const json_t *obj, const char *key)
     if (!(out->items = calloc(n, sizeof(char *)))) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    json_object_foreach((json_t *)(uintptr_t)v, k, e) {
+    json_object_foreach((json_t *)(uintptr_t)v, k, e)
+    {
         if (!json_is_object(e)) {
             return berth_error_set(BERTH_EINVALID, "%s.%s: not an object", key, k);
         }
@@ -240,7 +241,8 @@ int berth__json_extra(berth_extra *out, const json_t *obj, const char *const *kn
     int rc = 0;
 
     *out = NULL;
-    json_object_foreach((json_t *)(uintptr_t)obj, k, e) {
+    json_object_foreach((json_t *)(uintptr_t)obj, k, e)
+    {
         if (is_known(k, known)) {
             continue;
         }
@@ -369,10 +371,9 @@ bool berth__rfc3339_valid(const char *s)
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int month, day;
 
-    if (!s || strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) ||
-        s[7] != '-' || !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') ||
-        !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
-        !digits(s + 17, 2)) {
+    if (!s || strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+        !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
+        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2)) {
         return false;
     }
     month = num2(s + 5);
@@ -394,8 +395,8 @@ bool berth__rfc3339_valid(const char *s)
     if ((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0') {
         return true;
     }
-    return (s[0] == '+' || s[0] == '-') && digits(s + 1, 2) && s[3] == ':' &&
-           digits(s + 4, 2) && s[6] == '\0' && num2(s + 1) <= 23 && num2(s + 4) <= 59;
+    return (s[0] == '+' || s[0] == '-') && digits(s + 1, 2) && s[3] == ':' && digits(s + 4, 2) &&
+           s[6] == '\0' && num2(s + 1) <= 23 && num2(s + 4) <= 59;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -451,8 +452,8 @@ int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, si
         }
         if (c < 0 || d < 0) {
             /* padding only at the very end: "xx==" or "xxx=", with zero spare bits */
-            if (!last || s[i + 3] != '=' || (c < 0 && s[i + 2] != '=') ||
-                (c < 0 && (b & 15)) || (c >= 0 && (c & 3))) {
+            if (!last || s[i + 3] != '=' || (c < 0 && s[i + 2] != '=') || (c < 0 && (b & 15)) ||
+                (c >= 0 && (c & 3))) {
                 goto bad;
             }
         }

@@ -113,8 +113,8 @@ void berth__descriptors_free(berth_descriptor *a, size_t n);
 int berth__descriptors_validate(const berth_descriptor *a, size_t n, const char *key);
 
 /** Set an array member of descriptors (always set, even when empty). */
-void berth__json_set_descriptors(json_t *obj, const char *key, const berth_descriptor *a,
-                                 size_t n, int *rc);
+void berth__json_set_descriptors(json_t *obj, const char *key, const berth_descriptor *a, size_t n,
+                                 int *rc);
 
 /* Manifest and index codecs over a loaded root object (used by berth_document_inspect). */
 struct berth_manifest;

@@ -12,8 +12,8 @@
 #include "berth/mediatype.h"
 #include "oci/json.h"
 
-static const char *const manifest_known[] = {"schemaVersion", "mediaType", "artifactType",
-                                             "config", "layers", "subject", "annotations", NULL};
+static const char *const manifest_known[] = {"schemaVersion", "mediaType", "artifactType", "config",
+                                             "layers",        "subject",   "annotations",  NULL};
 static const char *const versioned_known[] = {"schemaVersion", NULL};
 
 /* ---- versioned ---- */
@@ -165,8 +165,7 @@ int berth_manifest_validate(const berth_manifest *m)
     }
     if (!docker && !m->artifact_type && m->config.media_type &&
         strcmp(m->config.media_type, BERTH_MEDIA_OCI_EMPTY) == 0) {
-        return berth_error_set(BERTH_EINVALID,
-                               "artifactType: required when config.mediaType is %s",
+        return berth_error_set(BERTH_EINVALID, "artifactType: required when config.mediaType is %s",
                                BERTH_MEDIA_OCI_EMPTY);
     }
     if ((rc = berth__descriptors_validate(m->layers, m->nlayers, "layers")) < 0) {

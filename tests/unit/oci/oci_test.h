@@ -29,14 +29,14 @@ static inline berth_buf oci_read(const char *name)
 }
 
 /* Assert that a call failed with `code` and that the message starts with `field`. */
-#define assert_fails(rc, code, field)                                                         \
-    do {                                                                                      \
-        int rc_ = (rc);                                                                       \
-        if (rc_ != (code) || strncmp(berth_error_last(), (field), strlen(field)) != 0) {      \
-            print_error("got %d '%s', want %d '%s...'\n", rc_, berth_error_last(), (code),    \
-                        (field));                                                             \
-            fail();                                                                           \
-        }                                                                                     \
+#define assert_fails(rc, code, field)                                                              \
+    do {                                                                                           \
+        int rc_ = (rc);                                                                            \
+        if (rc_ != (code) || strncmp(berth_error_last(), (field), strlen(field)) != 0) {           \
+            print_error("got %d '%s', want %d '%s...'\n", rc_, berth_error_last(), (code),         \
+                        (field));                                                                  \
+            fail();                                                                                \
+        }                                                                                          \
     } while (0)
 
 #endif

@@ -118,8 +118,8 @@ static void test_api__list_musts(void **state)
     assert_fails(berth_tag_list_parse(&tl, "{\"name\":\"a\",\"tags\":[1]}", 23), BERTH_EINVALID,
                  "tags[0]:");
     assert_fails(berth_repository_list_parse(&rl, "{}", 2), BERTH_EINVALID, "repositories:");
-    assert_fails(berth_repository_list_parse(&rl, "{\"repositories\":[\"\"]}", 21),
-                 BERTH_EINVALID, "repositories[0]:");
+    assert_fails(berth_repository_list_parse(&rl, "{\"repositories\":[\"\"]}", 21), BERTH_EINVALID,
+                 "repositories[0]:");
     assert_null(tl);
     assert_null(rl);
 }

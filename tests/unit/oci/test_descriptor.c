@@ -33,8 +33,7 @@ static void test_descriptor__round_trip_keeps_everything(void **state)
     assert_string_equal(d->digest.str, D1);
     assert_int_equal(d->size, 7682);
     assert_int_equal(d->urls.count, 1);
-    assert_string_equal(berth_map_get(&d->annotations, "org.opencontainers.image.ref.name"),
-                        "v1");
+    assert_string_equal(berth_map_get(&d->annotations, "org.opencontainers.image.ref.name"), "v1");
     assert_non_null(d->platform);
     assert_string_equal(d->platform->architecture, "arm64");
     assert_string_equal(d->platform->variant, "v8");
@@ -69,8 +68,8 @@ static void test_descriptor__unknown_fields_kept(void **state)
 
 static void test_descriptor__embedded_data(void **state)
 {
-    const char *j = "{\"mediaType\":\"" BERTH_MEDIA_OCI_EMPTY "\",\"digest\":\""
-                    BERTH_EMPTY_JSON_DIGEST "\",\"size\":2,\"data\":\"e30=\"}";
+    const char *j = "{\"mediaType\":\"" BERTH_MEDIA_OCI_EMPTY
+                    "\",\"digest\":\"" BERTH_EMPTY_JSON_DIGEST "\",\"size\":2,\"data\":\"e30=\"}";
     berth_descriptor *d = NULL;
     berth_buf out = BERTH_BUF_INIT;
 
@@ -109,8 +108,8 @@ static void test_descriptor__data_must_be_base64(void **state)
            BERTH_EINVALID, "data:");
     reject("{\"mediaType\":\"a/b\",\"digest\":\"" D1 "\",\"size\":2,\"data\":\"=e30\"}",
            BERTH_EINVALID, "data:");
-    reject("{\"mediaType\":\"a/b\",\"digest\":\"" D1 "\",\"size\":2,\"data\":3}",
-           BERTH_EINVALID, "data:");
+    reject("{\"mediaType\":\"a/b\",\"digest\":\"" D1 "\",\"size\":2,\"data\":3}", BERTH_EINVALID,
+           "data:");
 }
 
 static void test_descriptor__media_type_required_and_valid(void **state)
@@ -127,9 +126,11 @@ static void test_descriptor__digest_required_and_valid(void **state)
     (void)state;
     reject("{" MT ",\"size\":1}", BERTH_EINVALID, "digest:");
     reject("{" MT ",\"digest\":\"sha256:abc\",\"size\":1}", BERTH_EINVALID, "digest:");
-    reject("{" MT ",\"digest\":\"sha256:5B0BCABD1ED22E9FB1310CF6C2DEC7CDEF19F0AD69EFA1F392E94A4333501270\",\"size\":1}",
+    reject("{" MT ",\"digest\":\"sha256:"
+                  "5B0BCABD1ED22E9FB1310CF6C2DEC7CDEF19F0AD69EFA1F392E94A4333501270\",\"size\":1}",
            BERTH_EINVALID, "digest:");
-    reject("{" MT ",\"digest\":\"sha512:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270\",\"size\":1}",
+    reject("{" MT ",\"digest\":\"sha512:"
+                  "5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270\",\"size\":1}",
            BERTH_EINVALID, "digest:");
     reject("{" MT ",\"digest\":\"md5:d41d8cd98f00b204e9800998ecf8427e\",\"size\":1}",
            BERTH_EUNSUPPORTED, "digest:");
@@ -158,10 +159,10 @@ static void test_descriptor__field_types(void **state)
     (void)state;
     reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"urls\":\"x\"}", BERTH_EINVALID, "urls:");
     reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"urls\":[1]}", BERTH_EINVALID, "urls[0]:");
-    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"annotations\":{\"a\":1}}",
-           BERTH_EINVALID, "annotations.a:");
-    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"artifactType\":\"nope\"}",
-           BERTH_EINVALID, "artifactType:");
+    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"annotations\":{\"a\":1}}", BERTH_EINVALID,
+           "annotations.a:");
+    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"artifactType\":\"nope\"}", BERTH_EINVALID,
+           "artifactType:");
     reject("[1]", BERTH_EINVALID, "document is not");
     reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1} x", BERTH_EINVALID, "invalid JSON");
 }
@@ -206,7 +207,7 @@ static void test_descriptor__validate_hand_built(void **state)
     (void)state;
     memset(&d, 0, sizeof(d));
     assert_fails(berth_descriptor_validate(&d), BERTH_EINVALID, "mediaType:");
-    d.media_type = (char *)(uintptr_t)"a/b";
+    d.media_type = (char *)(uintptr_t) "a/b";
     assert_fails(berth_descriptor_validate(&d), BERTH_EINVALID, "digest:");
     assert_int_equal(berth_digest_parse_str(&d.digest, D1), 0);
     d.size = -5;

@@ -12,7 +12,9 @@
 #include "oci_test.h"
 
 #define D1 "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270"
-#define CFG "{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" D1 "\",\"size\":7}"
+#define CFG                                                                                        \
+    "{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" D1 "\",\"size\":"  \
+                                                                                   "7}"
 
 static berth_document_info *inspect_file(const char *file, const char *content_type)
 {
@@ -127,8 +129,8 @@ static void test_document__unsupported_kinds(void **state)
            "{\"schemaVersion\":1,\"mediaType\":\"application/vnd.docker.distribution.manifest."
            "v1+prettyjws\"}",
            BERTH_EUNSUPPORTED, "mediaType:");
-    reject("application/octet-stream", "{\"schemaVersion\":2,\"manifests\":[]}",
-           BERTH_EUNSUPPORTED, "content type");
+    reject("application/octet-stream", "{\"schemaVersion\":2,\"manifests\":[]}", BERTH_EUNSUPPORTED,
+           "content type");
     reject(NULL,
            "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"size\":1,\"digest\":"
            "\"sha384:aa\"}]}",
@@ -138,7 +140,8 @@ static void test_document__unsupported_kinds(void **state)
 static void test_document__invalid_documents_name_the_field(void **state)
 {
     (void)state;
-    reject(NULL, "{\"schemaVersion\":2,\"config\":" CFG ",\"layers\":[" CFG "," CFG ","
+    reject(NULL,
+           "{\"schemaVersion\":2,\"config\":" CFG ",\"layers\":[" CFG "," CFG ","
            "{\"mediaType\":\"a/b\",\"digest\":\"sha256:00\",\"size\":1}]}",
            BERTH_EINVALID, "layers[2].digest:");
     reject(NULL, "not json", BERTH_EINVALID, "invalid JSON");

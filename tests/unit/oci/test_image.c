@@ -10,7 +10,7 @@
 
 #include "oci_test.h"
 
-#define DIFF "sha256:c6f988f4874bb0add23a778f753c65efe992244e148a1d2ec2a8b664fb66bbd1"
+#define DIFF   "sha256:c6f988f4874bb0add23a778f753c65efe992244e148a1d2ec2a8b664fb66bbd1"
 #define ROOTFS "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" DIFF "\"]}"
 
 static void reject(const char *json, int code, const char *field)
@@ -38,7 +38,8 @@ static void test_image__spec_example_round_trip(void **state)
     assert_int_equal(img->config->volumes.count, 2);
     assert_string_equal(img->config->working_dir, "/home/alice");
     /* Memory, MemorySwap and CpuShares are not in the spec's list: kept as they were */
-    assert_string_equal(img->config->extra, "{\"Memory\":2048,\"MemorySwap\":4096,\"CpuShares\":8}");
+    assert_string_equal(img->config->extra,
+                        "{\"Memory\":2048,\"MemorySwap\":4096,\"CpuShares\":8}");
     assert_string_equal(img->rootfs_type, "layers");
     assert_int_equal(img->ndiff_ids, 2);
     assert_int_equal(img->nhistory, 2);
@@ -59,10 +60,11 @@ static void test_image__spec_example_round_trip(void **state)
 
 static void test_image__minimal_and_unknown_fields(void **state)
 {
-    const char *j = "{\"architecture\":\"arm64\",\"os\":\"linux\",\"config\":{\"Cmd\":null,"
-                    "\"Healthcheck\":{\"Test\":[\"NONE\"]},\"Shell\":[\"/bin/sh\"],"
-                    "\"ArgsEscaped\":true,\"Labels\":{\"a\":\"b\"},\"StopSignal\":\"SIGTERM\"},"
-                    ROOTFS ",\"moby.extra\":1}";
+    const char *j =
+        "{\"architecture\":\"arm64\",\"os\":\"linux\",\"config\":{\"Cmd\":null,"
+        "\"Healthcheck\":{\"Test\":[\"NONE\"]},\"Shell\":[\"/bin/sh\"],"
+        "\"ArgsEscaped\":true,\"Labels\":{\"a\":\"b\"},\"StopSignal\":\"SIGTERM\"}," ROOTFS
+        ",\"moby.extra\":1}";
     berth_image *img = NULL;
     berth_buf s = BERTH_BUF_INIT;
 
@@ -95,8 +97,8 @@ static void test_image__rootfs_rules(void **state)
 {
     (void)state;
     reject("{\"architecture\":\"a\",\"os\":\"l\"}", BERTH_EINVALID, "rootfs:");
-    reject("{\"architecture\":\"a\",\"os\":\"l\",\"rootfs\":{\"type\":\"layers\"}}",
-           BERTH_EINVALID, "rootfs.diff_ids:");
+    reject("{\"architecture\":\"a\",\"os\":\"l\",\"rootfs\":{\"type\":\"layers\"}}", BERTH_EINVALID,
+           "rootfs.diff_ids:");
     reject("{\"architecture\":\"a\",\"os\":\"l\",\"rootfs\":{\"type\":\"tar\",\"diff_ids\":[]}}",
            BERTH_EINVALID, "rootfs.type:");
     reject("{\"architecture\":\"a\",\"os\":\"l\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":"

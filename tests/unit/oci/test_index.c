@@ -12,7 +12,9 @@
 #include "oci_test.h"
 
 #define D1 "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270"
-#define ENTRY "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" D1 "\",\"size\":9"
+#define ENTRY                                                                                      \
+    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" D1 "\","         \
+                                                                                     "\"size\":9"
 
 static berth_index *round_trip(const char *file, berth_buf *s1)
 {
@@ -93,8 +95,8 @@ static void test_index__platform_optional_but_complete(void **state)
 static void test_index__docker_list_needs_platform(void **state)
 {
     (void)state;
-    reject("{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MEDIA_DOCKER_LIST "\",\"manifests\":["
-           ENTRY "}]}",
+    reject("{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MEDIA_DOCKER_LIST
+           "\",\"manifests\":[" ENTRY "}]}",
            BERTH_EINVALID, "manifests[0].platform:");
 }
 
@@ -104,8 +106,7 @@ static void test_index__required_members(void **state)
     reject("{\"schemaVersion\":2}", BERTH_EINVALID, "manifests:");
     reject("{\"manifests\":[]}", BERTH_EINVALID, "schemaVersion:");
     reject("{\"schemaVersion\":3,\"manifests\":[]}", BERTH_EINVALID, "schemaVersion:");
-    reject("{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MEDIA_OCI_MANIFEST
-           "\",\"manifests\":[]}",
+    reject("{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MEDIA_OCI_MANIFEST "\",\"manifests\":[]}",
            BERTH_EINVALID, "mediaType:");
     reject("{\"schemaVersion\":2,\"manifests\":[" ENTRY "},{\"digest\":\"" D1 "\",\"size\":1}]}",
            BERTH_EINVALID, "manifests[1].mediaType:");

@@ -12,8 +12,12 @@
 #include "oci_test.h"
 
 #define D1 "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270"
-#define CFG "{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" D1 "\",\"size\":7}"
-#define LAYER "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"" D1 "\",\"size\":9}"
+#define CFG                                                                                        \
+    "{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" D1 "\",\"size\":"  \
+                                                                                   "7}"
+#define LAYER                                                                                      \
+    "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"" D1              \
+    "\",\"size\":9}"
 
 /* parse -> serialise -> parse -> serialise: both serialisations equal; returns the first. */
 static berth_manifest *round_trip(const char *file, berth_buf *s1)
@@ -132,8 +136,7 @@ static void test_manifest__layers_required_and_named_by_index(void **state)
     reject("{\"schemaVersion\":2,\"config\":" CFG ",\"layers\":[" LAYER
            ",{\"mediaType\":\"a/b\",\"digest\":\"" D1 "\",\"size\":-1}]}",
            BERTH_EINVALID, "layers[1].size:");
-    reject("{\"schemaVersion\":2,\"config\":" CFG ",\"layers\":[7]}", BERTH_EINVALID,
-           "layers[0]:");
+    reject("{\"schemaVersion\":2,\"config\":" CFG ",\"layers\":[7]}", BERTH_EINVALID, "layers[0]:");
 }
 
 static void test_manifest__empty_config_needs_artifact_type(void **state)
@@ -164,8 +167,8 @@ static void test_manifest__annotations_are_strings(void **state)
 static void test_manifest__duplicate_keys_rejected(void **state)
 {
     (void)state;
-    reject("{\"schemaVersion\":2,\"config\":" CFG ",\"layers\":[],\"layers\":[]}",
-           BERTH_EINVALID, "invalid JSON");
+    reject("{\"schemaVersion\":2,\"config\":" CFG ",\"layers\":[],\"layers\":[]}", BERTH_EINVALID,
+           "invalid JSON");
 }
 
 static void test_manifest__versioned_round_trip(void **state)

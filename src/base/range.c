@@ -75,6 +75,7 @@ int berth_content_range_parse(berth_byte_range *out, const char *s, size_t len)
     size_t n, i = 0;
     int rc;
 
+    berth_error_clear();
     if (!out || !s) {
         return berth_error_set(BERTH_EINVALID, "Content-Range is empty");
     }
@@ -202,6 +203,7 @@ int berth_range_parse(berth_byte_range *out, const char *s, size_t len, uint64_t
     size_t i, count = 0;
     int rc;
 
+    berth_error_clear();
     if (!out || !s) {
         return berth_error_set(BERTH_EINVALID, "Range is empty");
     }

@@ -216,6 +216,7 @@ int berth_reference_parse(berth_reference **out, const char *s)
     bool library = false;
     int rc;
 
+    berth_error_clear();
     if (!out || !s || !*s) {
         return berth_error_set(BERTH_EINVALID, "reference is empty");
     }
@@ -430,6 +431,7 @@ int berth_layout_ref_parse(berth_layout_ref **out, const char *s)
     size_t path_len;
     int rc;
 
+    berth_error_clear();
     if (!out || !berth_layout_ref_is(s)) {
         return berth_error_set(BERTH_EINVALID, "layout reference must start with 'oci:'");
     }

@@ -89,6 +89,12 @@ static void test_range__content_range_not_terminated(void **state)
     assert_int_equal(berth_content_range_parse(&r, "0-1234", 4), 0);
     assert_true(r.start == 0 && r.end == 12);
     assert_int_equal(berth_content_range_parse(NULL, "0-1", 3), BERTH_EINVALID);
+    /* a success leaves no stale message behind */
+    assert_int_equal(berth_content_range_parse(&r, "0-1", 3), 0);
+    assert_string_equal(berth_error_last(), "");
+    assert_int_equal(berth_range_parse(&r, "x", 1, 10), BERTH_EINVALID);
+    assert_int_equal(berth_range_parse(&r, "bytes=0-1", 9, 10), 0);
+    assert_string_equal(berth_error_last(), "");
     assert_int_equal(berth_content_range_parse(&r, NULL, 0), BERTH_EINVALID);
 }
 

@@ -268,6 +268,11 @@ static void test_reference__parse_messages(void **state)
     assert_int_equal(berth_reference_parse(&r, NULL), BERTH_EINVALID);
     assert_null(r);
     berth_reference_free(NULL);
+    /* a success leaves no stale message behind */
+    assert_int_equal(berth_reference_parse(&r, "alpine"), 0);
+    assert_string_equal(berth_error_last(), "");
+    assert_int_equal(berth_error_last_code(), BERTH_OK);
+    berth_reference_free(r);
 }
 
 static void test_reference__total_length(void **state)

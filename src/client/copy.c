@@ -372,6 +372,15 @@ static int copy_referrers(copy_ctx *x, const berth_digest *d, int depth)
         if ((rc = copy_by_digest(x, &idx.refs[i].digest, depth + 1)) < 0) {
             goto out;
         }
+        /* in a layout, a referrer is listed untagged in index.json, where tools look for it */
+        if (x->dst.layout &&
+            (rc = berth__layout_set_ref(
+                 x->dst.lref->path,
+                 idx.refs[i].media_type ? idx.refs[i].media_type
+                                        : "application/vnd.oci.image.manifest.v1+json",
+                 &idx.refs[i].digest, (uint64_t)idx.refs[i].size, NULL)) < 0) {
+            goto out;
+        }
     }
 out:
     if (rc < 0) {

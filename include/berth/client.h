@@ -26,7 +26,7 @@ typedef struct berth_client_options {
     const char *password;
     const char *docker_config; /* path of a config.json; NULL: $DOCKER_CONFIG or ~/.docker */
     bool plain_http;           /* plain HTTP for every registry, not only loopback ones */
-    unsigned retries;          /* attempts after a connection error; 0 means 3 */
+    unsigned retries;          /* attempts after a connection error; 0 means 4 */
     unsigned retry_delay_ms;   /* first backoff delay, doubled each time; 0 means 200 */
     bool verbose;              /* log each request to stderr */
 } berth_client_options;

@@ -139,7 +139,7 @@ int berth_client_new(berth_client **out, const berth_client_options *opts)
     c->user = dup_or_null(opts->username);
     c->pass = dup_or_null(opts->password);
     c->plain_http = opts->plain_http;
-    c->retries = opts->retries ? opts->retries : 3;
+    c->retries = opts->retries ? opts->retries : 4;
     c->delay_ms = opts->retry_delay_ms ? opts->retry_delay_ms : 200;
     c->verbose = opts->verbose;
     if (opts->docker_config) {

@@ -38,10 +38,11 @@ wait_port() { # PORT
     fail "nothing listens on port $1"
 }
 
-# start_distribution NAME [AUTH_YAML]: sets ${NAME}_PORT, ${NAME}_PID
+# start_distribution NAME [AUTH_YAML]: sets ${NAME}_PORT, ${NAME}_PID (port: $FIXED_PORT or a
+# free one)
 start_distribution() {
     local name=$1 auth=${2:-} port dir
-    port=$(free_port)
+    port=${FIXED_PORT:-$(free_port)}
     dir="$WORK/$name"
     mkdir -p "$dir/data"
     {

@@ -65,4 +65,19 @@ start_fake SRC4 "$WORK/l1"
 "$BERTH" copy --quiet "127.0.0.1:$SRC4_PORT/src/app:v1" "$D/dst/app:v1"
 expect_eq "$(manifest_code "$D" dst/app v1)" 200 \
     "copy after the restart"
+
+# 3. a registry that is not up yet when the copy starts: connection errors are retried with
+#    backoff (200, 400, 800, 1600 ms), so a registry that comes up within that window is reached
+port=$(free_port)
+"$BERTH" copy --verbose "oci:$WORK/l1:v1" "127.0.0.1:$port/late/app:v1" >/dev/null 2>"$WORK/late.log" &
+cp=$!
+sleep 0.3
+FIXED_PORT=$port start_distribution LATE
+set +e
+wait "$cp"
+rc=$?
+set -e
+grep -q 'retrying in' "$WORK/late.log" || fail "no retry: $(cat "$WORK/late.log")"
+expect_eq "$rc" 0 "copy to a registry that came up late"
+expect_eq "$(manifest_code "127.0.0.1:$port" late/app v1)" 200 "late copy tag"
 echo "ok"

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests: htpasswd Basic auth: hashes written by `htpasswd -B`, wrong passwords and
+ * unknown users, header parsing, the credential cache, reload on change, refused formats, and
+ * concurrent checks. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "server/ops/htpasswd.h"
+
+#include <berth/errors.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Written by `htpasswd -nbB alice 'wonder land'` and `htpasswd -nbB -C 4 bob
+ * 's3cret:with:colons'` (apache2-utils). */
+static const char file_text[] =
+    "# users\n"
+    "alice:$2y$05$9GgJuoGlMrdY9Qf.ZyRxg.rBqjpFzSD4KZdAqxdZY4U5z51/sZBxa\n"
+    "\n"
+    "bob:$2y$04$Yi.9uY19V8SEU.PozFjqG.44lp.4qjpNL0xYuQY8XEDOkQ5/WMH7e\r\n";
+
+static char path[64];
+
+static void write_file(const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    int fd = 0;
+    (void)state;
+    snprintf(path, sizeof(path), "/tmp/berth-htpasswd-XXXXXX");
+    fd = mkstemp(path);
+    if (fd < 0) {
+        return -1;
+    }
+    close(fd);
+    write_file(file_text);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    return 0;
+}
+
+static void test_htpasswd__check(void **state)
+{
+    berth_htpasswd *h = NULL;
+    (void)state;
+    assert_int_equal(berth_htpasswd_open(&h, path, 0, 0), 0);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder land"), 0);
+    assert_int_equal(berth_htpasswd_check(h, "bob", "s3cret:with:colons"), 0);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder lane"), BERTH_EUNAUTHORIZED);
+    assert_string_equal(berth_error_last(), "invalid user name or password");
+    assert_int_equal(berth_htpasswd_check(h, "alice", ""), BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_check(h, "carol", "wonder land"), BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_check(h, "# users", ""), BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_check(h, "Alice", "wonder land"), BERTH_EUNAUTHORIZED);
+    berth_htpasswd_free(h);
+}
+
+static void test_htpasswd__cache(void **state)
+{
+    berth_htpasswd *h = NULL;
+    struct timespec a, b;
+    double first = 0, second = 0;
+    (void)state;
+    assert_int_equal(berth_htpasswd_open(&h, path, 2, 300), 0);
+    assert_int_equal(berth_htpasswd_cache_count(h), 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder land"), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    first = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    assert_int_equal(berth_htpasswd_cache_count(h), 1);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(berth_htpasswd_check(h, "alice", "wonder land"), 0);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    second = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    /* a hundred cached checks cost less than one bcrypt */
+    assert_true(second < first);
+    assert_int_equal(berth_htpasswd_cache_count(h), 1);
+    /* a wrong password is never cached and never matches a cached entry */
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder"), BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_cache_count(h), 1);
+    /* the cache is bounded */
+    assert_int_equal(berth_htpasswd_check(h, "bob", "s3cret:with:colons"), 0);
+    assert_int_equal(berth_htpasswd_cache_count(h), 2);
+    berth_htpasswd_free(h);
+}
+
+static void test_htpasswd__header(void **state)
+{
+    berth_htpasswd *h = NULL;
+    char user[16];
+    char *u = NULL, *p = NULL;
+    (void)state;
+    assert_int_equal(berth_htpasswd_open(&h, path, 0, 0), 0);
+    /* base64("alice:wonder land") */
+    assert_int_equal(berth_htpasswd_check_header(h, "Basic YWxpY2U6d29uZGVyIGxhbmQ=", user,
+                                                 sizeof(user)),
+                     0);
+    assert_string_equal(user, "alice");
+    assert_int_equal(berth_htpasswd_check_header(h, "basic  YWxpY2U6d29uZGVyIGxhbmQ= ", user,
+                                                 sizeof(user)),
+                     0);
+    assert_int_equal(berth_htpasswd_check_header(h, "Basic YWxpY2U6d29uZGVyIGxhbmQ=", user, 5),
+                     BERTH_EUNAUTHORIZED);
+    assert_string_equal(user, "");
+    assert_int_equal(berth_htpasswd_check_header(h, "Bearer abc", user, sizeof(user)),
+                     BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_check_header(h, NULL, user, sizeof(user)),
+                     BERTH_EUNAUTHORIZED);
+    /* base64("bob:s3cret:with:colons"): only the first colon splits */
+    assert_int_equal(berth_basic_parse(&u, &p, "Basic Ym9iOnMzY3JldDp3aXRoOmNvbG9ucw=="), 0);
+    assert_string_equal(u, "bob");
+    assert_string_equal(p, "s3cret:with:colons");
+    free(u);
+    free(p);
+    static const char *bad[] = {"Basic", "Basic ", "Basic YWxpY2U", "Basic YWxpY2U=",
+                                "Basic !!!!", "BasicYWxpY2U6eA==", "Digest YWxpY2U6eA==",
+                                "Basic YWxpY2U6eA==="};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (berth_basic_parse(&u, &p, bad[i]) != BERTH_EINVALID) {
+            fail_msg("'%s' was accepted", bad[i]);
+        }
+        assert_null(u);
+        assert_null(p);
+    }
+    berth_htpasswd_free(h);
+}
+
+static void test_htpasswd__reload_on_change(void **state)
+{
+    berth_htpasswd *h = NULL;
+    (void)state;
+    assert_int_equal(berth_htpasswd_open(&h, path, 0, 0), 0);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder land"), 0);
+    /* drop alice; the reload is checked at most once a second */
+    write_file("bob:$2y$04$Yi.9uY19V8SEU.PozFjqG.44lp.4qjpNL0xYuQY8XEDOkQ5/WMH7e\n");
+    sleep(2);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder land"), BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_check(h, "bob", "s3cret:with:colons"), 0);
+    /* a broken file keeps the last good users */
+    write_file("garbage without colon\n");
+    sleep(2);
+    assert_int_equal(berth_htpasswd_check(h, "bob", "s3cret:with:colons"), 0);
+    write_file(file_text);
+    berth_htpasswd_free(h);
+}
+
+static void test_htpasswd__refused_files(void **state)
+{
+    berth_htpasswd *h = NULL;
+    (void)state;
+    write_file("apr:$apr1$efF1CY3t$t7Im7abSMgZSMilTzFfWM0\n");
+    assert_int_equal(berth_htpasswd_open(&h, path, 0, 0), BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_last(), ":1: unsupported hash for 'apr'"));
+    write_file("ok:$2y$04$Yi.9uY19V8SEU.PozFjqG.44lp.4qjpNL0xYuQY8XEDOkQ5/WMH7e\n:nouser\n");
+    assert_int_equal(berth_htpasswd_open(&h, path, 0, 0), BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_last(), ":2: expected user:hash"));
+    assert_null(h);
+    assert_int_equal(berth_htpasswd_open(&h, "/nonexistent/htpasswd", 0, 0), BERTH_EIO);
+    write_file(file_text);
+}
+
+typedef struct job {
+    berth_htpasswd *h;
+    int ok;
+} job;
+
+static void *check_many(void *arg)
+{
+    job *j = arg;
+    for (int i = 0; i < 200; i++) {
+        j->ok += berth_htpasswd_check(j->h, i % 2 ? "alice" : "bob",
+                                      i % 2 ? "wonder land" : "s3cret:with:colons") == 0;
+    }
+    return NULL;
+}
+
+static void test_htpasswd__threads(void **state)
+{
+    berth_htpasswd *h = NULL;
+    pthread_t t[4];
+    job j[4];
+    (void)state;
+    assert_int_equal(berth_htpasswd_open(&h, path, 1, 0), 0); /* a tiny cache: churn */
+    for (int i = 0; i < 4; i++) {
+        j[i].h = h;
+        j[i].ok = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, check_many, &j[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(j[i].ok, 200);
+    }
+    assert_true(berth_htpasswd_cache_count(h) <= 1);
+    berth_htpasswd_free(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_htpasswd__check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_htpasswd__cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_htpasswd__header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_htpasswd__reload_on_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_htpasswd__refused_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_htpasswd__threads, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -18,6 +18,8 @@
 #include "api.h"
 #include "document.h"
 #include "store.h"
+#include "config.h"
+#include "server.h"
 #include "client.h"
 
 #endif

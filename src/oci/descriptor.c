@@ -5,6 +5,7 @@
  * the MUSTs of the spec on the struct, so a descriptor built by hand is checked the same way.
  * Every message names the member; callers prefix the path (`layers[2].`).
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,37 @@ const char *berth_map_get(const berth_map *m, const char *key)
         }
     }
     return NULL;
+}
+
+/*
+ * An RFC 3986 URI, checked loosely: a scheme (ALPHA *(ALPHA / DIGIT / "+" / "-" / ".")), a
+ * colon, then only characters a URI may hold (unreserved, reserved and "%" escapes).
+ */
+static bool uri_valid(const char *s)
+{
+    size_t i = 0;
+
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) {
+        return false;
+    }
+    while ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+           (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.') {
+        i++;
+    }
+    if (s[i] != ':') {
+        return false;
+    }
+    for (i++; s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (!isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2])) {
+                return false;
+            }
+        } else if (!isalnum(c) && !strchr("-._~:/?#[]@!$&'()*+,;=", c)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* ---- platform ---- */
@@ -308,8 +340,9 @@ int berth_descriptor_validate(const berth_descriptor *d)
                                d->artifact_type);
     }
     for (size_t i = 0; i < d->urls.count; i++) {
-        if (!d->urls.items[i][0]) {
-            return berth_error_set(BERTH_EINVALID, "urls[%zu]: empty", i);
+        if (!uri_valid(d->urls.items[i])) {
+            return berth_error_set(BERTH_EINVALID, "urls[%zu]: '%.200s' is not a URI", i,
+                                   d->urls.items[i]);
         }
     }
     if (d->has_data) {

@@ -127,10 +127,10 @@ static void test_descriptor__digest_required_and_valid(void **state)
     reject("{" MT ",\"size\":1}", BERTH_EINVALID, "digest:");
     reject("{" MT ",\"digest\":\"sha256:abc\",\"size\":1}", BERTH_EINVALID, "digest:");
     reject("{" MT ",\"digest\":\"sha256:"
-                  "5B0BCABD1ED22E9FB1310CF6C2DEC7CDEF19F0AD69EFA1F392E94A4333501270\",\"size\":1}",
+           "5B0BCABD1ED22E9FB1310CF6C2DEC7CDEF19F0AD69EFA1F392E94A4333501270\",\"size\":1}",
            BERTH_EINVALID, "digest:");
     reject("{" MT ",\"digest\":\"sha512:"
-                  "5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270\",\"size\":1}",
+           "5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270\",\"size\":1}",
            BERTH_EINVALID, "digest:");
     reject("{" MT ",\"digest\":\"md5:d41d8cd98f00b204e9800998ecf8427e\",\"size\":1}",
            BERTH_EUNSUPPORTED, "digest:");
@@ -165,6 +165,19 @@ static void test_descriptor__field_types(void **state)
            "artifactType:");
     reject("[1]", BERTH_EINVALID, "document is not");
     reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1} x", BERTH_EINVALID, "invalid JSON");
+}
+
+static void test_descriptor__urls_are_uris(void **state)
+{
+    (void)state;
+    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"urls\":[\"https://a/b\",\"\"]}",
+           BERTH_EINVALID, "urls[1]:");
+    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"urls\":[\"no scheme\"]}", BERTH_EINVALID,
+           "urls[0]:");
+    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"urls\":[\"http://a/b c\"]}", BERTH_EINVALID,
+           "urls[0]:");
+    reject("{" MT ",\"digest\":\"" D1 "\",\"size\":1,\"urls\":[\"http://a/%zz\"]}", BERTH_EINVALID,
+           "urls[0]:");
 }
 
 static void test_descriptor__platform_needs_architecture_and_os(void **state)
@@ -230,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_descriptor__size_required_integer_not_negative),
         cmocka_unit_test(test_descriptor__duplicate_keys_rejected),
         cmocka_unit_test(test_descriptor__field_types),
+        cmocka_unit_test(test_descriptor__urls_are_uris),
         cmocka_unit_test(test_descriptor__platform_needs_architecture_and_os),
         cmocka_unit_test(test_descriptor__platform_round_trip),
         cmocka_unit_test(test_descriptor__validate_hand_built),

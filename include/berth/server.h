@@ -14,7 +14,8 @@ typedef struct berth_server_options {
     unsigned threads;            /* worker threads (0: number of online cores) */
     unsigned connection_limit;   /* simultaneous connections (0: 1024) */
     unsigned connection_timeout; /* idle seconds before a connection is closed (0: 60) */
-    size_t connection_memory;    /* per-connection buffer memory, bytes (0: 64 KiB) */
+    size_t connection_memory;    /* per-connection buffer memory, bytes (0: 32 KiB; MHD clears
+                                     it per request, more costs GET speed, less upload speed) */
     size_t manifest_max;         /* largest manifest body accepted, bytes (0: 4 MiB) */
     bool log;                    /* one access-log line per request on stderr (default on) */
 } berth_server_options;

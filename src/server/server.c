@@ -482,7 +482,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         srv->opts.connection_timeout = 60;
     }
     if (srv->opts.connection_memory == 0) {
-        srv->opts.connection_memory = 64 * 1024;
+        srv->opts.connection_memory = 32 * 1024;
     }
     if (srv->opts.manifest_max == 0) {
         srv->opts.manifest_max = DEFAULT_MANIFEST_MAX;

@@ -28,9 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK_SIZE     (8u * 1024u * 1024u)
-#define MONOLITHIC_MAX (4u * 1024u * 1024u)
-#define ERRBODY_MAX    (64u * 1024u)
+#define CHUNK_SIZE          (8u * 1024u * 1024u)
+#define MONOLITHIC_MAX      (4u * 1024u * 1024u)
+#define MONOLITHIC_POST_MAX (1024u * 1024u)
+#define ERRBODY_MAX         (64u * 1024u)
 
 typedef struct token_entry {
     struct token_entry *next;
@@ -1112,6 +1113,15 @@ out:
     return rc;
 }
 
+/* True when the registry was marked with `what` ("nomono": no monolithic POST). */
+static bool registry_flag(berth_client *c, const char *registry, const char *what)
+{
+    berth_buf key = BERTH_BUF_INIT;
+    bool set = berth_buf_printf(&key, "%s %s", registry, what) == 0 && cache_get_flag(c, key.ptr);
+    berth_buf_dispose(&key);
+    return set;
+}
+
 /* Make an absolute URL of a Location header (it may be relative to the registry). */
 static int absolute_location(berth_buf *out, berth_client *c, const char *registry, const char *loc)
 {
@@ -1191,6 +1201,51 @@ out:
     return rc;
 }
 
+/*
+ * A monolithic POST ?digest= with the bytes (a single request). A registry that answers 202
+ * instead (Distribution 2.8 does) gave an upload session: *loc receives it, and the registry is
+ * remembered so that later blobs do not send their bytes twice.
+ */
+static int post_monolithic(berth_client *c, const char *registry, const char *repo,
+                           const char *scope, const berth_digest *d, uint64_t size,
+                           const void *data, int fd, berth_buf *loc, bool *done)
+{
+    berth_buf key = BERTH_BUF_INIT;
+    request r;
+    int rc;
+
+    *done = false;
+    request_init(&r, "POST", scope);
+    r.content_type = "application/octet-stream";
+    r.has_body = true;
+    if (data) {
+        r.body = data;
+        r.body_len = (size_t)size;
+    } else {
+        r.fd = fd;
+        r.fd_len = size;
+    }
+    if ((rc = url_start(c, &r, registry)) < 0 ||
+        (rc = berth_buf_printf(&r.url, "%s/blobs/uploads/", repo)) < 0 ||
+        (rc = url_add_query(&r.url, "digest", d->str)) < 0 || (rc = perform(c, &r)) < 0) {
+        goto out;
+    }
+    if (r.status == 201) {
+        *done = true;
+    } else if (r.status == 202 && r.location) {
+        if ((rc = berth_buf_printf(&key, "%s nomono", registry)) == 0) {
+            cache_put(c, key.ptr, "1");
+        }
+        rc = absolute_location(loc, c, registry, r.location);
+    } else {
+        rc = status_error(&r, "POST");
+    }
+out:
+    berth_buf_dispose(&key);
+    request_dispose(&r);
+    return rc;
+}
+
 /* Push from memory (`data`) or a file (`fd`), `size` bytes. */
 static int push_blob(berth_client *c, const char *registry, const char *repo, const berth_digest *d,
                      uint64_t size, const void *data, int fd, const char *mount_from)
@@ -1206,6 +1261,8 @@ static int push_blob(berth_client *c, const char *registry, const char *repo, co
     }
     if (mount_from && strcmp(mount_from, repo) != 0) {
         rc = start_upload(c, registry, repo, scope.ptr, mount_from, d, &loc, &mounted);
+    } else if (size <= MONOLITHIC_POST_MAX && !registry_flag(c, registry, "nomono")) {
+        rc = post_monolithic(c, registry, repo, scope.ptr, d, size, data, fd, &loc, &mounted);
     } else {
         rc = start_upload(c, registry, repo, scope.ptr, NULL, d, &loc, &mounted);
     }

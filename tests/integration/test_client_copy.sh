@@ -10,7 +10,9 @@ start_distribution DIST
 D=127.0.0.1:$DIST_PORT
 if start_berth BS; then
     B=127.0.0.1:$BS_PORT
+    BERTH_UP=1
 else
+    BERTH_UP=0
     echo "note: berth serve did not start; its legs run against a second Distribution" >&2
     start_distribution DIST2
     B=127.0.0.1:$DIST2_PORT
@@ -33,6 +35,14 @@ grep -q '"Architecture": "amd64"' "$WORK/insp.json" || fail "skopeo inspect cont
 # Distribution -> berth serve (or the second registry)
 "$BERTH" copy --quiet "$D/team/app:v1" "$B/mirror/app:v1"
 expect_eq "$(manifest_digest "$B" mirror/app v1)" "$want" "distribution->berth digest"
+
+# small blobs go up in one monolithic POST ?digest= where the registry takes it (berth serve);
+# Distribution answers 202 and gets a PUT after that
+if [ "$BERTH_UP" = 1 ]; then
+    "$BERTH" copy --verbose "oci:$WORK/l1:v1" "$B/mono/app:v1" >/dev/null 2>"$WORK/mono.log"
+    [ "$(grep -c '^berth: POST .*?digest=' "$WORK/mono.log")" -eq 3 ] || fail "no monolithic POST"
+    ! grep -q '^berth: PUT .*/blobs/uploads/' "$WORK/mono.log" || fail "monolithic POST not used"
+fi
 
 # berth serve -> layout, checked with skopeo and by content
 "$BERTH" copy --quiet "$B/mirror/app:v1" "oci:$WORK/out1:v1"

@@ -412,15 +412,17 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (srv->opts.log) {
         struct timespec now;
         char line[1024];
-        double ms;
+        uint64_t us;
         int n;
 
         clock_gettime(CLOCK_MONOTONIC, &now);
-        ms = (double)(now.tv_sec - r->start.tv_sec) * 1e3 +
-             (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
-        n = snprintf(line, sizeof(line), "%s %s %u %llu %.3fms%s\n",
+        /* integer arithmetic: no floating-point formatting on every request */
+        us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec / 1000) -
+             (uint64_t)(r->start.tv_nsec / 1000);
+        n = snprintf(line, sizeof(line), "%s %s %u %llu %llu.%03llums%s\n",
                      r->method_name ? r->method_name : "-", r->uri ? r->uri : "-", r->status,
-                     (unsigned long long)(r->method == BERTH_M_HEAD ? 0 : r->bytes), ms,
+                     (unsigned long long)(r->method == BERTH_M_HEAD ? 0 : r->bytes),
+                     (unsigned long long)(us / 1000), (unsigned long long)(us % 1000),
                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
         if (n > 0) {
             if ((size_t)n >= sizeof(line)) {

@@ -38,6 +38,11 @@ check "errors are JSON" "application/json" "$(header Content-Type)"
 req GET /v2/a/blobs/uploads/some-unknown-id
 expect_error "unknown upload session" 404 BLOB_UPLOAD_UNKNOWN
 
+# --- keep-alive: body-less requests, answers and errors alike, keep the connection open --------
+N=$(curl -sv -o /dev/null -o /dev/null -o /dev/null "$URL/v2/" "$URL/v2/a/manifests/none" \
+    "$URL/v2/_catalog" 2>&1 | grep -c "Re-using existing connection")
+check "connection reused for GETs" 2 "$N"
+
 # --- Expect: 100-continue with a streamed blob -----------------------------------------------
 head -c 3000000 /dev/urandom >"$T/big"
 D=$(sha256_file "$T/big")

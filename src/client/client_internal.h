@@ -16,7 +16,6 @@ typedef struct berth__doc_ref {
     berth_digest digest;
     int64_t size;
     char *os, *arch, *variant; /* NULL when the descriptor has no platform */
-    char *annotations_json;    /* compact JSON of "annotations" or NULL */
 } berth__doc_ref;
 
 typedef struct berth__doc {
@@ -29,9 +28,10 @@ typedef struct berth__doc {
 } berth__doc;
 
 /**
- * Read a manifest, index, Docker manifest or manifest list far enough to copy it.
+ * Read and validate a manifest, index, Docker manifest or manifest list (through
+ * berth_document_inspect()) and keep what the copy engine needs.
  * @param out  filled; the caller frees it with berth__doc_dispose()
- * @return 0, BERTH_EINVALID (message names the field), BERTH_ENOMEM
+ * @return 0, BERTH_EINVALID (message names the field), BERTH_EUNSUPPORTED, BERTH_ENOMEM
  */
 int berth__doc_parse(berth__doc *out, const char *content_type, const char *data, size_t len);
 

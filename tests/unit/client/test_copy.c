@@ -223,6 +223,29 @@ static void test_copy__layout_errors(void **state)
     berth_buf_dispose(&d);
 }
 
+static void test_copy__invalid_manifest_refused(void **state)
+{
+    fixture *f = *state;
+    berth_buf s = BERTH_BUF_INIT, d = BERTH_BUF_INIT;
+    const char *bad = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest."
+                      "v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config."
+                      "v1+json\",\"digest\":\"sha256:abc\",\"size\":2},\"layers\":[]}";
+    berth_digest bd, t;
+
+    put(f->src.ptr, bad, &bd);
+    assert_int_equal(berth__layout_set_ref(f->src.ptr, "application/vnd.oci.image.manifest.v1+json",
+                                           &bd, strlen(bad), "bad"),
+                     0);
+    ref_of(&s, f->src.ptr, "bad");
+    ref_of(&d, f->dst.ptr, "bad");
+    assert_int_equal(berth_copy(f->c, s.ptr, d.ptr, NULL, NULL), BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_last(), "config.digest"));
+    assert_int_equal(tagged(&t, f->dst.ptr, "bad"), BERTH_ENOTFOUND);
+    assert_int_equal(berth__layout_has_blob(f->dst.ptr, &bd), BERTH_ENOTFOUND);
+    berth_buf_dispose(&s);
+    berth_buf_dispose(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +253,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy__whole_index_and_platform, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy__corrupt_blob_leaves_no_tag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy__layout_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy__invalid_manifest_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

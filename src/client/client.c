@@ -14,6 +14,7 @@
  */
 #include "client/client_internal.h"
 
+#include <berth/api.h>
 #include <berth/errors.h>
 
 #include <curl/curl.h>
@@ -497,22 +498,20 @@ static int url_start(berth_client *c, request *r, const char *registry)
 /* The registry's error body, as "CODE: message", or the HTTP status. */
 static void describe_error(berth_buf *out, const request *r)
 {
-    json_error_t jerr;
-    json_t *root = NULL;
-    if (r->errbody.len) {
-        root = json_loadb(r->errbody.ptr, r->errbody.len, 0, &jerr);
+    berth_error_response *er = NULL;
+    const berth_error_info *first = NULL;
+    if (r->errbody.len && berth_error_response_parse(&er, r->errbody.ptr, r->errbody.len) == 0 &&
+        er->nerrors > 0) {
+        first = &er->errors[0];
     }
-    json_t *errs = root ? json_object_get(root, "errors") : NULL;
-    json_t *first = json_is_array(errs) ? json_array_get(errs, 0) : NULL;
-    const char *code = first ? json_string_value(json_object_get(first, "code")) : NULL;
-    const char *msg = first ? json_string_value(json_object_get(first, "message")) : NULL;
-    if (code) {
-        (void)berth_buf_printf(out, "HTTP %ld %s%s%s", r->status, code, msg ? ": " : "",
-                               msg ? msg : "");
+    berth_error_clear();
+    if (first && first->code) {
+        (void)berth_buf_printf(out, "HTTP %ld %s%s%s", r->status, first->code,
+                               first->message ? ": " : "", first->message ? first->message : "");
     } else {
         (void)berth_buf_printf(out, "HTTP %ld", r->status);
     }
-    json_decref(root);
+    berth_error_response_free(er);
 }
 
 static int status_error(const request *r, const char *what)
@@ -1399,16 +1398,16 @@ out:
     return rc;
 }
 
-/* GET a JSON list (`member` array of strings) page by page, following Link rel="next". */
+/* GET a tag list (or, `tags` false, a repository list) page by page, following Link
+ * rel="next". */
 static int list_paged(berth_client *c, const char *registry, const char *scope,
-                      const char *first_path, const char *member, berth_client_name_cb cb,
-                      void *payload)
+                      const char *first_path, bool tags, berth_client_name_cb cb, void *payload)
 {
     berth_buf body = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX * 4);
     berth_buf next = BERTH_BUF_INIT;
     request r;
-    json_t *root = NULL;
-    json_error_t jerr;
+    berth_tag_list *tl = NULL;
+    berth_repository_list *rl = NULL;
     int rc = 0, pages = 0;
 
     request_init(&r, "GET", scope);
@@ -1425,19 +1424,19 @@ static int list_paged(berth_client *c, const char *registry, const char *scope,
             rc = status_error(&r, "GET");
             goto out;
         }
-        json_decref(root);
-        root = json_loadb(body.ptr ? body.ptr : "", body.len, 0, &jerr);
-        json_t *arr = root ? json_object_get(root, member) : NULL;
-        if (!root || (!json_is_array(arr) && !json_is_null(arr) && arr)) {
-            rc =
-                berth_error_set(BERTH_EINVALID, "GET %s: not a JSON list of %s", r.url.ptr, member);
+        berth_tag_list_free(tl);
+        berth_repository_list_free(rl);
+        tl = NULL;
+        rl = NULL;
+        rc = tags ? berth_tag_list_parse(&tl, berth_buf_cstr(&body), body.len)
+                  : berth_repository_list_parse(&rl, berth_buf_cstr(&body), body.len);
+        if (rc < 0) {
+            berth_error_prefix("GET %s: ", r.url.ptr);
             goto out;
         }
-        size_t i;
-        json_t *v;
-        json_array_foreach(arr, i, v)
-        {
-            if (json_is_string(v) && cb(json_string_value(v), payload) != 0) {
+        const berth_strlist *names = tags ? &tl->tags : &rl->repositories;
+        for (size_t i = 0; i < names->count; i++) {
+            if (cb(names->items[i], payload) != 0) {
                 goto out;
             }
         }
@@ -1460,7 +1459,8 @@ static int list_paged(berth_client *c, const char *registry, const char *scope,
         }
     }
 out:
-    json_decref(root);
+    berth_tag_list_free(tl);
+    berth_repository_list_free(rl);
     berth_buf_dispose(&body);
     berth_buf_dispose(&next);
     request_dispose(&r);
@@ -1475,7 +1475,7 @@ int berth_client_list_tags(berth_client *c, const char *registry, const char *re
     berth_error_clear();
     if ((rc = scope_for(&scope, repo, false)) == 0 &&
         (rc = berth_buf_printf(&path, "%s/tags/list", repo)) == 0) {
-        rc = list_paged(c, registry, scope.ptr, path.ptr, "tags", cb, payload);
+        rc = list_paged(c, registry, scope.ptr, path.ptr, true, cb, payload);
     }
     berth_buf_dispose(&scope);
     berth_buf_dispose(&path);
@@ -1486,7 +1486,7 @@ int berth_client_catalog(berth_client *c, const char *registry, berth_client_nam
                          void *payload)
 {
     berth_error_clear();
-    return list_paged(c, registry, "registry:catalog:*", "_catalog", "repositories", cb, payload);
+    return list_paged(c, registry, "registry:catalog:*", "_catalog", false, cb, payload);
 }
 
 int berth_client_delete_manifest(berth_client *c, const char *registry, const char *repo,

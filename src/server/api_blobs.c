@@ -81,22 +81,16 @@ enum MHD_Result berth__api_blob(berth__req *r)
     return berth__respond(r, status, resp);
 }
 
-/* 202/204 answer about a session: Location, Range 0-<last byte>, Docker-Upload-UUID. */
+/* 202/204 answer about a session. */
 static enum MHD_Result session_response(berth__req *r, unsigned status, const char *id,
                                         uint64_t size)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    char location[LOCATION_MAX];
-    char range[48];
 
     if (!resp) {
         return MHD_NO;
     }
-    snprintf(location, sizeof(location), "/v2/%s/blobs/uploads/%s", r->name, id);
-    snprintf(range, sizeof(range), "0-%llu", (unsigned long long)(size ? size - 1 : 0));
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
-    MHD_add_response_header(resp, "Docker-Upload-UUID", id);
+    berth__session_headers(resp, r, id, size);
     return berth__respond(r, status, resp);
 }
 

@@ -167,8 +167,17 @@ enum MHD_Result berth__api_referrers(berth__req *r)
     if (artifact_type && !*artifact_type) {
         artifact_type = NULL;
     }
-    if ((error = berth_store_referrers(&body, r->srv->store, r->name, &digest, artifact_type)) <
-        0) {
+    error = berth_store_referrers(&body, r->srv->store, r->name, &digest, artifact_type);
+    if (error == BERTH_ENOTFOUND) {
+        /* a 404 would send clients to the referrers tag schema: a repository that does not
+         * exist simply has no referrers */
+        berth_error_clear();
+        berth_buf_clear(&body);
+        error = berth_buf_puts(&body, "{\"schemaVersion\":2,\"mediaType\":"
+                                      "\"application/vnd.oci.image.index.v1+json\","
+                                      "\"manifests\":[]}");
+    }
+    if (error < 0) {
         berth_buf_dispose(&body);
         return berth__respond_error(r, BERTH_OP_REPO, error, NULL);
     }

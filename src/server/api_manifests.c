@@ -7,6 +7,7 @@
  */
 #include "server/server_internal.h"
 
+#include <berth/document.h>
 #include <berth/errors.h>
 
 #include <stdio.h>
@@ -98,6 +99,7 @@ enum MHD_Result berth__api_manifest_put_begin(berth__req *r)
 enum MHD_Result berth__api_manifest_put_finish(berth__req *r)
 {
     const char *content_type = berth__header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    char media_type[256];
     berth_put_result result;
     struct MHD_Response *resp;
     char location[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 32];
@@ -105,6 +107,23 @@ enum MHD_Result berth__api_manifest_put_finish(berth__req *r)
 
     if (r->fail_code) {
         return berth__respond_error(r, r->fail_op, r->fail_code, r->fail_msg);
+    }
+    if (content_type) {
+        /* the spec: registries SHOULD ignore parameters of the Content-Type */
+        size_t len = strcspn(content_type, "; \t");
+
+        if (len == 0 || len >= sizeof(media_type)) {
+            content_type = NULL;
+        } else {
+            memcpy(media_type, content_type, len);
+            media_type[len] = '\0';
+            content_type = media_type;
+        }
+        /* a type that names no manifest kind (curl's form default, application/json): let
+         * the document's own mediaType, or its shape, say what it is */
+        if (content_type && berth_document_kind_of(content_type) == 0) {
+            content_type = NULL;
+        }
     }
     error = berth_store_manifest_put(&result, r->srv->store, r->name, r->ref, content_type,
                                      r->body.ptr ? r->body.ptr : "", r->body.len);

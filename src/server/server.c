@@ -56,6 +56,20 @@ enum MHD_Result berth__respond_empty(berth__req *r, unsigned status, const char 
     return berth__respond(r, status, resp);
 }
 
+void berth__session_headers(struct MHD_Response *resp, const berth__req *r, const char *id,
+                            uint64_t size)
+{
+    char location[BERTH_NAME_MAX + BERTH_UPLOAD_ID_MAX + 32];
+    char range[48];
+
+    snprintf(location, sizeof(location), "/v2/%s/blobs/uploads/%s", r->name, id);
+    snprintf(range, sizeof(range), "0-%llu", (unsigned long long)(size ? size - 1 : 0));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
+    MHD_add_response_header(resp, "Blob-Upload-Session-ID", id);
+    MHD_add_response_header(resp, "Docker-Upload-UUID", id);
+}
+
 enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, const char *msg)
 {
     berth_buf doc = BERTH_BUF_INIT;
@@ -81,6 +95,10 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (r->upload) {
+        /* a refused chunk: tell the client where the session stands, so it can resume */
+        berth__session_headers(resp, r, berth_upload_id(r->upload), berth_upload_size(r->upload));
+    }
     if (status == 405) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, PUT, POST, PATCH, DELETE");
     }

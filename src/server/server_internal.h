@@ -160,6 +160,13 @@ enum MHD_Result berth__respond(berth__req *r, unsigned status, struct MHD_Respon
 enum MHD_Result berth__respond_empty(berth__req *r, unsigned status, const char *location);
 
 /**
+ * Add the headers describing an upload session: Location, Range `0-<last byte>` (0-0 when
+ * empty), Blob-Upload-Session-ID and its legacy twin Docker-Upload-UUID.
+ */
+void berth__session_headers(struct MHD_Response *resp, const berth__req *r, const char *id,
+                            uint64_t size);
+
+/**
  * Queue the error of `code` met during `op`, with berth_error_last() as message unless `msg`
  * is given. @return the MHD result
  */

@@ -89,6 +89,9 @@ check "OCI-Filters-Applied" "artifactType" "$(header OCI-Filters-Applied)"
 req GET "/v2/$NAME/referrers/sha256:$(printf '%064d' 7)"
 check "referrers of unknown digest" 200 "$STATUS"
 check "referrers of unknown digest are empty" "0" "$(json 'len(j["manifests"])')"
+req GET "/v2/it/no-such-repo/referrers/$MD"
+check "referrers of an unknown repository" 200 "$STATUS"
+check "referrers of an unknown repository are empty" "0" "$(json 'len(j["manifests"])')"
 req GET "/v2/$NAME/referrers/not-a-digest"
 expect_error "referrers of bad digest" 400 DIGEST_INVALID
 

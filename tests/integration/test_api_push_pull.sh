@@ -45,6 +45,11 @@ check "PATCH chunk 1 location" "$LOC" "$(header Location)"
 req PATCH "$LOC" --data-binary "@$T/c3" -H 'Content-Type: application/octet-stream' \
     -H 'Content-Range: 60000-69999'
 expect_error "PATCH out of order" 416 BLOB_UPLOAD_INVALID
+check "416 carries the session's Range" "0-29999" "$(header Range)"
+check "416 carries the session's Location" "$LOC" "$(header Location)"
+check "416 carries Blob-Upload-Session-ID" "$UUID" "$(header Blob-Upload-Session-ID)"
+req PATCH "$LOC" --data-binary "@$T/c2" -H 'Content-Range: bytes=30000-x'
+expect_error "PATCH with a malformed Content-Range" 416 BLOB_UPLOAD_INVALID
 req PATCH "$LOC" --data-binary "@$T/c2" -H 'Content-Type: application/octet-stream' \
     -H 'Content-Range: 30000-59999'
 check "PATCH chunk 2 status" 202 "$STATUS"
@@ -148,6 +153,13 @@ check "HEAD manifest digest" "$MD" "$(header Docker-Content-Digest)"
 check "HEAD manifest length" "$(stat -c %s "$T/manifest")" "$(header Content-Length)"
 req PUT "/v2/$NAME/manifests/$MD" --data-binary "@$T/manifest" -H "Content-Type: $MT"
 check "PUT manifest by digest" 201 "$STATUS"
+req PUT "/v2/$NAME/manifests/v1-params" --data-binary "@$T/manifest" \
+    -H "Content-Type: $MT; charset=utf-8"
+check "Content-Type parameters are ignored" 201 "$STATUS"
+req PUT "/v2/$NAME/manifests/v1-form" --data-binary "@$T/manifest"
+check "a non-manifest Content-Type defers to the document's mediaType" 201 "$STATUS"
+req GET "/v2/$NAME/manifests/v1-form"
+check "stored media type comes from the document" "$MT" "$(header Content-Type)"
 req GET "/v2/$NAME/manifests/nope"
 expect_error "GET unknown tag" 404 MANIFEST_UNKNOWN
 req GET "/v2/$NAME/manifests/sha256:$(printf '%064d' 3)"

@@ -435,6 +435,7 @@ int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, si
 {
     unsigned char *p;
     size_t i, n = 0;
+    int rc = 0;
 
     *out = NULL;
     *out_len = 0;
@@ -448,13 +449,15 @@ int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, si
         int a = b64val(s[i]), b = b64val(s[i + 1]), c = b64val(s[i + 2]), d = b64val(s[i + 3]);
         bool last = i + 4 == len;
         if (a < 0 || b < 0) {
-            goto bad;
+            rc = BERTH_EINVALID;
+            goto out;
         }
         if (c < 0 || d < 0) {
             /* padding only at the very end: "xx==" or "xxx=", with zero spare bits */
             if (!last || s[i + 3] != '=' || (c < 0 && s[i + 2] != '=') || (c < 0 && (b & 15)) ||
                 (c >= 0 && (c & 3))) {
-                goto bad;
+                rc = BERTH_EINVALID;
+                goto out;
             }
         }
         p[n++] = (unsigned char)((a << 2) | (b >> 4));
@@ -467,8 +470,8 @@ int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, si
     }
     *out = p;
     *out_len = n;
-    return 0;
-bad:
+    p = NULL;
+out:
     free(p);
-    return BERTH_EINVALID;
+    return rc;
 }

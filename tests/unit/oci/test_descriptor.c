@@ -84,6 +84,24 @@ static void test_descriptor__embedded_data(void **state)
     berth_buf_dispose(&out);
 }
 
+static void test_descriptor__empty_data_is_data(void **state)
+{
+    const char *j = "{\"mediaType\":\"a/b\",\"digest\":\"sha256:"
+                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\","
+                    "\"size\":0,\"data\":\"\"}";
+    berth_descriptor *d = NULL;
+    berth_buf out = BERTH_BUF_INIT;
+
+    (void)state;
+    assert_int_equal(berth_descriptor_parse(&d, j, strlen(j)), 0);
+    assert_true(d->has_data);
+    assert_int_equal(d->data_len, 0);
+    assert_int_equal(berth_descriptor_serialize(&out, d), 0);
+    assert_string_equal(out.ptr, j);
+    berth_descriptor_free(d);
+    berth_buf_dispose(&out);
+}
+
 static void test_descriptor__data_must_match_size(void **state)
 {
     (void)state;
@@ -235,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_descriptor__round_trip_keeps_everything),
         cmocka_unit_test(test_descriptor__unknown_fields_kept),
         cmocka_unit_test(test_descriptor__embedded_data),
+        cmocka_unit_test(test_descriptor__empty_data_is_data),
         cmocka_unit_test(test_descriptor__data_must_match_size),
         cmocka_unit_test(test_descriptor__data_must_match_digest),
         cmocka_unit_test(test_descriptor__data_must_be_base64),

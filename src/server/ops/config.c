@@ -894,7 +894,14 @@ static void print_quoted(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
+        /* YAML reads NEL, LS and PS as line breaks even inside quotes: escape them */
+        if (p[0] == 0xc2 && p[1] == 0x85) {
+            fputs("\\N", out);
+            p++;
+        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+            fputs(p[2] == 0xa8 ? "\\L" : "\\P", out);
+            p += 2;
+        } else if (*p == '"' || *p == '\\') {
             fprintf(out, "\\%c", *p);
         } else if (*p < 0x20 || *p == 0x7f) {
             fprintf(out, "\\x%02x", *p);

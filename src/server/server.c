@@ -385,6 +385,15 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     if (*upload_data_size) {
         feed(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
+        /*
+         * MHD cannot answer before the body is read, so a refused body is drained to send
+         * the error; but a refused manifest sent without a length is not drained forever:
+         * past twice the limit the connection is dropped.
+         */
+        if (r->fail_code && r->sink == BERTH_SINK_BUF &&
+            r->received / 2 > r->srv->opts.manifest_max) {
+            return MHD_NO;
+        }
         return MHD_YES;
     }
     if (r->responded) {

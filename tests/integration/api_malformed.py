@@ -43,6 +43,22 @@ for i, payload in enumerate(CASES):
     finally:
         s.close()
 
+# an endless chunked manifest is cut off, not drained forever
+s = socket.create_connection((host, port), timeout=20)
+s.sendall(b"PUT /v2/a/manifests/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+chunk = b"x" * 65536
+sent = 0
+try:
+    while sent < 256 * 1024 * 1024:
+        s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        sent += len(chunk)
+    print("a 256 MiB chunked manifest was read to the end")
+    sys.exit(1)
+except OSError:
+    pass
+finally:
+    s.close()
+
 # the server still answers
 s = socket.create_connection((host, port), timeout=5)
 s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -3,8 +3,8 @@
  * acl.c: access rules. The configuration's rules and groups are copied into one immutable
  * structure: each rule keeps its glob, its actions, its anonymous flag and the flattened set
  * of user names it names directly or through groups. Queries never write, so no lock is needed.
- * Repository globs use fnmatch(3) without FNM_PATHNAME: the glob "team/" followed by '*' matches "team/a/b" too, which
- * is what a registry operator expects from a namespace prefix.
+ * Repository globs use fnmatch(3) without FNM_PATHNAME: the glob "team/" followed by '*' matches
+ * "team/a/b" too, which is what a registry operator expects from a namespace prefix.
  */
 #include "acl.h"
 
@@ -76,8 +76,8 @@ int berth_acl_new(berth_acl **out, const berth_config *cfg)
     *out = NULL;
     berth_error_clear();
     acl = calloc(1, sizeof(*acl));
-    if (!acl || (cfg->access_count &&
-                 !(acl->rules = calloc(cfg->access_count, sizeof(*acl->rules))))) {
+    if (!acl ||
+        (cfg->access_count && !(acl->rules = calloc(cfg->access_count, sizeof(*acl->rules))))) {
         error = berth_error_set(BERTH_ENOMEM, "out of memory");
         goto out;
     }
@@ -106,8 +106,8 @@ int berth_acl_new(berth_acl **out, const berth_config *cfg)
                 }
             }
             if (!group) {
-                error = berth_error_set(BERTH_EINVALID, "access[%zu].groups: unknown group '%s'",
-                                        i, src->groups[g]);
+                error = berth_error_set(BERTH_EINVALID, "access[%zu].groups: unknown group '%s'", i,
+                                        src->groups[g]);
                 goto out;
             }
             for (size_t u = 0; group->users && group->users[u]; u++) {

@@ -9,9 +9,9 @@
  * The compiled access rules. Immutable once built, so any number of threads may query it.
  * Semantics: a request is allowed when at least one rule matches the repository (an fnmatch(3)
  * glob without FNM_PATHNAME, so '*' also matches '/') and names the user, one of the user's
- * groups, or is `anonymous: true` for an unauthenticated client, and lists the action. Rules only grant; nothing denies.
- * With no rules at all, every authenticated user may do everything and anonymous clients
- * nothing (an open server is configured with an explicit anonymous rule).
+ * groups, or is `anonymous: true` for an unauthenticated client, and lists the action. Rules only
+ * grant; nothing denies. With no rules at all, every authenticated user may do everything and
+ * anonymous clients nothing (an open server is configured with an explicit anonymous rule).
  */
 typedef struct berth_acl berth_acl;
 

@@ -31,7 +31,10 @@ typedef struct key_def {
     size_t offset;
 } key_def;
 
-#define KEY(n, t, field) {n, t, offsetof(berth_config, field)}
+#define KEY(n, t, field)                                                                           \
+    {                                                                                              \
+        n, t, offsetof(berth_config, field)                                                        \
+    }
 
 static const key_def keys[] = {
     KEY("listen", T_STRING, listen),
@@ -308,8 +311,7 @@ static int set_key(berth_config *cfg, const key_def *k, const char *value)
         } else if (strcmp(value, "json") == 0) {
             *(berth_config_log_format *)field = BERTH_CONFIG_LOG_JSON;
         } else {
-            return berth_error_set(BERTH_EINVALID, "invalid log format '%s' (text or json)",
-                                   value);
+            return berth_error_set(BERTH_EINVALID, "invalid log format '%s' (text or json)", value);
         }
         return 0;
     case T_LOGLEVEL:
@@ -422,10 +424,10 @@ static int load_strv(char ***out, const loader *ld, yaml_node_t *node, const cha
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < count; i++) {
-        yaml_node_t *item = node->type == YAML_SCALAR_NODE
-                                ? node
-                                : yaml_document_get_node(ld->doc,
-                                                         node->data.sequence.items.start[i]);
+        yaml_node_t *item =
+            node->type == YAML_SCALAR_NODE
+                ? node
+                : yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
         const char *s = scalar(item);
         if (!s) {
             error = fail_at(ld, item ? item : node, key, "expected a string", NULL);
@@ -488,8 +490,7 @@ static int load_string_field(char **out, const loader *ld, yaml_node_t *node, co
     return 0;
 }
 
-static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *node,
-                     const char *path)
+static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *node, const char *path)
 {
     char key[96];
     int error = 0;
@@ -686,11 +687,10 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
         const char *name = scalar(k);
         const key_def *def = NULL;
         if (!name) {
-            return fail_at(ld, k, prefix[0] ? prefix : "(document)", "keys must be strings",
-                           NULL);
+            return fail_at(ld, k, prefix[0] ? prefix : "(document)", "keys must be strings", NULL);
         }
-        if ((size_t)snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "",
-                             name) >= sizeof(path)) {
+        if ((size_t)snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", name) >=
+            sizeof(path)) {
             return fail_at(ld, k, prefix, "key too long", NULL);
         }
         if (strcmp(path, "access") == 0) {
@@ -873,8 +873,8 @@ int berth_config_validate(const berth_config *cfg)
                 found = found || strcmp(cfg->groups[g].name, cfg->access[i].groups[j]) == 0;
             }
             if (!found) {
-                return berth_error_set(BERTH_EINVALID, "access[%zu].groups: unknown group '%s'",
-                                       i, cfg->access[i].groups[j]);
+                return berth_error_set(BERTH_EINVALID, "access[%zu].groups: unknown group '%s'", i,
+                                       cfg->access[i].groups[j]);
             }
         }
         if (!cfg->access[i].anonymous && !cfg->access[i].users && !cfg->access[i].groups) {
@@ -1079,8 +1079,8 @@ int berth_config_print(const berth_config *cfg, FILE *out)
         print_quoted(out, r->repositories);
         fputs("\n      tags: ", out);
         print_quoted(out, r->tags);
-        fprintf(out, "\n      keep_last: %llu\n      max_tag_age: ",
-                (unsigned long long)r->keep_last);
+        fprintf(out,
+                "\n      keep_last: %llu\n      max_tag_age: ", (unsigned long long)r->keep_last);
         print_duration(out, r->max_tag_age);
         fputs("\n      max_untagged_age: ", out);
         print_duration(out, r->max_untagged_age);

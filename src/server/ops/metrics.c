@@ -14,25 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NMETHODS  7
-#define NSTATUS   501 /* 100..599 -> 0..499, anything else -> 500 */
-#define NBUCKETS  14  /* the finite bounds below, then +Inf */
+#define NMETHODS 7
+#define NSTATUS  501 /* 100..599 -> 0..499, anything else -> 500 */
+#define NBUCKETS 14  /* the finite bounds below, then +Inf */
 
 static const char *method_names[NMETHODS] = {"GET",   "HEAD",   "PUT",  "POST",
                                              "PATCH", "DELETE", "OTHER"};
 static const char *route_names[BERTH_ROUTE_COUNT_] = {
-    "base", "manifests", "blobs", "uploads", "tags", "catalog", "referrers", "token", "metrics",
-    "other"};
+    "base",    "manifests", "blobs", "uploads", "tags",
+    "catalog", "referrers", "token", "metrics", "other"};
 static const double bounds[NBUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                             1,     2.5,  5,     10,   30,  60};
-static const char *bound_text[NBUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1",
-                                           "0.25",  "0.5",  "1",     "2.5",  "5",
-                                           "10",    "30",   "60",    "+Inf"};
+static const char *bound_text[NBUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+                                           "1",     "2.5",  "5",     "10",   "30",  "60",   "+Inf"};
 static const char *gauge_names[BERTH_GAUGE_COUNT_] = {"berth_uploads_in_progress",
                                                       "berth_stored_bytes", "berth_blobs"};
-static const char *gauge_help[BERTH_GAUGE_COUNT_] = {
-    "Blob upload sessions currently open.", "Bytes of blob content in the store.",
-    "Blobs in the store."};
+static const char *gauge_help[BERTH_GAUGE_COUNT_] = {"Blob upload sessions currently open.",
+                                                     "Bytes of blob content in the store.",
+                                                     "Blobs in the store."};
 
 struct berth_metrics {
     atomic_uint_fast64_t requests[NMETHODS][BERTH_ROUTE_COUNT_][NSTATUS];
@@ -80,8 +79,7 @@ static size_t method_index(const char *method)
 }
 
 void berth_metrics_observe(berth_metrics *m, const char *method, berth_metrics_route route,
-                           unsigned status, double seconds, uint64_t bytes_in,
-                           uint64_t bytes_out)
+                           unsigned status, double seconds, uint64_t bytes_in, uint64_t bytes_out)
 {
     size_t r = (unsigned)route < BERTH_ROUTE_COUNT_ ? (size_t)route : BERTH_ROUTE_OTHER;
     size_t s = status >= 100 && status <= 599 ? status - 100 : NSTATUS - 1;
@@ -166,8 +164,7 @@ int berth_metrics_render(berth_metrics *m, berth_buf *out)
             error = berth_buf_printf(out,
                                      "berth_http_request_duration_seconds_bucket{route=\"%s\","
                                      "le=\"%s\"} %llu\n",
-                                     route_names[r], bound_text[b],
-                                     (unsigned long long)cumulative);
+                                     route_names[r], bound_text[b], (unsigned long long)cumulative);
         }
         if (error == 0) {
             uint64_t us = load(&m->latency_us[r]);
@@ -182,20 +179,21 @@ int berth_metrics_render(berth_metrics *m, berth_buf *out)
         }
     }
     for (int dir = 0; dir < 2 && error == 0; dir++) {
-        const char *name = dir ? "berth_http_response_bytes_total" : "berth_http_request_bytes_total";
+        const char *name =
+            dir ? "berth_http_response_bytes_total" : "berth_http_request_bytes_total";
         error = berth_buf_printf(out, "# HELP %s HTTP body bytes %s.\n# TYPE %s counter\n", name,
                                  dir ? "sent" : "received", name);
         for (size_t r = 0; error == 0 && r < BERTH_ROUTE_COUNT_; r++) {
-            error = berth_buf_printf(out, "%s{route=\"%s\"} %llu\n", name, route_names[r],
-                                     (unsigned long long)load(dir ? &m->bytes_out[r]
-                                                                  : &m->bytes_in[r]));
+            error = berth_buf_printf(
+                out, "%s{route=\"%s\"} %llu\n", name, route_names[r],
+                (unsigned long long)load(dir ? &m->bytes_out[r] : &m->bytes_in[r]));
         }
     }
     for (size_t g = 0; error == 0 && g < BERTH_GAUGE_COUNT_; g++) {
-        error = berth_buf_printf(
-            out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g], gauge_help[g],
-            gauge_names[g], gauge_names[g],
-            (long long)atomic_load_explicit(&m->gauges[g], memory_order_relaxed));
+        error =
+            berth_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g],
+                             gauge_help[g], gauge_names[g], gauge_names[g],
+                             (long long)atomic_load_explicit(&m->gauges[g], memory_order_relaxed));
     }
     if (error < 0) {
         berth_error_set(error, "metrics: the output buffer is full");

@@ -50,8 +50,7 @@ void berth_metrics_free(berth_metrics *m);
  * @param bytes_out    body bytes sent
  */
 void berth_metrics_observe(berth_metrics *m, const char *method, berth_metrics_route route,
-                           unsigned status, double seconds, uint64_t bytes_in,
-                           uint64_t bytes_out);
+                           unsigned status, double seconds, uint64_t bytes_in, uint64_t bytes_out);
 
 /** Set a gauge to a value. */
 void berth_metrics_gauge_set(berth_metrics *m, berth_metrics_gauge g, int64_t value);

@@ -104,8 +104,8 @@ static void consider(void *value, void *payload)
 {
     victim_search *v = payload;
     bucket *b = value;
-    double refill = (double)(v->now_ns - (b->last_ns < v->now_ns ? b->last_ns : v->now_ns)) /
-                    1e9 * v->rl->rate;
+    double refill =
+        (double)(v->now_ns - (b->last_ns < v->now_ns ? b->last_ns : v->now_ns)) / 1e9 * v->rl->rate;
     if (!v->idle && b->tokens + refill >= v->rl->burst) {
         v->idle = b;
     }
@@ -184,9 +184,8 @@ bool berth_ratelimit_take(berth_ratelimit *rl, const char *addr, uint64_t *retry
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return berth_ratelimit_take_at(rl, addr, (uint64_t)ts.tv_sec * 1000000000ull +
-                                                 (uint64_t)ts.tv_nsec,
-                                   retry_after);
+    return berth_ratelimit_take_at(
+        rl, addr, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, retry_after);
 }
 
 bool berth_ratelimit_take_sockaddr(berth_ratelimit *rl, const struct sockaddr *sa,

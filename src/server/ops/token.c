@@ -364,10 +364,9 @@ static json_t *access_json(const berth_token_scopes *scopes)
                 json_array_append_new(actions, json_string(names[b]));
             }
         }
-        if (!actions || json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "type",
-                                                             scopes->items[i].type, "name",
-                                                             scopes->items[i].name, "actions",
-                                                             actions)) != 0) {
+        if (!actions || json_array_append_new(
+                            arr, json_pack("{s:s, s:s, s:o}", "type", scopes->items[i].type, "name",
+                                           scopes->items[i].name, "actions", actions)) != 0) {
             json_decref(arr);
             return NULL;
         }
@@ -628,8 +627,8 @@ int berth_token_verify(berth_token_claims *out, const berth_token_key *key, cons
     }
     alg = json_object_get(header, "alg");
     if (!json_is_string(alg) || strcmp(json_string_value(alg), berth_token_key_alg(key)) != 0) {
-        error = berth_error_set(BERTH_EUNAUTHORIZED, "token: alg is not %s",
-                                berth_token_key_alg(key));
+        error =
+            berth_error_set(BERTH_EUNAUTHORIZED, "token: alg is not %s", berth_token_key_alg(key));
         goto out;
     }
     if (berth__b64_decode(&sig, dot2 + 1, strlen(dot2 + 1), true) < 0 || !sig.ptr ||
@@ -690,8 +689,7 @@ out:
     return error;
 }
 
-bool berth_token_claims_allow(const berth_token_claims *claims, const char *repo,
-                              unsigned action)
+bool berth_token_claims_allow(const berth_token_claims *claims, const char *repo, unsigned action)
 {
     for (size_t i = 0; claims && repo && action && i < claims->access.count; i++) {
         const berth_token_scope *s = &claims->access.items[i];
@@ -735,8 +733,9 @@ int berth_token_challenge_bearer(berth_buf *out, const char *realm, const char *
         ((error = berth_buf_puts(out, ",")) < 0 || (error = put_quoted(out, "scope", scope)) < 0)) {
         return error;
     }
-    if (error_code && error_code[0] && ((error = berth_buf_puts(out, ",")) < 0 ||
-                                        (error = put_quoted(out, "error", error_code)) < 0)) {
+    if (error_code && error_code[0] &&
+        ((error = berth_buf_puts(out, ",")) < 0 ||
+         (error = put_quoted(out, "error", error_code)) < 0)) {
         return error;
     }
     return 0;
@@ -788,9 +787,8 @@ int berth_token_endpoint(berth_buf *out_json, const berth_token_key *key, const 
             continue;
         }
         granted = berth_acl_granted(acl, user, s->name, s->actions);
-        if (granted &&
-            (error = scopes_add(&claims.access, s->type, strlen(s->type), s->name,
-                                strlen(s->name), granted)) < 0) {
+        if (granted && (error = scopes_add(&claims.access, s->type, strlen(s->type), s->name,
+                                           strlen(s->name), granted)) < 0) {
             goto out;
         }
     }

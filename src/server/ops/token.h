@@ -25,7 +25,10 @@ typedef struct berth_token_scopes {
     size_t count;
 } berth_token_scopes;
 
-#define BERTH_TOKEN_SCOPES_INIT {NULL, 0}
+#define BERTH_TOKEN_SCOPES_INIT                                                                    \
+    {                                                                                              \
+        NULL, 0                                                                                    \
+    }
 
 /**
  * Parse a scope string and append its scopes to `scopes`: one or more space-separated
@@ -105,8 +108,7 @@ int berth_token_verify(berth_token_claims *out, const berth_token_key *key, cons
                        const char *issuer, const char *audience, int64_t now);
 
 /** Whether verified claims grant `action` on repository `repo`. */
-bool berth_token_claims_allow(const berth_token_claims *claims, const char *repo,
-                              unsigned action);
+bool berth_token_claims_allow(const berth_token_claims *claims, const char *repo, unsigned action);
 
 /**
  * Append a `WWW-Authenticate` value: `Bearer realm="..",service=".."[,scope=".."][,error=".."]`

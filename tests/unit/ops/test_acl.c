@@ -13,27 +13,26 @@
 
 #include <string.h>
 
-static const char rules_yaml[] =
-    "groups:\n"
-    "  admins: [alice]\n"
-    "  devs: [bob, carol]\n"
-    "access:\n"
-    "  - repositories: \"*\"\n"
-    "    groups: [admins]\n"
-    "    actions: [\"*\"]\n"
-    "  - repositories: \"team/*\"\n"
-    "    groups: [devs]\n"
-    "    actions: [pull, push]\n"
-    "  - repositories: \"team/bob-*\"\n"
-    "    users: [bob]\n"
-    "    actions: [delete]\n"
-    "  - repositories: \"public/*\"\n"
-    "    anonymous: true\n"
-    "    users: [dave]\n"
-    "    actions: [pull]\n"
-    "  - repositories: \"drop/?\"\n"
-    "    users: [dave]\n"
-    "    actions: [push]\n";
+static const char rules_yaml[] = "groups:\n"
+                                 "  admins: [alice]\n"
+                                 "  devs: [bob, carol]\n"
+                                 "access:\n"
+                                 "  - repositories: \"*\"\n"
+                                 "    groups: [admins]\n"
+                                 "    actions: [\"*\"]\n"
+                                 "  - repositories: \"team/*\"\n"
+                                 "    groups: [devs]\n"
+                                 "    actions: [pull, push]\n"
+                                 "  - repositories: \"team/bob-*\"\n"
+                                 "    users: [bob]\n"
+                                 "    actions: [delete]\n"
+                                 "  - repositories: \"public/*\"\n"
+                                 "    anonymous: true\n"
+                                 "    users: [dave]\n"
+                                 "    actions: [pull]\n"
+                                 "  - repositories: \"drop/?\"\n"
+                                 "    users: [dave]\n"
+                                 "    actions: [push]\n";
 
 static berth_acl *build(const char *yaml)
 {
@@ -55,8 +54,8 @@ static void test_acl__matrix(void **state)
     /* every user x repository, with the set of actions that must be allowed (the others must
      * be refused) */
     static const char *users[] = {"alice", "bob", "carol", "dave", "mallory", NULL};
-    static const char *repos[] = {"team/app", "team/bob-x", "team/sub/deep", "public/img",
-                                  "private/db", "drop/a", "drop/ab", "teamx"};
+    static const char *repos[] = {"team/app",   "team/bob-x", "team/sub/deep", "public/img",
+                                  "private/db", "drop/a",     "drop/ab",       "teamx"};
     static const unsigned expected[6][8] = {
         /* team/app team/bob-x team/sub/deep public/img private/db drop/a drop/ab teamx */
         /* alice */ {P | U | D, P | U | D, P | U | D, P | U | D, P | U | D, P | U | D, P | U | D,
@@ -79,8 +78,7 @@ static void test_acl__matrix(void **state)
                              users[u] ? users[u] : "(anonymous)", repos[r], a, want, got);
                 }
             }
-            assert_int_equal(berth_acl_granted(acl, users[u], repos[r], P | U | D),
-                             expected[u][r]);
+            assert_int_equal(berth_acl_granted(acl, users[u], repos[r], P | U | D), expected[u][r]);
         }
     }
     berth_acl_free(acl);

@@ -120,28 +120,30 @@ static void test_htpasswd__header(void **state)
     (void)state;
     assert_int_equal(berth_htpasswd_open(&h, path, 0, 0), 0);
     /* base64("alice:wonder land") */
-    assert_int_equal(berth_htpasswd_check_header(h, "Basic YWxpY2U6d29uZGVyIGxhbmQ=", user,
-                                                 sizeof(user)),
-                     0);
+    assert_int_equal(
+        berth_htpasswd_check_header(h, "Basic YWxpY2U6d29uZGVyIGxhbmQ=", user, sizeof(user)), 0);
     assert_string_equal(user, "alice");
-    assert_int_equal(berth_htpasswd_check_header(h, "basic  YWxpY2U6d29uZGVyIGxhbmQ= ", user,
-                                                 sizeof(user)),
-                     0);
+    assert_int_equal(
+        berth_htpasswd_check_header(h, "basic  YWxpY2U6d29uZGVyIGxhbmQ= ", user, sizeof(user)), 0);
     assert_int_equal(berth_htpasswd_check_header(h, "Basic YWxpY2U6d29uZGVyIGxhbmQ=", user, 5),
                      BERTH_EUNAUTHORIZED);
     assert_string_equal(user, "");
     assert_int_equal(berth_htpasswd_check_header(h, "Bearer abc", user, sizeof(user)),
                      BERTH_EUNAUTHORIZED);
-    assert_int_equal(berth_htpasswd_check_header(h, NULL, user, sizeof(user)),
-                     BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_check_header(h, NULL, user, sizeof(user)), BERTH_EUNAUTHORIZED);
     /* base64("bob:s3cret:with:colons"): only the first colon splits */
     assert_int_equal(berth_basic_parse(&u, &p, "Basic Ym9iOnMzY3JldDp3aXRoOmNvbG9ucw=="), 0);
     assert_string_equal(u, "bob");
     assert_string_equal(p, "s3cret:with:colons");
     free(u);
     free(p);
-    static const char *bad[] = {"Basic", "Basic ", "Basic YWxpY2U", "Basic YWxpY2U=",
-                                "Basic !!!!", "BasicYWxpY2U6eA==", "Digest YWxpY2U6eA==",
+    static const char *bad[] = {"Basic",
+                                "Basic ",
+                                "Basic YWxpY2U",
+                                "Basic YWxpY2U=",
+                                "Basic !!!!",
+                                "BasicYWxpY2U6eA==",
+                                "Digest YWxpY2U6eA==",
                                 "Basic YWxpY2U6eA==="};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (berth_basic_parse(&u, &p, bad[i]) != BERTH_EINVALID) {

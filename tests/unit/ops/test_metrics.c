@@ -44,16 +44,21 @@ static void test_metrics__counters_and_histogram(void **state)
     /* zero series are left out of the request counter */
     assert_null(strstr(out.ptr, "method=\"DELETE\""));
     /* cumulative buckets: 0.003 -> le 0.005; 0.01 -> le 0.01; 0.2 -> le 0.25 */
-    assert_non_null(strstr(out.ptr, "berth_http_request_duration_seconds_bucket{route=\"manifests\","
-                                    "le=\"0.005\"} 1\n"));
-    assert_non_null(strstr(out.ptr, "berth_http_request_duration_seconds_bucket{route=\"manifests\","
-                                    "le=\"0.01\"} 2\n"));
-    assert_non_null(strstr(out.ptr, "berth_http_request_duration_seconds_bucket{route=\"manifests\","
-                                    "le=\"0.1\"} 2\n"));
-    assert_non_null(strstr(out.ptr, "berth_http_request_duration_seconds_bucket{route=\"manifests\","
-                                    "le=\"0.25\"} 3\n"));
-    assert_non_null(strstr(out.ptr, "berth_http_request_duration_seconds_bucket{route=\"manifests\","
-                                    "le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(out.ptr,
+                           "berth_http_request_duration_seconds_bucket{route=\"manifests\","
+                           "le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(out.ptr,
+                           "berth_http_request_duration_seconds_bucket{route=\"manifests\","
+                           "le=\"0.01\"} 2\n"));
+    assert_non_null(strstr(out.ptr,
+                           "berth_http_request_duration_seconds_bucket{route=\"manifests\","
+                           "le=\"0.1\"} 2\n"));
+    assert_non_null(strstr(out.ptr,
+                           "berth_http_request_duration_seconds_bucket{route=\"manifests\","
+                           "le=\"0.25\"} 3\n"));
+    assert_non_null(strstr(out.ptr,
+                           "berth_http_request_duration_seconds_bucket{route=\"manifests\","
+                           "le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(out.ptr, "berth_http_request_duration_seconds_sum{route=\"manifests\"} "
                                     "0.213000\n"));
     assert_non_null(strstr(out.ptr, "berth_http_request_duration_seconds_count{route=\"manifests\"}"
@@ -125,8 +130,9 @@ static void test_metrics__concurrent_observations(void **state)
         pthread_join(t[i], NULL);
     }
     render(m, &out);
-    assert_non_null(strstr(
-        out.ptr, "berth_http_requests_total{method=\"HEAD\",route=\"blobs\",code=\"200\"} 80000\n"));
+    assert_non_null(
+        strstr(out.ptr,
+               "berth_http_requests_total{method=\"HEAD\",route=\"blobs\",code=\"200\"} 80000\n"));
     assert_non_null(strstr(out.ptr, "berth_http_request_bytes_total{route=\"blobs\"} 80000\n"));
     assert_non_null(strstr(out.ptr, "berth_http_response_bytes_total{route=\"blobs\"} 160000\n"));
     berth_buf_dispose(&out);

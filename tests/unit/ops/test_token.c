@@ -87,8 +87,8 @@ static void test_token__scopes(void **state)
     assert_string_equal(out.ptr, "repository:library/alpine:pull,push,delete "
                                  "repository:localhost:5000/x:delete "
                                  "registry:catalog:pull,push,delete");
-    static const char *bad[] = {"repository", "repository:x", ":x:pull", "repository::pull",
-                                "repository:a\"b:pull", "repository:a\tb:pull"};
+    static const char *bad[] = {"repository",       "repository:x",         ":x:pull",
+                                "repository::pull", "repository:a\"b:pull", "repository:a\tb:pull"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (berth_token_scopes_parse(&s, bad[i]) != BERTH_EINVALID) {
             fail_msg("scope '%s' was accepted", bad[i]);
@@ -110,8 +110,7 @@ static void test_token__challenges(void **state)
     assert_string_equal(out.ptr, "Bearer realm=\"https://r.example/token\",service=\"r.example\","
                                  "scope=\"repository:a/b:pull\"");
     berth_buf_clear(&out);
-    assert_int_equal(berth_token_challenge_bearer(&out, "r\"x", "s\\", NULL,
-                                                  "insufficient_scope"),
+    assert_int_equal(berth_token_challenge_bearer(&out, "r\"x", "s\\", NULL, "insufficient_scope"),
                      0);
     assert_string_equal(out.ptr,
                         "Bearer realm=\"r\\\"x\",service=\"s\\\\\",error=\"insufficient_scope\"");
@@ -256,8 +255,8 @@ static char *with_header(const char *jwt, const char *header_json)
     return berth_buf_detach(&b);
 }
 
-static void expect_refused(berth_token_key *key, const char *jwt, const char *iss,
-                           const char *aud, int64_t now, const char *why)
+static void expect_refused(berth_token_key *key, const char *jwt, const char *iss, const char *aud,
+                           int64_t now, const char *why)
 {
     berth_token_claims c = {0};
     assert_int_equal(berth_token_verify(&c, key, jwt, iss, aud, now), BERTH_EUNAUTHORIZED);
@@ -381,9 +380,8 @@ static void test_token__endpoint(void **state)
                      0);
     /* a malformed scope is an error */
     const char *bad[] = {"repository"};
-    assert_int_equal(
-        berth_token_endpoint(&body, key, acl, "berth", "reg", 60, "bob", bad, 1, NOW),
-        BERTH_EINVALID);
+    assert_int_equal(berth_token_endpoint(&body, key, acl, "berth", "reg", 60, "bob", bad, 1, NOW),
+                     BERTH_EINVALID);
 
     berth_buf_dispose(&body);
     berth_token_key_free(key);

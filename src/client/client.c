@@ -424,9 +424,6 @@ static size_t on_write(char *data, size_t size, size_t n, void *p)
 {
     request *r = p;
     size_t len = size * n;
-    if (r->status == 0) {
-        /* Not known from a header yet in this callback path; curl has it by now. */
-    }
     if (r->status < 200 || r->status > 299) {
         size_t room = ERRBODY_MAX - r->errbody.len;
         (void)berth_buf_put(&r->errbody, data, len < room ? len : room);
@@ -1181,17 +1178,23 @@ int berth__client_mount(berth_client *c, const char *registry, const char *repo,
     bool mounted = false;
     int rc;
 
-    if ((rc = berth_buf_printf(&scope, "repository:%s:pull,push repository:%s:pull", repo, from)) <
-        0) {
-        goto out;
-    }
-    /* Token scopes are per challenge; the push scope is what the registry asks for first. */
-    berth_buf_clear(&scope);
+    /* The token scope is the destination's push scope, which is what a token registry's
+     * challenge names; a registry that also wants pull on `from` declines the mount, and the
+     * caller uploads instead. */
     if ((rc = scope_for(&scope, repo, true)) < 0) {
         goto out;
     }
     rc = start_upload(c, registry, repo, scope.ptr, from, d, &loc, &mounted);
     if (rc == 0 && !mounted) {
+        /* cancel the session the registry opened instead; a failure here changes nothing */
+        request del;
+        request_init(&del, "DELETE", scope.ptr);
+        del.registry = registry;
+        if (berth_buf_puts(&del.url, loc.ptr) == 0) {
+            (void)perform(c, &del);
+        }
+        request_dispose(&del);
+        berth_error_clear();
         rc = BERTH_ENOTFOUND;
     }
 out:

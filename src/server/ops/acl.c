@@ -174,3 +174,20 @@ size_t berth_acl_filter_pullable(const berth_acl *acl, const char *user, const c
     }
     return kept;
 }
+
+unsigned berth_acl_action_for_method(const char *method)
+{
+    if (!method) {
+        return 0;
+    }
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        return BERTH_ACTION_PULL;
+    }
+    if (strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0) {
+        return BERTH_ACTION_PUSH;
+    }
+    if (strcmp(method, "DELETE") == 0) {
+        return BERTH_ACTION_DELETE;
+    }
+    return 0;
+}

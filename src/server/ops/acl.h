@@ -42,6 +42,12 @@ unsigned berth_acl_granted(const berth_acl *acl, const char *user, const char *r
 size_t berth_acl_filter_pullable(const berth_acl *acl, const char *user, const char **repos,
                                  size_t count);
 
+/**
+ * The action an HTTP method needs on a repository: GET and HEAD pull, PUT, POST and PATCH push,
+ * DELETE delete; 0 for anything else (the caller refuses the method).
+ */
+unsigned berth_acl_action_for_method(const char *method);
+
 /** Free the rules; NULL is fine. */
 void berth_acl_free(berth_acl *acl);
 

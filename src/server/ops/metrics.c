@@ -68,6 +68,73 @@ const char *berth_metrics_route_name(berth_metrics_route route)
     return (unsigned)route < BERTH_ROUTE_COUNT_ ? route_names[route] : "other";
 }
 
+/* Does the path end with the components `tail` (e.g. "/tags/list"), after at least one name
+ * component following "/v2/"? */
+static bool ends_with(const char *path, size_t len, const char *tail)
+{
+    size_t n = strlen(tail);
+    return len > 4 + n && memcmp(path + len - n, tail, n) == 0 && path[len - n - 1] != '/';
+}
+
+/* Is the next-to-last component of the path `word`, after a name, with a non-empty last? */
+static bool second_last_is(const char *path, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    const char *last = NULL;
+    if (len == 0 || path[len - 1] == '/') {
+        return false;
+    }
+    last = path + len;
+    while (last > path && last[-1] != '/') {
+        last--;
+    }
+    /* "/v2/" + name + "/" + word + "/" + last */
+    return (size_t)(last - path) > 4 + n + 2 && memcmp(last - n - 2, "/", 1) == 0 &&
+           memcmp(last - n - 1, word, n) == 0 && last[-1] == '/';
+}
+
+berth_metrics_route berth_metrics_route_of(const char *path)
+{
+    size_t len = path ? strlen(path) : 0;
+
+    if (!path) {
+        return BERTH_ROUTE_OTHER;
+    }
+    if (strcmp(path, "/v2") == 0 || strcmp(path, "/v2/") == 0) {
+        return BERTH_ROUTE_BASE;
+    }
+    if (strcmp(path, "/token") == 0) {
+        return BERTH_ROUTE_TOKEN;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        return BERTH_ROUTE_METRICS;
+    }
+    if (strncmp(path, "/v2/", 4) != 0) {
+        return BERTH_ROUTE_OTHER;
+    }
+    if (strcmp(path, "/v2/_catalog") == 0) {
+        return BERTH_ROUTE_CATALOG;
+    }
+    if (ends_with(path, len, "/tags/list")) {
+        return BERTH_ROUTE_TAGS;
+    }
+    if (ends_with(path, len, "/blobs/uploads") || ends_with(path, len, "/blobs/uploads/") ||
+        (second_last_is(path, len, "uploads") &&
+         ends_with(path, (size_t)(strrchr(path, '/') - path), "/blobs/uploads"))) {
+        return BERTH_ROUTE_UPLOADS;
+    }
+    if (second_last_is(path, len, "manifests")) {
+        return BERTH_ROUTE_MANIFESTS;
+    }
+    if (second_last_is(path, len, "blobs")) {
+        return BERTH_ROUTE_BLOBS;
+    }
+    if (second_last_is(path, len, "referrers")) {
+        return BERTH_ROUTE_REFERRERS;
+    }
+    return BERTH_ROUTE_OTHER;
+}
+
 static size_t method_index(const char *method)
 {
     for (size_t i = 0; method && i < NMETHODS - 1; i++) {

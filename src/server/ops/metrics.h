@@ -62,6 +62,14 @@ void berth_metrics_gauge_add(berth_metrics *m, berth_metrics_gauge g, int64_t de
 const char *berth_metrics_route_name(berth_metrics_route route);
 
 /**
+ * Classify a request path (without the query string) into a route: /v2/ is base, /v2/_catalog
+ * catalog, /token token, /metrics metrics, and under /v2/<name>/: manifests/<ref>,
+ * blobs/<digest>, blobs/uploads/[<id>] (uploads), tags/list, referrers/<digest>. The name may
+ * itself contain those words: the shape is matched from the end of the path.
+ */
+berth_metrics_route berth_metrics_route_of(const char *path);
+
+/**
  * Append the Prometheus text exposition (version 0.0.4) of every metric to `out`. Reads only
  * (`m` is not const because C11 atomic loads take non-const pointers).
  * @return 0, BERTH_ENOMEM or BERTH_ETOOBIG (the buffer's ceiling)

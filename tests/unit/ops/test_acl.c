@@ -136,6 +136,20 @@ static void test_acl__catalog_filter(void **state)
     berth_acl_free(acl);
 }
 
+static void test_acl__action_for_method(void **state)
+{
+    (void)state;
+    assert_int_equal(berth_acl_action_for_method("GET"), P);
+    assert_int_equal(berth_acl_action_for_method("HEAD"), P);
+    assert_int_equal(berth_acl_action_for_method("PUT"), U);
+    assert_int_equal(berth_acl_action_for_method("POST"), U);
+    assert_int_equal(berth_acl_action_for_method("PATCH"), U);
+    assert_int_equal(berth_acl_action_for_method("DELETE"), D);
+    assert_int_equal(berth_acl_action_for_method("get"), 0);
+    assert_int_equal(berth_acl_action_for_method("OPTIONS"), 0);
+    assert_int_equal(berth_acl_action_for_method(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_acl__no_rules_means_authenticated_only),
         cmocka_unit_test(test_acl__unknown_group_is_refused),
         cmocka_unit_test(test_acl__catalog_filter),
+        cmocka_unit_test(test_acl__action_for_method),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,6 +139,49 @@ static void test_metrics__concurrent_observations(void **state)
     berth_metrics_free(m);
 }
 
+static void test_metrics__route_of_path(void **state)
+{
+    static const struct {
+        const char *path;
+        berth_metrics_route route;
+    } cases[] = {
+        {"/v2/", BERTH_ROUTE_BASE},
+        {"/v2", BERTH_ROUTE_BASE},
+        {"/v2/_catalog", BERTH_ROUTE_CATALOG},
+        {"/token", BERTH_ROUTE_TOKEN},
+        {"/metrics", BERTH_ROUTE_METRICS},
+        {"/v2/library/alpine/manifests/latest", BERTH_ROUTE_MANIFESTS},
+        {"/v2/a/manifests/sha256:abc", BERTH_ROUTE_MANIFESTS},
+        {"/v2/a/blobs/sha256:abc", BERTH_ROUTE_BLOBS},
+        {"/v2/a/b/c/blobs/uploads/", BERTH_ROUTE_UPLOADS},
+        {"/v2/a/blobs/uploads", BERTH_ROUTE_UPLOADS},
+        {"/v2/a/blobs/uploads/3f2a-11", BERTH_ROUTE_UPLOADS},
+        {"/v2/a/tags/list", BERTH_ROUTE_TAGS},
+        {"/v2/a/referrers/sha256:abc", BERTH_ROUTE_REFERRERS},
+        /* names that contain the route words are matched by shape from the end */
+        {"/v2/manifests/tags/list", BERTH_ROUTE_TAGS},
+        {"/v2/x/blobs/y/manifests/v1", BERTH_ROUTE_MANIFESTS},
+        {"/v2/tags/list/blobs/sha256:abc", BERTH_ROUTE_BLOBS},
+        /* malformed shapes */
+        {"/v2/manifests/latest", BERTH_ROUTE_OTHER},
+        {"/v2//tags/list", BERTH_ROUTE_OTHER},
+        {"/v2/a/manifests/", BERTH_ROUTE_OTHER},
+        {"/v2/a", BERTH_ROUTE_OTHER},
+        {"/", BERTH_ROUTE_OTHER},
+        {"", BERTH_ROUTE_OTHER},
+        {"/v3/a/tags/list", BERTH_ROUTE_OTHER},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (berth_metrics_route_of(cases[i].path) != cases[i].route) {
+            fail_msg("'%s': got %s, want %s", cases[i].path,
+                     berth_metrics_route_name(berth_metrics_route_of(cases[i].path)),
+                     berth_metrics_route_name(cases[i].route));
+        }
+    }
+    assert_int_equal(berth_metrics_route_of(NULL), BERTH_ROUTE_OTHER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_metrics__gauges),
         cmocka_unit_test(test_metrics__buffer_ceiling),
         cmocka_unit_test(test_metrics__concurrent_observations),
+        cmocka_unit_test(test_metrics__route_of_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

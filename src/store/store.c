@@ -1060,7 +1060,9 @@ int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo_name,
         berth_error_set(rc, "out of memory");
         goto out;
     }
-    qsort(ctx.found, ctx.count, sizeof(*ctx.found), by_digest);
+    if (ctx.count > 1) {
+        qsort(ctx.found, ctx.count, sizeof(*ctx.found), by_digest);
+    }
     doc = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType",
                     "application/vnd.oci.image.index.v1+json", "manifests");
     list = doc ? json_object_get(doc, "manifests") : NULL;

@@ -16,6 +16,7 @@ static const char help[] =
     "layouts (oci:PATH[:TAG]). An index is copied whole by default, as crane does; --all\n"
     "says so explicitly; --platform copies only the matching image and tags it at DST.\n"
     "Blobs already at DST are skipped; every digest is verified; the tag is written last.\n"
+    "A layout DST without a tag takes the source's tag; a registry DST without one, latest.\n"
     "\n"
     "options:\n"
     "  --all                   copy every image of an index (the default)\n"

@@ -405,6 +405,20 @@ static const char *scalar(const yaml_node_t *node)
     return node && node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
 }
 
+/* Does a pair before `p` in `map` have the same scalar key? (YAML forbids it; libyaml does not
+ * check, and a repeated key in a configuration is a mistake worth reporting.) */
+static bool repeated_key(const loader *ld, const yaml_node_t *map, const yaml_node_pair_t *p)
+{
+    const char *name = scalar(yaml_document_get_node(ld->doc, p->key));
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; name && q < p; q++) {
+        const char *other = scalar(yaml_document_get_node(ld->doc, q->key));
+        if (other && strcmp(other, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* A sequence of scalars (or a single scalar) into a NULL-terminated string array. */
 static int load_strv(char ***out, const loader *ld, yaml_node_t *node, const char *key)
 {
@@ -508,7 +522,9 @@ static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *nod
             return fail_at(ld, k, path, "keys must be strings", NULL);
         }
         snprintf(key, sizeof(key), "%s.%s", path, name);
-        if (strcmp(name, "repositories") == 0) {
+        if (repeated_key(ld, node, p)) {
+            error = fail_at(ld, k, key, "repeated key", NULL);
+        } else if (strcmp(name, "repositories") == 0) {
             error = load_string_field(&rule->repositories, ld, v, key);
         } else if (strcmp(name, "users") == 0) {
             error = load_strv(&rule->users, ld, v, key);
@@ -588,6 +604,9 @@ static int load_groups(const loader *ld, yaml_node_t *node)
             return fail_at(ld, k, "groups", "group names must be strings", NULL);
         }
         snprintf(key, sizeof(key), "groups.%s", name);
+        if (repeated_key(ld, node, p)) {
+            return fail_at(ld, k, key, "repeated group", NULL);
+        }
         error = load_string_field(&cfg->groups[i].name, ld, k, key);
         if (error == 0) {
             error = load_strv(&cfg->groups[i].users, ld, v, key);
@@ -615,7 +634,9 @@ static int load_retention_rule(berth_config_retention *r, const loader *ld, yaml
             return fail_at(ld, k, path, "keys must be strings", NULL);
         }
         snprintf(key, sizeof(key), "%s.%s", path, name);
-        if (strcmp(name, "repositories") == 0) {
+        if (repeated_key(ld, node, p)) {
+            error = fail_at(ld, k, key, "repeated key", NULL);
+        } else if (strcmp(name, "repositories") == 0) {
             error = load_string_field(&r->repositories, ld, v, key);
         } else if (strcmp(name, "tags") == 0) {
             error = load_string_field(&r->tags, ld, v, key);
@@ -693,7 +714,9 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
             sizeof(path)) {
             return fail_at(ld, k, prefix, "key too long", NULL);
         }
-        if (strcmp(path, "access") == 0) {
+        if (repeated_key(ld, node, p)) {
+            error = fail_at(ld, k, path, "repeated key", NULL);
+        } else if (strcmp(path, "access") == 0) {
             error = load_access(ld, v);
         } else if (strcmp(path, "groups") == 0) {
             error = load_groups(ld, v);

@@ -163,6 +163,11 @@ static void test_config__errors_name_position_and_key(void **state)
          "t.yaml:3:18: gc.retention[0].keep_last: expected a number"},
         {"listen: [\n", "t.yaml:2:1: (yaml):"},
         {"- a\n- b\n", "t.yaml:1:1: (document): expected a mapping"},
+        {"root: a\nlisten: b\nroot: c\n", "t.yaml:3:1: root: repeated key"},
+        {"log:\n  level: info\n  level: warn\n", "t.yaml:3:3: log.level: repeated key"},
+        {"access:\n  - repositories: a\n    users: [x]\n    users: [y]\n",
+         "t.yaml:4:5: access[0].users: repeated key"},
+        {"groups:\n  a: [x]\n  a: [y]\n", "t.yaml:3:3: groups.a: repeated group"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

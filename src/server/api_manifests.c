@@ -83,7 +83,7 @@ enum MHD_Result berth__api_manifest_put_begin(berth__req *r)
     int error;
 
     if ((error = check_reference(r, &is_digest, &digest, &op)) < 0) {
-        return berth__respond_error(r, op == BERTH_OP_TAG ? BERTH_OP_TAG : op, error, NULL);
+        return berth__respond_error(r, op, error, NULL);
     }
     /* refuse early what is declared too big, so that no byte of it is read */
     if (cl && berth_parse_u64(&declared, cl, strlen(cl), UINT64_MAX) == 0 && declared > max) {

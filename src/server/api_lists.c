@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The largest page served, whatever n asks for. */
+#define PAGE_MAX 10000
+
 /* A page of names being written as a JSON array. */
 typedef struct page {
     berth_buf *out;
@@ -71,10 +74,11 @@ static int page_query(berth__req *r, size_t *n, bool *n_given, const char **last
         *last = NULL;
     }
     if (ns) {
-        if (berth_parse_u64(&v, ns, strlen(ns), 100000) < 0) {
-            return berth_error_set(BERTH_EINVALID, "n must be a number up to 100000");
+        if (berth_parse_u64(&v, ns, strlen(ns), UINT64_MAX) < 0) {
+            return berth_error_set(BERTH_EINVALID, "n must be a non-negative number");
         }
-        *n = (size_t)v;
+        /* a page is at most PAGE_MAX names; the Link header leads to the rest */
+        *n = v > PAGE_MAX ? PAGE_MAX : (size_t)v;
         *n_given = true;
     }
     return 0;

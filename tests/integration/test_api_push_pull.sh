@@ -24,6 +24,13 @@ check "monolithic POST status" 201 "$STATUS"
 check "monolithic POST location" "/v2/$NAME/blobs/$CFG" "$(header Location)"
 check "monolithic POST digest header" "$CFG" "$(header Docker-Content-Digest)"
 
+# sha512 digests are supported too
+S512="sha512:$(sha512sum "$T/config" | cut -d' ' -f1)"
+req POST "/v2/$NAME/blobs/uploads/?digest=$S512" --data-binary "@$T/config"
+check "sha512 monolithic POST" 201 "$STATUS"
+req GET "/v2/$NAME/blobs/$S512"
+check "sha512 blob GET" "$CFG" "$(sha256_file "$BODY")"
+
 # --- POST a session, then PUT the whole blob ------------------------------------------------
 req POST "/v2/$NAME/blobs/uploads/"
 check "POST session status" 202 "$STATUS"

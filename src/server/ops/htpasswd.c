@@ -28,8 +28,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* A bcrypt hash of a random password, verified against when the user is unknown so that the
- * time taken does not reveal which users exist. */
+/* A bcrypt hash of a random password, verified against when the user is unknown and the file
+ * has no user whose hash could serve instead (see `decoy`). */
 static const char dummy_hash[] = "$2y$05$fUH8HiCUc/j/F3ZQD3JsRuhzriGz22OVL13QBRik2cASz5pbnMdyC";
 
 typedef struct user_entry {
@@ -46,6 +46,7 @@ struct berth_htpasswd {
     pthread_mutex_t lock;
     char *path;
     berth__htab users;
+    char *decoy; /* a copy of the first user's hash: an unknown user costs what a known one does */
     berth__htab cache;
     size_t cache_max;
     uint64_t ttl;
@@ -90,7 +91,7 @@ static void clear_table(berth__htab *t, void (*fn)(void *, void *))
 }
 
 /* Parse the file into `users`. */
-static int load(berth__htab *users, const char *path)
+static int load(berth__htab *users, char **decoy, const char *path)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
@@ -129,6 +130,11 @@ static int load(berth__htab *users, const char *path)
             error = berth_error_set(BERTH_ENOMEM, "out of memory");
             break;
         }
+        if (!*decoy && !(*decoy = strdup(e->hash))) {
+            free_user(e, NULL);
+            error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
+        }
         free_user(berth__htab_get(users, e->user), NULL);
         berth__htab_remove(users, e->user);
         if (berth__htab_put(users, e->user, e) < 0) {
@@ -153,6 +159,7 @@ void berth_htpasswd_free(berth_htpasswd *h)
     clear_table(&h->cache, free_cache_entry);
     pthread_mutex_destroy(&h->lock);
     free(h->path);
+    free(h->decoy);
     free(h);
 }
 
@@ -187,7 +194,7 @@ int berth_htpasswd_open(berth_htpasswd **out, const char *path, size_t cache_siz
     h->mtime = st.st_mtim;
     h->size = st.st_size;
     h->checked_at = now_seconds();
-    if ((error = load(&h->users, path)) < 0) {
+    if ((error = load(&h->users, &h->decoy, path)) < 0) {
         goto out;
     }
     *out = h;
@@ -202,6 +209,7 @@ static void maybe_reload(berth_htpasswd *h)
 {
     struct stat st;
     berth__htab fresh = BERTH__HTAB_INIT;
+    char *decoy = NULL;
     uint64_t now = now_seconds();
 
     if (now == h->checked_at) {
@@ -213,13 +221,16 @@ static void maybe_reload(berth_htpasswd *h)
          st.st_size == h->size)) {
         return;
     }
-    if (load(&fresh, h->path) < 0) {
+    if (load(&fresh, &decoy, h->path) < 0) {
         clear_table(&fresh, free_user);
+        free(decoy);
         berth_error_clear();
         return;
     }
     clear_table(&h->users, free_user);
     h->users = fresh;
+    free(h->decoy);
+    h->decoy = decoy;
     clear_table(&h->cache, free_cache_entry);
     h->mtime = st.st_mtim;
     h->size = st.st_size;
@@ -313,7 +324,7 @@ int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *passwo
     } else {
         user_entry *u = berth__htab_get(&h->users, user);
         known = u != NULL;
-        hash = strdup(u ? u->hash : dummy_hash);
+        hash = strdup(u ? u->hash : h->decoy ? h->decoy : dummy_hash);
     }
     pthread_mutex_unlock(&h->lock);
     if (match) {

@@ -17,6 +17,34 @@
 
 #define LOCATION_MAX (BERTH_NAME_MAX + BERTH_UPLOAD_ID_MAX + BERTH_DIGEST_MAXLEN + 32)
 
+/* The body reader of a HEAD response: MHD never sends a body to a HEAD, so never called. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* Add the headers of a blob response and queue it (NULL `resp`: out of memory). */
+static enum MHD_Result send_blob(berth__req *r, struct MHD_Response *resp,
+                                 const berth_digest *digest, unsigned status,
+                                 const char *content_range, uint64_t len)
+{
+    if (!resp) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(resp, "Docker-Content-Digest", digest->str);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (content_range) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+    }
+    r->bytes = len;
+    return berth__respond(r, status, resp);
+}
+
 enum MHD_Result berth__api_blob(berth__req *r)
 {
     struct MHD_Response *resp;
@@ -36,6 +64,14 @@ enum MHD_Result berth__api_blob(berth__req *r)
             return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
         }
         return berth__respond_empty(r, 202, NULL);
+    }
+    if (r->method == BERTH_M_HEAD) {
+        /* no body goes out: the size is all that is needed, not an open descriptor */
+        if ((error = berth_store_blob_stat(r->srv->store, r->name, &digest, &size)) < 0) {
+            return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
+        }
+        resp = MHD_create_response_from_callback(size, 4096, no_body, NULL, NULL);
+        return send_blob(r, resp, &digest, 200, NULL, size);
     }
     if ((error = berth_store_blob_open(r->srv->store, r->name, &digest, &fd, &size)) < 0) {
         return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
@@ -71,14 +107,7 @@ enum MHD_Result berth__api_blob(berth__req *r)
         close(fd);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-    MHD_add_response_header(resp, "Docker-Content-Digest", digest.str);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    if (status == 206) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
-    }
-    r->bytes = len;
-    return berth__respond(r, status, resp);
+    return send_blob(r, resp, &digest, status, status == 206 ? content_range : NULL, len);
 }
 
 /* 202/204 answer about a session. */

@@ -480,6 +480,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     const union MHD_DaemonInfo *info;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+    unsigned pool;
     long cores;
     int error = 0;
 
@@ -529,14 +530,22 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
                                 srv->opts.listen_address);
         goto out;
     }
+    /* a pool of one is no pool for MHD (and it says so); 0 means the same, quietly */
+    pool = srv->opts.threads > 1 ? srv->opts.threads : 0;
+    /* one option and its value per line */
+    // clang-format off
     srv->daemon = MHD_start_daemon(
         flags | MHD_USE_ERROR_LOG, srv->opts.port, NULL, NULL, access_handler, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        srv->opts.threads, MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, pool,
+        MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_END);
+    // clang-format on
     if (!srv->daemon) {
         error = berth_error_set(BERTH_EIO, "cannot listen on %s port %u", srv->opts.listen_address,
                                 (unsigned)srv->opts.port);

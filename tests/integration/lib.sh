@@ -3,7 +3,8 @@
 # fresh root (or use BERTH_TEST_URL), stop it by PID on exit, count checks.
 #
 # Sourced by tests/integration/test_*.sh. Needs: BERTH (the berth binary) unless BERTH_TEST_URL
-# is set; curl; python3.
+# is set; curl; python3. With BERTH_TEST_URL the suite expects an empty registry (the catalog
+# and tag listings are compared exactly) and skips the checks that need its own process.
 
 set -u
 

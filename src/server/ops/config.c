@@ -913,16 +913,25 @@ int berth_config_validate(const berth_config *cfg)
 
 /* ---- printing ---- */
 
+/* Print a string as a YAML double-quoted scalar that reads back as the same bytes. Strings come
+ * from libyaml, so they are valid UTF-8; code points YAML does not allow unescaped (C0 and C1
+ * controls, DEL, U+FFFE, U+FFFF) and the ones it reads as line breaks even inside quotes (NEL,
+ * LS, PS) are escaped. */
 static void print_quoted(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        /* YAML reads NEL, LS and PS as line breaks even inside quotes: escape them */
-        if (p[0] == 0xc2 && p[1] == 0x85) {
-            fputs("\\N", out);
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fprintf(out, "\\x%02x", p[1]); /* U+0080..U+009F, NEL included */
             p++;
         } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
             fputs(p[2] == 0xa8 ? "\\L" : "\\P", out);
+            p += 2;
+        } else if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) {
+            fputs(p[2] == 0xbe ? "\\uFFFE" : "\\uFFFF", out);
+            p += 2;
+        } else if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) {
+            fputs("\\uFEFF", out); /* a BOM inside a document is not content for libyaml */
             p += 2;
         } else if (*p == '"' || *p == '\\') {
             fprintf(out, "\\%c", *p);

@@ -365,6 +365,25 @@ static void test_config__print_defaults_round_trip(void **state)
     berth_config_free(cfg);
 }
 
+static void test_config__print_escapes_what_yaml_cannot_hold(void **state)
+{
+    /* C0 and C1 controls, NEL, LS, PS, BOM, U+FFFE and quotes must survive print -> load */
+    static const char yaml[] =
+        "root: \"a\\x01\\x81\\x85\\u2028\\u2029\\uFEFF\\uFFFE\\\"\\\\\\t\"\n";
+    berth_config *cfg = load(yaml);
+    berth_config *again = NULL;
+    char *text = NULL;
+    (void)state;
+    assert_string_equal(cfg->root, "a\x01\xc2\x81\xc2\x85\xe2\x80\xa8\xe2\x80\xa9\xef\xbb\xbf"
+                                   "\xef\xbf\xbe\"\\\t");
+    text = print_to_string(cfg);
+    again = load(text);
+    assert_string_equal(again->root, cfg->root);
+    free(text);
+    berth_config_free(again);
+    berth_config_free(cfg);
+}
+
 static void test_config__file(void **state)
 {
     char path[] = "/tmp/berth-config-XXXXXX";
@@ -409,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_config__validate),
         cmocka_unit_test(test_config__print_round_trip),
         cmocka_unit_test(test_config__print_defaults_round_trip),
+        cmocka_unit_test(test_config__print_escapes_what_yaml_cannot_hold),
         cmocka_unit_test(test_config__file),
         cmocka_unit_test(test_config__empty_document),
     };

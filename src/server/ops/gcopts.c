@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* gcopts.c: translate the gc section of the serve configuration into berth_gc_options, so that
+ * the periodic collector in the server and `berth gc --config` read retention the same way. */
+#include "gcopts.h"
+
+#include <berth/errors.h>
+
+#include <limits.h>
+#include <stdlib.h>
+
+int berth_gcopts_from_config(berth_gc_options *opts, berth_retention_rule **rules_out,
+                             const berth_config *cfg)
+{
+    berth_retention_rule *rules = NULL;
+    int error = 0;
+
+    if (!opts || !rules_out || !cfg) {
+        return berth_error_set(BERTH_EINVALID, "berth_gcopts_from_config: missing argument");
+    }
+    *rules_out = NULL;
+    berth_error_clear();
+    berth_gc_options_init(opts);
+    if (cfg->gc.grace > INT64_MAX) {
+        return berth_error_set(BERTH_EINVALID, "gc.grace: too large");
+    }
+    opts->grace_seconds = (int64_t)cfg->gc.grace;
+    if (cfg->gc.retention_count) {
+        rules = calloc(cfg->gc.retention_count, sizeof(*rules));
+        if (!rules) {
+            error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < cfg->gc.retention_count; i++) {
+        const berth_config_retention *r = &cfg->gc.retention[i];
+        if (r->keep_last > UINT_MAX || r->max_tag_age > INT64_MAX ||
+            r->max_untagged_age > INT64_MAX) {
+            error = berth_error_set(BERTH_EINVALID, "gc.retention[%zu]: value too large", i);
+            goto out;
+        }
+        rules[i].repositories = r->repositories;
+        rules[i].tags = r->tags;
+        rules[i].keep_last = (unsigned)r->keep_last;
+        rules[i].max_tag_age = (int64_t)r->max_tag_age;
+        rules[i].max_untagged_age = (int64_t)r->max_untagged_age;
+    }
+    opts->rules = rules;
+    opts->nrules = cfg->gc.retention_count;
+    *rules_out = rules;
+    rules = NULL;
+out:
+    free(rules);
+    return error;
+}

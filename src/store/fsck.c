@@ -115,7 +115,9 @@ static int each_blob(fsck_run *f, const char *blobs_dir, blob_visit visit, void 
         DIR *d;
         struct dirent *e;
 
-        snprintf(dir, sizeof(dir), "%s/%s", blobs_dir, name);
+        if (snprintf(dir, sizeof(dir), "%s/%s", blobs_dir, name) >= (int)sizeof(dir)) {
+            continue;
+        }
         d = opendir(dir);
         if (!d) {
             continue;

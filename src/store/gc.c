@@ -236,7 +236,9 @@ static int sweep_links(gc_run *g, repo *r, berth__htab *live)
         DIR *d;
         struct dirent *e;
 
-        snprintf(dir, sizeof(dir), "%s/blobs/%s", r->dir, name);
+        if (snprintf(dir, sizeof(dir), "%s/blobs/%s", r->dir, name) >= (int)sizeof(dir)) {
+            continue;
+        }
         d = opendir(dir);
         if (!d) {
             continue;
@@ -397,7 +399,9 @@ static int sweep_pool(gc_run *g)
         DIR *d;
         struct dirent *e;
 
-        snprintf(dir, sizeof(dir), "%s/%s", g->s->pool, name);
+        if (snprintf(dir, sizeof(dir), "%s/%s", g->s->pool, name) >= (int)sizeof(dir)) {
+            continue;
+        }
         d = opendir(dir);
         if (!d) {
             continue;

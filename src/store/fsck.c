@@ -102,49 +102,12 @@ static bool verify(fsck_run *f, const char *path, const char *digest_text, const
     return true;
 }
 
-/* Visit the blob files of a directory holding <alg>/<hex>. */
-typedef int (*blob_visit)(fsck_run *f, const char *path, const char *digest,
-                          const struct stat *st, void *ctx);
-
-static int each_blob(fsck_run *f, const char *blobs_dir, blob_visit visit, void *ctx)
+static int check_pool_blob(const char *path, const char *digest, const struct stat *st,
+                           void *payload)
 {
-    int rc = 0;
-    for (int alg = BERTH_DIGEST_SHA256; alg <= BERTH_DIGEST_SHA512 && rc == 0; alg++) {
-        const char *name = berth_digest_alg_name((berth_digest_alg)alg);
-        char dir[4096];
-        DIR *d;
-        struct dirent *e;
-
-        if (snprintf(dir, sizeof(dir), "%s/%s", blobs_dir, name) >= (int)sizeof(dir)) {
-            continue;
-        }
-        d = opendir(dir);
-        if (!d) {
-            continue;
-        }
-        while (rc == 0 && (e = readdir(d)) != NULL) {
-            char path[4096 + 256], digest[300];
-            struct stat st;
-            if (e->d_name[0] == '.') {
-                continue;
-            }
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            snprintf(digest, sizeof(digest), "%s:%s", name, e->d_name);
-            if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-                rc = visit(f, path, digest, &st, ctx);
-            }
-        }
-        closedir(d);
-    }
-    return rc;
-}
-
-static int check_pool_blob(fsck_run *f, const char *path, const char *digest,
-                           const struct stat *st, void *ctx)
-{
+    fsck_run *f = payload;
     char detail[512];
     bool ok = verify(f, path, digest, st, detail, sizeof(detail));
-    (void)ctx;
     if (!ok) {
         problem(f, BERTH_FSCK_CORRUPT_BLOB, NULL, digest, detail);
         if (f->repair) {
@@ -160,10 +123,16 @@ static int check_pool_blob(fsck_run *f, const char *path, const char *digest,
     return remember(f, st, ok);
 }
 
-static int check_repo_blob(fsck_run *f, const char *path, const char *digest,
-                           const struct stat *st, void *ctx)
+typedef struct repo_ctx {
+    fsck_run *f;
+    repo *r;
+} repo_ctx;
+
+static int check_repo_blob(const char *path, const char *digest, const struct stat *st,
+                           void *payload)
 {
-    repo *r = ctx;
+    fsck_run *f = ((repo_ctx *)payload)->f;
+    repo *r = ((repo_ctx *)payload)->r;
     const char *v = known(f, st);
     char detail[512] = "corrupt (the pool copy is)";
     bool ok = v ? v == &verdict_ok : verify(f, path, digest, st, detail, sizeof(detail));
@@ -223,26 +192,21 @@ out:
     berth_buf_dispose(&path);
 }
 
-typedef struct manifests_ctx {
-    fsck_run *f;
-    repo *r;
-} manifests_ctx;
-
 static void check_manifest_cb(void *value, void *payload)
 {
-    manifests_ctx *ctx = payload;
+    repo_ctx *ctx = payload;
     check_manifest(ctx->f, ctx->r, value);
 }
 
 static int check_repo(fsck_run *f, repo *r)
 {
     char blobs[4096];
-    manifests_ctx ctx = {f, r};
+    repo_ctx ctx = {f, r};
     int rc;
 
     pthread_rwlock_wrlock(&r->lock);
     snprintf(blobs, sizeof(blobs), "%s/blobs", r->dir);
-    rc = each_blob(f, blobs, check_repo_blob, r);
+    rc = berth__fs_each_blob(blobs, check_repo_blob, &ctx);
     if (rc == 0 && !r->loaded && berth__repo_load(f->s, r) < 0) {
         problem(f, BERTH_FSCK_BAD_INDEX, r->name, NULL, berth_error_last());
     } else if (rc == 0) {
@@ -273,7 +237,7 @@ int berth_store_fsck(berth_store *s, bool repair, berth_fsck_cb cb, void *payloa
     if (!repos) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    rc = each_blob(&f, s->pool, check_pool_blob, NULL);
+    rc = berth__fs_each_blob(s->pool, check_pool_blob, &f);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (repos[i]->on_disk) {
             rc = check_repo(&f, repos[i]);
@@ -292,11 +256,9 @@ typedef struct du_ctx {
     uint64_t exclusive, shared, blobs;
 } du_ctx;
 
-static int du_blob(fsck_run *f, const char *path, const char *digest, const struct stat *st,
-                   void *payload)
+static int du_blob(const char *path, const char *digest, const struct stat *st, void *payload)
 {
     du_ctx *ctx = payload;
-    (void)f;
     (void)path;
     (void)digest;
     ctx->blobs++;
@@ -325,13 +287,13 @@ int berth_store_du(berth_store *s, berth_du_cb cb, void *payload, uint64_t *tota
         du_ctx ctx = {0, 0, 0};
         char blobs[4096];
         snprintf(blobs, sizeof(blobs), "%s/blobs", repos[i]->dir);
-        rc = each_blob(NULL, blobs, du_blob, &ctx);
+        rc = berth__fs_each_blob(blobs, du_blob, &ctx);
         if (rc == 0 && cb) {
             cb(repos[i]->name, ctx.exclusive, ctx.shared, ctx.blobs, payload);
         }
     }
     if (rc == 0) {
-        rc = each_blob(NULL, s->pool, du_blob, &total);
+        rc = berth__fs_each_blob(s->pool, du_blob, &total);
     }
     if (rc == 0 && total_out) {
         *total_out = total.exclusive + total.shared;

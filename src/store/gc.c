@@ -22,7 +22,6 @@
 #include <berth/document.h>
 #include <berth/errors.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
@@ -226,49 +225,49 @@ static int note_unlinked(gc_run *g, const char *digest)
     return berth__htab_put(&g->unlinked, digest, (void *)(n + 1));
 }
 
+typedef struct sweep_ctx {
+    gc_run *g;
+    repo *r;
+    berth__htab *live;
+} sweep_ctx;
+
+static int sweep_link(const char *path, const char *digest, const struct stat *st, void *payload)
+{
+    sweep_ctx *ctx = payload;
+    gc_run *g = ctx->g;
+
+    if (berth__htab_get(ctx->live, digest) ||
+        g->now - (int64_t)st->st_ctime < g->opts->grace_seconds) {
+        return 0; /* referenced, or linked recently: a push may be about to reference it */
+    }
+    report(g, "blob", ctx->r->name, digest, (uint64_t)st->st_size);
+    g->stats->links_removed++;
+    if (g->opts->dry_run) {
+        return note_unlinked(g, digest);
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+        return berth_error_set(BERTH_EIO, "unlink %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 /* Remove blob links of the repository that nothing kept references. */
 static int sweep_links(gc_run *g, repo *r, berth__htab *live)
 {
-    int rc = 0;
-    for (int alg = BERTH_DIGEST_SHA256; alg <= BERTH_DIGEST_SHA512 && rc == 0; alg++) {
-        const char *name = berth_digest_alg_name((berth_digest_alg)alg);
-        char dir[4096];
-        DIR *d;
-        struct dirent *e;
+    sweep_ctx ctx = {g, r, live};
+    char dir[4096];
+    int rc;
 
-        if (snprintf(dir, sizeof(dir), "%s/blobs/%s", r->dir, name) >= (int)sizeof(dir)) {
-            continue;
-        }
-        d = opendir(dir);
-        if (!d) {
-            continue;
-        }
-        while (rc == 0 && (e = readdir(d)) != NULL) {
-            char digest[300], path[4096 + 256];
-            struct stat st;
-            if (e->d_name[0] == '.') {
-                continue;
-            }
-            snprintf(digest, sizeof(digest), "%s:%s", name, e->d_name);
-            if (berth__htab_get(live, digest)) {
-                continue;
-            }
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            if (lstat(path, &st) != 0 || g->now - (int64_t)st.st_ctime < g->opts->grace_seconds) {
-                continue; /* linked recently: a push may be about to reference it */
-            }
-            report(g, "blob", r->name, digest, (uint64_t)st.st_size);
-            g->stats->links_removed++;
-            if (g->opts->dry_run) {
-                rc = note_unlinked(g, digest);
-            } else if (unlink(path) != 0 && errno != ENOENT) {
-                rc = berth_error_set(BERTH_EIO, "unlink %s: %s", path, strerror(errno));
-            }
-        }
-        closedir(d);
-        if (rc == 0 && !g->opts->dry_run && g->s->opts.fsync) {
-            berth__fs_fsync_dir(dir);
-        }
+    if (snprintf(dir, sizeof(dir), "%s/blobs", r->dir) >= (int)sizeof(dir)) {
+        return berth_error_set(BERTH_EIO, "path too long: %s", r->dir);
+    }
+    rc = berth__fs_each_blob(dir, sweep_link, &ctx);
+    for (int alg = BERTH_DIGEST_SHA256; rc == 0 && !g->opts->dry_run && g->s->opts.fsync &&
+                                        alg <= BERTH_DIGEST_SHA512;
+         alg++) {
+        char sub[4096 + 16];
+        snprintf(sub, sizeof(sub), "%s/%s", dir, berth_digest_alg_name((berth_digest_alg)alg));
+        berth__fs_fsync_dir(sub);
     }
     return rc;
 }
@@ -390,48 +389,22 @@ out:
     return rc;
 }
 
-static int sweep_pool(gc_run *g)
+static int sweep_pool_blob(const char *path, const char *digest, const struct stat *st,
+                           void *payload)
 {
-    int rc = 0;
-    for (int alg = BERTH_DIGEST_SHA256; alg <= BERTH_DIGEST_SHA512 && rc == 0; alg++) {
-        const char *name = berth_digest_alg_name((berth_digest_alg)alg);
-        char dir[4096];
-        DIR *d;
-        struct dirent *e;
+    gc_run *g = payload;
+    uintptr_t going = g->opts->dry_run ? (uintptr_t)berth__htab_get(&g->unlinked, digest) : 0;
 
-        if (snprintf(dir, sizeof(dir), "%s/%s", g->s->pool, name) >= (int)sizeof(dir)) {
-            continue;
-        }
-        d = opendir(dir);
-        if (!d) {
-            continue;
-        }
-        while (rc == 0 && (e = readdir(d)) != NULL) {
-            char digest[300], path[4096 + 256];
-            struct stat st;
-            uintptr_t going;
-            if (e->d_name[0] == '.') {
-                continue;
-            }
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            snprintf(digest, sizeof(digest), "%s:%s", name, e->d_name);
-            if (lstat(path, &st) != 0) {
-                continue;
-            }
-            going = g->opts->dry_run ? (uintptr_t)berth__htab_get(&g->unlinked, digest) : 0;
-            if ((uintptr_t)st.st_nlink - going != 1) {
-                continue; /* some repository still links it */
-            }
-            report(g, "pool", NULL, digest, (uint64_t)st.st_size);
-            g->stats->blobs_removed++;
-            g->stats->bytes_freed += (uint64_t)st.st_size;
-            if (!g->opts->dry_run && unlink(path) != 0 && errno != ENOENT) {
-                rc = berth_error_set(BERTH_EIO, "unlink %s: %s", path, strerror(errno));
-            }
-        }
-        closedir(d);
+    if ((uintptr_t)st->st_nlink - going != 1) {
+        return 0; /* some repository still links it */
     }
-    return rc;
+    report(g, "pool", NULL, digest, (uint64_t)st->st_size);
+    g->stats->blobs_removed++;
+    g->stats->bytes_freed += (uint64_t)st->st_size;
+    if (!g->opts->dry_run && unlink(path) != 0 && errno != ENOENT) {
+        return berth_error_set(BERTH_EIO, "unlink %s: %s", path, strerror(errno));
+    }
+    return 0;
 }
 
 int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats *stats)
@@ -466,7 +439,7 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
         }
     }
     if (rc == 0) {
-        rc = sweep_pool(&g);
+        rc = berth__fs_each_blob(s->pool, sweep_pool_blob, &g);
     }
     if (rc == 0) {
         rc = berth__uploads_gc(s, opts->dry_run, &g.stats->uploads_removed);

@@ -6,6 +6,7 @@
  */
 #include "store/fs/fs.h"
 
+#include <berth/digest.h>
 #include <berth/errors.h>
 
 #include <dirent.h>
@@ -252,6 +253,39 @@ int berth__fs_repo_path(berth_buf *out, const char *name)
         if (*p == '/') {
             p++;
         }
+    }
+    return rc;
+}
+
+int berth__fs_each_blob(const char *blobs_dir, berth__blob_visit visit, void *payload)
+{
+    int rc = 0;
+    for (int alg = BERTH_DIGEST_SHA256; alg <= BERTH_DIGEST_SHA512 && rc == 0; alg++) {
+        const char *name = berth_digest_alg_name((berth_digest_alg)alg);
+        char dir[4096];
+        DIR *d;
+        struct dirent *e;
+
+        if (snprintf(dir, sizeof(dir), "%s/%s", blobs_dir, name) >= (int)sizeof(dir)) {
+            continue;
+        }
+        d = opendir(dir);
+        if (!d) {
+            continue;
+        }
+        while (rc == 0 && (e = readdir(d)) != NULL) {
+            char path[4096 + 256], digest[300];
+            struct stat st;
+            if (e->d_name[0] == '.') {
+                continue;
+            }
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            snprintf(digest, sizeof(digest), "%s:%s", name, e->d_name);
+            if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+                rc = visit(path, digest, &st, payload);
+            }
+        }
+        closedir(d);
     }
     return rc;
 }

@@ -48,4 +48,16 @@ bool berth__fs_is_escaped(const char *entry);
 /** True when a directory entry is an OCI layout entry (`blobs`, `index.json`, `oci-layout`). */
 bool berth__fs_is_layout_entry(const char *entry);
 
+struct stat;
+
+/** Called for each blob file: its path, its digest text (`alg:hex`) and its lstat. */
+typedef int (*berth__blob_visit)(const char *path, const char *digest, const struct stat *st,
+                                 void *payload);
+
+/**
+ * Visit every regular file `<blobs_dir>/<alg>/<name>` for the supported algorithms (a missing
+ * directory has none). A non-zero return from `visit` stops the walk and is returned.
+ */
+int berth__fs_each_blob(const char *blobs_dir, berth__blob_visit visit, void *payload);
+
 #endif

@@ -46,6 +46,8 @@ struct berth_upload {
     uint64_t synced; /* writeback started up to here */
 };
 
+static int session_end(berth_upload *u);
+
 static void session_free(upload_session *sess)
 {
     if (!sess) {
@@ -151,6 +153,16 @@ int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo_
         session_free(sess);
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    /* registered (busy) before its directory exists, so that a concurrent collection of
+       stale sessions never takes a session being made for debris */
+    pthread_mutex_lock(&s->lock);
+    rc = berth__htab_put(&s->sessions, sess->id, sess);
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0) {
+        handle_free(u);
+        session_free(sess);
+        return rc;
+    }
     rc = berth__fs_mkdirs(u->dir);
     if (rc == 0) {
         snprintf(path, sizeof(path), "%s/repo", u->dir);
@@ -165,15 +177,8 @@ int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo_
             rc = berth__fs_fsync_dir(s->uploads);
         }
     }
-    if (rc == 0) {
-        pthread_mutex_lock(&s->lock);
-        rc = berth__htab_put(&s->sessions, sess->id, sess);
-        pthread_mutex_unlock(&s->lock);
-    }
     if (rc < 0) {
-        berth__fs_rmtree(u->dir);
-        handle_free(u);
-        session_free(sess);
+        session_end(u);
         return rc;
     }
     *out = u;
@@ -442,8 +447,14 @@ int berth__uploads_gc(berth_store *s, bool dry_run, uint64_t *removed)
         snprintf(path, sizeof(path), "%s/%s/data", s->uploads, e->d_name);
         pthread_mutex_lock(&s->lock);
         sess = berth__htab_get(&s->sessions, e->d_name);
-        stale = (!sess || !sess->busy) &&
-                (stat(path, &st) != 0 || now - st.st_mtime > (time_t)s->opts.upload_ttl_seconds);
+        if (stat(path, &st) != 0) {
+            /* no data (a crash while the session was made): its directory's age counts */
+            snprintf(path, sizeof(path), "%s/%s", s->uploads, e->d_name);
+            if (stat(path, &st) != 0) {
+                st.st_mtime = now;
+            }
+        }
+        stale = (!sess || !sess->busy) && now - st.st_mtime > (time_t)s->opts.upload_ttl_seconds;
         if (stale && !dry_run && sess) {
             berth__htab_remove(&s->sessions, e->d_name);
             session_free(sess);

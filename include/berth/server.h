@@ -4,6 +4,7 @@
 #define BERTH_SERVER_H
 
 #include "common.h"
+#include "config.h"
 #include "store.h"
 
 typedef struct berth_server berth_server;
@@ -18,6 +19,10 @@ typedef struct berth_server_options {
                                      it per request, more costs GET speed, less upload speed) */
     size_t manifest_max;         /* largest manifest body accepted, bytes (0: 4 MiB) */
     bool log;                    /* one access-log line per request on stderr (default on) */
+    const berth_config *config;  /* NULL: an open registry without auth, limits, TLS or gc;
+                                     otherwise borrowed, must outlive the server: auth, access
+                                     rules, rate and size limits, TLS, online gc, log format.
+                                     The fields above still govern listen/threads/timeouts. */
 } berth_server_options;
 
 /** Fill `opts` with the defaults (127.0.0.1, port 5000, logging on, zeros elsewhere). */
@@ -27,7 +32,8 @@ void berth_server_options_init(berth_server_options *opts);
  * Start serving `store` in background threads; returns once the socket listens.
  * @param out    receives the server; stop and free it with berth_server_free()
  * @param store  borrowed: must outlive the server
- * @param opts   NULL for the defaults
+ * @param opts   NULL for the defaults. With opts->config, the htpasswd file, token key and TLS
+ *               files are loaded here, so a bad file fails the start.
  * @return 0; BERTH_EINVALID (bad address); BERTH_EIO (cannot listen, message says why);
  *         BERTH_ENOMEM
  */

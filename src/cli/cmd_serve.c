@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 
+#include <berth/config.h>
 #include <berth/errors.h>
 #include <berth/server.h>
 #include <berth/store.h>
@@ -16,17 +17,26 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: berth serve [--listen ADDR:PORT] [--root DIR] [--threads N]\n"
-               "                   [--max-connections N] [--timeout SECONDS] [--quiet]\n\n"
+    fprintf(f, "usage: berth serve [--config FILE] [--print-config] [--listen ADDR:PORT] [--root DIR]\n"
+               "                   [--threads N] [--max-connections N] [--timeout SECONDS]\n"
+               "                   [--gc-interval DURATION] [--quiet]\n\n"
                "Run the registry (OCI Distribution Spec v1.1) until SIGINT or SIGTERM.\n\n"
+               "  --config FILE          YAML configuration (keys: docs/operations.md): auth,\n"
+               "                         access rules, TLS, limits, log format, online gc\n"
+               "  --print-config         print the effective configuration as YAML and exit\n"
                "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:5000;\n"
-               "                         IPv6 as [::1]:5000; port 0 picks a free port)\n"
-               "  --root DIR             storage directory (default ./data)\n"
-               "  --threads N            worker threads (default: number of cores)\n"
-               "  --max-connections N    simultaneous connections (default 1024)\n"
-               "  --timeout SECONDS      idle connection timeout (default 60)\n"
-               "  --quiet                no access log on stderr\n"
-               "  --config FILE          reserved; not supported yet\n");
+               "                         IPv6 as [::1]:5000; port 0 picks a free port)  [listen]\n"
+               "  --root DIR             storage directory (default ./data)  [root]\n"
+               "  --threads N            worker threads (default 4)  [threads]\n"
+               "  --max-connections N    simultaneous connections (default 256)  [max_connections]\n"
+               "  --timeout SECONDS      idle connection timeout (default 2m)  [timeouts.idle]\n"
+               "  --gc-interval DURATION run garbage collection every DURATION (30s, 5m, 12h, 7d;\n"
+               "                         0 = never, the default)  [gc.interval]\n"
+               "  --quiet                no access log on stderr  [log.level: warn]\n\n"
+               "Precedence: defaults < FILE < environment (BERTH_<KEY>, e.g. BERTH_LISTEN,\n"
+               "BERTH_LIMITS_BODY_SIZE) < options. Endpoints besides /v2/: /healthz, /readyz,\n"
+               "/metrics (Prometheus) and /token (with auth.token.private_key). An invalid\n"
+               "configuration exits with status 2.\n");
 }
 
 static int parse_uint(unsigned *out, const char *s, unsigned max)
@@ -68,69 +78,150 @@ static int parse_listen(char *addr, size_t addr_size, uint16_t *port, const char
     return 0;
 }
 
+/* The listen value of the configuration into the server options. */
+static int listen_options(berth_server_options *opts, char *addr, size_t addr_size,
+                          const char *listen)
+{
+    if (parse_listen(addr, addr_size, &opts->port, listen) < 0) {
+        fprintf(stderr, "berth serve: listen wants ADDR:PORT, got '%s'\n", listen);
+        return -1;
+    }
+    opts->listen_address = addr;
+    return 0;
+}
+
+/* A flag that maps onto a configuration key: check it like the flag always did, then set it. */
+static int flag_to_key(berth_config *cfg, const char *arg, const char *val)
+{
+    static const struct {
+        const char *flag, *key;
+        unsigned min, max;
+    } flags[] = {
+        {"--listen", "listen", 0, 0},
+        {"--root", "root", 0, 0},
+        {"--threads", "threads", 1, 1024},
+        {"--max-connections", "max_connections", 1, 1000000},
+        {"--timeout", "timeouts.idle", 1, 86400},
+        {"--gc-interval", "gc.interval", 0, 0},
+    };
+    unsigned v;
+
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        if (strcmp(arg, flags[i].flag) != 0) {
+            continue;
+        }
+        if (flags[i].max && (parse_uint(&v, val, flags[i].max) < 0 || v < flags[i].min)) {
+            fprintf(stderr, "berth serve: %s wants %u to %u, got '%s'\n", arg, flags[i].min,
+                    flags[i].max, val);
+            return -1;
+        }
+        if (strcmp(arg, "--listen") == 0) {
+            char addr[64];
+            uint16_t port;
+            if (parse_listen(addr, sizeof(addr), &port, val) < 0) {
+                fprintf(stderr, "berth serve: --listen wants ADDR:PORT, got '%s'\n", val);
+                return -1;
+            }
+        }
+        if (berth_config_set(cfg, flags[i].key, val) < 0) {
+            fprintf(stderr, "berth serve: %s: %s\n", arg, berth_error_last());
+            return -1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "berth serve: unknown option: %s\n", arg);
+    help(stderr);
+    return -1;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     berth_server_options opts;
+    berth_config *cfg = NULL;
     berth_store *store = NULL;
     berth_server *srv = NULL;
-    const char *root = "./data";
+    const char *config_path = NULL;
+    bool print = false, quiet = false;
     char addr[64] = "127.0.0.1";
     sigset_t set;
-    int sig, ret = 1, i;
+    int sig, ret = 2, i;
 
     if (cli_wants_help(argc, argv)) {
         help(stdout);
         return 0;
     }
-    berth_server_options_init(&opts);
+    /* the file first, whatever the order of the options: flags override it */
     for (i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-        if (strcmp(arg, "--quiet") == 0) {
-            opts.log = false;
-            continue;
-        }
-        if (!val) {
-            fprintf(stderr, "berth serve: unknown option or missing value: %s\n", arg);
-            help(stderr);
-            return 2;
-        }
-        i++;
-        if (strcmp(arg, "--listen") == 0) {
-            if (parse_listen(addr, sizeof(addr), &opts.port, val) < 0) {
-                fprintf(stderr, "berth serve: --listen wants ADDR:PORT, got '%s'\n", val);
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "berth serve: --config wants a FILE\n");
                 return 2;
             }
-        } else if (strcmp(arg, "--root") == 0) {
-            root = val;
-        } else if (strcmp(arg, "--threads") == 0) {
-            if (parse_uint(&opts.threads, val, 1024) < 0 || opts.threads == 0) {
-                fprintf(stderr, "berth serve: --threads wants 1 to 1024, got '%s'\n", val);
-                return 2;
-            }
-        } else if (strcmp(arg, "--max-connections") == 0) {
-            if (parse_uint(&opts.connection_limit, val, 1000000) < 0 ||
-                opts.connection_limit == 0) {
-                fprintf(stderr, "berth serve: --max-connections wants a positive number\n");
-                return 2;
-            }
-        } else if (strcmp(arg, "--timeout") == 0) {
-            if (parse_uint(&opts.connection_timeout, val, 86400) < 0 ||
-                opts.connection_timeout == 0) {
-                fprintf(stderr, "berth serve: --timeout wants 1 to 86400 seconds\n");
-                return 2;
-            }
-        } else if (strcmp(arg, "--config") == 0) {
-            fprintf(stderr, "berth serve: --config is not supported yet; use the options\n");
-            return 2;
-        } else {
-            fprintf(stderr, "berth serve: unknown option: %s\n", arg);
-            help(stderr);
-            return 2;
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--print-config") == 0) {
+            print = true;
+        } else if (strcmp(argv[i], "--quiet") == 0) {
+            quiet = true;
+        } else if (argv[i][0] == '-' && i + 1 < argc) {
+            i++;
         }
     }
-    opts.listen_address = addr;
+    if (berth_config_new(&cfg) < 0) {
+        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+        return 1;
+    }
+    if (config_path && berth_config_load_file(cfg, config_path) < 0) {
+        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+        goto out;
+    }
+    if (berth_config_apply_env(cfg, NULL) < 0) {
+        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+        goto out;
+    }
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+
+        if (strcmp(arg, "--print-config") == 0 || strcmp(arg, "--quiet") == 0) {
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "berth serve: unknown option or missing value: %s\n", arg);
+            help(stderr);
+            goto out;
+        }
+        i++;
+        if (strcmp(arg, "--config") == 0) {
+            continue;
+        }
+        if (flag_to_key(cfg, arg, argv[i]) < 0) {
+            goto out;
+        }
+    }
+    if (quiet && cfg->log.level > 1 && berth_config_set(cfg, "log.level", "warn") < 0) {
+        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+        goto out;
+    }
+    if (berth_config_validate(cfg) < 0) {
+        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+        goto out;
+    }
+    if (print) {
+        ret = berth_config_print(cfg, stdout) < 0 || fflush(stdout) != 0 ? 1 : 0;
+        goto out;
+    }
+
+    berth_server_options_init(&opts);
+    if (listen_options(&opts, addr, sizeof(addr), cfg->listen) < 0) {
+        goto out;
+    }
+    opts.threads = (unsigned)cfg->threads;
+    opts.connection_limit = (unsigned)(cfg->max_connections < 1000000 ? cfg->max_connections
+                                                                       : 1000000);
+    opts.connection_timeout = (unsigned)(cfg->timeouts.idle < 86400 ? cfg->timeouts.idle : 86400);
+    opts.manifest_max = (size_t)cfg->limits.manifest_size;
+    opts.log = cfg->log.level >= 2;
+    opts.config = cfg;
+    ret = 1;
 
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -138,7 +229,7 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (berth_store_open(&store, root, NULL) < 0) {
+    if (berth_store_open(&store, cfg->root, NULL) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }
@@ -146,8 +237,11 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }
-    fprintf(stderr, "berth serve: listening on %s%s%s:%u, root %s\n", strchr(addr, ':') ? "[" : "",
-            addr, strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv), root);
+    fprintf(stderr, "berth serve: listening on %s://%s%s%s:%u, root %s%s%s\n",
+            cfg->tls.cert ? "https" : "http", strchr(addr, ':') ? "[" : "", addr,
+            strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv), cfg->root,
+            cfg->auth.htpasswd || cfg->auth.token.realm ? ", auth on" : "",
+            cfg->gc.interval ? ", online gc on" : "");
     if (sigwait(&set, &sig) != 0) {
         fprintf(stderr, "berth serve: sigwait failed\n");
         goto out;
@@ -157,5 +251,6 @@ int cmd_serve(int argc, char **argv)
 out:
     berth_server_free(srv);
     berth_store_free(store);
+    berth_config_free(cfg);
     return ret;
 }

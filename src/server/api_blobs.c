@@ -182,7 +182,7 @@ static enum MHD_Result post_begin(berth__req *r)
     berth_digest digest;
     int error;
 
-    if (mount) {
+    if (mount && !r->no_mount) {
         if ((error = berth_digest_parse_str(&digest, mount)) < 0) {
             return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
         }

@@ -22,12 +22,19 @@ typedef struct page {
     const char *last; /* the last name written, borrowed from the store during the callback */
     char last_copy[BERTH_NAME_MAX + 1];
     int error;
+    const berth__req *filter; /* catalog with auth: only what the caller may pull */
 } page;
 
 static int add_name(const char *name, void *payload)
 {
     page *p = payload;
 
+    if (p->filter && !berth__ops_may_pull(p->filter, name)) {
+        /* skipped, but the next page starts after it */
+        snprintf(p->last_copy, sizeof(p->last_copy), "%s", name);
+        p->last = p->last_copy;
+        return 0;
+    }
     if ((p->count && (p->error = berth_buf_put(p->out, ",", 1)) < 0) ||
         (p->error = berth__json_string(p->out, name)) < 0) {
         return 1;
@@ -88,7 +95,7 @@ static int page_query(berth__req *r, size_t *n, bool *n_given, const char **last
 static enum MHD_Result listing(berth__req *r, bool tags)
 {
     berth_buf body = BERTH_BUF_INIT;
-    page p = {&body, 0, NULL, {0}, 0};
+    page p = {&body, 0, NULL, {0}, 0, NULL};
     const char *last;
     char link[BERTH_NAME_MAX * 2 + 96];
     bool n_given, more = false;
@@ -107,6 +114,9 @@ static enum MHD_Result listing(berth__req *r, bool tags)
         }
     } else if ((error = berth_buf_puts(&body, "{\"repositories\":[")) < 0) {
         goto fail;
+    }
+    if (!tags && r->srv->auth) {
+        p.filter = r;
     }
     if (n_given && n == 0) {
         /* n=0 asks for an empty page; the repository must still exist */

@@ -102,6 +102,14 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
     if (status == 405) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, PUT, POST, PATCH, DELETE");
     }
+    if (status == 401 && r->www_authenticate) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
+    }
+    if (status == 429 && r->retry_after) {
+        char retry[24];
+        snprintf(retry, sizeof(retry), "%llu", (unsigned long long)r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    }
     r->bytes = len;
     return berth__respond(r, status, resp);
 }
@@ -266,12 +274,30 @@ static enum MHD_Result base(berth__req *r)
 /* First call: route and either answer or get ready for the body. */
 static enum MHD_Result begin(berth__req *r, const char *url)
 {
+    static const berth_metrics_route mroutes[] = {
+        [BERTH_R_NONE] = BERTH_ROUTE_OTHER,         [BERTH_R_BASE] = BERTH_ROUTE_BASE,
+        [BERTH_R_CATALOG] = BERTH_ROUTE_CATALOG,    [BERTH_R_TAGS] = BERTH_ROUTE_TAGS,
+        [BERTH_R_MANIFEST] = BERTH_ROUTE_MANIFESTS, [BERTH_R_BLOB] = BERTH_ROUTE_BLOBS,
+        [BERTH_R_UPLOADS] = BERTH_ROUTE_UPLOADS,    [BERTH_R_UPLOAD] = BERTH_ROUTE_UPLOADS,
+        [BERTH_R_REFERRERS] = BERTH_ROUTE_REFERRERS,
+    };
+    enum MHD_Result ret;
     berth__op op;
     int error;
 
     berth_error_clear();
+    if (berth__ops_route(r, url, &ret)) {
+        return ret;
+    }
     if ((error = route(r, url, &op)) < 0) {
+        if ((r->srv->ratelimit || r->srv->mtls) && !berth__ops_gate(r, &ret)) {
+            return ret;
+        }
         return berth__respond_error(r, op, error, NULL);
+    }
+    r->mroute = mroutes[r->route];
+    if (!berth__ops_admit(r, &ret)) {
+        return ret;
     }
     switch (r->route) {
     case BERTH_R_BASE:
@@ -336,6 +362,12 @@ static void feed(berth__req *r, const char *data, size_t size)
         if (r->has_crange && r->received > berth_range_length(&r->crange)) {
             berth_error_set(BERTH_EINVALID, "body longer than its Content-Range");
             berth__req_fail(r, BERTH_OP_UPLOAD_RANGE, BERTH_EINVALID);
+            break;
+        }
+        if (r->srv->body_max && berth_upload_size(r->upload) + size > r->srv->body_max) {
+            berth_error_set(BERTH_ETOOBIG, "body larger than %llu bytes",
+                            (unsigned long long)r->srv->body_max);
+            berth__req_fail(r, BERTH_OP_UPLOAD, BERTH_ETOOBIG);
             break;
         }
         if ((error = berth_upload_write(r->upload, data, size)) < 0) {
@@ -419,6 +451,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     }
     r->srv = srv;
+    r->mroute = BERTH_ROUTE_OTHER;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
     if (srv->opts.log) {
         r->uri = strdup(uri);
@@ -436,35 +469,13 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) {
         return;
     }
-    if (srv->opts.log) {
-        struct timespec now;
-        char line[1024];
-        uint64_t us;
-        int n;
-
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        /* integer arithmetic: no floating-point formatting on every request */
-        us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec / 1000) -
-             (uint64_t)(r->start.tv_nsec / 1000);
-        n = snprintf(line, sizeof(line), "%s %s %u %llu %llu.%03llums%s\n",
-                     r->method_name ? r->method_name : "-", r->uri ? r->uri : "-", r->status,
-                     (unsigned long long)(r->method == BERTH_M_HEAD ? 0 : r->bytes),
-                     (unsigned long long)(us / 1000), (unsigned long long)(us % 1000),
-                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
-        if (n > 0) {
-            if ((size_t)n >= sizeof(line)) {
-                n = sizeof(line) - 1;
-                line[n - 1] = '\n';
-            }
-            if (write(STDERR_FILENO, line, (size_t)n) < 0) {
-                /* nothing useful to do when stderr is gone */
-            }
-        }
-    }
+    (void)srv;
+    berth__ops_completed(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->upload) {
         berth_upload_close(r->upload);
     }
     berth_buf_dispose(&r->body);
+    free(r->www_authenticate);
     free(r->uri);
     free(r);
     *con_cls = NULL;
@@ -480,6 +491,8 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     const union MHD_DaemonInfo *info;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+    struct MHD_OptionItem tls[4];
+    size_t ntls = 0;
     unsigned pool;
     long cores;
     int error = 0;
@@ -530,6 +543,22 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
                                 srv->opts.listen_address);
         goto out;
     }
+    if ((error = berth__ops_start(srv)) < 0) {
+        goto out;
+    }
+    if (srv->tls_cert) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            error = berth_error_set(BERTH_EUNSUPPORTED, "libmicrohttpd was built without TLS");
+            goto out;
+        }
+        flags |= MHD_USE_TLS;
+        tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert};
+        tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key};
+        if (srv->tls_ca) {
+            tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_ca};
+        }
+    }
+    tls[ntls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     /* a pool of one is no pool for MHD (and it says so); 0 means the same, quietly */
     pool = srv->opts.threads > 1 ? srv->opts.threads : 0;
     /* one option and its value per line */
@@ -544,6 +573,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
         MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     // clang-format on
     if (!srv->daemon) {
@@ -553,6 +583,10 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     }
     info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : srv->opts.port;
+    if ((error = berth__maint_start(srv)) < 0) {
+        goto out;
+    }
+    atomic_store(&srv->ready, true);
 out:
     if (error < 0) {
         berth_server_free(srv);
@@ -569,6 +603,10 @@ uint16_t berth_server_port(const berth_server *srv)
 
 void berth_server_stop(berth_server *srv)
 {
+    if (srv) {
+        atomic_store(&srv->ready, false);
+        berth__maint_stop(srv);
+    }
     if (srv && srv->daemon) {
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
@@ -581,5 +619,6 @@ void berth_server_free(berth_server *srv)
         return;
     }
     berth_server_stop(srv);
+    berth__ops_free(srv);
     free(srv);
 }

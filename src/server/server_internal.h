@@ -15,7 +15,15 @@
 #include <berth/store.h>
 
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
+
+#include "server/ops/acl.h"
+#include "server/ops/htpasswd.h"
+#include "server/ops/metrics.h"
+#include "server/ops/ratelimit.h"
+#include "server/ops/token.h"
 
 /** The API errors of the distribution spec (plus UNKNOWN for a failure of the server). */
 typedef enum berth__api_error {
@@ -82,11 +90,39 @@ typedef enum berth__route {
 /** Longest last path segment kept (a tag, a digest or an upload id). */
 #define BERTH__REF_MAX 255
 
+/** Verified bearer tokens, keyed by the SHA-256 of the token (auth.c). */
+typedef struct berth__token_cache berth__token_cache;
+
 struct berth_server {
     struct MHD_Daemon *daemon;
     berth_store *store;
     berth_server_options opts;
     uint16_t port;
+
+    /* operations (ops.c, auth.c); all NULL / zero without a configuration */
+    const berth_config *cfg;
+    berth_metrics *metrics; /* always present */
+    berth_acl *acl;
+    berth_htpasswd *htpasswd;
+    berth_token_key *token_key;
+    berth__token_cache *tokens;
+    berth_ratelimit *ratelimit;
+    bool auth;         /* Basic or token authentication on: every /v2/ request is checked */
+    bool bearer;       /* token authentication (auth.token.realm) */
+    bool json_log;     /* log.format: json */
+    bool mtls;         /* tls.client_ca: verify the client certificate of every request */
+    uint64_t body_max; /* limits.body_size; 0: none */
+    uint64_t uploads_max;
+    atomic_uint_fast64_t uploads; /* upload requests streaming now */
+    atomic_bool ready;
+    char *tls_cert, *tls_key, *tls_ca; /* PEM text read at start */
+
+    /* the maintenance thread: online gc and the storage gauges */
+    pthread_t maint;
+    bool maint_running;
+    bool maint_stop;
+    pthread_mutex_t maint_lock;
+    pthread_cond_t maint_cond;
 };
 
 /** What the request body is being fed to. */
@@ -120,6 +156,15 @@ typedef struct berth__req {
     berth_byte_range crange;
     bool has_digest; /* ?digest= */
     berth_digest digest;
+
+    /* operations */
+    berth_metrics_route mroute; /* the route counted in the metrics */
+    char user[128];             /* authenticated user ("" anonymous) */
+    bool authenticated;
+    bool no_mount;         /* the caller may not pull the mount's source: plain upload instead */
+    bool counted_upload;   /* counted in srv->uploads */
+    char *www_authenticate; /* challenge of a 401, owned */
+    uint64_t retry_after;  /* Retry-After of a 429 (0: none) */
 
     /* a failure while the body streamed, answered once the body is read */
     int fail_code; /* 0: none */
@@ -180,6 +225,49 @@ const char *berth__query(berth__req *r, const char *key);
 
 /** A request header, or NULL. Borrowed from MHD. */
 const char *berth__header(berth__req *r, const char *key);
+
+/* ---- ops.c, auth.c: operations -------------------------------------------------------- */
+
+/** Build the operations state of `srv` from srv->cfg (metrics even without one). */
+int berth__ops_start(berth_server *srv);
+
+/** Start the maintenance thread (gc every gc.interval, storage gauges). @return 0 or error */
+int berth__maint_start(berth_server *srv);
+
+/** Stop and join the maintenance thread; fine when it never started. */
+void berth__maint_stop(berth_server *srv);
+
+/** Release the operations state. */
+void berth__ops_free(berth_server *srv);
+
+/**
+ * Answer the endpoints outside /v2/ (/metrics, /healthz, /readyz, /token) when `url` is one.
+ * @return true when handled (`*ret` holds the MHD result)
+ */
+bool berth__ops_route(berth__req *r, const char *url, enum MHD_Result *ret);
+
+/**
+ * Rate limit, limits, client certificate, authentication and authorization of a routed /v2/
+ * request. @return true when the request may proceed; false when an error was queued
+ * (`*ret` holds the MHD result)
+ */
+bool berth__ops_admit(berth__req *r, enum MHD_Result *ret);
+
+/** Rate limit and client certificate only (for the endpoints outside /v2/). */
+bool berth__ops_gate(berth__req *r, enum MHD_Result *ret);
+
+/** Whether the caller of `r` may pull `repo` (catalog filtering). */
+bool berth__ops_may_pull(const berth__req *r, const char *repo);
+
+/** Write the access-log line of a finished request and count it in the metrics. */
+void berth__ops_completed(berth__req *r, bool aborted);
+
+/** GET /token: berth's own token endpoint (server_auth.c). */
+enum MHD_Result berth__token_endpoint(berth__req *r);
+
+/** Token cache (server_auth.c). */
+int berth__token_cache_new(berth__token_cache **out, size_t slots);
+void berth__token_cache_free(berth__token_cache *c);
 
 /* ---- api_*.c: handlers. begin runs on the first call; finish once the body is read. ---- */
 

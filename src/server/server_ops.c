@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Operations of the server outside the API proper: the state built from the configuration,
+ * the endpoints outside /v2/ (/metrics, /healthz, /readyz; /token is in server_auth.c), the
+ * access log (text or JSON lines) and request metrics, and the maintenance thread that runs
+ * the online garbage collection every gc.interval and refreshes the storage gauges.
+ */
+#include "server/server_internal.h"
+
+#include "server/ops/gcopts.h"
+
+#include <berth/errors.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* How often the storage gauges are refreshed when no gc runs sooner, seconds. */
+#define GAUGE_PERIOD 30
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+/* Read a whole file as a NUL-terminated string. */
+static int read_text(char **out, const char *path)
+{
+    berth_buf b = BERTH_BUF_INIT;
+    char chunk[4096];
+    FILE *f;
+    size_t n;
+    int error = 0;
+
+    *out = NULL;
+    if (!(f = fopen(path, "rb"))) {
+        return berth_error_set(BERTH_EIO, "%s: %s", path, strerror(errno));
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if ((error = berth_buf_put(&b, chunk, n)) < 0) {
+            goto out;
+        }
+    }
+    if (ferror(f)) {
+        error = berth_error_set(BERTH_EIO, "%s: read error", path);
+        goto out;
+    }
+    if ((error = berth_buf_put(&b, "", 1)) < 0) {
+        goto out;
+    }
+    *out = berth_buf_detach(&b);
+    if (!*out) {
+        error = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+out:
+    fclose(f);
+    berth_buf_dispose(&b);
+    return error;
+}
+
+int berth__ops_start(berth_server *srv)
+{
+    const berth_config *cfg = srv->opts.config;
+    int error;
+
+    srv->cfg = cfg;
+    if ((error = berth_metrics_new(&srv->metrics)) < 0) {
+        return error;
+    }
+    if (!cfg) {
+        return 0;
+    }
+    srv->json_log = cfg->log.format == BERTH_CONFIG_LOG_JSON;
+    srv->body_max = cfg->limits.body_size;
+    srv->uploads_max = cfg->limits.concurrent_uploads;
+    if ((error = berth_acl_new(&srv->acl, cfg)) < 0) {
+        return error;
+    }
+    if (cfg->auth.htpasswd) {
+        if ((error = berth_htpasswd_open(&srv->htpasswd, cfg->auth.htpasswd, 0, 0)) < 0) {
+            return error;
+        }
+        srv->auth = true;
+    }
+    if (cfg->auth.token.realm) {
+        const char *key = cfg->auth.token.private_key ? cfg->auth.token.private_key
+                                                      : cfg->auth.token.public_key;
+        if (!key) {
+            return berth_error_set(BERTH_EINVALID, "auth.token.realm: no key configured");
+        }
+        if ((error = berth_token_key_load(&srv->token_key, key)) < 0) {
+            return error;
+        }
+        if ((error = berth__token_cache_new(&srv->tokens, 1024)) < 0) {
+            return error;
+        }
+        srv->auth = true;
+        srv->bearer = true;
+    }
+    if (cfg->limits.requests_per_second) {
+        if ((error = berth_ratelimit_new(&srv->ratelimit, cfg->limits.requests_per_second,
+                                         cfg->limits.burst, 0)) < 0) {
+            return error;
+        }
+    }
+    if (cfg->tls.cert) {
+        if ((error = read_text(&srv->tls_cert, cfg->tls.cert)) < 0 ||
+            (error = read_text(&srv->tls_key, cfg->tls.key)) < 0) {
+            return error;
+        }
+        if (cfg->tls.client_ca) {
+            if ((error = read_text(&srv->tls_ca, cfg->tls.client_ca)) < 0) {
+                return error;
+            }
+            srv->mtls = true;
+        }
+    }
+    return 0;
+}
+
+void berth__ops_free(berth_server *srv)
+{
+    berth_metrics_free(srv->metrics);
+    berth_acl_free(srv->acl);
+    berth_htpasswd_free(srv->htpasswd);
+    berth_token_key_free(srv->token_key);
+    berth__token_cache_free(srv->tokens);
+    berth_ratelimit_free(srv->ratelimit);
+    if (srv->tls_key) {
+        memset(srv->tls_key, 0, strlen(srv->tls_key));
+    }
+    free(srv->tls_cert);
+    free(srv->tls_key);
+    free(srv->tls_ca);
+}
+
+/* ---- endpoints outside /v2/ ---------------------------------------------------------------- */
+
+static enum MHD_Result respond_text(berth__req *r, unsigned status, const char *type,
+                                    const char *text)
+{
+    struct MHD_Response *resp;
+    size_t len = strlen(text);
+
+    resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    }
+    r->bytes = len;
+    return berth__respond(r, status, resp);
+}
+
+static enum MHD_Result metrics(berth__req *r)
+{
+    berth_buf out = BERTH_BUF_INIT;
+    struct MHD_Response *resp;
+    size_t len;
+    char *data;
+    int error;
+
+    if ((error = berth_metrics_render(r->srv->metrics, &out)) < 0) {
+        berth_buf_dispose(&out);
+        return berth__respond_error(r, BERTH_OP_ANY, error, NULL);
+    }
+    len = out.len;
+    if (!(data = berth_buf_detach(&out))) {
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+    r->bytes = len;
+    return berth__respond(r, 200, resp);
+}
+
+bool berth__ops_route(berth__req *r, const char *url, enum MHD_Result *ret)
+{
+    bool get = r->method == BERTH_M_GET || r->method == BERTH_M_HEAD;
+
+    if (url[0] != '/' || url[1] == 'v') {
+        return false;
+    }
+    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0) {
+        r->mroute = BERTH_ROUTE_OTHER;
+        if (!get) {
+            berth_error_set(BERTH_EUNSUPPORTED, "method %s not allowed here", r->method_name);
+            *ret = berth__respond_error(r, BERTH_OP_METHOD, BERTH_EUNSUPPORTED, NULL);
+        } else if (url[1] == 'h') {
+            *ret = respond_text(r, 200, "text/plain", "ok\n");
+        } else if (atomic_load(&r->srv->ready)) {
+            *ret = respond_text(r, 200, "text/plain", "ready\n");
+        } else {
+            *ret = respond_text(r, 503, "text/plain", "not ready\n");
+        }
+        return true;
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        r->mroute = BERTH_ROUTE_METRICS;
+        if (!berth__ops_gate(r, ret)) {
+            return true;
+        }
+        if (!get) {
+            berth_error_set(BERTH_EUNSUPPORTED, "method %s not allowed here", r->method_name);
+            *ret = berth__respond_error(r, BERTH_OP_METHOD, BERTH_EUNSUPPORTED, NULL);
+        } else {
+            *ret = metrics(r);
+        }
+        return true;
+    }
+    if (strcmp(url, "/token") == 0) {
+        r->mroute = BERTH_ROUTE_TOKEN;
+        if (!berth__ops_gate(r, ret)) {
+            return true;
+        }
+        *ret = berth__token_endpoint(r);
+        return true;
+    }
+    return false;
+}
+
+/* ---- access log and metrics ------------------------------------------------------------- */
+
+static void write_line(const char *line, size_t n)
+{
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* nothing useful to do when stderr is gone */
+    }
+}
+
+static void client_address(const berth__req *r, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci;
+    const struct sockaddr *sa;
+
+    snprintf(out, size, "-");
+    if (!r->conn ||
+        !(ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) ||
+        !(sa = ci->client_addr)) {
+        return;
+    }
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)size);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)size);
+    }
+}
+
+static void log_json(const berth__req *r, uint64_t us, uint64_t bytes_out, bool aborted)
+{
+    berth_buf b = BERTH_BUF_INIT;
+    char addr[64], stamp[32], num[160];
+    struct timespec wall;
+    struct tm tm;
+    int n;
+
+    clock_gettime(CLOCK_REALTIME, &wall);
+    gmtime_r(&wall.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    client_address(r, addr, sizeof(addr));
+    if (berth_buf_puts(&b, "{\"time\":\"") < 0 || berth_buf_puts(&b, stamp) < 0) {
+        goto out;
+    }
+    n = snprintf(num, sizeof(num), ".%03ldZ\",\"remote\":", (long)(wall.tv_nsec / 1000000));
+    if (berth_buf_put(&b, num, (size_t)n) < 0 || berth__json_string(&b, addr) < 0 ||
+        berth_buf_puts(&b, ",\"user\":") < 0 ||
+        berth__json_string(&b, r->authenticated ? r->user : "") < 0 ||
+        berth_buf_puts(&b, ",\"method\":") < 0 ||
+        berth__json_string(&b, r->method_name ? r->method_name : "-") < 0 ||
+        berth_buf_puts(&b, ",\"uri\":") < 0 || berth__json_string(&b, r->uri ? r->uri : "-") < 0 ||
+        berth_buf_puts(&b, ",\"route\":") < 0 ||
+        berth__json_string(&b, berth_metrics_route_name(r->mroute)) < 0) {
+        goto out;
+    }
+    n = snprintf(num, sizeof(num),
+                 ",\"status\":%u,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%llu.%03llu,"
+                 "\"aborted\":%s}\n",
+                 r->status, (unsigned long long)r->received, (unsigned long long)bytes_out,
+                 (unsigned long long)(us / 1000), (unsigned long long)(us % 1000),
+                 aborted ? "true" : "false");
+    if (n > 0 && (size_t)n < sizeof(num) && berth_buf_put(&b, num, (size_t)n) == 0) {
+        write_line(b.ptr, b.len);
+    }
+out:
+    berth_buf_dispose(&b);
+}
+
+static void log_text(const berth__req *r, uint64_t us, uint64_t bytes_out, bool aborted)
+{
+    char line[1024];
+    int n;
+
+    n = snprintf(line, sizeof(line), "%s %s %u %llu %llu.%03llums%s\n",
+                 r->method_name ? r->method_name : "-", r->uri ? r->uri : "-", r->status,
+                 (unsigned long long)bytes_out, (unsigned long long)(us / 1000),
+                 (unsigned long long)(us % 1000), aborted ? " (aborted)" : "");
+    if (n > 0) {
+        if ((size_t)n >= sizeof(line)) {
+            n = sizeof(line) - 1;
+            line[n - 1] = '\n';
+        }
+        write_line(line, (size_t)n);
+    }
+}
+
+void berth__ops_completed(berth__req *r, bool aborted)
+{
+    berth_server *srv = r->srv;
+    uint64_t bytes_out = r->method == BERTH_M_HEAD ? 0 : r->bytes;
+    struct timespec now;
+    uint64_t us;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    /* integer arithmetic: no floating-point formatting on every request */
+    us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec / 1000) -
+         (uint64_t)(r->start.tv_nsec / 1000);
+    if (r->method_name) {
+        berth_metrics_observe(srv->metrics, r->method_name, r->mroute, r->status,
+                              (double)us / 1e6, r->received, bytes_out);
+    }
+    if (r->counted_upload) {
+        atomic_fetch_sub(&srv->uploads, 1);
+        berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOADS_IN_PROGRESS, -1);
+        r->counted_upload = false;
+    }
+    if (!srv->opts.log) {
+        return;
+    }
+    if (srv->json_log) {
+        log_json(r, us, bytes_out, aborted);
+    } else {
+        log_text(r, us, bytes_out, aborted);
+    }
+}
+
+/* ---- maintenance thread ------------------------------------------------------------------ */
+
+/* Count the regular files under `dir` (at most `depth` levels) and their bytes. */
+static void walk_blobs(int dirfd, int depth, uint64_t *count, uint64_t *bytes)
+{
+    DIR *d = fdopendir(dirfd);
+    struct dirent *e;
+
+    if (!d) {
+        close(dirfd);
+        return;
+    }
+    while ((e = readdir(d))) {
+        struct stat st;
+        int fd;
+
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            continue;
+        }
+        if (S_ISREG(st.st_mode)) {
+            (*count)++;
+            *bytes += (uint64_t)st.st_size;
+        } else if (S_ISDIR(st.st_mode) && depth > 0) {
+            fd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) {
+                walk_blobs(fd, depth - 1, count, bytes);
+            }
+        }
+    }
+    closedir(d);
+}
+
+/* The blob pool of the fs store is ROOT/_berth/blobs/<alg>/<hex>: one file per stored blob. */
+static void refresh_gauges(berth_server *srv)
+{
+    char path[4096];
+    uint64_t count = 0, bytes = 0;
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/_berth/blobs", srv->cfg->root) >= (int)sizeof(path)) {
+        return;
+    }
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        walk_blobs(fd, 2, &count, &bytes);
+    }
+    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_BLOBS, (int64_t)count);
+    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_STORED_BYTES, (int64_t)bytes);
+}
+
+static void run_gc(berth_server *srv)
+{
+    berth_gc_options opts;
+    berth_retention_rule *rules = NULL;
+    berth_gc_stats stats;
+    struct timespec t0, t1;
+    char line[512];
+    int error, n;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(&stats, 0, sizeof(stats));
+    error = berth_gcopts_from_config(&opts, &rules, srv->cfg);
+    if (error == 0) {
+        error = berth_store_gc(srv->store, &opts, &stats);
+    }
+    free(rules);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (error < 0) {
+        n = snprintf(line, sizeof(line), "berth serve: gc failed: %s\n", berth_error_last());
+    } else {
+        n = snprintf(line, sizeof(line),
+                     "berth serve: gc: %llu tags, %llu manifests, %llu links, %llu blobs, "
+                     "%llu uploads removed, %llu bytes freed in %lld ms\n",
+                     (unsigned long long)stats.tags_removed,
+                     (unsigned long long)stats.manifests_removed,
+                     (unsigned long long)stats.links_removed,
+                     (unsigned long long)stats.blobs_removed,
+                     (unsigned long long)stats.uploads_removed,
+                     (unsigned long long)stats.bytes_freed,
+                     (long long)((t1.tv_sec - t0.tv_sec) * 1000 +
+                                 (t1.tv_nsec - t0.tv_nsec) / 1000000));
+    }
+    if (n > 0 && srv->cfg->log.level >= 1) {
+        write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
+}
+
+static void *maint_main(void *arg)
+{
+    berth_server *srv = arg;
+    uint64_t interval = srv->cfg->gc.interval;
+    struct timespec now, next_gc, next_gauge, wake;
+
+    refresh_gauges(srv);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    next_gc = now;
+    next_gc.tv_sec += (time_t)(interval ? interval : 0);
+    next_gauge = now;
+    next_gauge.tv_sec += GAUGE_PERIOD;
+    pthread_mutex_lock(&srv->maint_lock);
+    while (!srv->maint_stop) {
+        bool do_gc, do_gauge;
+
+        wake = next_gauge;
+        if (interval && next_gc.tv_sec < wake.tv_sec) {
+            wake = next_gc;
+        }
+        pthread_cond_timedwait(&srv->maint_cond, &srv->maint_lock, &wake);
+        if (srv->maint_stop) {
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        do_gc = interval && now.tv_sec >= next_gc.tv_sec;
+        do_gauge = do_gc || now.tv_sec >= next_gauge.tv_sec;
+        if (!do_gc && !do_gauge) {
+            continue;
+        }
+        pthread_mutex_unlock(&srv->maint_lock);
+        if (do_gc) {
+            run_gc(srv);
+            next_gc = now;
+            next_gc.tv_sec += (time_t)interval;
+        }
+        refresh_gauges(srv);
+        clock_gettime(CLOCK_MONOTONIC, &next_gauge);
+        next_gauge.tv_sec += GAUGE_PERIOD;
+        pthread_mutex_lock(&srv->maint_lock);
+    }
+    pthread_mutex_unlock(&srv->maint_lock);
+    return NULL;
+}
+
+int berth__maint_start(berth_server *srv)
+{
+    pthread_condattr_t attr;
+
+    if (!srv->cfg) {
+        return 0;
+    }
+    if (pthread_condattr_init(&attr) != 0) {
+        return berth_error_set(BERTH_ENOMEM, "cannot create a condition variable");
+    }
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&srv->maint_cond, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        return berth_error_set(BERTH_ENOMEM, "cannot create a condition variable");
+    }
+    pthread_condattr_destroy(&attr);
+    if (pthread_mutex_init(&srv->maint_lock, NULL) != 0) {
+        pthread_cond_destroy(&srv->maint_cond);
+        return berth_error_set(BERTH_ENOMEM, "cannot create a mutex");
+    }
+    srv->maint_stop = false;
+    if (pthread_create(&srv->maint, NULL, maint_main, srv) != 0) {
+        pthread_mutex_destroy(&srv->maint_lock);
+        pthread_cond_destroy(&srv->maint_cond);
+        return berth_error_set(BERTH_ERROR, "cannot start the maintenance thread");
+    }
+    srv->maint_running = true;
+    return 0;
+}
+
+void berth__maint_stop(berth_server *srv)
+{
+    if (!srv->maint_running) {
+        return;
+    }
+    pthread_mutex_lock(&srv->maint_lock);
+    srv->maint_stop = true;
+    pthread_cond_signal(&srv->maint_cond);
+    pthread_mutex_unlock(&srv->maint_lock);
+    pthread_join(srv->maint, NULL);
+    pthread_mutex_destroy(&srv->maint_lock);
+    pthread_cond_destroy(&srv->maint_cond);
+    srv->maint_running = false;
+}

@@ -1,0 +1,116 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# berth serve's configuration: --print-config round-trips, precedence defaults < file <
+# environment < flags, an invalid file refused with file:line:col: key: reason and status 2,
+# and a server started from a file serves with the file's settings.
+. "$(dirname "$0")/lib.sh"
+
+if [ -n "${BERTH_TEST_URL:-}" ]; then
+    echo "skip: needs its own server"
+    exit 77
+fi
+: "${BERTH:?BERTH must name the berth binary}"
+T=$BERTH_TMP
+
+# defaults printed, exit 0
+out=$("$BERTH" serve --print-config)
+check "print-config status" 0 $?
+check "default listen" 'listen: "127.0.0.1:5000"' "$(grep '^listen:' <<<"$out")"
+check "default threads" 'threads: 4' "$(grep '^threads:' <<<"$out")"
+
+# the printed configuration is accepted back unchanged
+printf '%s\n' "$out" >"$T/printed.yaml"
+check "round trip" "$out" "$("$BERTH" serve --config "$T/printed.yaml" --print-config)"
+
+# file < environment < flags
+cat >"$T/a.yaml" <<'Y'
+listen: 127.0.0.1:6001
+root: /tmp/from-file
+threads: 3
+limits:
+  body_size: 1MiB
+  requests_per_second: 7
+gc:
+  interval: 12h
+  grace: 30m
+Y
+out=$("$BERTH" serve --config "$T/a.yaml" --print-config)
+check "file listen" 'listen: "127.0.0.1:6001"' "$(grep '^listen:' <<<"$out")"
+check "file threads" 'threads: 3' "$(grep '^threads:' <<<"$out")"
+check "file body_size" 'body_size: 1MiB' "$(grep 'body_size:' <<<"$out" | sed 's/^ *//')"
+check "file gc interval" 'interval: 12h' "$(grep 'interval:' <<<"$out" | sed 's/^ *//')"
+out=$(BERTH_THREADS=5 BERTH_LIMITS_BODY_SIZE=2MiB BERTH_LOG_FORMAT=json \
+    "$BERTH" serve --config "$T/a.yaml" --print-config)
+check "env threads over file" 'threads: 5' "$(grep '^threads:' <<<"$out")"
+check "env body_size over file" 'body_size: 2MiB' "$(grep 'body_size:' <<<"$out" | sed 's/^ *//')"
+check "env log format" 'format: json' "$(grep 'format:' <<<"$out" | sed 's/^ *//')"
+check "file value kept" 'requests_per_second: 7' \
+    "$(grep 'requests_per_second:' <<<"$out" | sed 's/^ *//')"
+out=$(BERTH_THREADS=5 BERTH_ROOT=/tmp/from-env "$BERTH" serve --config "$T/a.yaml" \
+    --threads 6 --listen 127.0.0.1:6002 --max-connections 9 --timeout 11 --gc-interval 5m \
+    --print-config)
+check "flag threads over env" 'threads: 6' "$(grep '^threads:' <<<"$out")"
+check "env root over file" 'root: "/tmp/from-env"' "$(grep '^root:' <<<"$out")"
+check "flag listen" 'listen: "127.0.0.1:6002"' "$(grep '^listen:' <<<"$out")"
+check "flag max connections" 'max_connections: 9' "$(grep '^max_connections:' <<<"$out")"
+check "flag timeout -> timeouts.idle" 'idle: 11s' "$(grep 'idle:' <<<"$out" | sed 's/^ *//')"
+check "flag gc interval" 'interval: 5m' "$(grep 'interval:' <<<"$out" | sed 's/^ *//')"
+# options before --config still win over the file
+out=$("$BERTH" serve --threads 8 --config "$T/a.yaml" --print-config)
+check "flag before --config" 'threads: 8' "$(grep '^threads:' <<<"$out")"
+
+# invalid file: exit 2, the message names file:line:col and the key
+cat >"$T/bad.yaml" <<'Y'
+listen: 127.0.0.1:6001
+limits:
+  body_size: 4 MiB
+Y
+"$BERTH" serve --config "$T/bad.yaml" >"$T/out" 2>"$T/err"
+check "invalid file status" 2 $?
+if grep -q "$T/bad.yaml:3:[0-9]*: limits.body_size: " "$T/err"; then ok; else
+    fail "invalid file message: $(cat "$T/err")"
+fi
+cat >"$T/bad2.yaml" <<'Y'
+threads: 4
+no_such_key: 1
+Y
+"$BERTH" serve --config "$T/bad2.yaml" --print-config >"$T/out" 2>"$T/err"
+check "unknown key status" 2 $?
+if grep -q "$T/bad2.yaml:2:[0-9]*: no_such_key" "$T/err"; then ok; else
+    fail "unknown key message: $(cat "$T/err")"
+fi
+check "nothing printed for an invalid file" "" "$(cat "$T/out")"
+"$BERTH" serve --config "$T/missing.yaml" 2>"$T/err"
+check "missing file status" 2 $?
+BERTH_THREADS=lots "$BERTH" serve --print-config >/dev/null 2>"$T/err"
+check "bad env status" 2 $?
+if grep -q "BERTH_THREADS" "$T/err"; then ok; else fail "bad env message: $(cat "$T/err")"; fi
+"$BERTH" serve --threads 0 --print-config >/dev/null 2>&1
+check "bad flag status" 2 $?
+# validation across keys: tls.cert without tls.key
+printf 'tls:\n  cert: /nonexistent.pem\n' >"$T/tls.yaml"
+"$BERTH" serve --config "$T/tls.yaml" 2>"$T/err"
+check "cert without key status" 2 $?
+if grep -q "tls" "$T/err"; then ok; else fail "cert without key message: $(cat "$T/err")"; fi
+
+# a server started from a file: the file's limits apply (manifest size 1KiB), flags still work
+cat >"$T/run.yaml" <<Y
+root: $T/root
+limits:
+  manifest_size: 1KiB
+log:
+  format: json
+Y
+start_server --config "$T/run.yaml"
+python3 -c 'import json; print(json.dumps({"schemaVersion":2,"pad":"x"*2000}))' >"$T/big.json"
+req PUT /v2/cfg/app/manifests/v1 -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "@$T/big.json"
+check "manifest over the file's limit" 413 "$STATUS"
+if python3 -c 'import json,sys
+lines=[l for l in open(sys.argv[1]) if l.startswith("{")]
+assert lines and all(json.loads(l)["method"] for l in lines)' "$BERTH_LOG"; then ok; else
+    fail "json log lines"
+fi
+check "store under the file's root" yes "$([ -d "$T/root" ] && echo yes)"
+
+finish

@@ -17,9 +17,15 @@ typedef struct berth_buf {
     size_t max;
 } berth_buf;
 
-#define BERTH_BUF_INIT {NULL, 0, 0, 0}
+#define BERTH_BUF_INIT                                                                             \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 /** A buffer limited to `m` bytes. */
-#define BERTH_BUF_INIT_MAX(m) {NULL, 0, 0, (m)}
+#define BERTH_BUF_INIT_MAX(m)                                                                      \
+    {                                                                                              \
+        NULL, 0, 0, (m)                                                                            \
+    }
 
 /** Make room for `extra` more bytes. @return 0, BERTH_ENOMEM or BERTH_ETOOBIG */
 int berth_buf_grow(berth_buf *buf, size_t extra);

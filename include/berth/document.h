@@ -11,20 +11,20 @@
 #include "descriptor.h"
 
 typedef enum berth_document_kind {
-    BERTH_DOC_OCI_MANIFEST = 1,  /* application/vnd.oci.image.manifest.v1+json */
-    BERTH_DOC_OCI_INDEX,         /* application/vnd.oci.image.index.v1+json */
-    BERTH_DOC_DOCKER_MANIFEST,   /* application/vnd.docker.distribution.manifest.v2+json */
-    BERTH_DOC_DOCKER_LIST,       /* application/vnd.docker.distribution.manifest.list.v2+json */
+    BERTH_DOC_OCI_MANIFEST = 1, /* application/vnd.oci.image.manifest.v1+json */
+    BERTH_DOC_OCI_INDEX,        /* application/vnd.oci.image.index.v1+json */
+    BERTH_DOC_DOCKER_MANIFEST,  /* application/vnd.docker.distribution.manifest.v2+json */
+    BERTH_DOC_DOCKER_LIST,      /* application/vnd.docker.distribution.manifest.list.v2+json */
 } berth_document_kind;
 
 typedef struct berth_document_info {
     berth_document_kind kind;
-    char *media_type;           /* effective media type (see berth_document_inspect) */
-    char *artifact_type;        /* artifactType; else config.mediaType of an image manifest;
-                                   NULL for an index without artifactType */
-    berth_descriptor *subject;  /* "subject", NULL when absent */
-    berth_map annotations;      /* "annotations" of the document */
-    berth_descriptor *refs;     /* image: config then layers; index: its manifests */
+    char *media_type;          /* effective media type (see berth_document_inspect) */
+    char *artifact_type;       /* artifactType; else config.mediaType of an image manifest;
+                                  NULL for an index without artifactType */
+    berth_descriptor *subject; /* "subject", NULL when absent */
+    berth_map annotations;     /* "annotations" of the document */
+    berth_descriptor *refs;    /* image: config then layers; index: its manifests */
     size_t nrefs;
 } berth_document_info;
 
@@ -41,8 +41,8 @@ typedef struct berth_document_info {
  *         a media type of no supported kind or a digest of an unsupported algorithm;
  *         BERTH_ENOMEM
  */
-int berth_document_inspect(berth_document_info **out, const char *content_type,
-                           const char *data, size_t len);
+int berth_document_inspect(berth_document_info **out, const char *content_type, const char *data,
+                           size_t len);
 
 /** Free the result of berth_document_inspect(); NULL is fine. */
 void berth_document_info_free(berth_document_info *info);

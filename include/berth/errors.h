@@ -12,20 +12,20 @@
  */
 typedef enum berth_error_code {
     BERTH_OK = 0,
-    BERTH_ERROR = -1,        /* generic failure */
-    BERTH_ENOMEM = -2,       /* allocation failed */
-    BERTH_ENOTFOUND = -3,    /* the named thing does not exist */
-    BERTH_EEXISTS = -4,      /* it exists already */
-    BERTH_EINVALID = -5,     /* invalid input (grammar, document, argument) */
-    BERTH_EMISMATCH = -6,    /* content does not match its digest or declared size */
-    BERTH_ETOOBIG = -7,      /* input over a configured limit */
-    BERTH_EUNSUPPORTED = -8, /* valid but not supported (digest algorithm, operation) */
-    BERTH_EIO = -9,          /* the operating system failed a read or write */
-    BERTH_ERANGE = -10,      /* an offset or range that does not fit (upload chunk, Range) */
+    BERTH_ERROR = -1,          /* generic failure */
+    BERTH_ENOMEM = -2,         /* allocation failed */
+    BERTH_ENOTFOUND = -3,      /* the named thing does not exist */
+    BERTH_EEXISTS = -4,        /* it exists already */
+    BERTH_EINVALID = -5,       /* invalid input (grammar, document, argument) */
+    BERTH_EMISMATCH = -6,      /* content does not match its digest or declared size */
+    BERTH_ETOOBIG = -7,        /* input over a configured limit */
+    BERTH_EUNSUPPORTED = -8,   /* valid but not supported (digest algorithm, operation) */
+    BERTH_EIO = -9,            /* the operating system failed a read or write */
+    BERTH_ERANGE = -10,        /* an offset or range that does not fit (upload chunk, Range) */
     BERTH_EUNAUTHORIZED = -11, /* credentials missing or wrong */
-    BERTH_EDENIED = -12,     /* credentials fine, access refused */
-    BERTH_ENETWORK = -13,    /* a remote end could not be reached or broke off */
-    BERTH_EBUSY = -14,       /* a resource is in use or a limit of concurrent use is reached */
+    BERTH_EDENIED = -12,       /* credentials fine, access refused */
+    BERTH_ENETWORK = -13,      /* a remote end could not be reached or broke off */
+    BERTH_EBUSY = -14,         /* a resource is in use or a limit of concurrent use is reached */
 } berth_error_code;
 
 /**

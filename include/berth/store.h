@@ -18,12 +18,12 @@ typedef struct berth_store berth_store;
 typedef struct berth_upload berth_upload;
 
 typedef struct berth_store_options {
-    size_t manifest_max;          /* largest manifest accepted, bytes (0: 4 MiB) */
-    size_t cache_bytes;           /* manifest bytes kept in memory (0: 16 MiB) */
-    unsigned upload_ttl_seconds;  /* idle upload sessions older than this may be purged (0: 1 day) */
-    bool fsync;                   /* fsync before acknowledging (default on; off only for tests) */
-    bool lock;                    /* hold ROOT/_berth/lock exclusively while open (default on):
-                                     one writer process per root */
+    size_t manifest_max;         /* largest manifest accepted, bytes (0: 4 MiB) */
+    size_t cache_bytes;          /* manifest bytes kept in memory (0: 16 MiB) */
+    unsigned upload_ttl_seconds; /* idle upload sessions older than this may be purged (0: 1 day) */
+    bool fsync;                  /* fsync before acknowledging (default on; off only for tests) */
+    bool lock;                   /* hold ROOT/_berth/lock exclusively while open (default on):
+                                    one writer process per root */
 } berth_store_options;
 
 /** Defaults for berth_store_options (fsync on). */
@@ -53,8 +53,8 @@ bool berth_store_repo_exists(berth_store *s, const char *repo);
  * @param size_out  receives its size
  * @return 0, BERTH_ENOTFOUND, BERTH_EIO
  */
-int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest,
-                          int *fd_out, uint64_t *size_out);
+int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                          uint64_t *size_out);
 
 /** The size of a blob of a repository. @return 0, BERTH_ENOTFOUND */
 int berth_store_blob_stat(berth_store *s, const char *repo, const berth_digest *digest,
@@ -88,8 +88,7 @@ int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo)
  * @return 0; BERTH_ENOTFOUND (no such session for this repository); BERTH_EBUSY (another
  *         request holds it)
  */
-int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo,
-                            const char *id);
+int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo, const char *id);
 
 /** The session's id (borrowed). */
 const char *berth_upload_id(const berth_upload *u);
@@ -146,9 +145,9 @@ void berth_manifest_release(const berth_stored_manifest *m);
 
 /** What berth_store_manifest_put() learned of the manifest it stored. */
 typedef struct berth_put_result {
-    berth_digest digest;   /* digest of the bytes stored */
+    berth_digest digest; /* digest of the bytes stored */
     bool has_subject;
-    berth_digest subject;  /* the manifest's subject, when has_subject */
+    berth_digest subject; /* the manifest's subject, when has_subject */
 } berth_put_result;
 
 /**
@@ -220,19 +219,19 @@ typedef void (*berth_gc_report_cb)(const char *kind, const char *repo, const cha
                                    uint64_t size, void *payload);
 
 typedef struct berth_gc_options {
-    bool dry_run;                       /* report only */
-    int64_t grace_seconds;              /* content linked more recently is kept (default 3600) */
-    const berth_retention_rule *rules;  /* applied in order; NULL for none */
+    bool dry_run;                      /* report only */
+    int64_t grace_seconds;             /* content linked more recently is kept (default 3600) */
+    const berth_retention_rule *rules; /* applied in order; NULL for none */
     size_t nrules;
-    berth_gc_report_cb report;          /* may be NULL */
+    berth_gc_report_cb report; /* may be NULL */
     void *payload;
 } berth_gc_options;
 
 typedef struct berth_gc_stats {
     uint64_t tags_removed;
     uint64_t manifests_removed;
-    uint64_t links_removed;     /* blobs removed from a repository */
-    uint64_t blobs_removed;     /* blobs removed from the pool (their bytes freed) */
+    uint64_t links_removed; /* blobs removed from a repository */
+    uint64_t blobs_removed; /* blobs removed from the pool (their bytes freed) */
     uint64_t bytes_freed;
     uint64_t uploads_removed;
 } berth_gc_stats;
@@ -270,7 +269,7 @@ typedef struct berth_fsck_stats {
     uint64_t bytes_checked;
     uint64_t manifests_checked;
     uint64_t problems;
-    uint64_t repaired;          /* corrupt blobs moved aside */
+    uint64_t repaired; /* corrupt blobs moved aside */
 } berth_fsck_stats;
 
 /**
@@ -284,8 +283,8 @@ int berth_store_fsck(berth_store *s, bool repair, berth_fsck_cb cb, void *payloa
                      berth_fsck_stats *stats);
 
 /** Space used by one repository: bytes only it holds, and bytes it shares with others. */
-typedef void (*berth_du_cb)(const char *repo, uint64_t exclusive, uint64_t shared,
-                            uint64_t blobs, void *payload);
+typedef void (*berth_du_cb)(const char *repo, uint64_t exclusive, uint64_t shared, uint64_t blobs,
+                            void *payload);
 
 /**
  * Space used per repository, in catalog order; a blob linked from more than one repository is

@@ -32,8 +32,8 @@ static bool alg_sep(char c)
 
 static bool enc_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '=' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '=' ||
+           c == '_' || c == '-';
 }
 
 static size_t hex_len(berth_digest_alg alg)
@@ -273,8 +273,7 @@ out:
     return rc;
 }
 
-int berth_digest_file(berth_digest *out, berth_digest_alg alg, const char *path,
-                      uint64_t *size_out)
+int berth_digest_file(berth_digest *out, berth_digest_alg alg, const char *path, uint64_t *size_out)
 {
     int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

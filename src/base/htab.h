@@ -19,7 +19,10 @@ typedef struct berth__htab {
     size_t tombs;
 } berth__htab;
 
-#define BERTH__HTAB_INIT {NULL, 0, 0, 0}
+#define BERTH__HTAB_INIT                                                                           \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 /** The value stored under `key`, or NULL. */
 void *berth__htab_get(const berth__htab *t, const char *key);

@@ -51,18 +51,17 @@ static void gc_report(const char *kind, const char *repo, const char *what, uint
 
 static void gc_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: berth gc [--root DIR] [--dry-run] [--grace DURATION]\n"
-            "                [--repos GLOB] [--tags GLOB] [--keep-last N]\n"
-            "                [--max-tag-age DURATION] [--max-untagged-age DURATION]\n\n"
-            "Remove what no tag needs: untagged content a retention rule drops, referrers\n"
-            "whose subject is gone, blobs no kept manifest references, stale upload sessions.\n"
-            "Content linked within the grace period (default 1h) is kept.\n"
-            "The retention flags make one rule: among the tags matching --tags (default all)\n"
-            "of the repositories matching --repos (default all), keep the --keep-last N most\n"
-            "recently pushed, drop those older than --max-tag-age, and drop untagged manifests\n"
-            "older than --max-untagged-age. Durations: 90s, 30m, 12h, 7d.\n"
-            "Run it on a stopped server's root; a running server uses --gc-interval.\n");
+    fprintf(f, "usage: berth gc [--root DIR] [--dry-run] [--grace DURATION]\n"
+               "                [--repos GLOB] [--tags GLOB] [--keep-last N]\n"
+               "                [--max-tag-age DURATION] [--max-untagged-age DURATION]\n\n"
+               "Remove what no tag needs: untagged content a retention rule drops, referrers\n"
+               "whose subject is gone, blobs no kept manifest references, stale upload sessions.\n"
+               "Content linked within the grace period (default 1h) is kept.\n"
+               "The retention flags make one rule: among the tags matching --tags (default all)\n"
+               "of the repositories matching --repos (default all), keep the --keep-last N most\n"
+               "recently pushed, drop those older than --max-tag-age, and drop untagged manifests\n"
+               "older than --max-untagged-age. Durations: 90s, 30m, 12h, 7d.\n"
+               "Run it on a stopped server's root; a running server uses --gc-interval.\n");
 }
 
 int cmd_gc(int argc, char **argv)
@@ -130,9 +129,9 @@ int cmd_gc(int argc, char **argv)
         printf("%s: %llu tags, %llu manifests, %llu repository blobs, %llu pool blobs (%s), "
                "%llu upload sessions\n",
                opts.dry_run ? "would remove" : "removed", (unsigned long long)stats.tags_removed,
-               (unsigned long long)stats.manifests_removed,
-               (unsigned long long)stats.links_removed, (unsigned long long)stats.blobs_removed,
-               freed, (unsigned long long)stats.uploads_removed);
+               (unsigned long long)stats.manifests_removed, (unsigned long long)stats.links_removed,
+               (unsigned long long)stats.blobs_removed, freed,
+               (unsigned long long)stats.uploads_removed);
     }
     berth_store_free(s);
     return rc < 0 ? 1 : 0;

@@ -181,7 +181,10 @@ static void check_manifest(fsck_run *f, repo *r, manifest_entry *m)
         v = stat(path.ptr, &st) == 0 ? known(f, &st) : NULL;
         if (!v || v == &verdict_bad) {
             snprintf(detail, sizeof(detail), "manifest %s references %s %s, which is %s",
-                     m->digest.str, index ? "manifest" : i == 0 ? "config" : "layer",
+                     m->digest.str,
+                     index    ? "manifest"
+                     : i == 0 ? "config"
+                              : "layer",
                      d->digest.str, v ? "corrupt" : "missing");
             problem(f, BERTH_FSCK_MISSING_BLOB, r->name, d->digest.str, detail);
         }

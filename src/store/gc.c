@@ -151,8 +151,7 @@ static int inspect_item(gc_run *g, repo *r, mark_item *it)
     }
     if (rc < 0) {
         /* unreadable: keep it and everything it might need; fsck reports it */
-        berth__log(BERTH_LOG_WARN, "gc: %s@%s: %s", r->name, it->m->digest.str,
-                   berth_error_last());
+        berth__log(BERTH_LOG_WARN, "gc: %s@%s: %s", r->name, it->m->digest.str, berth_error_last());
         it->info = NULL;
     }
     return rc == BERTH_ENOMEM ? rc : 0;
@@ -262,9 +261,8 @@ static int sweep_links(gc_run *g, repo *r, berth__htab *live)
         return berth_error_set(BERTH_EIO, "path too long: %s", r->dir);
     }
     rc = berth__fs_each_blob(dir, sweep_link, &ctx);
-    for (int alg = BERTH_DIGEST_SHA256; rc == 0 && !g->opts->dry_run && g->s->opts.fsync &&
-                                        alg <= BERTH_DIGEST_SHA512;
-         alg++) {
+    for (int alg = BERTH_DIGEST_SHA256;
+         rc == 0 && !g->opts->dry_run && g->s->opts.fsync && alg <= BERTH_DIGEST_SHA512; alg++) {
         char sub[4096 + 16];
         snprintf(sub, sizeof(sub), "%s/%s", dir, berth_digest_alg_name((berth_digest_alg)alg));
         berth__fs_fsync_dir(sub);

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#define REF_NAME "org.opencontainers.image.ref.name"
+#define REF_NAME  "org.opencontainers.image.ref.name"
 #define INDEX_MAX (256u * 1024 * 1024)
 
 size_t berth__repo_tag_index(const repo *r, const char *name, bool *found)
@@ -111,8 +111,7 @@ static int read_manifest(berth_buf *out, berth_store *s, repo *r, const manifest
     return rc;
 }
 
-int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r,
-                          manifest_entry *m)
+int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m)
 {
     berth_buf bytes = BERTH_BUF_INIT;
     cached_manifest *c, *expected = NULL;
@@ -308,8 +307,7 @@ int berth__repo_load(berth_store *s, repo *r)
         berth_digest d;
         manifest_entry *m;
 
-        if (!digest || !media || !json_is_integer(size) ||
-            berth_digest_parse_str(&d, digest) < 0) {
+        if (!digest || !media || !json_is_integer(size) || berth_digest_parse_str(&d, digest) < 0) {
             berth__log(BERTH_LOG_WARN, "%s: manifests[%zu] skipped: not a valid descriptor",
                        path.ptr, i);
             continue;
@@ -367,8 +365,8 @@ static int put_string(berth_buf *out, const char *s)
     return rc == 0 ? berth_buf_puts(out, "\"") : rc;
 }
 
-static int put_descriptor(berth_buf *out, const manifest_entry *m, const char *tag,
-                          int64_t pushed, bool first)
+static int put_descriptor(berth_buf *out, const manifest_entry *m, const char *tag, int64_t pushed,
+                          bool first)
 {
     char when[32];
     time_t t = (time_t)pushed;

@@ -332,8 +332,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
             goto out;
         }
         if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            rc = berth_error_set(BERTH_EBUSY, "%s is in use by another berth process",
-                                 s->root);
+            rc = berth_error_set(BERTH_EBUSY, "%s is in use by another berth process", s->root);
             goto out;
         }
     }
@@ -661,8 +660,8 @@ static bool is_tag(const char *s)
     size_t n = 0;
     for (; s[n]; n++) {
         char c = s[n];
-        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_';
+        bool word =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         if (!(word || (n > 0 && (c == '.' || c == '-')))) {
             return false;
         }
@@ -703,8 +702,8 @@ static int check_refs(berth_store *s, repo *r, const berth_document_info *info)
                                  i == 0 ? "config" : "layers", d->digest.str, r->name);
         } else if (rc == 0 && d->size != (int64_t)st.st_size) {
             rc = berth_error_set(BERTH_EINVALID, "%s: blob %s has size %lld, not %lld",
-                                 i == 0 ? "config" : "layers", d->digest.str,
-                                 (long long)st.st_size, (long long)d->size);
+                                 i == 0 ? "config" : "layers", d->digest.str, (long long)st.st_size,
+                                 (long long)d->size);
         }
     }
     berth_buf_dispose(&path);
@@ -771,8 +770,8 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
     berth_error_clear();
     memset(result, 0, sizeof(*result));
     if (len > s->opts.manifest_max) {
-        return berth_error_set(BERTH_ETOOBIG, "manifest of %zu bytes is over the limit of %zu",
-                               len, s->opts.manifest_max);
+        return berth_error_set(BERTH_ETOOBIG, "manifest of %zu bytes is over the limit of %zu", len,
+                               s->opts.manifest_max);
     }
     if (by_digest) {
         rc = berth_digest_parse_str(&want, reference);
@@ -787,8 +786,7 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
         return rc;
     }
     if (by_digest && !berth_digest_equal(&want, &got)) {
-        return berth_error_set(BERTH_EMISMATCH, "manifest digest is %s, not %s", got.str,
-                               want.str);
+        return berth_error_set(BERTH_EMISMATCH, "manifest digest is %s, not %s", got.str, want.str);
     }
     rc = berth_document_inspect(&info, content_type, data, len);
     if (rc < 0) {

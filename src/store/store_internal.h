@@ -24,46 +24,46 @@ typedef struct manifest_entry {
     berth_digest digest;
     char *media_type;
     int64_t size;
-    char *artifact_type;      /* for referrers; NULL when none */
-    char *annotations_json;   /* the document's annotations as compact JSON, NULL when none */
+    char *artifact_type;    /* for referrers; NULL when none */
+    char *annotations_json; /* the document's annotations as compact JSON, NULL when none */
     bool has_subject;
     berth_digest subject;
     cached_manifest *_Atomic cached; /* NULL when not in memory; one reference held here */
-    unsigned ntags;           /* tags pointing here */
-    int64_t pushed;           /* when it was pushed (Unix seconds) */
+    unsigned ntags;                  /* tags pointing here */
+    int64_t pushed;                  /* when it was pushed (Unix seconds) */
 } manifest_entry;
 
 typedef struct tag_entry {
     char *name;
     manifest_entry *manifest;
-    int64_t pushed;           /* when the tag was last set (Unix seconds) */
+    int64_t pushed; /* when the tag was last set (Unix seconds) */
 } tag_entry;
 
 typedef struct repo {
     char *name;
-    char *dir;                 /* absolute directory of the layout */
+    char *dir; /* absolute directory of the layout */
     pthread_rwlock_t lock;
-    bool loaded;               /* manifests and tags read from disk */
-    bool on_disk;              /* the layout exists */
-    berth__htab manifests;     /* digest string -> manifest_entry */
-    tag_entry *tags;           /* sorted by name (strcmp) */
+    bool loaded;           /* manifests and tags read from disk */
+    bool on_disk;          /* the layout exists */
+    berth__htab manifests; /* digest string -> manifest_entry */
+    tag_entry *tags;       /* sorted by name (strcmp) */
     size_t ntags, tags_cap;
 } repo;
 
 struct berth_store {
     char *root;
-    char *internal;            /* root/_berth */
-    char *pool;                /* root/_berth/blobs */
-    char *uploads;             /* root/_berth/uploads */
-    char *tmp;                 /* root/_berth/tmp */
+    char *internal; /* root/_berth */
+    char *pool;     /* root/_berth/blobs */
+    char *uploads;  /* root/_berth/uploads */
+    char *tmp;      /* root/_berth/tmp */
     berth_store_options opts;
-    pthread_mutex_t lock;      /* guards repos, catalog, sessions */
-    berth__htab repos;         /* name -> repo */
-    char **catalog;            /* sorted repository names (borrowed from repos) */
+    pthread_mutex_t lock; /* guards repos, catalog, sessions */
+    berth__htab repos;    /* name -> repo */
+    char **catalog;       /* sorted repository names (borrowed from repos) */
     size_t ncatalog, catalog_cap;
-    berth__htab sessions;      /* upload id -> struct upload_session */
+    berth__htab sessions; /* upload id -> struct upload_session */
     atomic_size_t cached_bytes;
-    int lock_fd;               /* flock on _berth/lock when opts.lock, else -1 */
+    int lock_fd; /* flock on _berth/lock when opts.lock, else -1 */
 };
 
 /* store.c */
@@ -72,8 +72,7 @@ struct berth_store {
 repo **berth__store_repos(berth_store *s, size_t *n_out);
 int berth__store_repo(repo **out, berth_store *s, const char *name, bool create);
 int berth__store_blob_path(berth_buf *out, const char *dir, const berth_digest *d);
-int berth__store_publish_blob(berth_store *s, repo *r, const char *staged,
-                              const berth_digest *d);
+int berth__store_publish_blob(berth_store *s, repo *r, const char *staged, const berth_digest *d);
 
 /* repo.c: callers hold r->lock (read for lookups, write for changes) */
 int berth__repo_load(berth_store *s, repo *r);
@@ -82,8 +81,7 @@ void berth__repo_free(repo *r);
 void berth__repo_free_state(repo *r);
 void berth__manifest_entry_free(manifest_entry *m);
 manifest_entry *berth__repo_find_manifest(repo *r, const char *reference);
-int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r,
-                          manifest_entry *m);
+int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m);
 size_t berth__repo_tag_index(const repo *r, const char *name, bool *found);
 int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m, int64_t pushed);
 

@@ -97,8 +97,8 @@ static int open_data(berth_upload *u, int flags)
     snprintf(path, sizeof(path), "%s/data", u->dir);
     u->fd = open(path, flags | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
     if (u->fd < 0) {
-        return berth_error_set(errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO, "open %s: %s",
-                               path, strerror(errno));
+        return berth_error_set(errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO, "open %s: %s", path,
+                               strerror(errno));
     }
     return 0;
 }
@@ -323,8 +323,8 @@ int berth_upload_write(berth_upload *u, const void *data, size_t len)
             continue;
         }
         if (n < 0) {
-            return berth_error_set(errno == ENOSPC ? BERTH_ETOOBIG : BERTH_EIO,
-                                   "upload write: %s", strerror(errno));
+            return berth_error_set(errno == ENOSPC ? BERTH_ETOOBIG : BERTH_EIO, "upload write: %s",
+                                   strerror(errno));
         }
         p += n;
         left -= (size_t)n;

@@ -22,7 +22,8 @@ int berth__fs_fsync_parent(const char *path);
 int berth__fs_write_atomic(const char *tmpdir, const char *dst, const void *data, size_t len,
                            bool sync);
 
-/** Read a whole file of at most `max` bytes. @return 0, BERTH_ENOTFOUND, BERTH_ETOOBIG, BERTH_EIO */
+/** Read a whole file of at most `max` bytes. @return 0, BERTH_ENOTFOUND, BERTH_ETOOBIG, BERTH_EIO
+ */
 int berth__fs_read_file(berth_buf *out, const char *path, size_t max);
 
 /**

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PUSHERS 3
+#define PUSHERS           3
 #define IMAGES_PER_PUSHER 25
-#define GRACE 1
+#define GRACE             1
 
 typedef struct pushed {
     char repo[32];
@@ -45,8 +45,7 @@ typedef struct run {
     atomic_int gc_runs, put_retries;
 } run;
 
-static int upload(berth_store *s, const char *repo, const void *data, size_t len,
-                  berth_digest *out)
+static int upload(berth_store *s, const char *repo, const void *data, size_t len, berth_digest *out)
 {
     berth_upload *u = NULL;
     int rc = berth_digest_buffer(out, BERTH_DIGEST_SHA256, data, len);
@@ -137,9 +136,9 @@ static void *deleter(void *arg)
         }
         pthread_mutex_unlock(&r->lock);
         if (have) {
-            int rc = next % 2 ? berth_store_tag_delete(r->store, victim.repo, victim.tag)
-                              : berth_store_manifest_delete(r->store, victim.repo,
-                                                            &victim.manifest);
+            int rc = next % 2
+                         ? berth_store_tag_delete(r->store, victim.repo, victim.tag)
+                         : berth_store_manifest_delete(r->store, victim.repo, &victim.manifest);
             /* the manifest may be shared with (and deleted through) another image */
             assert_true(rc == 0 || rc == BERTH_ENOTFOUND);
         } else {
@@ -229,9 +228,9 @@ static void test_gc_stress__online_gc_loses_nothing(void **state)
             /* only possible when another image with the same bytes was deleted by digest */
             bool shared_deleted = false;
             for (size_t j = 0; j < r->count; j++) {
-                shared_deleted |= r->images[j].deleted &&
-                                  berth_digest_equal(&r->images[j].manifest,
-                                                     &r->images[i].manifest);
+                shared_deleted |=
+                    r->images[j].deleted &&
+                    berth_digest_equal(&r->images[j].manifest, &r->images[i].manifest);
             }
             assert_true(shared_deleted);
             continue;

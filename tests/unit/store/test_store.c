@@ -197,16 +197,15 @@ static void test_store__manifest_put_get_tags(void **state)
     assert_false(res.has_subject);
     assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "v2", NULL, doc, strlen(doc)),
                      0);
-    assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "latest", NULL, doc,
-                                              strlen(doc)),
-                     0);
+    assert_int_equal(
+        berth_store_manifest_put(&res, f->store, "app", "latest", NULL, doc, strlen(doc)), 0);
     /* by digest: must match the bytes */
-    assert_int_equal(berth_store_manifest_put(&res, f->store, "app", cfg.str, NULL, doc,
-                                              strlen(doc)),
-                     BERTH_EMISMATCH);
-    assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "bad tag!", NULL, doc,
-                                              strlen(doc)),
-                     BERTH_EINVALID);
+    assert_int_equal(
+        berth_store_manifest_put(&res, f->store, "app", cfg.str, NULL, doc, strlen(doc)),
+        BERTH_EMISMATCH);
+    assert_int_equal(
+        berth_store_manifest_put(&res, f->store, "app", "bad tag!", NULL, doc, strlen(doc)),
+        BERTH_EINVALID);
     assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "v3", NULL, "{not json", 9),
                      BERTH_EINVALID);
 
@@ -279,9 +278,8 @@ static void test_store__referrers(void **state)
              "\"annotations\":{\"org.example\":\"yes\"}",
              subject.str, strlen(doc));
     doc = image_manifest(&cfg, 2, &layer, 5, extra);
-    assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "sbom", NULL, doc,
-                                              strlen(doc)),
-                     0);
+    assert_int_equal(
+        berth_store_manifest_put(&res, f->store, "app", "sbom", NULL, doc, strlen(doc)), 0);
     assert_true(res.has_subject);
     assert_string_equal(res.subject.str, subject.str);
 
@@ -499,8 +497,8 @@ typedef struct fsck_seen {
     int corrupt, missing;
 } fsck_seen;
 
-static void fsck_log(berth_fsck_kind kind, const char *repo, const char *digest,
-                     const char *detail, void *payload)
+static void fsck_log(berth_fsck_kind kind, const char *repo, const char *digest, const char *detail,
+                     void *payload)
 {
     fsck_seen *seen = payload;
     (void)repo;

@@ -128,6 +128,13 @@ static enum MHD_Result listing(berth__req *r, bool tags)
     } else {
         error = tags ? berth_store_tags(r->srv->store, r->name, last, n, add_name, &p, &more)
                      : berth_store_catalog(r->srv->store, last, n, add_name, &p, &more);
+        /* a filtered catalog page: go on after the names the caller may not see */
+        while (error == 0 && p.error == 0 && p.filter && more && p.count < n && p.last) {
+            char after[BERTH_NAME_MAX + 1];
+            snprintf(after, sizeof(after), "%s", p.last);
+            more = false;
+            error = berth_store_catalog(r->srv->store, after, n - p.count, add_name, &p, &more);
+        }
         if (error == 0 && p.error < 0) {
             error = p.error;
         }

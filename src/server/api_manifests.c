@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Validate r->ref as a digest (it has a ':') or a tag; answer the error when invalid. */
 static int check_reference(berth__req *r, bool *is_digest, berth_digest *digest, berth__op *op_out)
@@ -29,6 +30,73 @@ static int check_reference(berth__req *r, bool *is_digest, berth_digest *digest,
         return error;
     }
     return 0;
+}
+
+/* What the Accept headers of a request say of one media type. */
+typedef struct accept_ctx {
+    const char *media_type;
+    bool seen;     /* the request has an Accept header */
+    bool admitted; /* one of them admits the media type */
+} accept_ctx;
+
+/* Does an Accept value (a list of media ranges, with wildcards) admit `type`? Parameters and
+ * q-values are ignored. */
+static bool accept_admits(const char *value, const char *type)
+{
+    const char *slash = strchr(type, '/');
+    size_t tlen = strlen(type), major = slash ? (size_t)(slash - type) : tlen;
+
+    while (*value) {
+        size_t len;
+        while (*value == ' ' || *value == '\t' || *value == ',') {
+            value++;
+        }
+        len = strcspn(value, ";,");
+        while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t')) {
+            len--;
+        }
+        if ((len == tlen && strncasecmp(value, type, len) == 0) ||
+            (len == 3 && memcmp(value, "*/*", 3) == 0) ||
+            (len == major + 2 && strncasecmp(value, type, major + 1) == 0 &&
+             value[len - 1] == '*')) {
+            return true;
+        }
+        value += strcspn(value, ",");
+    }
+    return false;
+}
+
+static enum MHD_Result accept_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    accept_ctx *ctx = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_ACCEPT) == 0) {
+        ctx->seen = true;
+        if (value && accept_admits(value, ctx->media_type)) {
+            ctx->admitted = true;
+            return MHD_NO;
+        }
+    }
+    return MHD_YES;
+}
+
+/*
+ * Content negotiation as Distribution does it: an OCI manifest or index is not served to a
+ * client whose Accept headers (clients send several) admit neither its media type nor a
+ * wildcard; it gets MANIFEST_UNKNOWN. No Accept header admits everything. Docker schema2
+ * documents are served as they are: there is no older form to convert them to.
+ */
+static bool accepted(berth__req *r, const char *media_type)
+{
+    accept_ctx ctx = {media_type, false, false};
+    berth_document_kind kind = berth_document_kind_of(media_type);
+
+    if (kind != BERTH_DOC_OCI_MANIFEST && kind != BERTH_DOC_OCI_INDEX) {
+        return true;
+    }
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, accept_header, &ctx);
+    return !ctx.seen || ctx.admitted;
 }
 
 static void release_manifest(void *cls)
@@ -58,6 +126,13 @@ enum MHD_Result berth__api_manifest(berth__req *r)
     }
     if ((error = berth_store_manifest_get(&m, r->srv->store, r->name, r->ref)) < 0) {
         return berth__respond_error(r, BERTH_OP_MANIFEST_GET, error, NULL);
+    }
+    if (!accepted(r, m->media_type)) {
+        berth_error_set(BERTH_ENOTFOUND,
+                        "manifest %s is %s, which the Accept header does not admit", r->ref,
+                        m->media_type);
+        berth_manifest_release(m);
+        return berth__respond_error(r, BERTH_OP_MANIFEST_GET, BERTH_ENOTFOUND, NULL);
     }
     /* the store's bytes are immutable while referenced; MHD only reads them */
     resp = MHD_create_response_from_buffer_with_free_callback_cls(

@@ -112,5 +112,40 @@ assert lines and all(json.loads(l)["method"] for l in lines)' "$BERTH_LOG"; then
     fail "json log lines"
 fi
 check "store under the file's root" yes "$([ -d "$T/root" ] && echo yes)"
+kill "$BERTH_PID"
+wait "$BERTH_PID" 2>/dev/null
+BERTH_PID=""
+
+# the online gc applies the file's retention rules on its period
+cat >"$T/gc.yaml" <<Y
+root: $T/gcroot
+gc:
+  grace: 0s
+  retention:
+    - repositories: "gc/*"
+      keep_last: 1
+Y
+start_server --config "$T/gc.yaml" --gc-interval 1s
+push_tag() {
+    head -c 100 /dev/urandom >"$T/l.$1"
+    echo "{\"n\":\"$1\"}" >"$T/c.$1"
+    push_blob gc/app "$T/l.$1" >/dev/null
+    push_blob gc/app "$T/c.$1" >/dev/null
+    make_manifest "$T/c.$1" "$T/l.$1" "$T/m.$1"
+    curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "@$T/m.$1" \
+        -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' "$URL/v2/gc/app/manifests/$1"
+}
+check "push t1" 201 "$(push_tag t1)"
+sleep 1.1
+check "push t2" 201 "$(push_tag t2)"
+for _ in $(seq 1 40); do
+    req GET /v2/gc/app/tags/list
+    [ "$(json 'j["tags"]')" = "['t2']" ] && break
+    sleep 0.1
+done
+check "gc kept the newest tag only" "['t2']" "$(json 'j["tags"]')"
+if grep -q 'berth serve: gc: [1-9][0-9]* tags' "$BERTH_LOG"; then ok; else
+    fail "gc summary names the removed tag"
+fi
 
 finish

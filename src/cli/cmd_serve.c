@@ -17,26 +17,27 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: berth serve [--config FILE] [--print-config] [--listen ADDR:PORT] [--root DIR]\n"
-               "                   [--threads N] [--max-connections N] [--timeout SECONDS]\n"
-               "                   [--gc-interval DURATION] [--quiet]\n\n"
-               "Run the registry (OCI Distribution Spec v1.1) until SIGINT or SIGTERM.\n\n"
-               "  --config FILE          YAML configuration (keys: docs/operations.md): auth,\n"
-               "                         access rules, TLS, limits, log format, online gc\n"
-               "  --print-config         print the effective configuration as YAML and exit\n"
-               "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:5000;\n"
-               "                         IPv6 as [::1]:5000; port 0 picks a free port)  [listen]\n"
-               "  --root DIR             storage directory (default ./data)  [root]\n"
-               "  --threads N            worker threads (default 4)  [threads]\n"
-               "  --max-connections N    simultaneous connections (default 256)  [max_connections]\n"
-               "  --timeout SECONDS      idle connection timeout (default 2m)  [timeouts.idle]\n"
-               "  --gc-interval DURATION run garbage collection every DURATION (30s, 5m, 12h, 7d;\n"
-               "                         0 = never, the default)  [gc.interval]\n"
-               "  --quiet                no access log on stderr  [log.level: warn]\n\n"
-               "Precedence: defaults < FILE < environment (BERTH_<KEY>, e.g. BERTH_LISTEN,\n"
-               "BERTH_LIMITS_BODY_SIZE) < options. Endpoints besides /v2/: /healthz, /readyz,\n"
-               "/metrics (Prometheus) and /token (with auth.token.private_key). An invalid\n"
-               "configuration exits with status 2.\n");
+    fprintf(
+        f, "usage: berth serve [--config FILE] [--print-config] [--listen ADDR:PORT] [--root DIR]\n"
+           "                   [--threads N] [--max-connections N] [--timeout SECONDS]\n"
+           "                   [--gc-interval DURATION] [--quiet]\n\n"
+           "Run the registry (OCI Distribution Spec v1.1) until SIGINT or SIGTERM.\n\n"
+           "  --config FILE          YAML configuration (keys: docs/operations.md): auth,\n"
+           "                         access rules, TLS, limits, log format, online gc\n"
+           "  --print-config         print the effective configuration as YAML and exit\n"
+           "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:5000;\n"
+           "                         IPv6 as [::1]:5000; port 0 picks a free port)  [listen]\n"
+           "  --root DIR             storage directory (default ./data)  [root]\n"
+           "  --threads N            worker threads (default 4)  [threads]\n"
+           "  --max-connections N    simultaneous connections (default 256)  [max_connections]\n"
+           "  --timeout SECONDS      idle connection timeout (default 2m)  [timeouts.idle]\n"
+           "  --gc-interval DURATION run garbage collection every DURATION (30s, 5m, 12h, 7d;\n"
+           "                         0 = never, the default)  [gc.interval]\n"
+           "  --quiet                no access log on stderr  [log.level: warn]\n\n"
+           "Precedence: defaults < FILE < environment (BERTH_<KEY>, e.g. BERTH_LISTEN,\n"
+           "BERTH_LIMITS_BODY_SIZE) < options. Endpoints besides /v2/: /healthz, /readyz,\n"
+           "/metrics (Prometheus) and /token (with auth.token.private_key). An invalid\n"
+           "configuration exits with status 2.\n");
 }
 
 static int parse_uint(unsigned *out, const char *s, unsigned max)
@@ -215,8 +216,8 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     opts.threads = (unsigned)cfg->threads;
-    opts.connection_limit = (unsigned)(cfg->max_connections < 1000000 ? cfg->max_connections
-                                                                       : 1000000);
+    opts.connection_limit =
+        (unsigned)(cfg->max_connections < 1000000 ? cfg->max_connections : 1000000);
     opts.connection_timeout = (unsigned)(cfg->timeouts.idle < 86400 ? cfg->timeouts.idle : 86400);
     opts.manifest_max = (size_t)cfg->limits.manifest_size;
     opts.log = cfg->log.level >= 2;

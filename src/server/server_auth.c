@@ -22,7 +22,7 @@
 
 #define BASIC_REALM "berth"
 #define TOKEN_LOCKS 16
-#define SCOPES_MAX 16
+#define SCOPES_MAX  16
 
 /* ---- token cache -------------------------------------------------------------------------- */
 
@@ -326,8 +326,7 @@ static bool authorize(berth__req *r, enum MHD_Result *ret)
     if (r->route != BERTH_R_BASE && r->route != BERTH_R_CATALOG) {
         n.repo = r->name;
         n.action = berth_acl_action_for_method(r->method_name);
-        if (r->route == BERTH_R_UPLOADS && r->method == BERTH_M_POST &&
-            berth__query(r, "mount")) {
+        if (r->route == BERTH_R_UPLOADS && r->method == BERTH_M_POST && berth__query(r, "mount")) {
             n.mount_from = berth__query(r, "from");
         }
     }
@@ -335,8 +334,7 @@ static bool authorize(berth__req *r, enum MHD_Result *ret)
         ok = authorize_bearer(r, ret, authz, &n);
         if (ok && !r->authenticated && !n.repo) {
             /* an anonymous token is enough for the base, not for the catalog of nobody */
-            ok = r->route == BERTH_R_BASE ||
-                 challenge(r, ret, &n, NULL, "authentication required");
+            ok = r->route == BERTH_R_BASE || challenge(r, ret, &n, NULL, "authentication required");
         }
     } else {
         ok = authorize_basic(r, ret, authz, &n);

@@ -161,10 +161,10 @@ typedef struct berth__req {
     berth_metrics_route mroute; /* the route counted in the metrics */
     char user[128];             /* authenticated user ("" anonymous) */
     bool authenticated;
-    bool no_mount;         /* the caller may not pull the mount's source: plain upload instead */
-    bool counted_upload;   /* counted in srv->uploads */
+    bool no_mount;          /* the caller may not pull the mount's source: plain upload instead */
+    bool counted_upload;    /* counted in srv->uploads */
     char *www_authenticate; /* challenge of a 401, owned */
-    uint64_t retry_after;  /* Retry-After of a 429 (0: none) */
+    uint64_t retry_after;   /* Retry-After of a 429 (0: none) */
 
     /* a failure while the body streamed, answered once the body is read */
     int fail_code; /* 0: none */

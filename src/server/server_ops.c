@@ -86,8 +86,8 @@ int berth__ops_start(berth_server *srv)
         srv->auth = true;
     }
     if (cfg->auth.token.realm) {
-        const char *key = cfg->auth.token.private_key ? cfg->auth.token.private_key
-                                                      : cfg->auth.token.public_key;
+        const char *key =
+            cfg->auth.token.private_key ? cfg->auth.token.private_key : cfg->auth.token.public_key;
         if (!key) {
             return berth_error_set(BERTH_EINVALID, "auth.token.realm: no key configured");
         }
@@ -239,8 +239,7 @@ static void client_address(const berth__req *r, char *out, size_t size)
     const struct sockaddr *sa;
 
     snprintf(out, size, "-");
-    if (!r->conn ||
-        !(ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) ||
+    if (!r->conn || !(ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) ||
         !(sa = ci->client_addr)) {
         return;
     }
@@ -322,8 +321,8 @@ void berth__ops_completed(berth__req *r, bool aborted)
     us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec / 1000) -
          (uint64_t)(r->start.tv_nsec / 1000);
     if (r->method_name) {
-        berth_metrics_observe(srv->metrics, r->method_name, r->mroute, r->status,
-                              (double)us / 1e6, r->received, bytes_out);
+        berth_metrics_observe(srv->metrics, r->method_name, r->mroute, r->status, (double)us / 1e6,
+                              r->received, bytes_out);
     }
     if (r->counted_upload) {
         atomic_fetch_sub(&srv->uploads, 1);
@@ -413,17 +412,14 @@ static void run_gc(berth_server *srv)
     if (error < 0) {
         n = snprintf(line, sizeof(line), "berth serve: gc failed: %s\n", berth_error_last());
     } else {
-        n = snprintf(line, sizeof(line),
-                     "berth serve: gc: %llu tags, %llu manifests, %llu links, %llu blobs, "
-                     "%llu uploads removed, %llu bytes freed in %lld ms\n",
-                     (unsigned long long)stats.tags_removed,
-                     (unsigned long long)stats.manifests_removed,
-                     (unsigned long long)stats.links_removed,
-                     (unsigned long long)stats.blobs_removed,
-                     (unsigned long long)stats.uploads_removed,
-                     (unsigned long long)stats.bytes_freed,
-                     (long long)((t1.tv_sec - t0.tv_sec) * 1000 +
-                                 (t1.tv_nsec - t0.tv_nsec) / 1000000));
+        n = snprintf(
+            line, sizeof(line),
+            "berth serve: gc: %llu tags, %llu manifests, %llu links, %llu blobs, "
+            "%llu uploads removed, %llu bytes freed in %lld ms\n",
+            (unsigned long long)stats.tags_removed, (unsigned long long)stats.manifests_removed,
+            (unsigned long long)stats.links_removed, (unsigned long long)stats.blobs_removed,
+            (unsigned long long)stats.uploads_removed, (unsigned long long)stats.bytes_freed,
+            (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
     }
     if (n > 0 && srv->cfg->log.level >= 1) {
         write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

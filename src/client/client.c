@@ -279,6 +279,7 @@ typedef struct request {
     size_t body_len;
     int fd;
     uint64_t fd_off, fd_len;
+    berth__growing *grow; /* the file is still being written: wait for its bytes */
     bool has_body;
     /* response */
     berth_buf *resp; /* body of a 2xx (may be NULL: dropped) */
@@ -333,6 +334,12 @@ static size_t on_read(char *dst, size_t size, size_t n, void *p)
     }
     if (want == 0) {
         return 0;
+    }
+    if (r->grow) {
+        uint64_t need = r->fd_off + r->sent + want;
+        if (berth__growing_wait(r->grow, need) < need) {
+            return CURL_READFUNC_ABORT; /* the download failed: so does the upload */
+        }
     }
     ssize_t got = pread(r->fd, dst, want, (off_t)(r->fd_off + r->sent));
     if (got <= 0) {
@@ -1367,6 +1374,133 @@ int berth_client_push_blob_mem(berth_client *c, const char *registry, const char
 {
     berth_error_clear();
     return push_blob(c, registry, repo, digest, len, data, -1, NULL);
+}
+
+void berth__growing_init(berth__growing *g)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->avail = 0;
+    g->state = 0;
+}
+
+void berth__growing_dispose(berth__growing *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+void berth__growing_advance(berth__growing *g, uint64_t avail)
+{
+    pthread_mutex_lock(&g->mu);
+    g->avail = avail;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void berth__growing_end(berth__growing *g, int state)
+{
+    pthread_mutex_lock(&g->mu);
+    g->state = state;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+uint64_t berth__growing_wait(berth__growing *g, uint64_t need)
+{
+    uint64_t avail;
+    pthread_mutex_lock(&g->mu);
+    while (g->avail < need && g->state == 0) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    avail = g->state < 0 ? 0 : g->avail;
+    pthread_mutex_unlock(&g->mu);
+    return avail;
+}
+
+int berth__growing_verdict(berth__growing *g)
+{
+    int state;
+    pthread_mutex_lock(&g->mu);
+    while (g->state == 0) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    state = g->state;
+    pthread_mutex_unlock(&g->mu);
+    return state;
+}
+
+int berth__client_push_blob_growing(berth_client *c, const char *registry, const char *repo,
+                                    const berth_digest *d, uint64_t size, int fd,
+                                    berth__growing *grow)
+{
+    berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT, range = BERTH_BUF_INIT;
+    request p, r;
+    bool mounted = false;
+    int rc, verdict;
+
+    berth_error_clear();
+    request_init(&p, "PATCH", NULL);
+    request_init(&r, "PUT", NULL);
+    if ((rc = scope_for(&scope, repo, true)) < 0 ||
+        (rc = start_upload(c, registry, repo, scope.ptr, NULL, d, &loc, &mounted)) < 0 || mounted) {
+        goto out;
+    }
+    if (size > 0) {
+        /* the whole blob in one PATCH, read from the file as the download writes it */
+        p.scope = scope.ptr;
+        p.registry = registry;
+        p.content_type = "application/octet-stream";
+        if ((rc = berth_buf_puts(&p.url, loc.ptr)) < 0 ||
+            (rc = berth_buf_printf(&range, "0-%llu", (unsigned long long)(size - 1))) < 0) {
+            goto out;
+        }
+        p.content_range = range.ptr;
+        p.has_body = true;
+        p.fd = fd;
+        p.fd_off = 0;
+        p.fd_len = size;
+        p.grow = grow;
+        rc = perform(c, &p);
+        if (rc == 0 && p.status != 202) {
+            rc = status_error(&p, "PATCH");
+        }
+        if (rc == 0 && p.location) {
+            rc = absolute_location(&loc, c, registry, p.location);
+        }
+    }
+    /* commit only what the download verified */
+    verdict = berth__growing_verdict(grow);
+    if (verdict < 0) {
+        rc = verdict;
+        goto out;
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    r.scope = scope.ptr;
+    r.registry = registry;
+    r.content_type = "application/octet-stream";
+    r.has_body = true;
+    r.body = "";
+    r.body_len = 0;
+    if ((rc = berth_buf_puts(&r.url, loc.ptr)) < 0 ||
+        (rc = url_add_query(&r.url, "digest", d->str)) < 0 || (rc = perform(c, &r)) < 0) {
+        goto out;
+    }
+    if (r.status != 201) {
+        rc = status_error(&r, "PUT");
+    }
+out:
+    if (rc < 0) {
+        berth_error_prefix("pushing blob %s to %s/%s: ", d->str, registry, repo);
+    }
+    berth_buf_dispose(&scope);
+    berth_buf_dispose(&loc);
+    berth_buf_dispose(&range);
+    request_dispose(&p);
+    request_dispose(&r);
+    return rc;
 }
 
 int berth_client_push_manifest(berth_client *c, const char *registry, const char *repo,

@@ -8,6 +8,8 @@
 #include <berth/client.h>
 #include <berth/digest.h>
 
+#include <pthread.h>
+
 /* ---- documents (doc.c) ---- */
 
 /** One descriptor a manifest-like document references, with its platform when it has one. */
@@ -93,6 +95,38 @@ int berth__layout_set_ref(const char *path, const char *media_type, const berth_
  * @return 0 when mounted; BERTH_ENOTFOUND when the registry did not mount it (the upload
  *         session it opened instead is abandoned); another code on failure
  */
+/**
+ * A file being written by one thread while another reads it: the writer publishes how many
+ * bytes are in the file (berth__growing_advance) and then its verdict (berth__growing_end); a
+ * reader waits for bytes it needs, and gives up when the writer failed.
+ */
+typedef struct berth__growing {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t avail; /* bytes written so far */
+    int state;      /* 0 writing, 1 complete and verified, < 0 failed (a berth error code) */
+} berth__growing;
+
+void berth__growing_init(berth__growing *g);
+void berth__growing_dispose(berth__growing *g);
+void berth__growing_advance(berth__growing *g, uint64_t avail);
+void berth__growing_end(berth__growing *g, int state);
+/** Wait until `need` bytes are written or the writer ended; returns the bytes available (all
+ * of `need` unless the writer failed, then 0). */
+uint64_t berth__growing_wait(berth__growing *g, uint64_t need);
+/** Wait for the writer's verdict: 1 verified, < 0 failed. */
+int berth__growing_verdict(berth__growing *g);
+
+/**
+ * Push a blob from a file that another thread is still writing (`grow`): one upload session,
+ * the bytes in one streamed PATCH as they arrive, then the closing PUT only once the writer
+ * says they verified. @return as berth_client_push_blob_file(); the writer's error when it
+ * failed
+ */
+int berth__client_push_blob_growing(berth_client *c, const char *registry, const char *repo,
+                                    const berth_digest *digest, uint64_t size, int fd,
+                                    berth__growing *grow);
+
 int berth__client_mount(berth_client *c, const char *registry, const char *repo, const char *from,
                         const berth_digest *d);
 

@@ -10,7 +10,9 @@
  * all. So an interrupted copy can leave unreferenced blobs or untagged manifests, which garbage
  * collection removes, but never a tag that names incomplete content. Blobs the destination
  * has are skipped after a HEAD; between repositories of one registry a mount is tried first.
- * Blobs from a registry are staged in a private temp directory, verified, then pushed.
+ * Blobs from a registry are staged in a private temp directory and verified; towards another
+ * registry the upload reads the staged file while the download still writes it, and commits
+ * only once the download verified.
  */
 #include "client/client_internal.h"
 
@@ -18,6 +20,7 @@
 #include <berth/reference.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -144,6 +147,87 @@ static int dl_sink(const void *data, size_t len, void *p)
     return 0;
 }
 
+/* Registry to registry: the download writes a staged file that the upload reads as it grows,
+ * so the two overlap; the upload is committed only once the download verified. */
+typedef struct stream_dl {
+    copy_ctx *x;
+    const berth__doc_ref *r;
+    int fd;
+    uint64_t done;
+    berth__growing grow;
+    int rc;
+    char msg[512]; /* the download thread's error message */
+} stream_dl;
+
+static int stream_sink(const void *data, size_t len, void *p)
+{
+    stream_dl *s = p;
+    const char *b = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(s->fd, b, left);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return berth_error_set(BERTH_EIO, "writing a staged blob: %s", strerror(errno));
+        }
+        b += n;
+        left -= (size_t)n;
+    }
+    s->done += len;
+    berth__growing_advance(&s->grow, s->done);
+    progress(s->x, &s->r->digest, s->done, (uint64_t)s->r->size, false);
+    return 0;
+}
+
+static void *stream_download(void *p)
+{
+    stream_dl *s = p;
+    s->rc = berth_client_get_blob(s->x->c, s->x->src.ref->registry, s->x->src.ref->repository,
+                                  &s->r->digest, s->r->size, stream_sink, s);
+    if (s->rc < 0) {
+        snprintf(s->msg, sizeof(s->msg), "%s", berth_error_last());
+    }
+    berth__growing_end(&s->grow, s->rc < 0 ? s->rc : 1);
+    return NULL;
+}
+
+static int stream_blob(copy_ctx *x, const berth__doc_ref *r, const char *path)
+{
+    stream_dl s;
+    pthread_t th;
+    int rfd, rc;
+
+    memset(&s, 0, sizeof(s));
+    s.x = x;
+    s.r = r;
+    s.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    rfd = s.fd >= 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (rfd < 0) {
+        rc = berth_error_set(BERTH_EIO, "%s: %s", path, strerror(errno));
+        if (s.fd >= 0) {
+            close(s.fd);
+        }
+        return rc;
+    }
+    berth__growing_init(&s.grow);
+    if (pthread_create(&th, NULL, stream_download, &s) != 0) {
+        rc = berth_error_set(BERTH_ERROR, "cannot start a download thread");
+    } else {
+        rc = berth__client_push_blob_growing(x->c, x->dst.ref->registry, x->dst.ref->repository,
+                                             &r->digest, (uint64_t)r->size, rfd, &s.grow);
+        pthread_join(th, NULL);
+        if (s.rc < 0) {
+            rc = berth_error_set(s.rc, "%s", s.msg); /* the download's failure is the cause */
+        }
+    }
+    berth__growing_dispose(&s.grow);
+    close(s.fd);
+    close(rfd);
+    return rc;
+}
+
 static int copy_blob(copy_ctx *x, const berth__doc_ref *r)
 {
     berth_buf path = BERTH_BUF_INIT;
@@ -188,6 +272,18 @@ static int copy_blob(copy_ctx *x, const berth__doc_ref *r)
                 goto out;
             }
         }
+    } else if (!x->dst.layout) {
+        if ((rc = berth_buf_printf(&path, "%s/%s", x->tmpdir.ptr, berth_digest_hex(&r->digest))) <
+            0) {
+            goto out;
+        }
+        staged = true;
+        rc = stream_blob(x, r, path.ptr);
+        if (rc == 0) {
+            note(x, "blob %s: copied (%lld bytes)", r->digest.str, (long long)r->size);
+            progress(x, &r->digest, (uint64_t)r->size, (uint64_t)r->size, true);
+        }
+        goto out;
     } else {
         dl_ctx dl = {NULL, x, &r->digest, 0, (uint64_t)r->size};
         if ((rc = berth_buf_printf(&path, "%s/%s", x->tmpdir.ptr, berth_digest_hex(&r->digest))) <

@@ -1256,15 +1256,83 @@ out:
 }
 
 /* Push from memory (`data`) or a file (`fd`), `size` bytes. */
+/* PATCH bytes [off, off+n) of an upload session, from memory or a file (that `grow` may say
+ * is still being written); follows the Location the answer gives. */
+static int patch_chunk(berth_client *c, const char *registry, const char *scope, berth_buf *loc,
+                       uint64_t off, uint64_t n, const void *data, int fd, berth__growing *grow)
+{
+    berth_buf range = BERTH_BUF_INIT;
+    request p;
+    int rc;
+
+    request_init(&p, "PATCH", scope);
+    p.registry = registry;
+    p.content_type = "application/octet-stream";
+    if ((rc = berth_buf_puts(&p.url, loc->ptr)) < 0 ||
+        (rc = berth_buf_printf(&range, "%llu-%llu", (unsigned long long)off,
+                               (unsigned long long)(off + n - 1))) < 0) {
+        goto out;
+    }
+    p.content_range = range.ptr;
+    p.has_body = true;
+    if (data) {
+        p.body = (const char *)data + off;
+        p.body_len = (size_t)n;
+    } else {
+        p.fd = fd;
+        p.fd_off = off;
+        p.fd_len = n;
+        p.grow = grow;
+    }
+    rc = perform(c, &p);
+    if (rc == 0 && p.status != 202) {
+        rc = status_error(&p, "PATCH");
+    }
+    if (rc == 0 && p.location) {
+        rc = absolute_location(loc, c, registry, p.location);
+    }
+out:
+    berth_buf_dispose(&range);
+    request_dispose(&p);
+    return rc;
+}
+
+/* Close an upload session with PUT ?digest=, carrying the last `len` bytes (from memory or a
+ * file; none when both are absent). */
+static int put_close(berth_client *c, const char *registry, const char *scope, const berth_buf *loc,
+                     const berth_digest *d, const void *data, int fd, uint64_t len)
+{
+    request r;
+    int rc;
+
+    request_init(&r, "PUT", scope);
+    r.registry = registry;
+    r.content_type = "application/octet-stream";
+    r.has_body = true;
+    if (data || fd < 0) {
+        r.body = data ? data : "";
+        r.body_len = data ? (size_t)len : 0;
+    } else {
+        r.fd = fd;
+        r.fd_len = len;
+    }
+    if ((rc = berth_buf_puts(&r.url, loc->ptr)) == 0 &&
+        (rc = url_add_query(&r.url, "digest", d->str)) == 0 && (rc = perform(c, &r)) == 0 &&
+        r.status != 201) {
+        rc = status_error(&r, "PUT");
+    }
+    request_dispose(&r);
+    return rc;
+}
+
 static int push_blob(berth_client *c, const char *registry, const char *repo, const berth_digest *d,
                      uint64_t size, const void *data, int fd, const char *mount_from)
 {
-    berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT, range = BERTH_BUF_INIT;
-    request r;
+    berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT;
     bool mounted = false;
+    uint64_t off = 0;
     int rc;
 
-    request_init(&r, "PUT", NULL);
     if ((rc = scope_for(&scope, repo, true)) < 0) {
         goto out;
     }
@@ -1278,79 +1346,24 @@ static int push_blob(berth_client *c, const char *registry, const char *repo, co
     if (rc < 0 || mounted) {
         goto out;
     }
-    uint64_t off = 0;
     if (size > MONOLITHIC_MAX) {
         /* PATCH the bytes in chunks, following the Location each response gives. */
-        while (off < size) {
+        for (; off < size && rc == 0; off += CHUNK_SIZE) {
             uint64_t n = size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
-            request p;
-            request_init(&p, "PATCH", scope.ptr);
-            p.registry = registry;
-            p.content_type = "application/octet-stream";
-            berth_buf_clear(&range);
-            if ((rc = berth_buf_puts(&p.url, loc.ptr)) < 0 ||
-                (rc = berth_buf_printf(&range, "%llu-%llu", (unsigned long long)off,
-                                       (unsigned long long)(off + n - 1))) < 0) {
-                request_dispose(&p);
-                goto out;
-            }
-            p.content_range = range.ptr;
-            p.has_body = true;
-            if (data) {
-                p.body = (const char *)data + off;
-                p.body_len = (size_t)n;
-            } else {
-                p.fd = fd;
-                p.fd_off = off;
-                p.fd_len = n;
-            }
-            rc = perform(c, &p);
-            if (rc == 0 && p.status != 202) {
-                rc = status_error(&p, "PATCH");
-            }
-            if (rc == 0 && p.location) {
-                rc = absolute_location(&loc, c, registry, p.location);
-            }
-            request_dispose(&p);
-            if (rc < 0) {
-                goto out;
-            }
-            off += n;
+            rc = patch_chunk(c, registry, scope.ptr, &loc, off, n, data, fd, NULL);
+        }
+        if (rc < 0) {
+            goto out;
         }
     }
-    r.scope = scope.ptr;
-    r.registry = registry;
-    r.content_type = "application/octet-stream";
-    if ((rc = berth_buf_puts(&r.url, loc.ptr)) < 0 ||
-        (rc = url_add_query(&r.url, "digest", d->str)) < 0) {
-        goto out;
-    }
-    r.has_body = true;
-    if (off < size && data) {
-        r.body = data;
-        r.body_len = (size_t)size;
-    } else if (off < size) {
-        r.fd = fd;
-        r.fd_off = 0;
-        r.fd_len = size;
-    } else {
-        r.body = "";
-        r.body_len = 0;
-    }
-    if ((rc = perform(c, &r)) < 0) {
-        goto out;
-    }
-    if (r.status != 201) {
-        rc = status_error(&r, "PUT");
-    }
+    rc = off < size ? put_close(c, registry, scope.ptr, &loc, d, data, fd, size)
+                    : put_close(c, registry, scope.ptr, &loc, d, NULL, -1, 0);
 out:
     if (rc < 0) {
         berth_error_prefix("pushing blob %s to %s/%s: ", d->str, registry, repo);
     }
     berth_buf_dispose(&scope);
     berth_buf_dispose(&loc);
-    berth_buf_dispose(&range);
-    request_dispose(&r);
     return rc;
 }
 
@@ -1434,62 +1447,26 @@ int berth__client_push_blob_growing(berth_client *c, const char *registry, const
                                     const berth_digest *d, uint64_t size, int fd,
                                     berth__growing *grow)
 {
-    berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT, range = BERTH_BUF_INIT;
-    request p, r;
+    berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT;
     bool mounted = false;
     int rc, verdict;
 
     berth_error_clear();
-    request_init(&p, "PATCH", NULL);
-    request_init(&r, "PUT", NULL);
     if ((rc = scope_for(&scope, repo, true)) < 0 ||
         (rc = start_upload(c, registry, repo, scope.ptr, NULL, d, &loc, &mounted)) < 0 || mounted) {
         goto out;
     }
     if (size > 0) {
         /* the whole blob in one PATCH, read from the file as the download writes it */
-        p.scope = scope.ptr;
-        p.registry = registry;
-        p.content_type = "application/octet-stream";
-        if ((rc = berth_buf_puts(&p.url, loc.ptr)) < 0 ||
-            (rc = berth_buf_printf(&range, "0-%llu", (unsigned long long)(size - 1))) < 0) {
-            goto out;
-        }
-        p.content_range = range.ptr;
-        p.has_body = true;
-        p.fd = fd;
-        p.fd_off = 0;
-        p.fd_len = size;
-        p.grow = grow;
-        rc = perform(c, &p);
-        if (rc == 0 && p.status != 202) {
-            rc = status_error(&p, "PATCH");
-        }
-        if (rc == 0 && p.location) {
-            rc = absolute_location(&loc, c, registry, p.location);
-        }
+        rc = patch_chunk(c, registry, scope.ptr, &loc, 0, size, NULL, fd, grow);
     }
     /* commit only what the download verified */
     verdict = berth__growing_verdict(grow);
     if (verdict < 0) {
         rc = verdict;
-        goto out;
     }
-    if (rc < 0) {
-        goto out;
-    }
-    r.scope = scope.ptr;
-    r.registry = registry;
-    r.content_type = "application/octet-stream";
-    r.has_body = true;
-    r.body = "";
-    r.body_len = 0;
-    if ((rc = berth_buf_puts(&r.url, loc.ptr)) < 0 ||
-        (rc = url_add_query(&r.url, "digest", d->str)) < 0 || (rc = perform(c, &r)) < 0) {
-        goto out;
-    }
-    if (r.status != 201) {
-        rc = status_error(&r, "PUT");
+    if (rc == 0) {
+        rc = put_close(c, registry, scope.ptr, &loc, d, NULL, -1, 0);
     }
 out:
     if (rc < 0) {
@@ -1497,9 +1474,6 @@ out:
     }
     berth_buf_dispose(&scope);
     berth_buf_dispose(&loc);
-    berth_buf_dispose(&range);
-    request_dispose(&p);
-    request_dispose(&r);
     return rc;
 }
 

@@ -120,7 +120,7 @@ BERTH_PID=""
 cat >"$T/gc.yaml" <<Y
 root: $T/gcroot
 gc:
-  grace: 0s
+  grace: 3s
   retention:
     - repositories: "gc/*"
       keep_last: 1
@@ -135,10 +135,11 @@ push_tag() {
     curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "@$T/m.$1" \
         -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' "$URL/v2/gc/app/manifests/$1"
 }
+# (the grace period keeps t2's blobs while it is being pushed)
 check "push t1" 201 "$(push_tag t1)"
-sleep 1.1
+sleep 3.5
 check "push t2" 201 "$(push_tag t2)"
-for _ in $(seq 1 40); do
+for _ in $(seq 1 100); do
     req GET /v2/gc/app/tags/list
     [ "$(json 'j["tags"]')" = "['t2']" ] && break
     sleep 0.1

@@ -293,4 +293,11 @@ typedef void (*berth_du_cb)(const char *repo, uint64_t exclusive, uint64_t share
  */
 int berth_store_du(berth_store *s, berth_du_cb cb, void *payload, uint64_t *total_out);
 
+/**
+ * The bytes and the number of blobs the store holds, each blob counted once (the pool).
+ * Cheap enough for a periodic gauge: one directory walk, no reads.
+ * @return 0, BERTH_EIO
+ */
+int berth_store_usage(berth_store *s, uint64_t *bytes_out, uint64_t *blobs_out);
+
 #endif

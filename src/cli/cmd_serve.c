@@ -28,7 +28,7 @@ static void help(FILE *f)
            "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:5000;\n"
            "                         IPv6 as [::1]:5000; port 0 picks a free port)  [listen]\n"
            "  --root DIR             storage directory (default ./data)  [root]\n"
-           "  --threads N            worker threads (default 4)  [threads]\n"
+           "  --threads N            worker threads (default 0: one per core)  [threads]\n"
            "  --max-connections N    simultaneous connections (default 256)  [max_connections]\n"
            "  --timeout SECONDS      idle connection timeout (default 2m)  [timeouts.idle]\n"
            "  --gc-interval DURATION run garbage collection every DURATION (30s, 5m, 12h, 7d;\n"
@@ -100,7 +100,7 @@ static int flag_to_key(berth_config *cfg, const char *arg, const char *val)
     } flags[] = {
         {"--listen", "listen", 0, 0},
         {"--root", "root", 0, 0},
-        {"--threads", "threads", 1, 1024},
+        {"--threads", "threads", 0, 1024},
         {"--max-connections", "max_connections", 1, 1000000},
         {"--timeout", "timeouts.idle", 1, 86400},
         {"--gc-interval", "gc.interval", 0, 0},

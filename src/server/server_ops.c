@@ -12,7 +12,6 @@
 #include <berth/errors.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -341,55 +340,14 @@ void berth__ops_completed(berth__req *r, bool aborted)
 
 /* ---- maintenance thread ------------------------------------------------------------------ */
 
-/* Count the regular files under `dir` (at most `depth` levels) and their bytes. */
-static void walk_blobs(int dirfd, int depth, uint64_t *count, uint64_t *bytes)
-{
-    DIR *d = fdopendir(dirfd);
-    struct dirent *e;
-
-    if (!d) {
-        close(dirfd);
-        return;
-    }
-    while ((e = readdir(d))) {
-        struct stat st;
-        int fd;
-
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            continue;
-        }
-        if (S_ISREG(st.st_mode)) {
-            (*count)++;
-            *bytes += (uint64_t)st.st_size;
-        } else if (S_ISDIR(st.st_mode) && depth > 0) {
-            fd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (fd >= 0) {
-                walk_blobs(fd, depth - 1, count, bytes);
-            }
-        }
-    }
-    closedir(d);
-}
-
-/* The blob pool of the fs store is ROOT/_berth/blobs/<alg>/<hex>: one file per stored blob. */
 static void refresh_gauges(berth_server *srv)
 {
-    char path[4096];
-    uint64_t count = 0, bytes = 0;
-    int fd;
+    uint64_t bytes = 0, blobs = 0;
 
-    if (snprintf(path, sizeof(path), "%s/_berth/blobs", srv->cfg->root) >= (int)sizeof(path)) {
-        return;
+    if (berth_store_usage(srv->store, &bytes, &blobs) == 0) {
+        berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_BLOBS, (int64_t)blobs);
+        berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_STORED_BYTES, (int64_t)bytes);
     }
-    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        walk_blobs(fd, 2, &count, &bytes);
-    }
-    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_BLOBS, (int64_t)count);
-    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_STORED_BYTES, (int64_t)bytes);
 }
 
 static void run_gc(berth_server *srv)

@@ -304,3 +304,17 @@ int berth_store_du(berth_store *s, berth_du_cb cb, void *payload, uint64_t *tota
     free(repos);
     return rc;
 }
+
+int berth_store_usage(berth_store *s, uint64_t *bytes_out, uint64_t *blobs_out)
+{
+    du_ctx total = {0, 0, 0};
+    int rc;
+
+    berth_error_clear();
+    rc = berth__fs_each_blob(s->pool, du_blob, &total);
+    if (rc == 0) {
+        *bytes_out = total.exclusive + total.shared;
+        *blobs_out = total.blobs;
+    }
+    return rc;
+}

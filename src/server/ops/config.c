@@ -163,7 +163,7 @@ int berth_config_new(berth_config **out)
     if (!cfg) {
         goto out;
     }
-    cfg->threads = 4;
+    cfg->threads = 0; /* one per core */
     cfg->max_connections = 256;
     cfg->timeouts.read = 60;
     cfg->timeouts.write = 300;
@@ -856,8 +856,8 @@ int berth_config_validate(const berth_config *cfg)
     if (!cfg->root) {
         return berth_error_set(BERTH_EINVALID, "root: must be set");
     }
-    if (cfg->threads == 0 || cfg->threads > 1024) {
-        return berth_error_set(BERTH_EINVALID, "threads: must be between 1 and 1024");
+    if (cfg->threads > 1024) {
+        return berth_error_set(BERTH_EINVALID, "threads: must be between 0 (one per core) and 1024");
     }
     if (cfg->max_connections == 0) {
         return berth_error_set(BERTH_EINVALID, "max_connections: must be at least 1");

@@ -244,7 +244,7 @@ static void test_config__set_by_dotted_key(void **state)
     assert_int_equal(berth_config_set(cfg, "limits", "1"), BERTH_ENOTFOUND);
     assert_int_equal(berth_config_set(cfg, "threads", "x"), BERTH_EINVALID);
     assert_string_equal(berth_error_last(), "threads: invalid number 'x'");
-    assert_int_equal(cfg->threads, 4);
+    assert_int_equal(cfg->threads, 0); /* unchanged: the default, one per core */
     berth_config_free(cfg);
 }
 
@@ -297,7 +297,7 @@ static void test_config__validate(void **state)
         {"auth:\n  token:\n    public_key: k.pem\n", "auth.token.realm: must be set"},
         {"auth:\n  token:\n    realm: r\n    private_key: k.pem\n",
          "auth.token.private_key: the token endpoint needs auth.htpasswd"},
-        {"threads: 0\n", "threads: must be between"},
+        {"threads: 1025\n", "threads: must be between"},
         {"access:\n  - repositories: x\n    groups: [ghosts]\n",
          "access[0].groups: unknown group 'ghosts'"},
         {"access:\n  - repositories: x\n", "access[0]: names no users"},

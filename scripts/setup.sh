@@ -6,7 +6,7 @@ PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
 curl openssl python3 skopeo umoci docker-registry apache2-utils
 libyaml-dev libcrypt-dev libgnutls28-dev"
-[ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES wrk nginx-light"
+[ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES wrk nginx-light bc"
 
 missing=""
 for p in $PACKAGES; do

@@ -7,4 +7,11 @@ if grep -nE "$banned" $(git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 2>/dev/nu
     echo "lint: banned function used (see STYLE.md section 4)" >&2
     exit 1
 fi
+# the committed .clang-format, as STYLE.md section 8 says (clang-format 14, Debian 12)
+if command -v clang-format >/dev/null; then
+    clang-format --dry-run -Werror $(git ls-files '*.c' '*.h') || {
+        echo "lint: run 'make format'" >&2
+        exit 1
+    }
+fi
 echo "lint: ok"

@@ -857,7 +857,8 @@ int berth_config_validate(const berth_config *cfg)
         return berth_error_set(BERTH_EINVALID, "root: must be set");
     }
     if (cfg->threads > 1024) {
-        return berth_error_set(BERTH_EINVALID, "threads: must be between 0 (one per core) and 1024");
+        return berth_error_set(BERTH_EINVALID,
+                               "threads: must be between 0 (one per core) and 1024");
     }
     if (cfg->max_connections == 0) {
         return berth_error_set(BERTH_EINVALID, "max_connections: must be at least 1");

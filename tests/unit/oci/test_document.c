@@ -14,7 +14,7 @@
 #define D1 "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270"
 #define CFG                                                                                        \
     "{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" D1 "\",\"size\":"  \
-                                                                                   "7}"
+    "7}"
 
 static berth_document_info *inspect_file(const char *file, const char *content_type)
 {

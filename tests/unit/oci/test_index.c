@@ -14,7 +14,7 @@
 #define D1 "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270"
 #define ENTRY                                                                                      \
     "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" D1 "\","         \
-                                                                                     "\"size\":9"
+    "\"size\":9"
 
 static berth_index *round_trip(const char *file, berth_buf *s1)
 {

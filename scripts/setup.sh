@@ -2,7 +2,7 @@
 # Install the Debian packages berth needs to build, test and benchmark, when they are missing.
 # Runs as root on Debian 12 (as `make serve` and `make check` do); elsewhere it only reports.
 set -eu
-PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
+PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
 curl openssl python3 skopeo umoci docker-registry apache2-utils
 libyaml-dev libcrypt-dev libgnutls28-dev"

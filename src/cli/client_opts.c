@@ -85,3 +85,30 @@ void cli_client_fail(const char *cmd)
     const char *m = berth_error_last();
     fprintf(stderr, "berth %s: %s\n", cmd, *m ? m : "failed");
 }
+
+int cli_client_one_arg(cli_client_opts *o, const char *cmd, int argc, char **argv,
+                       const char **arg_out)
+{
+    const char *arg = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        int k = cli_client_opt(o, cmd, argc, argv, &i);
+        if (k < 0) {
+            return -1;
+        }
+        if (k == 1) {
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "berth %s: unknown option %s\n", cmd, argv[i]);
+            return -1;
+        }
+        if (arg) {
+            fprintf(stderr, "berth %s: too many arguments\n", cmd);
+            return -1;
+        }
+        arg = argv[i];
+    }
+    *arg_out = arg;
+    return 0;
+}

@@ -28,6 +28,14 @@ typedef struct cli_client_opts {
  */
 int cli_client_opt(cli_client_opts *o, const char *cmd, int argc, char **argv, int *i);
 
+/**
+ * Parse a command line of shared options and exactly one argument (tags, catalog, delete).
+ * @param arg_out  receives the argument (borrowed from argv)
+ * @return 0, or -1 after printing what is wrong (a usage error)
+ */
+int cli_client_one_arg(cli_client_opts *o, const char *cmd, int argc, char **argv,
+                       const char **arg_out);
+
 /** Make a client from the options. @return 0, or -1 with the error printed */
 int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd);
 

@@ -31,22 +31,8 @@ int cmd_catalog(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int k = cli_client_opt(&co, "catalog", argc, argv, &i);
-        if (k < 0) {
-            goto out;
-        }
-        if (k == 0 && argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "berth catalog: unknown option %s\n", argv[i]);
-            goto out;
-        }
-        if (k == 0) {
-            if (host) {
-                fprintf(stderr, "berth catalog: too many arguments\n");
-                goto out;
-            }
-            host = argv[i];
-        }
+    if (cli_client_one_arg(&co, "catalog", argc, argv, &host) < 0) {
+        goto out;
     }
     if (!host || !*host || strchr(host, '/') || host[0] == ':') {
         fputs(help, stderr);

@@ -27,22 +27,8 @@ int cmd_delete(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int k = cli_client_opt(&co, "delete", argc, argv, &i);
-        if (k < 0) {
-            goto out;
-        }
-        if (k == 0 && argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "berth delete: unknown option %s\n", argv[i]);
-            goto out;
-        }
-        if (k == 0) {
-            if (arg) {
-                fprintf(stderr, "berth delete: too many arguments\n");
-                goto out;
-            }
-            arg = argv[i];
-        }
+    if (cli_client_one_arg(&co, "delete", argc, argv, &arg) < 0) {
+        goto out;
     }
     if (!arg) {
         fputs(help, stderr);

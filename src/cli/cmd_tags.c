@@ -32,22 +32,8 @@ int cmd_tags(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int k = cli_client_opt(&co, "tags", argc, argv, &i);
-        if (k < 0) {
-            goto out;
-        }
-        if (k == 0 && argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "berth tags: unknown option %s\n", argv[i]);
-            goto out;
-        }
-        if (k == 0) {
-            if (arg) {
-                fprintf(stderr, "berth tags: too many arguments\n");
-                goto out;
-            }
-            arg = argv[i];
-        }
+    if (cli_client_one_arg(&co, "tags", argc, argv, &arg) < 0) {
+        goto out;
     }
     if (!arg) {
         fputs(help, stderr);

@@ -149,8 +149,8 @@ if "$BERTH" copy --user carol --password carolpw "$HOSTPORT/team/bc:v1" "oci:$T/
 if "$BERTH" copy --user bob --password nope "oci:$T/layout:v1" "$HOSTPORT/team/bc:v2" \
     >/dev/null 2>&1; then fail "berth copy wrong password"; else ok; fi
 
-# wrong passwords in a loop do not slow down a good client (its credentials are cached; the
-# attacker's bcrypt runs on one worker at a time)
+# wrong passwords in a loop do not slow down a good client: its credentials are cached, and
+# past 5 failures a second for a user (50 in all) guesses are refused without running bcrypt
 good_run() { # 50 requests on one connection; prints milliseconds
     local t0 t1 urls=()
     for _ in $(seq 1 50); do urls+=("$URL/v2/team/app/manifests/v1"); done
@@ -161,13 +161,16 @@ good_run() { # 50 requests on one connection; prints milliseconds
 }
 good_run >/dev/null
 base_ms=$(good_run)
-(while :; do curl -s -o /dev/null -u "alice:wrong$RANDOM" "$URL/v2/"; done) &
-attacker=$!
+attackers=()
+for _ in 1; do # a guessing loop (six at once were measured by hand: the slowdown left is their own CPU)
+    (while :; do curl -s -o /dev/null -u "alice:wrong$RANDOM" "$URL/v2/"; done) &
+    attackers+=($!)
+done
 sleep 0.5
 attack_ms=$(good_run)
 bad=$(grep -c '"GET /v2/ 401\|GET /v2/ 401' "$BERTH_LOG")
-kill "$attacker"
-wait "$attacker" 2>/dev/null
+kill "${attackers[@]}"
+wait "${attackers[@]}" 2>/dev/null
 echo "good client: ${base_ms} ms alone, ${attack_ms} ms during the attack ($bad refused)"
 if [ "$attack_ms" -le $((base_ms * 5 + 200)) ]; then ok; else
     fail "attack slowed the good client: $base_ms ms -> $attack_ms ms"

@@ -54,7 +54,23 @@ struct berth_htpasswd {
     struct timespec mtime;
     off_t size;
     uint64_t checked_at; /* seconds (monotonic) of the last stat */
+    /* failed verifications per user and in all, per second: past the limits, an uncached
+       attempt is refused without running bcrypt, so a password-guessing loop cannot keep the
+       worker threads busy (cached, verified credentials are never throttled) */
+    berth__htab failures; /* user -> fail_entry */
+    uint64_t fail_second;
+    unsigned fail_count;
+    unsigned fail_per_user, fail_global;
+    uint64_t throttled;
 };
+
+typedef struct fail_entry {
+    char *user;
+    uint64_t second;
+    unsigned count;
+} fail_entry;
+
+#define FAIL_TABLE_MAX 4096
 
 static uint64_t now_seconds(void)
 {
@@ -81,6 +97,16 @@ static void free_cache_entry(void *value, void *payload)
     if (e) {
         free(e->key);
         free(e);
+    }
+}
+
+static void free_fail_entry(void *value, void *payload)
+{
+    fail_entry *f = value;
+    (void)payload;
+    if (f) {
+        free(f->user);
+        free(f);
     }
 }
 
@@ -157,6 +183,7 @@ void berth_htpasswd_free(berth_htpasswd *h)
     }
     clear_table(&h->users, free_user);
     clear_table(&h->cache, free_cache_entry);
+    clear_table(&h->failures, free_fail_entry);
     pthread_mutex_destroy(&h->lock);
     free(h->path);
     free(h->decoy);
@@ -183,6 +210,8 @@ int berth_htpasswd_open(berth_htpasswd **out, const char *path, size_t cache_siz
     pthread_mutex_init(&h->lock, NULL);
     h->cache_max = cache_size ? cache_size : 1024;
     h->ttl = ttl_seconds ? ttl_seconds : 300;
+    h->fail_per_user = 5;
+    h->fail_global = 50;
     if (RAND_bytes(h->salt, sizeof(h->salt)) != 1) {
         error = berth_error_set(BERTH_ERROR, "no random bytes for the credential cache salt");
         goto out;
@@ -298,6 +327,62 @@ static void cache_make_room(berth_htpasswd *h, uint64_t now)
     }
 }
 
+/* Too many failures this second, for this user or in all? (h->lock held) */
+static bool throttled(berth_htpasswd *h, const char *user, uint64_t now)
+{
+    fail_entry *f = berth__htab_get(&h->failures, user);
+    if ((f && f->second == now && f->count >= h->fail_per_user) ||
+        (h->fail_second == now && h->fail_count >= h->fail_global)) {
+        h->throttled++;
+        return true;
+    }
+    return false;
+}
+
+/* Count a failed verification (h->lock held). Out of memory only loses the count. */
+static void note_failure(berth_htpasswd *h, const char *user, uint64_t now)
+{
+    fail_entry *f = berth__htab_get(&h->failures, user);
+
+    if (h->fail_second != now) {
+        h->fail_second = now;
+        h->fail_count = 0;
+    }
+    h->fail_count++;
+    if (!f) {
+        if (h->failures.count >= FAIL_TABLE_MAX) {
+            clear_table(&h->failures, free_fail_entry);
+        }
+        f = calloc(1, sizeof(*f));
+        if (!f || !(f->user = strdup(user)) || berth__htab_put(&h->failures, f->user, f) < 0) {
+            free_fail_entry(f, NULL);
+            return;
+        }
+    }
+    if (f->second != now) {
+        f->second = now;
+        f->count = 0;
+    }
+    f->count++;
+}
+
+void berth_htpasswd_set_fail_limits(berth_htpasswd *h, unsigned per_user, unsigned global)
+{
+    pthread_mutex_lock(&h->lock);
+    h->fail_per_user = per_user;
+    h->fail_global = global;
+    pthread_mutex_unlock(&h->lock);
+}
+
+uint64_t berth_htpasswd_throttled_count(berth_htpasswd *h)
+{
+    uint64_t n;
+    pthread_mutex_lock(&h->lock);
+    n = h->throttled;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
 int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *password)
 {
     berth_buf key = BERTH_BUF_INIT;
@@ -321,6 +406,9 @@ int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *passwo
     hit = berth__htab_get(&h->cache, key.ptr);
     if (hit && hit->expires > now) {
         match = true;
+    } else if (throttled(h, user, now)) {
+        pthread_mutex_unlock(&h->lock);
+        goto out; /* refused without bcrypt */
     } else {
         user_entry *u = berth__htab_get(&h->users, user);
         known = u != NULL;
@@ -351,6 +439,10 @@ int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *passwo
         } else {
             free_cache_entry(e, NULL); /* not caching is fine */
         }
+    } else {
+        pthread_mutex_lock(&h->lock);
+        note_failure(h, user, now);
+        pthread_mutex_unlock(&h->lock);
     }
 out:
     if (error == 0 && !match) {

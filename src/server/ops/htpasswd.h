@@ -50,6 +50,17 @@ int berth_htpasswd_check_header(berth_htpasswd *h, const char *authorization, ch
  */
 int berth_basic_parse(char **user_out, char **password_out, const char *authorization);
 
+/**
+ * Limits on failed verifications per second, per user and in all (defaults 5 and 50): past
+ * them, an attempt whose credentials are not cached is refused without running bcrypt until
+ * the next second, so that guessing passwords in a loop cannot occupy the server's threads.
+ * Credentials verified before (cached) are never throttled.
+ */
+void berth_htpasswd_set_fail_limits(berth_htpasswd *h, unsigned per_user, unsigned global);
+
+/** Attempts refused by the failure limits so far (for tests and metrics). */
+uint64_t berth_htpasswd_throttled_count(berth_htpasswd *h);
+
 /** Number of cached credentials (for tests and metrics). */
 size_t berth_htpasswd_cache_count(berth_htpasswd *h);
 

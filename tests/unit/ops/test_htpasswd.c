@@ -224,6 +224,40 @@ static void test_htpasswd__threads(void **state)
     berth_htpasswd_free(h);
 }
 
+/* Failed attempts past the per-second limits are refused without bcrypt; cached credentials
+ * and other users are unaffected; the limits reset with the next second. */
+static void test_htpasswd__failures_throttled(void **state)
+{
+    berth_htpasswd *h = NULL;
+    uint64_t before;
+    struct timespec pause = {1, 200000000};
+    (void)state;
+    assert_int_equal(berth_htpasswd_open(&h, path, 0, 0), 0);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder land"), 0); /* now cached */
+    berth_htpasswd_set_fail_limits(h, 2, 50);
+    for (int i = 0; i < 50 && berth_htpasswd_throttled_count(h) == 0; i++) {
+        assert_int_equal(berth_htpasswd_check(h, "alice", "guess"), BERTH_EUNAUTHORIZED);
+    }
+    assert_true(berth_htpasswd_throttled_count(h) > 0);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "guess"), BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "wonder land"), 0);
+    assert_int_equal(berth_htpasswd_check(h, "bob", "s3cret:with:colons"), 0);
+
+    berth_htpasswd_set_fail_limits(h, 100, 3);
+    before = berth_htpasswd_throttled_count(h);
+    for (int i = 0; i < 50 && berth_htpasswd_throttled_count(h) == before; i++) {
+        assert_int_equal(berth_htpasswd_check(h, i % 2 ? "nobody" : "noone", "guess"),
+                         BERTH_EUNAUTHORIZED);
+    }
+    assert_true(berth_htpasswd_throttled_count(h) > before);
+
+    nanosleep(&pause, NULL);
+    before = berth_htpasswd_throttled_count(h);
+    assert_int_equal(berth_htpasswd_check(h, "alice", "guess"), BERTH_EUNAUTHORIZED);
+    assert_int_equal(berth_htpasswd_throttled_count(h), before); /* a new second: bcrypt ran */
+    berth_htpasswd_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_htpasswd__reload_on_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_htpasswd__refused_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_htpasswd__threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_htpasswd__failures_throttled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,26 +35,13 @@ bool berth_index_is_docker(const berth_index *idx)
 
 int berth__index_from_json(berth_index *idx, const json_t *root)
 {
-    const json_t *v;
     int rc;
 
-    if ((rc = berth__json_size(&idx->schema_version, NULL, root, "schemaVersion", true)) < 0 ||
-        (rc = berth__json_str(&idx->media_type, root, "mediaType", false)) < 0 ||
-        (rc = berth__json_str(&idx->artifact_type, root, "artifactType", false)) < 0 ||
+    if ((rc = berth__json_doc_common(&idx->schema_version, &idx->media_type, &idx->artifact_type,
+                                     &idx->subject, root)) < 0 ||
         (rc = berth__descriptors_from_json(&idx->manifests, &idx->nmanifests, root, "manifests",
-                                           true)) < 0) {
-        return rc;
-    }
-    if ((v = json_object_get(root, "subject")) != NULL) {
-        if (!(idx->subject = calloc(1, sizeof(*idx->subject)))) {
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-        if ((rc = berth__descriptor_from_json(idx->subject, v)) < 0) {
-            berth_error_prefix(json_is_object(v) ? "subject." : "subject: ");
-            return rc;
-        }
-    }
-    if ((rc = berth__json_map(&idx->annotations, root, "annotations")) < 0 ||
+                                           true)) < 0 ||
+        (rc = berth__json_map(&idx->annotations, root, "annotations")) < 0 ||
         (rc = berth__json_extra(&idx->extra, root, index_known)) < 0) {
         return rc;
     }
@@ -70,18 +57,11 @@ int berth_index_validate(const berth_index *idx)
     if (!idx) {
         return berth_error_set(BERTH_EINVALID, "no index");
     }
-    if (idx->schema_version != 2) {
-        return berth_error_set(BERTH_EINVALID, "schemaVersion: must be 2, not %lld",
-                               (long long)idx->schema_version);
-    }
     docker = berth_index_is_docker(idx);
-    if (idx->media_type && !docker && strcmp(idx->media_type, BERTH_MEDIA_OCI_INDEX) != 0) {
-        return berth_error_set(BERTH_EINVALID, "mediaType: '%.200s' is not an index type",
-                               idx->media_type);
-    }
-    if (idx->artifact_type && !berth_media_type_valid(idx->artifact_type)) {
-        return berth_error_set(BERTH_EINVALID, "artifactType: '%.200s' is not a media type",
-                               idx->artifact_type);
+    if ((rc = berth__doc_common_validate(idx->schema_version, idx->media_type, docker,
+                                         BERTH_MEDIA_OCI_INDEX, "index", idx->artifact_type,
+                                         idx->subject)) < 0) {
+        return rc;
     }
     if ((rc = berth__descriptors_validate(idx->manifests, idx->nmanifests, "manifests")) < 0) {
         return rc;
@@ -90,10 +70,6 @@ int berth_index_validate(const berth_index *idx)
         if (!idx->manifests[i].platform) {
             return berth_error_set(BERTH_EINVALID, "manifests[%zu].platform: required", i);
         }
-    }
-    if (idx->subject && (rc = berth_descriptor_validate(idx->subject)) < 0) {
-        berth_error_prefix("subject.");
-        return rc;
     }
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "berth/errors.h"
+#include "berth/mediatype.h"
 
 int berth__json_load(json_t **out, const char *data, size_t len)
 {
@@ -474,4 +475,52 @@ int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, si
 out:
     free(p);
     return rc;
+}
+
+int berth__json_doc_common(int64_t *schema_version, char **media_type, char **artifact_type,
+                           berth_descriptor **subject, const json_t *root)
+{
+    const json_t *v;
+    int rc;
+
+    if ((rc = berth__json_size(schema_version, NULL, root, "schemaVersion", true)) < 0 ||
+        (rc = berth__json_str(media_type, root, "mediaType", false)) < 0 ||
+        (rc = berth__json_str(artifact_type, root, "artifactType", false)) < 0) {
+        return rc;
+    }
+    if ((v = json_object_get(root, "subject")) == NULL) {
+        return 0;
+    }
+    if (!(*subject = calloc(1, sizeof(**subject)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    if ((rc = berth__descriptor_from_json(*subject, v)) < 0) {
+        berth_error_prefix(json_is_object(v) ? "subject." : "subject: ");
+    }
+    return rc;
+}
+
+int berth__doc_common_validate(int64_t schema_version, const char *media_type, bool docker,
+                               const char *oci_type, const char *kind, const char *artifact_type,
+                               const berth_descriptor *subject)
+{
+    int rc;
+
+    if (schema_version != 2) {
+        return berth_error_set(BERTH_EINVALID, "schemaVersion: must be 2, not %lld",
+                               (long long)schema_version);
+    }
+    if (media_type && !docker && strcmp(media_type, oci_type) != 0) {
+        return berth_error_set(BERTH_EINVALID, "mediaType: '%.200s' is not %s %s type", media_type,
+                               strcmp(kind, "index") == 0 ? "an" : "a", kind);
+    }
+    if (artifact_type && !berth_media_type_valid(artifact_type)) {
+        return berth_error_set(BERTH_EINVALID, "artifactType: '%.200s' is not a media type",
+                               artifact_type);
+    }
+    if (subject && (rc = berth_descriptor_validate(subject)) < 0) {
+        berth_error_prefix("subject.");
+        return rc;
+    }
+    return 0;
 }

@@ -106,6 +106,24 @@ void berth__platform_dispose(berth_platform *p);
 int berth__descriptors_from_json(berth_descriptor **out, size_t *n, const json_t *obj,
                                  const char *key, bool required);
 
+/**
+ * Read the members an image manifest and an index share: schemaVersion (required), mediaType,
+ * artifactType and subject (`*subject` calloc'd when present; the caller frees it).
+ * @return 0, BERTH_EINVALID naming the member, BERTH_EUNSUPPORTED, BERTH_ENOMEM
+ */
+int berth__json_doc_common(int64_t *schema_version, char **media_type, char **artifact_type,
+                           berth_descriptor **subject, const json_t *root);
+
+/**
+ * Validate those shared members: schemaVersion 2; a mediaType that is `oci_type` or, when
+ * `docker`, the Docker type (the caller decided); an artifactType of media type grammar; a
+ * valid subject. `kind` ("manifest", "index") words the messages.
+ * @return 0 or BERTH_EINVALID naming the member
+ */
+int berth__doc_common_validate(int64_t schema_version, const char *media_type, bool docker,
+                               const char *oci_type, const char *kind, const char *artifact_type,
+                               const berth_descriptor *subject);
+
 /** Dispose `n` descriptors and free the array. */
 void berth__descriptors_free(berth_descriptor *a, size_t n);
 

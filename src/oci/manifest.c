@@ -109,9 +109,8 @@ int berth__manifest_from_json(berth_manifest *m, const json_t *root)
 {
     int rc;
 
-    if ((rc = berth__json_size(&m->schema_version, NULL, root, "schemaVersion", true)) < 0 ||
-        (rc = berth__json_str(&m->media_type, root, "mediaType", false)) < 0 ||
-        (rc = berth__json_str(&m->artifact_type, root, "artifactType", false)) < 0) {
+    if ((rc = berth__json_doc_common(&m->schema_version, &m->media_type, &m->artifact_type,
+                                     &m->subject, root)) < 0) {
         return rc;
     }
     if (!json_object_get(root, "config")) {
@@ -122,14 +121,6 @@ int berth__manifest_from_json(berth_manifest *m, const json_t *root)
     }
     if ((rc = berth__descriptors_from_json(&m->layers, &m->nlayers, root, "layers", true)) < 0) {
         return rc;
-    }
-    if (json_object_get(root, "subject")) {
-        if (!(m->subject = calloc(1, sizeof(*m->subject)))) {
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-        if ((rc = member_descriptor(m->subject, root, "subject")) < 0) {
-            return rc;
-        }
     }
     if ((rc = berth__json_map(&m->annotations, root, "annotations")) < 0 ||
         (rc = berth__json_extra(&m->extra, root, manifest_known)) < 0) {
@@ -146,18 +137,11 @@ int berth_manifest_validate(const berth_manifest *m)
     if (!m) {
         return berth_error_set(BERTH_EINVALID, "no manifest");
     }
-    if (m->schema_version != 2) {
-        return berth_error_set(BERTH_EINVALID, "schemaVersion: must be 2, not %lld",
-                               (long long)m->schema_version);
-    }
     docker = berth_manifest_is_docker(m);
-    if (m->media_type && !docker && strcmp(m->media_type, BERTH_MEDIA_OCI_MANIFEST) != 0) {
-        return berth_error_set(BERTH_EINVALID, "mediaType: '%.200s' is not a manifest type",
-                               m->media_type);
-    }
-    if (m->artifact_type && !berth_media_type_valid(m->artifact_type)) {
-        return berth_error_set(BERTH_EINVALID, "artifactType: '%.200s' is not a media type",
-                               m->artifact_type);
+    if ((rc = berth__doc_common_validate(m->schema_version, m->media_type, docker,
+                                         BERTH_MEDIA_OCI_MANIFEST, "manifest", m->artifact_type,
+                                         m->subject)) < 0) {
+        return rc;
     }
     if ((rc = berth_descriptor_validate(&m->config)) < 0) {
         berth_error_prefix("config.");
@@ -168,14 +152,7 @@ int berth_manifest_validate(const berth_manifest *m)
         return berth_error_set(BERTH_EINVALID, "artifactType: required when config.mediaType is %s",
                                BERTH_MEDIA_OCI_EMPTY);
     }
-    if ((rc = berth__descriptors_validate(m->layers, m->nlayers, "layers")) < 0) {
-        return rc;
-    }
-    if (m->subject && (rc = berth_descriptor_validate(m->subject)) < 0) {
-        berth_error_prefix("subject.");
-        return rc;
-    }
-    return 0;
+    return berth__descriptors_validate(m->layers, m->nlayers, "layers");
 }
 
 int berth_manifest_parse(berth_manifest **out, const char *json, size_t len)

@@ -573,6 +573,19 @@ static void sleep_ms(unsigned ms)
 }
 
 /* One attempt; `auth` is an Authorization header value or NULL; `basic` sets user/pass. */
+/* Append "Name: value" to a curl header list (`tmp` is scratch). */
+static int add_header(struct curl_slist **hdrs, berth_buf *tmp, const char *name, const char *value)
+{
+    struct curl_slist *more;
+    berth_buf_clear(tmp);
+    if (berth_buf_printf(tmp, "%s: %s", name, value) < 0 ||
+        !(more = curl_slist_append(*hdrs, tmp->ptr))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    *hdrs = more;
+    return 0;
+}
+
 static int perform_once(berth_client *c, request *r, const char *auth, const char *buser,
                         const char *bpass, CURLcode *cc_out)
 {
@@ -633,37 +646,19 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
             r->body_len = 0;
         }
     }
-    if (r->accept) {
-        berth_buf_clear(&tmp);
-        if (berth_buf_printf(&tmp, "Accept: %s", r->accept) < 0) {
-            rc = BERTH_ENOMEM;
-            goto out;
-        }
-        hdrs = curl_slist_append(hdrs, tmp.ptr);
+    if (r->accept && (rc = add_header(&hdrs, &tmp, "Accept", r->accept)) < 0) {
+        goto out;
     }
-    if (r->content_type) {
-        berth_buf_clear(&tmp);
-        if (berth_buf_printf(&tmp, "Content-Type: %s", r->content_type) < 0) {
-            rc = BERTH_ENOMEM;
-            goto out;
-        }
-        hdrs = curl_slist_append(hdrs, tmp.ptr);
+    if (r->content_type && (rc = add_header(&hdrs, &tmp, "Content-Type", r->content_type)) < 0) {
+        goto out;
     }
-    if (r->content_range) {
-        berth_buf_clear(&tmp);
-        if (berth_buf_printf(&tmp, "Content-Range: %s", r->content_range) < 0) {
-            rc = BERTH_ENOMEM;
-            goto out;
-        }
-        hdrs = curl_slist_append(hdrs, tmp.ptr);
+    if (r->content_range && (rc = add_header(&hdrs, &tmp, "Content-Range", r->content_range)) < 0) {
+        goto out;
     }
     if (auth) {
-        berth_buf_clear(&tmp);
-        if (berth_buf_printf(&tmp, "Authorization: %s", auth) < 0) {
-            rc = BERTH_ENOMEM;
+        if ((rc = add_header(&hdrs, &tmp, "Authorization", auth)) < 0) {
             goto out;
         }
-        hdrs = curl_slist_append(hdrs, tmp.ptr);
     } else if (buser) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(h, CURLOPT_USERNAME, buser);

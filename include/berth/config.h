@@ -51,11 +51,13 @@ typedef struct berth_config {
     char *listen; /* "127.0.0.1:5000" */
     char *root;   /* "./data" */
     uint64_t threads;
-    uint64_t max_connections;
+    uint64_t max_connections; /* 0: from the file-descriptor limit */
     struct {
-        uint64_t read;
-        uint64_t write;
-        uint64_t idle;
+        uint64_t read;   /* without a request body byte */
+        uint64_t write;  /* without a response byte sent */
+        uint64_t idle;   /* a keep-alive connection between requests */
+        uint64_t header; /* to receive a request line and headers (total) */
+        uint64_t drain;  /* at shutdown, for requests in flight to finish */
     } timeouts;
     struct {
         uint64_t manifest_size;
@@ -63,6 +65,7 @@ typedef struct berth_config {
         uint64_t concurrent_uploads;
         uint64_t requests_per_second; /* per client address; 0 = unlimited */
         uint64_t burst;
+        uint64_t connections_per_address; /* 0: no cap */
     } limits;
     struct {
         berth_config_log_format format;
@@ -71,7 +74,9 @@ typedef struct berth_config {
     struct {
         char *cert;
         char *key;
-        char *client_ca; /* set: clients must present a certificate signed by it (mTLS) */
+        char *client_ca;   /* set: clients must present a certificate signed by it (mTLS) */
+        char *min_version; /* "1.2" (default) or "1.3" */
+        char *priorities;  /* a GnuTLS priority string, replacing the default policy */
     } tls;
     struct {
         char *htpasswd; /* bcrypt htpasswd file for Basic auth */

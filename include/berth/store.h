@@ -90,6 +90,14 @@ int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo)
  */
 int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo, const char *id);
 
+/**
+ * The status of upload session `id` of `repo` (distribution spec, "Getting the upload status"):
+ * the bytes it holds, as of the last request on it that ended. Never fails because another
+ * request is writing to the session at the time.
+ * @return 0; BERTH_ENOTFOUND (no such session in `repo`); BERTH_EIO
+ */
+int berth_store_upload_stat(berth_store *s, const char *repo, const char *id, uint64_t *size);
+
 /** The session's id (borrowed). */
 const char *berth_upload_id(const berth_upload *u);
 

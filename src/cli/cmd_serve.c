@@ -12,6 +12,8 @@
 #include <berth/store.h>
 
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,7 +31,8 @@ static void help(FILE *f)
            "                         IPv6 as [::1]:5000; port 0 picks a free port)  [listen]\n"
            "  --root DIR             storage directory (default ./data)  [root]\n"
            "  --threads N            worker threads (default 0: one per core)  [threads]\n"
-           "  --max-connections N    simultaneous connections (default 256)  [max_connections]\n"
+           "  --max-connections N    simultaneous connections; more wait in the listen backlog\n"
+           "                         (default: from the file-descriptor limit)  [max_connections]\n"
            "  --timeout SECONDS      idle connection timeout (default 2m)  [timeouts.idle]\n"
            "  --gc-interval DURATION run garbage collection every DURATION (30s, 5m, 12h, 7d;\n"
            "                         0 = never, the default)  [gc.interval]\n"
@@ -135,6 +138,31 @@ static int flag_to_key(berth_config *cfg, const char *arg, const char *val)
     return -1;
 }
 
+static unsigned clamp_seconds(uint64_t s)
+{
+    return (unsigned)(s < 86400 ? s : 86400);
+}
+
+/* Raise the soft descriptor limit to the hard one: the default connection limit follows it. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static volatile sig_atomic_t second_signal;
+
+/* After the first SIGINT/SIGTERM started the drain, a second one exits at once. */
+static void exit_now(int sig)
+{
+    second_signal = sig;
+    _exit(128 + sig);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     berth_server_options opts;
@@ -206,6 +234,15 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }
+    raise_fd_limit();
+    if (cfg->max_connections == 0) {
+        char n[24];
+        snprintf(n, sizeof(n), "%u", berth_server_default_connection_limit());
+        if (berth_config_set(cfg, "max_connections", n) < 0) {
+            fprintf(stderr, "berth serve: %s\n", berth_error_last());
+            goto out;
+        }
+    }
     if (print) {
         ret = berth_config_print(cfg, stdout) < 0 || fflush(stdout) != 0 ? 1 : 0;
         goto out;
@@ -218,7 +255,14 @@ int cmd_serve(int argc, char **argv)
     opts.threads = (unsigned)cfg->threads;
     opts.connection_limit =
         (unsigned)(cfg->max_connections < 1000000 ? cfg->max_connections : 1000000);
-    opts.connection_timeout = (unsigned)(cfg->timeouts.idle < 86400 ? cfg->timeouts.idle : 86400);
+    opts.connection_timeout = clamp_seconds(cfg->timeouts.idle);
+    opts.header_timeout = clamp_seconds(cfg->timeouts.header);
+    opts.read_timeout = clamp_seconds(cfg->timeouts.read);
+    opts.write_timeout = clamp_seconds(cfg->timeouts.write);
+    opts.drain_timeout_ms = clamp_seconds(cfg->timeouts.drain) * 1000u;
+    opts.connections_per_address = (unsigned)(cfg->limits.connections_per_address < 1000000
+                                                  ? cfg->limits.connections_per_address
+                                                  : 1000000);
     opts.manifest_max = (size_t)cfg->limits.manifest_size;
     opts.log = cfg->log.level >= 2;
     opts.config = cfg;
@@ -247,7 +291,13 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "berth serve: sigwait failed\n");
         goto out;
     }
-    fprintf(stderr, "berth serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr,
+            "berth serve: %s, shutting down (draining for up to %us; signal again to exit now)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", opts.drain_timeout_ms / 1000);
+    signal(SIGINT, exit_now);
+    signal(SIGTERM, exit_now);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    berth_server_stop(srv);
     ret = 0;
 out:
     berth_server_free(srv);

@@ -140,21 +140,23 @@ static enum MHD_Result blob_created(berth__req *r, const berth_digest *digest)
 enum MHD_Result berth__api_upload_get(berth__req *r)
 {
     berth_upload *u = NULL;
-    enum MHD_Result ret;
+    uint64_t size;
     int error;
 
+    if (r->method == BERTH_M_GET) {
+        /* status never waits for, nor fails because of, a request writing to the session */
+        if ((error = berth_store_upload_stat(r->srv->store, r->name, r->ref, &size)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        }
+        return session_response(r, 204, r->ref, size);
+    }
     if ((error = berth_store_upload_open(&u, r->srv->store, r->name, r->ref)) < 0) {
         return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
     }
-    if (r->method == BERTH_M_DELETE) {
-        if ((error = berth_upload_cancel(u)) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
-        }
-        return berth__respond_empty(r, 204, NULL);
+    if ((error = berth_upload_cancel(u)) < 0) {
+        return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
     }
-    ret = session_response(r, 204, berth_upload_id(u), berth_upload_size(u));
-    berth_upload_close(u);
-    return ret;
+    return berth__respond_empty(r, 204, NULL);
 }
 
 /* ?digest= of a PUT or POST: required for PUT. */
@@ -172,6 +174,41 @@ static int query_digest(berth__req *r, bool required)
         return berth_error_last_code() ? berth_error_last_code() : BERTH_EINVALID;
     }
     r->has_digest = true;
+    return 0;
+}
+
+/*
+ * The one check of Content-Range for every request that brings bytes into a session (PATCH,
+ * the closing PUT, a monolithic POST): when present it must parse, start where the session
+ * ends (416 otherwise: distribution spec, "out-of-order" chunks) and, with a Content-Length,
+ * span exactly the body. Sets r->has_crange so that feed() and the finish check the body
+ * against it.
+ */
+static int check_content_range(berth__req *r)
+{
+    const char *crange = berth__header(r, MHD_HTTP_HEADER_CONTENT_RANGE);
+    const char *clen = berth__header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t size = r->upload ? berth_upload_size(r->upload) : 0;
+    uint64_t len;
+
+    if (!crange) {
+        return 0;
+    }
+    if (berth_content_range_parse(&r->crange, crange, strlen(crange)) < 0) {
+        return berth_error_set(BERTH_EINVALID, "Content-Range must be <start>-<end>");
+    }
+    if (r->crange.start != size) {
+        return berth_error_set(BERTH_ERANGE,
+                               "chunk starts at %llu but the session holds %llu bytes",
+                               (unsigned long long)r->crange.start, (unsigned long long)size);
+    }
+    if (clen && berth_parse_u64(&len, clen, strlen(clen), UINT64_MAX) == 0 &&
+        len != berth_range_length(&r->crange)) {
+        return berth_error_set(
+            BERTH_EINVALID, "Content-Length %llu does not match a Content-Range of %llu bytes",
+            (unsigned long long)len, (unsigned long long)berth_range_length(&r->crange));
+    }
+    r->has_crange = true;
     return 0;
 }
 
@@ -206,6 +243,9 @@ static enum MHD_Result post_begin(berth__req *r)
     }
     if (r->has_digest) {
         /* monolithic upload: the body is the blob */
+        if ((error = check_content_range(r)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, error, NULL);
+        }
         if ((error = berth_store_upload_new(&r->upload, r->srv->store, r->name)) < 0) {
             return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
         }
@@ -216,7 +256,6 @@ static enum MHD_Result post_begin(berth__req *r)
 
 enum MHD_Result berth__api_upload_begin(berth__req *r)
 {
-    const char *crange;
     int error;
 
     if (r->method == BERTH_M_POST) {
@@ -228,19 +267,8 @@ enum MHD_Result berth__api_upload_begin(berth__req *r)
     if ((error = berth_store_upload_open(&r->upload, r->srv->store, r->name, r->ref)) < 0) {
         return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
     }
-    crange = berth__header(r, MHD_HTTP_HEADER_CONTENT_RANGE);
-    if (crange && r->method == BERTH_M_PATCH) {
-        uint64_t size = berth_upload_size(r->upload);
-
-        if ((error = berth_content_range_parse(&r->crange, crange, strlen(crange))) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, error, NULL);
-        }
-        if (r->crange.start != size) {
-            berth_error_set(BERTH_ERANGE, "chunk starts at %llu but the session holds %llu bytes",
-                            (unsigned long long)r->crange.start, (unsigned long long)size);
-            return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, BERTH_ERANGE, NULL);
-        }
-        r->has_crange = true;
+    if ((error = check_content_range(r)) < 0) {
+        return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, error, NULL);
     }
     r->sink = BERTH_SINK_UPLOAD;
     return MHD_YES;
@@ -269,6 +297,12 @@ enum MHD_Result berth__api_upload_finish(berth__req *r)
     if (r->fail_code) {
         return berth__respond_error(r, r->fail_op, r->fail_code, r->fail_msg);
     }
+    if (r->has_crange && r->received != berth_range_length(&r->crange)) {
+        berth_error_set(BERTH_EINVALID, "body of %llu bytes for a Content-Range of %llu",
+                        (unsigned long long)r->received,
+                        (unsigned long long)berth_range_length(&r->crange));
+        return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, BERTH_EINVALID, NULL);
+    }
     if (r->method == BERTH_M_POST) {
         if (r->upload) {
             return commit(r);
@@ -286,12 +320,6 @@ enum MHD_Result berth__api_upload_finish(berth__req *r)
     }
     if (r->method == BERTH_M_PUT) {
         return commit(r);
-    }
-    if (r->has_crange && r->received != berth_range_length(&r->crange)) {
-        berth_error_set(BERTH_EINVALID, "body of %llu bytes for a Content-Range of %llu",
-                        (unsigned long long)r->received,
-                        (unsigned long long)berth_range_length(&r->crange));
-        return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, BERTH_EINVALID, NULL);
     }
     /* close (and so sync) before acknowledging: a 202 means the bytes are durable */
     u = r->upload;

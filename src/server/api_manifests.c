@@ -114,7 +114,9 @@ enum MHD_Result berth__api_manifest(berth__req *r)
     int error;
 
     if ((error = check_reference(r, &is_digest, &digest, &op)) < 0) {
-        return berth__respond_error(r, op, error, NULL);
+        /* what cannot exist is not found (the spec lists 404 only); PUT still refuses it */
+        berth_error_prefix("manifest unknown: ");
+        return berth__respond_error(r, BERTH_OP_MANIFEST_GET, BERTH_ENOTFOUND, NULL);
     }
     if (r->method == BERTH_M_DELETE) {
         error = is_digest ? berth_store_manifest_delete(r->srv->store, r->name, &digest)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,10 @@ enum MHD_Result berth__respond(berth__req *r, unsigned status, struct MHD_Respon
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    if (r->close_after || berth__conn_closing(r->srv, r->conn)) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    berth__conn_phase(r->srv, r->conn, BERTH__PHASE_RESPONSE);
     ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->responded = true;
@@ -70,6 +75,23 @@ void berth__session_headers(struct MHD_Response *resp, const berth__req *r, cons
     MHD_add_response_header(resp, "Docker-Upload-UUID", id);
 }
 
+/* The methods a route supports (RFC 9110 15.5.6: the Allow of a 405). */
+static const char *allowed_methods(berth__route route)
+{
+    switch (route) {
+    case BERTH_R_MANIFEST:
+        return "GET, HEAD, PUT, DELETE";
+    case BERTH_R_BLOB:
+        return "GET, HEAD, DELETE";
+    case BERTH_R_UPLOADS:
+        return "POST";
+    case BERTH_R_UPLOAD:
+        return "GET, PATCH, PUT, DELETE";
+    default:
+        return "GET, HEAD";
+    }
+}
+
 enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, const char *msg)
 {
     berth_buf doc = BERTH_BUF_INIT;
@@ -96,11 +118,17 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (r->upload) {
-        /* a refused chunk: tell the client where the session stands, so it can resume */
+        /*
+         * A refused chunk: tell the client where the session stands, so it can resume, and
+         * release the session before the answer goes out, so that the client's next request
+         * (a status GET, a retry) finds it free.
+         */
         berth__session_headers(resp, r, berth_upload_id(r->upload), berth_upload_size(r->upload));
+        berth_upload_close(r->upload);
+        r->upload = NULL;
     }
     if (status == 405) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, PUT, POST, PATCH, DELETE");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r->route));
     }
     if (status == 401 && r->www_authenticate) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
@@ -236,6 +264,11 @@ static int route(berth__req *r, const char *url, berth__op *op_out)
             *op_out = BERTH_OP_UPLOAD;
             return berth_error_set(BERTH_ENOTFOUND, "no such upload");
         }
+        if (r->route == BERTH_R_MANIFEST && r->method != BERTH_M_PUT) {
+            /* what cannot exist is not found */
+            *op_out = BERTH_OP_MANIFEST_GET;
+            return berth_error_set(BERTH_ENOTFOUND, "manifest unknown: reference too long");
+        }
         return berth_error_set(BERTH_EINVALID, "reference too long");
     }
     memcpy(r->ref, slash + 1, seg_len);
@@ -271,6 +304,65 @@ static enum MHD_Result base(berth__req *r)
     return berth__respond(r, 200, resp);
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Whether an escaped byte may be decoded in the path (see safe_unescape). */
+static bool path_safe(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~:+", c));
+}
+
+/*
+ * Decode `s` in place; an escape is decoded only when `keep` accepts its byte, otherwise it
+ * stays as it is ("%00"). @return the new length
+ */
+static size_t unescape_if(char *s, bool (*keep)(char))
+{
+    char *in = s, *out = s;
+
+    while (*in) {
+        int hi, lo;
+        char c;
+
+        if (in[0] == '%' && (hi = hexval(in[1])) >= 0 && (lo = hexval(in[2])) >= 0) {
+            c = (char)(hi * 16 + lo);
+            if (keep(c)) {
+                *out++ = c;
+                in += 3;
+                continue;
+            }
+        }
+        *out++ = *in++;
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
+static bool not_nul(char c)
+{
+    return c != '\0';
+}
+
+/*
+ * MHD_OPTION_UNESCAPE_CALLBACK, for query values (and MHD's copy of the path, which berth does
+ * not route on): everything is decoded but %00, which would cut a value short; it stays
+ * "%00" and fails the grammar of whatever it is in.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return unescape_if(s, not_nul);
+}
+
 /* First call: route and either answer or get ready for the body. */
 static enum MHD_Result begin(berth__req *r, const char *url)
 {
@@ -281,15 +373,30 @@ static enum MHD_Result begin(berth__req *r, const char *url)
         [BERTH_R_UPLOADS] = BERTH_ROUTE_UPLOADS,     [BERTH_R_UPLOAD] = BERTH_ROUTE_UPLOADS,
         [BERTH_R_REFERRERS] = BERTH_ROUTE_REFERRERS,
     };
+    char path[2 * BERTH_NAME_MAX + 64];
     enum MHD_Result ret;
     berth__op op;
+    size_t n;
     int error;
 
     berth_error_clear();
     if (berth__ops_route(r, url, &ret)) {
         return ret;
     }
-    if ((error = route(r, url, &op)) < 0) {
+    /*
+     * Route on the request target as received: MHD's decoded copy would let an escape (%00,
+     * %2F) cut short or re-split a component. Only escapes of bytes that a component may hold
+     * are decoded; any other stays literal and fails that component's grammar.
+     */
+    n = r->uri ? strcspn(r->uri, "?") : 0;
+    if (n >= sizeof(path)) {
+        berth_error_set(BERTH_ENOTFOUND, "request path too long");
+        return berth__respond_error(r, BERTH_OP_ROUTE, BERTH_ENOTFOUND, NULL);
+    }
+    memcpy(path, r->uri ? r->uri : "", n);
+    path[n] = '\0';
+    unescape_if(path, path_safe);
+    if ((error = route(r, path, &op)) < 0) {
         if ((r->srv->ratelimit || r->srv->mtls) && !berth__ops_gate(r, &ret)) {
             return ret;
         }
@@ -303,11 +410,14 @@ static enum MHD_Result begin(berth__req *r, const char *url)
     case BERTH_R_BASE:
         return base(r);
     case BERTH_R_CATALOG:
-        return r->method == BERTH_M_GET ? berth__api_catalog(r) : method_not_allowed(r);
+        return r->method == BERTH_M_GET || r->method == BERTH_M_HEAD ? berth__api_catalog(r)
+                                                                     : method_not_allowed(r);
     case BERTH_R_TAGS:
-        return r->method == BERTH_M_GET ? berth__api_tags(r) : method_not_allowed(r);
+        return r->method == BERTH_M_GET || r->method == BERTH_M_HEAD ? berth__api_tags(r)
+                                                                     : method_not_allowed(r);
     case BERTH_R_REFERRERS:
-        return r->method == BERTH_M_GET ? berth__api_referrers(r) : method_not_allowed(r);
+        return r->method == BERTH_M_GET || r->method == BERTH_M_HEAD ? berth__api_referrers(r)
+                                                                     : method_not_allowed(r);
     case BERTH_R_MANIFEST:
         if (r->method == BERTH_M_PUT) {
             return berth__api_manifest_put_begin(r);
@@ -385,6 +495,85 @@ static enum MHD_Result finish(berth__req *r)
     return berth__api_upload_finish(r);
 }
 
+typedef struct framing {
+    unsigned content_length, transfer_encoding;
+    const char *te;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing *f = cls;
+
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_length++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encoding++;
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/* Whether `te` ends with the chunked coding; `*only` when it is nothing else. */
+static bool te_chunked(const char *te, bool *only)
+{
+    const char *last = strrchr(te, ',');
+    const char *p = last ? last + 1 : te;
+    size_t n;
+
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+        n--;
+    }
+    *only = !last;
+    return n == 7 && strncasecmp(p, "chunked", 7) == 0;
+}
+
+/*
+ * Request framing as RFC 9112 section 6 requires of a server: a request whose body length
+ * cannot be determined reliably (several Content-Length fields, Transfer-Encoding together
+ * with Content-Length, a Transfer-Encoding whose final coding is not chunked, Transfer-Encoding
+ * in HTTP/1.0) is refused with 400 and its connection closed (6.3), so that no byte of it is
+ * read as another request; a coding other than chunked gets 501 (6.1).
+ */
+static bool framing_ok(berth__req *r, const char *version)
+{
+    framing f = {0, 0, NULL};
+    bool only;
+
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.content_length > 1) {
+        berth_error_set(BERTH_EINVALID, "more than one Content-Length");
+        return false;
+    }
+    if (f.transfer_encoding == 0) {
+        return true;
+    }
+    if (f.transfer_encoding > 1 || f.content_length) {
+        berth_error_set(BERTH_EINVALID, f.content_length
+                                            ? "both Transfer-Encoding and Content-Length"
+                                            : "more than one Transfer-Encoding");
+        return false;
+    }
+    if (strcmp(version, MHD_HTTP_VERSION_1_0) == 0) {
+        berth_error_set(BERTH_EINVALID, "Transfer-Encoding in an HTTP/1.0 request");
+        return false;
+    }
+    if (!te_chunked(f.te, &only)) {
+        berth_error_set(BERTH_EINVALID, "the final transfer coding must be chunked");
+        return false;
+    }
+    if (!only) {
+        berth_error_set(BERTH_EUNSUPPORTED, "transfer codings other than chunked");
+        return false;
+    }
+    return true;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
@@ -402,6 +591,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         r->conn = conn;
         r->method_name = method;
         r->method = method_of(method);
+        berth__conn_phase(r->srv, conn, BERTH__PHASE_BODY);
+        if (!framing_ok(r, version)) {
+            r->close_after = true;
+            return berth__respond_error(r, BERTH_OP_HTTP, berth_error_last_code(), NULL);
+        }
         /*
          * A request without a body is answered on the next call, once MHD has read all of
          * it: a response queued before that makes MHD close the connection, and keep-alive
@@ -432,9 +626,6 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     if (!has_body_method(r->method)) {
-        if (r->method == BERTH_M_OTHER) {
-            return method_not_allowed(r);
-        }
         return begin(r, url);
     }
     berth_error_clear();
@@ -446,16 +637,14 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
     berth_server *srv = cls;
     berth__req *r = calloc(1, sizeof(*r));
 
-    (void)conn;
     if (!r) {
         return NULL;
     }
     r->srv = srv;
     r->mroute = BERTH_ROUTE_OTHER;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
-    if (srv->opts.log) {
-        r->uri = strdup(uri);
-    }
+    berth__conn_phase(srv, conn, BERTH__PHASE_HEAD);
+    r->uri = strdup(uri); /* routed on (see begin) and logged */
     return r;
 }
 
@@ -465,11 +654,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     berth_server *srv = cls;
     berth__req *r = *con_cls;
 
-    (void)conn;
     if (!r) {
         return;
     }
-    (void)srv;
+    berth__conn_phase(srv, conn, BERTH__PHASE_IDLE);
     berth__ops_completed(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->upload) {
         berth_upload_close(r->upload);
@@ -483,15 +671,39 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
+/*
+ * GnuTLS priorities. The default is TLS 1.2 and 1.3 with forward-secret key exchange and AEAD
+ * ciphers only, as Mozilla's "intermediate" profile: no TLS 1.0/1.1, no static-RSA key
+ * exchange, no CBC, no SHA-1 MACs.
+ */
+#define TLS_PRIORITIES_12                                                                          \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"            \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:"                  \
+    "%SERVER_PRECEDENCE"
+#define TLS_PRIORITIES_13                                                                          \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"      \
+    "-MAC-ALL:+AEAD:%SERVER_PRECEDENCE"
+
+static const char *tls_priorities(const berth_config *cfg)
+{
+    if (cfg && cfg->tls.priorities) {
+        return cfg->tls.priorities;
+    }
+    if (cfg && cfg->tls.min_version && strcmp(cfg->tls.min_version, "1.3") == 0) {
+        return TLS_PRIORITIES_13;
+    }
+    return TLS_PRIORITIES_12;
+}
+
 int berth_server_start(berth_server **out, berth_store *store, const berth_server_options *opts)
 {
     berth_server *srv = NULL;
     struct sockaddr_storage ss;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    const union MHD_DaemonInfo *info;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
-    struct MHD_OptionItem tls[4];
+    struct MHD_OptionItem tls[5];
+    socklen_t sslen = 0;
     size_t ntls = 0;
     unsigned pool;
     long cores;
@@ -519,11 +731,15 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         srv->opts.threads = cores > 0 ? (unsigned)cores : 1;
     }
     if (srv->opts.connection_limit == 0) {
-        srv->opts.connection_limit = 1024;
+        srv->opts.connection_limit = berth_server_default_connection_limit();
     }
     if (srv->opts.connection_timeout == 0) {
         srv->opts.connection_timeout = 60;
     }
+    srv->timeout_header = srv->opts.header_timeout ? srv->opts.header_timeout : 20;
+    srv->timeout_read = srv->opts.read_timeout ? srv->opts.read_timeout : 60;
+    srv->timeout_write = srv->opts.write_timeout ? srv->opts.write_timeout : 300;
+    srv->per_address = srv->opts.connections_per_address;
     if (srv->opts.connection_memory == 0) {
         srv->opts.connection_memory = 32 * 1024;
     }
@@ -534,9 +750,11 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     if (inet_pton(AF_INET, srv->opts.listen_address, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
         sin->sin_port = htons(srv->opts.port);
+        sslen = sizeof(*sin);
     } else if (inet_pton(AF_INET6, srv->opts.listen_address, &sin6->sin6_addr) == 1) {
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(srv->opts.port);
+        sslen = sizeof(*sin6);
         flags |= MHD_USE_IPv6;
     } else {
         error = berth_error_set(BERTH_EINVALID, "not a numeric IP address: %s",
@@ -554,35 +772,47 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         flags |= MHD_USE_TLS;
         tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert};
         tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key};
+        tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                              (void *)(uintptr_t)tls_priorities(srv->cfg)};
         if (srv->tls_ca) {
             tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_ca};
         }
     }
     tls[ntls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    if ((error = berth__listener_start(srv, (struct sockaddr *)&ss, sslen)) < 0) {
+        goto out;
+    }
     /* a pool of one is no pool for MHD (and it says so); 0 means the same, quietly */
     pool = srv->opts.threads > 1 ? srv->opts.threads : 0;
-    /* one option and its value per line */
+    /*
+     * The listener accepts and hands connections over (MHD_add_connection), so MHD has no
+     * listening socket. MHD's own limit sits above the listener's, which is the one that
+     * counts: a slot the listener saw freed may not be freed in MHD's books yet.
+     */
     // clang-format off
     srv->daemon = MHD_start_daemon(
-        flags | MHD_USE_ERROR_LOG, srv->opts.port, NULL, NULL, access_handler, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        access_handler, srv,
         MHD_OPTION_THREAD_POOL_SIZE, pool,
-        MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit,
+        MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit + 64 + 4 * srv->opts.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
         MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, berth__conn_notify, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     // clang-format on
     if (!srv->daemon) {
-        error = berth_error_set(BERTH_EIO, "cannot listen on %s port %u", srv->opts.listen_address,
-                                (unsigned)srv->opts.port);
+        error = berth_error_set(BERTH_EIO, "cannot start the HTTP daemon on %s port %u",
+                                srv->opts.listen_address, (unsigned)srv->opts.port);
         goto out;
     }
-    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : srv->opts.port;
+    if ((error = berth__listener_port(srv, &srv->port)) < 0 ||
+        (error = berth__listener_run(srv)) < 0) {
+        goto out;
+    }
     if ((error = berth__maint_start(srv)) < 0) {
         goto out;
     }
@@ -603,14 +833,17 @@ uint16_t berth_server_port(const berth_server *srv)
 
 void berth_server_stop(berth_server *srv)
 {
-    if (srv) {
-        atomic_store(&srv->ready, false);
-        berth__maint_stop(srv);
+    if (!srv) {
+        return;
     }
-    if (srv && srv->daemon) {
+    atomic_store(&srv->ready, false);
+    berth__maint_stop(srv);
+    if (srv->daemon) {
+        berth__listener_drain(srv, srv->opts.drain_timeout_ms);
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
     }
+    berth__listener_free(srv);
 }
 
 void berth_server_free(berth_server *srv)

@@ -16,6 +16,7 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -63,6 +64,7 @@ typedef enum berth__op {
     BERTH_OP_MANIFEST_PUT, /* manifest PUT */
     BERTH_OP_REPO,         /* tags list, referrers: the repository must exist */
     BERTH_OP_QUERY,        /* a bad query parameter (n, last) */
+    BERTH_OP_HTTP,         /* request framing (RFC 9112): the connection is closed after */
 } berth__op;
 
 typedef enum berth__method {
@@ -90,11 +92,21 @@ typedef enum berth__route {
 /** Longest last path segment kept (a tag, a digest or an upload id). */
 #define BERTH__REF_MAX 255
 
+/** Most connections the default limit allows, whatever the descriptor limit. */
+#define BERTH__CONNECTIONS_MAX 65536u
+/** The listen backlog asked for (the kernel caps it at net.core.somaxconn). */
+#define BERTH__LISTEN_BACKLOG 4096
+
+/** The listener's account of connections (listener.c). */
+typedef struct berth__listener berth__listener;
+typedef struct berth__conn berth__conn;
+
 /** Verified bearer tokens, keyed by the SHA-256 of the token (auth.c). */
 typedef struct berth__token_cache berth__token_cache;
 
 struct berth_server {
     struct MHD_Daemon *daemon;
+    berth__listener *listener;
     berth_store *store;
     berth_server_options opts;
     uint16_t port;
@@ -115,6 +127,10 @@ struct berth_server {
     uint64_t uploads_max;
     atomic_uint_fast64_t uploads; /* upload requests streaming now */
     atomic_bool ready;
+    unsigned timeout_header;           /* seconds for a request's line and headers */
+    unsigned timeout_read;             /* seconds without a body byte */
+    unsigned timeout_write;            /* seconds without a response byte sent */
+    unsigned per_address;              /* connections per client address; 0: no cap */
     char *tls_cert, *tls_key, *tls_ca; /* PEM text read at start */
 
     /* the maintenance thread: online gc and the storage gauges */
@@ -142,10 +158,11 @@ typedef struct berth__req {
     berth__route route;
     char name[BERTH_NAME_MAX + 1];
     char ref[BERTH__REF_MAX + 1];
-    bool begun;      /* the first access-handler call happened */
-    bool responded;  /* a response is queued */
-    unsigned status; /* status of the queued response */
-    uint64_t bytes;  /* body bytes of the queued response */
+    bool begun;       /* the first access-handler call happened */
+    bool responded;   /* a response is queued */
+    bool close_after; /* the response closes the connection */
+    unsigned status;  /* status of the queued response */
+    uint64_t bytes;   /* body bytes of the queued response */
 
     /* request body */
     berth__sink sink;
@@ -268,6 +285,44 @@ enum MHD_Result berth__token_endpoint(berth__req *r);
 /** Token cache (server_auth.c). */
 int berth__token_cache_new(berth__token_cache **out, size_t slots);
 void berth__token_cache_free(berth__token_cache *c);
+
+/* ---- listener.c: connections -------------------------------------------------------- */
+
+/** The phases of a connection that the listener times (see listener.c). */
+typedef enum berth__phase {
+    BERTH__PHASE_HEAD,     /* request line received, headers arriving */
+    BERTH__PHASE_BODY,     /* the handler runs, the body streams in */
+    BERTH__PHASE_RESPONSE, /* an answer is queued */
+    BERTH__PHASE_IDLE,     /* the request is complete: waiting for the next one */
+} berth__phase;
+
+/** Create the listening socket and the connection table (no thread yet). @return 0 or error */
+int berth__listener_start(berth_server *srv, const struct sockaddr *sa, socklen_t salen);
+
+/** The port the listening socket is bound to. @return 0 or BERTH_EIO */
+int berth__listener_port(berth_server *srv, uint16_t *port);
+
+/** Start the accept thread, once the daemon exists. @return 0 or BERTH_EIO */
+int berth__listener_run(berth_server *srv);
+
+/**
+ * Stop accepting, close idle connections, wait up to `drain_ms` for the others to finish,
+ * then cut what is left and join the accept thread. The daemon must still run.
+ */
+void berth__listener_drain(berth_server *srv, unsigned drain_ms);
+
+/** Free the listener, after the daemon stopped; NULL listener is fine. */
+void berth__listener_free(berth_server *srv);
+
+/** MHD_OPTION_NOTIFY_CONNECTION: ties MHD's connections to the listener's records. */
+void berth__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe);
+
+/** Record that the connection of a request entered `phase` (and set MHD's timeout for it). */
+void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase);
+
+/** Whether the response about to be queued should close its connection (rotation, drain). */
+bool berth__conn_closing(berth_server *srv, struct MHD_Connection *conn);
 
 /* ---- api_*.c: handlers. begin runs on the first call; finish once the body is read. ---- */
 

@@ -36,6 +36,7 @@ typedef struct upload_session {
     bool busy;
     berth_hasher *hasher; /* SHA-256 of the bytes so far */
     uint64_t size;
+    uint64_t acked; /* size when the session was last released (what status reports) */
 } upload_session;
 
 struct berth_upload {
@@ -238,7 +239,7 @@ static int session_recover(upload_session **out, berth_store *s, const char *id)
         size += (uint64_t)n;
     }
     (void)ignored;
-    sess->size = size;
+    sess->size = sess->acked = size;
     rc = berth__htab_put(&s->sessions, sess->id, sess);
     if (rc == 0) {
         *out = sess;
@@ -302,6 +303,35 @@ int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo
     return 0;
 }
 
+int berth_store_upload_stat(berth_store *s, const char *repo_name, const char *id, uint64_t *size)
+{
+    upload_session *sess;
+    berth_upload *u = NULL;
+    int rc = BERTH_ENOTFOUND;
+
+    berth_error_clear();
+    if (!valid_id(id)) {
+        return berth_error_set(BERTH_ENOTFOUND, "upload %s not known", id);
+    }
+    pthread_mutex_lock(&s->lock);
+    sess = berth__htab_get(&s->sessions, id);
+    if (sess && strcmp(sess->repo, repo_name) == 0) {
+        /* busy or not: the size as of the last request that ended */
+        *size = sess->busy ? sess->acked : sess->size;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (sess) {
+        return rc == 0 ? 0 : berth_error_set(BERTH_ENOTFOUND, "upload %s not known", id);
+    }
+    /* not in memory (a restart): opening it rebuilds it */
+    if ((rc = berth_store_upload_open(&u, s, repo_name, id)) < 0) {
+        return rc;
+    }
+    *size = berth_upload_size(u);
+    return berth_upload_close(u) < 0 ? berth_error_last_code() : 0;
+}
+
 const char *berth_upload_id(const berth_upload *u)
 {
     return u->session->id;
@@ -345,6 +375,7 @@ static void session_release(berth_store *s, upload_session *sess)
 {
     pthread_mutex_lock(&s->lock);
     sess->busy = false;
+    sess->acked = sess->size;
     pthread_mutex_unlock(&s->lock);
 }
 

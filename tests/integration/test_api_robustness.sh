@@ -29,7 +29,11 @@ expect_error "unknown method" 405 UNSUPPORTED
 req GET "/v2/$(python3 -c 'print("a" * 300)')/tags/list"
 expect_error "name over 255 characters" 400 NAME_INVALID
 req GET "/v2/a/manifests/$(python3 -c 'print("t" * 200)')"
-expect_error "tag over 128 characters" 400 MANIFEST_INVALID
+expect_error "GET of a tag over 128 characters (cannot exist)" 404 MANIFEST_UNKNOWN
+req GET "/v2/a/manifests/$(python3 -c 'print("t" * 300)')"
+expect_error "GET of a reference over 255 characters" 404 MANIFEST_UNKNOWN
+req PUT "/v2/a/manifests/$(python3 -c 'print("t" * 200)')"
+expect_error "PUT of a tag over 128 characters" 400 MANIFEST_INVALID
 req GET "/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e"
 expect_error "unsupported digest algorithm" 400 DIGEST_INVALID
 req GET /v2/a/blobs/uploads/

@@ -44,16 +44,21 @@ static const key_def keys[] = {
     KEY("timeouts.read", T_DURATION, timeouts.read),
     KEY("timeouts.write", T_DURATION, timeouts.write),
     KEY("timeouts.idle", T_DURATION, timeouts.idle),
+    KEY("timeouts.header", T_DURATION, timeouts.header),
+    KEY("timeouts.drain", T_DURATION, timeouts.drain),
     KEY("limits.manifest_size", T_SIZE, limits.manifest_size),
     KEY("limits.body_size", T_SIZE, limits.body_size),
     KEY("limits.concurrent_uploads", T_U64, limits.concurrent_uploads),
     KEY("limits.requests_per_second", T_U64, limits.requests_per_second),
     KEY("limits.burst", T_U64, limits.burst),
+    KEY("limits.connections_per_address", T_U64, limits.connections_per_address),
     KEY("log.format", T_LOGFORMAT, log.format),
     KEY("log.level", T_LOGLEVEL, log.level),
     KEY("tls.cert", T_STRING, tls.cert),
     KEY("tls.key", T_STRING, tls.key),
     KEY("tls.client_ca", T_STRING, tls.client_ca),
+    KEY("tls.min_version", T_STRING, tls.min_version),
+    KEY("tls.priorities", T_STRING, tls.priorities),
     KEY("auth.htpasswd", T_STRING, auth.htpasswd),
     KEY("auth.token.realm", T_STRING, auth.token.realm),
     KEY("auth.token.service", T_STRING, auth.token.service),
@@ -163,8 +168,11 @@ int berth_config_new(berth_config **out)
     if (!cfg) {
         goto out;
     }
-    cfg->threads = 0; /* one per core */
-    cfg->max_connections = 256;
+    cfg->threads = 0;         /* one per core */
+    cfg->max_connections = 0; /* from the descriptor limit (berth serve resolves it) */
+    cfg->limits.connections_per_address = 0; /* no cap */
+    cfg->timeouts.header = 20;
+    cfg->timeouts.drain = 5;
     cfg->timeouts.read = 60;
     cfg->timeouts.write = 300;
     cfg->timeouts.idle = 120;
@@ -860,8 +868,13 @@ int berth_config_validate(const berth_config *cfg)
         return berth_error_set(BERTH_EINVALID,
                                "threads: must be between 0 (one per core) and 1024");
     }
-    if (cfg->max_connections == 0) {
-        return berth_error_set(BERTH_EINVALID, "max_connections: must be at least 1");
+    if (cfg->tls.min_version && strcmp(cfg->tls.min_version, "1.2") != 0 &&
+        strcmp(cfg->tls.min_version, "1.3") != 0) {
+        return berth_error_set(BERTH_EINVALID, "tls.min_version: must be 1.2 or 1.3");
+    }
+    if (cfg->tls.min_version && cfg->tls.priorities) {
+        return berth_error_set(BERTH_EINVALID,
+                               "tls.priorities: set either it or tls.min_version, not both");
     }
     if (cfg->limits.manifest_size == 0) {
         return berth_error_set(BERTH_EINVALID, "limits.manifest_size: must be at least 1");

@@ -33,7 +33,14 @@ static const char *gauge_help[BERTH_GAUGE_COUNT_] = {"Blob upload sessions curre
                                                      "Bytes of blob content in the store.",
                                                      "Blobs in the store."};
 
+static const char *counter_names[BERTH_COUNTER_COUNT_] = {"berth_connections_refused_total",
+                                                          "berth_connections_cut_total"};
+static const char *counter_help[BERTH_COUNTER_COUNT_] = {
+    "Connections refused because their client address was at its connection cap.",
+    "Connections closed by the server: a deadline passed, slots were needed, or shutdown."};
+
 struct berth_metrics {
+    atomic_uint_fast64_t counters[BERTH_COUNTER_COUNT_];
     atomic_uint_fast64_t requests[NMETHODS][BERTH_ROUTE_COUNT_][NSTATUS];
     atomic_uint_fast64_t buckets[BERTH_ROUTE_COUNT_][NBUCKETS]; /* not cumulative */
     atomic_uint_fast64_t latency_us[BERTH_ROUTE_COUNT_];
@@ -181,6 +188,13 @@ void berth_metrics_gauge_set(berth_metrics *m, berth_metrics_gauge g, int64_t va
     }
 }
 
+void berth_metrics_counter_add(berth_metrics *m, berth_metrics_counter c, uint64_t n)
+{
+    if (m && (unsigned)c < BERTH_COUNTER_COUNT_) {
+        atomic_fetch_add_explicit(&m->counters[c], n, memory_order_relaxed);
+    }
+}
+
 void berth_metrics_gauge_add(berth_metrics *m, berth_metrics_gauge g, int64_t delta)
 {
     if (m && (unsigned)g < BERTH_GAUGE_COUNT_) {
@@ -261,6 +275,11 @@ int berth_metrics_render(berth_metrics *m, berth_buf *out)
             berth_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g],
                              gauge_help[g], gauge_names[g], gauge_names[g],
                              (long long)atomic_load_explicit(&m->gauges[g], memory_order_relaxed));
+    }
+    for (size_t c = 0; error == 0 && c < BERTH_COUNTER_COUNT_; c++) {
+        error = berth_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
+                                 counter_names[c], counter_help[c], counter_names[c],
+                                 counter_names[c], (unsigned long long)load(&m->counters[c]));
     }
     if (error < 0) {
         berth_error_set(error, "metrics: the output buffer is full");

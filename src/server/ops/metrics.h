@@ -28,6 +28,13 @@ typedef enum berth_metrics_gauge {
     BERTH_GAUGE_COUNT_
 } berth_metrics_gauge;
 
+/** Counters the caller adds to (monotonic; rendered as Prometheus counters). */
+typedef enum berth_metrics_counter {
+    BERTH_COUNTER_CONNECTIONS_REFUSED = 0, /* over the per-address connection cap */
+    BERTH_COUNTER_CONNECTIONS_CUT,         /* past a deadline, under pressure, or at drain */
+    BERTH_COUNTER_COUNT_
+} berth_metrics_counter;
+
 /**
  * The metrics of one server. All updates are relaxed atomic adds on fixed arrays (no lock, no
  * allocation), so recording a request costs a handful of atomic operations.
@@ -57,6 +64,9 @@ void berth_metrics_gauge_set(berth_metrics *m, berth_metrics_gauge g, int64_t va
 
 /** Add a (possibly negative) amount to a gauge (uploads started / finished). */
 void berth_metrics_gauge_add(berth_metrics *m, berth_metrics_gauge g, int64_t delta);
+
+/** Add `n` to a counter. */
+void berth_metrics_counter_add(berth_metrics *m, berth_metrics_counter c, uint64_t n);
 
 /** A route's label, e.g. "manifests". */
 const char *berth_metrics_route_name(berth_metrics_route route);

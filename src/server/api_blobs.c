@@ -175,10 +175,22 @@ static int query_digest(berth__req *r, bool required)
     return 0;
 }
 
+/* Who starts an upload session, for the per-owner limit: the user, else the client address. */
+static void session_owner(const berth__req *r, char *out, size_t size)
+{
+    if (r->authenticated && r->user[0]) {
+        snprintf(out, size, "user:%s", r->user);
+    } else {
+        snprintf(out, size, "addr:");
+        berth__client_address(r, out + 5, size - 5);
+    }
+}
+
 static enum MHD_Result post_begin(berth__req *r)
 {
     const char *mount = berth__query(r, "mount");
     const char *from = berth__query(r, "from");
+    char owner[160];
     berth_digest digest;
     int error;
 
@@ -206,8 +218,9 @@ static enum MHD_Result post_begin(berth__req *r)
     }
     if (r->has_digest) {
         /* monolithic upload: the body is the blob */
-        if ((error = berth_store_upload_new(&r->upload, r->srv->store, r->name)) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        session_owner(r, owner, sizeof(owner));
+        if ((error = berth_store_upload_new(&r->upload, r->srv->store, r->name, owner)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD_NEW, error, NULL);
         }
         r->sink = BERTH_SINK_UPLOAD;
     }
@@ -261,7 +274,7 @@ static enum MHD_Result commit(berth__req *r)
 enum MHD_Result berth__api_upload_finish(berth__req *r)
 {
     berth_upload *u = NULL;
-    char id[BERTH_UPLOAD_ID_MAX + 1];
+    char id[BERTH_UPLOAD_ID_MAX + 1], owner[160];
     enum MHD_Result ret;
     uint64_t size;
     int error;
@@ -273,8 +286,9 @@ enum MHD_Result berth__api_upload_finish(berth__req *r)
         if (r->upload) {
             return commit(r);
         }
-        if ((error = berth_store_upload_new(&u, r->srv->store, r->name)) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        session_owner(r, owner, sizeof(owner));
+        if ((error = berth_store_upload_new(&u, r->srv->store, r->name, owner)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD_NEW, error, NULL);
         }
         ret = session_response(r, 202, berth_upload_id(u), 0);
         berth_upload_close(u);

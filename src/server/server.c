@@ -96,7 +96,9 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (r->upload) {
-        /* a refused chunk: tell the client where the session stands, so it can resume */
+        /* a refused chunk changes nothing: roll back, then tell the client where the session
+           stands, so it can resume */
+        berth_upload_rollback(r->upload);
         berth__session_headers(resp, r, berth_upload_id(r->upload), berth_upload_size(r->upload));
     }
     if (status == 405) {
@@ -472,7 +474,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)srv;
     berth__ops_completed(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->upload) {
-        berth_upload_close(r->upload);
+        /* still held: the request was refused or the client went away mid-body */
+        berth_upload_abort(r->upload);
     }
     berth_buf_dispose(&r->body);
     free(r->www_authenticate);

@@ -57,6 +57,7 @@ typedef enum berth__op {
     BERTH_OP_METHOD,       /* endpoint without that method */
     BERTH_OP_BLOB,         /* blob GET, HEAD, DELETE */
     BERTH_OP_UPLOAD,       /* opening, writing, cancelling an upload session */
+    BERTH_OP_UPLOAD_NEW,   /* starting an upload session (limits of open sessions) */
     BERTH_OP_UPLOAD_RANGE, /* a chunk that does not continue the session */
     BERTH_OP_COMMIT,       /* closing an upload with its digest */
     BERTH_OP_MANIFEST_GET, /* manifest GET, HEAD, DELETE */
@@ -258,6 +259,9 @@ bool berth__ops_gate(berth__req *r, enum MHD_Result *ret);
 
 /** Whether the caller of `r` may pull `repo` (catalog filtering). */
 bool berth__ops_may_pull(const berth__req *r, const char *repo);
+
+/** The client's address as text ("-" when unknown). */
+void berth__client_address(const berth__req *r, char *out, size_t size);
 
 /** Write the access-log line of a finished request and count it in the metrics. */
 void berth__ops_completed(berth__req *r, bool aborted);

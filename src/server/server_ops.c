@@ -232,7 +232,7 @@ static void write_line(const char *line, size_t n)
     }
 }
 
-static void client_address(const berth__req *r, char *out, size_t size)
+void berth__client_address(const berth__req *r, char *out, size_t size)
 {
     const union MHD_ConnectionInfo *ci;
     const struct sockaddr *sa;
@@ -262,7 +262,7 @@ static void log_json(const berth__req *r, uint64_t us, uint64_t bytes_out, bool 
     clock_gettime(CLOCK_REALTIME, &wall);
     gmtime_r(&wall.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    client_address(r, addr, sizeof(addr));
+    berth__client_address(r, addr, sizeof(addr));
     if (berth_buf_puts(&b, "{\"time\":\"") < 0 || berth_buf_puts(&b, stamp) < 0) {
         goto out;
     }

@@ -3,7 +3,7 @@
  * The store: registry semantics over OCI image layouts on disk.
  *
  *   ROOT/_berth/blobs/<alg>/<hex>     the pool: one copy of every blob
- *   ROOT/_berth/uploads/<id>/         upload sessions (data, repo)
+ *   ROOT/_berth/uploads/<id>.<r>.<o>  upload sessions: one file each (upload.c)
  *   ROOT/_berth/tmp/                  staging for atomic writes; emptied at startup
  *   ROOT/<name>/                      each repository, an OCI image layout: oci-layout,
  *                                     index.json, blobs/<alg>/<hex> (hard links to the pool)
@@ -47,7 +47,10 @@ void berth_store_options_init(berth_store_options *opts)
     memset(opts, 0, sizeof(*opts));
     opts->manifest_max = 4 * MIB;
     opts->cache_bytes = 8 * MIB;
-    opts->upload_ttl_seconds = 24 * 3600;
+    opts->upload_ttl_seconds = 3600;
+    opts->upload_sessions_max = 4096;
+    opts->upload_sessions_per_repo = 256;
+    opts->upload_sessions_per_owner = 128;
     opts->fsync = true;
     opts->lock = true;
 }
@@ -307,7 +310,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         s->opts.cache_bytes = 8 * MIB;
     }
     if (!s->opts.upload_ttl_seconds) {
-        s->opts.upload_ttl_seconds = 24 * 3600;
+        s->opts.upload_ttl_seconds = 3600;
     }
     pthread_mutex_init(&s->lock, NULL);
     s->lock_fd = -1;
@@ -355,6 +358,9 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
     }
     if (rc == 0) {
         rc = scan(s, &dir, &name);
+    }
+    if (rc == 0) {
+        rc = berth__uploads_scan(s);
     }
     if (rc == 0) {
         rc = berth__uploads_gc(s, false, NULL);

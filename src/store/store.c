@@ -362,7 +362,8 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
     if (rc == 0) {
         rc = berth__uploads_scan(s);
     }
-    if (rc == 0) {
+    if (rc == 0 && s->opts.lock) {
+        /* only the one writer of the root reaps (a du beside a server does not) */
         rc = berth__uploads_gc(s, false, NULL);
     }
 out:

@@ -331,7 +331,9 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         s->lock_fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
         free(path);
         if (s->lock_fd < 0) {
-            rc = berth_error_set(BERTH_EIO, "%s/lock: %s", s->internal, strerror(errno));
+            berth__log(BERTH_LOG_ERROR, "%s/lock: %s", s->internal, strerror(errno));
+            rc = berth_error_set(BERTH_EIO, "cannot open the store's lock file: %s",
+                                 strerror(errno));
             goto out;
         }
         if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -431,6 +433,14 @@ bool berth_store_repo_exists(berth_store *s, const char *name)
 
 /* ---- blobs -------------------------------------------------------------------------- */
 
+/* A failed system call on a path: the path goes to the log, not into the message. */
+static int io_failed(const char *what, const char *path)
+{
+    int err = errno;
+    berth__log(BERTH_LOG_WARN, "%s %s: %s", what, path, strerror(err));
+    return berth_error_set(BERTH_EIO, "storage %s failed: %s", what, strerror(err));
+}
+
 /* The path of a blob in a repository, computed from the name without any lock. */
 static int repo_blob_path(berth_buf *out, berth_store *s, const char *name, const berth_digest *d)
 {
@@ -462,7 +472,7 @@ int berth_store_blob_open(berth_store *s, const char *repo_name, const berth_dig
     if (fd < 0 || fstat(fd, &st) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
-                 : berth_error_set(BERTH_EIO, "open %s: %s", path.ptr, strerror(errno));
+                 : io_failed("open", path.ptr);
         goto out;
     }
     *fd_out = fd;
@@ -486,7 +496,7 @@ int berth_store_blob_stat(berth_store *s, const char *repo_name, const berth_dig
     if (rc == 0 && stat(path.ptr, &st) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
-                 : berth_error_set(BERTH_EIO, "stat %s: %s", path.ptr, strerror(errno));
+                 : io_failed("stat", path.ptr);
     }
     if (rc == 0) {
         *size_out = (uint64_t)st.st_size;
@@ -504,7 +514,7 @@ int berth_store_blob_delete(berth_store *s, const char *repo_name, const berth_d
     if (rc == 0 && unlink(path.ptr) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
-                 : berth_error_set(BERTH_EIO, "unlink %s: %s", path.ptr, strerror(errno));
+                 : io_failed("unlink", path.ptr);
     }
     if (rc == 0 && s->opts.fsync) {
         rc = berth__fs_fsync_parent(path.ptr);

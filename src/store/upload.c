@@ -524,7 +524,9 @@ int berth_upload_rollback(berth_upload *u)
 {
     upload_session *sess = u->session;
 
-    if (ftruncate(u->fd, (off_t)u->mark) != 0) {
+    /* durable too: a crash right after a refusal must not bring the refused bytes back */
+    if (ftruncate(u->fd, (off_t)u->mark) != 0 ||
+        (u->store->opts.fsync && u->mark_hash && fsync(u->fd) != 0)) {
         int err = errno;
         /* what is on disk is unknown now: rebuild from it at the next open, verify at commit */
         sess->cold = true;

@@ -128,19 +128,27 @@ check "the refused POST left no bytes" "$free_before" "$free_after"
 rm -f "$ROOT/filler"
 
 # ---- no server paths in errors ----------------------------------------------------------------
-ZD=sha256:$(printf '%064d' 7)
+# a blob link and an index.json the server cannot open (a symbolic link to itself: root reads
+# any file whatever its mode); the answers must not name a server path
+B=$ROOT/int/app/blobs/sha256/${LD#sha256:}
+mv "$B" "$T/saved-blob"
+ln -s "$B" "$B"
 req GET "/v2/$N/blobs/$LD"
-check "blob readable" 200 "$STATUS"
-# a blob file unreadable by the server: its error must not name the path
-chmod 000 "$ROOT/int/app/blobs/sha256/${LD#sha256:}"
-req GET "/v2/$N/blobs/$LD"
-if [ "$STATUS" -ge 400 ] && ! grep -q "$T" "$BODY" && ! grep -q '_berth\|/blobs/' "$BODY"; then
-    ok
-else
-    # root may read a file whatever its mode: then the check says nothing, and is not counted
-    [ "$STATUS" = 200 ] || fail "unreadable blob: $STATUS $(cat "$BODY")"
-fi
-chmod 644 "$ROOT/int/app/blobs/sha256/${LD#sha256:}"
-req GET "/v2/$N/blobs/$ZD"
+check "unopenable blob status" 500 "$STATUS"
+check "unopenable blob code" UNKNOWN "$(error_code)"
+if grep -q "$T\|_berth\|/blobs/" "$BODY"; then fail "blob error names a path: $(cat "$BODY")"; else ok; fi
+head_req "/v2/$N/blobs/$LD"
+check "unstattable blob (HEAD)" 500 "$STATUS"
+rm -f "$B"
+mv "$T/saved-blob" "$B"
+push_blob int/other "$T/config" >/dev/null
+I=$ROOT/int/other/index.json
+rm -f "$I"
+ln -s "$I" "$I"
+req GET "/v2/int/other/tags/list"
+check "unreadable index.json" 500 "$STATUS"
+if grep -q "$T\|_berth\|index.json" "$BODY"; then fail "index error names a path: $(cat "$BODY")"; else ok; fi
+if grep -q "$ROOT" "$BERTH_LOG"; then ok; else fail "the log keeps the path"; fi
+req GET "/v2/$N/blobs/sha256:$(printf '%064d' 7)"
 expect_error "unknown blob" 404 BLOB_UNKNOWN
 finish

@@ -99,7 +99,10 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
         /* a refused chunk changes nothing: roll back, then tell the client where the session
            stands, so it can resume */
         berth_upload_rollback(r->upload);
-        berth__session_headers(resp, r, berth_upload_id(r->upload), berth_upload_size(r->upload));
+        if (r->method != BERTH_M_POST) { /* a POST's own session goes with the request */
+            berth__session_headers(resp, r, berth_upload_id(r->upload),
+                                   berth_upload_size(r->upload));
+        }
     }
     if (status == 405) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, PUT, POST, PATCH, DELETE");

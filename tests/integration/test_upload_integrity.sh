@@ -121,8 +121,11 @@ fi
 dd if=/dev/zero of="$ROOT/filler" bs=4096 2>/dev/null
 truncate -s -40960 "$ROOT/filler"
 free_before=$(df -k --output=avail "$ROOT" | tail -n 1)
+sessions_before=$(find "$ROOT/_berth/uploads" -mindepth 1 | wc -l)
 req POST "/v2/$N/blobs/uploads/?digest=$WD" --data-binary "@$T/rest"
 expect_error "monolithic POST on a full disk" 507 UNKNOWN
+check "no session to resume" "" "$(header Location)"
+check "no session left" "$sessions_before" "$(find "$ROOT/_berth/uploads" -mindepth 1 | wc -l)"
 free_after=$(df -k --output=avail "$ROOT" | tail -n 1)
 check "the refused POST left no bytes" "$free_before" "$free_after"
 rm -f "$ROOT/filler"

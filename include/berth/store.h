@@ -41,8 +41,8 @@ void berth_store_options_init(berth_store_options *opts);
  * may have left.
  * @param out   receives the store, freed with berth_store_free()
  * @param opts  NULL for the defaults
- * @return 0, BERTH_EIO (message names the path), BERTH_ENOMEM, BERTH_EBUSY (opts.lock is set
- *         and another process holds the root)
+ * @return 0, BERTH_EIO (the log names the path; messages of the store never do), BERTH_ENOMEM,
+ * BERTH_EBUSY (opts.lock is set and another process holds the root)
  */
 int berth_store_open(berth_store **out, const char *root, const berth_store_options *opts);
 

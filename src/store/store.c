@@ -337,7 +337,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
             goto out;
         }
         if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            rc = berth_error_set(BERTH_EBUSY, "%s is in use by another berth process", s->root);
+            rc = berth_error_set(BERTH_EBUSY, "the root is in use by another berth process");
             goto out;
         }
     }

@@ -63,6 +63,10 @@ typedef struct berth_config {
         uint64_t manifest_size;
         uint64_t body_size;
         uint64_t concurrent_uploads;
+        uint64_t upload_sessions;                /* open upload sessions in all; 0 = no limit */
+        uint64_t upload_sessions_per_repository; /* ... per repository; 0 = no limit */
+        uint64_t upload_sessions_per_client;     /* ... per user (else address); 0 = no limit */
+        uint64_t upload_idle_ttl;     /* seconds a session may stay idle before it is reaped */
         uint64_t requests_per_second; /* per client address; 0 = unlimited */
         uint64_t burst;
         uint64_t connections_per_address; /* 0: no cap */

@@ -64,6 +64,13 @@ int berth_hasher_peek(berth_digest *out, const berth_hasher *h);
 /** Bytes fed so far. */
 uint64_t berth_hasher_count(const berth_hasher *h);
 
+/**
+ * A copy of a hasher in its current state (to go back to it later).
+ * @param out  receives the copy, freed with berth_hasher_free()
+ * @return 0, BERTH_ENOMEM
+ */
+int berth_hasher_dup(berth_hasher **out, const berth_hasher *h);
+
 /** Free a hasher; NULL is fine. */
 void berth_hasher_free(berth_hasher *h);
 

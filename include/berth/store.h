@@ -18,15 +18,22 @@ typedef struct berth_store berth_store;
 typedef struct berth_upload berth_upload;
 
 typedef struct berth_store_options {
-    size_t manifest_max;         /* largest manifest accepted, bytes (0: 4 MiB) */
-    size_t cache_bytes;          /* manifest bytes kept in memory (0: 16 MiB) */
-    unsigned upload_ttl_seconds; /* idle upload sessions older than this may be purged (0: 1 day) */
-    bool fsync;                  /* fsync before acknowledging (default on; off only for tests) */
-    bool lock;                   /* hold ROOT/_berth/lock exclusively while open (default on):
-                                    one writer process per root */
+    size_t manifest_max;              /* largest manifest accepted, bytes (0: 4 MiB) */
+    size_t cache_bytes;               /* manifest bytes kept in memory (0: 16 MiB) */
+    unsigned upload_ttl_seconds;      /* an upload session idle (no byte written) for longer is
+                                         removed by the next reaping (0: 1 hour) */
+    size_t upload_sessions_max;       /* upload sessions open in the store at once (0: no limit) */
+    size_t upload_sessions_per_repo;  /* ... in one repository (0: no limit) */
+    size_t upload_sessions_per_owner; /* ... of one owner (berth_store_upload_new) (0: no limit) */
+    bool fsync; /* fsync before acknowledging (default on; off only for tests) */
+    bool lock;  /* hold ROOT/_berth/lock exclusively while open (default on):
+                   one writer process per root */
 } berth_store_options;
 
-/** Defaults for berth_store_options (fsync on). */
+/**
+ * Defaults for berth_store_options: fsync on, an idle upload session lives 1 hour, at most 4096
+ * sessions in all, 256 per repository and 128 per owner.
+ */
 void berth_store_options_init(berth_store_options *opts);
 
 /**
@@ -34,8 +41,8 @@ void berth_store_options_init(berth_store_options *opts);
  * may have left.
  * @param out   receives the store, freed with berth_store_free()
  * @param opts  NULL for the defaults
- * @return 0, BERTH_EIO (message names the path), BERTH_ENOMEM, BERTH_EBUSY (opts.lock is set
- *         and another process holds the root)
+ * @return 0, BERTH_EIO (the log names the path; messages of the store never do), BERTH_ENOMEM,
+ * BERTH_EBUSY (opts.lock is set and another process holds the root)
  */
 int berth_store_open(berth_store **out, const char *root, const berth_store_options *opts);
 
@@ -77,16 +84,21 @@ int berth_store_blob_mount(berth_store *s, const char *repo, const char *from,
 #define BERTH_UPLOAD_ID_MAX 64
 
 /**
- * Start an upload session for `repo`.
- * @param out  receives an open handle; close it with berth_upload_close()
- * @return 0, BERTH_EIO
+ * Start an upload session for `repo`. Sessions are bounded (berth_store_options): in all, per
+ * repository and per owner.
+ * @param out    receives an open handle; close it with berth_upload_close()
+ * @param owner  who starts it (a user name, or a client address), for the per-owner limit;
+ *               NULL or "" for nobody in particular (counted in the other limits only)
+ * @return 0; BERTH_EBUSY (a limit of open sessions is reached: try later); BERTH_ENOSPACE;
+ *         BERTH_EIO
  */
-int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo);
+int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo, const char *owner);
 
 /**
- * Open an existing session of `repo` (also one that outlived a restart).
+ * Open an existing session of `repo` (also one that outlived a restart: its bytes are then
+ * hashed again here, with no store-wide lock held, so only this session waits).
  * @return 0; BERTH_ENOTFOUND (no such session for this repository); BERTH_EBUSY (another
- *         request holds it)
+ *         request holds it); BERTH_EIO
  */
 int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo, const char *id);
 
@@ -106,25 +118,72 @@ uint64_t berth_upload_size(const berth_upload *u);
 
 /**
  * Append bytes to the session. Acknowledged bytes (once the caller has answered the request
- * that carried them) survive a crash: berth_upload_sync() is called by the store before
- * berth_upload_close() returns.
- * @return 0, BERTH_EIO, BERTH_ETOOBIG
+ * that carried them) survive a crash: berth_upload_close() fsyncs before it returns. A failed
+ * write leaves nothing of itself: the file is cut back to the size before the call, so the
+ * bytes on disk are always the bytes counted and hashed.
+ * @return 0; BERTH_ENOSPACE (disk full, quota, file size limit); BERTH_EIO
  */
 int berth_upload_write(berth_upload *u, const void *data, size_t len);
 
 /**
- * Finish the session: verify the bytes against `expected`, make the blob durable and visible
- * in the repository, and end the session. The handle is freed in every case.
- * @return 0; BERTH_EMISMATCH (the digest differs; the session is ended and its bytes dropped);
- *         BERTH_EUNSUPPORTED (algorithm); BERTH_EIO
+ * Requests and refusals. A handle remembers a restore point: the session's size, hash state
+ * and bytes when it was opened or created (each request opens its own handle), or at the last
+ * berth_upload_mark(). A request that is refused for any reason (range, length, digest, a
+ * limit, the disk, the client gone mid-body) calls berth_upload_rollback() or
+ * berth_upload_abort(), and the session is again exactly as it was at the restore point.
+ */
+
+/** Make the session's current state the handle's restore point. */
+void berth_upload_mark(berth_upload *u);
+
+/**
+ * Go back to the restore point: size, hash state and bytes on disk (truncated). The handle
+ * stays open. When the file cannot be cut back, the session is rebuilt from what is on disk at
+ * its next open, and its commit verifies the stored bytes.
+ * @return 0, BERTH_EIO
+ */
+int berth_upload_rollback(berth_upload *u);
+
+/**
+ * End a refused request: roll back, and release the handle. A session this handle created
+ * (berth_store_upload_new) did not exist before the request and is removed. NULL is fine.
+ * @return 0, BERTH_EIO
+ */
+int berth_upload_abort(berth_upload *u);
+
+/**
+ * Finish the session: verify the bytes actually stored (their length always; their digest
+ * when the running hash may not describe them, e.g. after a restart or another algorithm)
+ * against `expected`, make the blob durable and visible in the repository, and end the
+ * session. On any failure the request is rolled back (berth_upload_abort()): the session stays
+ * as it was at the restore point, so the client may retry. The handle is freed in every case.
+ * @return 0; BERTH_EMISMATCH (the digest differs); BERTH_EUNSUPPORTED (algorithm);
+ *         BERTH_ENOSPACE; BERTH_EIO
  */
 int berth_upload_commit(berth_upload *u, const berth_digest *expected);
 
 /** Abandon the session and drop its bytes. The handle is freed. @return 0, BERTH_EIO */
 int berth_upload_cancel(berth_upload *u);
 
-/** Release the handle, keeping the session (its bytes synced to disk). NULL is fine. */
+/**
+ * Release the handle, keeping the session with its bytes synced to disk (a chunk is
+ * acknowledged). When the sync fails the request is rolled back instead (and BERTH_EIO
+ * returned). NULL is fine.
+ */
 int berth_upload_close(berth_upload *u);
+
+/**
+ * Remove upload sessions idle past the upload TTL (not those in use). Cheap: one directory
+ * walk. @param removed  incremented per session removed; may be NULL
+ * @return 0, BERTH_EIO
+ */
+int berth_store_uploads_reap(berth_store *s, uint64_t *removed);
+
+/**
+ * The upload sessions on disk: how many, and the bytes they hold.
+ * @return 0, BERTH_EIO
+ */
+int berth_store_uploads_usage(berth_store *s, uint64_t *count_out, uint64_t *bytes_out);
 
 /* ---- manifests and tags --------------------------------------------------------------- */
 

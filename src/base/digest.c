@@ -208,6 +208,20 @@ uint64_t berth_hasher_count(const berth_hasher *h)
     return h->count;
 }
 
+int berth_hasher_dup(berth_hasher **out, const berth_hasher *h)
+{
+    berth_hasher *c = calloc(1, sizeof(*c));
+
+    if (!c || !(c->ctx = EVP_MD_CTX_new()) || EVP_MD_CTX_copy_ex(c->ctx, h->ctx) != 1) {
+        berth_hasher_free(c);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    c->alg = h->alg;
+    c->count = h->count;
+    *out = c;
+    return 0;
+}
+
 void berth_hasher_free(berth_hasher *h)
 {
     if (!h) {

@@ -14,16 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int open_store(berth_store **out, const char *root, bool lock)
+/* Open the store; an upload TTL of 0 keeps the default (1 hour). */
+static int open_store_ttl(berth_store **out, const char *root, bool lock, int64_t upload_ttl)
 {
     berth_store_options opts;
     berth_store_options_init(&opts);
     opts.lock = lock;
+    if (upload_ttl > 0) {
+        opts.upload_ttl_seconds = upload_ttl < UINT32_MAX ? (unsigned)upload_ttl : UINT32_MAX;
+    }
     if (berth_store_open(out, root, &opts) < 0) {
         fprintf(stderr, "berth: %s: %s\n", root, berth_error_last());
         return 1;
     }
     return 0;
+}
+
+static int open_store(berth_store **out, const char *root, bool lock)
+{
+    return open_store_ttl(out, root, lock, 0);
 }
 
 static void human(char *out, size_t len, uint64_t bytes)
@@ -53,14 +62,16 @@ static void gc_usage(FILE *f)
 {
     fprintf(f, "usage: berth gc [--root DIR] [--dry-run] [--grace DURATION]\n"
                "                [--repos GLOB] [--tags GLOB] [--keep-last N]\n"
-               "                [--max-tag-age DURATION] [--max-untagged-age DURATION]\n\n"
+               "                [--max-tag-age DURATION] [--max-untagged-age DURATION]\n"
+               "                [--upload-ttl DURATION]\n\n"
                "Remove what no tag needs: untagged content a retention rule drops, referrers\n"
                "whose subject is gone, blobs no kept manifest references, stale upload sessions.\n"
                "Content linked within the grace period (default 1h) is kept.\n"
                "The retention flags make one rule: among the tags matching --tags (default all)\n"
                "of the repositories matching --repos (default all), keep the --keep-last N most\n"
                "recently pushed, drop those older than --max-tag-age, and drop untagged manifests\n"
-               "older than --max-untagged-age. Durations: 90s, 30m, 12h, 7d.\n"
+               "older than --max-untagged-age. Upload sessions idle longer than --upload-ttl\n"
+               "(default 1h) are removed. Durations: 90s, 30m, 12h, 7d.\n"
                "Run it on a stopped server's root; a running server uses --gc-interval.\n");
 }
 
@@ -72,6 +83,7 @@ int cmd_gc(int argc, char **argv)
     berth_gc_stats stats;
     berth_store *s = NULL;
     bool have_rule = false;
+    int64_t upload_ttl = 0;
     char freed[32];
     int rc;
 
@@ -93,6 +105,8 @@ int cmd_gc(int argc, char **argv)
         if (strcmp(a, "--root") == 0) {
             root = v;
         } else if (strcmp(a, "--grace") == 0 && cli_parse_duration(&opts.grace_seconds, v) == 0) {
+        } else if (strcmp(a, "--upload-ttl") == 0 && cli_parse_duration(&upload_ttl, v) == 0 &&
+                   upload_ttl > 0) {
         } else if (strcmp(a, "--repos") == 0) {
             rule.repositories = v;
         } else if (strcmp(a, "--tags") == 0) {
@@ -116,7 +130,7 @@ int cmd_gc(int argc, char **argv)
         opts.rules = &rule;
         opts.nrules = 1;
     }
-    if (open_store(&s, root, true) != 0) {
+    if (open_store_ttl(&s, root, true, upload_ttl) != 0) {
         return 1;
     }
     opts.report = gc_report;
@@ -203,7 +217,7 @@ int cmd_du(int argc, char **argv)
 {
     const char *root = "./data";
     berth_store *s = NULL;
-    uint64_t total = 0;
+    uint64_t total = 0, sessions = 0, session_bytes = 0;
     char t[32];
     int rc;
 
@@ -211,7 +225,8 @@ int cmd_du(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: berth du [--root DIR]\n\n"
                    "Space used per repository: bytes it alone holds (exclusive) and bytes it\n"
-                   "shares with other repositories; the total counts every blob once.\n");
+                   "shares with other repositories; the total counts every blob once; then\n"
+                   "the upload sessions in progress (count and bytes).\n");
             return 0;
         } else if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) {
             root = argv[++i];
@@ -225,6 +240,9 @@ int cmd_du(int argc, char **argv)
     }
     printf("%12s %12s %8s  %s\n", "EXCLUSIVE", "SHARED", "BLOBS", "REPOSITORY");
     rc = berth_store_du(s, du_report, NULL, &total);
+    if (rc == 0) {
+        rc = berth_store_uploads_usage(s, &sessions, &session_bytes);
+    }
     berth_store_free(s);
     if (rc < 0) {
         fprintf(stderr, "berth du: %s\n", berth_error_last());
@@ -232,5 +250,7 @@ int cmd_du(int argc, char **argv)
     }
     human(t, sizeof(t), total);
     printf("total %s\n", t);
+    human(t, sizeof(t), session_bytes);
+    printf("%llu upload sessions, %s\n", (unsigned long long)sessions, t);
     return 0;
 }

@@ -166,6 +166,7 @@ static void exit_now(int sig)
 int cmd_serve(int argc, char **argv)
 {
     berth_server_options opts;
+    berth_store_options sopts;
     berth_config *cfg = NULL;
     berth_store *store = NULL;
     berth_server *srv = NULL;
@@ -274,7 +275,12 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (berth_store_open(&store, cfg->root, NULL) < 0) {
+    berth_store_options_init(&sopts);
+    sopts.upload_ttl_seconds = (unsigned)cfg->limits.upload_idle_ttl; /* validated: fits */
+    sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
+    sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
+    sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
+    if (berth_store_open(&store, cfg->root, &sopts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }

@@ -212,10 +212,22 @@ static int check_content_range(berth__req *r)
     return 0;
 }
 
+/* Who starts an upload session, for the per-owner limit: the user, else the client address. */
+static void session_owner(const berth__req *r, char *out, size_t size)
+{
+    if (r->authenticated && r->user[0]) {
+        snprintf(out, size, "user:%s", r->user);
+    } else {
+        snprintf(out, size, "addr:");
+        berth__client_address(r, out + 5, size - 5);
+    }
+}
+
 static enum MHD_Result post_begin(berth__req *r)
 {
     const char *mount = berth__query(r, "mount");
     const char *from = berth__query(r, "from");
+    char owner[160];
     berth_digest digest;
     int error;
 
@@ -246,8 +258,9 @@ static enum MHD_Result post_begin(berth__req *r)
         if ((error = check_content_range(r)) < 0) {
             return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, error, NULL);
         }
-        if ((error = berth_store_upload_new(&r->upload, r->srv->store, r->name)) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        session_owner(r, owner, sizeof(owner));
+        if ((error = berth_store_upload_new(&r->upload, r->srv->store, r->name, owner)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD_NEW, error, NULL);
         }
         r->sink = BERTH_SINK_UPLOAD;
     }
@@ -289,7 +302,7 @@ static enum MHD_Result commit(berth__req *r)
 enum MHD_Result berth__api_upload_finish(berth__req *r)
 {
     berth_upload *u = NULL;
-    char id[BERTH_UPLOAD_ID_MAX + 1];
+    char id[BERTH_UPLOAD_ID_MAX + 1], owner[160];
     enum MHD_Result ret;
     uint64_t size;
     int error;
@@ -307,8 +320,9 @@ enum MHD_Result berth__api_upload_finish(berth__req *r)
         if (r->upload) {
             return commit(r);
         }
-        if ((error = berth_store_upload_new(&u, r->srv->store, r->name)) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+        session_owner(r, owner, sizeof(owner));
+        if ((error = berth_store_upload_new(&u, r->srv->store, r->name, owner)) < 0) {
+            return berth__respond_error(r, BERTH_OP_UPLOAD_NEW, error, NULL);
         }
         ret = session_response(r, 202, berth_upload_id(u), 0);
         berth_upload_close(u);

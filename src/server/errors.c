@@ -61,6 +61,8 @@ static const struct {
     {BERTH_OP_UPLOAD, BERTH_ETOOBIG, 413, BERTH_API_SIZE_INVALID},
     {BERTH_OP_UPLOAD, BERTH_EMISMATCH, 400, BERTH_API_SIZE_INVALID},
     {BERTH_OP_UPLOAD_RANGE, BERTH_ERANGE, 416, BERTH_API_BLOB_UPLOAD_INVALID},
+    /* too many open sessions (in all, in the repository, of the user or address) */
+    {BERTH_OP_UPLOAD_NEW, BERTH_EBUSY, 429, BERTH_API_TOOMANYREQUESTS},
     /* the spec's 416 covers a malformed Content-Range as well as a chunk out of order */
     {BERTH_OP_UPLOAD_RANGE, BERTH_EINVALID, 416, BERTH_API_BLOB_UPLOAD_INVALID},
     {BERTH_OP_COMMIT, BERTH_EMISMATCH, 400, BERTH_API_DIGEST_INVALID},
@@ -84,6 +86,8 @@ static const struct {
     {BERTH_OP_ANY, BERTH_EBUSY, 429, BERTH_API_TOOMANYREQUESTS},
     {BERTH_OP_ANY, BERTH_EUNSUPPORTED, 405, BERTH_API_UNSUPPORTED},
     {BERTH_OP_ANY, BERTH_ETOOBIG, 413, BERTH_API_SIZE_INVALID},
+    /* the registry's storage is full: not the client's fault (507 Insufficient Storage) */
+    {BERTH_OP_ANY, BERTH_ENOSPACE, 507, BERTH_API_UNKNOWN},
 };
 
 const char *berth__api_error_code(berth__api_error e)

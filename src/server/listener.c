@@ -59,6 +59,8 @@
 #define BERTH__PRESSURE_IDLE_MS 250
 /* While clients wait for a slot, a connection is closed after this many requests. */
 #define BERTH__ROTATE_REQUESTS 1000
+/* A worker inside one callback for longer than this gets no new connections, milliseconds. */
+#define BUSY_MS 50
 /* Descriptors kept for the store, the log and the listener's own use. */
 #define FD_RESERVE 64
 
@@ -96,6 +98,7 @@ struct berth__listener {
     size_t active;
     berth__htab addrs;
     bool stop;
+    unsigned next;        /* where pick_worker starts looking */
     atomic_bool waiting;  /* at the limit with clients in the backlog */
     atomic_bool draining; /* shutting down: every response closes its connection */
 };
@@ -105,6 +108,14 @@ static int64_t now_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t berth__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -212,12 +223,14 @@ static void conn_cut(berth__conn *c)
 void berth__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe)
 {
-    berth_server *srv = cls;
+    berth__worker *w = cls;
+    berth_server *srv = w->srv;
     berth__listener *l = srv->listener;
     const union MHD_ConnectionInfo *info;
     berth__conn *c;
 
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&w->conns, 1);
         info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         pthread_mutex_lock(&l->lock);
         c = info && info->connect_fd >= 0 && (size_t)info->connect_fd < l->nfd
@@ -235,6 +248,7 @@ void berth__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
         }
         return;
     }
+    atomic_fetch_sub(&w->conns, 1);
     c = *socket_context;
     if (!c) {
         return;
@@ -331,13 +345,40 @@ static void answer_and_close(int fd, const char *status, const char *code, const
 
 /* ---- the accept thread --------------------------------------------------------------------- */
 
+/*
+ * The worker for a new connection: the one holding the fewest connections among those not
+ * stuck in a callback for more than BUSY_MS (a request hashing a large session, a slow disk);
+ * when every worker is stuck, the one with the fewest connections.
+ */
+static berth__worker *pick_worker(berth_server *srv)
+{
+    int64_t now = berth__now_ms();
+    berth__worker *best = NULL, *any = NULL;
+
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        berth__worker *w = &srv->workers[(srv->listener->next + i) % srv->nworkers];
+        int64_t since = atomic_load_explicit(&w->busy_since, memory_order_relaxed);
+        unsigned n = atomic_load_explicit(&w->conns, memory_order_relaxed);
+
+        if (!any || n < atomic_load(&any->conns)) {
+            any = w;
+        }
+        if ((since == 0 || now - since < BUSY_MS) && (!best || n < atomic_load(&best->conns))) {
+            best = w;
+        }
+    }
+    srv->listener->next++;
+    return best ? best : any;
+}
+
 static void hand_to_mhd(berth_server *srv, berth__conn *c, const struct sockaddr_storage *ss,
                         socklen_t sslen)
 {
     berth__listener *l = srv->listener;
     int fd = c->fd;
 
-    if (MHD_add_connection(srv->daemon, fd, (const struct sockaddr *)ss, sslen) != MHD_YES) {
+    if (MHD_add_connection(pick_worker(srv)->daemon, fd, (const struct sockaddr *)ss, sslen) !=
+        MHD_YES) {
         /* MHD closed the socket; the record was never announced to it */
         pthread_mutex_lock(&l->lock);
         conn_put(l, c);

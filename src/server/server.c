@@ -119,12 +119,17 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (r->upload) {
         /*
-         * A refused chunk: tell the client where the session stands, so it can resume, and
-         * release the session before the answer goes out, so that the client's next request
-         * (a status GET, a retry) finds it free.
+         * A refused chunk changes nothing: roll back, tell the client where the session
+         * stands so it can resume, and release the session before the answer goes out, so
+         * that the client's next request (a status GET, a retry) finds it free. A POST's own
+         * session goes with the request.
          */
-        berth__session_headers(resp, r, berth_upload_id(r->upload), berth_upload_size(r->upload));
-        berth_upload_close(r->upload);
+        berth_upload_rollback(r->upload);
+        if (r->method != BERTH_M_POST) {
+            berth__session_headers(resp, r, berth_upload_id(r->upload),
+                                   berth_upload_size(r->upload));
+        }
+        berth_upload_abort(r->upload);
         r->upload = NULL;
     }
     if (status == 405) {
@@ -574,15 +579,28 @@ static bool framing_ok(berth__req *r, const char *version)
     return true;
 }
 
+static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size);
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
                                       void **con_cls)
 {
-    berth__req *r = *con_cls;
+    berth__worker *w = cls;
+    enum MHD_Result ret;
 
-    (void)cls;
-    (void)version;
+    atomic_store_explicit(&w->busy_since, berth__now_ms(), memory_order_relaxed);
+    ret = handle(*con_cls, conn, url, method, version, upload_data, upload_data_size);
+    atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
+    return ret;
+}
+
+static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size)
+{
     if (!r) {
         return MHD_NO;
     }
@@ -634,7 +652,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    berth_server *srv = cls;
+    berth_server *srv = ((berth__worker *)cls)->srv;
     berth__req *r = calloc(1, sizeof(*r));
 
     if (!r) {
@@ -651,22 +669,26 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
-    berth_server *srv = cls;
+    berth__worker *w = cls;
+    berth_server *srv = w->srv;
     berth__req *r = *con_cls;
 
     if (!r) {
         return;
     }
+    atomic_store_explicit(&w->busy_since, berth__now_ms(), memory_order_relaxed);
     berth__conn_phase(srv, conn, BERTH__PHASE_IDLE);
     berth__ops_completed(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->upload) {
-        berth_upload_close(r->upload);
+        /* still held: the request was refused or the client went away mid-body */
+        berth_upload_abort(r->upload);
     }
     berth_buf_dispose(&r->body);
     free(r->www_authenticate);
     free(r->uri);
     free(r);
     *con_cls = NULL;
+    atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -705,7 +727,6 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     struct MHD_OptionItem tls[5];
     socklen_t sslen = 0;
     size_t ntls = 0;
-    unsigned pool;
     long cores;
     int error = 0;
 
@@ -782,32 +803,40 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     if ((error = berth__listener_start(srv, (struct sockaddr *)&ss, sslen)) < 0) {
         goto out;
     }
-    /* a pool of one is no pool for MHD (and it says so); 0 means the same, quietly */
-    pool = srv->opts.threads > 1 ? srv->opts.threads : 0;
     /*
-     * The listener accepts and hands connections over (MHD_add_connection), so MHD has no
-     * listening socket. MHD's own limit sits above the listener's, which is the one that
-     * counts: a slot the listener saw freed may not be freed in MHD's books yet.
+     * One daemon per worker thread, each without a listening socket: the listener accepts and
+     * hands connections over (MHD_add_connection). MHD's own limit sits above the listener's,
+     * which is the one that counts: a slot the listener saw freed may not be freed in MHD's
+     * books yet.
      */
-    // clang-format off
-    srv->daemon = MHD_start_daemon(
-        flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        access_handler, srv,
-        MHD_OPTION_THREAD_POOL_SIZE, pool,
-        MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit + 64 + 4 * srv->opts.threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, berth__conn_notify, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_END);
-    // clang-format on
-    if (!srv->daemon) {
-        error = berth_error_set(BERTH_EIO, "cannot start the HTTP daemon on %s port %u",
-                                srv->opts.listen_address, (unsigned)srv->opts.port);
+    if (!(srv->workers = calloc(srv->opts.threads, sizeof(*srv->workers)))) {
+        error = berth_error_set(BERTH_ENOMEM, "out of memory");
         goto out;
+    }
+    for (unsigned i = 0; i < srv->opts.threads; i++) {
+        berth__worker *w = &srv->workers[i];
+
+        w->srv = srv;
+        // clang-format off
+        w->daemon = MHD_start_daemon(
+            flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+            access_handler, w,
+            MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit + 64,
+            MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.connection_timeout,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
+            MHD_OPTION_URI_LOG_CALLBACK, uri_logger, w,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, w,
+            MHD_OPTION_NOTIFY_CONNECTION, berth__conn_notify, w,
+            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+            MHD_OPTION_ARRAY, tls,
+            MHD_OPTION_END);
+        // clang-format on
+        if (!w->daemon) {
+            error = berth_error_set(BERTH_EIO, "cannot start the HTTP daemon on %s port %u",
+                                    srv->opts.listen_address, (unsigned)srv->opts.port);
+            goto out;
+        }
+        srv->nworkers++;
     }
     if ((error = berth__listener_port(srv, &srv->port)) < 0 ||
         (error = berth__listener_run(srv)) < 0) {
@@ -838,11 +867,15 @@ void berth_server_stop(berth_server *srv)
     }
     atomic_store(&srv->ready, false);
     berth__maint_stop(srv);
-    if (srv->daemon) {
+    if (srv->nworkers) {
         berth__listener_drain(srv, srv->opts.drain_timeout_ms);
-        MHD_stop_daemon(srv->daemon);
-        srv->daemon = NULL;
     }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        MHD_stop_daemon(srv->workers[i].daemon);
+    }
+    srv->nworkers = 0;
+    free(srv->workers);
+    srv->workers = NULL;
     berth__listener_free(srv);
 }
 

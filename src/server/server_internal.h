@@ -58,6 +58,7 @@ typedef enum berth__op {
     BERTH_OP_METHOD,       /* endpoint without that method */
     BERTH_OP_BLOB,         /* blob GET, HEAD, DELETE */
     BERTH_OP_UPLOAD,       /* opening, writing, cancelling an upload session */
+    BERTH_OP_UPLOAD_NEW,   /* starting an upload session (limits of open sessions) */
     BERTH_OP_UPLOAD_RANGE, /* a chunk that does not continue the session */
     BERTH_OP_COMMIT,       /* closing an upload with its digest */
     BERTH_OP_MANIFEST_GET, /* manifest GET, HEAD, DELETE */
@@ -101,11 +102,24 @@ typedef enum berth__route {
 typedef struct berth__listener berth__listener;
 typedef struct berth__conn berth__conn;
 
+/**
+ * One worker: a libmicrohttpd daemon with one thread of its own. The listener hands a new
+ * connection to a worker that is not stuck inside a handler (see listener.c), so a request
+ * doing slow I/O holds up its own worker's connections, never the new ones.
+ */
+typedef struct berth__worker {
+    struct berth_server *srv;
+    struct MHD_Daemon *daemon;
+    atomic_int_fast64_t busy_since; /* ms, CLOCK_MONOTONIC, while inside a callback; 0 outside */
+    atomic_uint conns;              /* connections it holds */
+} berth__worker;
+
 /** Verified bearer tokens, keyed by the SHA-256 of the token (auth.c). */
 typedef struct berth__token_cache berth__token_cache;
 
 struct berth_server {
-    struct MHD_Daemon *daemon;
+    berth__worker *workers; /* opts.threads of them */
+    unsigned nworkers;
     berth__listener *listener;
     berth_store *store;
     berth_server_options opts;
@@ -276,6 +290,9 @@ bool berth__ops_gate(berth__req *r, enum MHD_Result *ret);
 /** Whether the caller of `r` may pull `repo` (catalog filtering). */
 bool berth__ops_may_pull(const berth__req *r, const char *repo);
 
+/** The client's address as text ("-" when unknown). */
+void berth__client_address(const berth__req *r, char *out, size_t size);
+
 /** Write the access-log line of a finished request and count it in the metrics. */
 void berth__ops_completed(berth__req *r, bool aborted);
 
@@ -317,6 +334,9 @@ void berth__listener_free(berth_server *srv);
 /** MHD_OPTION_NOTIFY_CONNECTION: ties MHD's connections to the listener's records. */
 void berth__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe);
+
+/** Milliseconds of CLOCK_MONOTONIC_COARSE (cheap: for the workers' busy stamps). */
+int64_t berth__now_ms(void);
 
 /** Record that the connection of a request entered `phase` (and set MHD's timeout for it). */
 void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase);

@@ -3,7 +3,8 @@
  * Operations of the server outside the API proper: the state built from the configuration,
  * the endpoints outside /v2/ (/metrics, /healthz, /readyz; /token is in server_auth.c), the
  * access log (text or JSON lines) and request metrics, and the maintenance thread that runs
- * the online garbage collection every gc.interval and refreshes the storage gauges.
+ * the online garbage collection every gc.interval, reaps idle upload sessions and refreshes
+ * the storage gauges.
  */
 #include "server/server_internal.h"
 
@@ -232,7 +233,7 @@ static void write_line(const char *line, size_t n)
     }
 }
 
-static void client_address(const berth__req *r, char *out, size_t size)
+void berth__client_address(const berth__req *r, char *out, size_t size)
 {
     const union MHD_ConnectionInfo *ci;
     const struct sockaddr *sa;
@@ -262,7 +263,7 @@ static void log_json(const berth__req *r, uint64_t us, uint64_t bytes_out, bool 
     clock_gettime(CLOCK_REALTIME, &wall);
     gmtime_r(&wall.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    client_address(r, addr, sizeof(addr));
+    berth__client_address(r, addr, sizeof(addr));
     if (berth_buf_puts(&b, "{\"time\":\"") < 0 || berth_buf_puts(&b, stamp) < 0) {
         goto out;
     }
@@ -350,6 +351,27 @@ static void refresh_gauges(berth_server *srv)
     }
 }
 
+/* Remove upload sessions idle past limits.upload_idle_ttl (whether or not gc runs). */
+static void reap_uploads(berth_server *srv)
+{
+    uint64_t removed = 0;
+    char line[160];
+    int n;
+
+    if (berth_store_uploads_reap(srv->store, &removed) < 0) {
+        n = snprintf(line, sizeof(line), "berth serve: reaping upload sessions failed: %s\n",
+                     berth_error_last());
+    } else if (removed) {
+        n = snprintf(line, sizeof(line), "berth serve: %llu idle upload sessions removed\n",
+                     (unsigned long long)removed);
+    } else {
+        return;
+    }
+    if (n > 0 && srv->cfg->log.level >= 1) {
+        write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
+}
+
 static void run_gc(berth_server *srv)
 {
     berth_gc_options opts;
@@ -388,14 +410,17 @@ static void *maint_main(void *arg)
 {
     berth_server *srv = arg;
     uint64_t interval = srv->cfg->gc.interval;
+    /* idle sessions are reaped at least twice per TTL, and at least every GAUGE_PERIOD */
+    time_t period = (time_t)(srv->cfg->limits.upload_idle_ttl / 2);
     struct timespec now, next_gc, next_gauge, wake;
 
+    period = period < 1 ? 1 : period > GAUGE_PERIOD ? GAUGE_PERIOD : period;
     refresh_gauges(srv);
     clock_gettime(CLOCK_MONOTONIC, &now);
     next_gc = now;
     next_gc.tv_sec += (time_t)(interval ? interval : 0);
     next_gauge = now;
-    next_gauge.tv_sec += GAUGE_PERIOD;
+    next_gauge.tv_sec += period;
     pthread_mutex_lock(&srv->maint_lock);
     while (!srv->maint_stop) {
         bool do_gc, do_gauge;
@@ -420,9 +445,10 @@ static void *maint_main(void *arg)
             next_gc = now;
             next_gc.tv_sec += (time_t)interval;
         }
+        reap_uploads(srv);
         refresh_gauges(srv);
         clock_gettime(CLOCK_MONOTONIC, &next_gauge);
-        next_gauge.tv_sec += GAUGE_PERIOD;
+        next_gauge.tv_sec += period;
         pthread_mutex_lock(&srv->maint_lock);
     }
     pthread_mutex_unlock(&srv->maint_lock);

@@ -245,7 +245,7 @@ static int sweep_link(const char *path, const char *digest, const struct stat *s
         return note_unlinked(g, digest);
     }
     if (unlink(path) != 0 && errno != ENOENT) {
-        return berth_error_set(BERTH_EIO, "unlink %s: %s", path, strerror(errno));
+        return berth_error_set(BERTH_EIO, "unlink %s: %s", digest, strerror(errno));
     }
     return 0;
 }
@@ -258,7 +258,7 @@ static int sweep_links(gc_run *g, repo *r, berth__htab *live)
     int rc;
 
     if (snprintf(dir, sizeof(dir), "%s/blobs", r->dir) >= (int)sizeof(dir)) {
-        return berth_error_set(BERTH_EIO, "path too long: %s", r->dir);
+        return berth_error_set(BERTH_EIO, "path too long: %s", r->name);
     }
     rc = berth__fs_each_blob(dir, sweep_link, &ctx);
     for (int alg = BERTH_DIGEST_SHA256;
@@ -400,7 +400,7 @@ static int sweep_pool_blob(const char *path, const char *digest, const struct st
     g->stats->blobs_removed++;
     g->stats->bytes_freed += (uint64_t)st->st_size;
     if (!g->opts->dry_run && unlink(path) != 0 && errno != ENOENT) {
-        return berth_error_set(BERTH_EIO, "unlink %s: %s", path, strerror(errno));
+        return berth_error_set(BERTH_EIO, "unlink %s: %s", digest, strerror(errno));
     }
     return 0;
 }

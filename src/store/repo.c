@@ -291,7 +291,7 @@ int berth__repo_load(berth_store *s, repo *r)
     doc = json_loadb(text.ptr, text.len, 0, &jerr);
     list = doc ? json_object_get(doc, "manifests") : NULL;
     if (!json_is_array(list)) {
-        rc = berth_error_set(BERTH_EIO, "%s: not an OCI index (%s)", path.ptr,
+        rc = berth_error_set(BERTH_EIO, "%s: index.json is not an OCI index (%s)", r->name,
                              doc ? "no manifests" : jerr.text);
         goto out;
     }

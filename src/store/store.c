@@ -3,7 +3,7 @@
  * The store: registry semantics over OCI image layouts on disk.
  *
  *   ROOT/_berth/blobs/<alg>/<hex>     the pool: one copy of every blob
- *   ROOT/_berth/uploads/<id>/         upload sessions (data, repo)
+ *   ROOT/_berth/uploads/<id>.<r>.<o>  upload sessions: one file each (upload.c)
  *   ROOT/_berth/tmp/                  staging for atomic writes; emptied at startup
  *   ROOT/<name>/                      each repository, an OCI image layout: oci-layout,
  *                                     index.json, blobs/<alg>/<hex> (hard links to the pool)
@@ -47,7 +47,10 @@ void berth_store_options_init(berth_store_options *opts)
     memset(opts, 0, sizeof(*opts));
     opts->manifest_max = 4 * MIB;
     opts->cache_bytes = 8 * MIB;
-    opts->upload_ttl_seconds = 24 * 3600;
+    opts->upload_ttl_seconds = 3600;
+    opts->upload_sessions_max = 4096;
+    opts->upload_sessions_per_repo = 256;
+    opts->upload_sessions_per_owner = 128;
     opts->fsync = true;
     opts->lock = true;
 }
@@ -307,7 +310,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         s->opts.cache_bytes = 8 * MIB;
     }
     if (!s->opts.upload_ttl_seconds) {
-        s->opts.upload_ttl_seconds = 24 * 3600;
+        s->opts.upload_ttl_seconds = 3600;
     }
     pthread_mutex_init(&s->lock, NULL);
     s->lock_fd = -1;
@@ -328,11 +331,13 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         s->lock_fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
         free(path);
         if (s->lock_fd < 0) {
-            rc = berth_error_set(BERTH_EIO, "%s/lock: %s", s->internal, strerror(errno));
+            berth__log(BERTH_LOG_ERROR, "%s/lock: %s", s->internal, strerror(errno));
+            rc = berth_error_set(BERTH_EIO, "cannot open the store's lock file: %s",
+                                 strerror(errno));
             goto out;
         }
         if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            rc = berth_error_set(BERTH_EBUSY, "%s is in use by another berth process", s->root);
+            rc = berth_error_set(BERTH_EBUSY, "the root is in use by another berth process");
             goto out;
         }
     }
@@ -357,6 +362,10 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         rc = scan(s, &dir, &name);
     }
     if (rc == 0) {
+        rc = berth__uploads_scan(s);
+    }
+    if (rc == 0 && s->opts.lock) {
+        /* only the one writer of the root reaps (a du beside a server does not) */
         rc = berth__uploads_gc(s, false, NULL);
     }
 out:
@@ -424,6 +433,14 @@ bool berth_store_repo_exists(berth_store *s, const char *name)
 
 /* ---- blobs -------------------------------------------------------------------------- */
 
+/* A failed system call on a path: the path goes to the log, not into the message. */
+static int io_failed(const char *what, const char *path)
+{
+    int err = errno;
+    berth__log(BERTH_LOG_WARN, "%s %s: %s", what, path, strerror(err));
+    return berth_error_set(BERTH_EIO, "storage %s failed: %s", what, strerror(err));
+}
+
 /* The path of a blob in a repository, computed from the name without any lock. */
 static int repo_blob_path(berth_buf *out, berth_store *s, const char *name, const berth_digest *d)
 {
@@ -455,7 +472,7 @@ int berth_store_blob_open(berth_store *s, const char *repo_name, const berth_dig
     if (fd < 0 || fstat(fd, &st) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
-                 : berth_error_set(BERTH_EIO, "open %s: %s", path.ptr, strerror(errno));
+                 : io_failed("open", path.ptr);
         goto out;
     }
     *fd_out = fd;
@@ -479,7 +496,7 @@ int berth_store_blob_stat(berth_store *s, const char *repo_name, const berth_dig
     if (rc == 0 && stat(path.ptr, &st) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
-                 : berth_error_set(BERTH_EIO, "stat %s: %s", path.ptr, strerror(errno));
+                 : io_failed("stat", path.ptr);
     }
     if (rc == 0) {
         *size_out = (uint64_t)st.st_size;
@@ -497,7 +514,7 @@ int berth_store_blob_delete(berth_store *s, const char *repo_name, const berth_d
     if (rc == 0 && unlink(path.ptr) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
-                 : berth_error_set(BERTH_EIO, "unlink %s: %s", path.ptr, strerror(errno));
+                 : io_failed("unlink", path.ptr);
     }
     if (rc == 0 && s->opts.fsync) {
         rc = berth__fs_fsync_parent(path.ptr);

@@ -61,7 +61,8 @@ struct berth_store {
     berth__htab repos;    /* name -> repo */
     char **catalog;       /* sorted repository names (borrowed from repos) */
     size_t ncatalog, catalog_cap;
-    berth__htab sessions; /* upload id -> struct upload_session */
+    berth__htab sessions;                    /* upload id -> struct upload_session */
+    berth__htab upload_repos, upload_owners; /* sessions per repository / owner key (upload.c) */
     atomic_size_t cached_bytes;
     int lock_fd; /* flock on _berth/lock when opts.lock, else -1 */
 };
@@ -91,5 +92,7 @@ int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m, int64_t pus
 /* upload.c */
 void berth__uploads_free(berth_store *s);
 int berth__uploads_gc(berth_store *s, bool dry_run, uint64_t *removed);
+/* Register the sessions found on disk (at open; moves sessions of the earlier layout). */
+int berth__uploads_scan(berth_store *s);
 
 #endif

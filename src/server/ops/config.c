@@ -49,6 +49,10 @@ static const key_def keys[] = {
     KEY("limits.manifest_size", T_SIZE, limits.manifest_size),
     KEY("limits.body_size", T_SIZE, limits.body_size),
     KEY("limits.concurrent_uploads", T_U64, limits.concurrent_uploads),
+    KEY("limits.upload_sessions", T_U64, limits.upload_sessions),
+    KEY("limits.upload_sessions_per_repository", T_U64, limits.upload_sessions_per_repository),
+    KEY("limits.upload_sessions_per_client", T_U64, limits.upload_sessions_per_client),
+    KEY("limits.upload_idle_ttl", T_DURATION, limits.upload_idle_ttl),
     KEY("limits.requests_per_second", T_U64, limits.requests_per_second),
     KEY("limits.burst", T_U64, limits.burst),
     KEY("limits.connections_per_address", T_U64, limits.connections_per_address),
@@ -179,6 +183,10 @@ int berth_config_new(berth_config **out)
     cfg->limits.manifest_size = 4u << 20;
     cfg->limits.body_size = 0;
     cfg->limits.concurrent_uploads = 64;
+    cfg->limits.upload_sessions = 4096;
+    cfg->limits.upload_sessions_per_repository = 256;
+    cfg->limits.upload_sessions_per_client = 128;
+    cfg->limits.upload_idle_ttl = 3600;
     cfg->limits.requests_per_second = 0;
     cfg->limits.burst = 0;
     cfg->log.format = BERTH_CONFIG_LOG_TEXT;
@@ -878,6 +886,9 @@ int berth_config_validate(const berth_config *cfg)
     }
     if (cfg->limits.manifest_size == 0) {
         return berth_error_set(BERTH_EINVALID, "limits.manifest_size: must be at least 1");
+    }
+    if (cfg->limits.upload_idle_ttl == 0 || cfg->limits.upload_idle_ttl > UINT32_MAX) {
+        return berth_error_set(BERTH_EINVALID, "limits.upload_idle_ttl: must be 1s to 136 years");
     }
     if (!cfg->tls.cert != !cfg->tls.key) {
         return berth_error_set(BERTH_EINVALID, "tls: cert and key must be set together");

@@ -3,8 +3,12 @@
  * Filesystem primitives. Every durable write is: write a temporary file on the same
  * filesystem, fsync it, rename (or link) it into place, fsync the directory. A crash at any
  * point leaves either the old state or the new, plus temporary debris that startup removes.
+ *
+ * Error messages name no path (they reach registry clients); the path goes to the log.
  */
 #include "store/fs/fs.h"
+
+#include "base/log.h"
 
 #include <berth/digest.h>
 #include <berth/errors.h>
@@ -20,10 +24,21 @@
 
 static const char *const reserved[] = {"blobs", "index.json", "oci-layout"};
 
+/* The berth code of an errno: a full disk (or quota, or file size limit) is BERTH_ENOSPACE. */
+static int code_of(int err)
+{
+    if (err == ENOENT) {
+        return BERTH_ENOTFOUND;
+    }
+    return err == ENOSPC || err == EDQUOT || err == EFBIG ? BERTH_ENOSPACE : BERTH_EIO;
+}
+
 static int io_error(const char *what, const char *path)
 {
-    int code = errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
-    return berth_error_set(code, "%s %s: %s", what, path, strerror(errno));
+    int err = errno;
+    berth__log(err == ENOENT ? BERTH_LOG_DEBUG : BERTH_LOG_WARN, "%s %s: %s", what, path,
+               strerror(err));
+    return berth_error_set(code_of(err), "storage %s failed: %s", what, strerror(err));
 }
 
 int berth__fs_mkdirs(const char *path)
@@ -32,7 +47,8 @@ int berth__fs_mkdirs(const char *path)
     size_t len = strlen(path);
 
     if (len == 0 || len >= sizeof(tmp)) {
-        return berth_error_set(BERTH_EIO, "path too long: %s", path);
+        berth__log(BERTH_LOG_WARN, "path too long: %s", path);
+        return berth_error_set(BERTH_EIO, "storage path too long");
     }
     memcpy(tmp, path, len + 1);
     for (size_t i = 1; i <= len; i++) {
@@ -40,7 +56,7 @@ int berth__fs_mkdirs(const char *path)
             char c = tmp[i];
             tmp[i] = '\0';
             if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                return berth_error_set(BERTH_EIO, "mkdir %s: %s", tmp, strerror(errno));
+                return io_error("mkdir", tmp);
             }
             tmp[i] = c;
         }
@@ -132,7 +148,8 @@ int berth__fs_read_file(berth_buf *out, const char *path, size_t max)
         goto out;
     }
     if ((uint64_t)st.st_size > max) {
-        rc = berth_error_set(BERTH_ETOOBIG, "%s: over %zu bytes", path, max);
+        berth__log(BERTH_LOG_WARN, "%s: over %zu bytes", path, max);
+        rc = berth_error_set(BERTH_ETOOBIG, "stored file over %zu bytes", max);
         goto out;
     }
     rc = berth_buf_grow(out, (size_t)st.st_size);
@@ -159,7 +176,8 @@ int berth__fs_read_file(berth_buf *out, const char *path, size_t max)
         out->len += (size_t)n;
         out->ptr[out->len] = '\0';
         if (out->len > max) {
-            rc = berth_error_set(BERTH_ETOOBIG, "%s: over %zu bytes", path, max);
+            berth__log(BERTH_LOG_WARN, "%s: over %zu bytes", path, max);
+            rc = berth_error_set(BERTH_ETOOBIG, "stored file over %zu bytes", max);
             goto out;
         }
     }

@@ -50,7 +50,7 @@ static int upload(berth_store *s, const char *repo, const void *data, size_t len
     berth_upload *u = NULL;
     int rc = berth_digest_buffer(out, BERTH_DIGEST_SHA256, data, len);
     if (rc == 0) {
-        rc = berth_store_upload_new(&u, s, repo);
+        rc = berth_store_upload_new(&u, s, repo, NULL);
     }
     if (rc == 0) {
         rc = berth_upload_write(u, data, len);

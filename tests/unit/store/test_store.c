@@ -63,7 +63,7 @@ static berth_digest push_blob(berth_store *s, const char *repo, const char *data
     berth_upload *u = NULL;
     berth_digest d;
     assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, strlen(data)), 0);
-    assert_int_equal(berth_store_upload_new(&u, s, repo), 0);
+    assert_int_equal(berth_store_upload_new(&u, s, repo, NULL), 0);
     assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
     assert_int_equal(berth_upload_commit(u, &d), 0);
     return d;
@@ -139,7 +139,7 @@ static void test_store__upload_digest_mismatch(void **state)
     uint64_t size;
 
     assert_int_equal(berth_digest_buffer(&wrong, BERTH_DIGEST_SHA256, "x", 1), 0);
-    assert_int_equal(berth_store_upload_new(&u, f->store, "app"), 0);
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
     snprintf(id, sizeof(id), "%s", berth_upload_id(u));
     assert_int_equal(berth_upload_write(u, "abc", 3), 0);
     assert_int_equal(berth_upload_commit(u, &wrong), BERTH_EMISMATCH);
@@ -155,7 +155,7 @@ static void test_store__upload_resumes_after_restart(void **state)
     berth_digest d;
     char id[BERTH_UPLOAD_ID_MAX + 1];
 
-    assert_int_equal(berth_store_upload_new(&u, f->store, "app"), 0);
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
     snprintf(id, sizeof(id), "%s", berth_upload_id(u));
     assert_int_equal(berth_store_upload_open(&busy, f->store, "app", id), BERTH_EBUSY);
     assert_int_equal(berth_upload_write(u, "first half, ", 12), 0);

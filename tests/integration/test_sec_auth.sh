@@ -1,15 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# Authorization fixes of berth serve:
-# 1. cross-repository mount: every (user, source, target, from / no from / `&from` / `from=`)
-#    with Basic and with tokens mounts (201) only when the caller may pull the source and push
-#    the target, and otherwise falls back to a new session (202) that looks exactly like the one
-#    for a digest that exists nowhere; storage.automatic_mount: false turns automatic mount off;
-# 2. `Authorization: Basic Og==` (empty user and password, what podman and skopeo send without
-#    credentials) is anonymous, on /v2/ and at /token;
-# 3. failed-login throttling is keyed on the client address: guessing alice's password from one
-#    address neither keeps alice out from another address (Basic and /token) nor, once it stops,
-#    from that address; a flood of random names from many addresses does not refuse bob.
+# Logins of berth serve:
+# - `Authorization: Basic Og==` (empty user and password, what podman and skopeo send without
+#   credentials) is anonymous, on /v2/ and at /token;
+# - failed-login throttling is keyed on the client address: guessing alice's password from one
+#   address neither keeps alice out from another address (Basic and /token) nor, once it stops,
+#   from that address; a flood of random names from many addresses does not refuse bob.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ops_lib.sh"
 
@@ -59,168 +55,166 @@ auth:
 Y
 } >"$T/token.yaml"
 
-may() { # USER REPO ACTION -> 0 when the rules allow it
-    case "$1 $2 $3" in
-    "admin "*) return 0 ;;
-    "alice team/"*) return 0 ;;
-    "bob team/"*" pull") return 0 ;;
-    "carol public/"*) return 0 ;;
-    "anon public/"*" pull") return 0 ;;
-    esac
-    return 1
-}
-owner() { case $1 in team/*) echo alice ;; *) echo carol ;; esac; }
-
-# OWNER_OPTS: the credentials of REPO's owner, Basic or (MODE=token) a token for REPO
-MODE=basic
-owner_opts() {
-    local o
-    o=$(owner "$1")
-    if [ "$MODE" = token ]; then
-        OWNER_OPTS=(-H "Authorization: Bearer $(curl -s -u "$o:${o}pw" -G "$URL/token" \
-            --data-urlencode service=berth-test --data-urlencode "scope=repository:$1:pull,push" |
-            python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')")
-    else
-        OWNER_OPTS=(-u "$o:${o}pw")
-    fi
-}
-# a new blob in REPO, pushed by its owner; echoes the digest
-fresh_blob() {
-    head -c 300 /dev/urandom >"$T/blob"
-    local d
-    d=$(sha256_file "$T/blob")
-    owner_opts "$1"
-    curl -s -o /dev/null "${OWNER_OPTS[@]}" -X POST --data-binary "@$T/blob" \
-        -H 'Content-Type: application/octet-stream' "$URL/v2/$1/blobs/uploads/?digest=$d"
-    echo "$d"
-}
-# AUTH_OPTS for USER with Basic credentials ("" for anon)
-basic_for() {
-    if [ "$1" = anon ]; then AUTH_OPTS=(); else AUTH_OPTS=(-u "$1:${1}pw"); fi
-}
-# AUTH_OPTS for a token of USER with the given scopes
-token_for() { # USER SCOPE...
-    local u=$1 a=() s=()
-    shift
-    [ "$u" != anon ] && a=(-u "$u:${u}pw")
-    for x in "$@"; do s+=(--data-urlencode "scope=$x"); done
-    TOKEN=$(curl -s "${a[@]}" -G "$URL/token" --data-urlencode service=berth-test "${s[@]}" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-    AUTH_OPTS=(-H "Authorization: Bearer $TOKEN")
-}
-# the query of a mount of DIGEST from SRC in the given VARIANT
-mount_query() { # VARIANT DIGEST SRC
-    case $1 in
-    from) echo "?mount=$2&from=$3" ;;
-    none) echo "?mount=$2" ;;
-    novalue) echo "?mount=$2&from" ;;
-    empty) echo "?mount=$2&from=" ;;
-    esac
-}
-# the status and header names of a POST, which is all a caller sees of a 202 besides ids
-post_shape() { # TARGET QUERY
-    curl -s -o /dev/null -D "$T/h" -w '%{http_code}' "${AUTH_OPTS[@]}" -X POST \
-        "$URL/v2/$1/blobs/uploads/$2"
-    echo " $(grep -io '^[a-z-]*:' "$T/h" | tr 'A-Z' 'a-z' | grep -v '^date:' | sort | tr -d '\n')"
-}
-NOWHERE=sha256:$(printf 'nowhere' | sha256sum | cut -d' ' -f1)
-
-# every (user, source, target, variant) with AUTH_OPTS set by `$1 USER SRC TGT`
-mount_matrix() { # LABEL AUTHFN [automatic mount on: 1|0] [target-only token: 1|0]
-    local label=$1 authfn=$2 auto=${3:-1} narrow=${4:-0} u s t v d q want got oracle
-    for u in alice bob carol admin anon; do
-        for s in team/src public/src; do
-            for t in team/dst public/dst; do
-                "$authfn" "$u" "$s" "$t"
-                for v in from none novalue empty; do
-                    d=$(fresh_blob "$s")
-                    q=$(mount_query "$v" "$d" "$s")
-                    if ! may "$u" "$t" push; then
-                        if [ "$u" = anon ]; then want=401; else want=403; fi
-                    elif may "$u" "$s" pull && [ "$narrow" = 0 ] &&
-                        { [ "$v" = from ] || [ "$auto" = 1 ]; }; then
-                        want=201
-                    else
-                        want=202
-                    fi
-                    got=$(post_shape "$t" "$q")
-                    check "$label: $u mounts $s -> $t ($v)" "$want" "${got%% *}"
-                    if [ "$want" = 202 ]; then
-                        # no existence oracle: the same answer as for a digest that is nowhere
-                        oracle=$(post_shape "$t" "$(mount_query "$v" "$NOWHERE" "$s")")
-                        check "$label: $u $s -> $t ($v) answers as for no blob" "$oracle" "$got"
-                        # and nothing was mounted: the target's owner does not see the blob
-                        owner_opts "$t"
-                        check "$label: $u $s -> $t ($v) nothing mounted" 404 \
-                            "$(curl -s -o /dev/null -w '%{http_code}' -I "${OWNER_OPTS[@]}" \
-                                "$URL/v2/$t/blobs/$d")"
-                    fi
-                done
-            done
-        done
-    done
-}
-basic_auth() { basic_for "$1"; }
-token_auth() { token_for "$1" "repository:$3:pull,push" "repository:$2:pull"; }
-token_target_only() { token_for "$1" "repository:$3:pull,push"; }
-
-# ---- 1. mounts, Basic -------------------------------------------------------------------------
+# ---- 2. empty Basic credentials are anonymous ------------------------------------------------
 ops_start http "$PORT" --config "$T/basic.yaml"
-# the issue's case: carol may not read team/x, but mounted alice's blob without from
-D=$(fresh_blob team/x)
-req GET "/v2/team/x/blobs/$D" -u carol:carolpw
-check "carol cannot read team/x" 403 "$STATUS"
-req POST "/v2/public/y/blobs/uploads/?mount=$D" -u carol:carolpw
-check "carol's automatic mount of a team/x blob falls back" 202 "$STATUS"
-req POST "/v2/public/y/blobs/uploads/?mount=$D&from" -u carol:carolpw
-check "carol's mount with a valueless from falls back" 202 "$STATUS"
-req GET "/v2/public/y/blobs/$D"
-check "anyone reading alice's bytes from public/y" 404 "$STATUS"
-# bob may pull team/* but push nowhere: refused before any mount
-req POST "/v2/team/y/blobs/uploads/?mount=$D" -u bob:bobpw
-expect_error "bob may not push" 403 DENIED
-mount_matrix basic basic_auth
+check "seed public/lib" 201 "$(ops_push_image carol:carolpw public/lib v1)"
+check "seed team/app" 201 "$(ops_push_image alice:alicepw team/app v1)"
+EMPTY=(-H 'Authorization: Basic Og==')
+req GET /v2/public/lib/manifests/v1 "${EMPTY[@]}"
+check "Basic Og== pulls what anonymous clients may" 200 "$STATUS"
+req GET /v2/public/lib/tags/list "${EMPTY[@]}"
+check "Basic Og== lists tags of public/lib" 200 "$STATUS"
+req POST /v2/public/lib/blobs/uploads/ "${EMPTY[@]}"
+expect_error "Basic Og== may not push" 401 UNAUTHORIZED
+check "Basic Og== push: challenge" 'Basic realm="berth",charset="UTF-8"' "$(header WWW-Authenticate)"
+req GET /v2/team/app/manifests/v1 "${EMPTY[@]}"
+check "Basic Og== may not pull team/app" 401 "$STATUS"
+req GET /v2/ "${EMPTY[@]}"
+check "Basic Og== at the base: credentials wanted, as without a header" 401 "$STATUS"
+# only an empty user with an empty password is anonymous
+req GET /v2/public/lib/manifests/v1 -H "Authorization: Basic $(printf ':carolpw' | base64)"
+check "empty user with a password is refused" 401 "$STATUS"
+req GET /v2/public/lib/manifests/v1 -H "Authorization: Basic $(printf 'carol:' | base64)"
+check "user with an empty password is refused" 401 "$STATUS"
+# what podman and skopeo do with an auth file whose entry holds empty credentials
+printf '{"auths":{"%s":{"auth":"Og=="}}}' "$HOSTPORT" >"$T/auth.json"
+if skopeo inspect --tls-verify=false --authfile "$T/auth.json" \
+    "docker://$HOSTPORT/public/lib:v1" >/dev/null 2>"$T/err"; then ok; else
+    fail "skopeo with empty credentials: $(cat "$T/err")"
+fi
 ops_stop
 
-# ---- 1. mounts, tokens -----------------------------------------------------------------------
 ops_start http "$PORT" --config "$T/token.yaml"
-MODE=token
-D=$(fresh_blob team/x)
-token_for carol "repository:public/y:pull,push"
-req POST "/v2/public/y/blobs/uploads/?mount=$D" "${AUTH_OPTS[@]}"
-check "token: carol's automatic mount falls back" 202 "$STATUS"
-req GET "/v2/public/y/blobs/$D" -H "Authorization: Bearer $TOKEN"
-check "token: alice's bytes not in public/y" 404 "$STATUS"
-mount_matrix token token_auth
-# a token that names only the target: nothing to mount from, whatever the rules say
-mount_matrix "token for the target only" token_target_only 1 1
+req GET "/token?service=berth-test&scope=repository:public/lib:pull,push" "${EMPTY[@]}"
+check "token endpoint: Basic Og== gets an anonymous token" 200 "$STATUS"
+TOKEN=$(json 'j["token"]')
+check "token endpoint: the anonymous token grants pull only" "'' [{'type': 'repository', 'name': 'public/lib', 'actions': ['pull']}]" \
+    "$(python3 -c '
+import base64, json, sys
+p = sys.argv[1].split(".")[1]
+c = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+print(repr(c["sub"]), c["access"])' "$TOKEN")"
+req GET /v2/public/lib/manifests/v1 -H "Authorization: Bearer $TOKEN"
+check "token: anonymous pull with it" 200 "$STATUS"
+req GET "/token?service=berth-test&scope=repository:public/lib:pull" \
+    -H "Authorization: Basic $(printf ':x' | base64)"
+check "token endpoint: empty user with a password is refused" 401 "$STATUS"
+if skopeo inspect --tls-verify=false --authfile "$T/auth.json" \
+    "docker://$HOSTPORT/public/lib:v1" >/dev/null 2>"$T/err"; then ok; else
+    fail "token: skopeo with empty credentials: $(cat "$T/err")"
+fi
 ops_stop
-MODE=basic
 
-# ---- 1. storage.automatic_mount: false --------------------------------------------------------
-{
-    cat "$T/basic.yaml"
-    echo "storage: {automatic_mount: false}"
-} >"$T/nomount.yaml"
-ops_start http "$PORT" --config "$T/nomount.yaml"
-mount_matrix "automatic mount off" basic_auth 0
-ops_stop
-# and on an open server (no authentication): automatic mount searches every repository
-ops_start http "$PORT"
-head -c 300 /dev/urandom >"$T/blob"
-D=$(push_blob a/src "$T/blob")
-req POST "/v2/b/dst/blobs/uploads/?mount=$D&from="
-check "open server: automatic mount with an empty from" 201 "$STATUS"
-req GET "/v2/b/dst/blobs/$D"
-check "open server: mounted" 200 "$STATUS"
-ops_stop
-export BERTH_STORAGE_AUTOMATIC_MOUNT=false
-ops_start http "$PORT"
-unset BERTH_STORAGE_AUTOMATIC_MOUNT
-req POST "/v2/c/dst/blobs/uploads/?mount=$D"
-check "open server, BERTH_STORAGE_AUTOMATIC_MOUNT=false" 202 "$STATUS"
-req POST "/v2/c/dst/blobs/uploads/?mount=$D&from=a/src"
-check "open server, mount with from still works" 201 "$STATUS"
+# ---- 3. failed-login throttling by client address ---------------------------------------------
+# flush_cache: make the next login of everyone run bcrypt again (a changed file empties the
+# credential cache; the file is looked at once a second)
+flush_cache() {
+    echo "# $RANDOM" >>"$T/htpasswd"
+    sleep 1.1
+}
+# guess ADDRESS PATH OUT: guess alice's password from ADDRESS in a loop, statuses into OUT
+guess() {
+    while :; do
+        curl -s -o /dev/null -w '%{http_code}\n' --interface "$1" -u "alice:guess$RANDOM" \
+            "$URL$2"
+    done >>"$3"
+}
+code_of() { # ADDRESS PATH USERPASS
+    curl -s -o /dev/null -w '%{http_code}' --interface "$1" -u "$3" "$URL$2"
+}
+
+for mode in basic token; do
+    if [ "$mode" = basic ]; then
+        ops_start http "$PORT" --config "$T/basic.yaml"
+        P=/v2/team/app/manifests/v1
+    else
+        ops_start http "$PORT" --config "$T/token.yaml"
+        P="/token?service=berth-test&scope=repository:team/app:pull"
+    fi
+    : >"$T/guesses"
+    t0=$(date +%s%N)
+    guess 127.0.0.2 "$P" "$T/guesses" &
+    g1=$!
+    guess 127.0.0.2 "$P" "$T/guesses" &
+    g2=$!
+    sleep 0.5
+    for round in 1 2 3; do
+        flush_cache
+        check "$mode: alice's first login from another address during the guessing ($round)" 200 \
+            "$(code_of 127.0.0.3 "$P" alice:alicepw)"
+    done
+    kill "$g1" "$g2"
+    wait "$g1" "$g2" 2>/dev/null
+    t1=$(date +%s%N)
+    secs=$(((t1 - t0) / 1000000000 + 1))
+    verified=$(grep -c '^401$' "$T/guesses")
+    throttled=$(grep -c '^429$' "$T/guesses")
+    echo "$mode: $verified guesses verified, $throttled refused unverified in ${secs}s"
+    # guessing is slowed: at most 5 verified a second from the address (plus those already
+    # being verified when the fifth failed: one per worker thread, one thread per core)
+    if [ "$verified" -le $(((5 + $(nproc)) * (secs + 1))) ] && [ "$throttled" -gt 0 ]; then ok; else
+        fail "$mode: $verified guesses verified and $throttled refused in ${secs}s"
+    fi
+    check "$mode: only 401 and 429 for the guesses" "" "$(grep -v '^401$\|^429$' "$T/guesses" | sort -u)"
+    req GET /v2/ -u alice:wrong --interface 127.0.0.4
+    check "$mode: no Retry-After for a verified wrong password" "" "$(header Retry-After)"
+    # a refused guess says so: 429 TOOMANYREQUESTS with Retry-After
+    for _ in $(seq 1 30); do
+        req GET "$P" -u alice:nope --interface 127.0.0.5
+        [ "$STATUS" = 429 ] && break
+    done
+    expect_error "$mode: guess past the limit" 429 TOOMANYREQUESTS
+    check "$mode: Retry-After" 1 "$(header Retry-After)"
+    # once the guessing stopped, alice gets in from the guessing address too
+    flush_cache
+    check "$mode: alice's login from the guessing address afterwards" 200 \
+        "$(code_of 127.0.0.2 "$P" alice:alicepw)"
+    ops_stop
+done
+
+# a flood of random user names from many addresses (past the global limit of 50 failures a
+# second) does not refuse bob's first login from an address that is not failing
+ops_start http "$PORT" --config "$T/basic.yaml"
+cat >"$T/flood.py" <<'PY'
+import base64, http.client, os, random, sys, threading
+port, stop, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+counts = {}
+lock = threading.Lock()
+def run(i):
+    c = None
+    while not os.path.exists(stop):
+        try:
+            if c is None:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
+                                               source_address=(f"127.0.1.{i + 1}", 0))
+            cred = base64.b64encode(f"u{random.getrandbits(48)}:x".encode()).decode()
+            c.request("GET", "/v2/", headers={"Authorization": "Basic " + cred})
+            r = c.getresponse()
+            r.read()
+            with lock:
+                counts[r.status] = counts.get(r.status, 0) + 1
+        except OSError:
+            c = None
+ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print(" ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+PY
+python3 "$T/flood.py" "$PORT" "$T/stop" 60 >"$T/flood.out" &
+flood=$!
+sleep 1
+for round in 1 2 3; do
+    flush_cache
+    check "bob's first login during a flood of random names ($round)" 200 \
+        "$(code_of 127.0.0.1 /v2/team/app/manifests/v1 bob:bobpw)"
+done
+touch "$T/stop"
+wait "$flood"
+echo "flood: $(cat "$T/flood.out")"
+refused=$(sed -n 's/.*401:\([0-9]*\).*/\1/p' "$T/flood.out")
+if [ "${refused:-0}" -gt 150 ]; then ok; else fail "the flood was too small: $(cat "$T/flood.out")"; fi
 ops_stop
 
 finish

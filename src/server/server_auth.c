@@ -5,6 +5,13 @@
  * plus berth's own token endpoint. With no authentication configured nothing here runs on the
  * hot path but two branches.
  *
+ * `Basic Og==` (empty user and password) is no credentials at all. Failed logins are throttled
+ * by htpasswd.c per client address (IPv4, or IPv6 /64); an attempt refused unverified is a 429.
+ * A cross-repository mount is decided here, where the caller's rights are known: a mount from
+ * a repository the caller may not pull, and an automatic mount (no `from`) of a blob that no
+ * repository the caller may pull holds, set r->no_mount, and the handler then answers as for a
+ * POST without ?mount= (see automatic_mount_ok).
+ *
  * Verified bearer tokens are cached (direct-mapped table keyed by the SHA-256 of the token,
  * striped locks), so that a request with a token already seen costs a hash and a lookup, not a
  * signature check.

@@ -379,7 +379,9 @@ static void collect_stale(void *value, void *payload)
 
 /* Add one failure of `key` in second `now` to `t` (h->lock held). A full table first drops the
  * entries of past seconds, which count for nothing; if it is still full the failure is not
- * recorded for this key (the global count still has it). Out of memory only loses the count. */
+ * recorded for this key (the global count still has it). That needs FAIL_TABLE_MAX failed
+ * bcrypt runs within one second, far beyond what a server computes (a few hundred a second per
+ * core). Out of memory only loses the count. */
 static void count_failure(berth__htab *t, const char *key, uint64_t now)
 {
     fail_entry *f = berth__htab_get(t, key);

@@ -108,7 +108,7 @@ typedef struct need {
     bool automatic_mount;   /* POST ?mount= without from (or with an empty one) */
     bool allowed;
     bool mount_allowed;
-    candidates sources; /* automatic mount with a token: the repositories it lets pull */
+    candidates sources; /* automatic mount: the repositories to look for the blob in */
 } need;
 
 static void add_candidate(candidates *c, const char *name)

@@ -93,6 +93,11 @@ typedef struct berth_config {
             uint64_t lifetime; /* seconds */
         } token;
     } auth;
+    struct {
+        /* POST ?mount= without `from` looks for the blob; with authentication, only in the
+           repositories the caller may pull (default true) */
+        bool automatic_mount;
+    } storage;
     berth_config_rule *access; /* `access_count` rules, in file order */
     size_t access_count;
     berth_config_group *groups;

@@ -223,6 +223,15 @@ static void session_owner(const berth__req *r, char *out, size_t size)
     }
 }
 
+/*
+ * POST to the uploads: a cross-repository mount (?mount=, with ?from= or without: automatic), a
+ * monolithic upload (?digest=) or a new session. An empty `from` is no `from`. Authorization
+ * (server_auth.c) has already set r->no_mount when the caller may not pull `from`, or, for an
+ * automatic mount, when no repository the caller may pull holds the blob, so that the pool is
+ * searched only on behalf of a caller who could read the blob anyway. Every mount that does
+ * not happen falls back to a new session (202) exactly as a POST without ?mount= does, so the
+ * answer tells nothing about blobs elsewhere.
+ */
 static enum MHD_Result post_begin(berth__req *r)
 {
     const char *mount = berth__query(r, "mount");
@@ -231,6 +240,9 @@ static enum MHD_Result post_begin(berth__req *r)
     berth_digest digest;
     int error;
 
+    if (from && !from[0]) {
+        from = NULL;
+    }
     if (mount && !r->no_mount) {
         if ((error = berth_digest_parse_str(&digest, mount)) < 0) {
             return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
@@ -238,7 +250,11 @@ static enum MHD_Result post_begin(berth__req *r)
         if (from && berth_name_validate(from) < 0) {
             return berth__respond_error(r, BERTH_OP_NAME, BERTH_EINVALID, NULL);
         }
-        error = berth_store_blob_mount(r->srv->store, r->name, from, &digest);
+        if (!from && r->srv->cfg && !r->srv->cfg->storage.automatic_mount) {
+            error = BERTH_ENOTFOUND; /* automatic mount is off */
+        } else {
+            error = berth_store_blob_mount(r->srv->store, r->name, from, &digest);
+        }
         if (error == 0) {
             return blob_created(r, &digest);
         }

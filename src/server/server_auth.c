@@ -5,6 +5,13 @@
  * plus berth's own token endpoint. With no authentication configured nothing here runs on the
  * hot path but two branches.
  *
+ * `Basic Og==` (empty user and password) is no credentials at all. Failed logins are throttled
+ * by htpasswd.c per client address (IPv4, or IPv6 /64); an attempt refused unverified is a 429.
+ * A cross-repository mount is decided here, where the caller's rights are known: a mount from
+ * a repository the caller may not pull, and an automatic mount (no `from`) of a blob that no
+ * repository the caller may pull holds, set r->no_mount, and the handler then answers as for a
+ * POST without ?mount= (see automatic_mount_ok).
+ *
  * Verified bearer tokens are cached (direct-mapped table keyed by the SHA-256 of the token,
  * striped locks), so that a request with a token already seen costs a hash and a lookup, not a
  * signature check.
@@ -23,6 +30,8 @@
 #define BASIC_REALM "berth"
 #define TOKEN_LOCKS 16
 #define SCOPES_MAX  16
+/* Most repositories an automatic mount looks for its blob in (see automatic_mount_ok). */
+#define MOUNT_CANDIDATES 64
 
 /* ---- token cache -------------------------------------------------------------------------- */
 
@@ -83,20 +92,53 @@ static size_t tc_slot(const berth__token_cache *c, const unsigned char *key)
     return (size_t)(v % c->slots);
 }
 
+/* Repositories the caller may pull that an automatic mount may take its blob from. */
+typedef struct candidates {
+    char *names[MOUNT_CANDIDATES]; /* owned */
+    size_t count;
+    const berth_acl *acl; /* while collected from the catalog: the rules and the caller */
+    const char *user;
+} candidates;
+
 /* What a request needs checked against the claims of its token. */
 typedef struct need {
     const char *repo; /* NULL: no repository (base, catalog) */
     unsigned action;
     const char *mount_from; /* NULL: none */
+    bool automatic_mount;   /* POST ?mount= without from (or with an empty one) */
     bool allowed;
     bool mount_allowed;
+    candidates sources; /* automatic mount: the repositories to look for the blob in */
 } need;
+
+static void add_candidate(candidates *c, const char *name)
+{
+    if (c->count < MOUNT_CANDIDATES && (c->names[c->count] = strdup(name)) != NULL) {
+        c->count++; /* out of memory only loses a candidate: the mount falls back to an upload */
+    }
+}
+
+static void candidates_dispose(candidates *c)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        free(c->names[i]);
+    }
+    c->count = 0;
+}
 
 static void check_claims(need *n, const berth_token_claims *claims, berth__req *r)
 {
     n->allowed = !n->repo || !n->action || berth_token_claims_allow(claims, n->repo, n->action);
     n->mount_allowed =
         !n->mount_from || berth_token_claims_allow(claims, n->mount_from, BERTH_ACTION_PULL);
+    if (n->automatic_mount && n->allowed) {
+        for (size_t i = 0; i < claims->access.count; i++) {
+            const berth_token_scope *sc = &claims->access.items[i];
+            if (strcmp(sc->type, "repository") == 0 && (sc->actions & BERTH_ACTION_PULL)) {
+                add_candidate(&n->sources, sc->name);
+            }
+        }
+    }
     snprintf(r->user, sizeof(r->user), "%s", claims->subject ? claims->subject : "");
     r->authenticated = r->user[0] != '\0';
 }
@@ -292,13 +334,54 @@ static bool authorize_bearer(berth__req *r, enum MHD_Result *ret, const char *au
     return true;
 }
 
+/* The key of the client's address for the failed-login limits. */
+static void client_key(berth__req *r, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    berth_ratelimit_addr_key(out, size, ci ? ci->client_addr : NULL);
+}
+
+/* Verify Basic credentials into r->user. @return as berth_htpasswd_check_header() */
+static int check_basic(berth__req *r, const char *authz)
+{
+    char address[BERTH_RATELIMIT_KEY_MAX];
+    int error;
+
+    client_key(r, address, sizeof(address));
+    error = strncasecmp(authz, "Basic ", 6) != 0
+                ? berth_error_set(BERTH_EUNAUTHORIZED, "not Basic credentials")
+                : berth_htpasswd_check_header(r->srv->htpasswd, address, authz, r->user,
+                                              sizeof(r->user));
+    if (error < 0) {
+        r->user[0] = '\0';
+    }
+    return error;
+}
+
+/* A failed check_basic(): 429 when the attempt was refused unverified, else 401 and the
+ * challenge. */
+static bool refuse_basic(berth__req *r, enum MHD_Result *ret, int error, const need *n)
+{
+    if (error == BERTH_EBUSY) {
+        r->retry_after = 1;
+        return refuse(r, ret, BERTH_EBUSY,
+                      "too many failed logins from this address; retry in a second");
+    }
+    return challenge(r, ret, n, NULL, "wrong user name or password");
+}
+
 static bool authorize_basic(berth__req *r, enum MHD_Result *ret, const char *authz, need *n)
 {
+    int error;
+
+    if (authz && berth_basic_is_anonymous(authz)) {
+        authz = NULL; /* `Basic Og==`: podman and skopeo without credentials */
+    }
     if (authz) {
-        if (strncasecmp(authz, "Basic ", 6) != 0 ||
-            berth_htpasswd_check_header(r->srv->htpasswd, authz, r->user, sizeof(r->user)) < 0) {
-            r->user[0] = '\0';
-            return challenge(r, ret, n, NULL, "wrong user name or password");
+        if ((error = check_basic(r, authz)) < 0) {
+            return refuse_basic(r, ret, error, n);
         }
         r->authenticated = true;
     }
@@ -317,17 +400,72 @@ static bool authorize_basic(berth__req *r, enum MHD_Result *ret, const char *aut
     return true;
 }
 
+static int collect_pullable(const char *name, void *payload)
+{
+    candidates *c = payload;
+
+    if (berth_acl_allows(c->acl, c->user, name, BERTH_ACTION_PULL)) {
+        add_candidate(c, name);
+    }
+    return c->count < MOUNT_CANDIDATES ? 0 : 1;
+}
+
+/*
+ * May an automatic mount (no `from`) of the request's digest go ahead? Only when the blob is
+ * in a repository the caller may pull, so that the mount neither hands out bytes the caller
+ * could not read nor tells whether a digest exists somewhere else. The store then links the
+ * pool's copy, which is the same file as that repository's. Which repositories are looked at:
+ * with a token, those its claims let the caller pull; with Basic or anonymous access, every
+ * repository when the rules let the caller pull all of them (then the pool is searched, as on
+ * an open server), else the first MOUNT_CANDIDATES repositories of the catalog that the rules
+ * let the caller pull. A digest that does not parse goes on, for the handler to refuse.
+ */
+static bool automatic_mount_ok(berth__req *r, need *n)
+{
+    berth_server *srv = r->srv;
+    const char *mount = berth__query(r, "mount");
+    berth_digest digest;
+    uint64_t size;
+    bool more = false, found = false;
+
+    if (srv->cfg && !srv->cfg->storage.automatic_mount) {
+        return false;
+    }
+    if (!mount || berth_digest_parse_str(&digest, mount) < 0) {
+        berth_error_clear();
+        return true;
+    }
+    if (!srv->bearer) {
+        const char *user = r->authenticated ? r->user : NULL;
+        if (berth_acl_allows_everywhere(srv->acl, user, BERTH_ACTION_PULL)) {
+            return true;
+        }
+        n->sources.acl = srv->acl;
+        n->sources.user = user;
+        berth_store_catalog(srv->store, NULL, 0, collect_pullable, &n->sources, &more);
+    }
+    for (size_t i = 0; i < n->sources.count && !found; i++) {
+        found = berth_store_blob_stat(srv->store, n->sources.names[i], &digest, &size) == 0;
+    }
+    berth_error_clear();
+    return found;
+}
+
 static bool authorize(berth__req *r, enum MHD_Result *ret)
 {
     const char *authz = berth__header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-    need n = {NULL, 0, NULL, false, true};
+    need n;
     bool ok;
 
+    memset(&n, 0, sizeof(n));
+    n.mount_allowed = true;
     if (r->route != BERTH_R_BASE && r->route != BERTH_R_CATALOG) {
         n.repo = r->name;
         n.action = berth_acl_action_for_method(r->method_name);
         if (r->route == BERTH_R_UPLOADS && r->method == BERTH_M_POST && berth__query(r, "mount")) {
-            n.mount_from = berth__query(r, "from");
+            const char *from = berth__query(r, "from");
+            n.mount_from = from && from[0] ? from : NULL; /* an empty from is no from */
+            n.automatic_mount = !n.mount_from;
         }
     }
     if (r->srv->bearer) {
@@ -342,6 +480,10 @@ static bool authorize(berth__req *r, enum MHD_Result *ret)
     if (ok && !n.mount_allowed) {
         r->no_mount = true;
     }
+    if (ok && n.automatic_mount && !automatic_mount_ok(r, &n)) {
+        r->no_mount = true;
+    }
+    candidates_dispose(&n.sources);
     return ok;
 }
 
@@ -431,11 +573,18 @@ enum MHD_Result berth__token_endpoint(berth__req *r)
         return berth__respond_error(r, BERTH_OP_METHOD, BERTH_EUNSUPPORTED, NULL);
     }
     authz = berth__header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (authz && berth_basic_is_anonymous(authz)) {
+        authz = NULL; /* `Basic Og==`: an anonymous token */
+    }
     if (authz) {
-        if (strncasecmp(authz, "Basic ", 6) != 0 ||
-            berth_htpasswd_check_header(srv->htpasswd, authz, r->user, sizeof(r->user)) < 0) {
+        if ((error = check_basic(r, authz)) < 0) {
             berth_buf b = BERTH_BUF_INIT;
-            r->user[0] = '\0';
+            if (error == BERTH_EBUSY) {
+                r->retry_after = 1;
+                refuse(r, &ret, BERTH_EBUSY,
+                       "too many failed logins from this address; retry in a second");
+                return ret;
+            }
             if (berth_token_challenge_basic(&b, BASIC_REALM) == 0 &&
                 berth_buf_put(&b, "", 1) == 0) {
                 r->www_authenticate = berth_buf_detach(&b);

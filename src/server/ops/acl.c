@@ -162,6 +162,24 @@ bool berth_acl_allows(const berth_acl *acl, const char *user, const char *repo, 
     return action != 0 && berth_acl_granted(acl, user, repo, action) == action;
 }
 
+bool berth_acl_allows_everywhere(const berth_acl *acl, const char *user, unsigned action)
+{
+    if (!acl || action == 0) {
+        return false;
+    }
+    if (acl->open_default) {
+        return user != NULL;
+    }
+    for (size_t i = 0; i < acl->count; i++) {
+        const acl_rule *r = &acl->rules[i];
+        if (rule_names(r, user) && (r->actions & action) == action &&
+            r->glob[strspn(r->glob, "*")] == '\0' && r->glob[0] != '\0') {
+            return true;
+        }
+    }
+    return false;
+}
+
 size_t berth_acl_filter_pullable(const berth_acl *acl, const char *user, const char **repos,
                                  size_t count)
 {

@@ -28,6 +28,14 @@ int berth_acl_new(berth_acl **out, const berth_config *cfg);
 bool berth_acl_allows(const berth_acl *acl, const char *user, const char *repo, unsigned action);
 
 /**
+ * Whether `user` (NULL = anonymous) may perform `action` on every repository, whatever its name:
+ * there are no rules and the user is authenticated, or a rule naming the user (or anonymous
+ * clients, for NULL) grants the action with a glob made of '*' only. Conservative: rules whose
+ * globs together cover every name are not recognised.
+ */
+bool berth_acl_allows_everywhere(const berth_acl *acl, const char *user, unsigned action);
+
+/**
  * The subset of `actions` (BERTH_ACTION_* bits) that `user` may perform on `repo`: what a token
  * endpoint grants for a requested scope.
  */

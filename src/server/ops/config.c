@@ -23,6 +23,7 @@ typedef enum key_type {
     T_SIZE,
     T_LOGFORMAT,
     T_LOGLEVEL,
+    T_BOOL,
 } key_type;
 
 typedef struct key_def {
@@ -70,6 +71,7 @@ static const key_def keys[] = {
     KEY("auth.token.private_key", T_STRING, auth.token.private_key),
     KEY("auth.token.public_key", T_STRING, auth.token.public_key),
     KEY("auth.token.lifetime", T_DURATION, auth.token.lifetime),
+    KEY("storage.automatic_mount", T_BOOL, storage.automatic_mount),
     KEY("gc.interval", T_DURATION, gc.interval),
     KEY("gc.grace", T_DURATION, gc.grace),
 };
@@ -192,6 +194,7 @@ int berth_config_new(berth_config **out)
     cfg->log.format = BERTH_CONFIG_LOG_TEXT;
     cfg->log.level = 2;
     cfg->auth.token.lifetime = 300;
+    cfg->storage.automatic_mount = true;
     cfg->gc.interval = 0;
     cfg->gc.grace = 3600;
     if (berth_config_set(cfg, "listen", "127.0.0.1:5000") < 0 ||
@@ -339,6 +342,8 @@ static int set_key(berth_config *cfg, const key_def *k, const char *value)
         }
         return berth_error_set(BERTH_EINVALID,
                                "invalid log level '%s' (error, warn, info or debug)", value);
+    case T_BOOL:
+        return parse_bool((bool *)field, value);
     }
     return berth_error_set(BERTH_ERROR, "internal: bad key type");
 }
@@ -1024,6 +1029,9 @@ static void print_value(FILE *out, const berth_config *cfg, const key_def *k)
         fputs(l >= 0 && l < 4 ? level_names[l] : "info", out);
         break;
     }
+    case T_BOOL:
+        fputs(*(const bool *)field ? "true" : "false", out);
+        break;
     }
 }
 

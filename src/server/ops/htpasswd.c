@@ -54,23 +54,24 @@ struct berth_htpasswd {
     struct timespec mtime;
     off_t size;
     uint64_t checked_at; /* seconds (monotonic) of the last stat */
-    /* failed verifications per user and in all, per second: past the limits, an uncached
-       attempt is refused without running bcrypt, so a password-guessing loop cannot keep the
-       worker threads busy (cached, verified credentials are never throttled) */
-    berth__htab failures; /* user -> fail_entry */
+    /* failed verifications per second: per client address, per user and in all. Past the
+       limits an uncached attempt is refused without running bcrypt (see refused_unverified) */
+    berth__htab by_address; /* address key -> fail_entry */
+    berth__htab by_user;    /* user -> fail_entry */
     uint64_t fail_second;
     unsigned fail_count;
-    unsigned fail_per_user, fail_global;
+    unsigned fail_per_address, fail_per_user, fail_global;
     uint64_t throttled;
 };
 
 typedef struct fail_entry {
-    char *user;
-    uint64_t second;
+    char *key;
+    uint64_t second; /* the second `count` is for */
     unsigned count;
 } fail_entry;
 
-#define FAIL_TABLE_MAX 4096
+/* Bound on each failure table (entries of past seconds are dropped first). */
+#define FAIL_TABLE_MAX 65536
 
 static uint64_t now_seconds(void)
 {
@@ -105,7 +106,7 @@ static void free_fail_entry(void *value, void *payload)
     fail_entry *f = value;
     (void)payload;
     if (f) {
-        free(f->user);
+        free(f->key);
         free(f);
     }
 }
@@ -183,7 +184,8 @@ void berth_htpasswd_free(berth_htpasswd *h)
     }
     clear_table(&h->users, free_user);
     clear_table(&h->cache, free_cache_entry);
-    clear_table(&h->failures, free_fail_entry);
+    clear_table(&h->by_address, free_fail_entry);
+    clear_table(&h->by_user, free_fail_entry);
     pthread_mutex_destroy(&h->lock);
     free(h->path);
     free(h->decoy);
@@ -210,6 +212,7 @@ int berth_htpasswd_open(berth_htpasswd **out, const char *path, size_t cache_siz
     pthread_mutex_init(&h->lock, NULL);
     h->cache_max = cache_size ? cache_size : 1024;
     h->ttl = ttl_seconds ? ttl_seconds : 300;
+    h->fail_per_address = 5;
     h->fail_per_user = 5;
     h->fail_global = 50;
     if (RAND_bytes(h->salt, sizeof(h->salt)) != 1) {
@@ -327,11 +330,31 @@ static void cache_make_room(berth_htpasswd *h, uint64_t now)
     }
 }
 
-/* Too many failures this second, for this user or in all? (h->lock held) */
-static bool throttled(berth_htpasswd *h, const char *user, uint64_t now)
+/* The failures of `key` in second `now` (0 when none are recorded). */
+static unsigned failures_now(const berth__htab *t, const char *key, uint64_t now)
 {
-    fail_entry *f = berth__htab_get(&h->failures, user);
-    if ((f && f->second == now && f->count >= h->fail_per_user) ||
+    const fail_entry *f = berth__htab_get(t, key);
+    return f && f->second == now ? f->count : 0;
+}
+
+/*
+ * Refuse this uncached attempt without running bcrypt? (h->lock held) An address that has not
+ * failed in this second is always verified, so a correct password is never refused to anyone
+ * but a client that is failing itself. An address that has failed is refused once it reaches
+ * the per-address limit, and also, before that, while the user it names or the server as a
+ * whole is past its limit: many addresses guessing one user (or random names) then get one
+ * bcrypt each per second. Every count is for the current second only.
+ */
+static bool refused_unverified(berth_htpasswd *h, const char *address, const char *user,
+                               uint64_t now)
+{
+    unsigned by_address = failures_now(&h->by_address, address, now);
+
+    if (by_address == 0) {
+        return false;
+    }
+    if (by_address >= h->fail_per_address ||
+        failures_now(&h->by_user, user, now) >= h->fail_per_user ||
         (h->fail_second == now && h->fail_count >= h->fail_global)) {
         h->throttled++;
         return true;
@@ -339,22 +362,47 @@ static bool throttled(berth_htpasswd *h, const char *user, uint64_t now)
     return false;
 }
 
-/* Count a failed verification (h->lock held). Out of memory only loses the count. */
-static void note_failure(berth_htpasswd *h, const char *user, uint64_t now)
-{
-    fail_entry *f = berth__htab_get(&h->failures, user);
+typedef struct stale_scan {
+    uint64_t now;
+    fail_entry **stale;
+    size_t count;
+} stale_scan;
 
-    if (h->fail_second != now) {
-        h->fail_second = now;
-        h->fail_count = 0;
+static void collect_stale(void *value, void *payload)
+{
+    fail_entry *f = value;
+    stale_scan *s = payload;
+    if (f->second != s->now) {
+        s->stale[s->count++] = f;
     }
-    h->fail_count++;
-    if (!f) {
-        if (h->failures.count >= FAIL_TABLE_MAX) {
-            clear_table(&h->failures, free_fail_entry);
+}
+
+/* Add one failure of `key` in second `now` to `t` (h->lock held). A full table first drops the
+ * entries of past seconds, which count for nothing; if it is still full the failure is not
+ * recorded for this key (the global count still has it). That needs FAIL_TABLE_MAX failed
+ * bcrypt runs within one second, far beyond what a server computes (a few hundred a second per
+ * core). Out of memory only loses the count. */
+static void count_failure(berth__htab *t, const char *key, uint64_t now)
+{
+    fail_entry *f = berth__htab_get(t, key);
+
+    if (!f && t->count >= FAIL_TABLE_MAX) {
+        stale_scan s = {now, calloc(t->count, sizeof(fail_entry *)), 0};
+        if (s.stale) {
+            berth__htab_foreach(t, collect_stale, &s);
+            for (size_t i = 0; i < s.count; i++) {
+                berth__htab_remove(t, s.stale[i]->key);
+                free_fail_entry(s.stale[i], NULL);
+            }
+            free(s.stale);
         }
+        if (t->count >= FAIL_TABLE_MAX) {
+            return;
+        }
+    }
+    if (!f) {
         f = calloc(1, sizeof(*f));
-        if (!f || !(f->user = strdup(user)) || berth__htab_put(&h->failures, f->user, f) < 0) {
+        if (!f || !(f->key = strdup(key)) || berth__htab_put(t, f->key, f) < 0) {
             free_fail_entry(f, NULL);
             return;
         }
@@ -366,9 +414,23 @@ static void note_failure(berth_htpasswd *h, const char *user, uint64_t now)
     f->count++;
 }
 
-void berth_htpasswd_set_fail_limits(berth_htpasswd *h, unsigned per_user, unsigned global)
+/* Count a failed verification (h->lock held). */
+static void note_failure(berth_htpasswd *h, const char *address, const char *user, uint64_t now)
+{
+    if (h->fail_second != now) {
+        h->fail_second = now;
+        h->fail_count = 0;
+    }
+    h->fail_count++;
+    count_failure(&h->by_address, address, now);
+    count_failure(&h->by_user, user, now);
+}
+
+void berth_htpasswd_set_fail_limits(berth_htpasswd *h, unsigned per_address, unsigned per_user,
+                                    unsigned global)
 {
     pthread_mutex_lock(&h->lock);
+    h->fail_per_address = per_address;
     h->fail_per_user = per_user;
     h->fail_global = global;
     pthread_mutex_unlock(&h->lock);
@@ -383,7 +445,8 @@ uint64_t berth_htpasswd_throttled_count(berth_htpasswd *h)
     return n;
 }
 
-int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *password)
+int berth_htpasswd_check(berth_htpasswd *h, const char *address, const char *user,
+                         const char *password)
 {
     berth_buf key = BERTH_BUF_INIT;
     char *hash = NULL;
@@ -398,6 +461,9 @@ int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *passwo
         return berth_error_set(BERTH_EINVALID, "berth_htpasswd_check: missing argument");
     }
     berth_error_clear();
+    if (!address) {
+        address = "unknown";
+    }
     if ((error = cache_key(&key, h, user, password)) < 0) {
         goto out;
     }
@@ -406,8 +472,10 @@ int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *passwo
     hit = berth__htab_get(&h->cache, key.ptr);
     if (hit && hit->expires > now) {
         match = true;
-    } else if (throttled(h, user, now)) {
+    } else if (refused_unverified(h, address, user, now)) {
         pthread_mutex_unlock(&h->lock);
+        error = berth_error_set(BERTH_EBUSY, "too many failed logins from this address; retry "
+                                             "in a second");
         goto out; /* refused without bcrypt */
     } else {
         user_entry *u = berth__htab_get(&h->users, user);
@@ -441,7 +509,7 @@ int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *passwo
         }
     } else {
         pthread_mutex_lock(&h->lock);
-        note_failure(h, user, now);
+        note_failure(h, address, user, now);
         pthread_mutex_unlock(&h->lock);
     }
 out:
@@ -506,8 +574,8 @@ out:
     return error;
 }
 
-int berth_htpasswd_check_header(berth_htpasswd *h, const char *authorization, char *user_out,
-                                size_t user_out_size)
+int berth_htpasswd_check_header(berth_htpasswd *h, const char *address, const char *authorization,
+                                char *user_out, size_t user_out_size)
 {
     char *user = NULL, *password = NULL;
     int error = 0;
@@ -530,7 +598,7 @@ int berth_htpasswd_check_header(berth_htpasswd *h, const char *authorization, ch
         error = berth_error_set(BERTH_EUNAUTHORIZED, "user name too long");
         goto out;
     }
-    if ((error = berth_htpasswd_check(h, user, password)) == 0) {
+    if ((error = berth_htpasswd_check(h, address, user, password)) == 0) {
         memcpy(user_out, user, strlen(user) + 1);
     }
 out:
@@ -540,6 +608,23 @@ out:
     free(password);
     free(user);
     return error;
+}
+
+bool berth_basic_is_anonymous(const char *authorization)
+{
+    char *user = NULL, *password = NULL;
+    bool empty = false;
+
+    if (authorization && berth_basic_parse(&user, &password, authorization) == 0) {
+        empty = user[0] == '\0' && password[0] == '\0';
+    }
+    berth_error_clear();
+    if (password) {
+        OPENSSL_cleanse(password, strlen(password));
+    }
+    free(password);
+    free(user);
+    return empty;
 }
 
 size_t berth_htpasswd_cache_count(berth_htpasswd *h)

@@ -28,19 +28,37 @@ int berth_htpasswd_open(berth_htpasswd **out, const char *path, size_t cache_siz
 
 /**
  * Verify a user name and password (constant-time comparison of the hashes; an unknown user
- * costs the same bcrypt as a known one).
- * @return 0 when they match, BERTH_EUNAUTHORIZED when not, BERTH_ENOMEM
+ * costs the same bcrypt as a known one) for a client at `address`. Credentials verified before
+ * (cached) are accepted at once. Otherwise failed verifications are counted per second, per
+ * client address, per user and in all (see berth_htpasswd_set_fail_limits()); an address that
+ * has not failed in the current second is always verified, so a guessing client can neither lock
+ * a user out nor keep anyone else's first login from being checked.
+ * @param address  the key of the client: its IPv4 address, or its IPv6 /64 prefix (see
+ *                 berth_ratelimit_addr_key()); NULL counts as one unknown address
+ * @return 0 when they match, BERTH_EUNAUTHORIZED when not, BERTH_EBUSY when the attempt was
+ *         refused without being verified (the address is past the limits: retry in a second),
+ *         BERTH_ENOMEM
  */
-int berth_htpasswd_check(berth_htpasswd *h, const char *user, const char *password);
+int berth_htpasswd_check(berth_htpasswd *h, const char *address, const char *user,
+                         const char *password);
 
 /**
- * Verify an `Authorization` header value `Basic <base64(user:password)>`.
+ * Verify an `Authorization` header value `Basic <base64(user:password)>`, as
+ * berth_htpasswd_check() for a client at `address`.
  * @param user_out       receives the user name on success
  * @param user_out_size  its size (a longer name is refused)
- * @return 0, BERTH_EUNAUTHORIZED (wrong, malformed or not Basic), BERTH_ENOMEM
+ * @return 0, BERTH_EUNAUTHORIZED (wrong, malformed or not Basic), BERTH_EBUSY (refused
+ *         unverified: too many failures from the address), BERTH_ENOMEM
  */
-int berth_htpasswd_check_header(berth_htpasswd *h, const char *authorization, char *user_out,
-                                size_t user_out_size);
+int berth_htpasswd_check_header(berth_htpasswd *h, const char *address, const char *authorization,
+                                char *user_out, size_t user_out_size);
+
+/**
+ * Whether an `Authorization` value is Basic with an empty user name and an empty password
+ * (`Basic Og==`): what podman, skopeo and buildah send when they hold no credentials, to be
+ * treated as no credentials at all.
+ */
+bool berth_basic_is_anonymous(const char *authorization);
 
 /**
  * Split an `Authorization: Basic ...` value into user and password.
@@ -51,12 +69,15 @@ int berth_htpasswd_check_header(berth_htpasswd *h, const char *authorization, ch
 int berth_basic_parse(char **user_out, char **password_out, const char *authorization);
 
 /**
- * Limits on failed verifications per second, per user and in all (defaults 5 and 50): past
- * them, an attempt whose credentials are not cached is refused without running bcrypt until
- * the next second, so that guessing passwords in a loop cannot occupy the server's threads.
- * Credentials verified before (cached) are never throttled.
+ * Limits on failed verifications per second (defaults 5, 5 and 50). An attempt whose
+ * credentials are not cached, from an address that has failed in the current second, is
+ * refused without running bcrypt when that address has failed `per_address` times this second,
+ * or the user it names has failed `per_user` times (from any address), or all clients together
+ * `global` times. An address without a failure this second is always verified: the user and
+ * global limits only take repeated guesses away from addresses that are already failing.
  */
-void berth_htpasswd_set_fail_limits(berth_htpasswd *h, unsigned per_user, unsigned global);
+void berth_htpasswd_set_fail_limits(berth_htpasswd *h, unsigned per_address, unsigned per_user,
+                                    unsigned global);
 
 /** Attempts refused by the failure limits so far (for tests and metrics). */
 uint64_t berth_htpasswd_throttled_count(berth_htpasswd *h);

@@ -203,6 +203,28 @@ bool berth_ratelimit_take_sockaddr(berth_ratelimit *rl, const struct sockaddr *s
     return berth_ratelimit_take(rl, text, retry_after);
 }
 
+void berth_ratelimit_addr_key(char *out, size_t out_size, const struct sockaddr *sa)
+{
+    char text[INET6_ADDRSTRLEN] = "unknown";
+
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        struct in6_addr prefix = in6->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&prefix)) {
+            inet_ntop(AF_INET, &prefix.s6_addr[12], text, sizeof(text));
+        } else {
+            memset(&prefix.s6_addr[8], 0, 8);
+            inet_ntop(AF_INET6, &prefix, text, sizeof(text));
+            snprintf(out, out_size, "%s/64", text);
+            return;
+        }
+    }
+    snprintf(out, out_size, "%s", text);
+}
+
 size_t berth_ratelimit_size(berth_ratelimit *rl)
 {
     size_t n = 0;

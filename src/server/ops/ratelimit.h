@@ -40,6 +40,19 @@ bool berth_ratelimit_take_sockaddr(berth_ratelimit *rl, const struct sockaddr *s
 bool berth_ratelimit_take_at(berth_ratelimit *rl, const char *addr, uint64_t now_ns,
                              uint64_t *retry_after);
 
+/**
+ * The key under which a client address is counted by the failed-login limits: the text form of
+ * an IPv4 address (an IPv4-mapped IPv6 address counts as its IPv4 address), the /64 prefix of an
+ * IPv6 address ("2001:db8:1:2::/64": one subnet is one client, as an end site is usually given
+ * at least a /64), "unknown" for anything else or NULL.
+ * @param out       receives the key, NUL-terminated
+ * @param out_size  its size; BERTH_RATELIMIT_KEY_MAX is always enough
+ */
+void berth_ratelimit_addr_key(char *out, size_t out_size, const struct sockaddr *sa);
+
+/** A size that holds every key of berth_ratelimit_addr_key(). */
+#define BERTH_RATELIMIT_KEY_MAX 64
+
 /** The number of addresses currently tracked. */
 size_t berth_ratelimit_size(berth_ratelimit *rl);
 

@@ -107,6 +107,31 @@ static void test_acl__no_rules_means_authenticated_only(void **state)
     berth_acl_free(acl);
 }
 
+/* Pulling everywhere (what lets an automatic mount search the whole store) needs a rule whose
+ * glob is only '*', or no rules at all; a namespace glob is not everywhere. */
+static void test_acl__allows_everywhere(void **state)
+{
+    berth_acl *acl = build(rules_yaml);
+    berth_acl *open = build("listen: 127.0.0.1:1\n");
+    berth_acl *stars = build("access:\n  - repositories: \"**\"\n    anonymous: true\n");
+    (void)state;
+    assert_true(berth_acl_allows_everywhere(acl, "alice", P));
+    assert_true(berth_acl_allows_everywhere(acl, "alice", P | U | D));
+    assert_false(berth_acl_allows_everywhere(acl, "bob", P));  /* team/ only */
+    assert_false(berth_acl_allows_everywhere(acl, "dave", P)); /* public/ only */
+    assert_false(berth_acl_allows_everywhere(acl, NULL, P));   /* anonymous: public/ only */
+    assert_false(berth_acl_allows_everywhere(acl, "alice", 0));
+    assert_true(berth_acl_allows_everywhere(open, "anyone", P));
+    assert_false(berth_acl_allows_everywhere(open, NULL, P));
+    assert_true(berth_acl_allows_everywhere(stars, NULL, P));
+    assert_false(berth_acl_allows_everywhere(stars, NULL, U));
+    assert_false(berth_acl_allows_everywhere(stars, "someone", P));
+    assert_false(berth_acl_allows_everywhere(NULL, "alice", P));
+    berth_acl_free(acl);
+    berth_acl_free(open);
+    berth_acl_free(stars);
+}
+
 static void test_acl__unknown_group_is_refused(void **state)
 {
     berth_config *cfg = NULL;
@@ -156,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_acl__matrix),
         cmocka_unit_test(test_acl__combined_actions_need_all),
         cmocka_unit_test(test_acl__no_rules_means_authenticated_only),
+        cmocka_unit_test(test_acl__allows_everywhere),
         cmocka_unit_test(test_acl__unknown_group_is_refused),
         cmocka_unit_test(test_acl__catalog_filter),
         cmocka_unit_test(test_acl__action_for_method),

@@ -86,6 +86,7 @@ static void test_config__defaults(void **state)
     assert_int_equal(cfg->limits.manifest_size, 4 * 1024 * 1024);
     assert_int_equal(cfg->log.level, 2);
     assert_int_equal(cfg->auth.token.lifetime, 300);
+    assert_true(cfg->storage.automatic_mount);
     assert_null(cfg->tls.cert);
     assert_int_equal(cfg->access_count, 0);
     assert_int_equal(berth_config_validate(cfg), 0);
@@ -267,6 +268,24 @@ static const char *bad_env(const char *name)
     return strcmp(name, "BERTH_GC_GRACE") == 0 ? "soon" : NULL;
 }
 
+/* storage.automatic_mount: a boolean from the file, by key and from the environment */
+static void test_config__automatic_mount(void **state)
+{
+    static const char yaml[] = "storage:\n  automatic_mount: false\n";
+    berth_config *cfg = NULL;
+    (void)state;
+    assert_int_equal(berth_config_new(&cfg), 0);
+    assert_int_equal(berth_config_load_string(cfg, "m.yaml", yaml, strlen(yaml)), 0);
+    assert_false(cfg->storage.automatic_mount);
+    assert_int_equal(berth_config_set(cfg, "storage.automatic_mount", "true"), 0);
+    assert_true(cfg->storage.automatic_mount);
+    assert_int_equal(berth_config_set(cfg, "storage.automatic_mount", "maybe"), BERTH_EINVALID);
+    assert_string_equal(berth_error_last(),
+                        "storage.automatic_mount: invalid boolean 'maybe' (true or false)");
+    assert_true(cfg->storage.automatic_mount);
+    berth_config_free(cfg);
+}
+
 static void test_config__environment(void **state)
 {
     berth_config *cfg = load("listen: 1.2.3.4:5\nthreads: 2\n");
@@ -424,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_config__errors_name_position_and_key),
         cmocka_unit_test(test_config__units),
         cmocka_unit_test(test_config__set_by_dotted_key),
+        cmocka_unit_test(test_config__automatic_mount),
         cmocka_unit_test(test_config__environment),
         cmocka_unit_test(test_config__validate),
         cmocka_unit_test(test_config__print_round_trip),

@@ -124,6 +124,37 @@ static void test_ratelimit__sockaddr(void **state)
     berth_ratelimit_free(rl);
 }
 
+/* The failed-login key of an address: IPv4 as is (port ignored, IPv4-mapped IPv6 included),
+ * IPv6 by its /64. */
+static void test_ratelimit__addr_key(void **state)
+{
+    struct sockaddr_in a4 = {0};
+    struct sockaddr_in6 a6 = {0};
+    struct sockaddr other = {0};
+    char key[BERTH_RATELIMIT_KEY_MAX];
+    (void)state;
+    a4.sin_family = AF_INET;
+    a4.sin_port = htons(1234);
+    inet_pton(AF_INET, "198.51.100.7", &a4.sin_addr);
+    berth_ratelimit_addr_key(key, sizeof(key), (struct sockaddr *)&a4);
+    assert_string_equal(key, "198.51.100.7");
+    a6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", &a6.sin6_addr);
+    berth_ratelimit_addr_key(key, sizeof(key), (struct sockaddr *)&a6);
+    assert_string_equal(key, "2001:db8:1:2::/64");
+    inet_pton(AF_INET6, "::ffff:192.0.2.1", &a6.sin6_addr);
+    berth_ratelimit_addr_key(key, sizeof(key), (struct sockaddr *)&a6);
+    assert_string_equal(key, "192.0.2.1");
+    inet_pton(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", &a6.sin6_addr);
+    berth_ratelimit_addr_key(key, sizeof(key), (struct sockaddr *)&a6);
+    assert_string_equal(key, "ffff:ffff:ffff:ffff::/64");
+    other.sa_family = AF_UNIX;
+    berth_ratelimit_addr_key(key, sizeof(key), &other);
+    assert_string_equal(key, "unknown");
+    berth_ratelimit_addr_key(key, sizeof(key), NULL);
+    assert_string_equal(key, "unknown");
+}
+
 typedef struct worker {
     berth_ratelimit *rl;
     int allowed;
@@ -170,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_ratelimit__table_is_bounded),
         cmocka_unit_test(test_ratelimit__eviction_admits_new_clients),
         cmocka_unit_test(test_ratelimit__sockaddr),
+        cmocka_unit_test(test_ratelimit__addr_key),
         cmocka_unit_test(test_ratelimit__threads_share_one_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

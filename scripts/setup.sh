@@ -4,9 +4,9 @@
 set -eu
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
-curl openssl python3 skopeo umoci docker-registry apache2-utils
+curl openssl python3 skopeo umoci docker-registry apache2-utils wrk
 libyaml-dev libcrypt-dev libgnutls28-dev"
-[ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES wrk nginx-light bc"
+[ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES nginx-light bc"
 
 missing=""
 for p in $PACKAGES; do

@@ -58,7 +58,7 @@
 /* Under pressure, a keep-alive connection idle for longer than this is closed, milliseconds. */
 #define BERTH__PRESSURE_IDLE_MS 250
 /* While clients wait for a slot, a connection is closed after this many requests. */
-#define BERTH__ROTATE_REQUESTS 1000
+#define BERTH__ROTATE_REQUESTS 100
 /* A worker inside one callback for longer than this gets no new connections, milliseconds. */
 #define BUSY_MS 50
 /* Descriptors kept for the store, the log and the listener's own use. */

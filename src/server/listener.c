@@ -468,6 +468,14 @@ static void accept_some(berth_server *srv)
     }
 }
 
+/* Whether bytes wait to be read on `fd`. */
+static bool pending(int fd)
+{
+    char b;
+
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
 /* Cut connections past their deadlines; under pressure or while draining, more. */
 static void reap(berth_server *srv, bool pressure, bool draining)
 {
@@ -495,6 +503,10 @@ static void reap(berth_server *srv, bool pressure, bool draining)
         case PHASE_IDLE:
             cut = age > (fresh ? head_ms : idle_ms) || draining ||
                   (pressure && age > BERTH__PRESSURE_IDLE_MS);
+            if (cut && !draining && age <= (fresh ? head_ms : idle_ms) && pending(c->fd)) {
+                /* its next request is there, not yet read by a busy worker: not idle */
+                cut = false;
+            }
             break;
         case PHASE_HEAD:
             cut = age > head_ms || (pressure && age > BERTH__PRESSURE_HEAD_MS);

@@ -7,8 +7,8 @@
  * - At the connection limit the listener stops accepting: further clients wait in the kernel's
  *   listen backlog until a slot frees, instead of being accepted and closed (the accept/close
  *   storm that makes throughput collapse). While clients wait, slots rotate: a connection is
- *   closed after its current response once it has served BERTH__ROTATE_REQUESTS requests, and
- *   idle keep-alive connections are closed first.
+ *   closed after its current response once it has served BERTH__ROTATE_REQUESTS requests or
+ *   held its slot for BERTH__ROTATE_MS, and idle keep-alive connections are closed first.
  * - Each connection is in one phase: IDLE (between requests), HEAD (request line seen, headers
  *   arriving), BODY (handler running, body streaming) or RESPONSE (answer queued). HEAD has a
  *   total deadline (timeouts.header), a new connection must send its first request within the
@@ -57,8 +57,10 @@
 #define BERTH__PRESSURE_HEAD_MS 2000
 /* Under pressure, a keep-alive connection idle for longer than this is closed, milliseconds. */
 #define BERTH__PRESSURE_IDLE_MS 250
-/* While clients wait for a slot, a connection is closed after this many requests. */
+/* While clients wait for a slot, a connection is closed after this many requests, or once it
+   has held its slot this long (ms), whichever comes first. */
 #define BERTH__ROTATE_REQUESTS 100
+#define BERTH__ROTATE_MS       250
 /* A worker inside one callback for longer than this gets no new connections, milliseconds. */
 #define BUSY_MS 50
 /* Descriptors kept for the store, the log and the listener's own use. */
@@ -76,6 +78,7 @@ struct berth__conn {
     atomic_int phase;
     atomic_int_fast64_t since; /* ms, CLOCK_MONOTONIC: start of the phase */
     atomic_uint requests;      /* requests begun on this connection */
+    int64_t accepted;          /* ms, CLOCK_MONOTONIC_COARSE */
     bool shut;                 /* shutdown(2) done */
     addr_count *addr;          /* the client's address entry */
     berth__conn *next_free;
@@ -97,6 +100,7 @@ struct berth__listener {
     berth__conn *free;
     size_t active;
     berth__htab addrs;
+    berth_metrics *metrics;
     bool stop;
     unsigned next;        /* where pick_worker starts looking */
     atomic_bool waiting;  /* at the limit with clients in the backlog */
@@ -176,10 +180,12 @@ static berth__conn *conn_take(berth__listener *l, unsigned per_address, int fd, 
     c->addr = a;
     atomic_store(&c->requests, 0);
     atomic_store(&c->since, now_ms());
+    c->accepted = berth__now_ms();
     atomic_store(&c->phase, PHASE_IDLE);
     a->count++;
     l->by_fd[fd] = c;
     l->active++;
+    berth_metrics_gauge_set(l->metrics, BERTH_GAUGE_CONNECTIONS, (int64_t)l->active);
     return c;
 }
 
@@ -199,6 +205,7 @@ static void conn_put(berth__listener *l, berth__conn *c)
     c->next_free = l->free;
     l->free = c;
     l->active--;
+    berth_metrics_gauge_set(l->metrics, BERTH_GAUGE_CONNECTIONS, (int64_t)l->active);
     pthread_cond_broadcast(&l->idle);
 }
 
@@ -316,7 +323,8 @@ bool berth__conn_closing(berth_server *srv, struct MHD_Connection *conn)
         return false;
     }
     c = conn_of(conn);
-    return c && atomic_load(&c->requests) >= BERTH__ROTATE_REQUESTS;
+    return c && (atomic_load(&c->requests) >= BERTH__ROTATE_REQUESTS ||
+                 berth__now_ms() - c->accepted >= BERTH__ROTATE_MS);
 }
 
 /* ---- answers written by the listener itself ----------------------------------------------- */
@@ -572,7 +580,7 @@ static void *accept_thread(void *arg)
         }
         atomic_store(&l->waiting, waiting);
         set_listening(l, !full && !draining);
-        if (waiting || draining || now_ms() - last_reap >= TICK_MS) {
+        if (draining || now_ms() - last_reap >= TICK_MS) {
             reap(srv, waiting, draining);
             last_reap = now_ms();
         }
@@ -598,6 +606,7 @@ int berth__listener_start(berth_server *srv, const struct sockaddr *sa, socklen_
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->idle, NULL);
     l->cap = srv->opts.connection_limit;
+    l->metrics = srv->metrics;
     l->nfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
                      rl.rlim_cur < (1u << 24)
                  ? (size_t)rl.rlim_cur

@@ -27,11 +27,11 @@ static const double bounds[NBUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                             1,     2.5,  5,     10,   30,  60};
 static const char *bound_text[NBUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
                                            "1",     "2.5",  "5",     "10",   "30",  "60",   "+Inf"};
-static const char *gauge_names[BERTH_GAUGE_COUNT_] = {"berth_uploads_in_progress",
-                                                      "berth_stored_bytes", "berth_blobs"};
-static const char *gauge_help[BERTH_GAUGE_COUNT_] = {"Blob upload sessions currently open.",
-                                                     "Bytes of blob content in the store.",
-                                                     "Blobs in the store."};
+static const char *gauge_names[BERTH_GAUGE_COUNT_] = {
+    "berth_uploads_in_progress", "berth_stored_bytes", "berth_blobs", "berth_connections"};
+static const char *gauge_help[BERTH_GAUGE_COUNT_] = {
+    "Blob upload sessions currently open.", "Bytes of blob content in the store.",
+    "Blobs in the store.", "Client connections open."};
 
 static const char *counter_names[BERTH_COUNTER_COUNT_] = {"berth_connections_refused_total",
                                                           "berth_connections_cut_total"};

@@ -25,6 +25,7 @@ typedef enum berth_metrics_gauge {
     BERTH_GAUGE_UPLOADS_IN_PROGRESS = 0,
     BERTH_GAUGE_STORED_BYTES,
     BERTH_GAUGE_BLOBS,
+    BERTH_GAUGE_CONNECTIONS,
     BERTH_GAUGE_COUNT_
 } berth_metrics_gauge;
 

@@ -26,6 +26,7 @@ typedef enum berth_error_code {
     BERTH_EDENIED = -12,       /* credentials fine, access refused */
     BERTH_ENETWORK = -13,      /* a remote end could not be reached or broke off */
     BERTH_EBUSY = -14,         /* a resource is in use or a limit of concurrent use is reached */
+    BERTH_EINUSE = -15,        /* refused: other stored content still references it */
 } berth_error_code;
 
 /**

@@ -23,19 +23,23 @@ typedef struct berth_store_options {
     unsigned upload_ttl_seconds; /* idle upload sessions older than this may be purged (0: 1 day) */
     bool fsync;                  /* fsync before acknowledging (default on; off only for tests) */
     bool lock;                   /* hold ROOT/_berth/lock exclusively while open (default on):
-                                    one writer process per root */
+                                    one writer process per root. Without it the store writes
+                                    nothing at open (no staging cleanup, no session purge) */
+    bool read_only;              /* never write (berth du, berth fsck beside a live server):
+                                    writes fail with BERTH_EIO; implies no lock */
 } berth_store_options;
 
 /** Defaults for berth_store_options (fsync on). */
 void berth_store_options_init(berth_store_options *opts);
 
 /**
- * Open (creating when needed) the store under `root`, and clear staging debris that a crash
- * may have left.
+ * Open (creating when needed) the store under `root`, and, when it holds the lock, clear
+ * staging debris that a crash may have left. With opts.read_only nothing is created or
+ * changed: a missing root is BERTH_ENOTFOUND.
  * @param out   receives the store, freed with berth_store_free()
  * @param opts  NULL for the defaults
  * @return 0, BERTH_EIO (message names the path), BERTH_ENOMEM, BERTH_EBUSY (opts.lock is set
- *         and another process holds the root)
+ *         and another process holds the root), BERTH_ENOTFOUND (read-only, no store there)
  */
 int berth_store_open(berth_store **out, const char *root, const berth_store_options *opts);
 

@@ -98,6 +98,8 @@ const char *berth_error_name(int code)
         return "ENETWORK";
     case BERTH_EBUSY:
         return "EBUSY";
+    case BERTH_EINUSE:
+        return "EINUSE";
     default:
         return "EUNKNOWN";
     }

@@ -3,7 +3,9 @@
  * The store's maintenance commands, run on a store directory: gc (garbage collection and
  * retention), fsck (verification and repair) and du (space per repository). gc and fsck
  * --repair take the store's lock, so they refuse to run beside a `berth serve` on the same
- * root: a running server collects garbage itself (berth serve --gc-interval).
+ * root: a running server collects garbage itself (berth serve --gc-interval). du and fsck
+ * without --repair open the store read-only: they write nothing, so they are safe beside a
+ * live server.
  */
 #include "cli/cli.h"
 
@@ -14,11 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int open_store(berth_store **out, const char *root, bool lock)
+/* Open the store for writing (holding its lock) or read-only (no lock, no writes). */
+static int open_store(berth_store **out, const char *root, bool write)
 {
     berth_store_options opts;
     berth_store_options_init(&opts);
-    opts.lock = lock;
+    opts.lock = write;
+    opts.read_only = !write;
     if (berth_store_open(out, root, &opts) < 0) {
         fprintf(stderr, "berth: %s: %s\n", root, berth_error_last());
         return 1;

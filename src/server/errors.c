@@ -82,6 +82,8 @@ static const struct {
     {BERTH_OP_ANY, BERTH_EBUSY, 429, BERTH_API_TOOMANYREQUESTS},
     {BERTH_OP_ANY, BERTH_EUNSUPPORTED, 405, BERTH_API_UNSUPPORTED},
     {BERTH_OP_ANY, BERTH_ETOOBIG, 413, BERTH_API_SIZE_INVALID},
+    /* a delete that would leave a manifest naming absent content */
+    {BERTH_OP_ANY, BERTH_EINUSE, 409, BERTH_API_DENIED},
 };
 
 const char *berth__api_error_code(berth__api_error e)

@@ -229,6 +229,9 @@ int berth_store_fsck(berth_store *s, bool repair, berth_fsck_cb cb, void *payloa
     int rc;
 
     berth_error_clear();
+    if (repair && s->opts.read_only) {
+        return berth_error_set(BERTH_EIO, "the store is open read-only");
+    }
     memset(&f, 0, sizeof(f));
     f.s = s;
     f.repair = repair;

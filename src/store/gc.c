@@ -419,6 +419,9 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
         berth_gc_options_init(&defaults);
         opts = &defaults;
     }
+    if (s->opts.read_only && !opts->dry_run) {
+        return berth_error_set(BERTH_EIO, "the store is open read-only");
+    }
     memset(&local, 0, sizeof(local));
     memset(&g, 0, sizeof(g));
     g.s = s;

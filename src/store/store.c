@@ -139,8 +139,21 @@ static int catalog_insert(berth_store *s, char *name)
     return 0;
 }
 
-/* Register a repository in memory (store->lock held). */
-static int add_repo(repo **out, berth_store *s, const char *name, bool on_disk)
+/* Enter a repository into the table and the catalog (store->lock held). */
+static int register_repo(berth_store *s, repo *r)
+{
+    int rc = berth__htab_put(&s->repos, r->name, r);
+    if (rc == 0) {
+        rc = catalog_insert(s, r->name);
+        if (rc < 0) {
+            berth__htab_remove(&s->repos, r->name);
+        }
+    }
+    return rc;
+}
+
+/* Register a repository found on disk (store->lock held). */
+static int add_repo(berth_store *s, const char *name)
 {
     repo *r = repo_new(s, name);
     int rc;
@@ -148,20 +161,12 @@ static int add_repo(repo **out, berth_store *s, const char *name, bool on_disk)
     if (!r) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    r->on_disk = on_disk;
-    rc = berth__htab_put(&s->repos, r->name, r);
-    if (rc == 0) {
-        rc = catalog_insert(s, r->name);
-        if (rc < 0) {
-            berth__htab_remove(&s->repos, r->name);
-        }
-    }
+    r->on_disk = true;
+    rc = register_repo(s, r);
     if (rc < 0) {
         berth__repo_free(r);
-        return rc;
     }
-    *out = r;
-    return 0;
+    return rc;
 }
 
 /* Create the layout of a repository on disk: blobs/, oci-layout, then index.json last. */
@@ -201,6 +206,13 @@ static int create_layout(berth_store *s, repo *r)
             rc = berth__fs_fsync_dir(path.ptr);
         }
     }
+    if (rc < 0 && path.ptr) {
+        /* no layout on disk that memory does not know of: without index.json, no repository */
+        berth_buf_clear(&path);
+        if (berth_buf_printf(&path, "%s/index.json", r->dir) == 0) {
+            unlink(path.ptr);
+        }
+    }
     berth_buf_dispose(&path);
     if (rc == 0) {
         r->on_disk = true;
@@ -210,7 +222,7 @@ static int create_layout(berth_store *s, repo *r)
 
 int berth__store_repo(repo **out, berth_store *s, const char *name, bool create)
 {
-    repo *r;
+    repo *r, *fresh = NULL;
     int rc = check_name(name);
 
     if (rc < 0) {
@@ -220,13 +232,23 @@ int berth__store_repo(repo **out, berth_store *s, const char *name, bool create)
     r = berth__htab_get(&s->repos, name);
     if (!r && !create) {
         rc = berth_error_set(BERTH_ENOTFOUND, "repository %s not known", name);
+    } else if (!r && s->opts.read_only) {
+        rc = berth_error_set(BERTH_EIO, "the store is open read-only");
     } else if (!r) {
-        rc = add_repo(&r, s, name, false);
-    }
-    if (rc == 0 && create && !r->on_disk) {
-        rc = create_layout(s, r);
+        /* memory follows disk: the layout is made first, and only a repository that exists
+           on disk enters the table and the catalog */
+        fresh = repo_new(s, name);
+        rc = fresh ? create_layout(s, fresh) : berth_error_set(BERTH_ENOMEM, "out of memory");
+        if (rc == 0) {
+            rc = register_repo(s, fresh);
+        }
+        if (rc == 0) {
+            r = fresh;
+            fresh = NULL;
+        }
     }
     pthread_mutex_unlock(&s->lock);
+    berth__repo_free(fresh);
     if (rc == 0) {
         *out = r;
     }
@@ -265,8 +287,7 @@ static int scan(berth_store *s, berth_buf *dir, berth_buf *name)
             size_t before = dir->len;
             rc = berth_buf_puts(dir, "/index.json");
             if (rc == 0 && access(dir->ptr, F_OK) == 0 && check_name(name->ptr) == 0) {
-                repo *r;
-                rc = add_repo(&r, s, name->ptr, true);
+                rc = add_repo(s, name->ptr);
             }
             dir->len = before;
             dir->ptr[before] = '\0';
@@ -320,7 +341,14 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = berth__fs_mkdirs(s->internal)) < 0) {
+    if (s->opts.read_only) {
+        struct stat st;
+        s->opts.lock = false;
+        if (stat(s->internal, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            rc = berth_error_set(BERTH_ENOTFOUND, "%s: not a berth store", s->root);
+            goto out;
+        }
+    } else if ((rc = berth__fs_mkdirs(s->internal)) < 0) {
         goto out;
     }
     if (s->opts.lock) {
@@ -335,13 +363,17 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
             rc = berth_error_set(BERTH_EBUSY, "%s is in use by another berth process", s->root);
             goto out;
         }
+        /* staging debris of a crash goes (sessions stay): only the lock holder may, since a
+           process beside a live server would pull files from under its writes */
+        if ((rc = berth__fs_rmtree(s->tmp)) < 0) {
+            goto out;
+        }
     }
-    /* staging debris of a crash goes; sessions stay */
-    if ((rc = berth__fs_rmtree(s->tmp)) < 0 || (rc = berth__fs_mkdirs(s->tmp)) < 0 ||
-        (rc = berth__fs_mkdirs(s->uploads)) < 0) {
+    if (!s->opts.read_only &&
+        ((rc = berth__fs_mkdirs(s->tmp)) < 0 || (rc = berth__fs_mkdirs(s->uploads)) < 0)) {
         goto out;
     }
-    for (int alg = BERTH_DIGEST_SHA256; alg <= BERTH_DIGEST_SHA512; alg++) {
+    for (int alg = BERTH_DIGEST_SHA256; !s->opts.read_only && alg <= BERTH_DIGEST_SHA512; alg++) {
         char *p = join(s->pool, berth_digest_alg_name((berth_digest_alg)alg));
         rc = p ? berth__fs_mkdirs(p) : berth_error_set(BERTH_ENOMEM, "out of memory");
         free(p);
@@ -356,7 +388,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
     if (rc == 0) {
         rc = scan(s, &dir, &name);
     }
-    if (rc == 0) {
+    if (rc == 0 && s->opts.lock) {
         rc = berth__uploads_gc(s, false, NULL);
     }
 out:
@@ -488,12 +520,114 @@ int berth_store_blob_stat(berth_store *s, const char *repo_name, const berth_dig
     return rc;
 }
 
+/* The last error as BERTH_EIO, prefixed: a failure of the store, whatever its code was. */
+static int as_io_error(const char *prefix)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", berth_error_last());
+    return berth_error_set(BERTH_EIO, "%s%s", prefix, msg);
+}
+
+/* Writes are refused on a store opened read-only. */
+static int writable(const berth_store *s)
+{
+    return s->opts.read_only ? berth_error_set(BERTH_EIO, "the store is open read-only") : 0;
+}
+
+static void gather_entry(void *value, void *payload)
+{
+    manifest_entry ***cursor = payload;
+    *(*cursor)++ = value;
+}
+
+/*
+ * Does a manifest of the repository other than `skip` name `d` as its config, a layer or an
+ * index child? 1 (its digest in `by`), 0, or an error when a manifest cannot be read: then
+ * nobody can tell, and the caller refuses. The subject is not content: it may be absent.
+ * r->lock held for writing.
+ */
+static int referenced(berth_store *s, repo *r, const berth_digest *d, const manifest_entry *skip,
+                      berth_digest *by)
+{
+    manifest_entry **all = calloc(r->manifests.count ? r->manifests.count : 1, sizeof(*all));
+    manifest_entry **cursor = all;
+    int rc = 0;
+
+    if (!all) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    berth__htab_foreach(&r->manifests, gather_entry, &cursor);
+    for (size_t i = 0; i < (size_t)(cursor - all) && rc == 0; i++) {
+        const cached_manifest *c = NULL;
+        berth_document_info *info = NULL;
+        if (all[i] == skip) {
+            continue;
+        }
+        rc = berth__repo_get_bytes(&c, s, r, all[i]);
+        if (rc == 0) {
+            rc = berth_document_inspect(&info, all[i]->media_type, c->pub.data, c->pub.len);
+            berth_manifest_release(&c->pub);
+        }
+        if (rc < 0) {
+            berth_error_prefix("manifest %s of %s cannot be read, so what it references is "
+                               "unknown: ",
+                               all[i]->digest.str, r->name);
+            rc = as_io_error("");
+            break;
+        }
+        for (size_t k = 0; k < info->nrefs; k++) {
+            if (berth_digest_equal(&info->refs[k].digest, d)) {
+                *by = all[i]->digest;
+                rc = 1;
+                break;
+            }
+        }
+        berth_document_info_free(info);
+    }
+    free(all);
+    return rc;
+}
+
+/* Read-lock a repository with its state loaded. */
+static int lock_loaded(berth_store *s, repo *r);
+static int wrlock_loaded(berth_store *s, repo *r);
+
 int berth_store_blob_delete(berth_store *s, const char *repo_name, const berth_digest *digest)
 {
     berth_buf path = BERTH_BUF_INIT;
-    int rc = repo_blob_path(&path, s, repo_name, digest);
+    berth_digest by;
+    repo *r = NULL;
+    int rc;
 
     berth_error_clear();
+    if ((rc = writable(s)) < 0 || (rc = repo_blob_path(&path, s, repo_name, digest)) < 0) {
+        goto out;
+    }
+    rc = berth__store_repo(&r, s, repo_name, false);
+    if (rc == BERTH_ENOTFOUND) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name);
+    }
+    if (rc < 0 || (rc = wrlock_loaded(s, r)) < 0) {
+        r = NULL;
+        goto out;
+    }
+    /* under the write lock a manifest PUT, which checks its references under the same lock,
+       cannot slip in between the check and the unlink */
+    if (berth__htab_get(&r->manifests, digest->str)) {
+        /* as Distribution answers: the blob endpoint knows no manifests */
+        rc = berth_error_set(BERTH_ENOTFOUND,
+                             "%s is a manifest of %s, not a blob: delete it with DELETE "
+                             "/v2/%s/manifests/%s",
+                             digest->str, repo_name, repo_name, digest->str);
+        goto unlock;
+    }
+    rc = referenced(s, r, digest, NULL, &by);
+    if (rc == 1) {
+        rc = berth_error_set(BERTH_EINUSE,
+                             "blob %s is referenced by manifest %s of %s: delete the manifest "
+                             "first",
+                             digest->str, by.str, repo_name);
+    }
     if (rc == 0 && unlink(path.ptr) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
@@ -502,6 +636,9 @@ int berth_store_blob_delete(berth_store *s, const char *repo_name, const berth_d
     if (rc == 0 && s->opts.fsync) {
         rc = berth__fs_fsync_parent(path.ptr);
     }
+unlock:
+    pthread_rwlock_unlock(&r->lock);
+out:
     berth_buf_dispose(&path);
     return rc;
 }
@@ -555,8 +692,11 @@ int berth_store_blob_mount(berth_store *s, const char *repo_name, const char *fr
     int rc;
 
     berth_error_clear();
-    rc = from ? repo_blob_path(&src, s, from, digest)
-              : berth__store_blob_path(&src, s->internal, digest);
+    rc = writable(s);
+    if (rc == 0) {
+        rc = from ? repo_blob_path(&src, s, from, digest)
+                  : berth__store_blob_path(&src, s->internal, digest);
+    }
     if (rc == 0 && stat(src.ptr, &st) != 0) {
         rc = berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
                              from ? from : "the store");
@@ -698,8 +838,10 @@ static int check_refs(berth_store *s, repo *r, const berth_document_info *info)
         berth_buf_clear(&path);
         rc = berth__store_blob_path(&path, r->dir, &d->digest);
         if (rc == 0 && stat(path.ptr, &st) != 0) {
-            rc = berth_error_set(BERTH_ENOTFOUND, "%s: blob %s not in %s",
-                                 i == 0 ? "config" : "layers", d->digest.str, r->name);
+            rc = errno == ENOENT || errno == ENOTDIR
+                     ? berth_error_set(BERTH_ENOTFOUND, "%s: blob %s not in %s",
+                                       i == 0 ? "config" : "layers", d->digest.str, r->name)
+                     : berth_error_set(BERTH_EIO, "stat %s: %s", path.ptr, strerror(errno));
         } else if (rc == 0 && d->size != (int64_t)st.st_size) {
             rc = berth_error_set(BERTH_EINVALID, "%s: blob %s has size %lld, not %lld",
                                  i == 0 ? "config" : "layers", d->digest.str, (long long)st.st_size,
@@ -727,6 +869,10 @@ static int store_manifest_blob(berth_store *s, repo *r, const berth_digest *d, c
     rc = berth__fs_write_atomic(s->tmp, tmp, data, len, s->opts.fsync);
     if (rc == 0) {
         rc = berth__store_publish_blob(s, r, tmp, d);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        /* our own staged file vanished: the store failed, not the client */
+        rc = as_io_error("storing the manifest: ");
     }
     unlink(tmp);
 out:
@@ -769,6 +915,9 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
 
     berth_error_clear();
     memset(result, 0, sizeof(*result));
+    if ((rc = writable(s)) < 0) {
+        return rc;
+    }
     if (len > s->opts.manifest_max) {
         return berth_error_set(BERTH_ETOOBIG, "manifest of %zu bytes is over the limit of %zu", len,
                                s->opts.manifest_max);
@@ -871,12 +1020,16 @@ out:
 int berth_store_manifest_delete(berth_store *s, const char *repo_name, const berth_digest *digest)
 {
     berth_buf path = BERTH_BUF_INIT;
+    berth_digest by;
     manifest_entry *m;
     repo *r;
     size_t j = 0;
     int rc;
 
     berth_error_clear();
+    if ((rc = writable(s)) < 0) {
+        return rc;
+    }
     rc = berth__store_repo(&r, s, repo_name, false);
     if (rc < 0 || (rc = wrlock_loaded(s, r)) < 0) {
         return rc;
@@ -884,6 +1037,15 @@ int berth_store_manifest_delete(berth_store *s, const char *repo_name, const ber
     m = berth__htab_get(&r->manifests, digest->str);
     if (!m) {
         rc = berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s", digest->str, repo_name);
+        goto out;
+    }
+    rc = referenced(s, r, digest, m, &by);
+    if (rc == 1) {
+        rc = berth_error_set(BERTH_EINUSE,
+                             "manifest %s is referenced by %s of %s: delete that one first",
+                             digest->str, by.str, repo_name);
+    }
+    if (rc < 0) {
         goto out;
     }
     for (size_t i = 0; i < r->ntags; i++) {
@@ -921,6 +1083,9 @@ int berth_store_tag_delete(berth_store *s, const char *repo_name, const char *ta
     int rc;
 
     berth_error_clear();
+    if ((rc = writable(s)) < 0) {
+        return rc;
+    }
     rc = berth__store_repo(&r, s, repo_name, false);
     if (rc < 0 || (rc = wrlock_loaded(s, r)) < 0) {
         return rc;

@@ -531,8 +531,10 @@ static void test_store__fsck_finds_corruption(void **state)
     assert_non_null(fp);
     fputc('L', fp);
     fclose(fp);
-    /* and lose another blob */
-    assert_int_equal(berth_store_blob_delete(f->store, "app", &gone), 0);
+    /* the API refuses to delete a referenced blob; lose another blob as a damaged disk would */
+    assert_int_equal(berth_store_blob_delete(f->store, "app", &gone), BERTH_EINUSE);
+    snprintf(path, sizeof(path), "%s/app/blobs/sha256/%s", f->root, berth_digest_hex(&gone));
+    assert_int_equal(unlink(path), 0);
     assert_int_equal(berth_store_fsck(f->store, false, fsck_log, &seen, &stats), 0);
     assert_int_equal(seen.corrupt, 2); /* the pool copy and the repository's link */
     assert_int_equal(seen.missing, 2); /* v1 needs the corrupt layer, v2 the lost one */

@@ -60,7 +60,9 @@ static void gc_usage(FILE *f)
                "                [--max-tag-age DURATION] [--max-untagged-age DURATION]\n\n"
                "Remove what no tag needs: untagged content a retention rule drops, referrers\n"
                "whose subject is gone, blobs no kept manifest references, stale upload sessions.\n"
-               "Content linked within the grace period (default 1h) is kept.\n"
+               "Content linked within the grace period is kept (a running server's pushes in\n"
+               "flight); gc holds the store's lock, so no push is in flight and the default\n"
+               "grace is 0: deleted content is freed at once. --grace keeps younger content.\n"
                "The retention flags make one rule: among the tags matching --tags (default all)\n"
                "of the repositories matching --repos (default all), keep the --keep-last N most\n"
                "recently pushed, drop those older than --max-tag-age, and drop untagged manifests\n"
@@ -80,6 +82,8 @@ int cmd_gc(int argc, char **argv)
     int rc;
 
     berth_gc_options_init(&opts);
+    /* offline, holding the lock: no push can be in flight, nothing needs a grace period */
+    opts.grace_seconds = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n;

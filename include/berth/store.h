@@ -17,9 +17,13 @@
 typedef struct berth_store berth_store;
 typedef struct berth_upload berth_upload;
 
+/** The largest manifest accepted unless configured otherwise (limits.manifest_size): the one
+ * definition the store, the server and the configuration share. */
+#define BERTH_MANIFEST_MAX_DEFAULT ((size_t)4 * 1024 * 1024)
+
 typedef struct berth_store_options {
-    size_t manifest_max;         /* largest manifest accepted, bytes (0: 4 MiB) */
-    size_t cache_bytes;          /* manifest bytes kept in memory (0: 16 MiB) */
+    size_t manifest_max; /* largest manifest accepted, bytes (0: BERTH_MANIFEST_MAX_DEFAULT) */
+    size_t cache_bytes;  /* manifest bytes kept in memory (0: 8 MiB) */
     unsigned upload_ttl_seconds; /* idle upload sessions older than this may be purged (0: 1 day) */
     bool fsync;                  /* fsync before acknowledging (default on; off only for tests) */
     bool lock;                   /* hold ROOT/_berth/lock exclusively while open (default on):

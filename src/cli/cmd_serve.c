@@ -138,6 +138,7 @@ static int flag_to_key(berth_config *cfg, const char *arg, const char *val)
 int cmd_serve(int argc, char **argv)
 {
     berth_server_options opts;
+    berth_store_options store_opts;
     berth_config *cfg = NULL;
     berth_store *store = NULL;
     berth_server *srv = NULL;
@@ -230,7 +231,10 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (berth_store_open(&store, cfg->root, NULL) < 0) {
+    /* one limit for every layer that enforces it: the server refuses early, the store on PUT */
+    berth_store_options_init(&store_opts);
+    store_opts.manifest_max = opts.manifest_max;
+    if (berth_store_open(&store, cfg->root, &store_opts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }

@@ -25,6 +25,9 @@
 
 #define REF_NAME  "org.opencontainers.image.ref.name"
 #define INDEX_MAX (256u * 1024 * 1024)
+/* Stored manifests are read whatever the limit is now: one pushed under a larger
+   limits.manifest_size stays readable after the limit is lowered. */
+#define STORED_MANIFEST_MAX (256u * 1024 * 1024)
 
 size_t berth__repo_tag_index(const repo *r, const char *name, bool *found)
 {
@@ -105,7 +108,7 @@ static int read_manifest(berth_buf *out, berth_store *s, repo *r, const manifest
     berth_buf path = BERTH_BUF_INIT;
     int rc = berth__store_blob_path(&path, r->dir, &m->digest);
     if (rc == 0) {
-        rc = berth__fs_read_file(out, path.ptr, s->opts.manifest_max);
+        rc = berth__fs_read_file(out, path.ptr, STORED_MANIFEST_MAX);
     }
     berth_buf_dispose(&path);
     return rc;

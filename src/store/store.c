@@ -45,7 +45,7 @@ static const char layout_header[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 void berth_store_options_init(berth_store_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
-    opts->manifest_max = 4 * MIB;
+    opts->manifest_max = BERTH_MANIFEST_MAX_DEFAULT;
     opts->cache_bytes = 8 * MIB;
     opts->upload_ttl_seconds = 24 * 3600;
     opts->fsync = true;
@@ -322,7 +322,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         berth_store_options_init(&s->opts);
     }
     if (!s->opts.manifest_max) {
-        s->opts.manifest_max = 4 * MIB;
+        s->opts.manifest_max = BERTH_MANIFEST_MAX_DEFAULT;
     }
     if (!s->opts.cache_bytes) {
         s->opts.cache_bytes = 8 * MIB;

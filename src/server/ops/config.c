@@ -8,6 +8,7 @@
  */
 #include <berth/config.h>
 #include <berth/errors.h>
+#include <berth/store.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -168,7 +169,7 @@ int berth_config_new(berth_config **out)
     cfg->timeouts.read = 60;
     cfg->timeouts.write = 300;
     cfg->timeouts.idle = 120;
-    cfg->limits.manifest_size = 4u << 20;
+    cfg->limits.manifest_size = BERTH_MANIFEST_MAX_DEFAULT;
     cfg->limits.body_size = 0;
     cfg->limits.concurrent_uploads = 64;
     cfg->limits.requests_per_second = 0;

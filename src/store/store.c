@@ -331,6 +331,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         s->opts.upload_ttl_seconds = 24 * 3600;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->cache_lock, NULL);
     s->lock_fd = -1;
     s->root = strdup(root);
     s->internal = s->root ? join(s->root, "_berth") : NULL;
@@ -421,6 +422,7 @@ void berth_store_free(berth_store *s)
         close(s->lock_fd); /* releases the flock */
     }
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->cache_lock);
     free(s->root);
     free(s->internal);
     free(s->pool);
@@ -786,9 +788,7 @@ void berth_manifest_release(const berth_stored_manifest *m)
         return;
     }
     if (atomic_fetch_sub(&c->refs, 1) == 1) {
-        if (c->store) {
-            atomic_fetch_sub(&c->store->cached_bytes, c->pub.len);
-        }
+        /* the cache's accounting went when it left the list */
         free(c->bytes);
         free(c->media_type);
         free(c);
@@ -880,22 +880,6 @@ out:
     return rc;
 }
 
-static char *map_json(const berth_map *m)
-{
-    json_t *obj;
-    char *text;
-    if (!m->count) {
-        return NULL;
-    }
-    obj = json_object();
-    for (size_t i = 0; obj && i < m->count; i++) {
-        json_object_set_new(obj, m->items[i].key, json_string(m->items[i].value));
-    }
-    text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(obj);
-    return text;
-}
-
 /* After a failed save the in-memory state may be ahead of the disk: reload on next use. */
 static void invalidate(repo *r)
 {
@@ -974,7 +958,6 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
         m->size = (int64_t)len;
         m->pushed = (int64_t)time(NULL);
         m->artifact_type = info->artifact_type ? strdup(info->artifact_type) : NULL;
-        m->annotations_json = map_json(&info->annotations);
         if (info->subject) {
             m->has_subject = true;
             m->subject = info->subject->digest;
@@ -1236,8 +1219,9 @@ int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo_name,
         if (d && m->artifact_type) {
             json_object_set_new(d, "artifactType", json_string(m->artifact_type));
         }
-        if (d && m->annotations_json) {
-            json_t *a = json_loads(m->annotations_json, 0, NULL);
+        if (d) {
+            /* read from the stored manifest: annotations are not kept in memory */
+            json_t *a = berth__repo_annotations(s, r, m);
             if (a) {
                 json_object_set_new(d, "annotations", a);
             }

@@ -10,13 +10,22 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* A manifest's bytes in memory, shared by reference with readers (berth_stored_manifest). */
+/*
+ * A manifest's bytes in memory, shared by reference with readers (berth_stored_manifest).
+ * A cached one is also on the store's LRU list and referenced from its manifest_entry's slot:
+ * the slot's reference is dropped by whoever clears the slot (eviction, or the entry's free),
+ * which also takes it off the list under store->cache_lock.
+ */
 typedef struct cached_manifest {
     berth_stored_manifest pub; /* first member: the public view */
     atomic_int refs;
-    struct berth_store *store; /* for the cache accounting on release */
+    struct berth_store *store; /* the cache it is in; NULL for an uncached copy */
     char *bytes;
     char *media_type;
+    size_t charge; /* bytes charged to the cache budget: everything allocated for it */
+    struct cached_manifest *prev, *next;   /* LRU list (store->cache_lock) */
+    struct cached_manifest *_Atomic *slot; /* the entry's slot, while on the list */
+    bool listed;
 } cached_manifest;
 
 /* What a repository knows of one of its manifests. */
@@ -24,8 +33,8 @@ typedef struct manifest_entry {
     berth_digest digest;
     char *media_type;
     int64_t size;
-    char *artifact_type;    /* for referrers; NULL when none */
-    char *annotations_json; /* the document's annotations as compact JSON, NULL when none */
+    char *artifact_type; /* for referrers; NULL when none. Annotations are not kept: referrers
+                            read them from the stored bytes (unbounded in size) */
     bool has_subject;
     berth_digest subject;
     cached_manifest *_Atomic cached; /* NULL when not in memory; one reference held here */
@@ -61,9 +70,11 @@ struct berth_store {
     berth__htab repos;    /* name -> repo */
     char **catalog;       /* sorted repository names (borrowed from repos) */
     size_t ncatalog, catalog_cap;
-    berth__htab sessions; /* upload id -> struct upload_session */
-    atomic_size_t cached_bytes;
-    int lock_fd; /* flock on _berth/lock when opts.lock, else -1 */
+    berth__htab sessions;                 /* upload id -> struct upload_session */
+    pthread_mutex_t cache_lock;           /* the LRU list of cached manifests and its byte count */
+    cached_manifest *lru_head, *lru_tail; /* most recently used first */
+    size_t cached_bytes;                  /* sum of the charges of the listed ones */
+    int lock_fd;                          /* flock on _berth/lock when opts.lock, else -1 */
 };
 
 /* store.c */
@@ -82,6 +93,9 @@ void berth__repo_free_state(repo *r);
 void berth__manifest_entry_free(manifest_entry *m);
 manifest_entry *berth__repo_find_manifest(repo *r, const char *reference);
 int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m);
+/* The annotations of a stored manifest as a JSON object (new reference), NULL when none or
+   unreadable. r->lock held. */
+struct json_t *berth__repo_annotations(berth_store *s, repo *r, manifest_entry *m);
 size_t berth__repo_tag_index(const repo *r, const char *name, bool *found);
 int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m, int64_t pushed);
 

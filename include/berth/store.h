@@ -196,7 +196,12 @@ typedef int (*berth_store_name_cb)(const char *name, void *payload);
 int berth_store_tags(berth_store *s, const char *repo, const char *last, size_t n,
                      berth_store_name_cb cb, void *payload, bool *more_out);
 
-/** The repositories of the store, as berth_store_tags() gives tags. @return 0 */
+/**
+ * The repositories of the store, as berth_store_tags() gives tags. The callback runs without
+ * the store's lock (names are copied out in batches, found by binary search), so it may be
+ * slow (an access check per name) without holding up other requests.
+ * @return 0, BERTH_ENOMEM
+ */
 int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_name_cb cb,
                         void *payload, bool *more_out);
 

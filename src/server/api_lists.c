@@ -23,6 +23,8 @@ typedef struct page {
     char last_copy[BERTH_NAME_MAX + 1];
     int error;
     const berth__req *filter; /* catalog with auth: only what the caller may pull */
+    size_t n;                 /* with a filter: the page size (0: all), counted here */
+    bool more;                /* with a filter: a visible name remains after the page */
 } page;
 
 static int add_name(const char *name, void *payload)
@@ -34,6 +36,10 @@ static int add_name(const char *name, void *payload)
         snprintf(p->last_copy, sizeof(p->last_copy), "%s", name);
         p->last = p->last_copy;
         return 0;
+    }
+    if (p->filter && p->n && p->count == p->n) {
+        p->more = true; /* the page is full and a visible name follows */
+        return 1;
     }
     if ((p->count && (p->error = berth_buf_put(p->out, ",", 1)) < 0) ||
         (p->error = berth__json_string(p->out, name)) < 0) {
@@ -95,7 +101,7 @@ static int page_query(berth__req *r, size_t *n, bool *n_given, const char **last
 static enum MHD_Result listing(berth__req *r, bool tags)
 {
     berth_buf body = BERTH_BUF_INIT;
-    page p = {&body, 0, NULL, {0}, 0, NULL};
+    page p = {&body, 0, NULL, {0}, 0, NULL, 0, false};
     const char *last;
     char link[BERTH_NAME_MAX * 2 + 96];
     bool n_given, more = false;
@@ -126,14 +132,16 @@ static enum MHD_Result listing(berth__req *r, bool tags)
             return berth__respond_error(r, BERTH_OP_REPO, BERTH_ENOTFOUND, NULL);
         }
     } else {
-        error = tags ? berth_store_tags(r->srv->store, r->name, last, n, add_name, &p, &more)
-                     : berth_store_catalog(r->srv->store, last, n, add_name, &p, &more);
-        /* a filtered catalog page: go on after the names the caller may not see */
-        while (error == 0 && p.error == 0 && p.filter && more && p.count < n && p.last) {
-            char after[BERTH_NAME_MAX + 1];
-            snprintf(after, sizeof(after), "%s", p.last);
-            more = false;
-            error = berth_store_catalog(r->srv->store, after, n - p.count, add_name, &p, &more);
+        if (tags) {
+            error = berth_store_tags(r->srv->store, r->name, last, n, add_name, &p, &more);
+        } else if (p.filter) {
+            /* one pass from `last`: the callback skips what the caller may not see and stops
+               when the page is full (the store runs it without holding its lock) */
+            p.n = n;
+            error = berth_store_catalog(r->srv->store, last, 0, add_name, &p, &more);
+            more = p.more;
+        } else {
+            error = berth_store_catalog(r->srv->store, last, n, add_name, &p, &more);
         }
         if (error == 0 && p.error < 0) {
             error = p.error;

@@ -1124,28 +1124,62 @@ int berth_store_tags(berth_store *s, const char *repo_name, const char *last, si
     return 0;
 }
 
+/* Names copied per batch of a catalog listing, so that the callback runs without the lock. */
+#define CATALOG_BATCH 256
+
 int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_name_cb cb,
                         void *payload, bool *more_out)
 {
-    size_t i = 0, given = 0;
+    char *batch[CATALOG_BATCH];
+    char *after = NULL;
+    size_t given = 0;
+    bool done = false, end = false;
+    int rc = 0;
 
+    berth_error_clear();
     *more_out = false;
-    pthread_mutex_lock(&s->lock);
-    while (last && i < s->ncatalog && strcmp(s->catalog[i], last) <= 0) {
-        i++;
-    }
-    for (; i < s->ncatalog; i++) {
-        if (n && given == n) {
-            *more_out = true;
-            break;
+    while (!done && !end && rc == 0) {
+        size_t lo = 0, hi, take = 0;
+        const char *from = after ? after : last;
+
+        /* under the store's lock only a binary search and a copy of one batch */
+        pthread_mutex_lock(&s->lock);
+        hi = s->ncatalog;
+        while (from && lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(s->catalog[mid], from) <= 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
         }
-        given++;
-        if (cb(s->catalog[i], payload) != 0) {
-            break;
+        for (size_t i = lo; i < s->ncatalog && take < CATALOG_BATCH; i++) {
+            if (!(batch[take] = strdup(s->catalog[i]))) {
+                rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+                break;
+            }
+            take++;
         }
+        pthread_mutex_unlock(&s->lock);
+        end = take < CATALOG_BATCH; /* the end of the catalog (or out of memory) */
+        for (size_t i = 0; i < take; i++) {
+            if (!done && rc == 0) {
+                if (n && given == n) {
+                    *more_out = true;
+                    done = true;
+                } else if (given++, cb(batch[i], payload) != 0) {
+                    done = true;
+                }
+            }
+            if (i + 1 < take) {
+                free(batch[i]);
+            }
+        }
+        free(after);
+        after = take ? batch[take - 1] : NULL;
     }
-    pthread_mutex_unlock(&s->lock);
-    return 0;
+    free(after);
+    return rc;
 }
 
 typedef struct referrers_ctx {

@@ -205,15 +205,28 @@ int berth_store_tags(berth_store *s, const char *repo, const char *last, size_t 
 int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_name_cb cb,
                         void *payload, bool *more_out);
 
+/** One page of a referrers listing: what to give, and (out) where the next page starts. */
+typedef struct berth_referrers_page {
+    const char *last;       /* start after this digest (NULL: from the first) */
+    size_t n;               /* at most this many descriptors (0: no limit) */
+    size_t max_bytes;       /* end the page once the index is this long (0: no limit); a page
+                               holds at least one descriptor */
+    bool more;              /* out: descriptors remain after the page */
+    berth_digest next_last; /* out, when more: the `last` of the next page */
+} berth_referrers_page;
+
 /**
  * The referrers of `digest` in `repo`: an OCI image index (compact JSON, appended to `out`)
- * whose manifests are the descriptors of the repository's manifests with that subject, each
- * with mediaType, digest, size, artifactType and annotations. With `artifact_type` not NULL,
- * only those of that artifact type. An unknown digest gives an empty index.
+ * whose manifests are the descriptors of the repository's manifests with that subject, in
+ * digest order, each with mediaType, digest, size, artifactType and annotations (read from the
+ * stored manifest). With `artifact_type` not NULL, only those of that artifact type. An
+ * unknown digest gives an empty index.
+ * @param page  NULL for every referrer in one index, else the page wanted
  * @return 0, BERTH_ENOTFOUND (no such repository), BERTH_ENOMEM
  */
 int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo,
-                          const berth_digest *digest, const char *artifact_type);
+                          const berth_digest *digest, const char *artifact_type,
+                          berth_referrers_page *page);
 
 /* ---- maintenance: garbage collection, retention, checks, usage ------------------------- */
 

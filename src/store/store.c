@@ -1221,15 +1221,18 @@ static int by_digest(const void *a, const void *b)
 }
 
 int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo_name,
-                          const berth_digest *digest, const char *artifact_type)
+                          const berth_digest *digest, const char *artifact_type,
+                          berth_referrers_page *page)
 {
     referrers_ctx ctx = {digest, artifact_type, NULL, 0, 0, 0};
-    json_t *doc = NULL, *list;
-    char *text = NULL;
+    size_t i = 0, given = 0, start = out->len;
     repo *r;
     int rc;
 
     berth_error_clear();
+    if (page) {
+        page->more = false;
+    }
     rc = berth__store_repo(&r, s, repo_name, false);
     if (rc < 0 || (rc = lock_loaded(s, r)) < 0) {
         return rc;
@@ -1243,13 +1246,27 @@ int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo_name,
     if (ctx.count > 1) {
         qsort(ctx.found, ctx.count, sizeof(*ctx.found), by_digest);
     }
-    doc = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType",
-                    "application/vnd.oci.image.index.v1+json", "manifests");
-    list = doc ? json_object_get(doc, "manifests") : NULL;
-    for (size_t i = 0; list && i < ctx.count; i++) {
+    while (page && page->last && i < ctx.count &&
+           strcmp(ctx.found[i]->digest.str, page->last) <= 0) {
+        i++;
+    }
+    rc = berth_buf_puts(out, "{\"schemaVersion\":2,\"mediaType\":"
+                             "\"application/vnd.oci.image.index.v1+json\",\"manifests\":[");
+    for (; rc == 0 && i < ctx.count; i++) {
         manifest_entry *m = ctx.found[i];
-        json_t *d = json_pack("{s:s, s:s, s:I}", "mediaType", m->media_type, "digest",
-                              m->digest.str, "size", (json_int_t)m->size);
+        json_t *d;
+        char *text;
+
+        if (page && given > 0 &&
+            ((page->n && given == page->n) ||
+             (page->max_bytes && out->len - start >= page->max_bytes))) {
+            /* a full page; the next starts after the last one given */
+            page->more = true;
+            page->next_last = ctx.found[i - 1]->digest;
+            break;
+        }
+        d = json_pack("{s:s, s:s, s:I}", "mediaType", m->media_type, "digest", m->digest.str,
+                      "size", (json_int_t)m->size);
         if (d && m->artifact_type) {
             json_object_set_new(d, "artifactType", json_string(m->artifact_type));
         }
@@ -1260,16 +1277,24 @@ int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo_name,
                 json_object_set_new(d, "annotations", a);
             }
         }
-        if (!d || json_array_append_new(list, d) != 0) {
-            list = NULL;
+        text = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(d);
+        if (!text) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
         }
+        rc = given ? berth_buf_puts(out, ",") : 0;
+        if (rc == 0) {
+            rc = berth_buf_puts(out, text);
+        }
+        free(text);
+        given++;
     }
-    text = list ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    rc = text ? berth_buf_puts(out, text) : berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (rc == 0) {
+        rc = berth_buf_puts(out, "]}");
+    }
 out:
     pthread_rwlock_unlock(&r->lock);
-    free(text);
-    json_decref(doc);
     free(ctx.found);
     return rc;
 }

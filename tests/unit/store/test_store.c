@@ -285,21 +285,22 @@ static void test_store__referrers(void **state)
 
     for (int pass = 0; pass < 2; pass++) {
         berth_buf_clear(&out);
-        assert_int_equal(berth_store_referrers(&out, f->store, "app", &subject, NULL), 0);
+        assert_int_equal(berth_store_referrers(&out, f->store, "app", &subject, NULL, NULL), 0);
         assert_non_null(strstr(out.ptr, "\"artifactType\":\"application/vnd.example.sbom\""));
         assert_non_null(strstr(out.ptr, "\"annotations\":{\"org.example\":\"yes\"}"));
         assert_non_null(strstr(out.ptr, res.digest.str));
         berth_buf_clear(&out);
         assert_int_equal(
-            berth_store_referrers(&out, f->store, "app", &subject, "application/other"), 0);
+            berth_store_referrers(&out, f->store, "app", &subject, "application/other", NULL), 0);
         assert_non_null(strstr(out.ptr, "\"manifests\":[]"));
         reopen(f);
     }
     berth_buf_clear(&out);
     assert_int_equal(berth_digest_buffer(&empty, BERTH_DIGEST_SHA256, "", 0), 0);
-    assert_int_equal(berth_store_referrers(&out, f->store, "app", &empty, NULL), 0);
+    assert_int_equal(berth_store_referrers(&out, f->store, "app", &empty, NULL, NULL), 0);
     assert_non_null(strstr(out.ptr, "\"manifests\":[]"));
-    assert_int_equal(berth_store_referrers(&out, f->store, "nope", &empty, NULL), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_referrers(&out, f->store, "nope", &empty, NULL, NULL),
+                     BERTH_ENOTFOUND);
     berth_buf_dispose(&out);
 }
 

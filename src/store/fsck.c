@@ -160,7 +160,7 @@ static void check_manifest(fsck_run *f, repo *r, manifest_entry *m)
     char detail[600];
 
     f->stats->manifests_checked++;
-    if (berth__repo_get_bytes(&c, f->s, r, m) < 0 ||
+    if (berth__repo_peek_bytes(&c, f->s, r, m) < 0 ||
         berth_document_inspect(&info, m->media_type, c->pub.data, c->pub.len) < 0) {
         problem(f, BERTH_FSCK_BAD_MANIFEST, r->name, m->digest.str, berth_error_last());
         goto out;

@@ -159,7 +159,7 @@ static mark_item *find_item(mark_ctx *ctx, const berth_digest *d)
 static int inspect_item(gc_run *g, repo *r, mark_item *it)
 {
     const cached_manifest *c = NULL;
-    int rc = berth__repo_get_bytes(&c, g->s, r, it->m);
+    int rc = berth__repo_peek_bytes(&c, g->s, r, it->m);
     if (rc == 0) {
         rc = berth_document_inspect(&it->info, it->m->media_type, c->pub.data, c->pub.len);
         berth_manifest_release(&c->pub);

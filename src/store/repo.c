@@ -6,9 +6,12 @@
  * one entry without that annotation for each untagged manifest, so that the layout alone
  * says everything the registry knows.
  *
- * Manifest bytes are cached in memory up to a budget (opts.cache_bytes); beyond it a read
- * hands out an uncached copy. A cached_manifest is reference counted: readers keep the bytes
- * alive while a response is being sent, even if the manifest is deleted meanwhile.
+ * Manifest bytes are cached in memory up to a budget (opts.cache_bytes), each charged what it
+ * really costs (its exact allocations); the least recently used are evicted to make room, and
+ * one too big for the budget is handed out as an uncached copy. A cached_manifest is reference
+ * counted: readers keep the bytes alive while a response is being sent, even if the manifest
+ * is evicted or deleted meanwhile. Per manifest, memory keeps what listing needs (media type,
+ * size, subject, artifactType), never its annotations, which can be megabytes.
  */
 #include "store/store_internal.h"
 
@@ -167,7 +170,8 @@ static size_t charge_of(const cached_manifest *c)
     return sizeof(*c) + c->pub.len + 1 + strlen(c->media_type) + 1 + 3 * 16;
 }
 
-int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m)
+static int get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m,
+                     bool keep)
 {
     berth_buf bytes = BERTH_BUF_INIT;
     cached_manifest *c, *victim;
@@ -209,7 +213,7 @@ int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, 
     c->pub.digest = m->digest;
     c->charge = charge_of(c);
     atomic_init(&c->refs, 1);
-    if (c->charge > s->opts.cache_bytes) {
+    if (!keep || c->charge > s->opts.cache_bytes) {
         *out = c; /* an uncached copy */
         return 0;
     }
@@ -247,12 +251,22 @@ int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, 
     return 0;
 }
 
+int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m)
+{
+    return get_bytes(out, s, r, m, true);
+}
+
+int berth__repo_peek_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m)
+{
+    return get_bytes(out, s, r, m, false);
+}
+
 json_t *berth__repo_annotations(berth_store *s, repo *r, manifest_entry *m)
 {
     const cached_manifest *c = NULL;
     json_t *doc, *a = NULL;
 
-    if (berth__repo_get_bytes(&c, s, r, m) < 0) {
+    if (berth__repo_peek_bytes(&c, s, r, m) < 0) {
         berth_error_clear();
         return NULL;
     }

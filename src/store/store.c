@@ -565,7 +565,7 @@ static int referenced(berth_store *s, repo *r, const berth_digest *d, const mani
         if (all[i] == skip) {
             continue;
         }
-        rc = berth__repo_get_bytes(&c, s, r, all[i]);
+        rc = berth__repo_peek_bytes(&c, s, r, all[i]);
         if (rc == 0) {
             rc = berth_document_inspect(&info, all[i]->media_type, c->pub.data, c->pub.len);
             berth_manifest_release(&c->pub);

@@ -93,6 +93,9 @@ void berth__repo_free_state(repo *r);
 void berth__manifest_entry_free(manifest_entry *m);
 manifest_entry *berth__repo_find_manifest(repo *r, const char *reference);
 int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m);
+/* As berth__repo_get_bytes, but a miss is not cached: for scans (gc, fsck, reference checks,
+   referrers' annotations) that must not flush the cache of what clients pull. */
+int berth__repo_peek_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m);
 /* The annotations of a stored manifest as a JSON object (new reference), NULL when none or
    unreadable. r->lock held. */
 struct json_t *berth__repo_annotations(berth_store *s, repo *r, manifest_entry *m);

@@ -29,8 +29,11 @@ typedef struct berth_store_options {
     bool lock;                   /* hold ROOT/_berth/lock exclusively while open (default on):
                                     one writer process per root. Without it the store writes
                                     nothing at open (no staging cleanup, no session purge) */
-    bool read_only;              /* never write (berth du, berth fsck beside a live server):
-                                    writes fail with BERTH_EIO; implies no lock */
+    const char *sparse_repositories; /* comma-separated globs (fnmatch) of repositories that
+                                        accept sparse manifests: an index whose children or an
+                                        image whose blobs are not all there (NULL: none) */
+    bool read_only;                  /* never write (berth du, berth fsck beside a live server):
+                                        writes fail with BERTH_EIO; implies no lock */
 } berth_store_options;
 
 /** Defaults for berth_store_options (fsync on). */
@@ -163,7 +166,9 @@ typedef struct berth_put_result {
  * (berth_document_inspect) and stored exactly as given, with `content_type` as their media
  * type when the document has none. Everything the manifest references (config and layers,
  * or an index's manifests) must already be in the repository; non-distributable layers
- * are exempt. The subject need not exist.
+ * are exempt. The subject need not exist. In a repository matching opts.sparse_repositories
+ * absent references are accepted and the manifest is recorded as sparse (index.json
+ * `io.berth.sparse`): its absent content answers not found, and fsck does not report it.
  *
  * @param reference  a tag, or a digest that the bytes must hash to
  * @return 0; BERTH_EINVALID (bad document, naming the field; or a reference that is neither

@@ -234,6 +234,7 @@ int cmd_serve(int argc, char **argv)
     /* one limit for every layer that enforces it: the server refuses early, the store on PUT */
     berth_store_options_init(&store_opts);
     store_opts.manifest_max = opts.manifest_max;
+    store_opts.sparse_repositories = cfg->sparse_manifests;
     if (berth_store_open(&store, cfg->root, &store_opts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;

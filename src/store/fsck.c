@@ -179,6 +179,9 @@ static void check_manifest(fsck_run *f, repo *r, manifest_entry *m)
             break;
         }
         v = stat(path.ptr, &st) == 0 ? known(f, &st) : NULL;
+        if (!v && m->sparse) {
+            continue; /* accepted without it (sparse_repositories) */
+        }
         if (!v || v == &verdict_bad) {
             snprintf(detail, sizeof(detail), "manifest %s references %s %s, which is %s",
                      m->digest.str,

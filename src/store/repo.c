@@ -30,7 +30,9 @@
 /* index.json records each manifest's subject ("" for none), and its artifactType as the
    descriptor's own field: the repository loads without reading its manifests */
 #define SUBJECT_ANNOTATION "io.berth.subject"
-#define INDEX_MAX          (256u * 1024 * 1024)
+/* a manifest accepted with content absent (opts.sparse_repositories) */
+#define SPARSE_ANNOTATION "io.berth.sparse"
+#define INDEX_MAX         (256u * 1024 * 1024)
 /* Stored manifests are read whatever the limit is now: one pushed under a larger
    limits.manifest_size stays readable after the limit is lowered. */
 #define STORED_MANIFEST_MAX (256u * 1024 * 1024)
@@ -438,6 +440,7 @@ int berth__repo_load(berth_store *s, repo *r)
             m->digest = d;
             m->size = (int64_t)json_integer_value(size);
             m->pushed = pushed;
+            m->sparse = json_string_value(json_object_get(annotations, SPARSE_ANNOTATION)) != NULL;
             if (subject && (!*subject || berth_digest_parse_str(&m->subject, subject) == 0)) {
                 const char *at = json_string_value(json_object_get(item, "artifactType"));
                 m->has_subject = *subject != '\0';
@@ -518,6 +521,9 @@ static int put_descriptor(berth_buf *out, const manifest_entry *m, const char *t
         /* what referrers need, so that loading the repository reads no manifest */
         rc = berth_buf_printf(out, ",\"" SUBJECT_ANNOTATION "\":\"%s\"",
                               m->has_subject ? m->subject.str : "");
+    }
+    if (rc == 0 && m->sparse) {
+        rc = berth_buf_puts(out, ",\"" SPARSE_ANNOTATION "\":\"true\"");
     }
     if (rc == 0 && tag) {
         rc = berth_buf_puts(out, ",\"" REF_NAME "\":");

@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -815,18 +816,43 @@ static bool exempt_layer(const char *media_type)
                           strstr(media_type, ".foreign.") != NULL);
 }
 
-/* Everything a manifest references must be in the repository (r->lock held). */
-static int check_refs(berth_store *s, repo *r, const berth_document_info *info)
+/* Does the repository accept sparse manifests (opts.sparse_repositories)? */
+static bool sparse_allowed(const berth_store *s, const char *name)
+{
+    const char *p = s->opts.sparse_repositories;
+    while (p && *p) {
+        char glob[512];
+        size_t len = strcspn(p, ",");
+        if (len > 0 && len < sizeof(glob)) {
+            memcpy(glob, p, len);
+            glob[len] = '\0';
+            if (fnmatch(glob, name, 0) == 0) {
+                return true;
+            }
+        }
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+/* Everything a manifest references must be in the repository (r->lock held); with `sparse`,
+   absent references are counted in `*absent` instead. */
+static int check_refs(berth_store *s, repo *r, const berth_document_info *info, bool sparse,
+                      size_t *absent)
 {
     bool index = berth_document_kind_is_index(info->kind);
     berth_buf path = BERTH_BUF_INIT;
     int rc = 0;
 
+    *absent = 0;
     for (size_t i = 0; i < info->nrefs && rc == 0; i++) {
         const berth_descriptor *d = &info->refs[i];
         struct stat st;
+        int err;
         if (index) {
-            if (!berth__htab_get(&r->manifests, d->digest.str)) {
+            if (!berth__htab_get(&r->manifests, d->digest.str) && sparse) {
+                (*absent)++;
+            } else if (!berth__htab_get(&r->manifests, d->digest.str)) {
                 rc = berth_error_set(BERTH_ENOTFOUND, "manifests[%zu]: manifest %s not in %s", i,
                                      d->digest.str, r->name);
             }
@@ -837,7 +863,11 @@ static int check_refs(berth_store *s, repo *r, const berth_document_info *info)
         }
         berth_buf_clear(&path);
         rc = berth__store_blob_path(&path, r->dir, &d->digest);
-        if (rc == 0 && stat(path.ptr, &st) != 0) {
+        err = rc == 0 && stat(path.ptr, &st) != 0 ? errno : 0;
+        if (rc == 0 && sparse && (err == ENOENT || err == ENOTDIR)) {
+            (*absent)++;
+        } else if (rc == 0 && err) {
+            errno = err;
             rc = errno == ENOENT || errno == ENOTDIR
                      ? berth_error_set(BERTH_ENOTFOUND, "%s: blob %s not in %s",
                                        i == 0 ? "config" : "layers", d->digest.str, r->name)
@@ -893,7 +923,8 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
     berth_document_info *info = NULL;
     manifest_entry *m = NULL, *fresh = NULL;
     berth_digest want, got;
-    bool by_digest = strchr(reference, ':') != NULL;
+    bool by_digest = strchr(reference, ':') != NULL, sparse;
+    size_t absent = 0;
     repo *r = NULL;
     int rc;
 
@@ -926,7 +957,8 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
         return rc;
     }
     /* a new repository is created only for a manifest whose references could be there */
-    rc = berth__store_repo(&r, s, repo_name, info->nrefs == 0);
+    sparse = sparse_allowed(s, repo_name);
+    rc = berth__store_repo(&r, s, repo_name, info->nrefs == 0 || sparse);
     if (rc == BERTH_ENOTFOUND) {
         rc = berth_error_set(BERTH_ENOTFOUND, "%s: %s %s not in %s",
                              berth_document_kind_is_index(info->kind) ? "manifests" : "config",
@@ -940,7 +972,7 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
     if (rc < 0) {
         goto out;
     }
-    rc = check_refs(s, r, info);
+    rc = check_refs(s, r, info, sparse, &absent);
     if (rc == 0) {
         rc = store_manifest_blob(s, r, &got, data, len);
     }
@@ -955,6 +987,7 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
             goto unlock;
         }
         m->digest = got;
+        m->sparse = absent > 0;
         m->size = (int64_t)len;
         m->pushed = (int64_t)time(NULL);
         m->artifact_type = info->artifact_type ? strdup(info->artifact_type) : NULL;

@@ -39,6 +39,7 @@ typedef struct manifest_entry {
     berth_digest subject;
     cached_manifest *_Atomic cached; /* NULL when not in memory; one reference held here */
     unsigned ntags;                  /* tags pointing here */
+    bool sparse;                     /* accepted with content absent (sparse_repositories) */
     int64_t pushed;                  /* when it was pushed (Unix seconds) */
 } manifest_entry;
 

@@ -40,6 +40,7 @@ typedef struct key_def {
 static const key_def keys[] = {
     KEY("listen", T_STRING, listen),
     KEY("root", T_STRING, root),
+    KEY("sparse_manifests", T_STRING, sparse_manifests),
     KEY("threads", T_U64, threads),
     KEY("max_connections", T_U64, max_connections),
     KEY("timeouts.read", T_DURATION, timeouts.read),

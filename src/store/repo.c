@@ -396,10 +396,10 @@ int berth__repo_load(berth_store *s, repo *r)
     if (rc == 0) {
         rc = berth__fs_read_file(&text, path.ptr, INDEX_MAX);
     }
-    if (rc == BERTH_ENOTFOUND && !r->on_disk) {
-        r->loaded = true; /* known in memory, not created yet */
-        rc = 0;
-        goto out;
+    if (rc == BERTH_ENOTFOUND) {
+        /* a repository is known only once its layout exists: a vanished index.json is the
+           store's failure, never a "not found" that a caller would blame on the client */
+        rc = berth_error_set(BERTH_EIO, "%s: index.json vanished", r->name);
     }
     if (rc < 0) {
         goto out;

@@ -591,7 +591,7 @@ static int referenced(berth_store *s, repo *r, const berth_digest *d, const mani
     return rc;
 }
 
-/* Read-lock a repository with its state loaded. */
+/* Lock a repository with its state loaded, for reading or writing (defined below). */
 static int lock_loaded(berth_store *s, repo *r);
 static int wrlock_loaded(berth_store *s, repo *r);
 

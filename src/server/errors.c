@@ -7,6 +7,8 @@
  */
 #include "server/server_internal.h"
 
+#include "base/log.h"
+
 #include <berth/errors.h>
 
 #include <string.h>
@@ -172,6 +174,12 @@ int berth__error_document(berth_buf *out, berth__api_error e, const char *messag
 
     if ((unsigned)e > BERTH_API_UNKNOWN) {
         e = BERTH_API_UNKNOWN;
+    }
+    if (e == BERTH_API_UNKNOWN && message && *message) {
+        /* a server failure: its detail (paths of the store, errno text) goes to the log, not
+           to the client */
+        berth__log(BERTH_LOG_WARN, "server error: %s", message);
+        message = NULL;
     }
     if (!message || !*message) {
         message = api_errors[e].message;

@@ -22,6 +22,7 @@ catalog_has() {
 
 req POST "/v2/ro/new/blobs/uploads/?mount=$D&from=app"
 check "mount into a repository that cannot be created" 500 "$STATUS"
+grep -q "$BERTH_TMP" "$BODY" && fail "the 500 names a server path: $(cat "$BODY")" || ok
 check "no phantom repository after a failed mount" False "$(catalog_has ro/new)"
 req GET /v2/ro/new/tags/list
 expect_error "tag list of the failed repository" 404 NAME_UNKNOWN

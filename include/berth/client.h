@@ -127,7 +127,8 @@ int berth_client_delete_manifest(berth_client *c, const char *registry, const ch
                                  const char *ref);
 
 /**
- * GET the referrers index of `digest` (an OCI index, appended to `body`).
+ * GET the referrers index of `digest` (an OCI index, appended to `body`), following Link
+ * rel="next" page by page: the descriptors of every page make one index.
  * @return 0; BERTH_EUNSUPPORTED when the registry has no referrers API (404 on it)
  */
 int berth_client_referrers(berth_client *c, const char *registry, const char *repo,

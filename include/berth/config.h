@@ -48,8 +48,10 @@ typedef struct berth_config_retention {
  * berth_config_set() or the loaders so that ownership stays consistent.
  */
 typedef struct berth_config {
-    char *listen; /* "127.0.0.1:5000" */
-    char *root;   /* "./data" */
+    char *listen;           /* "127.0.0.1:5000" */
+    char *root;             /* "./data" */
+    char *sparse_manifests; /* comma-separated globs of repositories accepting sparse
+                               manifests (content deliberately absent); NULL: none */
     uint64_t threads;
     uint64_t max_connections; /* 0: from the file-descriptor limit */
     struct {

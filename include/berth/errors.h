@@ -27,6 +27,7 @@ typedef enum berth_error_code {
     BERTH_ENETWORK = -13,      /* a remote end could not be reached or broke off */
     BERTH_EBUSY = -14,         /* a resource is in use or a limit of concurrent use is reached */
     BERTH_ENOSPACE = -15,      /* the storage is full (disk space, quota, file size limit) */
+    BERTH_EINUSE = -16,        /* refused: other stored content still references it */
 } berth_error_code;
 
 /**

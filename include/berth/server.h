@@ -26,7 +26,8 @@ typedef struct berth_server_options {
                                           they are cut, ms (0: cut at once) */
     size_t connection_memory;         /* per-connection buffer memory, bytes (0: 32 KiB; MHD clears
                                           it per request, more costs GET speed, less upload speed) */
-    size_t manifest_max;              /* largest manifest body accepted, bytes (0: 4 MiB) */
+    size_t manifest_max;              /* largest manifest body accepted, bytes
+                                          (0: BERTH_MANIFEST_MAX_DEFAULT) */
     bool log;                         /* one access-log line per request on stderr (default on) */
     const berth_config *config;       /* NULL: an open registry without auth, limits, TLS or gc;
                                           otherwise borrowed, must outlive the server: auth, access

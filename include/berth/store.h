@@ -17,9 +17,13 @@
 typedef struct berth_store berth_store;
 typedef struct berth_upload berth_upload;
 
+/** The largest manifest accepted unless configured otherwise (limits.manifest_size): the one
+ * definition the store, the server and the configuration share. */
+#define BERTH_MANIFEST_MAX_DEFAULT ((size_t)4 * 1024 * 1024)
+
 typedef struct berth_store_options {
-    size_t manifest_max;              /* largest manifest accepted, bytes (0: 4 MiB) */
-    size_t cache_bytes;               /* manifest bytes kept in memory (0: 16 MiB) */
+    size_t manifest_max; /* largest manifest accepted, bytes (0: BERTH_MANIFEST_MAX_DEFAULT) */
+    size_t cache_bytes;  /* manifest bytes kept in memory (0: 8 MiB) */
     unsigned upload_ttl_seconds;      /* an upload session idle (no byte written) for longer is
                                          removed by the next reaping (0: 1 hour) */
     size_t upload_sessions_max;       /* upload sessions open in the store at once (0: no limit) */
@@ -27,7 +31,13 @@ typedef struct berth_store_options {
     size_t upload_sessions_per_owner; /* ... of one owner (berth_store_upload_new) (0: no limit) */
     bool fsync; /* fsync before acknowledging (default on; off only for tests) */
     bool lock;  /* hold ROOT/_berth/lock exclusively while open (default on):
-                   one writer process per root */
+                   one writer process per root. Without it the store writes
+                   nothing at open (no staging cleanup, no session purge) */
+    const char *sparse_repositories; /* comma-separated globs (fnmatch) of repositories that
+                                        accept sparse manifests: an index whose children or an
+                                        image whose blobs are not all there (NULL: none) */
+    bool read_only;                  /* never write (berth du, berth fsck beside a live server):
+                                        writes fail with BERTH_EIO; implies no lock */
 } berth_store_options;
 
 /**
@@ -37,12 +47,14 @@ typedef struct berth_store_options {
 void berth_store_options_init(berth_store_options *opts);
 
 /**
- * Open (creating when needed) the store under `root`, and clear staging debris that a crash
- * may have left.
+ * Open (creating when needed) the store under `root`, and, when it holds the lock, clear
+ * staging debris that a crash may have left. With opts.read_only nothing is created or
+ * changed: a missing root is BERTH_ENOTFOUND.
  * @param out   receives the store, freed with berth_store_free()
  * @param opts  NULL for the defaults
  * @return 0, BERTH_EIO (the log names the path; messages of the store never do), BERTH_ENOMEM,
- * BERTH_EBUSY (opts.lock is set and another process holds the root)
+ *         BERTH_EBUSY (opts.lock is set and another process holds the root), BERTH_ENOTFOUND
+ *         (read-only, no store there)
  */
 int berth_store_open(berth_store **out, const char *root, const berth_store_options *opts);
 
@@ -222,7 +234,9 @@ typedef struct berth_put_result {
  * (berth_document_inspect) and stored exactly as given, with `content_type` as their media
  * type when the document has none. Everything the manifest references (config and layers,
  * or an index's manifests) must already be in the repository; non-distributable layers
- * are exempt. The subject need not exist.
+ * are exempt. The subject need not exist. In a repository matching opts.sparse_repositories
+ * absent references are accepted and the manifest is recorded as sparse (index.json
+ * `io.berth.sparse`): its absent content answers not found, and fsck does not report it.
  *
  * @param reference  a tag, or a digest that the bytes must hash to
  * @return 0; BERTH_EINVALID (bad document, naming the field; or a reference that is neither
@@ -255,19 +269,37 @@ typedef int (*berth_store_name_cb)(const char *name, void *payload);
 int berth_store_tags(berth_store *s, const char *repo, const char *last, size_t n,
                      berth_store_name_cb cb, void *payload, bool *more_out);
 
-/** The repositories of the store, as berth_store_tags() gives tags. @return 0 */
+/**
+ * The repositories of the store, as berth_store_tags() gives tags. The callback runs without
+ * the store's lock (names are copied out in batches, found by binary search), so it may be
+ * slow (an access check per name) without holding up other requests.
+ * @return 0, BERTH_ENOMEM
+ */
 int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_name_cb cb,
                         void *payload, bool *more_out);
 
+/** One page of a referrers listing: what to give, and (out) where the next page starts. */
+typedef struct berth_referrers_page {
+    const char *last;       /* start after this digest (NULL: from the first) */
+    size_t n;               /* at most this many descriptors (0: no limit) */
+    size_t max_bytes;       /* end the page once the index is this long (0: no limit); a page
+                               holds at least one descriptor */
+    bool more;              /* out: descriptors remain after the page */
+    berth_digest next_last; /* out, when more: the `last` of the next page */
+} berth_referrers_page;
+
 /**
  * The referrers of `digest` in `repo`: an OCI image index (compact JSON, appended to `out`)
- * whose manifests are the descriptors of the repository's manifests with that subject, each
- * with mediaType, digest, size, artifactType and annotations. With `artifact_type` not NULL,
- * only those of that artifact type. An unknown digest gives an empty index.
+ * whose manifests are the descriptors of the repository's manifests with that subject, in
+ * digest order, each with mediaType, digest, size, artifactType and annotations (read from the
+ * stored manifest). With `artifact_type` not NULL, only those of that artifact type. An
+ * unknown digest gives an empty index.
+ * @param page  NULL for every referrer in one index, else the page wanted
  * @return 0, BERTH_ENOTFOUND (no such repository), BERTH_ENOMEM
  */
 int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo,
-                          const berth_digest *digest, const char *artifact_type);
+                          const berth_digest *digest, const char *artifact_type,
+                          berth_referrers_page *page);
 
 /* ---- maintenance: garbage collection, retention, checks, usage ------------------------- */
 

@@ -100,6 +100,8 @@ const char *berth_error_name(int code)
         return "EBUSY";
     case BERTH_ENOSPACE:
         return "ENOSPACE";
+    case BERTH_EINUSE:
+        return "EINUSE";
     default:
         return "EUNKNOWN";
     }

@@ -3,7 +3,9 @@
  * The store's maintenance commands, run on a store directory: gc (garbage collection and
  * retention), fsck (verification and repair) and du (space per repository). gc and fsck
  * --repair take the store's lock, so they refuse to run beside a `berth serve` on the same
- * root: a running server collects garbage itself (berth serve --gc-interval).
+ * root: a running server collects garbage itself (berth serve --gc-interval). du and fsck
+ * without --repair open the store read-only: they write nothing, so they are safe beside a
+ * live server.
  */
 #include "cli/cli.h"
 
@@ -14,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Open the store; an upload TTL of 0 keeps the default (1 hour). */
-static int open_store_ttl(berth_store **out, const char *root, bool lock, int64_t upload_ttl)
+/*
+ * Open the store for writing (holding its lock) or read-only (no lock, no writes); an upload
+ * TTL of 0 keeps the default (1 hour).
+ */
+static int open_store_ttl(berth_store **out, const char *root, bool write, int64_t upload_ttl)
 {
     berth_store_options opts;
     berth_store_options_init(&opts);
-    opts.lock = lock;
+    opts.lock = write;
+    opts.read_only = !write;
     if (upload_ttl > 0) {
         opts.upload_ttl_seconds = upload_ttl < UINT32_MAX ? (unsigned)upload_ttl : UINT32_MAX;
     }
@@ -30,9 +36,9 @@ static int open_store_ttl(berth_store **out, const char *root, bool lock, int64_
     return 0;
 }
 
-static int open_store(berth_store **out, const char *root, bool lock)
+static int open_store(berth_store **out, const char *root, bool write)
 {
-    return open_store_ttl(out, root, lock, 0);
+    return open_store_ttl(out, root, write, 0);
 }
 
 static void human(char *out, size_t len, uint64_t bytes)
@@ -66,7 +72,9 @@ static void gc_usage(FILE *f)
                "                [--upload-ttl DURATION]\n\n"
                "Remove what no tag needs: untagged content a retention rule drops, referrers\n"
                "whose subject is gone, blobs no kept manifest references, stale upload sessions.\n"
-               "Content linked within the grace period (default 1h) is kept.\n"
+               "Content linked within the grace period is kept (a running server's pushes in\n"
+               "flight); gc holds the store's lock, so no push is in flight and the default\n"
+               "grace is 0: deleted content is freed at once. --grace keeps younger content.\n"
                "The retention flags make one rule: among the tags matching --tags (default all)\n"
                "of the repositories matching --repos (default all), keep the --keep-last N most\n"
                "recently pushed, drop those older than --max-tag-age, and drop untagged manifests\n"
@@ -88,6 +96,8 @@ int cmd_gc(int argc, char **argv)
     int rc;
 
     berth_gc_options_init(&opts);
+    /* offline, holding the lock: no push can be in flight, nothing needs a grace period */
+    opts.grace_seconds = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n;

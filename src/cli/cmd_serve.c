@@ -11,6 +11,9 @@
 #include <berth/server.h>
 #include <berth/store.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -274,8 +277,17 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+#ifdef __GLIBC__
+    /* manifest bodies and their parses reach megabytes: served from mmap and returned on free.
+       glibc's default threshold rises to the largest block freed, after which such blocks
+       stay in the arenas of every worker thread and the server's RSS keeps them */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
 
+    /* one limit for every layer that enforces it: the server refuses early, the store on PUT */
     berth_store_options_init(&sopts);
+    sopts.manifest_max = opts.manifest_max;
+    sopts.sparse_repositories = cfg->sparse_manifests;
     sopts.upload_ttl_seconds = (unsigned)cfg->limits.upload_idle_ttl; /* validated: fits */
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;

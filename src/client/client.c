@@ -1626,31 +1626,82 @@ int berth_client_referrers(berth_client *c, const char *registry, const char *re
                            const berth_digest *digest, berth_buf *body)
 {
     request r;
-    berth_buf scope = BERTH_BUF_INIT;
-    int rc;
+    berth_buf scope = BERTH_BUF_INIT, page = BERTH_BUF_INIT, next = BERTH_BUF_INIT;
+    json_t *all = json_array(), *doc = NULL;
+    char *text = NULL;
+    int rc, pages = 0;
 
     berth_error_clear();
     request_init(&r, "GET", NULL);
     if (body->max == 0) {
         body->max = BERTH_CLIENT_MANIFEST_MAX;
     }
+    page.max = body->max;
+    if (!all) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
     if ((rc = scope_for(&scope, repo, false)) < 0) {
         goto out;
     }
     r.scope = scope.ptr;
-    r.resp = body;
     r.accept = "application/vnd.oci.image.index.v1+json";
     if ((rc = url_start(c, &r, registry)) < 0 ||
-        (rc = berth_buf_printf(&r.url, "%s/referrers/%s", repo, digest->str)) < 0 ||
-        (rc = perform(c, &r)) < 0) {
+        (rc = berth_buf_printf(&r.url, "%s/referrers/%s", repo, digest->str)) < 0) {
         goto out;
     }
-    if (r.status == 404 || r.status == 405) {
-        rc = berth_error_set(BERTH_EUNSUPPORTED, "%s has no referrers API", registry);
-    } else if (r.status != 200) {
-        rc = status_error(&r, "GET");
+    /* page by page, following Link rel="next"; the pages' descriptors make one index */
+    for (;;) {
+        json_t *list;
+        berth_buf_clear(&page);
+        r.resp = &page;
+        if ((rc = perform(c, &r)) < 0) {
+            goto out;
+        }
+        if (pages == 0 && (r.status == 404 || r.status == 405)) {
+            rc = berth_error_set(BERTH_EUNSUPPORTED, "%s has no referrers API", registry);
+            goto out;
+        }
+        if (r.status != 200) {
+            rc = status_error(&r, "GET");
+            goto out;
+        }
+        json_decref(doc);
+        doc = json_loadb(berth_buf_cstr(&page), page.len, 0, NULL);
+        list = json_object_get(doc, "manifests");
+        if (!json_is_array(list)) {
+            rc = berth_error_set(BERTH_EINVALID, "GET %s: not an OCI index", r.url.ptr);
+            goto out;
+        }
+        if (json_array_extend(all, list) != 0) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        berth_buf_clear(&next);
+        if (!r.link || ++pages > 100000) {
+            break;
+        }
+        rc = berth_link_next_parse(&next, r.link);
+        if (rc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            rc = 0;
+            break;
+        }
+        if (rc < 0 || (rc = absolute_location(&r.url, c, registry, next.ptr)) < 0) {
+            goto out;
+        }
     }
+    json_decref(doc);
+    doc = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType",
+                    "application/vnd.oci.image.index.v1+json", "manifests", all);
+    text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    rc = text ? berth_buf_puts(body, text) : berth_error_set(BERTH_ENOMEM, "out of memory");
 out:
+    free(text);
+    json_decref(doc);
+    json_decref(all);
+    berth_buf_dispose(&page);
+    berth_buf_dispose(&next);
     berth_buf_dispose(&scope);
     request_dispose(&r);
     return rc;

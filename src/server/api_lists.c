@@ -23,6 +23,8 @@ typedef struct page {
     char last_copy[BERTH_NAME_MAX + 1];
     int error;
     const berth__req *filter; /* catalog with auth: only what the caller may pull */
+    size_t n;                 /* with a filter: the page size (0: all), counted here */
+    bool more;                /* with a filter: a visible name remains after the page */
 } page;
 
 static int add_name(const char *name, void *payload)
@@ -34,6 +36,10 @@ static int add_name(const char *name, void *payload)
         snprintf(p->last_copy, sizeof(p->last_copy), "%s", name);
         p->last = p->last_copy;
         return 0;
+    }
+    if (p->filter && p->n && p->count == p->n) {
+        p->more = true; /* the page is full and a visible name follows */
+        return 1;
     }
     if ((p->count && (p->error = berth_buf_put(p->out, ",", 1)) < 0) ||
         (p->error = berth__json_string(p->out, name)) < 0) {
@@ -95,7 +101,7 @@ static int page_query(berth__req *r, size_t *n, bool *n_given, const char **last
 static enum MHD_Result listing(berth__req *r, bool tags)
 {
     berth_buf body = BERTH_BUF_INIT;
-    page p = {&body, 0, NULL, {0}, 0, NULL};
+    page p = {&body, 0, NULL, {0}, 0, NULL, 0, false};
     const char *last;
     char link[BERTH_NAME_MAX * 2 + 96];
     bool n_given, more = false;
@@ -126,14 +132,16 @@ static enum MHD_Result listing(berth__req *r, bool tags)
             return berth__respond_error(r, BERTH_OP_REPO, BERTH_ENOTFOUND, NULL);
         }
     } else {
-        error = tags ? berth_store_tags(r->srv->store, r->name, last, n, add_name, &p, &more)
-                     : berth_store_catalog(r->srv->store, last, n, add_name, &p, &more);
-        /* a filtered catalog page: go on after the names the caller may not see */
-        while (error == 0 && p.error == 0 && p.filter && more && p.count < n && p.last) {
-            char after[BERTH_NAME_MAX + 1];
-            snprintf(after, sizeof(after), "%s", p.last);
-            more = false;
-            error = berth_store_catalog(r->srv->store, after, n - p.count, add_name, &p, &more);
+        if (tags) {
+            error = berth_store_tags(r->srv->store, r->name, last, n, add_name, &p, &more);
+        } else if (p.filter) {
+            /* one pass from `last`: the callback skips what the caller may not see and stops
+               when the page is full (the store runs it without holding its lock) */
+            p.n = n;
+            error = berth_store_catalog(r->srv->store, last, 0, add_name, &p, &more);
+            more = p.more;
+        } else {
+            error = berth_store_catalog(r->srv->store, last, n, add_name, &p, &more);
         }
         if (error == 0 && p.error < 0) {
             error = p.error;
@@ -172,13 +180,38 @@ enum MHD_Result berth__api_catalog(berth__req *r)
     return listing(r, false);
 }
 
+/* Referrers pages: at most this many descriptors unless n asks for fewer (or more, up to
+   PAGE_MAX), and a page ends once its body passes REFERRERS_PAGE_BYTES. */
+#define REFERRERS_PAGE_DEFAULT 100
+#define REFERRERS_PAGE_BYTES   (1024 * 1024)
+
+/* Percent-encode a query value (media types carry '+', which a query would read as ' '). */
+static int put_query_value(berth_buf *out, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = 0;
+    for (; rc == 0 && *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+            rc = berth_buf_put(out, v, 1);
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            rc = berth_buf_put(out, esc, 3);
+        }
+    }
+    return rc;
+}
+
 enum MHD_Result berth__api_referrers(berth__req *r)
 {
-    berth_buf body = BERTH_BUF_INIT;
+    berth_buf body = BERTH_BUF_INIT, link = BERTH_BUF_INIT;
     const char *artifact_type = berth__query(r, "artifactType");
+    berth_referrers_page pg;
+    berth_digest digest, last_digest;
     struct MHD_Response *resp;
-    berth_digest digest;
-    size_t len;
+    bool n_given;
+    size_t len, n;
     char *data;
     int error;
 
@@ -188,27 +221,55 @@ enum MHD_Result berth__api_referrers(berth__req *r)
     if (artifact_type && !*artifact_type) {
         artifact_type = NULL;
     }
-    error = berth_store_referrers(&body, r->srv->store, r->name, &digest, artifact_type);
+    memset(&pg, 0, sizeof(pg));
+    if ((error = page_query(r, &n, &n_given, &pg.last)) < 0) {
+        return berth__respond_error(r, BERTH_OP_QUERY, error, NULL);
+    }
+    if (pg.last && berth_digest_parse_str(&last_digest, pg.last) < 0) {
+        berth_error_set(BERTH_EINVALID, "last must be a digest");
+        return berth__respond_error(r, BERTH_OP_QUERY, BERTH_EINVALID, NULL);
+    }
+    pg.n = n_given && n > 0 ? n : REFERRERS_PAGE_DEFAULT;
+    pg.max_bytes = REFERRERS_PAGE_BYTES;
+    error = berth_store_referrers(&body, r->srv->store, r->name, &digest, artifact_type, &pg);
     if (error == BERTH_ENOTFOUND) {
         /* a 404 would send clients to the referrers tag schema: a repository that does not
          * exist simply has no referrers */
         berth_error_clear();
         berth_buf_clear(&body);
+        pg.more = false;
         error = berth_buf_puts(&body, "{\"schemaVersion\":2,\"mediaType\":"
                                       "\"application/vnd.oci.image.index.v1+json\","
                                       "\"manifests\":[]}");
     }
+    if (error == 0 && pg.more) {
+        /* the spec: a Link header with rel="next" when the list does not fit one response */
+        error = berth_buf_printf(&link, "</v2/%s/referrers/%s?last=%s&n=%zu", r->name, digest.str,
+                                 pg.next_last.str, pg.n);
+        if (error == 0 && artifact_type) {
+            error = berth_buf_puts(&link, "&artifactType=");
+            if (error == 0) {
+                error = put_query_value(&link, artifact_type);
+            }
+        }
+        if (error == 0) {
+            error = berth_buf_puts(&link, ">; rel=\"next\"");
+        }
+    }
     if (error < 0) {
         berth_buf_dispose(&body);
+        berth_buf_dispose(&link);
         return berth__respond_error(r, BERTH_OP_REPO, error, NULL);
     }
     len = body.len;
     if (!(data = berth_buf_detach(&body))) {
+        berth_buf_dispose(&link);
         return MHD_NO;
     }
     resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(data);
+        berth_buf_dispose(&link);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -216,6 +277,10 @@ enum MHD_Result berth__api_referrers(berth__req *r)
     if (artifact_type) {
         MHD_add_response_header(resp, "OCI-Filters-Applied", "artifactType");
     }
+    if (pg.more) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, link.ptr);
+    }
+    berth_buf_dispose(&link);
     r->bytes = len;
     return berth__respond(r, 200, resp);
 }

@@ -7,6 +7,8 @@
  */
 #include "server/server_internal.h"
 
+#include "base/log.h"
+
 #include <berth/errors.h>
 
 #include <string.h>
@@ -88,6 +90,8 @@ static const struct {
     {BERTH_OP_ANY, BERTH_ETOOBIG, 413, BERTH_API_SIZE_INVALID},
     /* the registry's storage is full: not the client's fault (507 Insufficient Storage) */
     {BERTH_OP_ANY, BERTH_ENOSPACE, 507, BERTH_API_UNKNOWN},
+    /* a delete that would leave a manifest naming absent content */
+    {BERTH_OP_ANY, BERTH_EINUSE, 409, BERTH_API_DENIED},
 };
 
 const char *berth__api_error_code(berth__api_error e)
@@ -176,6 +180,12 @@ int berth__error_document(berth_buf *out, berth__api_error e, const char *messag
 
     if ((unsigned)e > BERTH_API_UNKNOWN) {
         e = BERTH_API_UNKNOWN;
+    }
+    if (e == BERTH_API_UNKNOWN && message && *message) {
+        /* a server failure: its detail (paths of the store, errno text) goes to the log, not
+           to the client */
+        berth__log(BERTH_LOG_WARN, "server error: %s", message);
+        message = NULL;
     }
     if (!message || !*message) {
         message = api_errors[e].message;

@@ -20,8 +20,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define DEFAULT_MANIFEST_MAX (4u * 1024 * 1024)
-
 void berth_server_options_init(berth_server_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -765,7 +763,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         srv->opts.connection_memory = 32 * 1024;
     }
     if (srv->opts.manifest_max == 0) {
-        srv->opts.manifest_max = DEFAULT_MANIFEST_MAX;
+        srv->opts.manifest_max = BERTH_MANIFEST_MAX_DEFAULT;
     }
     memset(&ss, 0, sizeof(ss));
     if (inet_pton(AF_INET, srv->opts.listen_address, &sin->sin_addr) == 1) {

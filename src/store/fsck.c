@@ -160,7 +160,7 @@ static void check_manifest(fsck_run *f, repo *r, manifest_entry *m)
     char detail[600];
 
     f->stats->manifests_checked++;
-    if (berth__repo_get_bytes(&c, f->s, r, m) < 0 ||
+    if (berth__repo_peek_bytes(&c, f->s, r, m) < 0 ||
         berth_document_inspect(&info, m->media_type, c->pub.data, c->pub.len) < 0) {
         problem(f, BERTH_FSCK_BAD_MANIFEST, r->name, m->digest.str, berth_error_last());
         goto out;
@@ -179,6 +179,9 @@ static void check_manifest(fsck_run *f, repo *r, manifest_entry *m)
             break;
         }
         v = stat(path.ptr, &st) == 0 ? known(f, &st) : NULL;
+        if (!v && m->sparse) {
+            continue; /* accepted without it (sparse_repositories) */
+        }
         if (!v || v == &verdict_bad) {
             snprintf(detail, sizeof(detail), "manifest %s references %s %s, which is %s",
                      m->digest.str,
@@ -229,6 +232,9 @@ int berth_store_fsck(berth_store *s, bool repair, berth_fsck_cb cb, void *payloa
     int rc;
 
     berth_error_clear();
+    if (repair && s->opts.read_only) {
+        return berth_error_set(BERTH_EIO, "the store is open read-only");
+    }
     memset(&f, 0, sizeof(f));
     f.s = s;
     f.repair = repair;

@@ -42,10 +42,25 @@ typedef struct gc_run {
     const berth_gc_options *opts;
     berth_gc_stats *stats;
     int64_t now;
-    berth__htab unlinked; /* dry run: digest -> links that would go (as uintptr_t) */
-    char **keys;          /* owned keys of `unlinked` */
-    size_t nkeys, keys_cap;
+    berth__htab inodes; /* digest -> pool_inode, as the pool stood when the run began */
+    struct pool_inode *pool;
+    size_t npool, pool_cap;
 } gc_run;
+
+/*
+ * A pool blob as the run found it. The grace period is judged on the ctime of the blob's
+ * inode, which every link and unlink changes: removing one repository's link would make the
+ * links of the others look young. So the run judges each blob by its state when the run
+ * began, and by the state its own unlinks left; any other change (a push linked or unlinked
+ * it meanwhile) keeps the link.
+ */
+typedef struct pool_inode {
+    char digest[BERTH_DIGEST_MAXLEN + 1];
+    int64_t ctime_ns; /* at the start, or after this run's last unlink of it */
+    uint64_t nlink;
+    bool young;     /* linked within the grace period before the run began */
+    uint64_t going; /* dry run: links of it that would be removed */
+} pool_inode;
 
 static void report(gc_run *g, const char *kind, const char *repo_name, const char *what,
                    uint64_t size)
@@ -144,7 +159,7 @@ static mark_item *find_item(mark_ctx *ctx, const berth_digest *d)
 static int inspect_item(gc_run *g, repo *r, mark_item *it)
 {
     const cached_manifest *c = NULL;
-    int rc = berth__repo_get_bytes(&c, g->s, r, it->m);
+    int rc = berth__repo_peek_bytes(&c, g->s, r, it->m);
     if (rc == 0) {
         rc = berth_document_inspect(&it->info, it->m->media_type, c->pub.data, c->pub.len);
         berth_manifest_release(&c->pub);
@@ -199,29 +214,12 @@ static int live_add(berth__htab *live, const berth_digest *d)
 }
 
 /* Count, in a dry run, a link that would go, so the pool pass can tell what would be freed. */
-static int note_unlinked(gc_run *g, const char *digest)
+static void note_unlinked(gc_run *g, const char *digest)
 {
-    uintptr_t n = (uintptr_t)berth__htab_get(&g->unlinked, digest);
-    if (n == 0) {
-        char *key = strdup(digest);
-        char **keys;
-        if (!key) {
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-        if (g->nkeys == g->keys_cap) {
-            size_t cap = g->keys_cap ? g->keys_cap * 2 : 64;
-            keys = realloc(g->keys, cap * sizeof(*keys));
-            if (!keys) {
-                free(key);
-                return berth_error_set(BERTH_ENOMEM, "out of memory");
-            }
-            g->keys = keys;
-            g->keys_cap = cap;
-        }
-        g->keys[g->nkeys++] = key;
-        digest = key;
+    pool_inode *p = berth__htab_get(&g->inodes, digest);
+    if (p) {
+        p->going++;
     }
-    return berth__htab_put(&g->unlinked, digest, (void *)(n + 1));
 }
 
 typedef struct sweep_ctx {
@@ -230,24 +228,109 @@ typedef struct sweep_ctx {
     berth__htab *live;
 } sweep_ctx;
 
+static int64_t ctime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_ctim.tv_sec * 1000000000 + (int64_t)st->st_ctim.tv_nsec;
+}
+
+/* Is a repository's link young, so that a push in flight may be about to reference it? */
+static bool young_link(gc_run *g, const char *digest, const struct stat *st)
+{
+    pool_inode *p = berth__htab_get(&g->inodes, digest);
+    if (!p) {
+        /* not in the pool when the run began: linked since */
+        return g->now - (int64_t)st->st_ctime < g->opts->grace_seconds;
+    }
+    /* changed by someone else since the run began (or since our own unlink): young */
+    return p->young || ctime_ns(st) != p->ctime_ns || (uint64_t)st->st_nlink != p->nlink;
+}
+
+/* After unlinking a repository's link: remember the state the unlink left the inode in. */
+static void note_own_unlink(gc_run *g, const char *digest)
+{
+    pool_inode *p = berth__htab_get(&g->inodes, digest);
+    char path[4096];
+    const char *colon = strchr(digest, ':');
+    struct stat st;
+
+    if (!p || !colon) {
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%.*s/%s", g->s->pool, (int)(colon - digest), digest,
+             colon + 1);
+    if (lstat(path, &st) == 0) {
+        p->ctime_ns = ctime_ns(&st);
+        p->nlink = (uint64_t)st.st_nlink;
+    }
+}
+
 static int sweep_link(const char *path, const char *digest, const struct stat *st, void *payload)
 {
     sweep_ctx *ctx = payload;
     gc_run *g = ctx->g;
 
-    if (berth__htab_get(ctx->live, digest) ||
-        g->now - (int64_t)st->st_ctime < g->opts->grace_seconds) {
+    if (berth__htab_get(ctx->live, digest) || young_link(g, digest, st)) {
         return 0; /* referenced, or linked recently: a push may be about to reference it */
     }
     report(g, "blob", ctx->r->name, digest, (uint64_t)st->st_size);
     g->stats->links_removed++;
     if (g->opts->dry_run) {
-        return note_unlinked(g, digest);
+        note_unlinked(g, digest);
+        return 0;
     }
     if (unlink(path) != 0 && errno != ENOENT) {
         return berth_error_set(BERTH_EIO, "unlink %s: %s", digest, strerror(errno));
     }
+    note_own_unlink(g, digest);
     return 0;
+}
+
+/* Record a pool blob's state as the run begins. */
+static int snapshot_pool_blob(const char *path, const char *digest, const struct stat *st,
+                              void *payload)
+{
+    gc_run *g = payload;
+    pool_inode *p;
+    (void)path;
+
+    if (g->npool == g->pool_cap) {
+        /* committed since the count (the table points into the array, which cannot grow):
+           judged by its own ctime, as young */
+        return 0;
+    }
+    p = &g->pool[g->npool++];
+    snprintf(p->digest, sizeof(p->digest), "%s", digest);
+    p->ctime_ns = ctime_ns(st);
+    p->nlink = (uint64_t)st->st_nlink;
+    p->young = g->now - (int64_t)st->st_ctime < g->opts->grace_seconds;
+    return berth__htab_put(&g->inodes, p->digest, p);
+}
+
+static int count_blob(const char *path, const char *digest, const struct stat *st, void *payload)
+{
+    (void)path;
+    (void)digest;
+    (void)st;
+    (*(size_t *)payload)++;
+    return 0;
+}
+
+/* The pool's state when the run begins (pool_inode). */
+static int snapshot_pool(gc_run *g)
+{
+    size_t n = 0;
+    int rc = berth__fs_each_blob(g->s->pool, count_blob, &n);
+    if (rc < 0) {
+        return rc;
+    }
+    /* blobs committed between the count and the walk are left out: they are judged by their
+       own ctime, as young */
+    g->pool_cap = n;
+    g->pool = calloc(n ? n : 1, sizeof(*g->pool));
+    if (!g->pool) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return berth__fs_each_blob(g->s->pool, snapshot_pool_blob, g);
 }
 
 /* Remove blob links of the repository that nothing kept references. */
@@ -391,9 +474,10 @@ static int sweep_pool_blob(const char *path, const char *digest, const struct st
                            void *payload)
 {
     gc_run *g = payload;
-    uintptr_t going = g->opts->dry_run ? (uintptr_t)berth__htab_get(&g->unlinked, digest) : 0;
+    pool_inode *p = g->opts->dry_run ? berth__htab_get(&g->inodes, digest) : NULL;
+    uint64_t going = p ? p->going : 0;
 
-    if ((uintptr_t)st->st_nlink - going != 1) {
+    if ((uint64_t)st->st_nlink - going != 1) {
         return 0; /* some repository still links it */
     }
     report(g, "pool", NULL, digest, (uint64_t)st->st_size);
@@ -419,6 +503,9 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
         berth_gc_options_init(&defaults);
         opts = &defaults;
     }
+    if (s->opts.read_only && !opts->dry_run) {
+        return berth_error_set(BERTH_EIO, "the store is open read-only");
+    }
     memset(&local, 0, sizeof(local));
     memset(&g, 0, sizeof(g));
     g.s = s;
@@ -431,6 +518,7 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     if (!repos) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    rc = snapshot_pool(&g);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (repos[i]->on_disk) {
             rc = gc_repo(&g, repos[i]);
@@ -442,11 +530,8 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     if (rc == 0) {
         rc = berth__uploads_gc(s, opts->dry_run, &g.stats->uploads_removed);
     }
-    for (size_t i = 0; i < g.nkeys; i++) {
-        free(g.keys[i]);
-    }
-    free(g.keys);
-    berth__htab_dispose(&g.unlinked);
+    berth__htab_dispose(&g.inodes);
+    free(g.pool);
     free(repos);
     return rc;
 }

@@ -6,9 +6,12 @@
  * one entry without that annotation for each untagged manifest, so that the layout alone
  * says everything the registry knows.
  *
- * Manifest bytes are cached in memory up to a budget (opts.cache_bytes); beyond it a read
- * hands out an uncached copy. A cached_manifest is reference counted: readers keep the bytes
- * alive while a response is being sent, even if the manifest is deleted meanwhile.
+ * Manifest bytes are cached in memory up to a budget (opts.cache_bytes), each charged what it
+ * really costs (its exact allocations); the least recently used are evicted to make room, and
+ * one too big for the budget is handed out as an uncached copy. A cached_manifest is reference
+ * counted: readers keep the bytes alive while a response is being sent, even if the manifest
+ * is evicted or deleted meanwhile. Per manifest, memory keeps what listing needs (media type,
+ * size, subject, artifactType), never its annotations, which can be megabytes.
  */
 #include "store/store_internal.h"
 
@@ -23,8 +26,16 @@
 #include <string.h>
 #include <time.h>
 
-#define REF_NAME  "org.opencontainers.image.ref.name"
-#define INDEX_MAX (256u * 1024 * 1024)
+#define REF_NAME "org.opencontainers.image.ref.name"
+/* index.json records each manifest's subject ("" for none), and its artifactType as the
+   descriptor's own field: the repository loads without reading its manifests */
+#define SUBJECT_ANNOTATION "io.berth.subject"
+/* a manifest accepted with content absent (opts.sparse_repositories) */
+#define SPARSE_ANNOTATION "io.berth.sparse"
+#define INDEX_MAX         (256u * 1024 * 1024)
+/* Stored manifests are read whatever the limit is now: one pushed under a larger
+   limits.manifest_size stays readable after the limit is lowered. */
+#define STORED_MANIFEST_MAX (256u * 1024 * 1024)
 
 size_t berth__repo_tag_index(const repo *r, const char *name, bool *found)
 {
@@ -57,15 +68,59 @@ manifest_entry *berth__repo_find_manifest(repo *r, const char *reference)
     return found ? r->tags[i].manifest : NULL;
 }
 
+/* Take a cached manifest off the LRU list (store->cache_lock held). */
+static void lru_unlink(berth_store *s, cached_manifest *c)
+{
+    if (!c->listed) {
+        return;
+    }
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        s->lru_head = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    } else {
+        s->lru_tail = c->prev;
+    }
+    c->prev = c->next = NULL;
+    c->listed = false;
+    s->cached_bytes -= c->charge;
+}
+
+static void lru_push_front(berth_store *s, cached_manifest *c)
+{
+    c->prev = NULL;
+    c->next = s->lru_head;
+    if (s->lru_head) {
+        s->lru_head->prev = c;
+    } else {
+        s->lru_tail = c;
+    }
+    s->lru_head = c;
+    c->listed = true;
+    s->cached_bytes += c->charge;
+}
+
 void berth__manifest_entry_free(manifest_entry *m)
 {
+    cached_manifest *c;
+
     if (!m) {
         return;
     }
-    berth_manifest_release(m->cached ? &m->cached->pub : NULL);
+    /* whoever clears the slot owns its reference; the list must not point into a freed entry */
+    c = atomic_exchange(&m->cached, NULL);
+    if (c) {
+        pthread_mutex_lock(&c->store->cache_lock);
+        lru_unlink(c->store, c);
+        c->slot = NULL;
+        pthread_mutex_unlock(&c->store->cache_lock);
+        berth_manifest_release(&c->pub);
+    }
     free(m->media_type);
     free(m->artifact_type);
-    free(m->annotations_json);
     free(m);
 }
 
@@ -105,25 +160,39 @@ static int read_manifest(berth_buf *out, berth_store *s, repo *r, const manifest
     berth_buf path = BERTH_BUF_INIT;
     int rc = berth__store_blob_path(&path, r->dir, &m->digest);
     if (rc == 0) {
-        rc = berth__fs_read_file(out, path.ptr, s->opts.manifest_max);
+        rc = berth__fs_read_file(out, path.ptr, STORED_MANIFEST_MAX);
     }
     berth_buf_dispose(&path);
     return rc;
 }
 
-int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m)
+/* What a cached manifest costs: its allocations, with malloc's overhead of each. */
+static size_t charge_of(const cached_manifest *c)
+{
+    return sizeof(*c) + c->pub.len + 1 + strlen(c->media_type) + 1 + 3 * 16;
+}
+
+static int get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m,
+                     bool keep)
 {
     berth_buf bytes = BERTH_BUF_INIT;
-    cached_manifest *c, *expected = NULL;
-    cached_manifest *_Atomic *slot = &m->cached;
+    cached_manifest *c, *victim;
+    char *exact;
     int rc;
 
-    c = atomic_load(slot);
+    pthread_mutex_lock(&s->cache_lock);
+    c = atomic_load(&m->cached);
     if (c) {
+        /* a hit: the slot's reference keeps it alive while we hold the lock */
         atomic_fetch_add(&c->refs, 1);
+        lru_unlink(s, c);
+        lru_push_front(s, c);
+        pthread_mutex_unlock(&s->cache_lock);
         *out = c;
         return 0;
     }
+    pthread_mutex_unlock(&s->cache_lock);
+
     rc = read_manifest(&bytes, s, r, m);
     if (rc < 0) {
         return rc;
@@ -136,28 +205,84 @@ int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, 
     }
     c->pub.len = bytes.len;
     c->bytes = berth_buf_detach(&bytes);
-    c->pub.data = c->bytes;
+    /* the read buffer grew in steps: keep only what the bytes need */
+    exact = c->bytes ? realloc(c->bytes, c->pub.len + 1) : NULL;
+    if (exact) {
+        c->bytes = exact;
+    }
+    c->pub.data = c->bytes ? c->bytes : "";
     c->pub.media_type = c->media_type;
     c->pub.digest = m->digest;
+    c->charge = charge_of(c);
     atomic_init(&c->refs, 1);
-    if (atomic_load(&s->cached_bytes) + c->pub.len <= s->opts.cache_bytes) {
-        /* one reference for the cache slot, one for the caller */
-        c->store = s;
-        atomic_fetch_add(&s->cached_bytes, c->pub.len);
-        atomic_store(&c->refs, 2);
-        if (!atomic_compare_exchange_strong(slot, &expected, c)) {
-            /* another reader cached it first: use theirs */
-            atomic_store(&c->refs, 1);
-            berth_manifest_release(&c->pub);
-            atomic_fetch_add(&expected->refs, 1);
-            c = expected;
+    if (!keep || c->charge > s->opts.cache_bytes) {
+        *out = c; /* an uncached copy */
+        return 0;
+    }
+    pthread_mutex_lock(&s->cache_lock);
+    victim = atomic_load(&m->cached);
+    if (victim) {
+        /* another reader cached it first (r->lock is held for reading): use theirs */
+        atomic_fetch_add(&victim->refs, 1);
+        pthread_mutex_unlock(&s->cache_lock);
+        berth_manifest_release(&c->pub);
+        *out = victim;
+        return 0;
+    }
+    /* evict the least recently used until it fits */
+    while (s->lru_tail && s->cached_bytes + c->charge > s->opts.cache_bytes) {
+        cached_manifest *old = s->lru_tail;
+        cached_manifest *expected = old;
+        lru_unlink(s, old);
+        /* the entry is alive while its manifest is listed (its free unlinks under this lock);
+           if its free already cleared the slot, the reference is the free's to drop */
+        if (old->slot && atomic_compare_exchange_strong(old->slot, &expected, NULL)) {
+            old->slot = NULL;
+            berth_manifest_release(&old->pub);
+        } else {
+            old->slot = NULL;
         }
     }
+    c->store = s;
+    c->slot = &m->cached;
+    atomic_store(&c->refs, 2); /* one for the slot, one for the caller */
+    atomic_store(&m->cached, c);
+    lru_push_front(s, c);
+    pthread_mutex_unlock(&s->cache_lock);
     *out = c;
     return 0;
 }
 
-/* Describe a manifest from its bytes: artifactType, subject, annotations for referrers. */
+int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m)
+{
+    return get_bytes(out, s, r, m, true);
+}
+
+int berth__repo_peek_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m)
+{
+    return get_bytes(out, s, r, m, false);
+}
+
+json_t *berth__repo_annotations(berth_store *s, repo *r, manifest_entry *m)
+{
+    const cached_manifest *c = NULL;
+    json_t *doc, *a = NULL;
+
+    if (berth__repo_peek_bytes(&c, s, r, m) < 0) {
+        berth_error_clear();
+        return NULL;
+    }
+    doc = json_loadb(c->pub.data, c->pub.len, 0, NULL);
+    berth_manifest_release(&c->pub);
+    if (json_is_object(json_object_get(doc, "annotations"))) {
+        a = json_incref(json_object_get(doc, "annotations"));
+    }
+    json_decref(doc);
+    return a;
+}
+
+/* Describe a manifest from its bytes: artifactType and subject, for referrers (an index.json
+   written before berth recorded them there). */
 static int describe(berth_store *s, repo *r, manifest_entry *m)
 {
     berth_buf bytes = BERTH_BUF_INIT;
@@ -174,15 +299,6 @@ static int describe(berth_store *s, repo *r, manifest_entry *m)
         if (info->subject) {
             m->has_subject = true;
             m->subject = info->subject->digest;
-        }
-        if (info->annotations.count) {
-            json_t *obj = json_object();
-            for (size_t i = 0; obj && i < info->annotations.count; i++) {
-                json_object_set_new(obj, info->annotations.items[i].key,
-                                    json_string(info->annotations.items[i].value));
-            }
-            m->annotations_json = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-            json_decref(obj);
         }
     }
     berth_document_info_free(info);
@@ -280,10 +396,10 @@ int berth__repo_load(berth_store *s, repo *r)
     if (rc == 0) {
         rc = berth__fs_read_file(&text, path.ptr, INDEX_MAX);
     }
-    if (rc == BERTH_ENOTFOUND && !r->on_disk) {
-        r->loaded = true; /* known in memory, not created yet */
-        rc = 0;
-        goto out;
+    if (rc == BERTH_ENOTFOUND) {
+        /* a repository is known only once its layout exists: a vanished index.json is the
+           store's failure, never a "not found" that a caller would blame on the client */
+        rc = berth_error_set(BERTH_EIO, "%s: index.json vanished", r->name);
     }
     if (rc < 0) {
         goto out;
@@ -302,6 +418,7 @@ int berth__repo_load(berth_store *s, repo *r)
         json_t *size = json_object_get(item, "size");
         json_t *annotations = json_object_get(item, "annotations");
         const char *tag = json_string_value(json_object_get(annotations, REF_NAME));
+        const char *subject = json_string_value(json_object_get(annotations, SUBJECT_ANNOTATION));
         int64_t pushed = parse_time(
             json_string_value(json_object_get(annotations, BERTH__PUSHED_ANNOTATION)), loaded_at);
         berth_digest d;
@@ -323,7 +440,16 @@ int berth__repo_load(berth_store *s, repo *r)
             m->digest = d;
             m->size = (int64_t)json_integer_value(size);
             m->pushed = pushed;
-            if (describe(s, r, m) < 0) {
+            m->sparse = json_string_value(json_object_get(annotations, SPARSE_ANNOTATION)) != NULL;
+            if (subject && (!*subject || berth_digest_parse_str(&m->subject, subject) == 0)) {
+                const char *at = json_string_value(json_object_get(item, "artifactType"));
+                m->has_subject = *subject != '\0';
+                if (at && !(m->artifact_type = strdup(at))) {
+                    berth__manifest_entry_free(m);
+                    rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+                    goto out;
+                }
+            } else if (describe(s, r, m) < 0) {
                 berth__log(BERTH_LOG_WARN, "%s: manifest %s: %s", r->name, d.str,
                            berth_error_last());
             }
@@ -379,11 +505,25 @@ static int put_descriptor(berth_buf *out, const manifest_entry *m, const char *t
         rc = berth_buf_printf(out, ",\"digest\":\"%s\",\"size\":%lld", m->digest.str,
                               (long long)m->size);
     }
+    if (rc == 0 && m->artifact_type) {
+        rc = berth_buf_puts(out, ",\"artifactType\":");
+        if (rc == 0) {
+            rc = put_string(out, m->artifact_type);
+        }
+    }
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (rc == 0) {
         rc = berth_buf_printf(out, ",\"annotations\":{\"" BERTH__PUSHED_ANNOTATION "\":\"%s\"",
                               when);
+    }
+    if (rc == 0) {
+        /* what referrers need, so that loading the repository reads no manifest */
+        rc = berth_buf_printf(out, ",\"" SUBJECT_ANNOTATION "\":\"%s\"",
+                              m->has_subject ? m->subject.str : "");
+    }
+    if (rc == 0 && m->sparse) {
+        rc = berth_buf_puts(out, ",\"" SPARSE_ANNOTATION "\":\"true\"");
     }
     if (rc == 0 && tag) {
         rc = berth_buf_puts(out, ",\"" REF_NAME "\":");

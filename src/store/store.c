@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ static const char layout_header[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 void berth_store_options_init(berth_store_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
-    opts->manifest_max = 4 * MIB;
+    opts->manifest_max = BERTH_MANIFEST_MAX_DEFAULT;
     opts->cache_bytes = 8 * MIB;
     opts->upload_ttl_seconds = 3600;
     opts->upload_sessions_max = 4096;
@@ -142,8 +143,21 @@ static int catalog_insert(berth_store *s, char *name)
     return 0;
 }
 
-/* Register a repository in memory (store->lock held). */
-static int add_repo(repo **out, berth_store *s, const char *name, bool on_disk)
+/* Enter a repository into the table and the catalog (store->lock held). */
+static int register_repo(berth_store *s, repo *r)
+{
+    int rc = berth__htab_put(&s->repos, r->name, r);
+    if (rc == 0) {
+        rc = catalog_insert(s, r->name);
+        if (rc < 0) {
+            berth__htab_remove(&s->repos, r->name);
+        }
+    }
+    return rc;
+}
+
+/* Register a repository found on disk (store->lock held). */
+static int add_repo(berth_store *s, const char *name)
 {
     repo *r = repo_new(s, name);
     int rc;
@@ -151,20 +165,12 @@ static int add_repo(repo **out, berth_store *s, const char *name, bool on_disk)
     if (!r) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    r->on_disk = on_disk;
-    rc = berth__htab_put(&s->repos, r->name, r);
-    if (rc == 0) {
-        rc = catalog_insert(s, r->name);
-        if (rc < 0) {
-            berth__htab_remove(&s->repos, r->name);
-        }
-    }
+    r->on_disk = true;
+    rc = register_repo(s, r);
     if (rc < 0) {
         berth__repo_free(r);
-        return rc;
     }
-    *out = r;
-    return 0;
+    return rc;
 }
 
 /* Create the layout of a repository on disk: blobs/, oci-layout, then index.json last. */
@@ -204,6 +210,13 @@ static int create_layout(berth_store *s, repo *r)
             rc = berth__fs_fsync_dir(path.ptr);
         }
     }
+    if (rc < 0 && path.ptr) {
+        /* no layout on disk that memory does not know of: without index.json, no repository */
+        berth_buf_clear(&path);
+        if (berth_buf_printf(&path, "%s/index.json", r->dir) == 0) {
+            unlink(path.ptr);
+        }
+    }
     berth_buf_dispose(&path);
     if (rc == 0) {
         r->on_disk = true;
@@ -213,7 +226,7 @@ static int create_layout(berth_store *s, repo *r)
 
 int berth__store_repo(repo **out, berth_store *s, const char *name, bool create)
 {
-    repo *r;
+    repo *r, *fresh = NULL;
     int rc = check_name(name);
 
     if (rc < 0) {
@@ -223,13 +236,23 @@ int berth__store_repo(repo **out, berth_store *s, const char *name, bool create)
     r = berth__htab_get(&s->repos, name);
     if (!r && !create) {
         rc = berth_error_set(BERTH_ENOTFOUND, "repository %s not known", name);
+    } else if (!r && s->opts.read_only) {
+        rc = berth_error_set(BERTH_EIO, "the store is open read-only");
     } else if (!r) {
-        rc = add_repo(&r, s, name, false);
-    }
-    if (rc == 0 && create && !r->on_disk) {
-        rc = create_layout(s, r);
+        /* memory follows disk: the layout is made first, and only a repository that exists
+           on disk enters the table and the catalog */
+        fresh = repo_new(s, name);
+        rc = fresh ? create_layout(s, fresh) : berth_error_set(BERTH_ENOMEM, "out of memory");
+        if (rc == 0) {
+            rc = register_repo(s, fresh);
+        }
+        if (rc == 0) {
+            r = fresh;
+            fresh = NULL;
+        }
     }
     pthread_mutex_unlock(&s->lock);
+    berth__repo_free(fresh);
     if (rc == 0) {
         *out = r;
     }
@@ -268,8 +291,7 @@ static int scan(berth_store *s, berth_buf *dir, berth_buf *name)
             size_t before = dir->len;
             rc = berth_buf_puts(dir, "/index.json");
             if (rc == 0 && access(dir->ptr, F_OK) == 0 && check_name(name->ptr) == 0) {
-                repo *r;
-                rc = add_repo(&r, s, name->ptr, true);
+                rc = add_repo(s, name->ptr);
             }
             dir->len = before;
             dir->ptr[before] = '\0';
@@ -304,7 +326,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         berth_store_options_init(&s->opts);
     }
     if (!s->opts.manifest_max) {
-        s->opts.manifest_max = 4 * MIB;
+        s->opts.manifest_max = BERTH_MANIFEST_MAX_DEFAULT;
     }
     if (!s->opts.cache_bytes) {
         s->opts.cache_bytes = 8 * MIB;
@@ -313,6 +335,7 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         s->opts.upload_ttl_seconds = 3600;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->cache_lock, NULL);
     s->lock_fd = -1;
     s->root = strdup(root);
     s->internal = s->root ? join(s->root, "_berth") : NULL;
@@ -323,7 +346,14 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = berth__fs_mkdirs(s->internal)) < 0) {
+    if (s->opts.read_only) {
+        struct stat st;
+        s->opts.lock = false;
+        if (stat(s->internal, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            rc = berth_error_set(BERTH_ENOTFOUND, "%s: not a berth store", s->root);
+            goto out;
+        }
+    } else if ((rc = berth__fs_mkdirs(s->internal)) < 0) {
         goto out;
     }
     if (s->opts.lock) {
@@ -340,13 +370,17 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
             rc = berth_error_set(BERTH_EBUSY, "the root is in use by another berth process");
             goto out;
         }
+        /* staging debris of a crash goes (sessions stay): only the lock holder may, since a
+           process beside a live server would pull files from under its writes */
+        if ((rc = berth__fs_rmtree(s->tmp)) < 0) {
+            goto out;
+        }
     }
-    /* staging debris of a crash goes; sessions stay */
-    if ((rc = berth__fs_rmtree(s->tmp)) < 0 || (rc = berth__fs_mkdirs(s->tmp)) < 0 ||
-        (rc = berth__fs_mkdirs(s->uploads)) < 0) {
+    if (!s->opts.read_only &&
+        ((rc = berth__fs_mkdirs(s->tmp)) < 0 || (rc = berth__fs_mkdirs(s->uploads)) < 0)) {
         goto out;
     }
-    for (int alg = BERTH_DIGEST_SHA256; alg <= BERTH_DIGEST_SHA512; alg++) {
+    for (int alg = BERTH_DIGEST_SHA256; !s->opts.read_only && alg <= BERTH_DIGEST_SHA512; alg++) {
         char *p = join(s->pool, berth_digest_alg_name((berth_digest_alg)alg));
         rc = p ? berth__fs_mkdirs(p) : berth_error_set(BERTH_ENOMEM, "out of memory");
         free(p);
@@ -398,6 +432,7 @@ void berth_store_free(berth_store *s)
         close(s->lock_fd); /* releases the flock */
     }
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->cache_lock);
     free(s->root);
     free(s->internal);
     free(s->pool);
@@ -505,12 +540,114 @@ int berth_store_blob_stat(berth_store *s, const char *repo_name, const berth_dig
     return rc;
 }
 
+/* The last error as BERTH_EIO, prefixed: a failure of the store, whatever its code was. */
+static int as_io_error(const char *prefix)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", berth_error_last());
+    return berth_error_set(BERTH_EIO, "%s%s", prefix, msg);
+}
+
+/* Writes are refused on a store opened read-only. */
+static int writable(const berth_store *s)
+{
+    return s->opts.read_only ? berth_error_set(BERTH_EIO, "the store is open read-only") : 0;
+}
+
+static void gather_entry(void *value, void *payload)
+{
+    manifest_entry ***cursor = payload;
+    *(*cursor)++ = value;
+}
+
+/*
+ * Does a manifest of the repository other than `skip` name `d` as its config, a layer or an
+ * index child? 1 (its digest in `by`), 0, or an error when a manifest cannot be read: then
+ * nobody can tell, and the caller refuses. The subject is not content: it may be absent.
+ * r->lock held for writing.
+ */
+static int referenced(berth_store *s, repo *r, const berth_digest *d, const manifest_entry *skip,
+                      berth_digest *by)
+{
+    manifest_entry **all = calloc(r->manifests.count ? r->manifests.count : 1, sizeof(*all));
+    manifest_entry **cursor = all;
+    int rc = 0;
+
+    if (!all) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    berth__htab_foreach(&r->manifests, gather_entry, &cursor);
+    for (size_t i = 0; i < (size_t)(cursor - all) && rc == 0; i++) {
+        const cached_manifest *c = NULL;
+        berth_document_info *info = NULL;
+        if (all[i] == skip) {
+            continue;
+        }
+        rc = berth__repo_peek_bytes(&c, s, r, all[i]);
+        if (rc == 0) {
+            rc = berth_document_inspect(&info, all[i]->media_type, c->pub.data, c->pub.len);
+            berth_manifest_release(&c->pub);
+        }
+        if (rc < 0) {
+            berth_error_prefix("manifest %s of %s cannot be read, so what it references is "
+                               "unknown: ",
+                               all[i]->digest.str, r->name);
+            rc = as_io_error("");
+            break;
+        }
+        for (size_t k = 0; k < info->nrefs; k++) {
+            if (berth_digest_equal(&info->refs[k].digest, d)) {
+                *by = all[i]->digest;
+                rc = 1;
+                break;
+            }
+        }
+        berth_document_info_free(info);
+    }
+    free(all);
+    return rc;
+}
+
+/* Lock a repository with its state loaded, for reading or writing (defined below). */
+static int lock_loaded(berth_store *s, repo *r);
+static int wrlock_loaded(berth_store *s, repo *r);
+
 int berth_store_blob_delete(berth_store *s, const char *repo_name, const berth_digest *digest)
 {
     berth_buf path = BERTH_BUF_INIT;
-    int rc = repo_blob_path(&path, s, repo_name, digest);
+    berth_digest by;
+    repo *r = NULL;
+    int rc;
 
     berth_error_clear();
+    if ((rc = writable(s)) < 0 || (rc = repo_blob_path(&path, s, repo_name, digest)) < 0) {
+        goto out;
+    }
+    rc = berth__store_repo(&r, s, repo_name, false);
+    if (rc == BERTH_ENOTFOUND) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name);
+    }
+    if (rc < 0 || (rc = wrlock_loaded(s, r)) < 0) {
+        r = NULL;
+        goto out;
+    }
+    /* under the write lock a manifest PUT, which checks its references under the same lock,
+       cannot slip in between the check and the unlink */
+    if (berth__htab_get(&r->manifests, digest->str)) {
+        /* as Distribution answers: the blob endpoint knows no manifests */
+        rc = berth_error_set(BERTH_ENOTFOUND,
+                             "%s is a manifest of %s, not a blob: delete it with DELETE "
+                             "/v2/%s/manifests/%s",
+                             digest->str, repo_name, repo_name, digest->str);
+        goto unlock;
+    }
+    rc = referenced(s, r, digest, NULL, &by);
+    if (rc == 1) {
+        rc = berth_error_set(BERTH_EINUSE,
+                             "blob %s is referenced by manifest %s of %s: delete the manifest "
+                             "first",
+                             digest->str, by.str, repo_name);
+    }
     if (rc == 0 && unlink(path.ptr) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo_name)
@@ -519,6 +656,9 @@ int berth_store_blob_delete(berth_store *s, const char *repo_name, const berth_d
     if (rc == 0 && s->opts.fsync) {
         rc = berth__fs_fsync_parent(path.ptr);
     }
+unlock:
+    pthread_rwlock_unlock(&r->lock);
+out:
     berth_buf_dispose(&path);
     return rc;
 }
@@ -572,8 +712,11 @@ int berth_store_blob_mount(berth_store *s, const char *repo_name, const char *fr
     int rc;
 
     berth_error_clear();
-    rc = from ? repo_blob_path(&src, s, from, digest)
-              : berth__store_blob_path(&src, s->internal, digest);
+    rc = writable(s);
+    if (rc == 0) {
+        rc = from ? repo_blob_path(&src, s, from, digest)
+                  : berth__store_blob_path(&src, s->internal, digest);
+    }
     if (rc == 0 && stat(src.ptr, &st) != 0) {
         rc = berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
                              from ? from : "the store");
@@ -663,9 +806,7 @@ void berth_manifest_release(const berth_stored_manifest *m)
         return;
     }
     if (atomic_fetch_sub(&c->refs, 1) == 1) {
-        if (c->store) {
-            atomic_fetch_sub(&c->store->cached_bytes, c->pub.len);
-        }
+        /* the cache's accounting went when it left the list */
         free(c->bytes);
         free(c->media_type);
         free(c);
@@ -692,18 +833,43 @@ static bool exempt_layer(const char *media_type)
                           strstr(media_type, ".foreign.") != NULL);
 }
 
-/* Everything a manifest references must be in the repository (r->lock held). */
-static int check_refs(berth_store *s, repo *r, const berth_document_info *info)
+/* Does the repository accept sparse manifests (opts.sparse_repositories)? */
+static bool sparse_allowed(const berth_store *s, const char *name)
+{
+    const char *p = s->opts.sparse_repositories;
+    while (p && *p) {
+        char glob[512];
+        size_t len = strcspn(p, ",");
+        if (len > 0 && len < sizeof(glob)) {
+            memcpy(glob, p, len);
+            glob[len] = '\0';
+            if (fnmatch(glob, name, 0) == 0) {
+                return true;
+            }
+        }
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+/* Everything a manifest references must be in the repository (r->lock held); with `sparse`,
+   absent references are counted in `*absent` instead. */
+static int check_refs(berth_store *s, repo *r, const berth_document_info *info, bool sparse,
+                      size_t *absent)
 {
     bool index = berth_document_kind_is_index(info->kind);
     berth_buf path = BERTH_BUF_INIT;
     int rc = 0;
 
+    *absent = 0;
     for (size_t i = 0; i < info->nrefs && rc == 0; i++) {
         const berth_descriptor *d = &info->refs[i];
         struct stat st;
+        int err;
         if (index) {
-            if (!berth__htab_get(&r->manifests, d->digest.str)) {
+            if (!berth__htab_get(&r->manifests, d->digest.str) && sparse) {
+                (*absent)++;
+            } else if (!berth__htab_get(&r->manifests, d->digest.str)) {
                 rc = berth_error_set(BERTH_ENOTFOUND, "manifests[%zu]: manifest %s not in %s", i,
                                      d->digest.str, r->name);
             }
@@ -714,9 +880,15 @@ static int check_refs(berth_store *s, repo *r, const berth_document_info *info)
         }
         berth_buf_clear(&path);
         rc = berth__store_blob_path(&path, r->dir, &d->digest);
-        if (rc == 0 && stat(path.ptr, &st) != 0) {
-            rc = berth_error_set(BERTH_ENOTFOUND, "%s: blob %s not in %s",
-                                 i == 0 ? "config" : "layers", d->digest.str, r->name);
+        err = rc == 0 && stat(path.ptr, &st) != 0 ? errno : 0;
+        if (rc == 0 && sparse && (err == ENOENT || err == ENOTDIR)) {
+            (*absent)++;
+        } else if (rc == 0 && err) {
+            errno = err;
+            rc = errno == ENOENT || errno == ENOTDIR
+                     ? berth_error_set(BERTH_ENOTFOUND, "%s: blob %s not in %s",
+                                       i == 0 ? "config" : "layers", d->digest.str, r->name)
+                     : berth_error_set(BERTH_EIO, "stat %s: %s", path.ptr, strerror(errno));
         } else if (rc == 0 && d->size != (int64_t)st.st_size) {
             rc = berth_error_set(BERTH_EINVALID, "%s: blob %s has size %lld, not %lld",
                                  i == 0 ? "config" : "layers", d->digest.str, (long long)st.st_size,
@@ -745,26 +917,14 @@ static int store_manifest_blob(berth_store *s, repo *r, const berth_digest *d, c
     if (rc == 0) {
         rc = berth__store_publish_blob(s, r, tmp, d);
     }
+    if (rc == BERTH_ENOTFOUND) {
+        /* our own staged file vanished: the store failed, not the client */
+        rc = as_io_error("storing the manifest: ");
+    }
     unlink(tmp);
 out:
     berth_buf_dispose(&path);
     return rc;
-}
-
-static char *map_json(const berth_map *m)
-{
-    json_t *obj;
-    char *text;
-    if (!m->count) {
-        return NULL;
-    }
-    obj = json_object();
-    for (size_t i = 0; obj && i < m->count; i++) {
-        json_object_set_new(obj, m->items[i].key, json_string(m->items[i].value));
-    }
-    text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(obj);
-    return text;
 }
 
 /* After a failed save the in-memory state may be ahead of the disk: reload on next use. */
@@ -780,12 +940,16 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
     berth_document_info *info = NULL;
     manifest_entry *m = NULL, *fresh = NULL;
     berth_digest want, got;
-    bool by_digest = strchr(reference, ':') != NULL;
+    bool by_digest = strchr(reference, ':') != NULL, sparse;
+    size_t absent = 0;
     repo *r = NULL;
     int rc;
 
     berth_error_clear();
     memset(result, 0, sizeof(*result));
+    if ((rc = writable(s)) < 0) {
+        return rc;
+    }
     if (len > s->opts.manifest_max) {
         return berth_error_set(BERTH_ETOOBIG, "manifest of %zu bytes is over the limit of %zu", len,
                                s->opts.manifest_max);
@@ -810,7 +974,8 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
         return rc;
     }
     /* a new repository is created only for a manifest whose references could be there */
-    rc = berth__store_repo(&r, s, repo_name, info->nrefs == 0);
+    sparse = sparse_allowed(s, repo_name);
+    rc = berth__store_repo(&r, s, repo_name, info->nrefs == 0 || sparse);
     if (rc == BERTH_ENOTFOUND) {
         rc = berth_error_set(BERTH_ENOTFOUND, "%s: %s %s not in %s",
                              berth_document_kind_is_index(info->kind) ? "manifests" : "config",
@@ -824,7 +989,7 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
     if (rc < 0) {
         goto out;
     }
-    rc = check_refs(s, r, info);
+    rc = check_refs(s, r, info, sparse, &absent);
     if (rc == 0) {
         rc = store_manifest_blob(s, r, &got, data, len);
     }
@@ -839,10 +1004,10 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
             goto unlock;
         }
         m->digest = got;
+        m->sparse = absent > 0;
         m->size = (int64_t)len;
         m->pushed = (int64_t)time(NULL);
         m->artifact_type = info->artifact_type ? strdup(info->artifact_type) : NULL;
-        m->annotations_json = map_json(&info->annotations);
         if (info->subject) {
             m->has_subject = true;
             m->subject = info->subject->digest;
@@ -888,12 +1053,16 @@ out:
 int berth_store_manifest_delete(berth_store *s, const char *repo_name, const berth_digest *digest)
 {
     berth_buf path = BERTH_BUF_INIT;
+    berth_digest by;
     manifest_entry *m;
     repo *r;
     size_t j = 0;
     int rc;
 
     berth_error_clear();
+    if ((rc = writable(s)) < 0) {
+        return rc;
+    }
     rc = berth__store_repo(&r, s, repo_name, false);
     if (rc < 0 || (rc = wrlock_loaded(s, r)) < 0) {
         return rc;
@@ -901,6 +1070,15 @@ int berth_store_manifest_delete(berth_store *s, const char *repo_name, const ber
     m = berth__htab_get(&r->manifests, digest->str);
     if (!m) {
         rc = berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s", digest->str, repo_name);
+        goto out;
+    }
+    rc = referenced(s, r, digest, m, &by);
+    if (rc == 1) {
+        rc = berth_error_set(BERTH_EINUSE,
+                             "manifest %s is referenced by %s of %s: delete that one first",
+                             digest->str, by.str, repo_name);
+    }
+    if (rc < 0) {
         goto out;
     }
     for (size_t i = 0; i < r->ntags; i++) {
@@ -938,6 +1116,9 @@ int berth_store_tag_delete(berth_store *s, const char *repo_name, const char *ta
     int rc;
 
     berth_error_clear();
+    if ((rc = writable(s)) < 0) {
+        return rc;
+    }
     rc = berth__store_repo(&r, s, repo_name, false);
     if (rc < 0 || (rc = wrlock_loaded(s, r)) < 0) {
         return rc;
@@ -993,28 +1174,62 @@ int berth_store_tags(berth_store *s, const char *repo_name, const char *last, si
     return 0;
 }
 
+/* Names copied per batch of a catalog listing, so that the callback runs without the lock. */
+#define CATALOG_BATCH 256
+
 int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_name_cb cb,
                         void *payload, bool *more_out)
 {
-    size_t i = 0, given = 0;
+    char *batch[CATALOG_BATCH];
+    char *after = NULL;
+    size_t given = 0;
+    bool done = false, end = false;
+    int rc = 0;
 
+    berth_error_clear();
     *more_out = false;
-    pthread_mutex_lock(&s->lock);
-    while (last && i < s->ncatalog && strcmp(s->catalog[i], last) <= 0) {
-        i++;
-    }
-    for (; i < s->ncatalog; i++) {
-        if (n && given == n) {
-            *more_out = true;
-            break;
+    while (!done && !end && rc == 0) {
+        size_t lo = 0, hi, take = 0;
+        const char *from = after ? after : last;
+
+        /* under the store's lock only a binary search and a copy of one batch */
+        pthread_mutex_lock(&s->lock);
+        hi = s->ncatalog;
+        while (from && lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(s->catalog[mid], from) <= 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
         }
-        given++;
-        if (cb(s->catalog[i], payload) != 0) {
-            break;
+        for (size_t i = lo; i < s->ncatalog && take < CATALOG_BATCH; i++) {
+            if (!(batch[take] = strdup(s->catalog[i]))) {
+                rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+                break;
+            }
+            take++;
         }
+        pthread_mutex_unlock(&s->lock);
+        end = take < CATALOG_BATCH; /* the end of the catalog (or out of memory) */
+        for (size_t i = 0; i < take; i++) {
+            if (!done && rc == 0) {
+                if (n && given == n) {
+                    *more_out = true;
+                    done = true;
+                } else if (given++, cb(batch[i], payload) != 0) {
+                    done = true;
+                }
+            }
+            if (i + 1 < take) {
+                free(batch[i]);
+            }
+        }
+        free(after);
+        after = take ? batch[take - 1] : NULL;
     }
-    pthread_mutex_unlock(&s->lock);
-    return 0;
+    free(after);
+    return rc;
 }
 
 typedef struct referrers_ctx {
@@ -1056,15 +1271,18 @@ static int by_digest(const void *a, const void *b)
 }
 
 int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo_name,
-                          const berth_digest *digest, const char *artifact_type)
+                          const berth_digest *digest, const char *artifact_type,
+                          berth_referrers_page *page)
 {
     referrers_ctx ctx = {digest, artifact_type, NULL, 0, 0, 0};
-    json_t *doc = NULL, *list;
-    char *text = NULL;
+    size_t i = 0, given = 0, start = out->len;
     repo *r;
     int rc;
 
     berth_error_clear();
+    if (page) {
+        page->more = false;
+    }
     rc = berth__store_repo(&r, s, repo_name, false);
     if (rc < 0 || (rc = lock_loaded(s, r)) < 0) {
         return rc;
@@ -1078,32 +1296,55 @@ int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo_name,
     if (ctx.count > 1) {
         qsort(ctx.found, ctx.count, sizeof(*ctx.found), by_digest);
     }
-    doc = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType",
-                    "application/vnd.oci.image.index.v1+json", "manifests");
-    list = doc ? json_object_get(doc, "manifests") : NULL;
-    for (size_t i = 0; list && i < ctx.count; i++) {
+    while (page && page->last && i < ctx.count &&
+           strcmp(ctx.found[i]->digest.str, page->last) <= 0) {
+        i++;
+    }
+    rc = berth_buf_puts(out, "{\"schemaVersion\":2,\"mediaType\":"
+                             "\"application/vnd.oci.image.index.v1+json\",\"manifests\":[");
+    for (; rc == 0 && i < ctx.count; i++) {
         manifest_entry *m = ctx.found[i];
-        json_t *d = json_pack("{s:s, s:s, s:I}", "mediaType", m->media_type, "digest",
-                              m->digest.str, "size", (json_int_t)m->size);
+        json_t *d;
+        char *text;
+
+        if (page && given > 0 &&
+            ((page->n && given == page->n) ||
+             (page->max_bytes && out->len - start >= page->max_bytes))) {
+            /* a full page; the next starts after the last one given */
+            page->more = true;
+            page->next_last = ctx.found[i - 1]->digest;
+            break;
+        }
+        d = json_pack("{s:s, s:s, s:I}", "mediaType", m->media_type, "digest", m->digest.str,
+                      "size", (json_int_t)m->size);
         if (d && m->artifact_type) {
             json_object_set_new(d, "artifactType", json_string(m->artifact_type));
         }
-        if (d && m->annotations_json) {
-            json_t *a = json_loads(m->annotations_json, 0, NULL);
+        if (d) {
+            /* read from the stored manifest: annotations are not kept in memory */
+            json_t *a = berth__repo_annotations(s, r, m);
             if (a) {
                 json_object_set_new(d, "annotations", a);
             }
         }
-        if (!d || json_array_append_new(list, d) != 0) {
-            list = NULL;
+        text = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(d);
+        if (!text) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
         }
+        rc = given ? berth_buf_puts(out, ",") : 0;
+        if (rc == 0) {
+            rc = berth_buf_puts(out, text);
+        }
+        free(text);
+        given++;
     }
-    text = list ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    rc = text ? berth_buf_puts(out, text) : berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (rc == 0) {
+        rc = berth_buf_puts(out, "]}");
+    }
 out:
     pthread_rwlock_unlock(&r->lock);
-    free(text);
-    json_decref(doc);
     free(ctx.found);
     return rc;
 }

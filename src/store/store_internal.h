@@ -10,13 +10,22 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* A manifest's bytes in memory, shared by reference with readers (berth_stored_manifest). */
+/*
+ * A manifest's bytes in memory, shared by reference with readers (berth_stored_manifest).
+ * A cached one is also on the store's LRU list and referenced from its manifest_entry's slot:
+ * the slot's reference is dropped by whoever clears the slot (eviction, or the entry's free),
+ * which also takes it off the list under store->cache_lock.
+ */
 typedef struct cached_manifest {
     berth_stored_manifest pub; /* first member: the public view */
     atomic_int refs;
-    struct berth_store *store; /* for the cache accounting on release */
+    struct berth_store *store; /* the cache it is in; NULL for an uncached copy */
     char *bytes;
     char *media_type;
+    size_t charge; /* bytes charged to the cache budget: everything allocated for it */
+    struct cached_manifest *prev, *next;   /* LRU list (store->cache_lock) */
+    struct cached_manifest *_Atomic *slot; /* the entry's slot, while on the list */
+    bool listed;
 } cached_manifest;
 
 /* What a repository knows of one of its manifests. */
@@ -24,12 +33,13 @@ typedef struct manifest_entry {
     berth_digest digest;
     char *media_type;
     int64_t size;
-    char *artifact_type;    /* for referrers; NULL when none */
-    char *annotations_json; /* the document's annotations as compact JSON, NULL when none */
+    char *artifact_type; /* for referrers; NULL when none. Annotations are not kept: referrers
+                            read them from the stored bytes (unbounded in size) */
     bool has_subject;
     berth_digest subject;
     cached_manifest *_Atomic cached; /* NULL when not in memory; one reference held here */
     unsigned ntags;                  /* tags pointing here */
+    bool sparse;                     /* accepted with content absent (sparse_repositories) */
     int64_t pushed;                  /* when it was pushed (Unix seconds) */
 } manifest_entry;
 
@@ -63,8 +73,10 @@ struct berth_store {
     size_t ncatalog, catalog_cap;
     berth__htab sessions;                    /* upload id -> struct upload_session */
     berth__htab upload_repos, upload_owners; /* sessions per repository / owner key (upload.c) */
-    atomic_size_t cached_bytes;
-    int lock_fd; /* flock on _berth/lock when opts.lock, else -1 */
+    pthread_mutex_t cache_lock;              /* the LRU list of cached manifests and its bytes */
+    cached_manifest *lru_head, *lru_tail;    /* most recently used first */
+    size_t cached_bytes;                     /* sum of the charges of the listed ones */
+    int lock_fd;                             /* flock on _berth/lock when opts.lock, else -1 */
 };
 
 /* store.c */
@@ -83,6 +95,12 @@ void berth__repo_free_state(repo *r);
 void berth__manifest_entry_free(manifest_entry *m);
 manifest_entry *berth__repo_find_manifest(repo *r, const char *reference);
 int berth__repo_get_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m);
+/* As berth__repo_get_bytes, but a miss is not cached: for scans (gc, fsck, reference checks,
+   referrers' annotations) that must not flush the cache of what clients pull. */
+int berth__repo_peek_bytes(const cached_manifest **out, berth_store *s, repo *r, manifest_entry *m);
+/* The annotations of a stored manifest as a JSON object (new reference), NULL when none or
+   unreadable. r->lock held. */
+struct json_t *berth__repo_annotations(berth_store *s, repo *r, manifest_entry *m);
 size_t berth__repo_tag_index(const repo *r, const char *name, bool *found);
 int berth__repo_set_tag(repo *r, const char *tag, manifest_entry *m, int64_t pushed);
 

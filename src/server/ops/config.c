@@ -8,6 +8,7 @@
  */
 #include <berth/config.h>
 #include <berth/errors.h>
+#include <berth/store.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -40,6 +41,7 @@ typedef struct key_def {
 static const key_def keys[] = {
     KEY("listen", T_STRING, listen),
     KEY("root", T_STRING, root),
+    KEY("sparse_manifests", T_STRING, sparse_manifests),
     KEY("threads", T_U64, threads),
     KEY("max_connections", T_U64, max_connections),
     KEY("timeouts.read", T_DURATION, timeouts.read),
@@ -182,7 +184,7 @@ int berth_config_new(berth_config **out)
     cfg->timeouts.read = 60;
     cfg->timeouts.write = 300;
     cfg->timeouts.idle = 120;
-    cfg->limits.manifest_size = 4u << 20;
+    cfg->limits.manifest_size = BERTH_MANIFEST_MAX_DEFAULT;
     cfg->limits.body_size = 0;
     cfg->limits.concurrent_uploads = 64;
     cfg->limits.upload_sessions = 4096;

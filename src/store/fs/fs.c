@@ -41,6 +41,13 @@ static int io_error(const char *what, const char *path)
     return berth_error_set(code_of(err), "storage %s failed: %s", what, strerror(err));
 }
 
+/* A failure of the store's own files: never "not found", which callers would blame on the
+   client (a staging directory that vanished is an I/O failure). */
+static int write_error(const char *what, const char *path)
+{
+    return berth_error_set(BERTH_EIO, "%s %s: %s", what, path, strerror(errno));
+}
+
 int berth__fs_mkdirs(const char *path)
 {
     char tmp[4096];
@@ -68,10 +75,10 @@ int berth__fs_fsync_dir(const char *dir)
 {
     int rc = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        return io_error("open", dir);
+        return write_error("open", dir);
     }
     if (fsync(fd) != 0) {
-        rc = io_error("fsync", dir);
+        rc = write_error("fsync", dir);
     }
     close(fd);
     return rc;
@@ -117,10 +124,10 @@ int berth__fs_write_atomic(const char *tmpdir, const char *dst, const void *data
     snprintf(tmp, sizeof(tmp), "%s/write.XXXXXX", tmpdir);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        return io_error("create", tmp);
+        return write_error("create", tmp);
     }
     if (write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
-        rc = io_error("write", tmp);
+        rc = write_error("write", tmp);
         close(fd);
         unlink(tmp);
         return rc;
@@ -128,7 +135,7 @@ int berth__fs_write_atomic(const char *tmpdir, const char *dst, const void *data
     fchmod(fd, 0644);
     close(fd);
     if (rename(tmp, dst) != 0) {
-        rc = io_error("rename to", dst);
+        rc = write_error("rename to", dst);
         unlink(tmp);
         return rc;
     }

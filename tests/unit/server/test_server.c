@@ -54,6 +54,9 @@ static void test_server__error_table(void **state)
     /* what nobody expects is a server failure */
     expect_map(BERTH_OP_BLOB, BERTH_EIO, 500, "UNKNOWN");
     expect_map(BERTH_OP_MANIFEST_GET, BERTH_ERROR, 500, "UNKNOWN");
+    /* a delete that would leave a manifest naming absent content */
+    expect_map(BERTH_OP_BLOB, BERTH_EINUSE, 409, "DENIED");
+    expect_map(BERTH_OP_MANIFEST_GET, BERTH_EINUSE, 409, "DENIED");
 }
 
 static void test_server__error_document_is_spec_json(void **state)
@@ -84,6 +87,14 @@ static void test_server__error_document_is_spec_json(void **state)
     assert_string_equal(json_string_value(json_object_get(err, "message")),
                         "blob unknown to registry");
     json_decref(root);
+
+    /* a server failure's detail (store paths) stays in the log */
+    berth_buf_clear(&doc);
+    assert_int_equal(berth__error_document(&doc, BERTH_API_UNKNOWN,
+                                           "rename to /srv/registry/app/index.json: No space"),
+                     0);
+    assert_null(strstr(doc.ptr, "/srv/registry"));
+    assert_non_null(strstr(doc.ptr, "unknown error"));
     berth_buf_dispose(&doc);
 }
 

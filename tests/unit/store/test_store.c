@@ -285,21 +285,22 @@ static void test_store__referrers(void **state)
 
     for (int pass = 0; pass < 2; pass++) {
         berth_buf_clear(&out);
-        assert_int_equal(berth_store_referrers(&out, f->store, "app", &subject, NULL), 0);
+        assert_int_equal(berth_store_referrers(&out, f->store, "app", &subject, NULL, NULL), 0);
         assert_non_null(strstr(out.ptr, "\"artifactType\":\"application/vnd.example.sbom\""));
         assert_non_null(strstr(out.ptr, "\"annotations\":{\"org.example\":\"yes\"}"));
         assert_non_null(strstr(out.ptr, res.digest.str));
         berth_buf_clear(&out);
         assert_int_equal(
-            berth_store_referrers(&out, f->store, "app", &subject, "application/other"), 0);
+            berth_store_referrers(&out, f->store, "app", &subject, "application/other", NULL), 0);
         assert_non_null(strstr(out.ptr, "\"manifests\":[]"));
         reopen(f);
     }
     berth_buf_clear(&out);
     assert_int_equal(berth_digest_buffer(&empty, BERTH_DIGEST_SHA256, "", 0), 0);
-    assert_int_equal(berth_store_referrers(&out, f->store, "app", &empty, NULL), 0);
+    assert_int_equal(berth_store_referrers(&out, f->store, "app", &empty, NULL, NULL), 0);
     assert_non_null(strstr(out.ptr, "\"manifests\":[]"));
-    assert_int_equal(berth_store_referrers(&out, f->store, "nope", &empty, NULL), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_referrers(&out, f->store, "nope", &empty, NULL, NULL),
+                     BERTH_ENOTFOUND);
     berth_buf_dispose(&out);
 }
 
@@ -531,8 +532,10 @@ static void test_store__fsck_finds_corruption(void **state)
     assert_non_null(fp);
     fputc('L', fp);
     fclose(fp);
-    /* and lose another blob */
-    assert_int_equal(berth_store_blob_delete(f->store, "app", &gone), 0);
+    /* the API refuses to delete a referenced blob; lose another blob as a damaged disk would */
+    assert_int_equal(berth_store_blob_delete(f->store, "app", &gone), BERTH_EINUSE);
+    snprintf(path, sizeof(path), "%s/app/blobs/sha256/%s", f->root, berth_digest_hex(&gone));
+    assert_int_equal(unlink(path), 0);
     assert_int_equal(berth_store_fsck(f->store, false, fsck_log, &seen, &stats), 0);
     assert_int_equal(seen.corrupt, 2); /* the pool copy and the repository's link */
     assert_int_equal(seen.missing, 2); /* v1 needs the corrupt layer, v2 the lost one */

@@ -32,7 +32,8 @@ int berth_content_range_parse(berth_byte_range *out, const char *s, size_t len);
  * @param size  the blob's size in bytes
  * @return 0; BERTH_EINVALID for a malformed header (RFC: the server may ignore it);
  *         BERTH_EUNSUPPORTED for several ranges or another unit (the server serves the whole
- *         blob); BERTH_ERANGE when the range cannot be satisfied (416, `bytes * /size`)
+ *         blob); BERTH_ERANGE when the range cannot be satisfied or its last position is
+ *         before its first (416, `bytes * /size`)
  */
 int berth_range_parse(berth_byte_range *out, const char *s, size_t len, uint64_t size);
 

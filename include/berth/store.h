@@ -249,6 +249,18 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
                              size_t len);
 
 /**
+ * berth_store_manifest_put(), and also point each of `tags` (`ntags` of them; the `?tag=`
+ * parameters of a manifest PUT, distribution spec "Pushing Manifests with tags") at the
+ * manifest, in one change of the repository: every tag is validated before anything is stored,
+ * and a tag points at the manifest under the digest of `reference` (so a manifest pushed by a
+ * sha512 digest is tagged by that digest).
+ * @return as berth_store_manifest_put(); BERTH_EINVALID names a bad tag
+ */
+int berth_store_manifest_put_tags(berth_put_result *result, berth_store *s, const char *repo,
+                                  const char *reference, const char *const *tags, size_t ntags,
+                                  const char *content_type, const void *data, size_t len);
+
+/**
  * Delete a manifest by digest, with every tag pointing at it.
  * @return 0, BERTH_ENOTFOUND, BERTH_EIO
  */

@@ -191,7 +191,9 @@ static int parse_spec(range_spec *out, const char *s, size_t len)
     }
     out->last = saturating_number(s + n + 1, len - n - 1);
     if (out->last < out->first) {
-        return berth_error_set(BERTH_EINVALID, "Range: last position before first");
+        /* RFC 9110 14.2 lets a server ignore or reject it; the distribution spec's suite
+           expects the rejection (416) */
+        return berth_error_set(BERTH_ERANGE, "Range: last position before first");
     }
     return 0;
 }

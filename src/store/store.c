@@ -937,6 +937,14 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
                              const char *reference, const char *content_type, const void *data,
                              size_t len)
 {
+    return berth_store_manifest_put_tags(result, s, repo_name, reference, NULL, 0, content_type,
+                                         data, len);
+}
+
+int berth_store_manifest_put_tags(berth_put_result *result, berth_store *s, const char *repo_name,
+                                  const char *reference, const char *const *tags, size_t ntags,
+                                  const char *content_type, const void *data, size_t len)
+{
     berth_document_info *info = NULL;
     manifest_entry *m = NULL, *fresh = NULL;
     berth_digest want, got;
@@ -961,6 +969,11 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
         }
     } else if (!is_tag(reference)) {
         return berth_error_set(BERTH_EINVALID, "invalid tag '%s'", reference);
+    }
+    for (size_t i = 0; i < ntags; i++) {
+        if (!is_tag(tags[i])) {
+            return berth_error_set(BERTH_EINVALID, "invalid tag '%s'", tags[i]);
+        }
     }
     rc = berth_digest_buffer(&got, by_digest ? want.alg : BERTH_DIGEST_SHA256, data, len);
     if (rc < 0) {
@@ -1020,6 +1033,10 @@ int berth_store_manifest_put(berth_put_result *result, berth_store *s, const cha
     }
     if (!by_digest) {
         rc = berth__repo_set_tag(r, reference, m, (int64_t)time(NULL));
+    }
+    /* the tags point at the digest the client used, in its algorithm */
+    for (size_t i = 0; rc == 0 && i < ntags; i++) {
+        rc = berth__repo_set_tag(r, tags[i], m, (int64_t)time(NULL));
     }
     if (rc == 0) {
         rc = berth__repo_save(s, r);

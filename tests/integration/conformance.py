@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Replay of the OCI distribution-spec conformance suite (stdlib only).
 
 Two parts, both run by default:

@@ -1131,6 +1131,30 @@ static int absolute_location(berth_buf *out, berth_client *c, const char *regist
                             loc[0] == '/' ? "" : "/", loc);
 }
 
+/*
+ * Follow the `Link: <...>; rel="next"` of a list page (distribution spec, pagination): point
+ * r->url at the next page, using `next` as scratch. At most 100,000 pages are followed.
+ * @return 1 (there is a next page), 0 (the list is complete) or an error
+ */
+static int next_page(request *r, berth_buf *next, berth_client *c, const char *registry, int *pages)
+{
+    int rc;
+
+    berth_buf_clear(next);
+    if (!r->link || ++*pages > 100000) {
+        return 0;
+    }
+    rc = berth_link_next_parse(next, r->link);
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_clear();
+        return 0;
+    }
+    if (rc < 0 || (rc = absolute_location(&r->url, c, registry, next->ptr)) < 0) {
+        return rc;
+    }
+    return 1;
+}
+
 /* Append `key=value` to a URL that may already have a query. */
 static int url_add_query(berth_buf *url, const char *key, const char *value)
 {
@@ -1546,21 +1570,7 @@ static int list_paged(berth_client *c, const char *registry, const char *scope,
                 goto out;
             }
         }
-        berth_buf_clear(&next);
-        if (!r.link || ++pages > 100000) {
-            break;
-        }
-        rc = berth_link_next_parse(&next, r.link);
-        if (rc == BERTH_ENOTFOUND) {
-            berth_error_clear();
-            rc = 0;
-            break;
-        }
-        if (rc < 0) {
-            goto out;
-        }
-        berth_buf_clear(&r.url);
-        if ((rc = absolute_location(&r.url, c, registry, next.ptr)) < 0) {
+        if ((rc = next_page(&r, &next, c, registry, &pages)) <= 0) {
             goto out;
         }
     }
@@ -1677,18 +1687,11 @@ int berth_client_referrers(berth_client *c, const char *registry, const char *re
             rc = berth_error_set(BERTH_ENOMEM, "out of memory");
             goto out;
         }
-        berth_buf_clear(&next);
-        if (!r.link || ++pages > 100000) {
-            break;
-        }
-        rc = berth_link_next_parse(&next, r.link);
-        if (rc == BERTH_ENOTFOUND) {
-            berth_error_clear();
-            rc = 0;
-            break;
-        }
-        if (rc < 0 || (rc = absolute_location(&r.url, c, registry, next.ptr)) < 0) {
+        if ((rc = next_page(&r, &next, c, registry, &pages)) < 0) {
             goto out;
+        }
+        if (rc == 0) {
+            break;
         }
     }
     json_decref(doc);

@@ -173,31 +173,13 @@ enum MHD_Result berth__api_manifest_put_begin(berth__req *r)
     return MHD_YES;
 }
 
-/* The ?tag= parameters of a manifest PUT (borrowed from MHD); counted past TAGS_MAX. */
+/* Most ?tag= parameters one manifest PUT may carry. */
 #define TAGS_MAX 64
-typedef struct tag_params {
-    const char *v[TAGS_MAX];
-    size_t n;
-} tag_params;
-
-static enum MHD_Result collect_tags(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    tag_params *t = cls;
-
-    (void)kind;
-    if (strcmp(key, "tag") == 0) {
-        if (t->n < TAGS_MAX) {
-            t->v[t->n] = value ? value : "";
-        }
-        t->n++;
-    }
-    return MHD_YES;
-}
 
 enum MHD_Result berth__api_manifest_put_finish(berth__req *r)
 {
-    tag_params tags = {{NULL}, 0};
+    const char *tags[TAGS_MAX];
+    size_t ntags;
     const char *content_type = berth__header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     char media_type[256];
     berth_put_result result;
@@ -225,13 +207,12 @@ enum MHD_Result berth__api_manifest_put_finish(berth__req *r)
             content_type = NULL;
         }
     }
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_tags, &tags);
-    if (tags.n > TAGS_MAX) {
+    if ((ntags = berth__query_all(r, "tag", tags, TAGS_MAX)) > TAGS_MAX) {
         berth_error_set(BERTH_EINVALID, "more than %d tag parameters", TAGS_MAX);
         return berth__respond_error(r, BERTH_OP_MANIFEST_PUT, BERTH_EINVALID, NULL);
     }
     error =
-        berth_store_manifest_put_tags(&result, r->srv->store, r->name, r->ref, tags.v, tags.n,
+        berth_store_manifest_put_tags(&result, r->srv->store, r->name, r->ref, tags, ntags,
                                       content_type, r->body.ptr ? r->body.ptr : "", r->body.len);
     if (error < 0) {
         return berth__respond_error(r, BERTH_OP_MANIFEST_PUT, error, NULL);
@@ -247,8 +228,8 @@ enum MHD_Result berth__api_manifest_put_finish(berth__req *r)
     if (result.has_subject) {
         MHD_add_response_header(resp, "OCI-Subject", result.subject.str);
     }
-    for (size_t i = 0; i < tags.n; i++) {
-        MHD_add_response_header(resp, "OCI-Tag", tags.v[i]);
+    for (size_t i = 0; i < ntags; i++) {
+        MHD_add_response_header(resp, "OCI-Tag", tags[i]);
     }
     return berth__respond(r, 201, resp);
 }

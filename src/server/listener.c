@@ -46,7 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,7 +56,12 @@
 /* How often deadlines are checked, milliseconds. */
 #define TICK_MS 100
 /* Under pressure, a request head taking longer than this is cut, milliseconds. */
-#define BERTH__PRESSURE_HEAD_MS 2000
+#define BERTH__PRESSURE_HEAD_MS 500
+/* Under pressure, a body or a response that makes no progress for this long is cut, ms. */
+#define BERTH__PRESSURE_STALL_MS 2000
+/* Under pressure, a body slower than this (bytes a second) past BERTH__PRESSURE_STALL_MS is
+   cut. */
+#define BERTH__PRESSURE_MIN_RATE 4096
 /* Under pressure, a keep-alive connection idle for longer than this is closed, milliseconds. */
 #define BERTH__PRESSURE_IDLE_MS 250
 /* While clients wait for a slot, a connection is closed after this many requests, or once it
@@ -66,7 +73,15 @@
 /* Descriptors kept for the store, the log and the listener's own use. */
 #define FD_RESERVE 64
 
-enum { PHASE_FREE = 0, PHASE_SNIFF, PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_RESPONSE };
+enum {
+    PHASE_FREE = 0,
+    PHASE_SNIFF,
+    PHASE_IDLE,
+    PHASE_HEAD,
+    PHASE_BODY,
+    PHASE_WORK,
+    PHASE_RESPONSE
+};
 
 typedef struct addr_count {
     char key[INET6_ADDRSTRLEN];
@@ -76,11 +91,16 @@ typedef struct addr_count {
 struct berth__conn {
     int fd;
     atomic_int phase;
-    atomic_int_fast64_t since; /* ms, CLOCK_MONOTONIC: start of the phase */
-    atomic_uint requests;      /* requests begun on this connection */
-    int64_t accepted;          /* ms, CLOCK_MONOTONIC_COARSE */
-    bool shut;                 /* shutdown(2) done */
-    addr_count *addr;          /* the client's address entry */
+    atomic_int_fast64_t since;    /* ms, CLOCK_MONOTONIC: start of the phase */
+    atomic_uint requests;         /* requests begun on this connection */
+    atomic_int_fast64_t progress; /* ms, CLOCK_MONOTONIC_COARSE: last body byte (BODY) */
+    atomic_uint_fast64_t body;    /* body bytes of the current request */
+    bool read_timeout;            /* MHD's timeout is timeouts.read (the worker's thread only) */
+    int outq;                     /* reap(): the send queue last seen (RESPONSE) */
+    int64_t outq_since;           /* reap(): since when it has not shrunk */
+    int64_t accepted;             /* ms, CLOCK_MONOTONIC_COARSE */
+    bool shut;                    /* shutdown(2) done */
+    addr_count *addr;             /* the client's address entry */
     berth__conn *next_free;
 };
 
@@ -181,6 +201,9 @@ static berth__conn *conn_take(berth__listener *l, unsigned per_address, int fd, 
     atomic_store(&c->requests, 0);
     atomic_store(&c->since, now_ms());
     c->accepted = berth__now_ms();
+    c->outq = 0;
+    c->outq_since = 0;
+    c->read_timeout = false;
     atomic_store(&c->phase, PHASE_IDLE);
     a->count++;
     l->by_fd[fd] = c;
@@ -249,8 +272,10 @@ void berth__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
             /* a client without a certificate fails the handshake */
             info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
             if (info && info->tls_session) {
+                /* ... and one that does not verify against tls.client_ca fails it too */
                 gnutls_certificate_server_set_request((gnutls_session_t)info->tls_session,
                                                       GNUTLS_CERT_REQUIRE);
+                gnutls_session_set_verify_cert((gnutls_session_t)info->tls_session, NULL, 0);
             }
         }
         return;
@@ -275,36 +300,59 @@ static berth__conn *conn_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase)
+void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase,
+                       bool body)
 {
     berth__conn *c = conn_of(conn);
-    unsigned timeout = 0;
 
     if (!c) {
         return;
     }
+    /*
+     * libmicrohttpd's inactivity timeout stays at its default, max(timeouts.write,
+     * timeouts.idle), except while a body streams in (timeouts.read); the reaper enforces
+     * timeouts.idle between requests. So a request without a body costs no timeout change.
+     */
     switch (phase) {
     case BERTH__PHASE_HEAD:
         atomic_fetch_add(&c->requests, 1);
         atomic_store(&c->since, now_ms());
         atomic_store(&c->phase, PHASE_HEAD);
-        return;
+        break;
     case BERTH__PHASE_BODY:
+        atomic_store(&c->body, 0);
+        atomic_store(&c->progress, berth__now_ms());
+        atomic_store(&c->since, now_ms());
         atomic_store(&c->phase, PHASE_BODY);
-        timeout = srv->timeout_read;
+        if (body && srv->timeout_read != srv->timeout_default) {
+            MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->timeout_read);
+            c->read_timeout = true;
+        }
+        break;
+    case BERTH__PHASE_WORK:
+        atomic_store(&c->phase, PHASE_WORK);
         break;
     case BERTH__PHASE_RESPONSE:
-        atomic_store(&c->phase, PHASE_RESPONSE);
-        timeout = srv->timeout_write;
-        break;
     case BERTH__PHASE_IDLE:
-        atomic_store(&c->since, now_ms());
-        atomic_store(&c->phase, PHASE_IDLE);
-        timeout = srv->opts.connection_timeout;
+        if (c->read_timeout) {
+            MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->timeout_default);
+            c->read_timeout = false;
+        }
+        if (phase == BERTH__PHASE_IDLE) {
+            atomic_store(&c->since, now_ms());
+        }
+        atomic_store(&c->phase, phase == BERTH__PHASE_IDLE ? PHASE_IDLE : PHASE_RESPONSE);
         break;
     }
-    if (timeout) {
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, timeout);
+}
+
+void berth__conn_progress(struct MHD_Connection *conn, size_t n)
+{
+    berth__conn *c = conn_of(conn);
+
+    if (c) {
+        atomic_fetch_add_explicit(&c->body, n, memory_order_relaxed);
+        atomic_store_explicit(&c->progress, berth__now_ms(), memory_order_relaxed);
     }
 }
 
@@ -484,6 +532,44 @@ static bool pending(int fd)
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
 
+/*
+ * Under pressure: a body that has brought no byte for BERTH__PRESSURE_STALL_MS, or less than
+ * BERTH__PRESSURE_MIN_RATE bytes a second once it is older than that, while nothing waits
+ * unread on its socket (unread bytes mean the server is the slow side).
+ */
+static bool slow_body(berth__conn *c, int64_t now, int64_t age)
+{
+    int64_t stall = berth__now_ms() - (int64_t)atomic_load(&c->progress);
+    uint64_t bytes = atomic_load(&c->body);
+
+    (void)now;
+    if (age <= BERTH__PRESSURE_STALL_MS || pending(c->fd)) {
+        return false;
+    }
+    return stall > BERTH__PRESSURE_STALL_MS ||
+           bytes * 1000 < (uint64_t)age * BERTH__PRESSURE_MIN_RATE;
+}
+
+/*
+ * Under pressure: a response whose client has not taken a byte from the socket's send queue
+ * for BERTH__PRESSURE_STALL_MS (the queue is not empty and has not shrunk).
+ */
+static bool slow_reader(berth__conn *c, int64_t now)
+{
+    int outq = 0;
+
+    if (ioctl(c->fd, SIOCOUTQ, &outq) != 0 || outq == 0 || outq < c->outq) {
+        c->outq = outq;
+        c->outq_since = now;
+        return false;
+    }
+    if (outq > c->outq) {
+        c->outq = outq;
+        c->outq_since = now;
+    }
+    return now - c->outq_since > BERTH__PRESSURE_STALL_MS;
+}
+
 /* Cut connections past their deadlines; under pressure or while draining, more. */
 static void reap(berth_server *srv, bool pressure, bool draining)
 {
@@ -518,6 +604,12 @@ static void reap(berth_server *srv, bool pressure, bool draining)
             break;
         case PHASE_HEAD:
             cut = age > head_ms || (pressure && age > BERTH__PRESSURE_HEAD_MS);
+            break;
+        case PHASE_BODY:
+            cut = pressure && slow_body(c, now, age);
+            break;
+        case PHASE_RESPONSE:
+            cut = pressure && slow_reader(c, now);
             break;
         default:
             break;

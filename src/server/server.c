@@ -41,7 +41,7 @@ enum MHD_Result berth__respond(berth__req *r, unsigned status, struct MHD_Respon
     if (r->close_after || berth__conn_closing(r->srv, r->conn)) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
-    berth__conn_phase(r->srv, r->conn, BERTH__PHASE_RESPONSE);
+    berth__conn_phase(r->srv, r->conn, BERTH__PHASE_RESPONSE, false);
     ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->responded = true;
@@ -136,9 +136,11 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
     if (status == 401 && r->www_authenticate) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
     }
-    if (status == 429 && r->retry_after) {
+    if (status == 429) {
+        /* every 429 says when to come back (a full table of upload sessions: in a second) */
         char retry[24];
-        snprintf(retry, sizeof(retry), "%llu", (unsigned long long)r->retry_after);
+        snprintf(retry, sizeof(retry), "%llu",
+                 (unsigned long long)(r->retry_after ? r->retry_after : 1));
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
     }
     r->bytes = len;
@@ -158,6 +160,35 @@ void berth__req_fail(berth__req *r, berth__op op, int code)
 const char *berth__query(berth__req *r, const char *key)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+typedef struct query_values {
+    const char *key;
+    const char **out;
+    size_t max, n;
+} query_values;
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    query_values *q = cls;
+
+    (void)kind;
+    if (key && strcmp(key, q->key) == 0) {
+        if (q->n < q->max) {
+            q->out[q->n] = value ? value : "";
+        }
+        q->n++;
+    }
+    return MHD_YES;
+}
+
+size_t berth__query_all(berth__req *r, const char *key, const char **out, size_t max)
+{
+    query_values q = {key, out, max, 0};
+
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_query, &q);
+    return q.n;
 }
 
 const char *berth__header(berth__req *r, const char *key)
@@ -500,7 +531,8 @@ static enum MHD_Result finish(berth__req *r)
 
 typedef struct framing {
     unsigned content_length, transfer_encoding;
-    const char *te;
+    const char *te, *cl;
+    bool bad_name; /* a field name that is not an RFC 9110 token (e.g. "Name : value") */
 } framing;
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -509,8 +541,11 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     framing *f = cls;
 
     (void)kind;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (!*key || key[strcspn(key, " \t\r\n\"(),/:;<=>?@[\\]{}")] != '\0') {
+        f->bad_name = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         f->content_length++;
+        f->cl = value;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         f->transfer_encoding++;
         f->te = value;
@@ -543,12 +578,18 @@ static bool te_chunked(const char *te, bool *only)
  * in HTTP/1.0) is refused with 400 and its connection closed (6.3), so that no byte of it is
  * read as another request; a coding other than chunked gets 501 (6.1).
  */
-static bool framing_ok(berth__req *r, const char *version)
+static bool framing_ok(berth__req *r, const char *version, bool *body)
 {
-    framing f = {0, 0, NULL};
+    framing f = {0, 0, NULL, NULL, false};
     bool only;
 
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    *body = f.transfer_encoding || (f.cl && strcmp(f.cl, "0") != 0);
+    if (f.bad_name) {
+        /* RFC 9112 5.1: whitespace between a field name and the colon MUST be refused */
+        berth_error_set(BERTH_EINVALID, "a header field name is not a token");
+        return false;
+    }
     if (f.content_length > 1) {
         berth_error_set(BERTH_EINVALID, "more than one Content-Length");
         return false;
@@ -572,6 +613,12 @@ static bool framing_ok(berth__req *r, const char *version)
     }
     if (!only) {
         berth_error_set(BERTH_EUNSUPPORTED, "transfer codings other than chunked");
+        return false;
+    }
+    if (strcasecmp(f.te, "chunked") != 0) {
+        /* libmicrohttpd decodes chunked only when the value is exactly that: anything else
+           ("chunked " with a space) it would read to the end of the connection */
+        berth_error_set(BERTH_EINVALID, "Transfer-Encoding must be exactly \"chunked\"");
         return false;
     }
     return true;
@@ -599,6 +646,8 @@ static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const 
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size)
 {
+    bool body;
+
     if (!r) {
         return MHD_NO;
     }
@@ -607,11 +656,13 @@ static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->method_name = method;
         r->method = method_of(method);
-        berth__conn_phase(r->srv, conn, BERTH__PHASE_BODY);
-        if (!framing_ok(r, version)) {
+        if (!framing_ok(r, version, &body)) {
+            berth__conn_phase(r->srv, conn, BERTH__PHASE_BODY, false);
             r->close_after = true;
             return berth__respond_error(r, BERTH_OP_HTTP, berth_error_last_code(), NULL);
         }
+        body = body || has_body_method(r->method);
+        berth__conn_phase(r->srv, conn, BERTH__PHASE_BODY, body);
         /*
          * A request without a body is answered on the next call, once MHD has read all of
          * it: a response queued before that makes MHD close the connection, and keep-alive
@@ -619,12 +670,15 @@ static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const 
          * error (413, 416, unknown session) goes out before the body is sent, when the
          * client asked for 100-continue.
          */
-        if (!has_body_method(r->method)) {
+        if (!body) {
             return MHD_YES;
         }
+        /* (a GET or DELETE that announces a body is admitted, or refused, before it is read) */
+        r->early = true;
         return begin(r, url);
     }
     if (*upload_data_size) {
+        berth__conn_progress(conn, *upload_data_size);
         feed(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         /*
@@ -641,7 +695,8 @@ static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const 
     if (r->responded) {
         return MHD_YES;
     }
-    if (!has_body_method(r->method)) {
+    berth__conn_phase(r->srv, conn, BERTH__PHASE_WORK, false);
+    if (!r->early) {
         return begin(r, url);
     }
     berth_error_clear();
@@ -659,7 +714,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
     r->srv = srv;
     r->mroute = BERTH_ROUTE_OTHER;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
-    berth__conn_phase(srv, conn, BERTH__PHASE_HEAD);
+    berth__conn_phase(srv, conn, BERTH__PHASE_HEAD, false);
     r->uri = strdup(uri); /* routed on (see begin) and logged */
     return r;
 }
@@ -675,7 +730,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     }
     atomic_store_explicit(&w->busy_since, berth__now_ms(), memory_order_relaxed);
-    berth__conn_phase(srv, conn, BERTH__PHASE_IDLE);
+    berth__conn_phase(srv, conn, BERTH__PHASE_IDLE, false);
     berth__ops_completed(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->upload) {
         /* still held: the request was refused or the client went away mid-body */
@@ -758,6 +813,9 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     srv->timeout_header = srv->opts.header_timeout ? srv->opts.header_timeout : 20;
     srv->timeout_read = srv->opts.read_timeout ? srv->opts.read_timeout : 60;
     srv->timeout_write = srv->opts.write_timeout ? srv->opts.write_timeout : 300;
+    srv->timeout_default = srv->timeout_write > srv->opts.connection_timeout
+                               ? srv->timeout_write
+                               : srv->opts.connection_timeout;
     srv->per_address = srv->opts.connections_per_address;
     if (srv->opts.connection_memory == 0) {
         srv->opts.connection_memory = 32 * 1024;
@@ -823,7 +881,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
             flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
             access_handler, w,
             MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit * 2 + 4096,
-            MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.connection_timeout,
+            MHD_OPTION_CONNECTION_TIMEOUT, srv->timeout_default,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
             MHD_OPTION_URI_LOG_CALLBACK, uri_logger, w,
             MHD_OPTION_NOTIFY_COMPLETED, completed, w,

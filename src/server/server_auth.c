@@ -535,30 +535,14 @@ bool berth__ops_admit(berth__req *r, enum MHD_Result *ret)
 
 /* ---- token endpoint ------------------------------------------------------------------------ */
 
-typedef struct scope_list {
-    const char *items[SCOPES_MAX];
-    size_t count;
-} scope_list;
-
-static enum MHD_Result collect_scope(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
-{
-    scope_list *l = cls;
-
-    (void)kind;
-    if (key && value && strcmp(key, "scope") == 0 && l->count < SCOPES_MAX) {
-        l->items[l->count++] = value;
-    }
-    return MHD_YES;
-}
-
 enum MHD_Result berth__token_endpoint(berth__req *r)
 {
     berth_server *srv = r->srv;
     const char *authz;
     berth_buf body = BERTH_BUF_INIT;
     struct MHD_Response *resp;
-    scope_list scopes = {{NULL}, 0};
+    const char *scopes[SCOPES_MAX];
+    size_t nscopes;
     enum MHD_Result ret;
     size_t len;
     char *data;
@@ -595,11 +579,12 @@ enum MHD_Result berth__token_endpoint(berth__req *r)
         }
         r->authenticated = true;
     }
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_scope, &scopes);
+    /* scopes past SCOPES_MAX are left out, as scopes the rules do not grant are */
+    nscopes = berth__query_all(r, "scope", scopes, SCOPES_MAX);
     error = berth_token_endpoint(&body, srv->token_key, srv->acl, srv->cfg->auth.token.issuer,
                                  srv->cfg->auth.token.service, srv->cfg->auth.token.lifetime,
-                                 r->authenticated ? r->user : NULL, scopes.items, scopes.count,
-                                 (int64_t)time(NULL));
+                                 r->authenticated ? r->user : NULL, scopes,
+                                 nscopes < SCOPES_MAX ? nscopes : SCOPES_MAX, (int64_t)time(NULL));
     if (error < 0) {
         berth_buf_dispose(&body);
         return berth__respond_error(r, error == BERTH_EINVALID ? BERTH_OP_QUERY : BERTH_OP_ANY,

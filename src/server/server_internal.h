@@ -144,6 +144,7 @@ struct berth_server {
     unsigned timeout_header;           /* seconds for a request's line and headers */
     unsigned timeout_read;             /* seconds without a body byte */
     unsigned timeout_write;            /* seconds without a response byte sent */
+    unsigned timeout_default;          /* MHD's inactivity timeout: max(timeout_write, idle) */
     unsigned per_address;              /* connections per client address; 0: no cap */
     char *tls_cert, *tls_key, *tls_ca; /* PEM text read at start */
 
@@ -173,6 +174,7 @@ typedef struct berth__req {
     char name[BERTH_NAME_MAX + 1];
     char ref[BERTH__REF_MAX + 1];
     bool begun;       /* the first access-handler call happened */
+    bool early;       /* routed on the first call, before the body (see handle) */
     bool responded;   /* a response is queued */
     bool close_after; /* the response closes the connection */
     unsigned status;  /* status of the queued response */
@@ -254,6 +256,12 @@ void berth__req_fail(berth__req *r, berth__op op, int code);
 /** A query argument of the request, or NULL. Borrowed from MHD. */
 const char *berth__query(berth__req *r, const char *key);
 
+/**
+ * Every value of query parameter `key` (`?tag=a&tag=b`), in order: the first `max` into `out`
+ * (borrowed from MHD). @return how many there are, which may exceed `max`
+ */
+size_t berth__query_all(berth__req *r, const char *key, const char **out, size_t max);
+
 /** A request header, or NULL. Borrowed from MHD. */
 const char *berth__header(berth__req *r, const char *key);
 
@@ -309,6 +317,7 @@ void berth__token_cache_free(berth__token_cache *c);
 typedef enum berth__phase {
     BERTH__PHASE_HEAD,     /* request line received, headers arriving */
     BERTH__PHASE_BODY,     /* the handler runs, the body streams in */
+    BERTH__PHASE_WORK,     /* the body is in: the server's turn (commit, hashing) */
     BERTH__PHASE_RESPONSE, /* an answer is queued */
     BERTH__PHASE_IDLE,     /* the request is complete: waiting for the next one */
 } berth__phase;
@@ -338,8 +347,15 @@ void berth__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
 /** Milliseconds of CLOCK_MONOTONIC_COARSE (cheap: for the workers' busy stamps). */
 int64_t berth__now_ms(void);
 
-/** Record that the connection of a request entered `phase` (and set MHD's timeout for it). */
-void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase);
+/**
+ * Record that the connection of a request entered `phase`; `body`: the request announced a body
+ * (BODY phase: MHD's inactivity timeout becomes timeouts.read until the response).
+ */
+void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase,
+                       bool body);
+
+/** Record that `n` body bytes of a request arrived on its connection (progress, see reap). */
+void berth__conn_progress(struct MHD_Connection *conn, size_t n);
 
 /** Whether the response about to be queued should close its connection (rotation, drain). */
 bool berth__conn_closing(berth_server *srv, struct MHD_Connection *conn);

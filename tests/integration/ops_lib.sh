@@ -78,3 +78,50 @@ ops_push_image() {
     curl -sk "${auth[@]}" -o /dev/null -w '%{http_code}' -X PUT --data-binary "@$m" \
         -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' "$URL/v2/$2/manifests/$3"
 }
+
+# sec_users_setup: the users and rules of the security tests in $T (= $BERTH_TMP), and PORT:
+# alice pull/push team/*, bob pull team/*, carol pull/push public/*, anonymous pull public/*,
+# admin pull/push *. Writes htpasswd (password: <user>pw), rules.yaml, basic.yaml (Basic auth)
+# and token.yaml (berth's own token endpoint on PORT).
+sec_users_setup() {
+    T=$BERTH_TMP
+    : >"$T/htpasswd"
+    for u in alice bob carol admin; do
+        htpasswd -Bbn "$u" "${u}pw" | head -n 1 >>"$T/htpasswd"
+    done
+    PORT=$(free_port)
+    cat >"$T/rules.yaml" <<'Y'
+access:
+  - repositories: "team/*"
+    users: [alice]
+    actions: [pull, push]
+  - repositories: "team/*"
+    users: [bob]
+    actions: [pull]
+  - repositories: "public/*"
+    users: [carol]
+    actions: [pull, push]
+  - repositories: "public/*"
+    anonymous: true
+    actions: [pull]
+  - repositories: "*"
+    users: [admin]
+    actions: [pull, push]
+Y
+    {
+        cat "$T/rules.yaml"
+        echo "auth: {htpasswd: $T/htpasswd}"
+    } >"$T/basic.yaml"
+    openssl ecparam -genkey -name prime256v1 -noout -out "$T/token.pem" 2>/dev/null
+    {
+        cat "$T/rules.yaml"
+        cat <<Y
+auth:
+  htpasswd: $T/htpasswd
+  token:
+    realm: http://127.0.0.1:$PORT/token
+    service: berth-test
+    private_key: $T/token.pem
+Y
+    } >"$T/token.yaml"
+}

@@ -145,6 +145,10 @@ def framing():
          b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("Transfer-Encoding in HTTP/1.0", b"POST /v2/f/blobs/uploads/ HTTP/1.0\r\nHost: x\r\n"
          b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("chunked with trailing whitespace", b"POST /v2/f/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+         b"Transfer-Encoding: chunked \r\n\r\n0\r\n\r\n" + smuggled, 400),
+        ("whitespace before the colon", b"POST /v2/f/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+         b"Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + smuggled, 400),
     ]
     for name, raw, status in cases:
         s = connect()
@@ -156,6 +160,14 @@ def framing():
         truth(f"{name}: the connection is closed", closed)
         body = out.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in out else b""
         check(f"{name}: code", "UNSUPPORTED", error_code(body))
+    # a GET that announces a body it never sends is answered at once, not after the body
+    s = connect()
+    s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+    t0 = time.time()
+    out, closed = read_all(s, 3)
+    s.close()
+    check("GET with an unsent body: answered", b"HTTP/1.1 200", out[:12])
+    truth("GET with an unsent body: at once", time.time() - t0 < 2.5)
     # an ordinary chunked upload still works
     st, _, _ = request("POST", "/v2/f/blobs/uploads/?digest=sha256:" +
                        hashlib.sha256(b"abc").hexdigest(), {"Transfer-Encoding": "chunked",
@@ -360,6 +372,47 @@ def good_client(what, tries=6, every=1.0, within=5.0):
     truth(f"{what}: each within {within}s", worst <= within, f"worst {worst:.2f}s")
 
 
+def hold_slow_bodies(n, stop):
+    """n uploads that send their body one byte a second."""
+    socks = []
+    for i in range(n):
+        try:
+            s = connect(src=f"127.0.0.{2 + i % 8}", timeout=2)
+            s.sendall(b"PUT /v2/slow/r/manifests/t HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                      b"Content-Length: 100000\r\n\r\n{")
+            socks.append(s)
+        except OSError:
+            pass
+    while not stop.is_set():
+        for s in socks:
+            try:
+                s.sendall(b" ")
+            except OSError:
+                pass
+        stop.wait(1.0)
+    for s in socks:
+        s.close()
+
+
+def hold_slow_readers(n, digest, stop):
+    """n downloads of a large blob whose clients never read."""
+    socks = []
+    for i in range(n):
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.bind((f"127.0.0.{2 + i % 8}", 0))
+            s.connect((HOST, PORT))
+            s.sendall(f"GET /v2/slow/r/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            socks.append(s)
+        except OSError:
+            pass
+    stop.wait()
+    for s in socks:
+        s.close()
+
+
 def slow_clients():
     # the server runs with max_connections 100: 300 slow clients want three times that
     stop = threading.Event()
@@ -374,6 +427,22 @@ def slow_clients():
     t.start()
     time.sleep(2)
     good_client("300 idle keep-alive connections")
+    stop.set()
+    t.join()
+    stop = threading.Event()
+    t = threading.Thread(target=hold_slow_bodies, args=(300, stop))
+    t.start()
+    time.sleep(2)
+    good_client("300 bodies sent a byte a second", within=6.0)
+    stop.set()
+    t.join()
+    big = b"z" * (16 << 20)
+    digest = push_blob("slow/r", big)
+    stop = threading.Event()
+    t = threading.Thread(target=hold_slow_readers, args=(150, digest, stop))
+    t.start()
+    time.sleep(2)
+    good_client("150 downloads never read", within=6.0)
     stop.set()
     t.join()
 

@@ -14,46 +14,7 @@ if [ -n "${BERTH_TEST_URL:-}" ]; then
     exit 77
 fi
 command -v htpasswd >/dev/null || { echo "skip: htpasswd (apache2-utils) missing"; exit 77; }
-T=$BERTH_TMP
-: >"$T/htpasswd"
-for u in alice bob carol admin; do
-    htpasswd -Bbn "$u" "${u}pw" | head -n 1 >>"$T/htpasswd"
-done
-PORT=$(free_port)
-cat >"$T/rules.yaml" <<'Y'
-access:
-  - repositories: "team/*"
-    users: [alice]
-    actions: [pull, push]
-  - repositories: "team/*"
-    users: [bob]
-    actions: [pull]
-  - repositories: "public/*"
-    users: [carol]
-    actions: [pull, push]
-  - repositories: "public/*"
-    anonymous: true
-    actions: [pull]
-  - repositories: "*"
-    users: [admin]
-    actions: [pull, push]
-Y
-{
-    cat "$T/rules.yaml"
-    echo "auth: {htpasswd: $T/htpasswd}"
-} >"$T/basic.yaml"
-openssl ecparam -genkey -name prime256v1 -noout -out "$T/token.pem" 2>/dev/null
-{
-    cat "$T/rules.yaml"
-    cat <<Y
-auth:
-  htpasswd: $T/htpasswd
-  token:
-    realm: http://127.0.0.1:$PORT/token
-    service: berth-test
-    private_key: $T/token.pem
-Y
-} >"$T/token.yaml"
+sec_users_setup
 
 # ---- 2. empty Basic credentials are anonymous ------------------------------------------------
 ops_start http "$PORT" --config "$T/basic.yaml"

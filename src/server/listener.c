@@ -127,12 +127,10 @@ struct berth__listener {
     atomic_bool draining; /* shutting down: every response closes its connection */
 };
 
+/* Deadlines are seconds; the coarse clock (a few ms) is precise enough and cheaper. */
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return berth__now_ms();
 }
 
 int64_t berth__now_ms(void)
@@ -320,14 +318,18 @@ void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__ph
         atomic_store(&c->phase, PHASE_HEAD);
         break;
     case BERTH__PHASE_BODY:
-        atomic_store(&c->body, 0);
-        atomic_store(&c->progress, berth__now_ms());
-        atomic_store(&c->since, now_ms());
-        atomic_store(&c->phase, PHASE_BODY);
-        if (body && srv->timeout_read != srv->timeout_default) {
-            MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->timeout_read);
-            c->read_timeout = true;
+        if (body) {
+            int64_t now = now_ms();
+
+            atomic_store(&c->body, 0);
+            atomic_store(&c->progress, now);
+            atomic_store(&c->since, now);
+            if (srv->timeout_read != srv->timeout_default) {
+                MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->timeout_read);
+                c->read_timeout = true;
+            }
         }
+        atomic_store(&c->phase, PHASE_BODY);
         break;
     case BERTH__PHASE_WORK:
         atomic_store(&c->phase, PHASE_WORK);
@@ -430,16 +432,23 @@ static berth__worker *pick_worker(berth_server *srv)
 static void hand_to_mhd(berth_server *srv, berth__conn *c, const struct sockaddr_storage *ss,
                         socklen_t sslen)
 {
-    berth__listener *l = srv->listener;
     int fd = c->fd;
 
-    if (MHD_add_connection(pick_worker(srv)->daemon, fd, (const struct sockaddr *)ss, sslen) !=
-        MHD_YES) {
-        /* MHD closed the socket; the record was never announced to it */
-        pthread_mutex_lock(&l->lock);
-        conn_put(l, c);
-        pthread_mutex_unlock(&l->lock);
+    if (berth__worker_hand(pick_worker(srv), c, fd, ss, sslen) < 0) {
+        answer_and_close(fd, "503 Service Unavailable", "TOOMANYREQUESTS",
+                         "the server is busy: retry", true);
+        berth__conn_refused(srv, c);
     }
+}
+
+void berth__conn_refused(berth_server *srv, berth__conn *c)
+{
+    berth__listener *l = srv->listener;
+
+    pthread_mutex_lock(&l->lock);
+    conn_put(l, c);
+    pthread_mutex_unlock(&l->lock);
+    wake(l);
 }
 
 /* The first byte of a TLS connection arrived (or it failed): hand it over or refuse it. */

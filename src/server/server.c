@@ -776,7 +776,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     struct sockaddr_storage ss;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD;
+    unsigned flags = MHD_USE_EPOLL;
     struct MHD_OptionItem tls[5];
     socklen_t sslen = 0;
     size_t ntls = 0;
@@ -860,13 +860,11 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         goto out;
     }
     /*
-     * One daemon per worker thread, each without a listening socket: the listener accepts and
-     * hands connections over (MHD_add_connection). MHD's own limit sits above the listener's,
-     * which is the one that counts: a slot the listener saw freed may not be freed in MHD's
-     * books yet. The workers poll(2) rather than epoll: libmicrohttpd 0.9.75's edge-triggered
-     * epoll loop, fed by MHD_add_connection under heavy churn, was seen to leave a whole
-     * worker's connections unserved (in CLOSE-WAIT) until their idle timeout, which is the
-     * slot leak behind the old collapse; poll is level-triggered and measured faster here.
+     * One daemon per worker, each without a listening socket and without a thread of its own:
+     * the listener accepts and queues connections to a worker, whose thread (worker.c) adds them
+     * to its daemon and runs it in libmicrohttpd's external epoll mode. MHD's own limit sits
+     * above the listener's, which is the one that counts: a slot the listener saw freed may not
+     * be freed in MHD's books yet.
      */
     if (!(srv->workers = calloc(srv->opts.threads, sizeof(*srv->workers)))) {
         error = berth_error_set(BERTH_ENOMEM, "out of memory");
@@ -878,9 +876,9 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         w->srv = srv;
         // clang-format off
         w->daemon = MHD_start_daemon(
-            flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+            flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
             access_handler, w,
-            MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit * 2 + 4096,
+            MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit + 64,
             MHD_OPTION_CONNECTION_TIMEOUT, srv->timeout_default,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
             MHD_OPTION_URI_LOG_CALLBACK, uri_logger, w,
@@ -896,6 +894,9 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
             goto out;
         }
         srv->nworkers++;
+        if ((error = berth__worker_start(w)) < 0) {
+            goto out;
+        }
     }
     if ((error = berth__listener_port(srv, &srv->port)) < 0 ||
         (error = berth__listener_run(srv)) < 0) {
@@ -930,6 +931,7 @@ void berth_server_stop(berth_server *srv)
         berth__listener_drain(srv, srv->opts.drain_timeout_ms);
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
+        berth__worker_stop(&srv->workers[i]);
         MHD_stop_daemon(srv->workers[i].daemon);
     }
     srv->nworkers = 0;

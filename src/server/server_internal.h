@@ -102,16 +102,37 @@ typedef enum berth__route {
 typedef struct berth__listener berth__listener;
 typedef struct berth__conn berth__conn;
 
+/** Connections handed to a worker and not yet added to its daemon. */
+#define BERTH__WORKER_QUEUE 1024
+
+/** One connection on its way to a worker (listener.c -> worker.c). */
+typedef struct berth__handoff {
+    berth__conn *conn;
+    int fd;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
+} berth__handoff;
+
 /**
- * One worker: a libmicrohttpd daemon with one thread of its own. The listener hands a new
- * connection to a worker that is not stuck inside a handler (see listener.c), so a request
- * doing slow I/O holds up its own worker's connections, never the new ones.
+ * One worker: a thread of berth's own running one libmicrohttpd daemon in its external epoll
+ * mode (worker.c). The listener queues new connections to it and wakes it; the worker adds
+ * them to its daemon itself (MHD_add_connection from the daemon's own thread) and runs it.
+ * A new connection goes to a worker that is not stuck inside a handler (see listener.c), so a
+ * request doing slow I/O holds up its own worker's connections, never the new ones.
  */
 typedef struct berth__worker {
     struct berth_server *srv;
     struct MHD_Daemon *daemon;
     atomic_int_fast64_t busy_since; /* ms, CLOCK_MONOTONIC, while inside a callback; 0 outside */
     atomic_uint conns;              /* connections it holds */
+    pthread_t thread;
+    bool running;
+    int ep;               /* epoll of the daemon's epoll fd and `wake` */
+    int wake;             /* eventfd: connections queued, or stop */
+    pthread_mutex_t lock; /* the queue and `stop` */
+    berth__handoff queue[BERTH__WORKER_QUEUE];
+    size_t queued;
+    bool stop;
 } berth__worker;
 
 /** Verified bearer tokens, keyed by the SHA-256 of the token (auth.c). */
@@ -356,6 +377,22 @@ void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__ph
 
 /** Record that `n` body bytes of a request arrived on its connection (progress, see reap). */
 void berth__conn_progress(struct MHD_Connection *conn, size_t n);
+
+/** Give back the record of a connection libmicrohttpd refused (it closed the socket). */
+void berth__conn_refused(berth_server *srv, berth__conn *c);
+
+/**
+ * Queue connection `c` (socket `fd`, peer `addr`) for worker `w` and wake it.
+ * @return 0, or BERTH_EBUSY when its queue is full (the caller still owns the socket)
+ */
+int berth__worker_hand(berth__worker *w, berth__conn *c, int fd,
+                       const struct sockaddr_storage *addr, socklen_t addrlen);
+
+/** Start worker `w` (its daemon exists). @return 0 or BERTH_EIO */
+int berth__worker_start(berth__worker *w);
+
+/** Stop and join worker `w`, before its daemon is stopped; fine when it never started. */
+void berth__worker_stop(berth__worker *w);
 
 /** Whether the response about to be queued should close its connection (rotation, drain). */
 bool berth__conn_closing(berth_server *srv, struct MHD_Connection *conn);

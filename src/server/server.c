@@ -885,6 +885,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
             MHD_OPTION_NOTIFY_COMPLETED, completed, w,
             MHD_OPTION_NOTIFY_CONNECTION, berth__conn_notify, w,
             MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, /* the workers block it: sendfile(2) is safe */
             MHD_OPTION_ARRAY, tls,
             MHD_OPTION_END);
         // clang-format on

@@ -19,6 +19,7 @@
 #include <berth/errors.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -85,6 +86,14 @@ static void *worker_main(void *arg)
 {
     berth__worker *w = arg;
     struct epoll_event ev[2];
+    sigset_t pipe;
+
+    /* a client gone mid-response is an EPIPE, never a signal: so libmicrohttpd may send blob
+       bodies with sendfile(2), which cannot take MSG_NOSIGNAL (MHD_OPTION_SIGPIPE_HANDLED_BY_APP)
+     */
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 
     for (;;) {
         MHD_UNSIGNED_LONG_LONG next;

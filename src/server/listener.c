@@ -118,6 +118,7 @@ struct berth__listener {
     berth__conn **by_fd;  /* `nfd` entries */
     size_t cap, nfd;
     berth__conn *free;
+    size_t used; /* records ever taken: conns[0..used) */
     size_t active;
     berth__htab addrs;
     berth_metrics *metrics;
@@ -190,9 +191,13 @@ static berth__conn *conn_take(berth__listener *l, unsigned per_address, int fd, 
             return NULL;
         }
     }
-    c = l->free;
-    l->free = c->next_free;
-    c->next_free = NULL;
+    if (l->free) {
+        c = l->free;
+        l->free = c->next_free;
+        c->next_free = NULL;
+    } else {
+        c = &l->conns[l->used++]; /* the caller checked active < cap, so used < cap */
+    }
     c->fd = fd;
     c->shut = false;
     c->addr = a;
@@ -290,7 +295,7 @@ void berth__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
     wake(l);
 }
 
-static berth__conn *conn_of(struct MHD_Connection *conn)
+berth__conn *berth__conn_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -298,11 +303,9 @@ static berth__conn *conn_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase,
-                       bool body)
+void berth__conn_phase(berth_server *srv, berth__conn *c, struct MHD_Connection *conn,
+                       berth__phase phase, bool body)
 {
-    berth__conn *c = conn_of(conn);
-
     if (!c) {
         return;
     }
@@ -348,20 +351,17 @@ void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__ph
     }
 }
 
-void berth__conn_progress(struct MHD_Connection *conn, size_t n)
+void berth__conn_progress(berth__conn *c, size_t n)
 {
-    berth__conn *c = conn_of(conn);
-
     if (c) {
         atomic_fetch_add_explicit(&c->body, n, memory_order_relaxed);
         atomic_store_explicit(&c->progress, berth__now_ms(), memory_order_relaxed);
     }
 }
 
-bool berth__conn_closing(berth_server *srv, struct MHD_Connection *conn)
+bool berth__conn_closing(berth_server *srv, berth__conn *c)
 {
     berth__listener *l = srv->listener;
-    berth__conn *c;
 
     if (!l) {
         return false;
@@ -372,7 +372,6 @@ bool berth__conn_closing(berth_server *srv, struct MHD_Connection *conn)
     if (!atomic_load(&l->waiting)) {
         return false;
     }
-    c = conn_of(conn);
     return c && (atomic_load(&c->requests) >= BERTH__ROTATE_REQUESTS ||
                  berth__now_ms() - c->accepted >= BERTH__ROTATE_MS);
 }
@@ -588,7 +587,7 @@ static void reap(berth_server *srv, bool pressure, bool draining)
     int64_t idle_ms = (int64_t)srv->opts.connection_timeout * 1000;
 
     pthread_mutex_lock(&l->lock);
-    for (size_t i = 0; i < l->cap; i++) {
+    for (size_t i = 0; i < l->used; i++) {
         berth__conn *c = &l->conns[i];
         int phase = atomic_load(&c->phase);
         int64_t age = now - (int64_t)atomic_load(&c->since);
@@ -716,11 +715,8 @@ int berth__listener_start(berth_server *srv, const struct sockaddr *sa, socklen_
         !(l->by_fd = calloc(l->nfd, sizeof(*l->by_fd)))) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    for (size_t i = l->cap; i-- > 0;) {
-        l->conns[i].fd = -1;
-        l->conns[i].next_free = l->free;
-        l->free = &l->conns[i];
-    }
+    /* records are taken from `conns` in order as first needed (see conn_take), so the
+       table costs memory only up to the most connections ever open at once */
     if ((l->lfd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
         setsockopt(l->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(l->lfd, sa, salen) < 0 || listen(l->lfd, BERTH__LISTEN_BACKLOG) < 0) {
@@ -790,7 +786,7 @@ void berth__listener_drain(berth_server *srv, unsigned drain_ms)
     }
     if (l->active > 0) {
         berth__log(BERTH_LOG_WARN, "drain deadline: cutting %zu connections", l->active);
-        for (size_t i = 0; i < l->cap; i++) {
+        for (size_t i = 0; i < l->used; i++) {
             int phase = atomic_load(&l->conns[i].phase);
             if (phase != PHASE_FREE && phase != PHASE_SNIFF) {
                 conn_cut(&l->conns[i]);
@@ -824,7 +820,7 @@ void berth__listener_free(berth_server *srv)
         wake(l);
         pthread_join(l->thread, NULL);
     }
-    for (size_t i = 0; l->conns && i < l->cap; i++) {
+    for (size_t i = 0; l->conns && i < l->used; i++) {
         if (atomic_load(&l->conns[i].phase) == PHASE_SNIFF) {
             close(l->conns[i].fd);
         }

@@ -38,10 +38,10 @@ enum MHD_Result berth__respond(berth__req *r, unsigned status, struct MHD_Respon
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
-    if (r->close_after || berth__conn_closing(r->srv, r->conn)) {
+    if (r->close_after || berth__conn_closing(r->srv, r->lc)) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
-    berth__conn_phase(r->srv, r->conn, BERTH__PHASE_RESPONSE, false);
+    berth__conn_phase(r->srv, r->lc, r->conn, BERTH__PHASE_RESPONSE, false);
     ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->responded = true;
@@ -657,12 +657,12 @@ static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const 
         r->method_name = method;
         r->method = method_of(method);
         if (!framing_ok(r, version, &body)) {
-            berth__conn_phase(r->srv, conn, BERTH__PHASE_BODY, false);
+            berth__conn_phase(r->srv, r->lc, conn, BERTH__PHASE_BODY, false);
             r->close_after = true;
             return berth__respond_error(r, BERTH_OP_HTTP, berth_error_last_code(), NULL);
         }
         body = body || has_body_method(r->method);
-        berth__conn_phase(r->srv, conn, BERTH__PHASE_BODY, body);
+        berth__conn_phase(r->srv, r->lc, conn, BERTH__PHASE_BODY, body);
         /*
          * A request without a body is answered on the next call, once MHD has read all of
          * it: a response queued before that makes MHD close the connection, and keep-alive
@@ -678,7 +678,7 @@ static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const 
         return begin(r, url);
     }
     if (*upload_data_size) {
-        berth__conn_progress(conn, *upload_data_size);
+        berth__conn_progress(r->lc, *upload_data_size);
         feed(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         /*
@@ -695,7 +695,7 @@ static enum MHD_Result handle(berth__req *r, struct MHD_Connection *conn, const 
     if (r->responded) {
         return MHD_YES;
     }
-    berth__conn_phase(r->srv, conn, BERTH__PHASE_WORK, false);
+    berth__conn_phase(r->srv, r->lc, conn, BERTH__PHASE_WORK, false);
     if (!r->early) {
         return begin(r, url);
     }
@@ -714,7 +714,8 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
     r->srv = srv;
     r->mroute = BERTH_ROUTE_OTHER;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
-    berth__conn_phase(srv, conn, BERTH__PHASE_HEAD, false);
+    r->lc = berth__conn_of(conn);
+    berth__conn_phase(srv, r->lc, conn, BERTH__PHASE_HEAD, false);
     r->uri = strdup(uri); /* routed on (see begin) and logged */
     return r;
 }
@@ -730,7 +731,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     }
     atomic_store_explicit(&w->busy_since, berth__now_ms(), memory_order_relaxed);
-    berth__conn_phase(srv, conn, BERTH__PHASE_IDLE, false);
+    berth__conn_phase(srv, r->lc, conn, BERTH__PHASE_IDLE, false);
     berth__ops_completed(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->upload) {
         /* still held: the request was refused or the client went away mid-body */

@@ -187,7 +187,8 @@ typedef enum berth__sink {
 typedef struct berth__req {
     berth_server *srv;
     struct MHD_Connection *conn;
-    char *uri; /* as received, with the query: for the log */
+    berth__conn *lc; /* the listener's record of the connection (may be NULL) */
+    char *uri;       /* as received, with the query: routed on and logged */
     struct timespec start;
     berth__method method;
     const char *method_name;
@@ -372,11 +373,14 @@ int64_t berth__now_ms(void);
  * Record that the connection of a request entered `phase`; `body`: the request announced a body
  * (BODY phase: MHD's inactivity timeout becomes timeouts.read until the response).
  */
-void berth__conn_phase(berth_server *srv, struct MHD_Connection *conn, berth__phase phase,
-                       bool body);
+void berth__conn_phase(berth_server *srv, berth__conn *c, struct MHD_Connection *conn,
+                       berth__phase phase, bool body);
+
+/** The listener's record of an MHD connection (NULL if none). Look it up once per request. */
+berth__conn *berth__conn_of(struct MHD_Connection *conn);
 
 /** Record that `n` body bytes of a request arrived on its connection (progress, see reap). */
-void berth__conn_progress(struct MHD_Connection *conn, size_t n);
+void berth__conn_progress(berth__conn *c, size_t n);
 
 /** Give back the record of a connection libmicrohttpd refused (it closed the socket). */
 void berth__conn_refused(berth_server *srv, berth__conn *c);
@@ -395,7 +399,7 @@ int berth__worker_start(berth__worker *w);
 void berth__worker_stop(berth__worker *w);
 
 /** Whether the response about to be queued should close its connection (rotation, drain). */
-bool berth__conn_closing(berth_server *srv, struct MHD_Connection *conn);
+bool berth__conn_closing(berth_server *srv, berth__conn *c);
 
 /* ---- api_*.c: handlers. begin runs on the first call; finish once the body is read. ---- */
 

@@ -102,9 +102,6 @@ typedef enum berth__route {
 typedef struct berth__listener berth__listener;
 typedef struct berth__conn berth__conn;
 
-/** Connections handed to a worker and not yet added to its daemon. */
-#define BERTH__WORKER_QUEUE 1024
-
 /** One connection on its way to a worker (listener.c -> worker.c). */
 typedef struct berth__handoff {
     berth__conn *conn;
@@ -130,8 +127,8 @@ typedef struct berth__worker {
     int ep;               /* epoll of the daemon's epoll fd and `wake` */
     int wake;             /* eventfd: connections queued, or stop */
     pthread_mutex_t lock; /* the queue and `stop` */
-    berth__handoff queue[BERTH__WORKER_QUEUE];
-    size_t queued;
+    berth__handoff *queue; /* `qcap` entries: room for every connection the server may hold */
+    size_t queued, qcap;
     bool stop;
 } berth__worker;
 

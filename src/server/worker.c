@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -40,7 +41,7 @@ int berth__worker_hand(berth__worker *w, berth__conn *c, int fd,
     ssize_t n;
 
     pthread_mutex_lock(&w->lock);
-    if (w->queued == BERTH__WORKER_QUEUE || w->stop) {
+    if (w->queued == w->qcap || w->stop) {
         pthread_mutex_unlock(&w->lock);
         return BERTH_EBUSY;
     }
@@ -132,6 +133,11 @@ int berth__worker_start(berth__worker *w)
 
     pthread_mutex_init(&w->lock, NULL);
     w->ep = w->wake = -1;
+    /* the listener never holds more than the connection limit, so this queue never fills */
+    w->qcap = w->srv->opts.connection_limit;
+    if (!(w->queue = calloc(w->qcap, sizeof(*w->queue)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
     if (!info || (w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (w->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         return berth_error_set(BERTH_EIO, "worker: %s", strerror(errno));
@@ -175,4 +181,6 @@ void berth__worker_stop(berth__worker *w)
         close(w->wake);
         w->wake = -1;
     }
+    free(w->queue);
+    w->queue = NULL;
 }

@@ -413,23 +413,35 @@ static int session_rebuild(berth_upload *u)
     return 0;
 }
 
+/* Session `id` of repository `repo_name` (store->lock held), or NULL with the error set. */
+static upload_session *session_find(berth_store *s, const char *repo_name, const char *id)
+{
+    upload_session *sess = berth__htab_get(&s->sessions, id);
+    char rk[KEY_LEN + 1];
+
+    key_of(rk, repo_name);
+    if (!sess || memcmp(repo_key(sess), rk, KEY_LEN) != 0) {
+        berth_error_set(BERTH_ENOTFOUND, "upload %s not known in %s", id, repo_name);
+        return NULL;
+    }
+    return sess;
+}
+
 int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo_name,
                             const char *id)
 {
     upload_session *sess;
     berth_upload *u = NULL;
-    char rk[KEY_LEN + 1], path[4096];
+    char path[4096];
     int fd, rc = 0;
 
     berth_error_clear();
     if (!valid_id(id)) {
         return berth_error_set(BERTH_ENOTFOUND, "upload %s not known", id);
     }
-    key_of(rk, repo_name);
     pthread_mutex_lock(&s->lock);
-    sess = berth__htab_get(&s->sessions, id);
-    if (!sess || memcmp(repo_key(sess), rk, KEY_LEN) != 0) {
-        rc = berth_error_set(BERTH_ENOTFOUND, "upload %s not known in %s", id, repo_name);
+    if (!(sess = session_find(s, repo_name, id))) {
+        rc = BERTH_ENOTFOUND;
     } else if (sess->busy) {
         rc = berth_error_set(BERTH_EBUSY, "upload %s is in use by another request", id);
     } else if (!sess->repo && !(sess->repo = strdup(repo_name))) {
@@ -471,7 +483,6 @@ int berth_store_upload_stat(berth_store *s, const char *repo_name, const char *i
 {
     upload_session *sess;
     berth_upload *u = NULL;
-    char rk[KEY_LEN + 1];
     bool cold = false;
     int rc = 0;
 
@@ -479,11 +490,9 @@ int berth_store_upload_stat(berth_store *s, const char *repo_name, const char *i
     if (!valid_id(id)) {
         return berth_error_set(BERTH_ENOTFOUND, "upload %s not known", id);
     }
-    key_of(rk, repo_name);
     pthread_mutex_lock(&s->lock);
-    sess = berth__htab_get(&s->sessions, id);
-    if (!sess || memcmp(repo_key(sess), rk, KEY_LEN) != 0) {
-        rc = berth_error_set(BERTH_ENOTFOUND, "upload %s not known in %s", id, repo_name);
+    if (!(sess = session_find(s, repo_name, id))) {
+        rc = BERTH_ENOTFOUND;
     } else if (sess->busy) {
         *size = sess->acked; /* as of the last request that ended */
     } else if (sess->cold) {

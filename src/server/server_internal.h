@@ -124,9 +124,9 @@ typedef struct berth__worker {
     atomic_uint conns;              /* connections it holds */
     pthread_t thread;
     bool running;
-    int ep;               /* epoll of the daemon's epoll fd and `wake` */
-    int wake;             /* eventfd: connections queued, or stop */
-    pthread_mutex_t lock; /* the queue and `stop` */
+    int ep;                /* epoll of the daemon's epoll fd and `wake` */
+    int wake;              /* eventfd: connections queued, or stop */
+    pthread_mutex_t lock;  /* the queue and `stop` */
     berth__handoff *queue; /* `qcap` entries: room for every connection the server may hold */
     size_t queued, qcap;
     bool stop;

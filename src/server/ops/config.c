@@ -80,6 +80,9 @@ static const key_def keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
+/* Longest group name: a name is printed as a YAML key, quoted (up to 4 bytes a byte). */
+#define GROUP_NAME_MAX 128
+
 static const char *level_names[] = {"error", "warn", "info", "debug"};
 
 static const key_def *find_key(const char *name)
@@ -602,7 +605,7 @@ static int load_groups(const loader *ld, yaml_node_t *node)
 {
     berth_config *cfg = ld->cfg;
     size_t count = 0;
-    char key[96];
+    char key[GROUP_NAME_MAX + 16];
     int error = 0;
 
     if (node->type != YAML_MAPPING_NODE) {
@@ -625,6 +628,10 @@ static int load_groups(const loader *ld, yaml_node_t *node)
         cfg->groups_count = i + 1;
         if (!name) {
             return fail_at(ld, k, "groups", "group names must be strings", NULL);
+        }
+        if (strlen(name) > GROUP_NAME_MAX) {
+            /* and printed, a longer name could pass YAML's 1024-character limit on keys */
+            return fail_at(ld, k, "groups", "group names are at most 128 bytes", NULL);
         }
         snprintf(key, sizeof(key), "groups.%s", name);
         if (repeated_key(ld, node, p)) {

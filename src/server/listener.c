@@ -547,10 +547,9 @@ static bool pending(int fd)
  */
 static bool slow_body(berth__conn *c, int64_t now, int64_t age)
 {
-    int64_t stall = berth__now_ms() - (int64_t)atomic_load(&c->progress);
+    int64_t stall = now - (int64_t)atomic_load(&c->progress);
     uint64_t bytes = atomic_load(&c->body);
 
-    (void)now;
     if (age <= BERTH__PRESSURE_STALL_MS || pending(c->fd)) {
         return false;
     }

@@ -413,10 +413,11 @@ static int session_rebuild(berth_upload *u)
     return 0;
 }
 
-/* Session `id` of repository `repo_name` (store->lock held), or NULL with the error set. */
+/* Session `id` (any text) of repository `repo_name` (store->lock held), or NULL with the error
+   set. */
 static upload_session *session_find(berth_store *s, const char *repo_name, const char *id)
 {
-    upload_session *sess = berth__htab_get(&s->sessions, id);
+    upload_session *sess = valid_id(id) ? berth__htab_get(&s->sessions, id) : NULL;
     char rk[KEY_LEN + 1];
 
     key_of(rk, repo_name);
@@ -436,9 +437,6 @@ int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo
     int fd, rc = 0;
 
     berth_error_clear();
-    if (!valid_id(id)) {
-        return berth_error_set(BERTH_ENOTFOUND, "upload %s not known", id);
-    }
     pthread_mutex_lock(&s->lock);
     if (!(sess = session_find(s, repo_name, id))) {
         rc = BERTH_ENOTFOUND;
@@ -487,9 +485,6 @@ int berth_store_upload_stat(berth_store *s, const char *repo_name, const char *i
     int rc = 0;
 
     berth_error_clear();
-    if (!valid_id(id)) {
-        return berth_error_set(BERTH_ENOTFOUND, "upload %s not known", id);
-    }
     pthread_mutex_lock(&s->lock);
     if (!(sess = session_find(s, repo_name, id))) {
         rc = BERTH_ENOTFOUND;

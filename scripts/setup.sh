@@ -5,7 +5,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
 curl openssl python3 skopeo umoci docker-registry apache2-utils wrk
-libyaml-dev libcrypt-dev libgnutls28-dev"
+libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
 [ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES nginx-light bc"
 
 missing=""

@@ -22,7 +22,8 @@ serve: setup
 
 # Everything CI runs: lint, the build, unit + integration tests, the fuzz replay,
 # the sanitizer build of the unit and integration tests, and a fuzz smoke run.
-check: setup
+check:
+	@sh scripts/setup.sh --check
 	sh scripts/lint.sh
 	$(MAKE) all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -6,7 +6,12 @@ PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
 curl openssl python3 skopeo umoci docker-registry apache2-utils wrk
 libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
-[ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES nginx-light bc"
+# the storage engines the tests run against (Ceph RGW for S3, PostgreSQL): `make check` only
+ENGINES="radosgw ceph-mon ceph-osd ceph-common postgresql"
+case "${1:-}" in
+--bench) PACKAGES="$PACKAGES nginx-light bc" ;;
+--check) PACKAGES="$PACKAGES $ENGINES" ;;
+esac
 
 missing=""
 for p in $PACKAGES; do

@@ -43,7 +43,7 @@ const char *berth_digest_alg_name(berth_digest_alg alg);
 /** True when both digests are of the same algorithm and value. */
 bool berth_digest_equal(const berth_digest *a, const berth_digest *b);
 
-/** An incremental hash of one algorithm (OpenSSL EVP underneath). */
+/** An incremental hash of one algorithm (OpenSSL underneath). */
 typedef struct berth_hasher berth_hasher;
 
 /**
@@ -73,6 +73,22 @@ int berth_hasher_dup(berth_hasher **out, const berth_hasher *h);
 
 /** Free a hasher; NULL is fine. */
 void berth_hasher_free(berth_hasher *h);
+
+/**
+ * The hasher's state as text, so that another process can continue the hash (an upload
+ * continued on another replica): printable ASCII, at most 512 bytes. The text is valid for
+ * berth processes on machines of the same byte order.
+ * @param out  receives a string the caller frees with free()
+ * @return 0, BERTH_ENOMEM
+ */
+int berth_hasher_export(const berth_hasher *h, char **out);
+
+/**
+ * A hasher in the state berth_hasher_export() wrote down.
+ * @param out  receives a hasher freed with berth_hasher_free()
+ * @return 0, BERTH_EINVALID (not such a text), BERTH_ENOMEM
+ */
+int berth_hasher_import(berth_hasher **out, const char *text);
 
 /** Digest of a buffer. @return 0, BERTH_ENOMEM or BERTH_EUNSUPPORTED */
 int berth_digest_buffer(berth_digest *out, berth_digest_alg alg, const void *data, size_t len);

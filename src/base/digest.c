@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Digests: the image-spec grammar, and SHA-256/SHA-512 through OpenSSL EVP. A berth_digest
+ * Digests: the image-spec grammar, and SHA-256/SHA-512 through OpenSSL. A berth_digest
  * only ever holds a supported algorithm with a well-formed lowercase hex value, so that its
  * `str` can be used directly in paths and headers.
  */
@@ -9,13 +9,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
+/* the SHA-256/512 block functions: deprecated in OpenSSL 3 for EVP, which cannot give its state */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 struct berth_hasher {
-    EVP_MD_CTX *ctx;
+    union {
+        SHA256_CTX sha256;
+        SHA512_CTX sha512;
+    } u;
     berth_digest_alg alg;
     uint64_t count;
 };
@@ -126,35 +132,26 @@ bool berth_digest_equal(const berth_digest *a, const berth_digest *b)
     return a->alg == b->alg && strcmp(a->str, b->str) == 0;
 }
 
-static const EVP_MD *evp_md(berth_digest_alg alg)
-{
-    switch (alg) {
-    case BERTH_DIGEST_SHA256:
-        return EVP_sha256();
-    case BERTH_DIGEST_SHA512:
-        return EVP_sha512();
-    default:
-        return NULL;
-    }
-}
-
+/*
+ * The hasher runs OpenSSL's SHA-256/SHA-512 block functions directly (the same assembly EVP
+ * uses), because their state is a plain struct: an upload's hash state can then be written
+ * down (berth_hasher_export) and continued by another process (berth_hasher_import).
+ */
 int berth_hasher_new(berth_hasher **out, berth_digest_alg alg)
 {
-    const EVP_MD *md = evp_md(alg);
     berth_hasher *h;
 
-    if (!md) {
+    if (alg != BERTH_DIGEST_SHA256 && alg != BERTH_DIGEST_SHA512) {
         return berth_error_set(BERTH_EUNSUPPORTED, "unsupported digest algorithm");
     }
     h = calloc(1, sizeof(*h));
     if (!h) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    h->ctx = EVP_MD_CTX_new();
-    if (!h->ctx || EVP_DigestInit_ex(h->ctx, md, NULL) != 1) {
-        EVP_MD_CTX_free(h->ctx);
-        free(h);
-        return berth_error_set(BERTH_ENOMEM, "cannot start a hash");
+    if (alg == BERTH_DIGEST_SHA256) {
+        SHA256_Init(&h->u.sha256);
+    } else {
+        SHA512_Init(&h->u.sha512);
     }
     h->alg = alg;
     *out = h;
@@ -163,8 +160,12 @@ int berth_hasher_new(berth_hasher **out, berth_digest_alg alg)
 
 int berth_hasher_update(berth_hasher *h, const void *data, size_t len)
 {
-    if (len && EVP_DigestUpdate(h->ctx, data, len) != 1) {
-        return berth_error_set(BERTH_ERROR, "hash update failed");
+    if (len) {
+        if (h->alg == BERTH_DIGEST_SHA256) {
+            SHA256_Update(&h->u.sha256, data, len);
+        } else {
+            SHA512_Update(&h->u.sha512, data, len);
+        }
     }
     h->count += len;
     return 0;
@@ -182,19 +183,18 @@ static void to_hex(char *dst, const unsigned char *src, size_t n)
 
 int berth_hasher_peek(berth_digest *out, const berth_hasher *h)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    unsigned char md[SHA512_DIGEST_LENGTH];
     const char *name = berth_digest_alg_name(h->alg);
-    int ok;
+    size_t n;
 
-    if (!copy) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    ok = EVP_MD_CTX_copy_ex(copy, h->ctx) == 1 && EVP_DigestFinal_ex(copy, md, &n) == 1;
-    EVP_MD_CTX_free(copy);
-    if (!ok) {
-        return berth_error_set(BERTH_ERROR, "hash final failed");
+    if (h->alg == BERTH_DIGEST_SHA256) {
+        SHA256_CTX c = h->u.sha256;
+        SHA256_Final(md, &c);
+        n = SHA256_DIGEST_LENGTH;
+    } else {
+        SHA512_CTX c = h->u.sha512;
+        SHA512_Final(md, &c);
+        n = SHA512_DIGEST_LENGTH;
     }
     out->alg = h->alg;
     memcpy(out->str, name, 6);
@@ -210,25 +210,93 @@ uint64_t berth_hasher_count(const berth_hasher *h)
 
 int berth_hasher_dup(berth_hasher **out, const berth_hasher *h)
 {
-    berth_hasher *c = calloc(1, sizeof(*c));
+    berth_hasher *c = malloc(sizeof(*c));
 
-    if (!c || !(c->ctx = EVP_MD_CTX_new()) || EVP_MD_CTX_copy_ex(c->ctx, h->ctx) != 1) {
-        berth_hasher_free(c);
+    if (!c) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    c->alg = h->alg;
-    c->count = h->count;
+    *c = *h;
     *out = c;
     return 0;
 }
 
 void berth_hasher_free(berth_hasher *h)
 {
-    if (!h) {
-        return;
+    if (h) {
+        OPENSSL_cleanse(h, sizeof(*h));
+        free(h);
     }
-    EVP_MD_CTX_free(h->ctx);
-    free(h);
+}
+
+/* The state as text: "<alg>.1.<bytes fed>.<hex of the context struct>". */
+int berth_hasher_export(const berth_hasher *h, char **out)
+{
+    const void *ctx =
+        h->alg == BERTH_DIGEST_SHA256 ? (const void *)&h->u.sha256 : (const void *)&h->u.sha512;
+    size_t n = h->alg == BERTH_DIGEST_SHA256 ? sizeof(SHA256_CTX) : sizeof(SHA512_CTX);
+    size_t cap = 6 + 3 + 21 + 1 + 2 * n + 1;
+    char *text = malloc(cap);
+    int len;
+
+    if (!text) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    len = snprintf(text, cap, "%s.1.%llu.", berth_digest_alg_name(h->alg),
+                   (unsigned long long)h->count);
+    to_hex(text + len, ctx, n);
+    *out = text;
+    return 0;
+}
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int berth_hasher_import(berth_hasher **out, const char *text)
+{
+    berth_hasher *h;
+    berth_digest_alg alg;
+    const char *p;
+    unsigned char *ctx;
+    uint64_t count = 0;
+    size_t n;
+
+    if (!text) {
+        return berth_error_set(BERTH_EINVALID, "no hash state");
+    }
+    if (strncmp(text, "sha256.1.", 9) == 0) {
+        alg = BERTH_DIGEST_SHA256;
+        n = sizeof(SHA256_CTX);
+    } else if (strncmp(text, "sha512.1.", 9) == 0) {
+        alg = BERTH_DIGEST_SHA512;
+        n = sizeof(SHA512_CTX);
+    } else {
+        return berth_error_set(BERTH_EINVALID, "unknown hash state format");
+    }
+    p = text + 9;
+    while (*p >= '0' && *p <= '9' && count < UINT64_MAX / 10) {
+        count = count * 10 + (uint64_t)(*p++ - '0');
+    }
+    if (*p++ != '.' || strlen(p) != 2 * n) {
+        return berth_error_set(BERTH_EINVALID, "malformed hash state");
+    }
+    if (berth_hasher_new(&h, alg) < 0) {
+        return BERTH_ENOMEM;
+    }
+    ctx =
+        alg == BERTH_DIGEST_SHA256 ? (unsigned char *)&h->u.sha256 : (unsigned char *)&h->u.sha512;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_value(p[2 * i]), lo = hex_value(p[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            berth_hasher_free(h);
+            return berth_error_set(BERTH_EINVALID, "malformed hash state");
+        }
+        ctx[i] = (unsigned char)(hi << 4 | lo);
+    }
+    h->count = count;
+    *out = h;
+    return 0;
 }
 
 int berth_digest_buffer(berth_digest *out, berth_digest_alg alg, const void *data, size_t len)

@@ -255,6 +255,42 @@ static void test_digest__file_and_fd(void **state)
     assert_int_equal(berth_digest_file(&d, BERTH_DIGEST_SHA256, "/", &size), BERTH_EIO);
 }
 
+/* A hash written down mid-stream and continued elsewhere gives the digest of the whole stream. */
+static void test_digest__export_import(void **state)
+{
+    static const berth_digest_alg algs[] = {BERTH_DIGEST_SHA256, BERTH_DIGEST_SHA512};
+    char data[1000];
+    (void)state;
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (char)(i * 7 + 3);
+    }
+    for (size_t a = 0; a < 2; a++) {
+        for (size_t cut = 0; cut <= sizeof(data); cut += 77) {
+            berth_hasher *h = NULL, *again = NULL;
+            berth_digest whole, continued;
+            char *text = NULL;
+            assert_int_equal(berth_digest_buffer(&whole, algs[a], data, sizeof(data)), 0);
+            assert_int_equal(berth_hasher_new(&h, algs[a]), 0);
+            berth_hasher_update(h, data, cut);
+            assert_int_equal(berth_hasher_export(h, &text), 0);
+            berth_hasher_free(h);
+            assert_int_equal(berth_hasher_import(&again, text), 0);
+            assert_int_equal(berth_hasher_count(again), cut);
+            berth_hasher_update(again, data + cut, sizeof(data) - cut);
+            assert_int_equal(berth_hasher_peek(&continued, again), 0);
+            assert_string_equal(continued.str, whole.str);
+            berth_hasher_free(again);
+            free(text);
+        }
+    }
+    {
+        berth_hasher *h = NULL;
+        assert_int_equal(berth_hasher_import(&h, "sha256.1.5.00"), BERTH_EINVALID);
+        assert_int_equal(berth_hasher_import(&h, "md5.1.0."), BERTH_EINVALID);
+        assert_int_equal(berth_hasher_import(&h, NULL), BERTH_EINVALID);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_digest__million_a),
         cmocka_unit_test(test_digest__peek_then_continue),
         cmocka_unit_test(test_digest__file_and_fd),
+        cmocka_unit_test(test_digest__export_import),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,8 @@
 #include "buf.h"
 #include "common.h"
 #include "digest.h"
+#include "sys/blob_backend.h"
+#include "sys/meta_backend.h"
 
 typedef struct berth_store berth_store;
 typedef struct berth_upload berth_upload;
@@ -58,6 +60,15 @@ void berth_store_options_init(berth_store_options *opts);
  */
 int berth_store_open(berth_store **out, const char *root, const berth_store_options *opts);
 
+/**
+ * Open a store over a blob backend and a metadata backend (berth/sys/), e.g. s3 + postgres.
+ * The store takes both, in every case (freed with it, or at once on failure). opts.fsync, lock,
+ * read_only and cache_bytes are the backends' own business there.
+ * @return 0, BERTH_EUNSUPPORTED (a backend of another interface version), BERTH_ENOMEM
+ */
+int berth_store_open_backends(berth_store **out, berth_blob_backend *blobs,
+                              berth_meta_backend *meta, const berth_store_options *opts);
+
 /** Close the store; NULL is fine. Upload handles must be closed first. */
 void berth_store_free(berth_store *s);
 
@@ -74,6 +85,30 @@ bool berth_store_repo_exists(berth_store *s, const char *repo);
  */
 int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
                           uint64_t *size_out);
+
+/** Where the bytes of a blob can be had (berth_store_blob_locate). */
+typedef struct berth_blob_location {
+    uint64_t size;
+    int fd;    /* >= 0: a descriptor the caller closes (sendfile) */
+    char *url; /* not NULL: a URL a client may GET for 15 minutes (a 307); free() it */
+               /* neither: stream the bytes with berth_store_blob_read() */
+} berth_blob_location;
+
+/**
+ * Find a blob of a repository and say how to serve it: a redirect URL when the blob backend
+ * gives one (S3 with storage.s3.redirect), else a descriptor, else by streaming.
+ * @return 0, BERTH_ENOTFOUND, BERTH_EIO, BERTH_ENETWORK
+ */
+int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest *digest,
+                            berth_blob_location *out);
+
+/**
+ * Stream `len` bytes (UINT64_MAX: to the end) of blob `digest` from `offset` into `sink`; the
+ * caller has found it in the repository (berth_store_blob_locate).
+ * @return 0, BERTH_ENOTFOUND, BERTH_ERANGE, BERTH_EIO, BERTH_ENETWORK, the sink's code
+ */
+int berth_store_blob_read(berth_store *s, const berth_digest *digest, uint64_t offset,
+                          uint64_t len, berth_blob_sink sink, void *payload);
 
 /** The size of a blob of a repository. @return 0, BERTH_ENOTFOUND */
 int berth_store_blob_stat(berth_store *s, const char *repo, const berth_digest *digest,

@@ -1,475 +1,213 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Upload sessions. A session is one file, ROOT/_berth/uploads/<id>.<repo key>.<owner key>,
- * holding the bytes so far; the keys are the first 16 hex digits of the SHA-256 of the
- * repository name and of the owner, so a session costs one inode and its file name says which
- * repository and owner it counts against. The store knows every session (a scan at open
- * registers those of earlier runs), bounds them (in all, per repository, per owner) and reaps
- * those idle past the upload TTL.
+ * Upload sessions, over the two backends: the metadata backend keeps each session's record
+ * (repository, owner, size, the running hash's state, the blob writer's state) and lends a
+ * session to one request at a time (upload_acquire), across every process that shares it; the
+ * blob backend keeps the bytes (a writer). So any process may continue any session: the hash
+ * goes on from its written-down state (berth_hasher_export), the bytes from the writer's.
  *
- * The hash of the bytes is kept in memory while the server runs, so that a chunked upload is
- * hashed once as it streams. A session of an earlier run is rebuilt from its file when it is
- * next opened, with no store-wide lock held: only that session is busy meanwhile.
- *
- * Invariant: the bytes on disk are the bytes counted (size) and hashed. Writes go to explicit
- * offsets and a failed write cuts the file back. Each handle keeps a restore point (size and
- * hash state when the request began): a refused request rolls back to it, so it changes
- * nothing. A commit checks the stored length, and re-hashes the stored bytes when the running
- * hash was rebuilt, before anything becomes visible.
- *
- * Durability: berth_upload_close() fsyncs before the server acknowledges a chunk, and
- * berth_upload_commit() fsyncs before the blob is linked into place. Writeback of a large
- * upload is started every few MiB (sync_file_range) so that the final fsync is short.
- *
- * Messages returned to callers name no server path; the log has the detail.
+ * Invariant: the record describes the session as the last request that ended left it; a
+ * request changes it only by ending well (berth_upload_close: sync the writer, then update the
+ * record). A refused request drops what it wrote (the writer's unsynced bytes) and the handle
+ * goes back to the record: that is the restore point. A commit checks the stored length, and
+ * hashes the stored bytes when the running hash cannot describe them (another algorithm, or a
+ * state that could not be read back), before anything becomes visible.
  */
-#define _GNU_SOURCE /* sync_file_range */
 #include "store/store_internal.h"
 
 #include "base/log.h"
-#include "store/fs/fs.h"
 
 #include <berth/errors.h>
+#include <berth/reference.h>
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#define WRITEBACK_STEP (8u * 1024 * 1024)
-#define ID_LEN         32
-#define KEY_LEN        16
-#define FILE_LEN       (ID_LEN + 1 + KEY_LEN + 1 + KEY_LEN)
-
-typedef struct upload_session {
-    char id[ID_LEN + 1];
-    char file[FILE_LEN + 1]; /* <id>.<repo key>.<owner key> */
-    char *repo;              /* the repository's name, once known (NULL for a session of an
-                                earlier run not opened since) */
-    bool busy;
-    bool cold;            /* hasher and size not built: rebuilt from the file at next open */
-    bool verify;          /* the commit hashes the stored bytes (the hash was rebuilt) */
-    berth_hasher *hasher; /* SHA-256 of the bytes so far */
-    uint64_t size;
-    time_t touched; /* last use by a request */
-    uint64_t acked; /* size when the session was last released (what status reports) */
-} upload_session;
-
-/* Sessions per repository key or owner key. */
-typedef struct session_count {
-    char key[KEY_LEN + 1];
-    size_t n;
-} session_count;
+#define ID_BYTES 16
 
 struct berth_upload {
     berth_store *store;
-    upload_session *session;
-    int fd;
-    bool created;            /* this handle made the session */
-    uint64_t synced;         /* writeback started up to here */
-    uint64_t mark;           /* restore point: size */
-    berth_hasher *mark_hash; /* restore point: hash state, taken before the first write past it */
+    berth_meta_upload rec;  /* the session as its record has it: the restore point */
+    berth_blob_writer *w;   /* NULL after a failed commit (the backend freed it) */
+    berth_hasher *hasher;   /* SHA-256 of the bytes so far; NULL when unknown (verify) */
+    uint64_t size;          /* bytes so far */
+    bool created;           /* this handle made the session */
+    bool verify;            /* the commit hashes the stored bytes */
 };
 
-static int session_end(berth_upload *u);
-
-/* ---- bookkeeping (store->lock held) ------------------------------------------------------ */
-
-static void key_of(char out[KEY_LEN + 1], const char *text)
+static int as_upload_error(int rc, const char *id, const char *repo)
 {
-    berth_digest d;
-    if (berth_digest_buffer(&d, BERTH_DIGEST_SHA256, text, strlen(text)) == 0) {
-        memcpy(out, berth_digest_hex(&d), KEY_LEN);
-    } else {
-        memset(out, '0', KEY_LEN);
+    if (rc == BERTH_ENOTFOUND) {
+        return berth_error_set(BERTH_ENOTFOUND, "upload %s not known in %s", id, repo);
     }
-    out[KEY_LEN] = '\0';
-}
-
-static size_t count_get(const berth__htab *t, const char *key)
-{
-    const session_count *c = berth__htab_get(t, key);
-    return c ? c->n : 0;
-}
-
-static int count_add(berth__htab *t, const char *key)
-{
-    session_count *c = berth__htab_get(t, key);
-    if (!c) {
-        c = calloc(1, sizeof(*c));
-        if (!c) {
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-        memcpy(c->key, key, KEY_LEN + 1);
-        if (berth__htab_put(t, c->key, c) < 0) {
-            free(c);
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-    }
-    c->n++;
-    return 0;
-}
-
-static void count_drop(berth__htab *t, const char *key)
-{
-    session_count *c = berth__htab_get(t, key);
-    if (c && --c->n == 0) {
-        berth__htab_remove(t, key);
-        free(c);
-    }
-}
-
-static const char *repo_key(const upload_session *sess)
-{
-    return sess->file + ID_LEN + 1;
-}
-
-static const char *owner_key(const upload_session *sess)
-{
-    return sess->file + ID_LEN + 1 + KEY_LEN + 1;
-}
-
-static int session_register(berth_store *s, upload_session *sess)
-{
-    char rk[KEY_LEN + 1];
-    int rc;
-
-    memcpy(rk, repo_key(sess), KEY_LEN);
-    rk[KEY_LEN] = '\0';
-    rc = berth__htab_put(&s->sessions, sess->id, sess);
-    if (rc == 0 && (rc = count_add(&s->upload_repos, rk)) < 0) {
-        berth__htab_remove(&s->sessions, sess->id);
-    }
-    if (rc == 0 && (rc = count_add(&s->upload_owners, owner_key(sess))) < 0) {
-        count_drop(&s->upload_repos, rk);
-        berth__htab_remove(&s->sessions, sess->id);
+    if (rc == BERTH_EBUSY) {
+        return berth_error_set(BERTH_EBUSY, "upload %s is in use by another request", id);
     }
     return rc;
 }
 
-static void session_unregister(berth_store *s, upload_session *sess)
+static bool valid_id(const char *id)
 {
-    char rk[KEY_LEN + 1];
-
-    memcpy(rk, repo_key(sess), KEY_LEN);
-    rk[KEY_LEN] = '\0';
-    if (berth__htab_get(&s->sessions, sess->id) == sess) {
-        berth__htab_remove(&s->sessions, sess->id);
-        count_drop(&s->upload_repos, rk);
-        count_drop(&s->upload_owners, owner_key(sess));
-    }
-}
-
-static void session_free(upload_session *sess)
-{
-    if (!sess) {
-        return;
-    }
-    berth_hasher_free(sess->hasher);
-    free(sess->repo);
-    free(sess);
-}
-
-static void session_free_cb(void *value, void *payload)
-{
-    (void)payload;
-    session_free(value);
-}
-
-static void count_free_cb(void *value, void *payload)
-{
-    (void)payload;
-    free(value);
-}
-
-void berth__uploads_free(berth_store *s)
-{
-    berth__htab_foreach(&s->sessions, session_free_cb, NULL);
-    berth__htab_dispose(&s->sessions);
-    berth__htab_foreach(&s->upload_repos, count_free_cb, NULL);
-    berth__htab_dispose(&s->upload_repos);
-    berth__htab_foreach(&s->upload_owners, count_free_cb, NULL);
-    berth__htab_dispose(&s->upload_owners);
-}
-
-/* ---- names and files ----------------------------------------------------------------------- */
-
-static bool hex_run(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+    size_t n = 0;
+    for (; id[n]; n++) {
+        char c = id[n];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-') || n >= 64) {
             return false;
         }
     }
-    return true;
+    return n > 0;
 }
 
-static bool valid_id(const char *id)
+/* The running hash as the record keeps it ("" when unknown). */
+static int hash_state(const berth_upload *u, char **out)
 {
-    return strlen(id) == ID_LEN && hex_run(id, ID_LEN);
-}
-
-/* A session file name: <32 hex>.<16 hex>.<16 hex>. */
-static bool session_file_name(const char *name)
-{
-    return strlen(name) == FILE_LEN && hex_run(name, ID_LEN) && name[ID_LEN] == '.' &&
-           hex_run(name + ID_LEN + 1, KEY_LEN) && name[ID_LEN + 1 + KEY_LEN] == '.' &&
-           hex_run(name + ID_LEN + 2 + KEY_LEN, KEY_LEN);
-}
-
-static void session_path(char *out, size_t size, const berth_store *s, const upload_session *sess)
-{
-    snprintf(out, size, "%s/%s", s->uploads, sess->file);
-}
-
-/* The berth code of a failed write, read or sync. */
-static int storage_code(int err)
-{
-    return err == ENOSPC || err == EDQUOT || err == EFBIG ? BERTH_ENOSPACE : BERTH_EIO;
-}
-
-/* Record a failure of the session's file: the caller's message has no path; the log has it. */
-static int file_error(const berth_upload *u, const char *what, int err)
-{
-    char path[4096];
-    session_path(path, sizeof(path), u->store, u->session);
-    berth__log(BERTH_LOG_WARN, "upload %s: %s %s: %s", u->session->id, what, path, strerror(err));
-    return berth_error_set(storage_code(err), "upload %s: %s", what, strerror(err));
-}
-
-/* Hash the whole file from its start into `h`. */
-static int hash_fd(int fd, berth_hasher *h, uint64_t *size_out)
-{
-    char chunk[65536];
-    uint64_t off = 0;
-
-    for (;;) {
-        ssize_t n = pread(fd, chunk, sizeof(chunk), (off_t)off);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -errno;
-        }
-        if (n == 0) {
-            break;
-        }
-        berth_hasher_update(h, chunk, (size_t)n);
-        off += (uint64_t)n;
+    if (!u->hasher) {
+        *out = strdup("");
+        return *out ? 0 : berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    *size_out = off;
+    return berth_hasher_export(u->hasher, out);
+}
+
+/* Set the handle's hash from the record: its state, a fresh hash for no bytes, else unknown. */
+static int load_hash(berth_upload *u)
+{
+    berth_hasher_free(u->hasher);
+    u->hasher = NULL;
+    if (u->rec.hash_state && *u->rec.hash_state &&
+        berth_hasher_import(&u->hasher, u->rec.hash_state) == 0 &&
+        berth_hasher_count(u->hasher) == u->rec.size) {
+        return 0;
+    }
+    berth_hasher_free(u->hasher);
+    u->hasher = NULL;
+    if (u->rec.size == 0) {
+        return berth_hasher_new(&u->hasher, BERTH_DIGEST_SHA256);
+    }
+    u->verify = true; /* continue without one; the commit hashes the stored bytes */
     return 0;
-}
-
-static berth_upload *handle_new(berth_store *s, upload_session *sess, int fd)
-{
-    berth_upload *u = calloc(1, sizeof(*u));
-    if (!u) {
-        return NULL;
-    }
-    u->store = s;
-    u->session = sess;
-    u->fd = fd;
-    u->synced = sess->size;
-    u->mark = sess->size;
-    return u;
 }
 
 static void handle_free(berth_upload *u)
 {
-    if (u->fd >= 0) {
-        close(u->fd);
+    if (u->w) {
+        u->w->close(u->w);
     }
-    berth_hasher_free(u->mark_hash);
+    berth_hasher_free(u->hasher);
+    berth_meta_upload_dispose(&u->rec);
     free(u);
 }
 
-/* Release the session for other requests. */
-static void session_release(berth_store *s, upload_session *sess)
+/* Give the session back and free the handle. */
+static void release(berth_upload *u)
 {
-    pthread_mutex_lock(&s->lock);
-    sess->busy = false;
-    sess->acked = sess->size;
-    sess->touched = time(NULL);
-    pthread_mutex_unlock(&s->lock);
+    u->store->meta->upload_release(u->store->meta, u->rec.id);
+    handle_free(u);
 }
 
-/* ---- sessions ------------------------------------------------------------------------------ */
+/* Sync the writer and write the record: the session's new restore point. */
+static int save(berth_upload *u)
+{
+    berth_meta_upload next;
+    char *state = NULL, *hs = NULL;
+    int rc = u->w->sync(u->w, &state);
 
-int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo_name,
+    if (rc == 0) {
+        rc = hash_state(u, &hs);
+    }
+    if (rc == 0) {
+        next = u->rec;
+        next.size = u->size;
+        next.hash_state = hs;
+        next.backend_state = state;
+        next.updated = (int64_t)time(NULL);
+        rc = u->store->meta->upload_update(u->store->meta, &next);
+    }
+    if (rc == 0) {
+        free(u->rec.hash_state);
+        free(u->rec.backend_state);
+        u->rec.hash_state = hs;
+        u->rec.backend_state = state;
+        u->rec.size = u->size;
+        u->rec.updated = next.updated;
+        return 0;
+    }
+    free(hs);
+    free(state);
+    return rc;
+}
+
+int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo,
                            const char *owner)
 {
-    unsigned char raw[ID_LEN / 2];
-    upload_session *sess = calloc(1, sizeof(*sess));
-    char rk[KEY_LEN + 1], ok[KEY_LEN + 1], path[4096];
-    berth_upload *u = NULL;
-    const berth_store_options *o = &s->opts;
-    int fd, err, rc = 0;
+    unsigned char raw[ID_BYTES];
+    berth_meta_upload_limits limits;
+    berth_meta_upload held;
+    berth_upload *u;
+    int rc;
 
     berth_error_clear();
+    if ((rc = berth__store_writable(s)) < 0) {
+        return rc;
+    }
+    if (berth_name_validate(repo) < 0) {
+        return berth_error_set(BERTH_EINVALID, "invalid repository name");
+    }
     if (!owner) {
         owner = "";
     }
-    if (!sess || !(sess->repo = strdup(repo_name)) ||
-        berth_hasher_new(&sess->hasher, BERTH_DIGEST_SHA256) < 0) {
-        session_free(sess);
+    if (!(u = calloc(1, sizeof(*u)))) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    u->store = s;
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        session_free(sess);
+        free(u);
         return berth_error_set(BERTH_ERROR, "no random bytes for an upload id");
     }
     for (size_t i = 0; i < sizeof(raw); i++) {
-        snprintf(sess->id + 2 * i, 3, "%02x", raw[i]);
+        snprintf(u->rec.id + 2 * i, 3, "%02x", raw[i]);
     }
-    key_of(rk, repo_name);
-    key_of(ok, owner);
-    snprintf(sess->file, sizeof(sess->file), "%s.%s.%s", sess->id, rk, ok);
-    sess->busy = true;
-    sess->touched = time(NULL);
-    /* registered (busy) before its file exists, so that a concurrent reaping never takes a
-       session being made for debris */
-    pthread_mutex_lock(&s->lock);
-    if (o->upload_sessions_max && s->sessions.count >= o->upload_sessions_max) {
-        rc = berth_error_set(BERTH_EBUSY, "too many upload sessions are open (%zu)",
-                             o->upload_sessions_max);
-    } else if (o->upload_sessions_per_repo &&
-               count_get(&s->upload_repos, rk) >= o->upload_sessions_per_repo) {
-        rc = berth_error_set(BERTH_EBUSY, "too many upload sessions are open in %s (%zu)",
-                             repo_name, o->upload_sessions_per_repo);
-    } else if (o->upload_sessions_per_owner && *owner &&
-               count_get(&s->upload_owners, ok) >= o->upload_sessions_per_owner) {
-        rc = berth_error_set(BERTH_EBUSY, "too many upload sessions are open for %s (%zu)", owner,
-                             o->upload_sessions_per_owner);
-    } else {
-        rc = session_register(s, sess);
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (rc < 0) {
-        session_free(sess);
-        return rc;
-    }
-    session_path(path, sizeof(path), s, sess);
-    fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
-    err = errno;
-    if (fd >= 0 && s->opts.fsync && berth__fs_fsync_dir(s->uploads) < 0) {
-        err = EIO;
-        close(fd);
-        unlink(path);
-        fd = -1;
-    }
-    if (fd < 0 || !(u = handle_new(s, sess, fd))) {
-        if (fd >= 0) {
-            close(fd);
-            unlink(path);
-            err = ENOMEM;
-        }
-        berth__log(BERTH_LOG_WARN, "upload: create %s: %s", path, strerror(err));
-        pthread_mutex_lock(&s->lock);
-        session_unregister(s, sess);
-        pthread_mutex_unlock(&s->lock);
-        session_free(sess);
-        return err == ENOMEM ? berth_error_set(BERTH_ENOMEM, "out of memory")
-                             : berth_error_set(storage_code(err), "cannot create an upload: %s",
-                                               strerror(err));
-    }
-    u->created = true;
-    *out = u;
-    return 0;
-}
-
-/* Rebuild the hash and size of a session of an earlier run from its file (session busy, no
-   lock held). */
-static int session_rebuild(berth_upload *u)
-{
-    upload_session *sess = u->session;
-    berth_hasher *h = NULL;
-    uint64_t size = 0;
-    int rc = berth_hasher_new(&h, BERTH_DIGEST_SHA256);
-
-    if (rc < 0) {
-        return rc;
-    }
-    rc = hash_fd(u->fd, h, &size);
-    if (rc < 0) {
-        berth_hasher_free(h);
-        return file_error(u, "read", -rc);
-    }
-    berth_hasher_free(sess->hasher);
-    sess->hasher = h;
-    sess->size = size;
-    sess->cold = false;
-    sess->verify = true;
-    pthread_mutex_lock(&u->store->lock);
-    sess->acked = size;
-    pthread_mutex_unlock(&u->store->lock);
-    u->synced = u->mark = size;
-    return 0;
-}
-
-/* Session `id` (any text) of repository `repo_name` (store->lock held), or NULL with the error
-   set. */
-static upload_session *session_find(berth_store *s, const char *repo_name, const char *id)
-{
-    upload_session *sess = valid_id(id) ? berth__htab_get(&s->sessions, id) : NULL;
-    char rk[KEY_LEN + 1];
-
-    key_of(rk, repo_name);
-    if (!sess || memcmp(repo_key(sess), rk, KEY_LEN) != 0) {
-        berth_error_set(BERTH_ENOTFOUND, "upload %s not known in %s", id, repo_name);
-        return NULL;
-    }
-    return sess;
-}
-
-int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo_name,
-                            const char *id)
-{
-    upload_session *sess;
-    berth_upload *u = NULL;
-    char path[4096];
-    int fd, rc = 0;
-
-    berth_error_clear();
-    pthread_mutex_lock(&s->lock);
-    if (!(sess = session_find(s, repo_name, id))) {
-        rc = BERTH_ENOTFOUND;
-    } else if (sess->busy) {
-        rc = berth_error_set(BERTH_EBUSY, "upload %s is in use by another request", id);
-    } else if (!sess->repo && !(sess->repo = strdup(repo_name))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    if (rc == 0) {
-        sess->busy = true;
-        sess->touched = time(NULL);
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (rc < 0) {
-        return rc;
-    }
-    session_path(path, sizeof(path), s, sess);
-    fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        session_release(s, sess);
-        berth__log(BERTH_LOG_WARN, "upload %s: open %s: %s", id, path, strerror(err));
-        return err == ENOENT ? berth_error_set(BERTH_ENOTFOUND, "upload %s not known", id)
-                             : berth_error_set(BERTH_EIO, "upload %s: open: %s", id, strerror(err));
-    }
-    u = handle_new(s, sess, fd);
-    if (!u) {
-        close(fd);
-        session_release(s, sess);
+    u->rec.repo = strdup(repo);
+    u->rec.owner = strdup(owner);
+    u->rec.hash_state = strdup("");
+    if (!u->rec.repo || !u->rec.owner || !u->rec.hash_state) {
+        handle_free(u);
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    if (sess->cold && (rc = session_rebuild(u)) < 0) {
-        session_release(s, sess);
+    u->rec.created = u->rec.updated = (int64_t)time(NULL);
+    limits.total = s->opts.upload_sessions_max;
+    limits.per_repo = s->opts.upload_sessions_per_repo;
+    limits.per_owner = *owner ? s->opts.upload_sessions_per_owner : 0;
+    rc = s->meta->upload_create(s->meta, &u->rec, &limits);
+    if (rc < 0) {
+        handle_free(u);
+        return rc;
+    }
+    u->created = true;
+    /* the creator holds it: nobody can use an id before it is known to them */
+    memset(&held, 0, sizeof(held));
+    rc = s->meta->upload_acquire(s->meta, repo, u->rec.id, &held);
+    berth_meta_upload_dispose(&held);
+    if (rc == 0) {
+        rc = s->blobs->writer_open(&u->w, s->blobs, u->rec.id, NULL, 0);
+        if (rc == 0) {
+            rc = berth_hasher_new(&u->hasher, BERTH_DIGEST_SHA256);
+        }
+        if (rc == 0) {
+            rc = save(u); /* from now on the record names the writer's state */
+        }
+        if (rc < 0) {
+            if (u->w) {
+                u->w->abort(u->w);
+                u->w = NULL;
+            }
+            s->meta->upload_release(s->meta, u->rec.id);
+        }
+    }
+    if (rc < 0) {
+        s->meta->upload_delete(s->meta, u->rec.id);
         handle_free(u);
         return rc;
     }
@@ -477,176 +215,170 @@ int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo
     return 0;
 }
 
-int berth_store_upload_stat(berth_store *s, const char *repo_name, const char *id, uint64_t *size)
+int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo, const char *id)
 {
-    upload_session *sess;
-    berth_upload *u = NULL;
-    bool cold = false;
-    int rc = 0;
+    berth_upload *u;
+    int rc;
 
     berth_error_clear();
-    pthread_mutex_lock(&s->lock);
-    if (!(sess = session_find(s, repo_name, id))) {
-        rc = BERTH_ENOTFOUND;
-    } else if (sess->busy) {
-        *size = sess->acked; /* as of the last request that ended */
-    } else if (sess->cold) {
-        cold = true;
-    } else {
-        *size = sess->size;
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (rc < 0 || !cold) {
+    if ((rc = berth__store_writable(s)) < 0) {
         return rc;
     }
-    /* a session of an earlier run: opening it rebuilds it (and a racing open makes it busy,
-       which is no failure for a status) */
-    rc = berth_store_upload_open(&u, s, repo_name, id);
-    if (rc == BERTH_EBUSY) {
-        return berth_store_upload_stat(s, repo_name, id, size);
+    if (berth_name_validate(repo) < 0 || !valid_id(id)) {
+        return as_upload_error(BERTH_ENOTFOUND, id, repo);
+    }
+    if (!(u = calloc(1, sizeof(*u)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    u->store = s;
+    rc = s->meta->upload_acquire(s->meta, repo, id, &u->rec);
+    if (rc < 0) {
+        free(u);
+        return as_upload_error(rc, id, repo);
+    }
+    u->size = u->rec.size;
+    rc = s->blobs->writer_open(&u->w, s->blobs, u->rec.id, u->rec.backend_state, u->rec.size);
+    if (rc == 0) {
+        rc = load_hash(u);
     }
     if (rc < 0) {
-        return rc;
+        release(u);
+        return as_upload_error(rc, id, repo);
     }
-    *size = berth_upload_size(u);
-    return berth_upload_close(u);
+    *out = u;
+    return 0;
+}
+
+int berth_store_upload_stat(berth_store *s, const char *repo, const char *id, uint64_t *size)
+{
+    berth_meta_upload rec;
+    int rc;
+
+    berth_error_clear();
+    if (berth_name_validate(repo) < 0 || !valid_id(id)) {
+        return as_upload_error(BERTH_ENOTFOUND, id, repo);
+    }
+    memset(&rec, 0, sizeof(rec));
+    rc = s->meta->upload_get(s->meta, repo, id, &rec);
+    if (rc == 0) {
+        *size = rec.size; /* as of the last request that ended */
+    }
+    berth_meta_upload_dispose(&rec);
+    return as_upload_error(rc, id, repo);
 }
 
 const char *berth_upload_id(const berth_upload *u)
 {
-    return u->session->id;
+    return u->rec.id;
 }
 
 uint64_t berth_upload_size(const berth_upload *u)
 {
-    return u->session->size;
+    return u->size;
 }
 
 int berth_upload_write(berth_upload *u, const void *data, size_t len)
 {
-    upload_session *sess = u->session;
-    const char *p = data;
-    size_t done = 0;
     int rc;
 
     if (len == 0) {
         return 0;
     }
-    if (!u->mark_hash && (rc = berth_hasher_dup(&u->mark_hash, sess->hasher)) < 0) {
+    if (!u->w) {
+        return berth_error_set(BERTH_EIO, "upload %s: the session is closed", u->rec.id);
+    }
+    rc = u->w->write(u->w, data, len);
+    if (rc < 0) {
         return rc;
     }
-    while (done < len) {
-        ssize_t n = pwrite(u->fd, p + done, len - done, (off_t)(sess->size + done));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            int err = n < 0 ? errno : EIO;
-            /* a short write leaves part of the data: the file goes back to what is counted */
-            if (ftruncate(u->fd, (off_t)sess->size) != 0) {
-                berth__log(BERTH_LOG_WARN, "upload %s: cannot cut back to %llu bytes: %s", sess->id,
-                           (unsigned long long)sess->size, strerror(errno));
-                sess->verify = true;
-            }
-            return file_error(u, "write", err);
-        }
-        done += (size_t)n;
+    if (u->hasher) {
+        berth_hasher_update(u->hasher, data, len);
     }
-    berth_hasher_update(sess->hasher, data, len);
-    sess->size += len;
-    if (u->store->opts.fsync && sess->size - u->synced >= WRITEBACK_STEP) {
-        /* start writeback now, so that the fsync at the end has little left to do */
-        sync_file_range(u->fd, (off_t)u->synced, (off_t)(sess->size - u->synced),
-                        SYNC_FILE_RANGE_WRITE);
-        u->synced = sess->size;
-    }
+    u->size += len;
     return 0;
 }
 
 void berth_upload_mark(berth_upload *u)
 {
-    berth_hasher_free(u->mark_hash);
-    u->mark_hash = NULL;
-    u->mark = u->session->size;
+    if (u->w && save(u) < 0) {
+        berth__log(BERTH_LOG_WARN, "upload %s: cannot keep a restore point: %s", u->rec.id,
+                   berth_error_last());
+    }
 }
 
 int berth_upload_rollback(berth_upload *u)
 {
-    upload_session *sess = u->session;
+    berth_store *s = u->store;
+    int rc;
 
-    /* durable too: a crash right after a refusal must not bring the refused bytes back */
-    if (ftruncate(u->fd, (off_t)u->mark) != 0 ||
-        (u->store->opts.fsync && u->mark_hash && fsync(u->fd) != 0)) {
-        int err = errno;
-        /* what is on disk is unknown now: rebuild from it at the next open, verify at commit */
-        sess->cold = true;
-        sess->verify = true;
-        return file_error(u, "truncate", err);
+    /* what was written since the record's state is dropped with the writer */
+    if (u->w) {
+        u->w->close(u->w);
+        u->w = NULL;
     }
-    if (u->mark_hash) {
-        berth_hasher_free(sess->hasher);
-        sess->hasher = u->mark_hash;
-        u->mark_hash = NULL;
+    u->size = u->rec.size;
+    u->verify = false;
+    rc = s->blobs->writer_open(&u->w, s->blobs, u->rec.id, u->rec.backend_state, u->rec.size);
+    if (rc == 0) {
+        rc = load_hash(u);
     }
-    sess->size = u->mark;
-    if (u->synced > u->mark) {
-        u->synced = u->mark;
+    return rc;
+}
+
+/* End a session: drop its bytes and its record, and give it back. */
+static int session_end(berth_upload *u)
+{
+    berth_store *s = u->store;
+    int rc = 0;
+
+    if (!u->w) {
+        /* a failed commit freed the writer: open it again to drop the bytes */
+        rc = s->blobs->writer_open(&u->w, s->blobs, u->rec.id, u->rec.backend_state, u->rec.size);
     }
-    return 0;
+    if (u->w) {
+        rc = u->w->abort(u->w);
+        u->w = NULL;
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        rc = 0;
+    }
+    if (s->meta->upload_delete(s->meta, u->rec.id) < 0 && rc == 0) {
+        rc = BERTH_EIO;
+    }
+    release(u);
+    return rc;
 }
 
 int berth_upload_abort(berth_upload *u)
 {
-    int rc;
-
     if (!u) {
         return 0;
     }
     if (u->created) {
         return session_end(u);
     }
-    rc = berth_upload_rollback(u);
-    session_release(u->store, u->session);
-    handle_free(u);
-    return rc;
-}
-
-/* End the session: forget it and remove its file. */
-static int session_end(berth_upload *u)
-{
-    berth_store *s = u->store;
-    char path[4096];
-    int rc = 0;
-
-    session_path(path, sizeof(path), s, u->session);
-    pthread_mutex_lock(&s->lock);
-    session_unregister(s, u->session);
-    pthread_mutex_unlock(&s->lock);
-    if (unlink(path) != 0 && errno != ENOENT) {
-        rc = file_error(u, "unlink", errno);
-    }
-    session_free(u->session);
-    handle_free(u);
-    return rc;
+    /* the record still describes the session as it was before this request: give it back
+       without writing anything; the writer's unsynced bytes go with it */
+    release(u);
+    return 0;
 }
 
 int berth_upload_close(berth_upload *u)
 {
-    int rc;
+    int rc = 0;
 
     if (!u) {
         return 0;
     }
-    if (u->store->opts.fsync && fsync(u->fd) != 0) {
-        rc = file_error(u, "sync", errno);
-        berth_upload_rollback(u);
-        session_release(u->store, u->session);
-        handle_free(u);
-        return rc;
+    if (u->w && (u->size != u->rec.size || u->created)) {
+        rc = save(u);
     }
-    session_release(u->store, u->session);
-    handle_free(u);
-    return 0;
+    if (rc < 0) {
+        berth__log(BERTH_LOG_WARN, "upload %s: cannot keep what was written: %s", u->rec.id,
+                   berth_error_last());
+    }
+    release(u);
+    return rc;
 }
 
 int berth_upload_cancel(berth_upload *u)
@@ -654,239 +386,232 @@ int berth_upload_cancel(berth_upload *u)
     return session_end(u);
 }
 
+/* The check of a commit whose running hash cannot describe the stored bytes. */
+typedef struct verify_ctx {
+    berth_hasher *h;
+    const berth_digest *expected;
+    uint64_t count, size;
+} verify_ctx;
+
+static int verify_update(const void *data, size_t len, void *payload)
+{
+    verify_ctx *v = payload;
+    v->count += len;
+    return berth_hasher_update(v->h, data, len);
+}
+
+static int verify_final(void *payload)
+{
+    verify_ctx *v = payload;
+    berth_digest got;
+    int rc = berth_hasher_peek(&got, v->h);
+
+    if (rc == 0 && v->count != v->size) {
+        rc = berth_error_set(BERTH_EIO, "the stored bytes (%llu) differ from those received (%llu)",
+                             (unsigned long long)v->count, (unsigned long long)v->size);
+    }
+    if (rc == 0 && !berth_digest_equal(&got, v->expected)) {
+        rc = berth_error_set(BERTH_EMISMATCH, "uploaded content has digest %s, not %s", got.str,
+                             v->expected->str);
+    }
+    return rc;
+}
+
 int berth_upload_commit(berth_upload *u, const berth_digest *expected)
 {
     berth_store *s = u->store;
-    upload_session *sess = u->session;
-    berth_hasher *h = NULL;
-    berth_digest got;
-    struct stat st;
-    uint64_t stored = 0;
-    char path[4096];
-    repo *r = NULL;
+    berth_blob_writer *w = u->w;
+    verify_ctx v = {NULL, expected, 0, u->size};
+    berth_blob_check check = {verify_update, verify_final, &v};
+    bool hashed = expected->alg == BERTH_DIGEST_SHA256 && u->hasher && !u->verify;
     int rc = 0;
 
-    session_path(path, sizeof(path), s, sess);
-    if (s->opts.fsync && fsync(u->fd) != 0) {
-        rc = file_error(u, "sync", errno);
+    if (!w) {
+        rc = berth_error_set(BERTH_EIO, "upload %s: the session is closed", u->rec.id);
         goto refused;
     }
-    if (fstat(u->fd, &st) != 0) {
-        rc = file_error(u, "stat", errno);
-        goto refused;
-    }
-    if ((uint64_t)st.st_size != sess->size) {
-        berth__log(BERTH_LOG_ERROR, "upload %s: %s holds %lld bytes, the session counted %llu",
-                   sess->id, path, (long long)st.st_size, (unsigned long long)sess->size);
-        sess->verify = true;
+    if (w->size(w) != u->size) {
+        berth__log(BERTH_LOG_ERROR, "upload %s: the writer holds %llu bytes, the session %llu",
+                   u->rec.id, (unsigned long long)w->size(w), (unsigned long long)u->size);
         rc = berth_error_set(BERTH_EIO, "upload %s: the stored bytes differ from those received",
-                             sess->id);
+                             u->rec.id);
         goto refused;
     }
-    if (expected->alg == BERTH_DIGEST_SHA256 && !sess->verify) {
-        rc = berth_hasher_peek(&got, sess->hasher);
+    if (hashed) {
+        berth_digest got;
+        rc = berth_hasher_peek(&got, u->hasher);
+        if (rc == 0 && !berth_digest_equal(&got, expected)) {
+            rc = berth_error_set(BERTH_EMISMATCH, "uploaded content has digest %s, not %s",
+                                 got.str, expected->str);
+        }
     } else {
-        /* the running hash may not describe the stored bytes: hash what is stored */
-        rc = berth_hasher_new(&h, expected->alg);
-        if (rc == 0 && (rc = hash_fd(u->fd, h, &stored)) < 0) {
-            rc = file_error(u, "read", -rc);
+        rc = berth_hasher_new(&v.h, expected->alg);
+    }
+    if (rc == 0) {
+        /* keep garbage collection off this digest until it is linked */
+        rc = s->meta->blob_touch(s->meta, expected, u->size);
+    }
+    if (rc < 0) {
+        goto refused;
+    }
+    u->w = NULL; /* the backend frees the writer, whatever happens */
+    rc = w->commit(w, expected, hashed ? NULL : &check);
+    berth_hasher_free(v.h);
+    v.h = NULL;
+    if (rc == 0) {
+        rc = s->meta->blob_link(s->meta, u->rec.repo, expected, u->size);
+        if (rc == BERTH_ENOTFOUND) {
+            rc = berth_error_set(BERTH_EIO, "blob %s vanished while it was stored", expected->str);
         }
-        if (rc == 0) {
-            rc = berth_hasher_peek(&got, h);
-        }
-        berth_hasher_free(h);
     }
-    if (rc == 0 && !berth_digest_equal(&got, expected)) {
-        rc = berth_error_set(BERTH_EMISMATCH, "uploaded content has digest %s, not %s", got.str,
-                             expected->str);
+    if (rc < 0) {
+        goto refused;
     }
-    if (rc == 0) {
-        rc = berth__store_repo(&r, s, sess->repo, true);
+    if (s->meta->upload_delete(s->meta, u->rec.id) < 0) {
+        berth__log(BERTH_LOG_WARN, "upload %s: committed, but its record stays: %s", u->rec.id,
+                   berth_error_last());
     }
-    if (rc == 0) {
-        rc = berth__store_publish_blob(s, r, path, expected);
-    }
-    if (rc == 0) {
-        session_end(u);
-        return 0;
-    }
+    release(u);
+    return 0;
 refused:
+    berth_hasher_free(v.h);
     /* the request changes nothing: the client may retry */
     berth_upload_abort(u);
     return rc;
 }
 
-/* ---- the directory: scan at open, reaping, usage ---------------------------------------- */
+/* ---- reaping and usage ---------------------------------------------------------------- */
 
-/* Move a session of the earlier layout (<id>/repo, <id>/data) to its file. */
-static void migrate_legacy(berth_store *s, const char *id)
+typedef struct session_list {
+    char (*ids)[65];
+    char **repos;
+    int64_t *updated;
+    uint64_t *sizes;
+    size_t n, cap;
+    int rc;
+} session_list;
+
+static int collect_session(const berth_meta_upload *u, void *payload)
 {
-    berth_buf repo_name = BERTH_BUF_INIT;
-    char dir[4096], from[4200], to[4200], rk[KEY_LEN + 1], ok[KEY_LEN + 1];
-
-    snprintf(dir, sizeof(dir), "%s/%s", s->uploads, id);
-    snprintf(from, sizeof(from), "%s/repo", dir);
-    if (berth__fs_read_file(&repo_name, from, 1024) == 0) {
-        key_of(rk, repo_name.ptr);
-        key_of(ok, "");
-        snprintf(from, sizeof(from), "%s/data", dir);
-        snprintf(to, sizeof(to), "%s/%s.%s.%s", s->uploads, id, rk, ok);
-        if (rename(from, to) == 0) {
-            berth__fs_rmtree(dir);
+    session_list *l = payload;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        void *a = realloc(l->ids, cap * sizeof(*l->ids));
+        void *b = a ? realloc(l->repos, cap * sizeof(*l->repos)) : NULL;
+        void *c = b ? realloc(l->updated, cap * sizeof(*l->updated)) : NULL;
+        void *d = c ? realloc(l->sizes, cap * sizeof(*l->sizes)) : NULL;
+        if (a) {
+            l->ids = a;
         }
+        if (b) {
+            l->repos = b;
+        }
+        if (c) {
+            l->updated = c;
+        }
+        if (!d) {
+            l->rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            return 1;
+        }
+        l->sizes = d;
+        l->cap = cap;
     }
-    berth_error_clear();
-    berth_buf_dispose(&repo_name);
+    snprintf(l->ids[l->n], sizeof(l->ids[l->n]), "%s", u->id);
+    if (!(l->repos[l->n] = strdup(u->repo ? u->repo : ""))) {
+        l->rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        return 1;
+    }
+    l->updated[l->n] = u->updated;
+    l->sizes[l->n] = u->size;
+    l->n++;
+    return 0;
 }
 
-int berth__uploads_scan(berth_store *s)
+static void session_list_dispose(session_list *l)
 {
-    DIR *d = opendir(s->uploads);
-    struct dirent *e;
-    int rc = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->repos[i]);
+    }
+    free(l->ids);
+    free(l->repos);
+    free(l->updated);
+    free(l->sizes);
+}
 
-    if (!d) {
-        berth__log(BERTH_LOG_ERROR, "opendir %s: %s", s->uploads, strerror(errno));
-        return berth_error_set(BERTH_EIO, "cannot read the upload sessions: %s", strerror(errno));
-    }
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (strlen(e->d_name) == ID_LEN && hex_run(e->d_name, ID_LEN)) {
-            migrate_legacy(s, e->d_name);
-        }
-    }
-    rewinddir(d);
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        char path[4096];
-        struct stat st;
-        upload_session *sess;
+static int list_sessions(berth_store *s, session_list *l)
+{
+    int rc;
+    memset(l, 0, sizeof(*l));
+    rc = s->meta->uploads(s->meta, collect_session, l);
+    return l->rc < 0 ? l->rc : rc;
+}
 
-        if (!session_file_name(e->d_name)) {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", s->uploads, e->d_name);
-        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-            continue;
-        }
-        sess = calloc(1, sizeof(*sess));
-        if (!sess) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-            break;
-        }
-        memcpy(sess->id, e->d_name, ID_LEN);
-        memcpy(sess->file, e->d_name, FILE_LEN + 1);
-        sess->cold = true;
-        sess->size = (uint64_t)st.st_size;
-        sess->touched = st.st_mtime;
-        pthread_mutex_lock(&s->lock);
-        rc = berth__htab_get(&s->sessions, sess->id) ? 0 : session_register(s, sess);
-        if (rc == 0 && berth__htab_get(&s->sessions, sess->id) != sess) {
-            session_free(sess); /* the same id twice: the first one counts */
-        }
-        pthread_mutex_unlock(&s->lock);
-        if (rc < 0) {
-            session_free(sess);
-        }
-    }
-    closedir(d);
-    return rc;
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 int berth__uploads_gc(berth_store *s, bool dry_run, uint64_t *removed)
 {
-    DIR *d = opendir(s->uploads);
-    struct dirent *e;
-    time_t now = time(NULL);
+    int64_t cutoff = (int64_t)time(NULL) - (int64_t)s->opts.upload_ttl_seconds;
+    const char **live = NULL;
+    size_t nlive = 0;
+    session_list l;
+    int rc = list_sessions(s, &l);
 
-    if (!d) {
-        berth__log(BERTH_LOG_ERROR, "opendir %s: %s", s->uploads, strerror(errno));
-        return berth_error_set(BERTH_EIO, "cannot read the upload sessions: %s", strerror(errno));
+    if (rc == 0 && !(live = calloc(l.n ? l.n : 1, sizeof(*live)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    while ((e = readdir(d)) != NULL) {
-        char path[4096], id[ID_LEN + 1];
-        struct stat st;
-        upload_session *sess = NULL;
-        time_t last;
-        bool stale;
-
-        if (e->d_name[0] == '.') {
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        berth_upload *u;
+        if (l.updated[i] >= cutoff) {
+            live[nlive++] = l.ids[i];
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s", s->uploads, e->d_name);
-        last = lstat(path, &st) == 0 ? st.st_mtime : now;
-        memcpy(id, e->d_name, ID_LEN);
-        id[strnlen(e->d_name, ID_LEN)] = '\0';
-        pthread_mutex_lock(&s->lock);
-        if (session_file_name(e->d_name)) {
-            sess = berth__htab_get(&s->sessions, id);
-            if (sess && strcmp(sess->file, e->d_name) != 0) {
-                sess = NULL;
+        if (dry_run) {
+            if (removed) {
+                (*removed)++;
             }
-        }
-        if (sess && sess->touched > last) {
-            last = sess->touched;
-        }
-        stale = (!sess || !sess->busy) && now - last > (time_t)s->opts.upload_ttl_seconds;
-        if (stale && !dry_run && sess) {
-            session_unregister(s, sess);
-            session_free(sess);
-        }
-        pthread_mutex_unlock(&s->lock);
-        if (!stale) {
             continue;
         }
-        if (removed) {
+        /* taken like any request takes it, so a session in use is never reaped */
+        if (berth_store_upload_open(&u, s, l.repos[i], l.ids[i]) < 0) {
+            live[nlive++] = l.ids[i];
+            continue;
+        }
+        if (session_end(u) == 0 && removed) {
             (*removed)++;
         }
-        if (!dry_run) {
-            berth__log(BERTH_LOG_INFO, "removing upload session %s, idle since %lld s", id,
-                       (long long)(now - last));
-            berth__fs_rmtree(path);
-        }
     }
-    closedir(d);
-    berth_error_clear();
-    return 0;
+    if (rc == 0 && !dry_run && s->blobs->reap) {
+        /* what sessions left in the blob backend without a record (a crash between the two) */
+        qsort(live, nlive, sizeof(*live), by_id);
+        rc = s->blobs->reap(s->blobs, live, nlive, cutoff, NULL);
+    }
+    free(live);
+    session_list_dispose(&l);
+    return rc;
 }
 
 int berth_store_uploads_reap(berth_store *s, uint64_t *removed)
 {
     berth_error_clear();
+    if (s->opts.read_only) {
+        return 0;
+    }
     return berth__uploads_gc(s, false, removed);
 }
 
 int berth_store_uploads_usage(berth_store *s, uint64_t *count_out, uint64_t *bytes_out)
 {
-    DIR *d;
-    struct dirent *e;
-    uint64_t count = 0, bytes = 0;
+    session_list l;
+    int rc = list_sessions(s, &l);
 
-    berth_error_clear();
-    d = opendir(s->uploads);
-    if (!d) {
-        berth__log(BERTH_LOG_ERROR, "opendir %s: %s", s->uploads, strerror(errno));
-        return berth_error_set(BERTH_EIO, "cannot read the upload sessions: %s", strerror(errno));
+    *count_out = *bytes_out = 0;
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        (*count_out)++;
+        *bytes_out += l.sizes[i];
     }
-    while ((e = readdir(d)) != NULL) {
-        char path[4096];
-        struct stat st;
-
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", s->uploads, e->d_name);
-        if (lstat(path, &st) != 0) {
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            /* a session of the earlier layout that could not be moved */
-            snprintf(path, sizeof(path), "%s/%s/data", s->uploads, e->d_name);
-            st.st_size = lstat(path, &st) == 0 ? st.st_size : 0;
-        }
-        count++;
-        bytes += (uint64_t)st.st_size;
-    }
-    closedir(d);
-    *count_out = count;
-    *bytes_out = bytes;
-    return 0;
+    session_list_dispose(&l);
+    return rc;
 }

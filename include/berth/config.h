@@ -99,7 +99,22 @@ typedef struct berth_config {
         /* POST ?mount= without `from` looks for the blob; with authentication, only in the
            repositories the caller may pull (default true) */
         bool automatic_mount;
+        struct {
+            /* blobs in an S3-compatible bucket (with database.url; credentials from
+               AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared credentials file) */
+            char *endpoint;        /* "http://127.0.0.1:7480"; NULL: AWS's for the region */
+            char *bucket;          /* set: the s3 blob backend is used */
+            char *region;          /* "us-east-1" */
+            char *prefix;          /* key prefix inside the bucket ("" by default) */
+            bool path_style;       /* bucket in the path, not the host name (default true) */
+            bool redirect;         /* blob GET answers 307 to a presigned URL */
+            char *public_endpoint; /* endpoint clients reach for redirects (default endpoint) */
+        } s3;
     } storage;
+    struct {
+        char *url;          /* libpq connection string or URI; set: metadata in PostgreSQL */
+        uint64_t pool_size; /* connections per process (default 8) */
+    } database;
     berth_config_rule *access; /* `access_count` rules, in file order */
     size_t access_count;
     berth_config_group *groups;

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * /v2/<name>/blobs/<digest> (GET, HEAD, DELETE) and the upload sessions under
- * /v2/<name>/blobs/uploads/. Blob bodies go out with sendfile: the response is built on the
- * store's descriptor, which libmicrohttpd closes. Upload bodies are streamed into the store's
+ * /v2/<name>/blobs/uploads/. Blob bodies go out with sendfile when the blob backend has
+ * descriptors (fs: the response is built on the store's descriptor, which libmicrohttpd
+ * closes), as a 307 to the object store when it gives URLs, else streamed through a window. Upload bodies are streamed into the store's
  * session as they arrive (see feed() in server.c); a session handle is held only for the
  * length of one request.
  */
 #include "server/server_internal.h"
+
+#include "base/log.h"
 
 #include <berth/errors.h>
 
@@ -45,8 +48,92 @@ static enum MHD_Result send_blob(berth__req *r, struct MHD_Response *resp,
     return berth__respond(r, status, resp);
 }
 
+/*
+ * A blob served from a backend without descriptors (S3): the response pulls it through a
+ * window, each window one ranged read of the backend, so a GET holds at most STREAM_WINDOW
+ * bytes however large the blob.
+ */
+#define STREAM_WINDOW (2u * 1024 * 1024)
+
+typedef struct blob_stream {
+    berth_store *store;
+    berth_digest digest;
+    uint64_t offset, end; /* the bytes served: [offset, end) of the blob */
+    char *buf;
+    uint64_t buf_at; /* blob offset of buf[0] */
+    size_t buf_len;
+} blob_stream;
+
+static int stream_fill(const void *data, size_t len, void *payload)
+{
+    blob_stream *st = payload;
+    if (len > STREAM_WINDOW - st->buf_len) {
+        return BERTH_ERANGE;
+    }
+    memcpy(st->buf + st->buf_len, data, len);
+    st->buf_len += len;
+    return 0;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    blob_stream *st = cls;
+    uint64_t at = st->offset + pos;
+    size_t n;
+
+    if (at >= st->end) {
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    if (at < st->buf_at || at >= st->buf_at + st->buf_len) {
+        uint64_t want = st->end - at < STREAM_WINDOW ? st->end - at : STREAM_WINDOW;
+        st->buf_at = at;
+        st->buf_len = 0;
+        if (berth_store_blob_read(st->store, &st->digest, at, want, stream_fill, st) < 0 ||
+            st->buf_len == 0) {
+            berth__log(BERTH_LOG_WARN, "blob %s: read at %llu failed: %s", st->digest.str,
+                       (unsigned long long)at, berth_error_last());
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    n = (size_t)(st->buf_at + st->buf_len - at);
+    if (n > max) {
+        n = max;
+    }
+    memcpy(out, st->buf + (at - st->buf_at), n);
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    blob_stream *st = cls;
+    free(st->buf);
+    free(st);
+}
+
+static struct MHD_Response *stream_response(berth__req *r, const berth_digest *digest,
+                                            uint64_t offset, uint64_t len)
+{
+    blob_stream *st = calloc(1, sizeof(*st));
+    struct MHD_Response *resp;
+
+    if (!st || !(st->buf = malloc(STREAM_WINDOW))) {
+        free(st);
+        return NULL;
+    }
+    st->store = r->srv->store;
+    st->digest = *digest;
+    st->offset = offset;
+    st->end = offset + len;
+    resp = MHD_create_response_from_callback(len, 256 * 1024, stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
+    }
+    return resp;
+}
+
 enum MHD_Result berth__api_blob(berth__req *r)
 {
+    berth_blob_location where;
     struct MHD_Response *resp;
     berth_digest digest;
     berth_byte_range range;
@@ -73,15 +160,29 @@ enum MHD_Result berth__api_blob(berth__req *r)
         resp = MHD_create_response_from_callback(size, 4096, no_body, NULL, NULL);
         return send_blob(r, resp, &digest, 200, NULL, size);
     }
-    if ((error = berth_store_blob_open(r->srv->store, r->name, &digest, &fd, &size)) < 0) {
+    if ((error = berth_store_blob_locate(r->srv->store, r->name, &digest, &where)) < 0) {
         return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
     }
+    if (where.url) {
+        /* the object store serves the bytes (storage.s3.redirect) */
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (resp) {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, where.url);
+            MHD_add_response_header(resp, "Docker-Content-Digest", digest.str);
+        }
+        free(where.url);
+        return resp ? berth__respond(r, 307, resp) : MHD_NO;
+    }
+    fd = where.fd;
+    size = where.size;
     len = size;
     range_hdr = berth__header(r, MHD_HTTP_HEADER_RANGE);
     if (range_hdr && r->method == BERTH_M_GET) {
         error = berth_range_parse(&range, range_hdr, strlen(range_hdr), size);
         if (error == BERTH_ERANGE) {
-            close(fd);
+            if (fd >= 0) {
+                close(fd);
+            }
             snprintf(content_range, sizeof(content_range), "bytes */%llu",
                      (unsigned long long)size);
             resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -102,9 +203,12 @@ enum MHD_Result berth__api_blob(berth__req *r)
         /* a malformed or multi-range header is ignored: the whole blob is served */
         berth_error_clear();
     }
-    resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
-    if (!resp) {
+    if (fd < 0) {
+        resp = stream_response(r, &digest, offset, len);
+    } else if (!(resp = MHD_create_response_from_fd_at_offset64(len, fd, offset))) {
         close(fd);
+    }
+    if (!resp) {
         return MHD_NO;
     }
     return send_blob(r, resp, &digest, status, status == 206 ? content_range : NULL, len);

@@ -74,6 +74,15 @@ static const key_def keys[] = {
     KEY("auth.token.public_key", T_STRING, auth.token.public_key),
     KEY("auth.token.lifetime", T_DURATION, auth.token.lifetime),
     KEY("storage.automatic_mount", T_BOOL, storage.automatic_mount),
+    KEY("storage.s3.endpoint", T_STRING, storage.s3.endpoint),
+    KEY("storage.s3.bucket", T_STRING, storage.s3.bucket),
+    KEY("storage.s3.region", T_STRING, storage.s3.region),
+    KEY("storage.s3.prefix", T_STRING, storage.s3.prefix),
+    KEY("storage.s3.path_style", T_BOOL, storage.s3.path_style),
+    KEY("storage.s3.redirect", T_BOOL, storage.s3.redirect),
+    KEY("storage.s3.public_endpoint", T_STRING, storage.s3.public_endpoint),
+    KEY("database.url", T_STRING, database.url),
+    KEY("database.pool_size", T_U64, database.pool_size),
     KEY("gc.interval", T_DURATION, gc.interval),
     KEY("gc.grace", T_DURATION, gc.grace),
 };
@@ -200,6 +209,8 @@ int berth_config_new(berth_config **out)
     cfg->log.level = 2;
     cfg->auth.token.lifetime = 300;
     cfg->storage.automatic_mount = true;
+    cfg->storage.s3.path_style = true;
+    cfg->database.pool_size = 8;
     cfg->gc.interval = 0;
     cfg->gc.grace = 3600;
     if (berth_config_set(cfg, "listen", "127.0.0.1:5000") < 0 ||
@@ -885,6 +896,19 @@ int berth_config_validate(const berth_config *cfg)
     }
     if (!cfg->root) {
         return berth_error_set(BERTH_EINVALID, "root: must be set");
+    }
+    if ((cfg->storage.s3.bucket || cfg->storage.s3.endpoint) && !cfg->database.url) {
+        return berth_error_set(BERTH_EINVALID,
+                               "storage.s3: needs database.url (with blobs in object storage, "
+                               "the metadata lives in PostgreSQL)");
+    }
+    if (cfg->database.url && !cfg->storage.s3.bucket) {
+        return berth_error_set(BERTH_EINVALID,
+                               "database.url: needs storage.s3.bucket (the metadata in "
+                               "PostgreSQL goes with blobs in object storage)");
+    }
+    if (cfg->database.pool_size == 0 || cfg->database.pool_size > 1024) {
+        return berth_error_set(BERTH_EINVALID, "database.pool_size: must be 1 to 1024");
     }
     if (cfg->threads > 1024) {
         return berth_error_set(BERTH_EINVALID,

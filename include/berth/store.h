@@ -72,6 +72,12 @@ int berth_store_open_backends(berth_store **out, berth_blob_backend *blobs,
 /** Close the store; NULL is fine. Upload handles must be closed first. */
 void berth_store_free(berth_store *s);
 
+/**
+ * Can the store serve? One round trip to each backend (for /readyz): 0, or the code of the
+ * engine that failed (BERTH_ENETWORK: unreachable) with a message.
+ */
+int berth_store_ready(berth_store *s);
+
 /** True when the repository exists (holds at least one manifest or blob). */
 bool berth_store_repo_exists(berth_store *s, const char *repo);
 

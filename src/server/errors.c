@@ -33,6 +33,7 @@ static const struct {
     [BERTH_API_DENIED] = {"DENIED", "requested access to the resource is denied"},
     [BERTH_API_UNSUPPORTED] = {"UNSUPPORTED", "the operation is unsupported"},
     [BERTH_API_TOOMANYREQUESTS] = {"TOOMANYREQUESTS", "too many requests"},
+    [BERTH_API_UNAVAILABLE] = {"UNAVAILABLE", "service unavailable"},
     [BERTH_API_UNKNOWN] = {"UNKNOWN", "unknown error"},
 };
 
@@ -90,6 +91,8 @@ static const struct {
     {BERTH_OP_ANY, BERTH_ETOOBIG, 413, BERTH_API_SIZE_INVALID},
     /* the registry's storage is full: not the client's fault (507 Insufficient Storage) */
     {BERTH_OP_ANY, BERTH_ENOSPACE, 507, BERTH_API_UNKNOWN},
+    /* a storage engine (PostgreSQL, the object store) cannot be reached: try again later */
+    {BERTH_OP_ANY, BERTH_ENETWORK, 503, BERTH_API_UNAVAILABLE},
     /* a delete that would leave a manifest naming absent content */
     {BERTH_OP_ANY, BERTH_EINUSE, 409, BERTH_API_DENIED},
 };

@@ -42,6 +42,7 @@ typedef enum berth__api_error {
     BERTH_API_DENIED,
     BERTH_API_UNSUPPORTED,
     BERTH_API_TOOMANYREQUESTS,
+    BERTH_API_UNAVAILABLE,
     BERTH_API_UNKNOWN,
 } berth__api_error;
 

@@ -193,7 +193,7 @@ bool berth__ops_route(berth__req *r, const char *url, enum MHD_Result *ret)
             *ret = berth__respond_error(r, BERTH_OP_METHOD, BERTH_EUNSUPPORTED, NULL);
         } else if (url[1] == 'h') {
             *ret = respond_text(r, 200, "text/plain", "ok\n");
-        } else if (atomic_load(&r->srv->ready)) {
+        } else if (atomic_load(&r->srv->ready) && berth_store_ready(r->srv->store) == 0) {
             *ret = respond_text(r, 200, "text/plain", "ready\n");
         } else {
             *ret = respond_text(r, 503, "text/plain", "not ready\n");

@@ -157,6 +157,23 @@ static int check_repo(const char *name)
                                          : 0;
 }
 
+int berth_store_ready(berth_store *s)
+{
+    static const char probe[] =
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    berth_digest d;
+    uint64_t size;
+    int rc;
+
+    berth_error_clear();
+    rc = s->meta->repo_exists(s->meta, "berth-readiness-probe");
+    if (rc >= 0 && berth_digest_parse_str(&d, probe) == 0) {
+        rc = s->blobs->stat(s->blobs, &d, &size);
+        rc = rc == BERTH_ENOTFOUND ? 0 : rc;
+    }
+    return rc < 0 ? rc : 0;
+}
+
 bool berth_store_repo_exists(berth_store *s, const char *repo)
 {
     return check_repo(repo) == 0 && s->meta->repo_exists(s->meta, repo) == 1;

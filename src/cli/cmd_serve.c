@@ -292,7 +292,7 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
-    if (berth_store_open(&store, cfg->root, &sopts) < 0) {
+    if (cli_open_store(&store, cfg, &sopts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }
@@ -300,9 +300,11 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }
-    fprintf(stderr, "berth serve: listening on %s://%s%s%s:%u, root %s%s%s\n",
+    fprintf(stderr, "berth serve: listening on %s://%s%s%s:%u, %s %s%s%s\n",
             cfg->tls.cert ? "https" : "http", strchr(addr, ':') ? "[" : "", addr,
-            strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv), cfg->root,
+            strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv),
+            cfg->storage.s3.bucket ? "bucket" : "root",
+            cfg->storage.s3.bucket ? cfg->storage.s3.bucket : cfg->root,
             cfg->auth.htpasswd || cfg->auth.token.realm ? ", auth on" : "",
             cfg->gc.interval ? ", online gc on" : "");
     if (sigwait(&set, &sig) != 0) {

@@ -586,7 +586,7 @@ int berth__uploads_gc(berth_store *s, bool dry_run, uint64_t *removed)
     if (rc == 0 && !dry_run && s->blobs->reap) {
         /* what sessions left in the blob backend without a record (a crash between the two) */
         qsort(live, nlive, sizeof(*live), by_id);
-        rc = s->blobs->reap(s->blobs, live, nlive, cutoff, NULL);
+        rc = s->blobs->reap(s->blobs, live, nlive, (int64_t)s->opts.upload_ttl_seconds, NULL);
     }
     free(live);
     session_list_dispose(&l);

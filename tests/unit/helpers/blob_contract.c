@@ -666,6 +666,29 @@ static void test_blob__ended_sessions_are_not_found(void **state)
     free(st);
 }
 
+/* A session is found by its id: the state of another session does not open it. */
+static void test_blob__unknown_session_is_not_found(void **state)
+{
+    berth_blob_backend *b = *state;
+    berth_blob_writer *w = NULL;
+    char id[65], never[65], *st = NULL;
+    new_id(id);
+    new_id(never);
+    assert_int_equal(b->writer_open(&w, b, id, NULL, 0), 0);
+    write_pattern(w, 0, 100, 100, 19);
+    sync_state(w, &st);
+    w->close(w);
+    w = NULL;
+    assert_int_equal(b->writer_open(&w, b, never, st, 100), BERTH_ENOTFOUND);
+    assert_null(w);
+    /* the other session is untouched */
+    assert_int_equal(b->writer_open(&w, b, id, st, 100), 0);
+    berth_digest d = pattern_digest(19, 100);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    check_blob(b, &d, 100);
+    free(st);
+}
+
 /* 12 MiB in 64 KiB pieces, syncs off part boundaries, rollbacks across the 5 MiB and 10 MiB
  * boundaries, reopened twice, checked by the commit's check and by a read. */
 static void test_blob__large_session(void **state)
@@ -935,6 +958,7 @@ int blob_contract_run(const char *label, int (*open_fn)(berth_blob_backend **out
         T(test_blob__commit_refused_by_check),
         T(test_blob__abort),
         T(test_blob__ended_sessions_are_not_found),
+        T(test_blob__unknown_session_is_not_found),
         T(test_blob__large_session),
         T(test_blob__small_writes),
         T(test_blob__two_sessions_interleaved),

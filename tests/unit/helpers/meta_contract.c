@@ -1684,6 +1684,220 @@ static void test_meta__gc_claim_waits(void **state)
     assert_int_equal(b->blob_link(b, r, &z, 9), 0);
 }
 
+/* ---- races: each change is atomic with its check ---------------------------------------- */
+
+typedef struct race {
+    berth_meta_backend *b;
+    const char *repo;
+    pthread_barrier_t *start;
+    man *m;              /* put */
+    berth_digest target; /* unlink / delete / link */
+    int rc;
+} race;
+
+static void *race_put(void *arg)
+{
+    race *r = arg;
+    pthread_barrier_wait(r->start);
+    r->rc = put(r->b, r->repo, r->m, NULL, 0, NULL);
+    return NULL;
+}
+
+static void *race_unlink(void *arg)
+{
+    race *r = arg;
+    pthread_barrier_wait(r->start);
+    r->rc = r->b->blob_unlink(r->b, r->repo, &r->target, 0);
+    return NULL;
+}
+
+static void *race_delete(void *arg)
+{
+    race *r = arg;
+    pthread_barrier_wait(r->start);
+    r->rc = r->b->manifest_delete(r->b, r->repo, &r->target, 0);
+    return NULL;
+}
+
+static void run_pair(void *(*f1)(void *), race *a, void *(*f2)(void *), race *c)
+{
+    pthread_t t1, t2;
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+    a->start = c->start = &start;
+    assert_int_equal(pthread_create(&t1, NULL, f1, a), 0);
+    assert_int_equal(pthread_create(&t2, NULL, f2, c), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    pthread_barrier_destroy(&start);
+}
+
+/* A manifest put and an unlink of its layer, at once: never both. */
+static void test_meta__race_put_and_unlink(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256];
+    uint64_t size;
+    int puts = 0, unlinks = 0;
+    repo_name(r, "race/unlink");
+    for (int i = 0; i < 40; i++) {
+        berth_digest l = new_blob(b, r, 100);
+        man m;
+        man_image(&m, NULL, &l);
+        race a = {b, r, NULL, &m, {0}, 1}, c = {b, r, NULL, NULL, l, 1};
+        run_pair(race_put, &a, race_unlink, &c);
+        if (a.rc == 0) {
+            /* the manifest is stored: its layer stayed */
+            assert_int_equal(c.rc, BERTH_EINUSE);
+            assert_int_equal(b->blob_stat(b, r, &l, &size), 0);
+            assert_manifest(b, r, &m);
+            puts++;
+        } else {
+            assert_int_equal(a.rc, BERTH_ENOTFOUND);
+            assert_int_equal(c.rc, 0);
+            assert_no_manifest(b, r, &m.m.digest);
+            unlinks++;
+        }
+    }
+    assert_int_equal(puts + unlinks, 40);
+}
+
+/* An index put and a delete of its child, at once: never both. */
+static void test_meta__race_index_and_child_delete(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256];
+    repo_name(r, "race/child");
+    for (int i = 0; i < 40; i++) {
+        man child, idx;
+        man_image(&child, NULL, NULL);
+        put_ok(b, r, &child, NULL, 0);
+        man_index(&idx, &child.m.digest, NULL);
+        race a = {b, r, NULL, &idx, {0}, 1}, c = {b, r, NULL, NULL, child.m.digest, 1};
+        run_pair(race_put, &a, race_delete, &c);
+        if (a.rc == 0) {
+            assert_int_equal(c.rc, BERTH_EINUSE);
+            assert_manifest(b, r, &child);
+            assert_manifest(b, r, &idx);
+        } else {
+            assert_int_equal(a.rc, BERTH_ENOTFOUND);
+            assert_int_equal(c.rc, 0);
+            assert_no_manifest(b, r, &child.m.digest);
+            assert_no_manifest(b, r, &idx.m.digest);
+        }
+    }
+}
+
+typedef struct tag_reader {
+    berth_meta_backend *b;
+    const char *repo;
+    atomic_int stop;
+    atomic_int reads;
+    int torn;
+} tag_reader;
+
+static void *tag_reader_main(void *arg)
+{
+    tag_reader *t = arg;
+    while (!atomic_load(&t->stop)) {
+        tagrows s;
+        memset(&s, 0, sizeof(s));
+        if (t->b->tags(t->b, t->repo, NULL, 0, tags_cb, &s, NULL) != 0 || s.n != 3) {
+            t->torn++;
+            continue;
+        }
+        atomic_fetch_add(&t->reads, 1);
+        if (!berth_digest_equal(&s.v[0].digest, &s.v[1].digest) ||
+            !berth_digest_equal(&s.v[1].digest, &s.v[2].digest)) {
+            t->torn++;
+        }
+    }
+    return NULL;
+}
+
+/* The tags of one put are set together: a listing never shows some of them moved. */
+static void test_meta__tags_move_together(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256];
+    pthread_t t;
+    repo_name(r, "race/tags");
+    const char *tags[] = {"p", "q", "r"};
+    man m[2];
+    man_image(&m[0], NULL, NULL);
+    man_image(&m[1], NULL, NULL);
+    put_ok(b, r, &m[0], tags, 3);
+    tag_reader rd = {b, r, 0, 0, 0};
+    assert_int_equal(pthread_create(&t, NULL, tag_reader_main, &rd), 0);
+    /* at least 200 puts, and on until the reader has listed 50 times meanwhile */
+    for (int i = 0; i < 200 || (atomic_load(&rd.reads) < 50 && i < 100000); i++) {
+        put_ok(b, r, &m[(i + 1) % 2], tags, 3);
+    }
+    atomic_store(&rd.stop, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(rd.torn, 0);
+    assert_true(atomic_load(&rd.reads) >= 50);
+}
+
+typedef struct gc_racer {
+    berth_meta_backend *b;
+    const char *repo;
+    pthread_barrier_t *start;
+    berth_digest d;
+    int rc;
+    bool deleted;
+} gc_racer;
+
+static void *gc_racer_collect(void *arg)
+{
+    gc_racer *g2 = arg;
+    uint64_t size;
+    pthread_barrier_wait(g2->start);
+    berth_meta_claim *c = claim_digest(g2->b, now() + 3600, &g2->d, &size);
+    if (c) {
+        g2->deleted = true;
+        g2->rc = g2->b->gc_blob_release(g2->b, c, true);
+    }
+    return NULL;
+}
+
+static void *gc_racer_link(void *arg)
+{
+    gc_racer *g2 = arg;
+    pthread_barrier_wait(g2->start);
+    g2->rc = g2->b->blob_link(g2->b, g2->repo, &g2->d, 5);
+    return NULL;
+}
+
+/* Garbage collection and a mount of the same blob, at once: never a link to a deleted blob. */
+static void test_meta__race_gc_and_link(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256];
+    uint64_t size;
+    repo_name(r, "race/gc");
+    for (int i = 0; i < 20; i++) {
+        berth_digest d = new_blob(b, NULL, 5);
+        pthread_barrier_t start;
+        pthread_t t1, t2;
+        assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+        gc_racer a = {b, r, &start, d, 0, false}, c = {b, r, &start, d, 1, false};
+        assert_int_equal(pthread_create(&t1, NULL, gc_racer_collect, &a), 0);
+        assert_int_equal(pthread_create(&t2, NULL, gc_racer_link, &c), 0);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        pthread_barrier_destroy(&start);
+        if (a.deleted) {
+            assert_int_equal(a.rc, 0);
+            assert_int_equal(c.rc, BERTH_ENOTFOUND);
+            assert_int_equal(b->blob_stat(b, NULL, &d, &size), BERTH_ENOTFOUND);
+        } else {
+            assert_int_equal(c.rc, 0);
+            assert_int_equal(b->blob_stat(b, r, &d, &size), 0);
+        }
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int meta_contract_run(const char *label, int (*open_fn)(berth_meta_backend **out, void *payload),
@@ -1708,6 +1922,10 @@ int meta_contract_run(const char *label, int (*open_fn)(berth_meta_backend **out
         T(test_meta__uploads_listing),
         T(test_meta__gc_claims),
         T(test_meta__gc_claim_waits),
+        T(test_meta__race_put_and_unlink),
+        T(test_meta__race_index_and_child_delete),
+        T(test_meta__tags_move_together),
+        T(test_meta__race_gc_and_link),
     };
     unsigned char rnd[4] = {0};
     int fd = open("/dev/urandom", O_RDONLY);

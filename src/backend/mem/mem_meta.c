@@ -274,7 +274,9 @@ static void repo_name_cb(void *value, void *payload)
 static int page_of(ptrs *all, const char *last, size_t n, ptrs *page, bool *more)
 {
     size_t i = 0;
-    qsort(all->v, all->n, sizeof(*all->v), cmp_strp);
+    if (all->n) {
+        qsort(all->v, all->n, sizeof(*all->v), cmp_strp);
+    }
     while (last && i < all->n && strcmp(all->v[i], last) <= 0) {
         i++;
     }
@@ -885,7 +887,9 @@ static int mm_referrers(berth_meta_backend *b, const char *repo, const berth_dig
         }
     }
     if (rc == 0) {
-        qsort(f.out.v, f.out.n, sizeof(*f.out.v), cmp_manifest);
+        if (f.out.n) {
+            qsort(f.out.v, f.out.n, sizeof(*f.out.v), cmp_manifest);
+        }
         count = n && f.out.n > n ? n : f.out.n;
         more = count < f.out.n;
         for (size_t i = 0; i < count; i++) {

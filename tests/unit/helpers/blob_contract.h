@@ -5,9 +5,14 @@
  *
  * Each test asks `open` for a fresh, empty backend and frees it with its `free` member at the
  * end of the test. Optional members (open_fd, url, reap) are tested when they are not NULL and
- * skipped when they are. The suite writes about 25 MiB in all, in 64 KiB, 1000-byte and
- * one-byte pieces that cross the 5 MiB and 10 MiB part boundaries an S3 backend stages, and
- * waits about one second once (reap: sessions "written more than 0 seconds ago").
+ * skipped (reported as skipped) when they are. The suite writes about 25 MiB in all, in 64 KiB,
+ * 1000-byte and one-byte pieces that cross the 5 MiB and 10 MiB part boundaries an S3 backend
+ * stages, and sleeps 2 seconds once (reap: sessions "written more than 0 seconds ago").
+ *
+ * Session ids are "<12 random hex digits>-<n>", new per run. The reap test removes every session
+ * of the backend that is not its own live one: a backend that shares storage with others (one
+ * bucket for several tests running at once) must be scoped by `open` (a key prefix per backend,
+ * which foreach and reap stay within), or it reaps the sessions of the others.
  */
 #ifndef BERTH_TEST_BLOB_CONTRACT_H
 #define BERTH_TEST_BLOB_CONTRACT_H

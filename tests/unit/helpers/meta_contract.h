@@ -13,9 +13,17 @@
  * sessions already there, so another user of the same engine at the same time may at worst
  * make the total-limit test fail, never corrupt anything.
  *
+ * A garbage collector running against the same engine at the same time (another test) may
+ * claim the suite's unlinked blobs: with older_than in the future it may delete them, and the
+ * gc tests fail; run those alone.
+ *
  * Times: the suite passes older_than values relative to time(NULL): time(NULL) + 3600 for
- * "everything is old enough", time(NULL) - 3600 for "nothing made now is". Tests of waiting
- * (blob_touch and blob_link of a claimed blob) hold a claim for about 0.3 s each.
+ * "everything is old enough", time(NULL) - 3600 for "nothing made now is", and once, after a
+ * 2-second sleep, time(NULL) - 1 (a touch refreshes the time gc goes by), so the backend's
+ * clock (a database server's now()) must agree with this process's to within a second. Tests of
+ * waiting (blob_touch and blob_link of a claimed blob) hold a claim for 0.3 s each. Races
+ * (a manifest put against an unlink of its layer or a delete of its child, a listing of tags
+ * while a put moves them, a gc claim against a mount) run in two threads on one backend.
  */
 #ifndef BERTH_TEST_META_CONTRACT_H
 #define BERTH_TEST_META_CONTRACT_H

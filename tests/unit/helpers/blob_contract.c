@@ -420,9 +420,18 @@ static void test_blob__foreach(void **state)
     s.want[0] = put_blob(b, "a", 1);
     s.want[1] = put_blob(b, "one hundred", 11);
     s.want[2] = put_blob(b, big, sizeof(big));
+    /* a session, with bytes synced and more not, is no blob */
+    berth_blob_writer *w = NULL;
+    char id[65], *st = NULL;
+    new_id(id);
+    assert_int_equal(b->writer_open(&w, b, id, NULL, 0), 0);
+    write_pattern(w, 0, 6 * (uint64_t)MIB, 64 * KIB, 3);
+    sync_state(w, &st);
+    write_pattern(w, 6 * (uint64_t)MIB, 6 * (uint64_t)MIB + 10, 64 * KIB, 3);
     s.mtime_min = INT64_MAX;
     s.mtime_max = INT64_MIN;
     assert_int_equal(b->foreach (b, seen_cb, &s), 0);
+    assert_int_equal(s.total, 3); /* the backend was empty */
     assert_int_equal(s.count[0], 1);
     assert_int_equal(s.count[1], 1);
     assert_int_equal(s.count[2], 1);
@@ -443,6 +452,15 @@ static void test_blob__foreach(void **state)
     /* the callback's non-zero return stops the walk and is its result */
     assert_int_equal(b->foreach (b, stop_each, &calls), -77);
     assert_int_equal(calls, 1);
+
+    /* committed, the session is one blob more */
+    berth_digest d = pattern_digest(3, 6 * (uint64_t)MIB + 10);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    memset(s.count, 0, sizeof(s.count));
+    s.total = 0;
+    assert_int_equal(b->foreach (b, seen_cb, &s), 0);
+    assert_int_equal(s.total, 3);
+    free(st);
 }
 
 /* ---- write sessions --------------------------------------------------------------------- */

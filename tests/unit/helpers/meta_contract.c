@@ -799,6 +799,16 @@ static void test_meta__manifest_delete(void **state)
     assert_int_equal(b->manifest_delete(b, r, &m3.m.digest, now() + 3600), 0);
     assert_no_manifest(b, r, &m3.m.digest);
 
+    /* an index of another repository does not hold a manifest of this one */
+    man m5, idx5;
+    man_image(&m5, NULL, NULL);
+    put_ok(b, r, &m5, NULL, 0);
+    put_ok(b, r2, &m5, NULL, 0);
+    man_index(&idx5, &m5.m.digest, NULL);
+    put_ok(b, r2, &idx5, NULL, 0);
+    assert_int_equal(b->manifest_delete(b, r, &m5.m.digest, 0), 0);
+    assert_int_equal(b->manifest_delete(b, r2, &m5.m.digest, 0), BERTH_EINUSE);
+
     /* the same manifest in two repositories: one delete each */
     man m4;
     man_image(&m4, NULL, NULL);
@@ -1185,6 +1195,15 @@ static void test_meta__manifests_listing(void **state)
         }
     }
 
+    /* a deleted one is gone from the list */
+    assert_int_equal(b->manifest_delete(b, r, &sig.m.digest, 0), 0);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(b->manifests(b, r, mans_cb, &s), 0);
+    assert_int_equal(s.n, 2);
+    for (size_t i = 0; i < s.n; i++) {
+        assert_false(berth_digest_equal(&s.v[i].digest, &sig.m.digest));
+    }
+
     memset(&s, 0, sizeof(s));
     s.stop_after = 1;
     assert_int_equal(b->manifests(b, r, mans_cb, &s), -77);
@@ -1543,6 +1562,10 @@ static void test_meta__gc_claims(void **state)
     man_image(&m, NULL, NULL);
     put_ok(b, r, &m, NULL, 0); /* a manifest is no blob */
 
+    char r2[256];
+    repo_name(r2, "gc/b");
+    assert_int_equal(b->blob_link(b, r2, &set[1], 22), 0);
+    assert_int_equal(b->blob_unlink(b, r2, &set[1], 0), 0); /* still linked in r */
     /* young: none of them */
     claim_walk(b, NULL, now() - 3600, set, 4, found);
     assert_int_equal(found[0] + found[1] + found[2] + found[3], 0);

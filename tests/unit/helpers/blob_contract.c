@@ -760,6 +760,42 @@ static void test_blob__large_session(void **state)
     free(st);
 }
 
+/* Syncs exactly on the 5 MiB and 10 MiB boundaries, a sync with nothing new, and a commit with
+ * nothing written since the reopen. */
+static void test_blob__exact_boundaries(void **state)
+{
+    berth_blob_backend *b = *state;
+    berth_blob_writer *w = NULL;
+    char id[65], *st = NULL;
+    uint32_t seed = 20;
+    uint64_t m5 = 5 * (uint64_t)MIB, m10 = 10 * (uint64_t)MIB;
+    new_id(id);
+
+    assert_int_equal(b->writer_open(&w, b, id, NULL, 0), 0);
+    write_pattern(w, 0, m5, 64 * KIB, seed);
+    sync_state(w, &st);
+    w->close(w);
+
+    w = NULL;
+    assert_int_equal(b->writer_open(&w, b, id, st, m5), 0);
+    sync_state(w, &st); /* nothing new: still a state to reopen by */
+    w->close(w);
+    w = NULL;
+    assert_int_equal(b->writer_open(&w, b, id, st, m5), 0);
+    assert_int_equal(w->size(w), m5);
+    write_pattern(w, m5, m10, 1 * MIB, seed);
+    sync_state(w, &st);
+    w->close(w);
+
+    w = NULL;
+    assert_int_equal(b->writer_open(&w, b, id, st, m10), 0);
+    assert_int_equal(w->size(w), m10);
+    berth_digest d = pattern_digest(seed, m10);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    check_blob(b, &d, m10);
+    free(st);
+}
+
 /* About 10.5 MiB in 1000-byte writes, with runs of one-byte writes across 5 MiB and 10 MiB and
  * a sync in the middle of each run. */
 static void test_blob__small_writes(void **state)
@@ -975,6 +1011,7 @@ int blob_contract_run(const char *label, int (*open_fn)(berth_blob_backend **out
         T(test_blob__ended_sessions_are_not_found),
         T(test_blob__unknown_session_is_not_found),
         T(test_blob__large_session),
+        T(test_blob__exact_boundaries),
         T(test_blob__small_writes),
         T(test_blob__two_sessions_interleaved),
         T(test_blob__concurrent_sessions),

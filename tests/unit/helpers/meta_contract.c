@@ -320,11 +320,20 @@ static void test_meta__repo_exists(void **state)
     put_ok(b, r2, &x, NULL, 0);
     assert_int_equal(b->repo_exists(b, r2), 1);
 
-    /* holding nothing any more, it is gone */
+    /* holding nothing any more, it is gone, from the catalog too */
     assert_int_equal(b->blob_unlink(b, r1, &d, 0), 0);
     assert_int_equal(b->repo_exists(b, r1), 0);
     assert_int_equal(b->manifest_delete(b, r2, &x.m.digest, 0), 0);
     assert_int_equal(b->repo_exists(b, r2), 0);
+    names s;
+    bool more;
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(b->catalog(b, g.prefix, 0, names_cb, &s, &more), 0);
+    for (size_t i = 0; i < s.n; i++) {
+        assert_string_not_equal(s.v[i], r1);
+        assert_string_not_equal(s.v[i], r2);
+    }
+    names_clear(&s);
 }
 
 static void test_meta__catalog(void **state)

@@ -4,7 +4,8 @@
  * Input is parsed with JSON_REJECT_DUPLICATES and must be one object; member readers check
  * JSON types and name the member in every message. Unknown members are kept as the compact
  * text of an object (berth_extra) and merged back when a document is written, after the known
- * members, so that a document survives a round trip. Also here: RFC 3339 and base64.
+ * members, so that a document survives a round trip. Also here: RFC 3339 (base64 is in
+ * base/base64.c).
  */
 #include "oci/json.h"
 
@@ -398,83 +399,6 @@ bool berth__rfc3339_valid(const char *s)
     }
     return (s[0] == '+' || s[0] == '-') && digits(s + 1, 2) && s[3] == ':' && digits(s + 4, 2) &&
            s[6] == '\0' && num2(s + 1) <= 23 && num2(s + 4) <= 59;
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int berth__base64_encode(berth_buf *out, const unsigned char *data, size_t len)
-{
-    size_t i;
-    char q[4];
-
-    for (i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len) {
-            v |= (uint32_t)data[i + 1] << 8;
-        }
-        if (i + 2 < len) {
-            v |= data[i + 2];
-        }
-        q[0] = b64[(v >> 18) & 63];
-        q[1] = b64[(v >> 12) & 63];
-        q[2] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        q[3] = i + 2 < len ? b64[v & 63] : '=';
-        if (berth_buf_put(out, q, 4) < 0) {
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-    }
-    return 0;
-}
-
-static int b64val(char c)
-{
-    const char *p = c ? strchr(b64, c) : NULL;
-    return p ? (int)(p - b64) : -1;
-}
-
-int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, size_t len)
-{
-    unsigned char *p;
-    size_t i, n = 0;
-    int rc = 0;
-
-    *out = NULL;
-    *out_len = 0;
-    if (len % 4 != 0) {
-        return BERTH_EINVALID;
-    }
-    if (!(p = malloc(len / 4 * 3 + 1))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    for (i = 0; i < len; i += 4) {
-        int a = b64val(s[i]), b = b64val(s[i + 1]), c = b64val(s[i + 2]), d = b64val(s[i + 3]);
-        bool last = i + 4 == len;
-        if (a < 0 || b < 0) {
-            rc = BERTH_EINVALID;
-            goto out;
-        }
-        if (c < 0 || d < 0) {
-            /* padding only at the very end: "xx==" or "xxx=", with zero spare bits */
-            if (!last || s[i + 3] != '=' || (c < 0 && s[i + 2] != '=') || (c < 0 && (b & 15)) ||
-                (c >= 0 && (c & 3))) {
-                rc = BERTH_EINVALID;
-                goto out;
-            }
-        }
-        p[n++] = (unsigned char)((a << 2) | (b >> 4));
-        if (c >= 0) {
-            p[n++] = (unsigned char)(((b & 15) << 4) | (c >> 2));
-        }
-        if (d >= 0) {
-            p[n++] = (unsigned char)(((c & 3) << 6) | d);
-        }
-    }
-    *out = p;
-    *out_len = n;
-    p = NULL;
-out:
-    free(p);
-    return rc;
 }
 
 int berth__json_doc_common(int64_t *schema_version, char **media_type, char **artifact_type,

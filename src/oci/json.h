@@ -82,15 +82,6 @@ char *berth__json_to_text(const json_t *v);
 /** True for an RFC 3339 date-time (`2015-10-31T22:22:56.015925234Z`, offsets allowed). */
 bool berth__rfc3339_valid(const char *s);
 
-/** Base64 (RFC 4648, padded) encode into `out`. @return 0 or BERTH_ENOMEM */
-int berth__base64_encode(berth_buf *out, const unsigned char *data, size_t len);
-
-/**
- * Decode strict padded base64. @param out receives a malloc'd buffer (never NULL on success,
- * caller frees) @return 0, BERTH_EINVALID (no message set), BERTH_ENOMEM
- */
-int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, size_t len);
-
 /* The descriptor and platform codecs over jansson values, shared by every document type. */
 int berth__descriptor_from_json(berth_descriptor *d, const json_t *v);
 json_t *berth__descriptor_to_json(const berth_descriptor *d, int *rc);

@@ -11,6 +11,9 @@
 #include "base/fs.h"
 
 #include <berth/errors.h>
+#include <berth/index.h>
+#include <berth/layout.h>
+#include <berth/mediatype.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +75,7 @@ static int mkdirs(const char *path)
 
 int berth__layout_open(const char *path, bool create)
 {
-    berth_buf p = BERTH_BUF_INIT;
+    berth_buf p = BERTH_BUF_INIT, doc = BERTH_BUF_INIT;
     struct stat st;
     int rc;
 
@@ -90,21 +93,26 @@ int berth__layout_open(const char *path, bool create)
     if ((rc = berth_buf_printf(&p, "%s/blobs", path)) < 0 || (rc = mkdirs(p.ptr)) < 0) {
         goto out;
     }
-    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-    static const char index[] =
-        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-        "\"manifests\":[]}";
     berth_buf_clear(&p);
     if ((rc = berth_buf_printf(&p, "%s/index.json", path)) < 0) {
         goto out;
     }
-    if (stat(p.ptr, &st) != 0 &&
-        (rc = write_atomic(path, "index.json", index, strlen(index))) < 0) {
-        goto out;
+    if (stat(p.ptr, &st) != 0) {
+        berth_index index = {.schema_version = 2,
+                             .media_type = (char *)(uintptr_t)BERTH_MEDIA_OCI_INDEX};
+        if ((rc = berth_index_serialize(&doc, &index)) < 0 ||
+            (rc = write_atomic(path, "index.json", doc.ptr, doc.len)) < 0) {
+            goto out;
+        }
     }
-    rc = write_atomic(path, "oci-layout", layout, strlen(layout));
+    berth_buf_clear(&doc);
+    berth_layout_header header = {.image_layout_version = (char *)(uintptr_t)BERTH_LAYOUT_VERSION};
+    if ((rc = berth_layout_header_serialize(&doc, &header)) == 0) {
+        rc = write_atomic(path, "oci-layout", doc.ptr, doc.len);
+    }
 out:
     berth_buf_dispose(&p);
+    berth_buf_dispose(&doc);
     return rc;
 }
 

@@ -50,6 +50,163 @@ int berth__json_dump(berth_buf *out, const json_t *v)
     return 0;
 }
 
+/* The length of the one UTF-8 sequence at `p` (1 to 4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p, size_t len)
+{
+    unsigned c = p[0];
+    size_t n, k;
+    uint32_t cp;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len < n) {
+        return 0;
+    }
+    for (k = 1; k < n && (p[k] & 0xC0) == 0x80; k++) {
+        cp = (cp << 6) | (p[k] & 0x3F);
+    }
+    if (k < n || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+size_t berth__utf8_valid_prefix(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n;
+
+    while (i < len && (n = utf8_seq(p + i, len - i)) > 0) {
+        i += n;
+    }
+    return i;
+}
+
+int berth__utf8_repair(berth_buf *out, const char *s, size_t len)
+{
+    int rc = 0;
+
+    while (rc == 0 && len > 0) {
+        size_t valid = berth__utf8_valid_prefix(s, len);
+        if ((rc = berth_buf_put(out, s, valid)) == 0 && valid < len) {
+            rc = berth_buf_put(out, "\xEF\xBF\xBD", 3);
+            valid++;
+        }
+        s += valid;
+        len -= valid;
+    }
+    return rc;
+}
+
+int berth__json_put_string(berth_buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t start = out->len, i = 0, run = 0;
+    int rc;
+
+    /* the common case (names, tags): nothing to escape, one copy */
+    while (i < len && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x80 && s[i] != '"' &&
+           s[i] != '\\') {
+        i++;
+    }
+    if (i == len) {
+        if (len > SIZE_MAX - 2) {
+            return berth_error_set(BERTH_ETOOBIG, "string too long");
+        }
+        if ((rc = berth_buf_grow(out, len + 2)) < 0) {
+            return rc;
+        }
+        out->ptr[out->len] = '"';
+        memcpy(out->ptr + out->len + 1, s, len);
+        out->ptr[out->len + 1 + len] = '"';
+        out->len += len + 2;
+        out->ptr[out->len] = '\0';
+        return 0;
+    }
+    rc = berth_buf_put(out, "\"", 1);
+
+    while (rc == 0 && i < len) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+        size_t esclen = 2, valid;
+
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            /* a UTF-8 sequence is copied as it is; a bad byte becomes U+FFFD */
+            valid = utf8_seq((const unsigned char *)s + i, len - i);
+            if (valid > 0) {
+                i += valid;
+                continue;
+            }
+        }
+        if ((rc = berth_buf_put(out, s + run, i - run)) < 0) {
+            break;
+        }
+        run = ++i;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            if (c >= 0x80) {
+                rc = berth_buf_put(out, "\xEF\xBF\xBD", 3);
+                continue;
+            }
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            esclen = 6;
+            break;
+        }
+        rc = berth_buf_put(out, esc, esclen);
+    }
+    if (rc == 0) {
+        rc = berth_buf_put(out, s + run, i - run);
+    }
+    if (rc == 0) {
+        rc = berth_buf_put(out, "\"", 1);
+    }
+    if (rc < 0) {
+        out->len = start;
+        if (out->ptr) {
+            out->ptr[start] = '\0';
+        }
+    }
+    return rc;
+}
+
 int berth__json_want_object(const json_t *v, const char *what)
 {
     if (!json_is_object(v)) {

@@ -376,3 +376,16 @@ out:
     json_decref(index);
     return rc;
 }
+
+int berth_layout_get_manifest(const char *path, const char *tag, berth_buf *body, char **media_type,
+                              berth_digest *digest_out)
+{
+    berth_error_clear();
+    return berth__layout_get_manifest(path, tag, body, media_type, digest_out);
+}
+
+int berth_layout_read_blob(const char *path, const berth_digest *d, berth_buf *body)
+{
+    berth_error_clear();
+    return berth__layout_read_blob(path, d, body);
+}

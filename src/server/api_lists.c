@@ -159,6 +159,11 @@ static enum MHD_Result listing(berth__req *r, bool tags)
     if ((error = page_query(r, &n, &n_given, &last)) < 0) {
         return berth__respond_error(r, BERTH_OP_QUERY, error, NULL);
     }
+    /* room for a page of typical names up front: the arena grows once, not by doubling while
+       the store's callback runs */
+    if (n_given && n > 0 && (error = berth_buf_grow(&p.names, n * 24)) < 0) {
+        goto fail;
+    }
     if (!tags && r->srv->auth) {
         p.filter = r;
     }

@@ -171,8 +171,7 @@ typedef struct each_ctx {
     void *payload;
 } each_ctx;
 
-static int each_visit(const char *path, const berth_digest *d, const struct stat *st,
-                      void *payload)
+static int each_visit(const char *path, const berth_digest *d, const struct stat *st, void *payload)
 {
     each_ctx *ctx = payload;
     (void)path;

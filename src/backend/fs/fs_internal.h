@@ -153,8 +153,7 @@ int berth__fsb_repo_load(berth__fsb_repo *r, berth__fsb_cache *cache);
 /* Write index.json from memory, atomically (r->lock held for writing). */
 int berth__fsb_repo_save(const berth__fsb_root *root, berth__fsb_repo *r);
 size_t berth__fsb_tag_index(const berth__fsb_repo *r, const char *name, bool *found);
-int berth__fsb_set_tag(berth__fsb_repo *r, const char *tag, berth__fsb_manifest *m,
-                       int64_t pushed);
+int berth__fsb_set_tag(berth__fsb_repo *r, const char *tag, berth__fsb_manifest *m, int64_t pushed);
 /* Read a stored manifest's bytes from the layout (no lock needed). */
 int berth__fsb_read_manifest(berth_buf *out, const berth__fsb_repo *r, const berth_digest *d);
 /* Create the layout of a new repository on disk (oci-layout, blobs/, index.json last). */

@@ -117,7 +117,7 @@ int berth__fsb_write_all(int fd, const void *data, size_t len)
 }
 
 int berth__fsb_write_atomic(const char *tmpdir, const char *dst, const void *data, size_t len,
-                           bool sync)
+                            bool sync)
 {
     char tmp[4096];
     int fd, rc = 0;

@@ -237,8 +237,7 @@ size_t berth__fsb_tag_index(const berth__fsb_repo *r, const char *name, bool *fo
     return lo;
 }
 
-int berth__fsb_set_tag(berth__fsb_repo *r, const char *tag, berth__fsb_manifest *m,
-                       int64_t pushed)
+int berth__fsb_set_tag(berth__fsb_repo *r, const char *tag, berth__fsb_manifest *m, int64_t pushed)
 {
     bool found;
     size_t i = berth__fsb_tag_index(r, tag, &found);
@@ -568,8 +567,8 @@ int berth__fsb_create_layout(const berth__fsb_root *root, const char *dir)
         rc = berth_buf_printf(&path, "%s/oci-layout", dir);
     }
     if (rc == 0) {
-        rc = berth__fsb_write_atomic(root->tmp, path.ptr, layout_header,
-                                     sizeof(layout_header) - 1, root->opts.fsync);
+        rc = berth__fsb_write_atomic(root->tmp, path.ptr, layout_header, sizeof(layout_header) - 1,
+                                     root->opts.fsync);
     }
     berth_buf_clear(&path);
     if (rc == 0) {

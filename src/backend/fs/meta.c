@@ -645,9 +645,9 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
         rc = berth_error_set(BERTH_EBUSY, "blob %s was linked in %s recently", digest->str, repo);
     }
     if (rc == 0 && unlink(path.ptr) != 0) {
-        rc = errno == ENOENT ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
-                                               repo)
-                             : berth__fsb_io_error("unlink", path.ptr);
+        rc = errno == ENOENT
+                 ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo)
+                 : berth__fsb_io_error("unlink", path.ptr);
     }
     if (rc == 0 && m->root->opts.fsync) {
         rc = berth__fsb_fsync_parent(path.ptr);
@@ -690,8 +690,7 @@ static int collect_link(const char *path, const berth_digest *d, const struct st
     return 0;
 }
 
-static int m_links(berth_meta_backend *b, const char *repo, berth_meta_link_cb cb,
-                   void *payload)
+static int m_links(berth_meta_backend *b, const char *repo, berth_meta_link_cb cb, void *payload)
 {
     fs_meta *m = of(b);
     links_ctx ctx = {NULL, 0, 0};
@@ -947,8 +946,8 @@ static int m_manifest_get(berth_meta_backend *b, const char *repo, const berth_d
     } else {
         rc = berth__fsb_read_manifest(&bytes, r, &e->digest);
         if (rc == BERTH_ENOTFOUND) {
-            rc = berth_error_set(BERTH_EIO, "manifest %s of %s: its bytes are missing",
-                                 digest->str, repo);
+            rc = berth_error_set(BERTH_EIO, "manifest %s of %s: its bytes are missing", digest->str,
+                                 repo);
         }
         if (rc == 0) {
             berth__fsb_cache_put(&m->cache, e, bytes.ptr ? bytes.ptr : "", bytes.len);
@@ -1253,8 +1252,8 @@ static void collect_manifest(void *value, void *payload)
 }
 
 /* What a stored manifest references: blobs (config and distributable layers) or children. */
-static int refs_of(berth_digest **blobs, size_t *nblobs, berth_digest **children,
-                   size_t *nchildren, const berth_document_info *info)
+static int refs_of(berth_digest **blobs, size_t *nblobs, berth_digest **children, size_t *nchildren,
+                   const berth_document_info *info)
 {
     bool index = berth_document_kind_is_index(info->kind);
     berth_digest *list = calloc(info->nrefs ? info->nrefs : 1, sizeof(*list));
@@ -1314,8 +1313,8 @@ static int m_manifests(berth_meta_backend *b, const char *repo, berth_meta_manif
             rc = berth_document_inspect(&info, it->media_type, bytes.ptr, bytes.len);
             if (rc < 0) {
                 berth__log(BERTH_LOG_WARN, "%s@%s: %s", repo, it->digest.str, berth_error_last());
-                rc = berth_error_set(BERTH_EIO, "manifest %s of %s cannot be read",
-                                     it->digest.str, repo);
+                rc = berth_error_set(BERTH_EIO, "manifest %s of %s cannot be read", it->digest.str,
+                                     repo);
             }
         }
         if (rc == 0) {

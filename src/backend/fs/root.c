@@ -97,8 +97,8 @@ int berth__fsb_root_open(berth__fsb_root **out, const char *root, const berth_fs
         free(path);
         if (r->lock_fd < 0) {
             berth__log(BERTH_LOG_ERROR, "%s/lock: %s", r->internal, strerror(errno));
-            rc = berth_error_set(BERTH_EIO, "cannot open the root's lock file: %s",
-                                 strerror(errno));
+            rc =
+                berth_error_set(BERTH_EIO, "cannot open the root's lock file: %s", strerror(errno));
             goto out;
         }
         if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {

@@ -102,8 +102,8 @@ static int write_record(const berth__fsb_root *root, const berth_meta_upload *u)
 {
     berth_buf path = BERTH_BUF_INIT;
     char *text = record_json(u);
-    int rc = text ? record_path(&path, root, u->id)
-                  : berth_error_set(BERTH_ENOMEM, "out of memory");
+    int rc =
+        text ? record_path(&path, root, u->id) : berth_error_set(BERTH_ENOMEM, "out of memory");
     if (rc == 0) {
         rc = berth__fsb_write_atomic(root->tmp, path.ptr, text, strlen(text), root->opts.fsync);
     }
@@ -238,7 +238,8 @@ static void adopt(berth__fsb_uploads *t, const char *name, const struct stat *st
     free((char *)(uintptr_t)ctx.found);
 }
 
-/* ---- the table -------------------------------------------------------------------------------- */
+/* ---- the table --------------------------------------------------------------------------------
+ */
 
 int berth__fsb_uploads_open(berth__fsb_uploads *t, berth__fsb_root *root)
 {

@@ -870,6 +870,125 @@ static void test_fs_backends__the_store_reads_what_fs_writes(void **state)
     open_backends(f, false); /* for the teardown */
 }
 
+static void test_fs_backends__adopts_sessions_of_the_store(void **state)
+{
+    fixture *f = *state;
+    berth_upload *u = NULL;
+    berth_blob_writer *w = NULL;
+    berth_meta_upload rec;
+    berth_digest d = digest_of("first part, second part");
+    berth_store *s;
+    char id[65];
+    uint64_t size;
+
+    close_backends(f);
+    s = open_store(f->root);
+    store_blob(s, "lib/app", "makes the repository");
+    assert_int_equal(berth_store_upload_new(&u, s, "lib/app", NULL), 0);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    assert_int_equal(berth_upload_write(u, "first part, ", 12), 0);
+    assert_int_equal(berth_upload_close(u), 0);
+    berth_store_free(s);
+
+    /* the session of the earlier layout gets a record and its bytes go on */
+    open_backends(f, false);
+    assert_int_equal(f->meta->upload_acquire(f->meta, "lib/app", id, &rec), 0);
+    assert_int_equal(rec.size, 12);
+    assert_string_equal(rec.owner, "");
+    assert_string_equal(rec.hash_state, "");
+    assert_int_equal(f->blobs->writer_open(&w, f->blobs, id, rec.backend_state, rec.size), 0);
+    assert_int_equal(w->write(w, "second part", 11), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    assert_int_equal(f->meta->blob_link(f->meta, "lib/app", &d, 23), 0);
+    assert_int_equal(f->meta->upload_delete(f->meta, id), 0);
+    assert_int_equal(f->meta->blob_stat(f->meta, "lib/app", &d, &size), 0);
+    assert_int_equal(size, 23);
+    berth_meta_upload_dispose(&rec);
+}
+
+typedef struct problems {
+    int corrupt, missing;
+} problems;
+
+static void problem_cb(berth_fsck_kind kind, const char *repo, const char *digest,
+                       const char *detail, void *payload)
+{
+    problems *p = payload;
+    (void)repo;
+    (void)digest;
+    (void)detail;
+    p->corrupt += kind == BERTH_FSCK_CORRUPT_BLOB;
+    p->missing += kind == BERTH_FSCK_MISSING_BLOB;
+}
+
+typedef struct du_seen {
+    char repo[8][64];
+    uint64_t exclusive[8], shared[8], blobs[8];
+    size_t n;
+} du_seen;
+
+static void du_cb(const char *repo, uint64_t exclusive, uint64_t shared, uint64_t blobs,
+                  void *payload)
+{
+    du_seen *d = payload;
+    snprintf(d->repo[d->n], 64, "%s", repo);
+    d->exclusive[d->n] = exclusive;
+    d->shared[d->n] = shared;
+    d->blobs[d->n] = blobs;
+    d->n++;
+}
+
+static void test_fs_backends__fsck_du_usage(void **state)
+{
+    fixture *f = *state;
+    berth_fsck_stats stats;
+    problems p = {0, 0};
+    du_seen du;
+    image img;
+    uint64_t total = 0, bytes = 0, blobs = 0;
+    char path[512];
+    FILE *fp;
+
+    push_image(f, "a", "shared layer", "v1", &img);
+    assert_int_equal(f->meta->blob_link(f->meta, "b", &img.layer, 12), 0);
+    /* beside a live server (the lock held): read-only tools work, repairs wait */
+    assert_int_equal(berth_fs_fsck(f->root, false, problem_cb, &p, &stats), 0);
+    assert_int_equal(stats.problems, 0);
+    assert_int_equal(stats.manifests_checked, 1);
+    assert_int_equal(berth_fs_fsck(f->root, true, problem_cb, &p, &stats), BERTH_EBUSY);
+    memset(&du, 0, sizeof(du));
+    assert_int_equal(berth_fs_du(f->root, du_cb, &du, &total), 0);
+    assert_int_equal(du.n, 2);
+    assert_string_equal(du.repo[0], "a");
+    assert_int_equal(du.shared[0], 12); /* the layer, also in b */
+    assert_int_equal(du.blobs[0], 3);   /* layer, config, manifest */
+    assert_int_equal(du.shared[1], 12);
+    assert_int_equal(du.exclusive[1], 0);
+    assert_int_equal(berth_fs_usage(f->root, &bytes, &blobs), 0);
+    assert_int_equal(blobs, 3);
+    assert_int_equal(bytes, total);
+    assert_int_equal(bytes, 12 + strlen(img.config_json) + strlen(img.manifest_json));
+
+    /* a corrupt layer is found, and with repair moved aside */
+    snprintf(path, sizeof(path), "%s/_berth/blobs/sha256/%s", f->root,
+             berth_digest_hex(&img.layer));
+    fp = fopen(path, "r+");
+    assert_non_null(fp);
+    fputc('X', fp);
+    fclose(fp);
+    assert_int_equal(berth_fs_fsck(f->root, false, problem_cb, &p, &stats), 0);
+    assert_true(p.corrupt >= 1);
+    assert_int_equal(p.missing, 1); /* the manifest's layer is corrupt */
+    close_backends(f);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(berth_fs_fsck(f->root, true, problem_cb, &p, &stats), 0);
+    assert_int_equal(stats.repaired, 1);
+    snprintf(path, sizeof(path), "%s/_berth/corrupt/%s", f->root, img.layer.str);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(berth_fs_usage("/nonexistent/berth-root", &bytes, &blobs), BERTH_ENOTFOUND);
+    open_backends(f, false);
+}
+
 /* ---- the layout as other tools read it --------------------------------------------------- */
 
 static bool have(const char *tool)
@@ -947,6 +1066,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__the_store_reads_what_fs_writes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__adopts_sessions_of_the_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__fsck_du_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__umoci_and_skopeo_read_a_repository, setup,
                                         teardown),
     };

@@ -56,6 +56,7 @@ typedef struct fs_meta {
     berth_digest *candidates;
     size_t ncandidates;
     int64_t candidates_older_than;
+    int64_t candidates_at; /* when the walk was made */
 } fs_meta;
 
 struct berth_meta_claim {
@@ -1396,9 +1397,10 @@ static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t old
         return rc;
     }
     pthread_mutex_lock(&root->claim_lock);
-    if (!after || !m->candidates || m->candidates_older_than != older_than) {
-        /* one walk of the pool per pass: later claims of the pass continue from its list,
-           and each candidate is checked again before it is claimed */
+    if (!m->candidates || m->candidates_older_than != older_than ||
+        (!after && m->candidates_at != (int64_t)time(NULL))) {
+        /* one walk of the pool per pass (at most one a second): later claims continue from
+           its list, and each candidate is checked again before it is claimed */
         cand_ctx ctx = {NULL, 0, 0, older_than};
         pthread_mutex_unlock(&root->claim_lock);
         rc = berth__fsb_each_blob(root->pool, collect_candidate, &ctx);
@@ -1414,6 +1416,7 @@ static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t old
         m->candidates = ctx.list ? ctx.list : calloc(1, sizeof(*ctx.list));
         m->ncandidates = ctx.n;
         m->candidates_older_than = older_than;
+        m->candidates_at = (int64_t)time(NULL);
     }
     hi = m->ncandidates;
     while (after && lo < hi) {

@@ -4,6 +4,14 @@
  * beside the session's bytes ROOT/_berth/uploads/<id> (the blob backend's), and a table in
  * memory. Limits are counted in memory under the table's mutex, atomically with the creation.
  *
+ * A record is updated at every acknowledged chunk, so its update costs one fdatasync, not the
+ * three of a replacement (file, rename, directory): the file holds two slots of SLOT bytes,
+ * each "<sha256 of the text in hex>\n<JSON text with a sequence number>" padded with NULs. An
+ * update writes the slot the previous one did not, in place, and syncs it; a torn write spoils
+ * only that slot (its checksum fails) and the other one still holds the previous record. The
+ * file is made whole by an atomic replacement at create. A record too big for a slot is
+ * written as one plain JSON document by replacement instead; both forms are read.
+ *
  * Sessions of earlier versions of berth (one file <id>.<repo key>.<owner key>, the keys being
  * 16 hex digits of the SHA-256 of the repository and of the owner) are adopted at open by the
  * lock holder when their repository is known: the file becomes <id> and gets a record with an
@@ -17,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +40,8 @@
 typedef struct record {
     berth_meta_upload u;
     bool held;
+    uint64_t seq; /* of the last write */
+    bool slotted; /* the file has two slots (else it is plain JSON) */
 } record;
 
 static void record_free(record *r)
@@ -78,12 +89,13 @@ static int copy_out(berth_meta_upload *out, const berth_meta_upload *u)
     return 0;
 }
 
-static char *record_json(const berth_meta_upload *u)
+static char *record_json(const berth_meta_upload *u, uint64_t seq)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I}", "id", u->id, "repo",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I}", "id", u->id, "repo",
                           u->repo ? u->repo : "", "owner", u->owner ? u->owner : "", "size",
                           (json_int_t)u->size, "hash_state", u->hash_state ? u->hash_state : "",
-                          "created", (json_int_t)u->created, "updated", (json_int_t)u->updated);
+                          "created", (json_int_t)u->created, "updated", (json_int_t)u->updated,
+                          "seq", (json_int_t)seq);
     char *text;
     if (o && u->backend_state) {
         json_object_set_new(o, "backend_state", json_string(u->backend_state));
@@ -98,16 +110,81 @@ static int record_path(berth_buf *out, const berth__fsb_root *root, const char *
     return berth_buf_printf(out, "%s/%s.json", root->uploads, id);
 }
 
-static int write_record(const berth__fsb_root *root, const berth_meta_upload *u)
+#define SLOT 4096
+
+/* One slot: checksum line, JSON text, NUL padding. @return false when the text does not fit */
+static bool fill_slot(char slot[SLOT], const char *text)
+{
+    size_t len = strlen(text);
+    berth_digest d;
+
+    if (64 + 1 + len + 1 > SLOT || berth_digest_buffer(&d, BERTH_DIGEST_SHA256, text, len) < 0) {
+        berth_error_clear();
+        return false;
+    }
+    memset(slot, 0, SLOT);
+    memcpy(slot, berth_digest_hex(&d), 64);
+    slot[64] = '\n';
+    memcpy(slot + 65, text, len);
+    return true;
+}
+
+/* Replace the whole record file: two slots (the record in the one its sequence number picks),
+   or plain JSON when it does not fit. */
+static int write_record(const berth__fsb_root *root, const berth_meta_upload *u, uint64_t seq,
+                        bool *slotted)
 {
     berth_buf path = BERTH_BUF_INIT;
-    char *text = record_json(u);
-    int rc =
-        text ? record_path(&path, root, u->id) : berth_error_set(BERTH_ENOMEM, "out of memory");
+    char *text = record_json(u, seq), *file = calloc(2, SLOT);
+    int rc = text && file ? record_path(&path, root, u->id)
+                          : berth_error_set(BERTH_ENOMEM, "out of memory");
     if (rc == 0) {
-        rc = berth__fsb_write_atomic(root->tmp, path.ptr, text, strlen(text), root->opts.fsync);
+        *slotted = fill_slot(file + (seq % 2) * SLOT, text);
+        rc = berth__fsb_write_atomic(root->tmp, path.ptr, *slotted ? file : text,
+                                     *slotted ? 2 * SLOT : strlen(text), root->opts.fsync);
     }
     free(text);
+    free(file);
+    berth_buf_dispose(&path);
+    return rc;
+}
+
+/* Write an update into its slot in place (the file has slots), else replace the file. */
+static int update_record(const berth__fsb_root *root, const berth_meta_upload *u, uint64_t seq,
+                         bool *slotted)
+{
+    berth_buf path = BERTH_BUF_INIT;
+    char *text = record_json(u, seq), slot[SLOT];
+    int fd = -1, rc = 0;
+
+    if (!text) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    if (!*slotted || !fill_slot(slot, text)) {
+        free(text);
+        return write_record(root, u, seq, slotted);
+    }
+    free(text);
+    rc = record_path(&path, root, u->id);
+    if (rc == 0) {
+        fd = open(path.ptr, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = berth__fsb_io_error("open", path.ptr);
+            if (rc == BERTH_ENOTFOUND) {
+                rc = berth_error_set(BERTH_EIO, "the record of upload %s vanished", u->id);
+            }
+        }
+    }
+    if (rc == 0 && (pwrite(fd, slot, SLOT, (off_t)((seq % 2) * SLOT)) != SLOT ||
+                    (root->opts.fsync && fdatasync(fd) != 0))) {
+        rc = berth__fsb_io_error("write", path.ptr);
+        if (rc == BERTH_ENOTFOUND) {
+            rc = BERTH_EIO;
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
     berth_buf_dispose(&path);
     return rc;
 }
@@ -117,8 +194,8 @@ static int64_t int_of(json_t *o, const char *key)
     return (int64_t)json_integer_value(json_object_get(o, key));
 }
 
-/* Parse a record file. @return 0, or an error (the file is skipped) */
-static int parse_record(record **out, const char *text, size_t len, const char *id)
+/* Parse a record's JSON text. @return 0, or an error (the text is not a record of `id`) */
+static int parse_json(record **out, const char *text, size_t len, const char *id)
 {
     json_t *o = json_loadb(text, len, 0, NULL);
     const char *fid = json_string_value(json_object_get(o, "id"));
@@ -144,6 +221,7 @@ static int parse_record(record **out, const char *text, size_t len, const char *
     r->u.size = (uint64_t)int_of(o, "size");
     r->u.created = int_of(o, "created");
     r->u.updated = int_of(o, "updated");
+    r->seq = (uint64_t)int_of(o, "seq");
     if (!r->u.repo || !r->u.owner || !r->u.hash_state || (state && !r->u.backend_state)) {
         record_free(r);
         r = NULL;
@@ -153,6 +231,41 @@ out:
     json_decref(o);
     *out = r;
     return rc;
+}
+
+/* Parse a record file: plain JSON, or the newest valid one of its two slots. */
+static int parse_record(record **out, const char *text, size_t len, const char *id)
+{
+    record *best = NULL;
+
+    if (len > 0 && text[0] == '{') {
+        return parse_json(out, text, len, id);
+    }
+    for (size_t i = 0; i < 2 && (i + 1) * SLOT <= len; i++) {
+        const char *slot = text + i * SLOT;
+        size_t n = strnlen(slot + 65, SLOT - 65);
+        berth_digest d;
+        record *r = NULL;
+
+        if (slot[64] != '\n' || n == 0 ||
+            berth_digest_buffer(&d, BERTH_DIGEST_SHA256, slot + 65, n) < 0 ||
+            memcmp(berth_digest_hex(&d), slot, 64) != 0 || parse_json(&r, slot + 65, n, id) < 0) {
+            berth_error_clear();
+            continue; /* torn, or never written */
+        }
+        if (!best || r->seq > best->seq) {
+            record_free(best);
+            best = r;
+        } else {
+            record_free(r);
+        }
+    }
+    if (!best) {
+        return berth_error_set(BERTH_EIO, "upload record %s is not valid", id);
+    }
+    best->slotted = true;
+    *out = best;
+    return 0;
 }
 
 /* ---- sessions of earlier versions ----------------------------------------------------------- */
@@ -209,6 +322,7 @@ static void adopt(berth__fsb_uploads *t, const char *name, const struct stat *st
     berth_meta_upload u;
     key_ctx ctx;
     char from[4096], to[4096], owner_key[OLD_KEY + 1], empty_key[OLD_KEY + 1];
+    bool slotted;
 
     memset(&ctx, 0, sizeof(ctx));
     memcpy(ctx.key, name + OLD_ID + 1, OLD_KEY);
@@ -229,7 +343,7 @@ static void adopt(berth__fsb_uploads *t, const char *name, const struct stat *st
     u.created = u.updated = (int64_t)st->st_mtime;
     snprintf(from, sizeof(from), "%s/%s", root->uploads, name);
     snprintf(to, sizeof(to), "%s/%s", root->uploads, u.id);
-    if (write_record(root, &u) == 0 && rename(from, to) != 0) {
+    if (write_record(root, &u, 1, &slotted) == 0 && rename(from, to) != 0) {
         berth__log(BERTH_LOG_WARN, "rename %s: %s", from, strerror(errno));
         snprintf(to, sizeof(to), "%s/%s.json", root->uploads, u.id);
         unlink(to);
@@ -384,7 +498,8 @@ int berth__fsb_upload_create(berth__fsb_uploads *t, const berth_meta_upload *u,
         record_free(r);
         return rc;
     }
-    rc = write_record(t->root, &r->u);
+    r->seq = 1;
+    rc = write_record(t->root, &r->u, r->seq, &r->slotted);
     if (rc < 0) {
         pthread_mutex_lock(&t->lock);
         berth__htab_remove(&t->table, r->u.id);
@@ -418,8 +533,10 @@ int berth__fsb_upload_get(berth__fsb_uploads *t, const char *repo, const char *i
 
 int berth__fsb_upload_update(berth__fsb_uploads *t, const berth_meta_upload *u)
 {
-    berth_meta_upload copy;
+    berth_meta_upload next;
     char *hash = NULL, *state = NULL;
+    uint64_t seq = 0;
+    bool slotted = false;
     record *r;
     int rc = berth__fsb_writable(t->root);
 
@@ -433,29 +550,46 @@ int berth__fsb_upload_update(berth__fsb_uploads *t, const berth_meta_upload *u)
         free(state);
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    memset(&next, 0, sizeof(next));
     pthread_mutex_lock(&t->lock);
     r = berth__htab_get(&t->table, u->id);
     if (!r) {
         rc = berth_error_set(BERTH_ENOTFOUND, "upload %s not known", u->id);
     } else {
-        free(r->u.hash_state);
-        free(r->u.backend_state);
-        r->u.hash_state = hash;
-        r->u.backend_state = state;
-        hash = state = NULL;
-        r->u.size = u->size;
-        r->u.updated = u->updated;
-        rc = copy_out(&copy, &r->u);
+        seq = r->seq + 1;
+        slotted = r->slotted;
+        rc = copy_out(&next, &r->u);
     }
     pthread_mutex_unlock(&t->lock);
-    free(hash);
-    free(state);
     if (rc < 0) {
+        free(hash);
+        free(state);
         return rc;
     }
-    /* the holder is the only writer of its record: written outside the table's lock */
-    rc = write_record(t->root, &copy);
-    berth_meta_upload_dispose(&copy);
+    free(next.hash_state);
+    free(next.backend_state);
+    next.hash_state = hash;
+    next.backend_state = state;
+    next.size = u->size;
+    next.updated = u->updated;
+    /* the holder is the only writer of its record: written outside the table's lock, and
+       memory changes only once the record is durable (a failed update changes nothing) */
+    rc = update_record(t->root, &next, seq, &slotted);
+    pthread_mutex_lock(&t->lock);
+    r = berth__htab_get(&t->table, u->id);
+    if (rc == 0 && r) {
+        char *old_hash = r->u.hash_state, *old_state = r->u.backend_state;
+        r->u.hash_state = next.hash_state;
+        r->u.backend_state = next.backend_state;
+        next.hash_state = old_hash;
+        next.backend_state = old_state;
+        r->u.size = next.size;
+        r->u.updated = next.updated;
+        r->seq = seq;
+        r->slotted = slotted;
+    }
+    pthread_mutex_unlock(&t->lock);
+    berth_meta_upload_dispose(&next);
     return rc;
 }
 

@@ -678,6 +678,52 @@ static void test_fs_backends__upload_records(void **state)
     assert_int_equal(f->meta->upload_delete(f->meta, "0123abcd"), BERTH_ENOTFOUND);
 }
 
+static void test_fs_backends__torn_record_update_keeps_the_previous(void **state)
+{
+    fixture *f = *state;
+    berth_meta_upload u, got;
+    char path[512];
+    FILE *fp;
+
+    memset(&u, 0, sizeof(u));
+    snprintf(u.id, sizeof(u.id), "feed");
+    u.repo = "app";
+    u.owner = "";
+    u.hash_state = "";
+    u.created = u.updated = 1000;
+    assert_int_equal(f->meta->upload_create(f->meta, &u, NULL), 0);
+    u.size = 10;
+    u.hash_state = "h10";
+    u.backend_state = "fs";
+    assert_int_equal(f->meta->upload_update(f->meta, &u), 0);
+    u.size = 20;
+    u.hash_state = "h20";
+    assert_int_equal(f->meta->upload_update(f->meta, &u), 0);
+    reopen(f);
+    assert_int_equal(f->meta->upload_get(f->meta, "app", "feed", &got), 0);
+    assert_int_equal(got.size, 20);
+    assert_string_equal(got.hash_state, "h20");
+    berth_meta_upload_dispose(&got);
+
+    /* a crash in the middle of the next update spoils the slot it writes, not the other */
+    u.size = 30;
+    u.hash_state = "h30";
+    assert_int_equal(f->meta->upload_update(f->meta, &u), 0);
+    close_backends(f);
+    snprintf(path, sizeof(path), "%s/_berth/uploads/feed.json", f->root);
+    fp = fopen(path, "r+");
+    assert_non_null(fp);
+    /* seq 4 went to slot 0: tear it after its checksum line */
+    assert_int_equal(fseek(fp, 100, SEEK_SET), 0);
+    fputs("torn", fp);
+    fclose(fp);
+    open_backends(f, false);
+    assert_int_equal(f->meta->upload_get(f->meta, "app", "feed", &got), 0);
+    assert_int_equal(got.size, 20);
+    assert_string_equal(got.hash_state, "h20");
+    berth_meta_upload_dispose(&got);
+}
+
 static void test_fs_backends__gc_claims(void **state)
 {
     fixture *f = *state;
@@ -1060,6 +1106,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fs_backends__manifests_and_links_listing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__upload_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__torn_record_update_keeps_the_previous,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__gc_claims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__read_only_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__reads_a_root_of_the_store, setup,

@@ -362,6 +362,7 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
         berth__log(BERTH_LOG_WARN, "upload %s: unlink %s: %s (left for reaping)", w->id, w->path,
                    strerror(errno));
     }
+    berth__fsb_note_loose(root, digest);
     writer_free(w);
     return 0;
 }

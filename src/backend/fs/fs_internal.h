@@ -35,8 +35,10 @@ typedef struct berth__fsb_root {
        blob_touch wait for the claimed ones. */
     pthread_mutex_t claim_lock;
     pthread_cond_t claim_cond;
-    berth__htab claimed; /* digest -> claim */
-    berth__htab linking; /* digest -> counter (heap size_t) */
+    berth__htab claimed;  /* digest -> claim */
+    berth__htab linking;  /* digest -> counter (heap size_t) */
+    berth__htab loosened; /* digests that may have lost their last link since the last walk of
+                             the pool (commits, unlinks): gc_blob_claim adds them to its list */
 } berth__fsb_root;
 
 /* Open the shared root (creating its directories unless read-only). @return as
@@ -44,6 +46,8 @@ typedef struct berth__fsb_root {
 int berth__fsb_root_open(berth__fsb_root **out, const char *root, const berth_fs_options *opts);
 berth__fsb_root *berth__fsb_root_ref(berth__fsb_root *r);
 void berth__fsb_root_unref(berth__fsb_root *r);
+/* Note that pool blob `d` may now be linked by no repository (claim_lock taken here). */
+void berth__fsb_note_loose(berth__fsb_root *r, const berth_digest *d);
 /* BERTH_EIO when the root is read-only, else 0. */
 int berth__fsb_writable(const berth__fsb_root *r);
 /* ROOT/_berth/blobs/<alg>/<hex> */

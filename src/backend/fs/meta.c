@@ -55,8 +55,9 @@ typedef struct fs_meta {
     /* gc_blob_claim's candidates from its last pool walk (root->claim_lock) */
     berth_digest *candidates;
     size_t ncandidates;
+    size_t candidates_cap;
     int64_t candidates_older_than;
-    int64_t candidates_at; /* when the walk was made */
+    bool sorted;
 } fs_meta;
 
 struct berth_meta_claim {
@@ -650,6 +651,9 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
                  ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo)
                  : berth__fsb_io_error("unlink", path.ptr);
     }
+    if (rc == 0) {
+        berth__fsb_note_loose(m->root, digest);
+    }
     if (rc == 0 && m->root->opts.fsync) {
         rc = berth__fsb_fsync_parent(path.ptr);
     }
@@ -1020,6 +1024,7 @@ static int m_manifest_delete(berth_meta_backend *b, const char *repo, const bert
     if (rc == 0 && unlink(path.ptr) != 0 && errno != ENOENT) {
         berth__log(BERTH_LOG_WARN, "unlink %s: %s", path.ptr, strerror(errno));
     }
+    berth__fsb_note_loose(m->root, digest);
 out:
     pthread_rwlock_unlock(&r->lock);
     berth_buf_dispose(&path);
@@ -1382,6 +1387,60 @@ static int digest_cmp(const void *a, const void *b)
     return strcmp(((const berth_digest *)a)->str, ((const berth_digest *)b)->str);
 }
 
+static void free_loose(void *value, void *payload)
+{
+    (void)payload;
+    free(value);
+}
+
+typedef struct merge_ctx {
+    fs_meta *m;
+    int rc;
+} merge_ctx;
+
+static void merge_one(void *value, void *payload)
+{
+    merge_ctx *ctx = payload;
+    fs_meta *m = ctx->m;
+    if (ctx->rc < 0) {
+        return;
+    }
+    if (m->ncandidates == m->candidates_cap) {
+        size_t cap = m->candidates_cap ? m->candidates_cap * 2 : 64;
+        berth_digest *list = realloc(m->candidates, cap * sizeof(*list));
+        if (!list) {
+            ctx->rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            return;
+        }
+        m->candidates = list;
+        m->candidates_cap = cap;
+    }
+    m->candidates[m->ncandidates++] = *(const berth_digest *)value;
+}
+
+/* Add the loosened digests to the candidates, sorted, each once (claim_lock held). */
+static int merge_loosened(fs_meta *m)
+{
+    merge_ctx ctx = {m, 0};
+    size_t kept = 0;
+
+    berth__htab_foreach(&m->root->loosened, merge_one, &ctx);
+    if (ctx.rc < 0) {
+        return ctx.rc;
+    }
+    berth__htab_foreach(&m->root->loosened, free_loose, NULL);
+    berth__htab_dispose(&m->root->loosened);
+    qsort(m->candidates, m->ncandidates, sizeof(*m->candidates), digest_cmp);
+    for (size_t i = 0; i < m->ncandidates; i++) {
+        if (kept == 0 || strcmp(m->candidates[kept - 1].str, m->candidates[i].str) != 0) {
+            m->candidates[kept++] = m->candidates[i];
+        }
+    }
+    m->ncandidates = kept;
+    m->sorted = true;
+    return 0;
+}
+
 static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t older_than,
                            berth_digest *digest_out, uint64_t *size_out,
                            berth_meta_claim **claim_out)
@@ -1397,26 +1456,37 @@ static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t old
         return rc;
     }
     pthread_mutex_lock(&root->claim_lock);
-    if (!m->candidates || m->candidates_older_than != older_than ||
-        (!after && m->candidates_at != (int64_t)time(NULL))) {
-        /* one walk of the pool per pass (at most one a second): later claims continue from
-           its list, and each candidate is checked again before it is claimed */
+    if (!after || !m->candidates || m->candidates_older_than != older_than) {
+        /* one walk of the pool per pass: later claims of the pass continue from its list,
+           with what lost its last link since added (root->loosened); each candidate is
+           checked again before it is claimed */
         cand_ctx ctx = {NULL, 0, 0, older_than};
+        berth__htab_foreach(&root->loosened, free_loose, NULL);
+        berth__htab_dispose(&root->loosened);
         pthread_mutex_unlock(&root->claim_lock);
         rc = berth__fsb_each_blob(root->pool, collect_candidate, &ctx);
         if (rc < 0) {
             free(ctx.list);
             return rc;
         }
-        if (ctx.n > 1) {
-            qsort(ctx.list, ctx.n, sizeof(*ctx.list), digest_cmp);
-        }
         pthread_mutex_lock(&root->claim_lock);
         free(m->candidates);
-        m->candidates = ctx.list ? ctx.list : calloc(1, sizeof(*ctx.list));
+        m->candidates = ctx.list;
         m->ncandidates = ctx.n;
+        m->candidates_cap = ctx.cap;
         m->candidates_older_than = older_than;
-        m->candidates_at = (int64_t)time(NULL);
+        m->sorted = false;
+    }
+    if (root->loosened.count > 0) {
+        rc = merge_loosened(m);
+        if (rc < 0) {
+            pthread_mutex_unlock(&root->claim_lock);
+            return rc;
+        }
+    }
+    if (m->ncandidates > 1 && !m->sorted) {
+        qsort(m->candidates, m->ncandidates, sizeof(*m->candidates), digest_cmp);
+        m->sorted = true;
     }
     hi = m->ncandidates;
     while (after && lo < hi) {

@@ -30,11 +30,32 @@ static char *join(const char *a, const char *b)
     return berth_buf_detach(&buf);
 }
 
+static void free_value(void *value, void *payload)
+{
+    (void)payload;
+    free(value);
+}
+
+void berth__fsb_note_loose(berth__fsb_root *r, const berth_digest *d)
+{
+    berth_digest *copy;
+    pthread_mutex_lock(&r->claim_lock);
+    if (!berth__htab_get(&r->loosened, d->str) && (copy = malloc(sizeof(*copy))) != NULL) {
+        *copy = *d;
+        if (berth__htab_put(&r->loosened, copy->str, copy) < 0) {
+            free(copy); /* a missed candidate waits for the next walk of the pool */
+        }
+    }
+    pthread_mutex_unlock(&r->claim_lock);
+}
+
 static void root_free(berth__fsb_root *r)
 {
     if (!r) {
         return;
     }
+    berth__htab_foreach(&r->loosened, free_value, NULL);
+    berth__htab_dispose(&r->loosened);
     if (r->lock_fd >= 0) {
         close(r->lock_fd); /* releases the flock */
     }

@@ -116,10 +116,12 @@ typedef struct berth__fsb_manifest {
     int64_t pushed;
     unsigned ntags;
     bool sparse;
-    /* an index's children, parsed from its bytes on first need (delete checks) */
-    bool children_known;
-    berth_digest *children;
-    size_t nchildren;
+    /* What it references, packed (per digest: its algorithm, then its raw bytes): the blobs,
+       then the children. Given by a put; for one loaded from index.json, read from its bytes
+       on first need (reference checks, listings). */
+    bool refs_known;
+    unsigned char *refs;
+    uint32_t nblobs, nchildren;
     berth__fsb_cached *_Atomic cached; /* one reference held here; NULL when not in memory */
 } berth__fsb_manifest;
 

@@ -161,7 +161,7 @@ void berth__fsb_manifest_free(berth__fsb_manifest *m, berth__fsb_cache *cache)
     }
     free(m->media_type);
     free(m->artifact_type);
-    free(m->children);
+    free(m->refs);
     free(m);
 }
 

@@ -218,19 +218,44 @@ static int open_repo(berth__fsb_repo **out, fs_meta *m, const char *name, bool w
     return rc;
 }
 
+static int any_blob(const char *path, const berth_digest *d, const struct stat *st, void *payload)
+{
+    (void)path;
+    (void)d;
+    (void)st;
+    (void)payload;
+    return 1;
+}
+
+/* A repository exists while it holds a manifest or a blob; its layout may outlive both. */
 static int m_repo_exists(berth_meta_backend *b, const char *repo)
 {
     fs_meta *m = of(b);
-    int found;
+    berth__fsb_repo *r;
+    berth_buf dir = BERTH_BUF_INIT;
+    int rc;
 
     if (berth__fsb_check_name(repo) < 0) {
         berth_error_clear();
         return 0;
     }
-    pthread_rwlock_rdlock(&m->repos_lock);
-    found = berth__htab_get(&m->repos, repo) != NULL;
-    pthread_rwlock_unlock(&m->repos_lock);
-    return found;
+    rc = open_repo(&r, m, repo, false);
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_clear();
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (r->manifests.count > 0) {
+        rc = 1;
+    } else if ((rc = berth_buf_printf(&dir, "%s/blobs", r->dir)) == 0) {
+        /* no manifest (rare: a push under way, or everything deleted): any link? */
+        rc = berth__fsb_each_blob(dir.ptr, any_blob, NULL);
+    }
+    pthread_rwlock_unlock(&r->lock);
+    berth_buf_dispose(&dir);
+    return rc;
 }
 
 static int m_catalog(berth_meta_backend *b, const char *last, size_t n, berth_meta_name_cb cb,
@@ -243,6 +268,11 @@ static int m_catalog(berth_meta_backend *b, const char *last, size_t n, berth_me
     bool done = false, end = false;
     int rc = 0;
 
+    bool more_none;
+
+    if (!more_out) {
+        more_out = &more_none; /* a caller that does not ask */
+    }
     *more_out = false;
     while (!done && !end && rc == 0) {
         size_t lo = 0, hi, take = 0;
@@ -465,10 +495,15 @@ static int m_blob_stat(berth_meta_backend *b, const char *repo, const berth_dige
         rc = berth__fsb_pool_path(&path, m->root, digest);
     }
     if (rc == 0 && stat(path.ptr, &st) != 0) {
-        rc = errno == ENOENT || errno == ENOTDIR
-                 ? berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
-                                   repo ? repo : "the store")
-                 : berth__fsb_io_error("stat", path.ptr);
+        rc = errno == ENOENT || errno == ENOTDIR ? BERTH_ENOTFOUND
+                                                 : berth__fsb_io_error("stat", path.ptr);
+    }
+    if (rc == 0 && !repo && st.st_nlink < 2) {
+        rc = BERTH_ENOTFOUND; /* in the pool, but linked by no repository */
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
+                        repo ? repo : "any repository");
     }
     if (rc == 0) {
         *size_out = (uint64_t)st.st_size;
@@ -481,12 +516,6 @@ static bool exempt_layer(const char *media_type)
 {
     return media_type && (strstr(media_type, ".nondistributable.") != NULL ||
                           strstr(media_type, ".foreign.") != NULL);
-}
-
-static bool is_index(const berth__fsb_manifest *e)
-{
-    berth_document_kind k = berth_document_kind_of(e->media_type);
-    return k && berth_document_kind_is_index(k);
 }
 
 /* The bytes of a manifest: from the cache, else from the layout (not cached: a scan). */
@@ -521,27 +550,125 @@ static int inspect_entry(berth_document_info **info, fs_meta *m, berth__fsb_repo
     return rc;
 }
 
-/* An index's children, parsed once (r->lock held for writing). */
-static int children_of(fs_meta *m, berth__fsb_repo *r, berth__fsb_manifest *e)
+/* ---- what a manifest references, packed -------------------------------------------------- */
+
+static size_t raw_len(berth_digest_alg alg)
+{
+    return alg == BERTH_DIGEST_SHA512 ? 64 : 32;
+}
+
+static int hexval(char c)
+{
+    return c >= 'a' ? c - 'a' + 10 : c - '0';
+}
+
+/* Append digest `d` packed to `p`; returns the bytes written. */
+static size_t pack_one(unsigned char *p, const berth_digest *d)
+{
+    const char *hex = berth_digest_hex(d);
+    size_t n = raw_len(d->alg);
+    p[0] = (unsigned char)d->alg;
+    for (size_t i = 0; i < n; i++) {
+        p[1 + i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    }
+    return 1 + n;
+}
+
+/* The packed digest at `*p` (advanced past it). */
+static void unpack_one(berth_digest *d, const unsigned char **p)
+{
+    static const char digits[] = "0123456789abcdef";
+    berth_digest_alg alg = (berth_digest_alg)(*p)[0];
+    const char *name = berth_digest_alg_name(alg);
+    size_t n = raw_len(alg), at = strlen(name);
+
+    memset(d, 0, sizeof(*d));
+    d->alg = alg;
+    memcpy(d->str, name, at);
+    d->str[at++] = ':';
+    for (size_t i = 0; i < n; i++) {
+        d->str[at++] = digits[(*p)[1 + i] >> 4];
+        d->str[at++] = digits[(*p)[1 + i] & 15];
+    }
+    *p += 1 + n;
+}
+
+static int set_refs(berth__fsb_manifest *e, const berth_digest *blobs, size_t nblobs,
+                    const berth_digest *children, size_t nchildren)
+{
+    size_t len = 0, at = 0;
+    unsigned char *packed;
+
+    for (size_t i = 0; i < nblobs; i++) {
+        len += 1 + raw_len(blobs[i].alg);
+    }
+    for (size_t i = 0; i < nchildren; i++) {
+        len += 1 + raw_len(children[i].alg);
+    }
+    packed = malloc(len ? len : 1);
+    if (!packed) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < nblobs; i++) {
+        at += pack_one(packed + at, &blobs[i]);
+    }
+    for (size_t i = 0; i < nchildren; i++) {
+        at += pack_one(packed + at, &children[i]);
+    }
+    free(e->refs);
+    e->refs = packed;
+    e->nblobs = (uint32_t)nblobs;
+    e->nchildren = (uint32_t)nchildren;
+    e->refs_known = true;
+    return 0;
+}
+
+/* What a stored manifest references, from its bytes: an image's config and distributable
+   layers (non-distributable ones are left out, as the store leaves them out of a put), or an
+   index's manifests. */
+static int refs_from_bytes(berth_digest **blobs, size_t *nblobs, berth_digest **children,
+                           size_t *nchildren, const berth_document_info *info)
+{
+    bool index = berth_document_kind_is_index(info->kind);
+    berth_digest *list = calloc(info->nrefs ? info->nrefs : 1, sizeof(*list));
+    size_t n = 0;
+
+    if (!list) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < info->nrefs; i++) {
+        if (!index && i > 0 && exempt_layer(info->refs[i].media_type)) {
+            continue;
+        }
+        list[n++] = info->refs[i].digest;
+    }
+    *blobs = index ? NULL : list;
+    *nblobs = index ? 0 : n;
+    *children = index ? list : NULL;
+    *nchildren = index ? n : 0;
+    return 0;
+}
+
+/* Make e->refs known (r->lock held for writing). */
+static int ensure_refs(fs_meta *m, berth__fsb_repo *r, berth__fsb_manifest *e)
 {
     berth_document_info *info = NULL;
+    berth_digest *blobs = NULL, *children = NULL;
+    size_t nblobs = 0, nchildren = 0;
     int rc;
 
-    if (e->children_known) {
+    if (e->refs_known) {
         return 0;
     }
     rc = inspect_entry(&info, m, r, e);
-    if (rc == 0 && info->nrefs) {
-        e->children = calloc(info->nrefs, sizeof(*e->children));
-        if (!e->children) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-        for (size_t i = 0; e->children && i < info->nrefs; i++) {
-            e->children[i] = info->refs[i].digest;
-        }
-        e->nchildren = e->children ? info->nrefs : 0;
+    if (rc == 0) {
+        rc = refs_from_bytes(&blobs, &nblobs, &children, &nchildren, info);
     }
-    e->children_known = rc == 0;
+    if (rc == 0) {
+        rc = set_refs(e, blobs, nblobs, children, nchildren);
+    }
+    free(blobs);
+    free(children);
     berth_document_info_free(info);
     return rc;
 }
@@ -549,9 +676,10 @@ static int children_of(fs_meta *m, berth__fsb_repo *r, berth__fsb_manifest *e)
 typedef struct ref_ctx {
     fs_meta *m;
     berth__fsb_repo *r;
-    const berth_digest *d;
+    unsigned char want[65];
+    size_t want_len;
     const berth__fsb_manifest *skip;
-    bool blobs; /* look in images' config and layers (else in indexes' children) */
+    bool blobs; /* look in blobs as well as children */
     berth_digest by;
     int rc; /* 0, 1 (found), or an error */
 } ref_ctx;
@@ -560,43 +688,40 @@ static void find_ref(void *value, void *payload)
 {
     berth__fsb_manifest *e = value;
     ref_ctx *ctx = payload;
-    berth_document_info *info = NULL;
+    const unsigned char *p;
+    uint32_t n;
 
-    if (ctx->rc != 0 || e == ctx->skip || is_index(e) == ctx->blobs) {
+    if (ctx->rc != 0 || e == ctx->skip) {
         return;
     }
-    if (!ctx->blobs) {
-        ctx->rc = children_of(ctx->m, ctx->r, e);
-        for (size_t i = 0; ctx->rc == 0 && i < e->nchildren; i++) {
-            if (berth_digest_equal(&e->children[i], ctx->d)) {
-                ctx->by = e->digest;
-                ctx->rc = 1;
-            }
-        }
-        return;
-    }
-    ctx->rc = inspect_entry(&info, ctx->m, ctx->r, e);
-    for (size_t i = 0; ctx->rc == 0 && i < info->nrefs; i++) {
-        if (berth_digest_equal(&info->refs[i].digest, ctx->d)) {
+    ctx->rc = ensure_refs(ctx->m, ctx->r, e);
+    p = e->refs;
+    n = e->nblobs + e->nchildren;
+    for (uint32_t i = 0; ctx->rc == 0 && i < n; i++) {
+        size_t len = 1 + raw_len((berth_digest_alg)p[0]);
+        if ((ctx->blobs || i >= e->nblobs) && len == ctx->want_len &&
+            memcmp(p, ctx->want, len) == 0) {
             ctx->by = e->digest;
             ctx->rc = 1;
         }
+        p += len;
     }
-    berth_document_info_free(info);
 }
 
-/* Does a manifest of `r` other than `skip` reference `d`? 1 (naming it in `by`), 0, or an
-   error when one cannot be read (then nobody can tell). r->lock held for writing. */
+/* Does a manifest of `r` other than `skip` reference `d` (as a blob when `blobs`, or as an
+   index child)? 1 (naming it in `by`), 0, or an error when one cannot be read (then nobody
+   can tell). r->lock held for writing. */
 static int referenced(fs_meta *m, berth__fsb_repo *r, const berth_digest *d,
                       const berth__fsb_manifest *skip, bool blobs, berth_digest *by)
 {
-    ref_ctx ctx = {m, r, d, skip, blobs, {0}, 0};
+    ref_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.m = m;
+    ctx.r = r;
+    ctx.want_len = pack_one(ctx.want, d);
+    ctx.skip = skip;
+    ctx.blobs = blobs;
     berth__htab_foreach(&r->manifests, find_ref, &ctx);
-    if (ctx.rc == 0 && blobs) {
-        /* an index's children are manifests, but a blob may be one too */
-        ctx.blobs = false;
-        berth__htab_foreach(&r->manifests, find_ref, &ctx);
-    }
     *by = ctx.by;
     return ctx.rc;
 }
@@ -861,16 +986,10 @@ static int m_manifest_put(berth_meta_backend *b, const char *repo, const berth_m
             e->sparse = check_refs(m, r, mf, &missing) < 0;
             berth_error_clear();
         }
-        if (mf->nchildren) {
-            e->children = calloc(mf->nchildren, sizeof(*e->children));
-            if (!e->children) {
-                rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-                goto unlock;
-            }
-            memcpy(e->children, mf->children, mf->nchildren * sizeof(*e->children));
-            e->nchildren = mf->nchildren;
+        rc = set_refs(e, mf->blobs, mf->nblobs, mf->children, mf->nchildren);
+        if (rc < 0) {
+            goto unlock;
         }
-        e->children_known = true;
         rc = berth__htab_put(&r->manifests, e->digest.str, e);
         if (rc < 0) {
             goto unlock;
@@ -1082,6 +1201,11 @@ static int m_tags(berth_meta_backend *b, const char *repo, const char *last, siz
     size_t i = 0, count = 0;
     int rc = open_repo(&r, m, repo, false);
 
+    bool more_none;
+
+    if (!more_out) {
+        more_out = &more_none; /* a caller that does not ask */
+    }
     *more_out = false;
     if (rc < 0) {
         return rc;
@@ -1191,6 +1315,11 @@ static int m_referrers(berth_meta_backend *b, const char *repo, const berth_dige
     size_t count;
     int rc = open_repo(&r, m, repo, false);
 
+    bool more_none;
+
+    if (!more_out) {
+        more_out = &more_none; /* a caller that does not ask */
+    }
     *more_out = false;
     if (rc < 0) {
         return rc;
@@ -1229,9 +1358,13 @@ typedef struct mf_item {
     int64_t pushed;
     unsigned ntags;
     bool sparse;
+    berth_digest *refs; /* nblobs blobs, then nchildren children */
+    size_t nblobs, nchildren;
 } mf_item;
 
 typedef struct mf_ctx {
+    fs_meta *m;
+    berth__fsb_repo *r;
     mf_item *items;
     size_t n;
     int rc;
@@ -1241,8 +1374,13 @@ static void collect_manifest(void *value, void *payload)
 {
     berth__fsb_manifest *e = value;
     mf_ctx *ctx = payload;
-    mf_item *it = &ctx->items[ctx->n++];
+    mf_item *it;
+    const unsigned char *p;
 
+    if (ctx->rc < 0 || (ctx->rc = ensure_refs(ctx->m, ctx->r, e)) < 0) {
+        return;
+    }
+    it = &ctx->items[ctx->n++];
     it->digest = e->digest;
     it->media_type = strdup(e->media_type);
     it->artifact_type = e->artifact_type ? strdup(e->artifact_type) : NULL;
@@ -1252,46 +1390,32 @@ static void collect_manifest(void *value, void *payload)
     it->pushed = e->pushed;
     it->ntags = e->ntags;
     it->sparse = e->sparse;
-    if (!it->media_type || (e->artifact_type && !it->artifact_type)) {
+    it->nblobs = e->nblobs;
+    it->nchildren = e->nchildren;
+    it->refs = calloc(e->nblobs + e->nchildren + 1, sizeof(*it->refs));
+    if (!it->media_type || (e->artifact_type && !it->artifact_type) || !it->refs) {
         ctx->rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        return;
     }
-}
-
-/* What a stored manifest references: blobs (config and distributable layers) or children. */
-static int refs_of(berth_digest **blobs, size_t *nblobs, berth_digest **children, size_t *nchildren,
-                   const berth_document_info *info)
-{
-    bool index = berth_document_kind_is_index(info->kind);
-    berth_digest *list = calloc(info->nrefs ? info->nrefs : 1, sizeof(*list));
-    size_t n = 0;
-
-    if (!list) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    p = e->refs;
+    for (size_t i = 0; i < it->nblobs + it->nchildren; i++) {
+        unpack_one(&it->refs[i], &p);
     }
-    for (size_t i = 0; i < info->nrefs; i++) {
-        if (!index && i > 0 && exempt_layer(info->refs[i].media_type)) {
-            continue;
-        }
-        list[n++] = info->refs[i].digest;
-    }
-    *blobs = index ? NULL : list;
-    *nblobs = index ? 0 : n;
-    *children = index ? list : NULL;
-    *nchildren = index ? n : 0;
-    return 0;
 }
 
 static int m_manifests(berth_meta_backend *b, const char *repo, berth_meta_manifest_cb cb,
                        void *payload)
 {
     fs_meta *m = of(b);
-    mf_ctx ctx = {NULL, 0, 0};
+    mf_ctx ctx = {m, NULL, NULL, 0, 0};
     berth__fsb_repo *r;
-    int rc = open_repo(&r, m, repo, false);
+    /* the write lock: references not known yet are read from the bytes and kept */
+    int rc = open_repo(&r, m, repo, true);
 
     if (rc < 0) {
         return rc;
     }
+    ctx.r = r;
     ctx.items = calloc(r->manifests.count ? r->manifests.count : 1, sizeof(*ctx.items));
     if (ctx.items) {
         berth__htab_foreach(&r->manifests, collect_manifest, &ctx);
@@ -1302,52 +1426,28 @@ static int m_manifests(berth_meta_backend *b, const char *repo, berth_meta_manif
     rc = ctx.rc;
     for (size_t i = 0; rc == 0 && i < ctx.n; i++) {
         mf_item *it = &ctx.items[i];
-        berth_buf bytes = BERTH_BUF_INIT;
-        berth_document_info *info = NULL;
-        berth_digest *blobs = NULL, *children = NULL;
         berth_meta_manifest mf;
 
         memset(&mf, 0, sizeof(mf));
-        rc = berth__fsb_read_manifest(&bytes, r, &it->digest);
-        if (rc == BERTH_ENOTFOUND) {
-            berth_error_clear();
-            rc = 0;
-            berth_buf_dispose(&bytes);
-            continue; /* deleted meanwhile */
-        }
-        if (rc == 0) {
-            rc = berth_document_inspect(&info, it->media_type, bytes.ptr, bytes.len);
-            if (rc < 0) {
-                berth__log(BERTH_LOG_WARN, "%s@%s: %s", repo, it->digest.str, berth_error_last());
-                rc = berth_error_set(BERTH_EIO, "manifest %s of %s cannot be read", it->digest.str,
-                                     repo);
-            }
-        }
-        if (rc == 0) {
-            rc = refs_of(&blobs, &mf.nblobs, &children, &mf.nchildren, info);
-        }
-        if (rc == 0) {
-            mf.digest = it->digest;
-            mf.media_type = it->media_type;
-            mf.artifact_type = it->artifact_type;
-            mf.has_subject = it->has_subject;
-            mf.subject = it->subject;
-            mf.size = it->size;
-            mf.blobs = blobs;
-            mf.children = children;
-            mf.sparse = it->sparse;
-            mf.pushed = it->pushed;
-            mf.ntags = it->ntags;
-            rc = cb(&mf, payload);
-        }
-        free(blobs);
-        free(children);
-        berth_document_info_free(info);
-        berth_buf_dispose(&bytes);
+        mf.digest = it->digest;
+        mf.media_type = it->media_type;
+        mf.artifact_type = it->artifact_type;
+        mf.has_subject = it->has_subject;
+        mf.subject = it->subject;
+        mf.size = it->size;
+        mf.blobs = it->refs;
+        mf.nblobs = it->nblobs;
+        mf.children = it->refs + it->nblobs;
+        mf.nchildren = it->nchildren;
+        mf.sparse = it->sparse;
+        mf.pushed = it->pushed;
+        mf.ntags = it->ntags;
+        rc = cb(&mf, payload);
     }
     for (size_t i = 0; i < ctx.n; i++) {
         free(ctx.items[i].media_type);
         free(ctx.items[i].artifact_type);
+        free(ctx.items[i].refs);
     }
     free(ctx.items);
     return rc;
@@ -1535,16 +1635,25 @@ static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t old
 static int m_gc_blob_release(berth_meta_backend *b, berth_meta_claim *claim, bool deleted)
 {
     fs_meta *m = of(b);
-    (void)deleted; /* the pool is the record: the caller removed the bytes, or not */
+    berth_buf path = BERTH_BUF_INIT;
+    int rc = 0;
+
     if (!claim) {
         return 0;
     }
+    if (deleted && berth__fsb_pool_path(&path, m->root, &claim->digest) == 0 &&
+        unlink(path.ptr) != 0 && errno != ENOENT) {
+        /* the pool is the record of a blob: forgotten, it goes (the caller removed its bytes
+           through the blob backend, which is the same file) */
+        rc = berth__fsb_io_error("unlink", path.ptr);
+    }
+    berth_buf_dispose(&path);
     pthread_mutex_lock(&m->root->claim_lock);
     berth__htab_remove(&m->root->claimed, claim->digest.str);
     pthread_cond_broadcast(&m->root->claim_cond);
     pthread_mutex_unlock(&m->root->claim_lock);
     free(claim);
-    return 0;
+    return rc;
 }
 
 /* ---- the backend -------------------------------------------------------------------------- */

@@ -139,6 +139,11 @@ typedef struct berth__fsb_repo {
     berth__htab manifests; /* digest string -> berth__fsb_manifest */
     berth__fsb_tag *tags;  /* sorted (strcmp) */
     size_t ntags, tags_cap;
+    /* Set when the repository may hold nothing (found with an empty index.json, or after a
+       delete or unlink left it no manifest), cleared when content is added (under its lock,
+       read or write): a repository holding nothing is no repository (repo_exists, the
+       catalog, lookups), though its layout stays on disk. */
+    atomic_bool maybe_empty;
 } berth__fsb_repo;
 
 /* The LRU cache of manifest bytes; `drop` releases a cached entry from its slot. */

@@ -110,16 +110,28 @@ static int register_repo(fs_meta *m, berth__fsb_repo *r)
     return rc;
 }
 
+/* An index.json this small lists no manifest (one entry takes more). */
+#define EMPTY_INDEX_MAX 160
+
 static int add_found(const char *name, void *payload)
 {
     fs_meta *m = payload;
     berth__fsb_repo *r = berth__fsb_repo_new(m->root, name);
+    berth_buf index = BERTH_BUF_INIT;
+    struct stat st;
     int rc;
 
     if (!r) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    rc = register_repo(m, r);
+    /* an emptied repository: checked (and hidden) on first use */
+    rc = berth_buf_printf(&index, "%s/index.json", r->dir);
+    atomic_init(&r->maybe_empty,
+                rc == 0 && stat(index.ptr, &st) == 0 && st.st_size < EMPTY_INDEX_MAX);
+    berth_buf_dispose(&index);
+    if (rc == 0) {
+        rc = register_repo(m, r);
+    }
     if (rc < 0) {
         berth__fsb_repo_free(r, NULL);
     }
@@ -153,6 +165,9 @@ static int find_repo(berth__fsb_repo **out, fs_meta *m, const char *name, bool c
     if (!r) {
         /* memory follows disk: only a repository whose layout exists enters the catalog */
         fresh = berth__fsb_repo_new(m->root, name);
+        if (fresh) {
+            atomic_init(&fresh->maybe_empty, true); /* until content lands */
+        }
         rc = fresh ? berth__fsb_create_layout(m->root, fresh->dir)
                    : berth_error_set(BERTH_ENOMEM, "out of memory");
         if (rc == 0) {
@@ -205,19 +220,6 @@ static int wrlock_loaded(fs_meta *m, berth__fsb_repo *r)
 }
 
 /* Find and lock (read or write) a loaded repository. */
-static int open_repo(berth__fsb_repo **out, fs_meta *m, const char *name, bool write)
-{
-    berth__fsb_repo *r;
-    int rc = find_repo(&r, m, name, false);
-    if (rc == 0) {
-        rc = write ? wrlock_loaded(m, r) : rdlock_loaded(m, r);
-    }
-    if (rc == 0) {
-        *out = r;
-    }
-    return rc;
-}
-
 static int any_blob(const char *path, const berth_digest *d, const struct stat *st, void *payload)
 {
     (void)path;
@@ -227,12 +229,50 @@ static int any_blob(const char *path, const berth_digest *d, const struct stat *
     return 1;
 }
 
+/* Does the repository hold a manifest or a blob? 1, 0, or an error (r->lock held). */
+static int holds(berth__fsb_repo *r)
+{
+    berth_buf dir = BERTH_BUF_INIT;
+    int rc;
+
+    if (r->manifests.count > 0 || !atomic_load(&r->maybe_empty)) {
+        return 1;
+    }
+    rc = berth_buf_printf(&dir, "%s/blobs", r->dir);
+    if (rc == 0) {
+        rc = berth__fsb_each_blob(dir.ptr, any_blob, NULL);
+    }
+    berth_buf_dispose(&dir);
+    return rc;
+}
+
+/* Find and lock (read or write) a loaded repository; one that holds nothing is not found. */
+static int open_repo(berth__fsb_repo **out, fs_meta *m, const char *name, bool write)
+{
+    berth__fsb_repo *r;
+    int rc = find_repo(&r, m, name, false);
+    if (rc == 0) {
+        rc = write ? wrlock_loaded(m, r) : rdlock_loaded(m, r);
+    }
+    if (rc == 0 && (rc = holds(r)) <= 0) {
+        pthread_rwlock_unlock(&r->lock);
+        if (rc == 0) {
+            rc = berth_error_set(BERTH_ENOTFOUND, "repository %s not known", name);
+        }
+    } else if (rc == 1) {
+        rc = 0;
+    }
+    if (rc == 0) {
+        *out = r;
+    }
+    return rc;
+}
+
 /* A repository exists while it holds a manifest or a blob; its layout may outlive both. */
 static int m_repo_exists(berth_meta_backend *b, const char *repo)
 {
     fs_meta *m = of(b);
     berth__fsb_repo *r;
-    berth_buf dir = BERTH_BUF_INIT;
     int rc;
 
     if (berth__fsb_check_name(repo) < 0) {
@@ -244,18 +284,26 @@ static int m_repo_exists(berth_meta_backend *b, const char *repo)
         berth_error_clear();
         return 0;
     }
-    if (rc < 0) {
-        return rc;
-    }
-    if (r->manifests.count > 0) {
+    if (rc == 0) {
+        pthread_rwlock_unlock(&r->lock);
         rc = 1;
-    } else if ((rc = berth_buf_printf(&dir, "%s/blobs", r->dir)) == 0) {
-        /* no manifest (rare: a push under way, or everything deleted): any link? */
-        rc = berth__fsb_each_blob(dir.ptr, any_blob, NULL);
     }
-    pthread_rwlock_unlock(&r->lock);
-    berth_buf_dispose(&dir);
     return rc;
+}
+
+/* Is a repository that may hold nothing (maybe_empty) to be listed? */
+static bool listed(fs_meta *m, berth__fsb_repo *r)
+{
+    int rc = rdlock_loaded(m, r);
+    if (rc == 0) {
+        rc = holds(r);
+        pthread_rwlock_unlock(&r->lock);
+    }
+    if (rc < 0) {
+        berth_error_clear();
+        return true; /* cannot tell: listed, as its layout is there */
+    }
+    return rc == 1;
 }
 
 static int m_catalog(berth_meta_backend *b, const char *last, size_t n, berth_meta_name_cb cb,
@@ -263,12 +311,11 @@ static int m_catalog(berth_meta_backend *b, const char *last, size_t n, berth_me
 {
     fs_meta *m = of(b);
     char *batch[CATALOG_BATCH];
+    berth__fsb_repo *repos[CATALOG_BATCH];
     char *after = NULL;
     size_t given = 0;
-    bool done = false, end = false;
+    bool done = false, end = false, more_none;
     int rc = 0;
-
-    bool more_none;
 
     if (!more_out) {
         more_out = &more_none; /* a caller that does not ask */
@@ -294,14 +341,16 @@ static int m_catalog(berth_meta_backend *b, const char *last, size_t n, berth_me
                 rc = berth_error_set(BERTH_ENOMEM, "out of memory");
                 break;
             }
+            /* repositories live as long as the backend: the pointer outlives the lock */
+            repos[take] = berth__htab_get(&m->repos, m->catalog[i]);
             take++;
         }
         pthread_rwlock_unlock(&m->repos_lock);
         end = take < CATALOG_BATCH;
         for (size_t i = 0; i < take; i++) {
-            if (!done && rc == 0) {
+            if (!done && rc == 0 && (!atomic_load(&repos[i]->maybe_empty) || listed(m, repos[i]))) {
                 if (n && given == n) {
-                    *more_out = true;
+                    *more_out = true; /* a listed name follows the page */
                     done = true;
                 } else {
                     int c = cb(batch[i], payload);
@@ -465,8 +514,14 @@ static int m_blob_link(berth_meta_backend *b, const char *repo, const berth_dige
     if (rc == 0) {
         rc = find_repo(&r, m, repo, true);
     }
-    if (rc == 0) {
+    if (rc == 0 && (rc = rdlock_loaded(m, r)) == 0) {
+        /* the read lock: an unlink (write lock) that empties the repository is before or
+           after, never between the link and the flag */
         rc = publish(m->root, r, NULL, digest);
+        if (rc == 0) {
+            atomic_store(&r->maybe_empty, false);
+        }
+        pthread_rwlock_unlock(&r->lock);
     }
     link_end(m->root, digest);
 out:
@@ -778,6 +833,9 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
     }
     if (rc == 0) {
         berth__fsb_note_loose(m->root, digest);
+        if (r->manifests.count == 0) {
+            atomic_store(&r->maybe_empty, true);
+        }
     }
     if (rc == 0 && m->root->opts.fsync) {
         rc = berth__fsb_fsync_parent(path.ptr);
@@ -1002,6 +1060,9 @@ static int m_manifest_put(berth_meta_backend *b, const char *repo, const berth_m
     if (rc == 0) {
         rc = berth__fsb_repo_save(m->root, r);
     }
+    if (rc == 0) {
+        atomic_store(&r->maybe_empty, false);
+    }
     if (rc < 0) {
         /* memory may be ahead of the disk: reload on next use */
         berth__fsb_repo_free_state(r, &m->cache);
@@ -1144,6 +1205,9 @@ static int m_manifest_delete(berth_meta_backend *b, const char *repo, const bert
         berth__log(BERTH_LOG_WARN, "unlink %s: %s", path.ptr, strerror(errno));
     }
     berth__fsb_note_loose(m->root, digest);
+    if (r->manifests.count == 0) {
+        atomic_store(&r->maybe_empty, true);
+    }
 out:
     pthread_rwlock_unlock(&r->lock);
     berth_buf_dispose(&path);

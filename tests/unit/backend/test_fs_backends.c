@@ -15,6 +15,8 @@
 #include <berth/store.h>
 
 #include "backend/fs/fs.h"
+#include "helpers/blob_contract.h"
+#include "helpers/meta_contract.h"
 #include "backend/fs/fs_internal.h"
 
 #include <pthread.h>
@@ -1246,6 +1248,124 @@ static void test_fs_backends__umoci_and_skopeo_read_a_repository(void **state)
     }
 }
 
+/* ---- the contract suites (tests/unit/helpers/) ----------------------------------------- */
+
+/* Roots made for the suites, removed at the end. */
+static char contract_roots[256][64];
+static size_t ncontract_roots;
+
+static int contract_pair(berth_blob_backend **blobs, berth_meta_backend **meta)
+{
+    berth_fs_options opts = {false, true, false, 0};
+    char *root = contract_roots[ncontract_roots];
+    if (ncontract_roots == 256) {
+        return -1;
+    }
+    snprintf(root, 64, "/tmp/berth-fsb-contract-XXXXXX");
+    if (!mkdtemp(root)) {
+        return -1;
+    }
+    ncontract_roots++;
+    return berth_fs_backends_open(blobs, meta, root, &opts);
+}
+
+static int contract_blobs(berth_blob_backend **out, void *payload)
+{
+    berth_meta_backend *meta = NULL;
+    int rc = contract_pair(out, &meta);
+    (void)payload;
+    if (rc == 0) {
+        meta->free(meta); /* the blob backend keeps the root */
+    }
+    return rc;
+}
+
+/*
+ * The metadata suite gives a blob_touch() no bytes ever follow; the store's upload writes them
+ * between its touch and its link. On fs a link is a hard link to the pool's bytes, so the
+ * harness plays the upload: its touch of a blob the pool lacks first commits `size` bytes
+ * under that digest through the blob backend, then touches. (Its free member frees the blob
+ * backend too.)
+ */
+typedef struct contract_meta {
+    berth_meta_backend *meta;
+    berth_blob_backend *blobs;
+    int (*touch)(berth_meta_backend *b, const berth_digest *digest, uint64_t size);
+    void (*free)(berth_meta_backend *b);
+} contract_meta;
+
+static contract_meta contract_metas[256];
+static size_t ncontract_metas;
+static pthread_mutex_t contract_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static contract_meta *contract_find(berth_meta_backend *b)
+{
+    contract_meta *found = NULL;
+    pthread_mutex_lock(&contract_lock);
+    for (size_t i = 0; i < ncontract_metas && !found; i++) {
+        if (contract_metas[i].meta == b) {
+            found = &contract_metas[i];
+        }
+    }
+    pthread_mutex_unlock(&contract_lock);
+    return found;
+}
+
+static int contract_touch(berth_meta_backend *b, const berth_digest *digest, uint64_t size)
+{
+    contract_meta *c = contract_find(b);
+    berth_blob_writer *w = NULL;
+    uint64_t have;
+    static atomic_uint n;
+    char id[32], zeros[4096] = {0};
+    int rc = c->touch(b, digest, size);
+
+    /* then the upload's commit, when the bytes are not there yet */
+    if (rc == 0 && c->blobs->stat(c->blobs, digest, &have) == BERTH_ENOTFOUND) {
+        snprintf(id, sizeof(id), "7041c4-%u", atomic_fetch_add(&n, 1));
+        rc = c->blobs->writer_open(&w, c->blobs, id, NULL, 0);
+        for (uint64_t done = 0; rc == 0 && done < size; done += sizeof(zeros)) {
+            rc = w->write(w, zeros, size - done < sizeof(zeros) ? size - done : sizeof(zeros));
+        }
+        if (rc == 0) {
+            rc = w->commit(w, digest, NULL);
+        } else if (w) {
+            w->abort(w);
+        }
+    }
+    return rc;
+}
+
+static void contract_free(berth_meta_backend *b)
+{
+    contract_meta *c = contract_find(b);
+    c->blobs->free(c->blobs);
+    c->free(b);
+    c->meta = NULL;
+}
+
+static int contract_meta_open(berth_meta_backend **out, void *payload)
+{
+    contract_meta *c;
+    int rc;
+    (void)payload;
+    pthread_mutex_lock(&contract_lock);
+    c = ncontract_metas < 256 ? &contract_metas[ncontract_metas++] : NULL;
+    pthread_mutex_unlock(&contract_lock);
+    if (!c) {
+        return -1;
+    }
+    rc = contract_pair(&c->blobs, &c->meta);
+    if (rc == 0) {
+        c->touch = c->meta->blob_touch;
+        c->free = c->meta->free;
+        c->meta->blob_touch = contract_touch;
+        c->meta->free = contract_free;
+        *out = c->meta;
+    }
+    return rc;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1276,5 +1396,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fs_backends__umoci_and_skopeo_read_a_repository, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+
+    failed += blob_contract_run("blob_contract/fs", contract_blobs, NULL);
+    failed += meta_contract_run("meta_contract/fs", contract_meta_open, NULL);
+    for (size_t i = 0; i < ncontract_roots; i++) {
+        berth__fsb_rmtree(contract_roots[i]);
+    }
+    return failed;
 }

@@ -1263,9 +1263,8 @@ static int m_tags(berth_meta_backend *b, const char *repo, const char *last, siz
     berth__fsb_repo *r;
     tag_item *page = NULL;
     size_t i = 0, count = 0;
-    int rc = open_repo(&r, m, repo, false);
-
     bool more_none;
+    int rc = open_repo(&r, m, repo, false);
 
     if (!more_out) {
         more_out = &more_none; /* a caller that does not ask */
@@ -1377,9 +1376,8 @@ static int m_referrers(berth_meta_backend *b, const char *repo, const berth_dige
     referrers_ctx ctx = {subject, artifact_type, last, NULL, 0, 0, 0};
     berth__fsb_repo *r;
     size_t count;
-    int rc = open_repo(&r, m, repo, false);
-
     bool more_none;
+    int rc = open_repo(&r, m, repo, false);
 
     if (!more_out) {
         more_out = &more_none; /* a caller that does not ask */

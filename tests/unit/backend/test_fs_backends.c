@@ -1191,6 +1191,72 @@ static void test_fs_backends__fsck_du_usage(void **state)
     open_backends(f, false);
 }
 
+static void test_fs_backends__emptied_repository_stays_gone_after_reopen(void **state)
+{
+    fixture *f = *state;
+    names ns;
+    bool more;
+    image img;
+    berth_store *s;
+    berth_digest d;
+
+    push_image(f, "gone", "layer", "v1", &img);
+    push_image(f, "kept", "layer", "v1", &img);
+    assert_int_equal(f->meta->manifest_delete(f->meta, "gone", &img.manifest, 0), 0);
+    assert_int_equal(f->meta->blob_unlink(f->meta, "gone", &img.layer, 0), 0);
+    assert_int_equal(f->meta->repo_exists(f->meta, "gone"), 1); /* the config is still there */
+    assert_int_equal(f->meta->blob_unlink(f->meta, "gone", &img.config, 0), 0);
+    assert_int_equal(f->meta->repo_exists(f->meta, "gone"), 0);
+    reopen(f);
+    assert_int_equal(f->meta->repo_exists(f->meta, "gone"), 0);
+    memset(&ns, 0, sizeof(ns));
+    assert_int_equal(f->meta->catalog(f->meta, NULL, 0, name_cb, &ns, &more), 0);
+    assert_int_equal(ns.n, 1);
+    assert_string_equal(ns.list[0], "kept");
+    assert_int_equal(f->meta->tags(f->meta, "gone", NULL, 0, tag_cb, &ns, &more), BERTH_ENOTFOUND);
+    /* pushed again, it is back */
+    push_image(f, "gone", "layer", "v2", &img);
+    assert_int_equal(f->meta->tag_get(f->meta, "gone", "v2", &d), 0);
+
+    /* the same for a repository the store of earlier versions emptied */
+    close_backends(f);
+    s = open_store(f->root);
+    d = store_blob(s, "old", "bytes");
+    assert_int_equal(berth_store_blob_delete(s, "old", &d), 0);
+    berth_store_free(s);
+    open_backends(f, false);
+    assert_int_equal(f->meta->repo_exists(f->meta, "old"), 0);
+}
+
+static void test_fs_backends__durable_writes(void **state)
+{
+    fixture *f = *state;
+    berth_fs_options opts = {true, true, false, 0};
+    berth_meta_upload u;
+    image img;
+    berth_digest got;
+
+    /* the same operations with every fsync on */
+    close_backends(f);
+    assert_int_equal(berth_fs_backends_open(&f->blobs, &f->meta, f->root, &opts), 0);
+    push_image(f, "durable", "layer", "v1", &img);
+    assert_int_equal(f->meta->tag_get(f->meta, "durable", "v1", &got), 0);
+    assert_string_equal(got.str, img.manifest.str);
+    memset(&u, 0, sizeof(u));
+    snprintf(u.id, sizeof(u.id), "d0d0");
+    u.repo = "durable";
+    u.owner = "";
+    u.hash_state = "";
+    u.created = u.updated = 1;
+    assert_int_equal(f->meta->upload_create(f->meta, &u, NULL), 0);
+    u.size = 3;
+    assert_int_equal(f->meta->upload_update(f->meta, &u), 0);
+    assert_int_equal(f->meta->upload_delete(f->meta, "d0d0"), 0);
+    assert_int_equal(f->meta->manifest_delete(f->meta, "durable", &img.manifest, 0), 0);
+    assert_int_equal(f->meta->blob_unlink(f->meta, "durable", &img.layer, 0), 0);
+    assert_int_equal(f->blobs->remove(f->blobs, &img.layer), 0);
+}
+
 /* ---- the layout as other tools read it --------------------------------------------------- */
 
 static bool have(const char *tool)
@@ -1393,6 +1459,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fs_backends__adopts_sessions_of_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__fsck_du_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_fs_backends__emptied_repository_stays_gone_after_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__durable_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__umoci_and_skopeo_read_a_repository, setup,
                                         teardown),
     };

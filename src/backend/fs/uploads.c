@@ -298,50 +298,62 @@ static bool old_session_name(const char *name)
            name[OLD_ID + 1 + OLD_KEY] == '.' && hex_run(name + OLD_ID + 2 + OLD_KEY, OLD_KEY);
 }
 
-typedef struct key_ctx {
+/* Repository names by their key (the first 16 hex digits of their SHA-256). */
+typedef struct key_name {
     char key[OLD_KEY + 1];
-    const char *found;
-} key_ctx;
+    char *name;
+} key_name;
 
-static int match_key(const char *name, void *payload)
+static int add_key(const char *name, void *payload)
 {
-    key_ctx *ctx = payload;
-    char k[OLD_KEY + 1];
-    key_of(k, name);
-    if (strcmp(k, ctx->key) == 0) {
-        ctx->found = strdup(name);
-        return 1;
+    berth__htab *keys = payload;
+    key_name *k = calloc(1, sizeof(*k));
+    if (!k || !(k->name = strdup(name))) {
+        free(k);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    key_of(k->key, name);
+    if (berth__htab_get(keys, k->key) || berth__htab_put(keys, k->key, k) < 0) {
+        free(k->name); /* two names of one key: the first one stands */
+        free(k);
     }
     return 0;
 }
 
-/* Adopt <id>.<r>.<o> as <id> with a record, when its repository is found. */
-static void adopt(berth__fsb_uploads *t, const char *name, const struct stat *st)
+static void free_key(void *value, void *payload)
+{
+    key_name *k = value;
+    (void)payload;
+    free(k->name);
+    free(k);
+}
+
+/* Adopt <id>.<r>.<o> as <id> with a record, when its repository is known. */
+static void adopt(berth__fsb_uploads *t, const berth__htab *keys, const char *name)
 {
     berth__fsb_root *root = t->root;
     berth_meta_upload u;
-    key_ctx ctx;
-    char from[4096], to[4096], owner_key[OLD_KEY + 1], empty_key[OLD_KEY + 1];
+    const key_name *k;
+    char from[4096], to[4096], rk[OLD_KEY + 1];
+    struct stat st;
     bool slotted;
 
-    memset(&ctx, 0, sizeof(ctx));
-    memcpy(ctx.key, name + OLD_ID + 1, OLD_KEY);
-    if (berth__fsb_scan(root, match_key, &ctx) < 0 || !ctx.found) {
-        berth_error_clear();
+    memcpy(rk, name + OLD_ID + 1, OLD_KEY);
+    rk[OLD_KEY] = '\0';
+    k = berth__htab_get(keys, rk);
+    snprintf(from, sizeof(from), "%s/%s", root->uploads, name);
+    if (!k || lstat(from, &st) != 0 || !S_ISREG(st.st_mode)) {
         return; /* left for the operator: no repository of that key */
     }
     memset(&u, 0, sizeof(u));
     memcpy(u.id, name, OLD_ID);
-    memcpy(owner_key, name + OLD_ID + 2 + OLD_KEY, OLD_KEY);
-    owner_key[OLD_KEY] = '\0';
-    key_of(empty_key, "");
-    u.repo = (char *)(uintptr_t)ctx.found;
-    u.owner = (char *)(uintptr_t)(strcmp(owner_key, empty_key) == 0 ? "" : owner_key);
-    u.size = (uint64_t)st->st_size;
+    u.repo = k->name;
+    /* the owner was kept as a hash only: the session counts against nobody in particular */
+    u.owner = (char *)(uintptr_t) "";
+    u.size = (uint64_t)st.st_size;
     u.hash_state = (char *)(uintptr_t) "";
     u.backend_state = (char *)(uintptr_t) "fs";
-    u.created = u.updated = (int64_t)st->st_mtime;
-    snprintf(from, sizeof(from), "%s/%s", root->uploads, name);
+    u.created = u.updated = (int64_t)st.st_mtime;
     snprintf(to, sizeof(to), "%s/%s", root->uploads, u.id);
     if (write_record(root, &u, 1, &slotted) == 0 && rename(from, to) != 0) {
         berth__log(BERTH_LOG_WARN, "rename %s: %s", from, strerror(errno));
@@ -349,11 +361,53 @@ static void adopt(berth__fsb_uploads *t, const char *name, const struct stat *st
         unlink(to);
     }
     berth_error_clear();
-    free((char *)(uintptr_t)ctx.found);
 }
 
-/* ---- the table --------------------------------------------------------------------------------
- */
+/* Adopt every session of the earlier form (the lock holder, at open). */
+static int adopt_all(berth__fsb_uploads *t, DIR *d)
+{
+    berth__htab keys = BERTH__HTAB_INIT;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+
+    /* names first: the directory changes as they are adopted */
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!old_session_name(e->d_name)) {
+            continue;
+        }
+        if (n == cap) {
+            char **more = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
+            if (!more) {
+                rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+                break;
+            }
+            names = more;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
+        }
+        n++;
+    }
+    if (rc == 0 && n > 0) {
+        rc = berth__fsb_scan(t->root, add_key, &keys);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            adopt(t, &keys, names[i]);
+        }
+        free(names[i]);
+    }
+    free(names);
+    berth__htab_foreach(&keys, free_key, NULL);
+    berth__htab_dispose(&keys);
+    rewinddir(d);
+    return rc;
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
 
 int berth__fsb_uploads_open(berth__fsb_uploads *t, berth__fsb_root *root)
 {
@@ -373,18 +427,7 @@ int berth__fsb_uploads_open(berth__fsb_uploads *t, berth__fsb_root *root)
         return berth__fsb_io_error("opendir", root->uploads);
     }
     if (root->opts.lock) {
-        while ((e = readdir(d)) != NULL) {
-            char path[4096];
-            struct stat st;
-            if (!old_session_name(e->d_name)) {
-                continue;
-            }
-            snprintf(path, sizeof(path), "%s/%s", root->uploads, e->d_name);
-            if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-                adopt(t, e->d_name, &st);
-            }
-        }
-        rewinddir(d);
+        rc = adopt_all(t, d);
     }
     while (rc == 0 && (e = readdir(d)) != NULL) {
         berth_buf path = BERTH_BUF_INIT, text = BERTH_BUF_INIT;

@@ -46,7 +46,9 @@ int berth__fsb_io_error(const char *what, const char *path)
    client (a staging directory that vanished is an I/O failure). */
 static int write_error(const char *what, const char *path)
 {
-    return berth_error_set(BERTH_EIO, "%s %s: %s", what, path, strerror(errno));
+    int err = errno;
+    berth__log(BERTH_LOG_WARN, "%s %s: %s", what, path, strerror(err));
+    return berth_error_set(BERTH_EIO, "storage %s failed: %s", what, strerror(err));
 }
 
 int berth__fsb_mkdirs(const char *path)
@@ -128,7 +130,11 @@ int berth__fsb_write_atomic(const char *tmpdir, const char *dst, const void *dat
         return write_error("create", tmp);
     }
     if (berth__fsb_write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
+        int err = errno;
         rc = write_error("write", tmp);
+        if (berth__fsb_code(err) == BERTH_ENOSPACE) {
+            rc = berth_error_set(BERTH_ENOSPACE, "storage write failed: %s", strerror(err));
+        }
         close(fd);
         unlink(tmp);
         return rc;

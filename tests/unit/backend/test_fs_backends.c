@@ -1257,6 +1257,38 @@ static void test_fs_backends__durable_writes(void **state)
     assert_int_equal(f->blobs->remove(f->blobs, &img.layer), 0);
 }
 
+static void test_fs_backends__messages_name_no_path(void **state)
+{
+    fixture *f = *state;
+    berth_meta_blob_doc doc;
+    berth_digest d = put_blob(f, NULL, "some bytes");
+    char path[512];
+    image img;
+    FILE *fp;
+
+    /* a repository whose blobs/sha256 is a file: the link fails */
+    push_image(f, "broken", "layer", "v1", &img);
+    snprintf(path, sizeof(path), "%s/broken/blobs/sha256", f->root);
+    assert_int_equal(berth__fsb_rmtree(path), 0);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_true(f->meta->blob_link(f->meta, "broken", &d, 10) < 0);
+    assert_null(strstr(berth_error_last(), f->root));
+    assert_null(strstr(berth_error_last(), "/tmp/"));
+    /* a manifest whose bytes are gone is the storage's failure, not the client's */
+    close_backends(f);
+    open_backends(f, false);
+    assert_int_equal(f->meta->manifest_get(f->meta, "broken", &img.manifest, &doc), BERTH_EIO);
+    assert_null(strstr(berth_error_last(), f->root));
+    /* a staging directory that vanished */
+    snprintf(path, sizeof(path), "%s/_berth/tmp", f->root);
+    assert_int_equal(berth__fsb_rmtree(path), 0);
+    assert_int_equal(f->meta->tag_delete(f->meta, "broken", "v1", NULL), BERTH_EIO);
+    assert_null(strstr(berth_error_last(), f->root));
+    assert_int_equal(berth__fsb_mkdirs(path), 0);
+}
+
 /* ---- the layout as other tools read it --------------------------------------------------- */
 
 static bool have(const char *tool)
@@ -1462,6 +1494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_fs_backends__emptied_repository_stays_gone_after_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__durable_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__messages_name_no_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__umoci_and_skopeo_read_a_repository, setup,
                                         teardown),
     };

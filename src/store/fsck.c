@@ -20,7 +20,7 @@ int berth_store_fsck(berth_store *s, bool repair, berth_fsck_cb cb, void *payloa
     if (!s->root) {
         return berth_error_set(BERTH_EUNSUPPORTED, "fsck works on an fs store only");
     }
-    return berth_fs_fsck(s->blobs, s->meta, repair, cb, payload, stats);
+    return berth_fs_fsck_backend(s->meta, repair, cb, payload, stats);
 }
 
 int berth_store_du(berth_store *s, berth_du_cb cb, void *payload, uint64_t *total_out)
@@ -29,7 +29,7 @@ int berth_store_du(berth_store *s, berth_du_cb cb, void *payload, uint64_t *tota
     if (!s->root) {
         return berth_error_set(BERTH_EUNSUPPORTED, "du works on an fs store only");
     }
-    return berth_fs_du(s->blobs, s->meta, cb, payload, total_out);
+    return berth_fs_du_backend(s->meta, cb, payload, total_out);
 }
 
 typedef struct usage_ctx {

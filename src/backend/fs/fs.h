@@ -66,6 +66,17 @@ int berth_fs_fsck(const char *root, bool repair, berth_fsck_cb cb, void *payload
                   berth_fsck_stats *stats);
 
 /**
+ * berth_fs_fsck() on the root of an open fs metadata backend (berth_fs_backends_open): with
+ * `repair`, the backend must have been opened for writing (holding the root's lock).
+ */
+int berth_fs_fsck_backend(berth_meta_backend *meta, bool repair, berth_fsck_cb cb, void *payload,
+                          berth_fsck_stats *stats);
+
+/** berth_fs_du() on the root of an open fs metadata backend. */
+int berth_fs_du_backend(berth_meta_backend *meta, berth_du_cb cb, void *payload,
+                        uint64_t *total_out);
+
+/**
  * Space used per repository of the root at `root` (opened read-only), in catalog order, as
  * berth_store_du(): a blob linked from more than one repository is shared.
  * @param total_out  receives the bytes of the pool (every blob once); may be NULL

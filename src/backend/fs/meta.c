@@ -1834,6 +1834,11 @@ int berth__fsb_meta_new(berth_meta_backend **out, berth__fsb_root *root)
 }
 
 /* For the tools (tools.c): every repository in catalog order, with its directory. */
+berth__fsb_root *berth__fsb_meta_root(berth_meta_backend *b)
+{
+    return ((fs_meta *)b)->root;
+}
+
 int berth__fsb_meta_each_repo(berth_meta_backend *b,
                               int (*fn)(berth__fsb_repo *r, berth__fsb_cache *cache, void *payload),
                               void *payload)

@@ -262,8 +262,6 @@ static int check_repo(berth__fsb_repo *r, berth__fsb_cache *cache, void *payload
 int berth_fs_fsck(const char *root, bool repair, berth_fsck_cb cb, void *payload,
                   berth_fsck_stats *stats)
 {
-    berth_fsck_stats local;
-    fsck_run f;
     tool t;
     int rc;
 
@@ -272,6 +270,20 @@ int berth_fs_fsck(const char *root, bool repair, berth_fsck_cb cb, void *payload
     if (rc < 0) {
         return rc;
     }
+    rc = berth_fs_fsck_backend(t.meta, repair, cb, payload, stats);
+    tool_close(&t);
+    return rc;
+}
+
+int berth_fs_fsck_backend(berth_meta_backend *meta, bool repair, berth_fsck_cb cb, void *payload,
+                          berth_fsck_stats *stats)
+{
+    berth_fsck_stats local;
+    fsck_run f;
+    tool t = {berth__fsb_meta_root(meta), meta};
+    int rc;
+
+    berth_error_clear();
     memset(&f, 0, sizeof(f));
     f.root = t.root;
     f.repair = repair;
@@ -288,7 +300,6 @@ int berth_fs_fsck(const char *root, bool repair, berth_fsck_cb cb, void *payload
     }
     free(f.keys);
     berth__htab_dispose(&f.inodes);
-    tool_close(&t);
     return rc;
 }
 
@@ -337,8 +348,6 @@ static int du_repo(berth__fsb_repo *r, berth__fsb_cache *cache, void *payload)
 
 int berth_fs_du(const char *root, berth_du_cb cb, void *payload, uint64_t *total_out)
 {
-    du_ctx total = {0, 0, 0};
-    du_run run = {cb, payload};
     tool t;
     int rc;
 
@@ -347,14 +356,26 @@ int berth_fs_du(const char *root, berth_du_cb cb, void *payload, uint64_t *total
     if (rc < 0) {
         return rc;
     }
-    rc = berth__fsb_meta_each_repo(t.meta, du_repo, &run);
+    rc = berth_fs_du_backend(t.meta, cb, payload, total_out);
+    tool_close(&t);
+    return rc;
+}
+
+int berth_fs_du_backend(berth_meta_backend *meta, berth_du_cb cb, void *payload,
+                        uint64_t *total_out)
+{
+    du_ctx total = {0, 0, 0};
+    du_run run = {cb, payload};
+    int rc;
+
+    berth_error_clear();
+    rc = berth__fsb_meta_each_repo(meta, du_repo, &run);
     if (rc == 0) {
-        rc = berth__fsb_each_blob(t.root->pool, du_blob, &total);
+        rc = berth__fsb_each_blob(berth__fsb_meta_root(meta)->pool, du_blob, &total);
     }
     if (rc == 0 && total_out) {
         *total_out = total.exclusive + total.shared;
     }
-    tool_close(&t);
     return rc;
 }
 

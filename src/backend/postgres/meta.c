@@ -343,6 +343,13 @@ static int unlink_fn(PGconn *c, void *ctx)
     snprintf(id.s, sizeof(id.s), "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
     const char *p2[] = {id.s, u->digest->str};
+    /* the blob's row first, as blob_link takes it (and the trigger will): one lock order */
+    const char *p3[] = {u->digest->str};
+    rc = berth__pg_exec(NULL, c, "SELECT 1 FROM blobs WHERE digest = $1 FOR NO KEY UPDATE", 1, p3,
+                        0);
+    if (rc < 0) {
+        return rc;
+    }
     /* the lock manifest_put's FOR SHARE conflicts with */
     rc = berth__pg_exec(&r, c,
                         "SELECT linked FROM repository_blobs WHERE repository_id = $1::bigint "

@@ -149,10 +149,14 @@ static int query(pg_backend *b, PGresult **out, const char *sql, int n, const ch
     return 0;
 }
 
-#define SQL_REPO_LIVE                                                                              \
-    "SELECT r.id FROM repositories r WHERE r.name = $1 AND ("                                      \
-    "EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) OR "                          \
-    "EXISTS (SELECT 1 FROM repository_blobs l WHERE l.repository_id = r.id))"
+/* Repository r holds a manifest or a blob. One EXISTS over a UNION ALL, not two under an OR,
+ * which the planner answers with hashes of whole tables: probed per row, it keeps the catalog's
+ * keyset paging in the size of the page. */
+#define SQL_HOLDS_SOMETHING                                                                        \
+    "EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id UNION ALL "                    \
+    "SELECT 1 FROM repository_blobs l WHERE l.repository_id = r.id)"
+
+#define SQL_REPO_LIVE "SELECT r.id FROM repositories r WHERE r.name = $1 AND " SQL_HOLDS_SOMETHING
 
 /* The id of `repo` when it holds a manifest or a blob. @return 0, BERTH_ENOTFOUND, ... */
 static int repo_live(pg_backend *b, const char *repo, num *id_out)
@@ -214,10 +218,8 @@ static int pg_catalog(berth_meta_backend *mb, const char *last, size_t n, berth_
         *more_out = false;
     }
     int rc = query(PB(mb), &r,
-                   "SELECT r.name FROM repositories r WHERE r.name > $1 AND ("
-                   "EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) OR "
-                   "EXISTS (SELECT 1 FROM repository_blobs l WHERE l.repository_id = r.id)) "
-                   "ORDER BY r.name LIMIT $2::bigint",
+                   "SELECT r.name FROM repositories r WHERE r.name > $1 "
+                   "AND " SQL_HOLDS_SOMETHING " ORDER BY r.name LIMIT $2::bigint",
                    2, p, 0);
     if (rc < 0) {
         return rc;

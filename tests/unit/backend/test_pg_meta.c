@@ -570,6 +570,42 @@ static void test_pg__unreachable_server_is_enetwork_in_seconds(void **state)
     close(s);
 }
 
+/* Connections the server ended (a restart, a failover, an idle timeout) are replaced: the
+ * next request runs on a fresh one, and a held upload session is reported lost, not used. */
+static void test_pg__broken_connections_are_replaced(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_reset");
+    berth_pg_options o = {.conninfo = url, .pool_size = 2};
+    berth_meta_backend *b = NULL;
+    assert_int_equal(berth_pg_meta_backend_new(&b, &o), 0);
+    berth_digest d = dg("blob");
+    assert_int_equal(b->blob_touch(b, &d, 4), 0);
+    assert_int_equal(b->blob_link(b, "r", &d, 4), 0);
+    berth_meta_upload u = {.id = "0b", .repo = "r", .owner = ""}, got;
+    assert_int_equal(b->upload_create(b, &u, NULL), 0);
+    assert_int_equal(b->upload_acquire(b, "r", "0b", &got), 0);
+
+    PGconn *c = admin(base_url);
+    assert_true(sql_int(c, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                           "pg_stat_activity WHERE datname = 'berth_t_reset') t") >= 2);
+    PQfinish(c);
+    uint64_t size = 0;
+    assert_int_equal(b->blob_stat(b, "r", &d, &size), 0); /* a read, retried */
+    assert_int_equal(size, 4);
+    assert_int_equal(b->blob_unlink(b, "r", &d, 0), 0); /* a transaction, retried */
+    /* the session's lock went with its connection: an update must not pretend to hold it */
+    got.size = 10;
+    assert_int_equal(b->upload_update(b, &got), BERTH_ENETWORK);
+    b->upload_release(b, "0b");
+    berth_meta_upload_dispose(&got);
+    assert_int_equal(b->upload_acquire(b, "r", "0b", &got), 0);
+    assert_int_equal(got.size, 0);
+    b->upload_release(b, "0b");
+    berth_meta_upload_dispose(&got);
+    b->free(b);
+}
+
 /* ---- the race: manifest PUT against unlink and gc --------------------------------------- */
 
 typedef struct race {
@@ -691,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_pg__upload_sessions),
         cmocka_unit_test(test_pg__gc_claim_holds_off_touch_and_link),
         cmocka_unit_test(test_pg__unreachable_server_is_enetwork_in_seconds),
+        cmocka_unit_test(test_pg__broken_connections_are_replaced),
         cmocka_unit_test(test_pg__manifest_put_races_unlink_and_gc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,6 +33,7 @@
 typedef struct hold {
     char id[65];
     PGconn *c;
+    pthread_t owner; /* the thread that took it: the only one that uses `c` */
     struct hold *next;
 } hold;
 
@@ -1061,13 +1062,16 @@ static int pg_upload_get(berth_meta_backend *mb, const char *repo, const char *i
     return rc;
 }
 
-/* The connection holding session `id` in this process (NULL: not held here). */
+/*
+ * The connection holding session `id`, when this thread took it (NULL otherwise: another
+ * thread, a reaper say, uses a pool connection, as a libpq connection serves one thread).
+ */
 static PGconn *held(pg_backend *b, const char *id)
 {
     PGconn *c = NULL;
     pthread_mutex_lock(&b->hmu);
     for (hold *h = b->holds; h; h = h->next) {
-        if (strcmp(h->id, id) == 0) {
+        if (strcmp(h->id, id) == 0 && pthread_equal(h->owner, pthread_self())) {
             c = h->c;
             break;
         }
@@ -1137,6 +1141,7 @@ static int pg_upload_acquire(berth_meta_backend *mb, const char *repo, const cha
         free(h);
         return outward(rc);
     }
+    h->owner = pthread_self();
     pthread_mutex_lock(&b->hmu);
     h->next = b->holds;
     b->holds = h;

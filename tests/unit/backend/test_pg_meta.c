@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -489,6 +491,57 @@ static void test_pg__upload_sessions(void **state)
     b->free(b);
 }
 
+/* A replica killed with -9 while it holds a session loses it at once (its socket closes). */
+static void test_pg__a_killed_holder_loses_the_session_at_once(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_kill");
+    berth_meta_backend *a = open_ok(url);
+    berth_meta_upload u = {.id = "0c", .repo = "r", .owner = ""}, got;
+    assert_int_equal(a->upload_create(a, &u, NULL), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        berth_meta_backend *b = NULL;
+        berth_pg_options o = {.conninfo = url};
+        berth_meta_upload mine;
+        char ok =
+            berth_pg_meta_backend_new(&b, &o) == 0 && b->upload_acquire(b, "r", "0c", &mine) == 0
+                ? 'y'
+                : 'n';
+        if (write(fds[1], &ok, 1) != 1) {
+            _exit(1);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    char ok = 0;
+    assert_int_equal(read(fds[0], &ok, 1), 1);
+    assert_int_equal(ok, 'y');
+    assert_int_equal(a->upload_acquire(a, "r", "0c", &got), BERTH_EBUSY);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = BERTH_EBUSY;
+    while (rc == BERTH_EBUSY) {
+        rc = a->upload_acquire(a, "r", "0c", &got);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (rc == BERTH_EBUSY && t1.tv_sec - t0.tv_sec >= 2) {
+            fail_msg("the session is still held 2 s after its holder was killed");
+        }
+    }
+    assert_int_equal(rc, 0);
+    a->upload_release(a, "0c");
+    berth_meta_upload_dispose(&got);
+    close(fds[0]);
+    close(fds[1]);
+    a->free(a);
+}
+
 /* ---- gc claims -------------------------------------------------------------------------- */
 
 static void test_pg__gc_claim_holds_off_touch_and_link(void **state)
@@ -725,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_pg__replicas_starting_together_create_the_schema_once),
         cmocka_unit_test(test_pg__manifests_tags_links_and_paging),
         cmocka_unit_test(test_pg__upload_sessions),
+        cmocka_unit_test(test_pg__a_killed_holder_loses_the_session_at_once),
         cmocka_unit_test(test_pg__gc_claim_holds_off_touch_and_link),
         cmocka_unit_test(test_pg__unreachable_server_is_enetwork_in_seconds),
         cmocka_unit_test(test_pg__broken_connections_are_replaced),

@@ -16,6 +16,7 @@
 #include <berth/errors.h>
 
 #include "backend/postgres/pg.h"
+#include "helpers/meta_contract.h"
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
@@ -769,6 +770,18 @@ static void test_pg__manifest_put_races_unlink_and_gc(void **state)
     r.b->free(r.b);
 }
 
+/* ---- the contract suite ------------------------------------------------------------------ */
+
+static int open_contract(berth_meta_backend **out, void *payload)
+{
+    berth_pg_options o = {.conninfo = payload};
+    int rc = berth_pg_meta_backend_new(out, &o);
+    if (rc != 0) {
+        print_error("open: %s: %s\n", berth_error_name(rc), berth_error_last());
+    }
+    return rc;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -784,5 +797,9 @@ int main(void)
         cmocka_unit_test(test_pg__broken_connections_are_replaced),
         cmocka_unit_test(test_pg__manifest_put_races_unlink_and_gc),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    static char contract_url[1100];
+    fresh_db(contract_url, sizeof(contract_url), "berth_t_contract");
+    failed += meta_contract_run("meta_contract/postgres", open_contract, contract_url);
+    return failed ? 1 : 0;
 }

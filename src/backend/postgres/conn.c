@@ -75,11 +75,14 @@ int berth__pg_connect(PGconn **out, const char *conninfo, unsigned connect_timeo
 {
     char ct[16], st[64], why[160];
     snprintf(ct, sizeof(ct), "%u", connect_timeout ? connect_timeout : 5);
-    /* defaults first: what the connection string says overrides them (expand_dbname) */
+    /* defaults first: what the connection string says overrides them (expand_dbname). A server
+     * that vanishes is noticed by TCP: keepalives after 5 s idle (3 probes 2 s apart), and
+     * bytes it does not acknowledge within 5 s (tcp_user_timeout) end the connection;
+     * statement_timeout bounds what a live server takes (lock waits included). */
     const char *const keys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
                                 "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                                 "application_name",    "dbname",           NULL};
-    const char *const vals[] = {ct, "1", "10", "5", "3", "15000", "berth", conninfo, NULL};
+    const char *const vals[] = {ct, "1", "5", "2", "3", "5000", "berth", conninfo, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");

@@ -8,13 +8,15 @@
 #                      BERTH_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:PORT/berth
 #                      BERTH_TEST_PG_PORT=PORT
 #   pg.sh down DIR   stop that cluster (only that one: pg_ctl -D DIR/data) and leave DIR
+#   pg.sh start DIR  start a cluster `down` stopped again, on its port, with its data (outage
+#                    tests: the engine goes away and comes back)
 #
 # PostgreSQL refuses to run as root: when run as root the cluster belongs to the `postgres`
 # system user that the package creates. Settings are for speed, not durability (fsync off):
 # a test cluster is thrown away. Fails loudly, with the tail of the server log.
 set -euo pipefail
-cmd=${1:?usage: pg.sh up|down DIR}
-D=${2:?usage: pg.sh up|down DIR}
+cmd=${1:?usage: pg.sh up|down|start DIR}
+D=${2:?usage: pg.sh up|down|start DIR}
 
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
@@ -28,6 +30,19 @@ fail() {
   exit 1
 }
 
+server_opts() {
+  echo "-k $D -h 127.0.0.1 -p $1 -c fsync=off -c synchronous_commit=off \
+        -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB \
+        -c max_locks_per_transaction=256"
+}
+
+if [ "$cmd" = start ]; then
+  port=$(sed -n 's/^BERTH_TEST_PG_PORT=//p' "$D/env" 2>/dev/null || true)
+  [ -n "$port" ] && [ -d "$D/data" ] || fail "no cluster in $D (pg.sh up first)"
+  as_pg "$BIN/pg_ctl" -D "$D/data" -l "$D/log" -w -t 60 -o "$(server_opts "$port")" start \
+    >/dev/null 2>&1 || fail "the server did not start again on 127.0.0.1:$port"
+  exit 0
+fi
 if [ "$cmd" = down ]; then
   [ -d "$D/data" ] || exit 0
   if as_pg "$BIN/pg_ctl" -D "$D/data" status >/dev/null 2>&1; then
@@ -35,7 +50,7 @@ if [ "$cmd" = down ]; then
   fi
   exit 0
 fi
-[ "$cmd" = up ] || { echo "pg.sh: unknown command '$cmd' (up|down)" >&2; exit 2; }
+[ "$cmd" = up ] || { echo "pg.sh: unknown command '$cmd' (up|down|start)" >&2; exit 2; }
 
 t0=$(date +%s.%N)
 mkdir -p "$D"
@@ -66,10 +81,7 @@ for attempt in 1 2 3; do
     if ! grep -qx "$p" <<<"$listening"; then port=$p; break; fi
   done
   [ -n "$port" ] || fail "no free port found"
-  if as_pg "$BIN/pg_ctl" -D "$D/data" -l "$D/log" -w -t 60 \
-    -o "-k $D -h 127.0.0.1 -p $port -c fsync=off -c synchronous_commit=off \
-        -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB \
-        -c max_locks_per_transaction=256" \
+  if as_pg "$BIN/pg_ctl" -D "$D/data" -l "$D/log" -w -t 60 -o "$(server_opts "$port")" \
     start >/dev/null 2>&1; then
     break
   fi

@@ -660,6 +660,69 @@ static void test_pg__broken_connections_are_replaced(void **state)
     b->free(b);
 }
 
+/* An outage of the engine (a private cluster, stopped and started again): every request fails
+ * with BERTH_ENETWORK in seconds, none hangs, and service resumes by itself when it is back. */
+static void engine(const char *verb, const char *dir)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "bash '%s/../engines/pg.sh' %s '%s' >/dev/null", BERTH_TEST_DATA,
+             verb, dir);
+    if (system(cmd) != 0) {
+        fail_msg("pg.sh %s failed", verb);
+    }
+}
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void test_pg__an_outage_is_enetwork_and_service_resumes(void **state)
+{
+    char dir[] = "/tmp/berth-pg-outage.XXXXXX", path[256], line[1000], url[1000] = "";
+    assert_non_null(mkdtemp(dir));
+    engine("up", dir);
+    snprintf(path, sizeof(path), "%s/env", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "BERTH_TEST_DATABASE_URL=", 24) == 0) {
+            snprintf(url, sizeof(url), "%s", line + 24);
+        }
+    }
+    fclose(f);
+    berth_pg_options o = {.conninfo = url, .connect_timeout = 2, .pool_size = 2};
+    berth_meta_backend *b = NULL;
+    assert_int_equal(berth_pg_meta_backend_new(&b, &o), 0);
+    berth_digest d = dg("outage");
+    assert_int_equal(b->blob_touch(b, &d, 6), 0);
+    assert_int_equal(b->blob_link(b, "r", &d, 6), 0);
+
+    engine("down", dir);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t size = 0;
+    berth_meta_upload u;
+    assert_int_equal(b->blob_stat(b, "r", &d, &size), BERTH_ENETWORK);
+    assert_int_equal(b->blob_link(b, "r", &d, 6), BERTH_ENETWORK);
+    assert_int_equal(b->upload_acquire(b, "r", "0d", &u), BERTH_ENETWORK);
+    assert_int_equal(b->repo_exists(b, "r"), BERTH_ENETWORK);
+    assert_true(since(&t0) < 10);
+
+    engine("start", dir);
+    assert_int_equal(b->blob_stat(b, "r", &d, &size), 0);
+    assert_int_equal(size, 6);
+    assert_int_equal(b->repo_exists(b, "r"), 1);
+    b->free(b);
+    engine("down", dir);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- the race: manifest PUT against unlink and gc --------------------------------------- */
 
 typedef struct race {
@@ -795,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_pg__gc_claim_holds_off_touch_and_link),
         cmocka_unit_test(test_pg__unreachable_server_is_enetwork_in_seconds),
         cmocka_unit_test(test_pg__broken_connections_are_replaced),
+        cmocka_unit_test(test_pg__an_outage_is_enetwork_and_service_resumes),
         cmocka_unit_test(test_pg__manifest_put_races_unlink_and_gc),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,9 +8,8 @@
 #include "cli/cli.h"
 
 #include <berth/config.h>
+#include <berth/db.h>
 #include <berth/errors.h>
-
-#include "backend/postgres/pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,10 +85,10 @@ int cmd_db(int argc, char **argv)
         return 2;
     }
 
-    int latest = berth_pg_schema_latest();
+    int latest = berth_db_schema_latest();
     if (strcmp(sub, "version") == 0) {
         int v = 0;
-        if (berth_pg_schema_version(&v, url) < 0) {
+        if (berth_db_schema_version(&v, url) < 0) {
             fprintf(stderr, "berth db version: %s\n", berth_error_last());
             goto out;
         }
@@ -106,7 +105,7 @@ int cmd_db(int argc, char **argv)
         ret = 0;
     } else {
         int from = 0, to = 0;
-        if (berth_pg_migrate(url, &from, &to) < 0) {
+        if (berth_db_migrate(&from, &to, url) < 0) {
             fprintf(stderr, "berth db upgrade: %s\n", berth_error_last());
             goto out;
         }

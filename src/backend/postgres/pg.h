@@ -16,6 +16,7 @@
 #ifndef BERTH_BACKEND_POSTGRES_PG_H
 #define BERTH_BACKEND_POSTGRES_PG_H
 
+#include <berth/db.h>
 #include <berth/sys/meta_backend.h>
 
 /** Settings of a PostgreSQL metadata backend; 0 (or NULL) picks the default. */
@@ -38,30 +39,12 @@ typedef struct berth_pg_options {
  */
 int berth_pg_meta_backend_new(berth_meta_backend **out, const berth_pg_options *opts);
 
-/** The schema version this berth knows (that of its newest migration). */
-int berth_pg_schema_latest(void);
-
-/**
- * The schema version of the database at `conninfo` (0: no berth schema, an empty database).
- * @param version_out  receives it
- * @return 0, BERTH_ENETWORK, BERTH_EIO, BERTH_ENOMEM
- */
-int berth_pg_schema_version(int *version_out, const char *conninfo);
-
-/**
- * Apply every migration newer than the database's schema, in one transaction under the
- * migration lock (`berth db upgrade`). A database already at the latest version is left as it
- * is (from == to).
- * @param from  receives the version before (may be NULL)
- * @param to    receives the version after (may be NULL)
- * @return 0; BERTH_EUNSUPPORTED (the database is newer than this berth); BERTH_ENETWORK;
- *         BERTH_EIO (a migration failed: nothing was applied)
- */
-int berth_pg_migrate(const char *conninfo, int *from, int *to);
+/* The schema's version and migrations: berth_db_schema_latest(), berth_db_schema_version() and
+ * berth_db_migrate() of berth/db.h. */
 
 /**
  * For tests: apply migrations up to `target` only (an older schema to refuse and upgrade).
- * @return as berth_pg_migrate()
+ * @return as berth_db_migrate()
  */
 int berth__pg_migrate_to(const char *conninfo, int target, int *from, int *to);
 

@@ -135,7 +135,7 @@ static const migration migrations[] = {
 /* The key of the advisory lock every schema check and migration takes. */
 #define MIGRATION_LOCK "7310594371126116401"
 
-int berth_pg_schema_latest(void)
+int berth_db_schema_latest(void)
 {
     return migrations[NMIGRATIONS - 1].version;
 }
@@ -226,7 +226,7 @@ static int finish(PGconn *c, int rc)
 
 int berth__pg_schema_open(PGconn *c)
 {
-    int version = 0, latest = berth_pg_schema_latest();
+    int version = 0, latest = berth_db_schema_latest();
     int rc = begin_locked(c);
     if (rc == 0) {
         rc = read_version(&version, c);
@@ -248,7 +248,7 @@ int berth__pg_schema_open(PGconn *c)
     return finish(c, rc);
 }
 
-int berth_pg_schema_version(int *version_out, const char *conninfo)
+int berth_db_schema_version(int *version_out, const char *conninfo)
 {
     PGconn *c = NULL;
     berth_error_clear();
@@ -272,11 +272,11 @@ int berth__pg_migrate_to(const char *conninfo, int target, int *from, int *to)
     if (rc == 0) {
         rc = read_version(&version, c);
     }
-    if (rc == 0 && version > berth_pg_schema_latest()) {
+    if (rc == 0 && version > berth_db_schema_latest()) {
         rc = berth_error_set(BERTH_EUNSUPPORTED,
                              "the metadata database schema is version %d, newer than this berth "
                              "knows (%d): this berth is older than the database",
-                             version, berth_pg_schema_latest());
+                             version, berth_db_schema_latest());
     }
     if (rc == 0 && version < target) {
         rc = apply(c, version, target);
@@ -296,7 +296,7 @@ int berth__pg_migrate_to(const char *conninfo, int target, int *from, int *to)
     return rc;
 }
 
-int berth_pg_migrate(const char *conninfo, int *from, int *to)
+int berth_db_migrate(int *from_out, int *to_out, const char *conninfo)
 {
-    return berth__pg_migrate_to(conninfo, berth_pg_schema_latest(), from, to);
+    return berth__pg_migrate_to(conninfo, berth_db_schema_latest(), from_out, to_out);
 }

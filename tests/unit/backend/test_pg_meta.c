@@ -138,14 +138,14 @@ static void test_pg__empty_database_gets_the_schema(void **state)
     char url[1100];
     int v = -1;
     fresh_db(url, sizeof(url), "berth_t_empty");
-    assert_int_equal(berth_pg_schema_version(&v, url), 0);
+    assert_int_equal(berth_db_schema_version(&v, url), 0);
     assert_int_equal(v, 0);
     berth_meta_backend *b = open_ok(url);
     assert_string_equal(b->name, "postgres");
     assert_int_equal(b->version, BERTH_META_BACKEND_VERSION);
     b->free(b);
-    assert_int_equal(berth_pg_schema_version(&v, url), 0);
-    assert_int_equal(v, berth_pg_schema_latest());
+    assert_int_equal(berth_db_schema_version(&v, url), 0);
+    assert_int_equal(v, berth_db_schema_latest());
     /* opened again: the schema is there and current */
     b = open_ok(url);
     b->free(b);
@@ -156,7 +156,7 @@ static void test_pg__older_schema_is_refused_until_upgraded(void **state)
     char url[1100];
     int from = -1, to = -1;
     fresh_db(url, sizeof(url), "berth_t_older");
-    assert_true(berth_pg_schema_latest() >= 2);
+    assert_true(berth_db_schema_latest() >= 2);
     assert_int_equal(berth__pg_migrate_to(url, 1, &from, &to), 0);
     assert_int_equal(from, 0);
     assert_int_equal(to, 1);
@@ -168,13 +168,13 @@ static void test_pg__older_schema_is_refused_until_upgraded(void **state)
     assert_non_null(strstr(berth_error_last(), "berth db upgrade --config FILE"));
     assert_null(strstr(berth_error_last(), url)); /* no connection string in messages */
 
-    assert_int_equal(berth_pg_migrate(url, &from, &to), 0);
+    assert_int_equal(berth_db_migrate(&from, &to, url), 0);
     assert_int_equal(from, 1);
-    assert_int_equal(to, berth_pg_schema_latest());
+    assert_int_equal(to, berth_db_schema_latest());
     b = open_ok(url);
     b->free(b);
     /* current already: nothing to do */
-    assert_int_equal(berth_pg_migrate(url, &from, &to), 0);
+    assert_int_equal(berth_db_migrate(&from, &to, url), 0);
     assert_int_equal(from, to);
 }
 
@@ -186,14 +186,14 @@ static void test_pg__newer_schema_is_refused(void **state)
     b->free(b);
     PGconn *c = admin(url);
     snprintf(q, sizeof(q), "INSERT INTO berth_schema_migrations VALUES (%d, 0)",
-             berth_pg_schema_latest() + 1);
+             berth_db_schema_latest() + 1);
     sql(c, q);
     PQfinish(c);
     berth_pg_options o = {.conninfo = url};
     assert_int_equal(berth_pg_meta_backend_new(&b, &o), BERTH_EUNSUPPORTED);
     assert_non_null(strstr(berth_error_last(), "older than the database"));
     int from, to;
-    assert_int_equal(berth_pg_migrate(url, &from, &to), BERTH_EUNSUPPORTED);
+    assert_int_equal(berth_db_migrate(&from, &to, url), BERTH_EUNSUPPORTED);
 }
 
 #define NOPEN 6
@@ -242,7 +242,7 @@ static void test_pg__replicas_starting_together_create_the_schema_once(void **st
     }
     PGconn *c = admin(url);
     assert_int_equal(sql_int(c, "SELECT count(*) FROM berth_schema_migrations"),
-                     berth_pg_schema_latest());
+                     berth_db_schema_latest());
     PQfinish(c);
 }
 

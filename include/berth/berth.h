@@ -21,5 +21,6 @@
 #include "config.h"
 #include "server.h"
 #include "client.h"
+#include "db.h"
 
 #endif

@@ -26,6 +26,7 @@ int cmd_version(int argc, char **argv); /* cmd_version.c */
 int cmd_gc(int argc, char **argv);      /* cmd_maint.c */
 int cmd_fsck(int argc, char **argv);    /* cmd_maint.c */
 int cmd_du(int argc, char **argv);      /* cmd_maint.c */
+int cmd_db(int argc, char **argv);      /* cmd_db.c */
 
 struct berth_config;
 struct berth_store;

@@ -1,0 +1,1460 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * backend/postgres/meta.c: the metadata backend over PostgreSQL.
+ *
+ * Every statement is parameterised (PQexecParams); nothing a client sent is ever spliced into
+ * SQL. The checks the interface demands are made inside the transaction that changes things,
+ * under row locks that exclude the change that would invalidate them:
+ * - manifest_put takes FOR SHARE on the links and child manifests it needs; blob_unlink takes
+ *   FOR UPDATE on the link before it looks for references, and manifest_delete FOR UPDATE on
+ *   the manifest before it looks for parents and tags: whichever comes second sees what the
+ *   first committed (READ COMMITTED gives each statement a fresh snapshot).
+ * - gc_blob_claim locks the blob's row FOR UPDATE SKIP LOCKED in a transaction kept open on a
+ *   dedicated connection until gc_blob_release; blob_touch (an upsert of that row) and
+ *   blob_link (an update of it, and the link's foreign key) wait for it.
+ * - upload_acquire takes a session-level advisory lock on a dedicated connection kept for the
+ *   request: a process that dies closes its connection and the lock goes with it.
+ * - upload_create checks its limits under a transaction-level advisory lock.
+ */
+#include "backend/postgres/pg_internal.h"
+
+#include <berth/buf.h>
+#include <berth/errors.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Advisory lock key serialising upload creation while limits are checked. */
+#define UPLOAD_LIMIT_LOCK "7310594371126116402"
+#define UPLOAD_LOCK_KEY   "hashtextextended('berth.upload.' || $1, 0)"
+
+typedef struct hold {
+    char id[65];
+    PGconn *c;
+    pthread_t owner; /* the thread that took it: the only one that uses `c` */
+    struct hold *next;
+} hold;
+
+typedef struct pg_backend {
+    berth_meta_backend base;
+    berth__pg_pool pool;
+    pthread_mutex_t hmu;
+    hold *holds; /* upload sessions this process holds */
+} pg_backend;
+
+struct berth_meta_claim {
+    PGconn *c; /* in the transaction holding the blob's row lock */
+    berth_digest digest;
+};
+
+#define PB(b) ((pg_backend *)(b))
+
+typedef struct num {
+    char s[24];
+} num;
+
+static num i64(int64_t v)
+{
+    num n;
+    snprintf(n.s, sizeof(n.s), "%lld", (long long)v);
+    return n;
+}
+
+static int64_t now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* A text[] literal of `n` strings, each quoted: a parameter value, never SQL. */
+typedef const char *(*item_fn)(const void *items, size_t i);
+
+static const char *item_str(const void *items, size_t i)
+{
+    return ((const char *const *)items)[i];
+}
+
+static const char *item_digest(const void *items, size_t i)
+{
+    return ((const berth_digest *)items)[i].str;
+}
+
+static int text_array(berth_buf *out, const void *items, size_t n, item_fn get)
+{
+    int rc = berth_buf_puts(out, "{");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *s = get(items, i);
+        rc = berth_buf_puts(out, i ? ",\"" : "\"");
+        for (; rc == 0 && *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                rc = berth_buf_put(out, "\\", 1);
+            }
+            if (rc == 0) {
+                rc = berth_buf_put(out, s, 1);
+            }
+        }
+        if (rc == 0) {
+            rc = berth_buf_puts(out, "\"");
+        }
+    }
+    if (rc == 0) {
+        rc = berth_buf_puts(out, "}");
+    }
+    return rc;
+}
+
+/* A code from a statement run outside berth__pg_run(), as the backend returns it. */
+static int outward(int rc)
+{
+    return rc == BERTH__PG_RETRY ? BERTH_EBUSY : rc;
+}
+
+static int parse_digest(berth_digest *out, const char *s)
+{
+    if (berth_digest_parse_str(out, s) < 0) {
+        return berth_error_set(BERTH_EIO, "the metadata database holds a bad digest");
+    }
+    return 0;
+}
+
+/* ---- one statement, retried on a fresh connection when the first one had broken ---------- */
+
+typedef struct qctx {
+    const char *sql;
+    int n;
+    const char *const *params;
+    int binary;
+    PGresult *res;
+} qctx;
+
+static int q_fn(PGconn *c, void *ctx)
+{
+    qctx *q = ctx;
+    PQclear(q->res);
+    q->res = NULL;
+    return berth__pg_exec(&q->res, c, q->sql, q->n, q->params, q->binary);
+}
+
+/* A read, or a write that is the same when done twice. */
+static int query(pg_backend *b, PGresult **out, const char *sql, int n, const char *const *params,
+                 int binary)
+{
+    qctx q = {sql, n, params, binary, NULL};
+    int rc = berth__pg_run(&b->pool, false, q_fn, &q);
+    if (rc < 0) {
+        PQclear(q.res);
+        return rc;
+    }
+    *out = q.res;
+    return 0;
+}
+
+/* Repository r holds a manifest or a blob. One EXISTS over a UNION ALL, not two under an OR,
+ * which the planner answers with hashes of whole tables: probed per row, it keeps the catalog's
+ * keyset paging in the size of the page. */
+#define SQL_HOLDS_SOMETHING                                                                        \
+    "EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id UNION ALL "                    \
+    "SELECT 1 FROM repository_blobs l WHERE l.repository_id = r.id)"
+
+#define SQL_REPO_LIVE "SELECT r.id FROM repositories r WHERE r.name = $1 AND " SQL_HOLDS_SOMETHING
+
+/* The id of `repo` when it holds a manifest or a blob. @return 0, BERTH_ENOTFOUND, ... */
+static int repo_live(pg_backend *b, const char *repo, num *id_out)
+{
+    PGresult *r = NULL;
+    const char *p[] = {repo};
+    int rc = query(b, &r, SQL_REPO_LIVE, 1, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo);
+    } else {
+        snprintf(id_out->s, sizeof(id_out->s), "%s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- repositories ------------------------------------------------------------------------- */
+
+static int pg_repo_exists(berth_meta_backend *mb, const char *repo)
+{
+    num id;
+    int rc = repo_live(PB(mb), repo, &id);
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_clear();
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+/* LIMIT n + 1 (NULL: all) and whether a page was cut. */
+static const char *limit_of(num *buf, size_t n)
+{
+    if (n == 0) {
+        return NULL;
+    }
+    *buf = i64((int64_t)n + 1);
+    return buf->s;
+}
+
+static int page_rows(const PGresult *r, size_t n, bool *more_out)
+{
+    int rows = PQntuples(r);
+    if (more_out) {
+        *more_out = n > 0 && (size_t)rows > n;
+    }
+    return (n > 0 && (size_t)rows > n) ? (int)n : rows;
+}
+
+static int pg_catalog(berth_meta_backend *mb, const char *last, size_t n, berth_meta_name_cb cb,
+                      void *payload, bool *more_out)
+{
+    num lim;
+    const char *p[] = {last ? last : "", limit_of(&lim, n)};
+    PGresult *r = NULL;
+    if (more_out) {
+        *more_out = false;
+    }
+    int rc = query(PB(mb), &r,
+                   "SELECT r.name FROM repositories r WHERE r.name > $1 "
+                   "AND " SQL_HOLDS_SOMETHING " ORDER BY r.name LIMIT $2::bigint",
+                   2, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    int rows = page_rows(r, n, more_out);
+    for (int i = 0; rc == 0 && i < rows; i++) {
+        rc = cb(PQgetvalue(r, i, 0), payload);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- blobs of a repository ---------------------------------------------------------------- */
+
+static int pg_blob_touch(berth_meta_backend *mb, const berth_digest *digest, uint64_t size)
+{
+    num sz = i64((int64_t)size), t = i64(now());
+    const char *p[] = {digest->str, sz.s, t.s};
+    PGresult *r = NULL;
+    int rc = query(PB(mb), &r,
+                   "INSERT INTO blobs (digest, size, touched) VALUES ($1, $2::bigint, $3::bigint) "
+                   "ON CONFLICT (digest) DO UPDATE SET touched = "
+                   "GREATEST(blobs.touched, EXCLUDED.touched)",
+                   3, p, 0);
+    PQclear(r);
+    return rc;
+}
+
+typedef struct link_ctx {
+    const char *repo;
+    const berth_digest *digest;
+    int64_t now;
+} link_ctx;
+
+static int link_fn(PGconn *c, void *ctx)
+{
+    link_ctx *l = ctx;
+    num t = i64(l->now);
+    const char *p1[] = {l->digest->str, t.s};
+    PGresult *r = NULL;
+    /* the row lock: waits while gc holds a claim on the blob */
+    int rc = berth__pg_exec(&r, c,
+                            "UPDATE blobs SET touched = GREATEST(touched, $2::bigint) "
+                            "WHERE digest = $1 RETURNING size",
+                            2, p1, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    int rows = PQntuples(r);
+    PQclear(r);
+    if (rows == 0) {
+        return berth_error_set(BERTH_ENOTFOUND, "blob %s is not known", l->digest->str);
+    }
+    const char *p2[] = {l->repo, l->digest->str, t.s};
+    return berth__pg_exec(NULL, c,
+                          "INSERT INTO repository_blobs (repository_id, digest, linked) "
+                          "VALUES (berth_repository_id($1, $3::bigint), $2, $3::bigint) "
+                          "ON CONFLICT (repository_id, digest) DO UPDATE SET linked = "
+                          "EXCLUDED.linked",
+                          3, p2, 0);
+}
+
+static int pg_blob_link(berth_meta_backend *mb, const char *repo, const berth_digest *digest,
+                        uint64_t size)
+{
+    link_ctx l = {repo, digest, now()};
+    return berth__pg_run(&PB(mb)->pool, true, link_fn, &l);
+}
+
+static int pg_blob_stat(berth_meta_backend *mb, const char *repo, const berth_digest *digest,
+                        uint64_t *size_out)
+{
+    PGresult *r = NULL;
+    int rc;
+    if (repo) {
+        const char *p[] = {repo, digest->str};
+        rc = query(PB(mb), &r,
+                   "SELECT b.size FROM repositories r "
+                   "JOIN repository_blobs l ON l.repository_id = r.id "
+                   "JOIN blobs b ON b.digest = l.digest WHERE r.name = $1 AND l.digest = $2",
+                   2, p, 0);
+    } else {
+        const char *p[] = {digest->str};
+        rc = query(PB(mb), &r, "SELECT size FROM blobs WHERE digest = $1 AND nlinks > 0", 1, p, 0);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "blob %s is not known", digest->str);
+    } else if (size_out) {
+        *size_out = (uint64_t)berth__pg_int(r, 0, 0);
+    }
+    PQclear(r);
+    return rc;
+}
+
+typedef struct unlink_ctx {
+    const char *repo;
+    const berth_digest *digest;
+    int64_t older_than;
+} unlink_ctx;
+
+static int unlink_fn(PGconn *c, void *ctx)
+{
+    unlink_ctx *u = ctx;
+    PGresult *r = NULL;
+    const char *p1[] = {u->repo, u->digest->str};
+    int rc = berth__pg_exec(&r, c,
+                            "SELECT r.id, EXISTS (SELECT 1 FROM manifests m WHERE "
+                            "m.repository_id = r.id AND m.digest = $2) "
+                            "FROM repositories r WHERE r.name = $1",
+                            2, p1, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0 || PQgetvalue(r, 0, 1)[0] == 't') {
+        PQclear(r);
+        return berth_error_set(BERTH_ENOTFOUND, "blob %s is not in repository %s", u->digest->str,
+                               u->repo);
+    }
+    num id;
+    snprintf(id.s, sizeof(id.s), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    const char *p2[] = {id.s, u->digest->str};
+    /* the blob's row first, as blob_link takes it (and the trigger will): one lock order */
+    const char *p3[] = {u->digest->str};
+    rc = berth__pg_exec(NULL, c, "SELECT 1 FROM blobs WHERE digest = $1 FOR NO KEY UPDATE", 1, p3,
+                        0);
+    if (rc < 0) {
+        return rc;
+    }
+    /* the lock manifest_put's FOR SHARE conflicts with */
+    rc = berth__pg_exec(&r, c,
+                        "SELECT linked FROM repository_blobs WHERE repository_id = $1::bigint "
+                        "AND digest = $2 FOR UPDATE",
+                        2, p2, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return berth_error_set(BERTH_ENOTFOUND, "blob %s is not in repository %s", u->digest->str,
+                               u->repo);
+    }
+    int64_t linked = berth__pg_int(r, 0, 0);
+    PQclear(r);
+    rc = berth__pg_exec(&r, c,
+                        "(SELECT m.digest FROM manifest_blobs mb JOIN manifests m "
+                        "ON m.id = mb.manifest_id WHERE mb.repository_id = $1::bigint AND "
+                        "mb.digest = $2 LIMIT 1) UNION ALL "
+                        "(SELECT m.digest FROM manifest_references mr JOIN manifests m "
+                        "ON m.id = mr.parent_id WHERE mr.repository_id = $1::bigint AND "
+                        "mr.child_digest = $2 LIMIT 1) LIMIT 1",
+                        2, p2, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) > 0) {
+        rc = berth_error_set(BERTH_EINUSE, "blob %s is referenced by manifest %s", u->digest->str,
+                             PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    if (u->older_than > 0 && linked >= u->older_than) {
+        return berth_error_set(BERTH_EBUSY, "blob %s was linked again", u->digest->str);
+    }
+    return berth__pg_exec(NULL, c,
+                          "DELETE FROM repository_blobs WHERE repository_id = $1::bigint AND "
+                          "digest = $2",
+                          2, p2, 0);
+}
+
+static int pg_blob_unlink(berth_meta_backend *mb, const char *repo, const berth_digest *digest,
+                          int64_t older_than)
+{
+    unlink_ctx u = {repo, digest, older_than};
+    return berth__pg_run(&PB(mb)->pool, true, unlink_fn, &u);
+}
+
+static int pg_links(berth_meta_backend *mb, const char *repo, berth_meta_link_cb cb, void *payload)
+{
+    PGresult *r = NULL;
+    const char *p[] = {repo};
+    int rc = query(PB(mb), &r,
+                   "SELECT l.digest, b.size, l.linked FROM repositories r "
+                   "JOIN repository_blobs l ON l.repository_id = r.id "
+                   "JOIN blobs b ON b.digest = l.digest WHERE r.name = $1",
+                   1, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        berth_digest d;
+        rc = parse_digest(&d, PQgetvalue(r, i, 0));
+        if (rc == 0) {
+            rc = cb(&d, (uint64_t)berth__pg_int(r, i, 1), berth__pg_int(r, i, 2), payload);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- manifests and tags ------------------------------------------------------------------- */
+
+typedef struct put_ctx {
+    const char *repo;
+    const berth_meta_manifest *m;
+    const char **tags; /* sorted, without repeats */
+    size_t ntags;
+    berth_digest *missing_out;
+    int64_t now;
+} put_ctx;
+
+static bool in_result(const PGresult *r, const char *s)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (strcmp(PQgetvalue(r, i, 0), s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Lock the rows `sql` selects FOR SHARE and name the first of `want` not among them. */
+static int need_all(PGconn *c, put_ctx *x, const char *sql, const char *rid,
+                    const berth_digest *want, size_t n, const char *what)
+{
+    berth_buf arr = BERTH_BUF_INIT;
+    PGresult *r = NULL;
+    int rc = text_array(&arr, want, n, item_digest);
+    if (rc == 0) {
+        const char *p[] = {rid, arr.ptr};
+        rc = berth__pg_exec(&r, c, sql, 2, p, 0);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!in_result(r, want[i].str)) {
+            if (x->missing_out) {
+                *x->missing_out = want[i];
+            }
+            rc = berth_error_set(BERTH_ENOTFOUND, "%s %s is not in repository %s", what,
+                                 want[i].str, x->repo);
+        }
+    }
+    PQclear(r);
+    berth_buf_dispose(&arr);
+    return rc;
+}
+
+static int put_refs(PGconn *c, const char *sql, const char *mid, const char *rid,
+                    const berth_digest *items, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    berth_buf arr = BERTH_BUF_INIT;
+    int rc = text_array(&arr, items, n, item_digest);
+    if (rc == 0) {
+        const char *p[] = {mid, rid, arr.ptr};
+        rc = berth__pg_exec(NULL, c, sql, 3, p, 0);
+    }
+    berth_buf_dispose(&arr);
+    return rc;
+}
+
+static int put_fn(PGconn *c, void *ctx)
+{
+    put_ctx *x = ctx;
+    const berth_meta_manifest *m = x->m;
+    PGresult *r = NULL;
+    num t = i64(x->now), rid, mid;
+    const char *p1[] = {x->repo, t.s};
+    int rc = berth__pg_exec(&r, c, "SELECT berth_repository_id($1, $2::bigint)", 2, p1, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    snprintf(rid.s, sizeof(rid.s), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (!m->sparse && m->nblobs > 0) {
+        rc = need_all(c, x,
+                      "SELECT digest FROM repository_blobs WHERE repository_id = $1::bigint "
+                      "AND digest = ANY ($2::text[]) FOR SHARE",
+                      rid.s, m->blobs, m->nblobs, "blob");
+    }
+    if (rc == 0 && !m->sparse && m->nchildren > 0) {
+        rc = need_all(c, x,
+                      "SELECT digest FROM manifests WHERE repository_id = $1::bigint "
+                      "AND digest = ANY ($2::text[]) FOR SHARE",
+                      rid.s, m->children, m->nchildren, "manifest");
+    }
+    if (rc < 0) {
+        return rc;
+    }
+
+    num size = i64((int64_t)m->size);
+    const char *p2[] = {rid.s,
+                        m->digest.str,
+                        m->media_type,
+                        m->artifact_type,
+                        m->has_subject ? m->subject.str : NULL,
+                        size.s,
+                        m->data ? (const char *)m->data : "",
+                        t.s};
+    int lens[8] = {0, 0, 0, 0, 0, 0, m->data ? (int)m->size : 0, 0};
+    int fmts[8] = {0, 0, 0, 0, 0, 0, 1, 0}; /* the bytes as they are (binary bytea) */
+    r = PQexecParams(c,
+                     "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
+                     "subject, size, data, pushed) VALUES ($1::bigint, $2, $3, $4, $5, "
+                     "$6::bigint, $7::bytea, $8::bigint) "
+                     "ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
+                     8, NULL, p2, lens, fmts, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = berth__pg_error(c, r);
+        PQclear(r);
+        return rc;
+    }
+    bool inserted = PQntuples(r) == 1;
+    if (inserted) {
+        snprintf(mid.s, sizeof(mid.s), "%s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    if (!inserted) {
+        /* stored already: it keeps its bytes; lock it against a concurrent delete */
+        const char *p3[] = {rid.s, m->digest.str};
+        rc = berth__pg_exec(&r, c,
+                            "SELECT id FROM manifests WHERE repository_id = $1::bigint AND "
+                            "digest = $2 FOR SHARE",
+                            2, p3, 0);
+        if (rc < 0) {
+            return rc;
+        }
+        if (PQntuples(r) == 0) {
+            PQclear(r);
+            return BERTH__PG_RETRY; /* deleted meanwhile: insert it afresh */
+        }
+        snprintf(mid.s, sizeof(mid.s), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    } else {
+        rc = put_refs(c,
+                      "INSERT INTO manifest_blobs (manifest_id, position, repository_id, digest) "
+                      "SELECT $1::bigint, o, $2::bigint, d FROM unnest($3::text[]) "
+                      "WITH ORDINALITY AS t (d, o)",
+                      mid.s, rid.s, m->blobs, m->nblobs);
+        if (rc == 0) {
+            rc = put_refs(c,
+                          "INSERT INTO manifest_references (parent_id, position, repository_id, "
+                          "child_digest) SELECT $1::bigint, o, $2::bigint, d FROM "
+                          "unnest($3::text[]) WITH ORDINALITY AS t (d, o)",
+                          mid.s, rid.s, m->children, m->nchildren);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (x->ntags > 0) {
+        berth_buf arr = BERTH_BUF_INIT;
+        rc = text_array(&arr, x->tags, x->ntags, item_str);
+        if (rc == 0) {
+            const char *p4[] = {rid.s, mid.s, t.s, arr.ptr};
+            rc = berth__pg_exec(NULL, c,
+                                "INSERT INTO tags (repository_id, name, manifest_id, pushed) "
+                                "SELECT $1::bigint, n, $2::bigint, $3::bigint FROM "
+                                "unnest($4::text[]) AS t (n) ON CONFLICT (repository_id, name) "
+                                "DO UPDATE SET manifest_id = EXCLUDED.manifest_id, "
+                                "pushed = EXCLUDED.pushed",
+                                4, p4, 0);
+        }
+        berth_buf_dispose(&arr);
+    }
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int pg_manifest_put(berth_meta_backend *mb, const char *repo, const berth_meta_manifest *m,
+                           const char *const *tags, size_t ntags, berth_digest *missing_out)
+{
+    /* tags in one order in every transaction (no deadlock between two puts), once each */
+    const char **sorted = NULL;
+    size_t n = 0;
+    if (ntags > 0) {
+        sorted = malloc(ntags * sizeof(*sorted));
+        if (!sorted) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        memcpy(sorted, tags, ntags * sizeof(*sorted));
+        qsort(sorted, ntags, sizeof(*sorted), cmp_str);
+        for (size_t i = 0; i < ntags; i++) {
+            if (n == 0 || strcmp(sorted[n - 1], sorted[i]) != 0) {
+                sorted[n++] = sorted[i];
+            }
+        }
+    }
+    put_ctx x = {repo, m, sorted, n, missing_out, m->pushed > 0 ? m->pushed : now()};
+    int rc = berth__pg_run(&PB(mb)->pool, true, put_fn, &x);
+    free(sorted);
+    return rc;
+}
+
+static int pg_tag_get(berth_meta_backend *mb, const char *repo, const char *tag,
+                      berth_digest *digest_out)
+{
+    PGresult *r = NULL;
+    const char *p[] = {repo, tag};
+    int rc = query(PB(mb), &r,
+                   "SELECT m.digest FROM repositories r JOIN tags t ON t.repository_id = r.id "
+                   "JOIN manifests m ON m.id = t.manifest_id WHERE r.name = $1 AND t.name = $2",
+                   2, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "tag %s is not known in repository %s", tag, repo);
+    } else {
+        rc = parse_digest(digest_out, PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_manifest_get(berth_meta_backend *mb, const char *repo, const berth_digest *digest,
+                           berth_meta_blob_doc *out)
+{
+    PGresult *r = NULL;
+    const char *p[] = {repo, digest->str};
+    int rc = query(PB(mb), &r,
+                   "SELECT m.data, m.media_type FROM repositories r JOIN manifests m "
+                   "ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2",
+                   2, p, 1);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return berth_error_set(BERTH_ENOTFOUND, "manifest %s is not in repository %s", digest->str,
+                               repo);
+    }
+    size_t len = (size_t)PQgetlength(r, 0, 0), tlen = (size_t)PQgetlength(r, 0, 1);
+    out->data = malloc(len + 1);
+    out->media_type = malloc(tlen + 1);
+    if (!out->data || !out->media_type) {
+        free(out->data);
+        free(out->media_type);
+        out->data = out->media_type = NULL;
+        PQclear(r);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    memcpy(out->data, PQgetvalue(r, 0, 0), len);
+    out->data[len] = '\0';
+    out->len = len;
+    memcpy(out->media_type, PQgetvalue(r, 0, 1), tlen);
+    out->media_type[tlen] = '\0';
+    PQclear(r);
+    return 0;
+}
+
+typedef struct mdel_ctx {
+    const char *repo;
+    const berth_digest *digest;
+    int64_t older_than;
+} mdel_ctx;
+
+static int mdel_fn(PGconn *c, void *ctx)
+{
+    mdel_ctx *d = ctx;
+    PGresult *r = NULL;
+    const char *p1[] = {d->repo, d->digest->str};
+    int rc = berth__pg_exec(&r, c,
+                            "SELECT m.id, m.pushed, r.id FROM repositories r JOIN manifests m "
+                            "ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2 "
+                            "FOR UPDATE OF m",
+                            2, p1, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return berth_error_set(BERTH_ENOTFOUND, "manifest %s is not in repository %s",
+                               d->digest->str, d->repo);
+    }
+    num mid, rid;
+    snprintf(mid.s, sizeof(mid.s), "%s", PQgetvalue(r, 0, 0));
+    int64_t pushed = berth__pg_int(r, 0, 1);
+    snprintf(rid.s, sizeof(rid.s), "%s", PQgetvalue(r, 0, 2));
+    PQclear(r);
+    const char *p2[] = {rid.s, d->digest->str, mid.s};
+    rc = berth__pg_exec(&r, c,
+                        "SELECT p.digest FROM manifest_references mr JOIN manifests p "
+                        "ON p.id = mr.parent_id WHERE mr.repository_id = $1::bigint AND "
+                        "mr.child_digest = $2 AND mr.parent_id <> $3::bigint LIMIT 1",
+                        3, p2, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) > 0) {
+        rc = berth_error_set(BERTH_EINUSE, "manifest %s is referenced by index %s", d->digest->str,
+                             PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    if (d->older_than > 0) {
+        if (pushed >= d->older_than) {
+            return berth_error_set(BERTH_EBUSY, "manifest %s was pushed again", d->digest->str);
+        }
+        const char *p3[] = {mid.s};
+        rc = berth__pg_exec(&r, c,
+                            "SELECT EXISTS (SELECT 1 FROM tags WHERE manifest_id = "
+                            "$1::bigint)",
+                            1, p3, 0);
+        if (rc < 0) {
+            return rc;
+        }
+        bool tagged = PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (tagged) {
+            return berth_error_set(BERTH_EBUSY, "manifest %s is tagged", d->digest->str);
+        }
+    }
+    const char *p4[] = {mid.s};
+    return berth__pg_exec(NULL, c, "DELETE FROM manifests WHERE id = $1::bigint", 1, p4, 0);
+}
+
+static int pg_manifest_delete(berth_meta_backend *mb, const char *repo, const berth_digest *digest,
+                              int64_t older_than)
+{
+    mdel_ctx d = {repo, digest, older_than};
+    return berth__pg_run(&PB(mb)->pool, true, mdel_fn, &d);
+}
+
+typedef struct tdel_ctx {
+    const char *repo, *tag;
+    const berth_digest *digest;
+} tdel_ctx;
+
+static int tdel_fn(PGconn *c, void *ctx)
+{
+    tdel_ctx *d = ctx;
+    PGresult *r = NULL;
+    const char *p[] = {d->repo, d->tag, d->digest ? d->digest->str : NULL};
+    int rc = berth__pg_exec(&r, c,
+                            "DELETE FROM tags t USING repositories r, manifests m "
+                            "WHERE r.name = $1 AND t.repository_id = r.id AND t.name = $2 "
+                            "AND m.id = t.manifest_id AND ($3::text IS NULL OR m.digest = $3) "
+                            "RETURNING 1",
+                            3, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    int rows = PQntuples(r);
+    PQclear(r);
+    if (rows > 0) {
+        return 0;
+    }
+    if (d->digest) {
+        rc = berth__pg_exec(&r, c,
+                            "SELECT 1 FROM repositories r JOIN tags t ON t.repository_id = r.id "
+                            "WHERE r.name = $1 AND t.name = $2",
+                            2, p, 0);
+        if (rc < 0) {
+            return rc;
+        }
+        rows = PQntuples(r);
+        PQclear(r);
+        if (rows > 0) {
+            return berth_error_set(BERTH_EBUSY, "tag %s points at another manifest now", d->tag);
+        }
+    }
+    return berth_error_set(BERTH_ENOTFOUND, "tag %s is not known in repository %s", d->tag,
+                           d->repo);
+}
+
+static int pg_tag_delete(berth_meta_backend *mb, const char *repo, const char *tag,
+                         const berth_digest *digest)
+{
+    tdel_ctx d = {repo, tag, digest};
+    return berth__pg_run(&PB(mb)->pool, true, tdel_fn, &d);
+}
+
+static int pg_tags(berth_meta_backend *mb, const char *repo, const char *last, size_t n,
+                   berth_meta_tag_cb cb, void *payload, bool *more_out)
+{
+    num rid, lim;
+    PGresult *r = NULL;
+    if (more_out) {
+        *more_out = false;
+    }
+    int rc = repo_live(PB(mb), repo, &rid);
+    if (rc < 0) {
+        return rc;
+    }
+    const char *p[] = {rid.s, last ? last : "", limit_of(&lim, n)};
+    rc = query(PB(mb), &r,
+               "SELECT t.name, m.digest, t.pushed FROM tags t JOIN manifests m "
+               "ON m.id = t.manifest_id WHERE t.repository_id = $1::bigint AND t.name > $2 "
+               "ORDER BY t.name LIMIT $3::bigint",
+               3, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    int rows = page_rows(r, n, more_out);
+    for (int i = 0; rc == 0 && i < rows; i++) {
+        berth_digest d;
+        rc = parse_digest(&d, PQgetvalue(r, i, 1));
+        if (rc == 0) {
+            rc = cb(PQgetvalue(r, i, 0), &d, berth__pg_int(r, i, 2), payload);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_referrers(berth_meta_backend *mb, const char *repo, const berth_digest *subject,
+                        const char *artifact_type, const char *last, size_t n,
+                        berth_meta_referrer_cb cb, void *payload, bool *more_out)
+{
+    num rid, lim;
+    PGresult *r = NULL;
+    if (more_out) {
+        *more_out = false;
+    }
+    int rc = repo_live(PB(mb), repo, &rid);
+    if (rc < 0) {
+        return rc;
+    }
+    const char *p[] = {rid.s, subject->str, last ? last : "", artifact_type, limit_of(&lim, n)};
+    rc = query(PB(mb), &r,
+               "SELECT digest, media_type, artifact_type, size FROM manifests "
+               "WHERE repository_id = $1::bigint AND subject = $2 AND digest > $3 "
+               "AND ($4::text IS NULL OR artifact_type = $4) ORDER BY digest LIMIT $5::bigint",
+               5, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    int rows = page_rows(r, n, more_out);
+    for (int i = 0; rc == 0 && i < rows; i++) {
+        berth_meta_referrer ref = {0};
+        rc = parse_digest(&ref.digest, PQgetvalue(r, i, 0));
+        ref.media_type = PQgetvalue(r, i, 1);
+        ref.artifact_type = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+        ref.size = (uint64_t)berth__pg_int(r, i, 3);
+        if (rc == 0) {
+            rc = cb(&ref, payload);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* "d1,d2,..." (string_agg) into a malloc()ed array. */
+static int digest_list(berth_digest **out, size_t *n_out, const char *s)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!s[0]) {
+        return 0;
+    }
+    size_t n = 1;
+    for (const char *p = s; *p; p++) {
+        n += *p == ',';
+    }
+    berth_digest *d = calloc(n, sizeof(*d));
+    if (!d) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(s, ",");
+        if (berth_digest_parse(&d[i], s, len) < 0) {
+            free(d);
+            return berth_error_set(BERTH_EIO, "the metadata database holds a bad digest");
+        }
+        s += len + (s[len] == ',');
+    }
+    *out = d;
+    *n_out = n;
+    return 0;
+}
+
+static int pg_manifests(berth_meta_backend *mb, const char *repo, berth_meta_manifest_cb cb,
+                        void *payload)
+{
+    num rid;
+    PGresult *r = NULL;
+    int rc = repo_live(PB(mb), repo, &rid);
+    if (rc < 0) {
+        return rc;
+    }
+    const char *p[] = {rid.s};
+    rc = query(PB(mb), &r,
+               "SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.size, m.pushed, "
+               "(SELECT count(*) FROM tags t WHERE t.manifest_id = m.id), "
+               "(SELECT coalesce(string_agg(digest, ',' ORDER BY position), '') "
+               "FROM manifest_blobs WHERE manifest_id = m.id), "
+               "(SELECT coalesce(string_agg(child_digest, ',' ORDER BY position), '') "
+               "FROM manifest_references WHERE parent_id = m.id) "
+               "FROM manifests m WHERE m.repository_id = $1::bigint ORDER BY m.digest",
+               1, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        berth_meta_manifest m = {0};
+        berth_digest *blobs = NULL, *children = NULL;
+        rc = parse_digest(&m.digest, PQgetvalue(r, i, 0));
+        m.media_type = PQgetvalue(r, i, 1);
+        m.artifact_type = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+        if (rc == 0 && !PQgetisnull(r, i, 3)) {
+            m.has_subject = true;
+            rc = parse_digest(&m.subject, PQgetvalue(r, i, 3));
+        }
+        m.size = (uint64_t)berth__pg_int(r, i, 4);
+        m.pushed = berth__pg_int(r, i, 5);
+        m.ntags = (unsigned)berth__pg_int(r, i, 6);
+        if (rc == 0) {
+            rc = digest_list(&blobs, &m.nblobs, PQgetvalue(r, i, 7));
+        }
+        if (rc == 0) {
+            rc = digest_list(&children, &m.nchildren, PQgetvalue(r, i, 8));
+        }
+        m.blobs = blobs;
+        m.children = children;
+        if (rc == 0) {
+            rc = cb(&m, payload);
+        }
+        free(blobs);
+        free(children);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- upload sessions ---------------------------------------------------------------------- */
+
+typedef struct ucreate_ctx {
+    const berth_meta_upload *u;
+    const berth_meta_upload_limits *limits;
+} ucreate_ctx;
+
+static int ucreate_fn(PGconn *c, void *ctx)
+{
+    ucreate_ctx *x = ctx;
+    const berth_meta_upload *u = x->u;
+    const berth_meta_upload_limits *l = x->limits;
+    const char *owner = u->owner ? u->owner : "";
+    PGresult *r = NULL;
+    int rc = 0;
+    if (l && (l->total || l->per_repo || l->per_owner)) {
+        rc = berth__pg_exec(NULL, c, "SELECT pg_advisory_xact_lock(" UPLOAD_LIMIT_LOCK ")", 0, NULL,
+                            0);
+        const char *p[] = {u->repo, owner};
+        if (rc == 0) {
+            rc = berth__pg_exec(&r, c,
+                                "SELECT count(*), count(*) FILTER (WHERE repository = $1), "
+                                "count(*) FILTER (WHERE owner = $2) FROM uploads",
+                                2, p, 0);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        uint64_t total = (uint64_t)berth__pg_int(r, 0, 0);
+        uint64_t repo = (uint64_t)berth__pg_int(r, 0, 1);
+        uint64_t mine = (uint64_t)berth__pg_int(r, 0, 2);
+        PQclear(r);
+        if (l->total && total >= l->total) {
+            return berth_error_set(BERTH_EBUSY, "too many upload sessions (%zu)", l->total);
+        }
+        if (l->per_repo && repo >= l->per_repo) {
+            return berth_error_set(BERTH_EBUSY, "too many upload sessions in repository %s (%zu)",
+                                   u->repo, l->per_repo);
+        }
+        if (l->per_owner && mine >= l->per_owner) {
+            return berth_error_set(BERTH_EBUSY, "too many upload sessions of one client (%zu)",
+                                   l->per_owner);
+        }
+    }
+    num created = i64(u->created ? u->created : now());
+    const char *p[] = {
+        u->id, u->repo, owner, u->hash_state ? u->hash_state : "", u->backend_state, created.s};
+    rc = berth__pg_exec(NULL, c,
+                        "INSERT INTO uploads (id, repository, owner, size, hash_state, "
+                        "backend_state, created, updated) VALUES ($1, $2, $3, 0, $4, $5, "
+                        "$6::bigint, $6::bigint)",
+                        6, p, 0);
+    if (rc == BERTH_EEXISTS) {
+        rc = berth_error_set(BERTH_EEXISTS, "upload session %s exists already", u->id);
+    }
+    return rc;
+}
+
+static int pg_upload_create(berth_meta_backend *mb, const berth_meta_upload *u,
+                            const berth_meta_upload_limits *limits)
+{
+    ucreate_ctx x = {u, limits};
+    return berth__pg_run(&PB(mb)->pool, true, ucreate_fn, &x);
+}
+
+#define UPLOAD_COLUMNS "id, repository, owner, size, hash_state, backend_state, created, updated"
+
+static int fill_upload(berth_meta_upload *out, const PGresult *r, int i)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(r, i, 0));
+    out->repo = strdup(PQgetvalue(r, i, 1));
+    out->owner = strdup(PQgetvalue(r, i, 2));
+    out->size = (uint64_t)berth__pg_int(r, i, 3);
+    out->hash_state = strdup(PQgetvalue(r, i, 4));
+    out->backend_state = PQgetisnull(r, i, 5) ? NULL : strdup(PQgetvalue(r, i, 5));
+    out->created = berth__pg_int(r, i, 6);
+    out->updated = berth__pg_int(r, i, 7);
+    if (!out->repo || !out->owner || !out->hash_state ||
+        (!PQgetisnull(r, i, 5) && !out->backend_state)) {
+        berth_meta_upload_dispose(out);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int pg_upload_get(berth_meta_backend *mb, const char *repo, const char *id,
+                         berth_meta_upload *out)
+{
+    PGresult *r = NULL;
+    const char *p[] = {id, repo};
+    int rc =
+        query(PB(mb), &r,
+              "SELECT " UPLOAD_COLUMNS " FROM uploads WHERE id = $1 AND repository = $2", 2, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "upload session %s is not known", id);
+    } else {
+        rc = fill_upload(out, r, 0);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/*
+ * The connection holding session `id`, when this thread took it (NULL otherwise: another
+ * thread, a reaper say, uses a pool connection, as a libpq connection serves one thread).
+ */
+static PGconn *held(pg_backend *b, const char *id)
+{
+    PGconn *c = NULL;
+    pthread_mutex_lock(&b->hmu);
+    for (hold *h = b->holds; h; h = h->next) {
+        if (strcmp(h->id, id) == 0 && pthread_equal(h->owner, pthread_self())) {
+            c = h->c;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->hmu);
+    return c;
+}
+
+static int acquire_on(PGconn *c, const char *repo, const char *id, berth_meta_upload *out)
+{
+    PGresult *r = NULL;
+    const char *p1[] = {id};
+    int rc = berth__pg_exec(&r, c, "SELECT pg_try_advisory_lock(" UPLOAD_LOCK_KEY ")", 1, p1, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    bool got = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!got) {
+        return berth_error_set(BERTH_EBUSY, "upload session %s is in use by another request", id);
+    }
+    const char *p2[] = {id, repo};
+    rc = berth__pg_exec(&r, c,
+                        "SELECT " UPLOAD_COLUMNS " FROM uploads WHERE id = $1 AND repository = $2",
+                        2, p2, 0);
+    if (rc == 0 && PQntuples(r) == 0) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "upload session %s is not known", id);
+    } else if (rc == 0) {
+        rc = fill_upload(out, r, 0);
+    }
+    PQclear(r);
+    if (rc < 0 && PQstatus(c) == CONNECTION_OK) {
+        PGresult *u = PQexecParams(c, "SELECT pg_advisory_unlock(" UPLOAD_LOCK_KEY ")", 1, NULL, p1,
+                                   NULL, NULL, 0);
+        PQclear(u);
+    }
+    return rc;
+}
+
+static int pg_upload_acquire(berth_meta_backend *mb, const char *repo, const char *id,
+                             berth_meta_upload *out)
+{
+    pg_backend *b = PB(mb);
+    hold *h = calloc(1, sizeof(*h));
+    if (!h) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    snprintf(h->id, sizeof(h->id), "%s", id);
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = berth__pg_dedicated_get(&b->pool, &h->c);
+        if (rc < 0) {
+            break;
+        }
+        rc = acquire_on(h->c, repo, id, out);
+        if (rc == 0) {
+            break;
+        }
+        bool broken = PQstatus(h->c) != CONNECTION_OK;
+        berth__pg_dedicated_put(&b->pool, h->c);
+        h->c = NULL;
+        if (!broken) {
+            break; /* a kept connection that had died: try once on a new one */
+        }
+    }
+    if (rc < 0) {
+        free(h);
+        return outward(rc);
+    }
+    h->owner = pthread_self();
+    pthread_mutex_lock(&b->hmu);
+    h->next = b->holds;
+    b->holds = h;
+    pthread_mutex_unlock(&b->hmu);
+    return 0;
+}
+
+typedef struct uupd_ctx {
+    const berth_meta_upload *u;
+} uupd_ctx;
+
+static int uupd_fn(PGconn *c, void *ctx)
+{
+    const berth_meta_upload *u = ((uupd_ctx *)ctx)->u;
+    num size = i64((int64_t)u->size), updated = i64(u->updated ? u->updated : now());
+    const char *p[] = {u->id, size.s, u->hash_state ? u->hash_state : "", u->backend_state,
+                       updated.s};
+    PGresult *r = NULL;
+    int rc = berth__pg_exec(&r, c,
+                            "UPDATE uploads SET size = $2::bigint, hash_state = $3, "
+                            "backend_state = $4, updated = $5::bigint WHERE id = $1",
+                            5, p, 0);
+    if (rc == 0 && PQcmdTuples(r)[0] == '0') {
+        rc = berth_error_set(BERTH_EIO, "upload session %s is no longer recorded", u->id);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_upload_update(berth_meta_backend *mb, const berth_meta_upload *u)
+{
+    uupd_ctx x = {u};
+    PGconn *c = held(PB(mb), u->id);
+    if (c) {
+        /* on the connection holding the session: if it died, so did the hold */
+        return outward(uupd_fn(c, &x));
+    }
+    return berth__pg_run(&PB(mb)->pool, true, uupd_fn, &x);
+}
+
+static void pg_upload_release(berth_meta_backend *mb, const char *id)
+{
+    pg_backend *b = PB(mb);
+    hold *h = NULL;
+    pthread_mutex_lock(&b->hmu);
+    for (hold **pp = &b->holds; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            h = *pp;
+            *pp = h->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->hmu);
+    if (!h) {
+        return;
+    }
+    const char *p[] = {id};
+    if (PQstatus(h->c) == CONNECTION_OK) {
+        PGresult *r = PQexecParams(h->c, "SELECT pg_advisory_unlock(" UPLOAD_LOCK_KEY ")", 1, NULL,
+                                   p, NULL, NULL, 0);
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        if (!ok) {
+            PQfinish(h->c); /* closing it releases the lock as surely */
+            h->c = NULL;
+        }
+    }
+    berth__pg_dedicated_put(&b->pool, h->c);
+    free(h);
+}
+
+typedef struct udel_ctx {
+    const char *id;
+} udel_ctx;
+
+static int udel_fn(PGconn *c, void *ctx)
+{
+    const char *p[] = {((udel_ctx *)ctx)->id};
+    PGresult *r = NULL;
+    int rc = berth__pg_exec(&r, c, "DELETE FROM uploads WHERE id = $1", 1, p, 0);
+    if (rc == 0 && PQcmdTuples(r)[0] == '0') {
+        rc = berth_error_set(BERTH_ENOTFOUND, "upload session %s is not known", p[0]);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_upload_delete(berth_meta_backend *mb, const char *id)
+{
+    udel_ctx x = {id};
+    PGconn *c = held(PB(mb), id);
+    if (c) {
+        return outward(udel_fn(c, &x));
+    }
+    return berth__pg_run(&PB(mb)->pool, true, udel_fn, &x);
+}
+
+static int pg_uploads(berth_meta_backend *mb, berth_meta_upload_cb cb, void *payload)
+{
+    PGresult *r = NULL;
+    int rc = query(PB(mb), &r, "SELECT " UPLOAD_COLUMNS " FROM uploads", 0, NULL, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        berth_meta_upload u;
+        rc = fill_upload(&u, r, i);
+        if (rc == 0) {
+            rc = cb(&u, payload);
+            berth_meta_upload_dispose(&u);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- garbage collection of blobs ---------------------------------------------------------- */
+
+/* In a transaction on `c`: lock the first candidate after `after`; 1 when one is held. */
+static int claim_on(PGconn *c, const char *after, int64_t older_than, berth_digest *digest_out,
+                    uint64_t *size_out)
+{
+    num ot = i64(older_than);
+    berth_digest last;
+    snprintf(last.str, sizeof(last.str), "%s", after ? after : "");
+    for (;;) {
+        PGresult *r = NULL;
+        int rc = berth__pg_exec(NULL, c, "BEGIN", 0, NULL, 0);
+        const char *p1[] = {last.str, ot.s};
+        if (rc == 0) {
+            rc = berth__pg_exec(&r, c,
+                                "SELECT digest, size FROM blobs WHERE nlinks = 0 AND "
+                                "touched < $2::bigint AND digest > $1 ORDER BY digest LIMIT 1 "
+                                "FOR UPDATE SKIP LOCKED",
+                                2, p1, 0);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        if (PQntuples(r) == 0) {
+            PQclear(r);
+            return 0;
+        }
+        snprintf(last.str, sizeof(last.str), "%s", PQgetvalue(r, 0, 0));
+        uint64_t size = (uint64_t)berth__pg_int(r, 0, 1);
+        PQclear(r);
+        /* the re-check, in a fresh snapshot, now that nothing can link it behind our back */
+        const char *p2[] = {last.str, ot.s};
+        rc = berth__pg_exec(&r, c,
+                            "SELECT NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1) "
+                            "AND (SELECT touched < $2::bigint FROM blobs WHERE digest = $1)",
+                            2, p2, 0);
+        if (rc < 0) {
+            return rc;
+        }
+        bool still = PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (still) {
+            rc = parse_digest(digest_out, last.str);
+            if (rc < 0) {
+                return rc;
+            }
+            if (size_out) {
+                *size_out = size;
+            }
+            return 1;
+        }
+        rc = berth__pg_exec(NULL, c, "ROLLBACK", 0, NULL, 0);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+static int pg_gc_blob_claim(berth_meta_backend *mb, const char *after, int64_t older_than,
+                            berth_digest *digest_out, uint64_t *size_out,
+                            berth_meta_claim **claim_out)
+{
+    pg_backend *b = PB(mb);
+    berth_meta_claim *cl = calloc(1, sizeof(*cl));
+    if (!cl) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = berth__pg_dedicated_get(&b->pool, &cl->c);
+        if (rc < 0) {
+            break;
+        }
+        rc = claim_on(cl->c, after, older_than, digest_out, size_out);
+        if (rc == 1) {
+            break;
+        }
+        if (PQstatus(cl->c) == CONNECTION_OK && PQtransactionStatus(cl->c) != PQTRANS_IDLE) {
+            PGresult *r = PQexec(cl->c, "ROLLBACK");
+            PQclear(r);
+        }
+        bool broken = PQstatus(cl->c) != CONNECTION_OK;
+        berth__pg_dedicated_put(&b->pool, cl->c);
+        cl->c = NULL;
+        if (!broken || rc == 0) {
+            break;
+        }
+    }
+    if (rc != 1) {
+        free(cl);
+        return rc < 0 ? outward(rc) : berth_error_set(BERTH_ENOTFOUND, "no blob to collect");
+    }
+    cl->digest = *digest_out;
+    *claim_out = cl;
+    return 0;
+}
+
+static int pg_gc_blob_release(berth_meta_backend *mb, berth_meta_claim *claim, bool deleted)
+{
+    pg_backend *b = PB(mb);
+    if (!claim) {
+        return 0;
+    }
+    int rc = 0;
+    if (deleted) {
+        const char *p[] = {claim->digest.str};
+        rc = berth__pg_exec(NULL, claim->c, "DELETE FROM blobs WHERE digest = $1", 1, p, 0);
+    }
+    if (rc == 0 && deleted) {
+        rc = berth__pg_exec(NULL, claim->c, "COMMIT", 0, NULL, 0);
+    } else if (PQstatus(claim->c) == CONNECTION_OK) {
+        PGresult *r = PQexec(claim->c, "ROLLBACK");
+        PQclear(r);
+    }
+    if (rc < 0) {
+        rc = berth_error_set(BERTH_EIO, "the claim on blob %s was lost: %s", claim->digest.str,
+                             berth_error_last());
+    }
+    berth__pg_dedicated_put(&b->pool, claim->c);
+    free(claim);
+    return rc;
+}
+
+/* ---- life ------------------------------------------------------------------------------- */
+
+static void pg_free(berth_meta_backend *mb)
+{
+    pg_backend *b = PB(mb);
+    if (!b) {
+        return;
+    }
+    while (b->holds) {
+        hold *h = b->holds;
+        b->holds = h->next;
+        PQfinish(h->c);
+        free(h);
+    }
+    berth__pg_pool_dispose(&b->pool);
+    pthread_mutex_destroy(&b->hmu);
+    free(b);
+}
+
+int berth_pg_meta_backend_new(berth_meta_backend **out, const berth_pg_options *opts)
+{
+    berth_error_clear();
+    if (!out || !opts || !opts->conninfo || !opts->conninfo[0]) {
+        return berth_error_set(BERTH_EINVALID, "no database connection string");
+    }
+    pg_backend *b = calloc(1, sizeof(*b));
+    if (!b) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    int rc = berth__pg_pool_init(&b->pool, opts);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    pthread_mutex_init(&b->hmu, NULL);
+    b->base = (berth_meta_backend){
+        .version = BERTH_META_BACKEND_VERSION,
+        .name = "postgres",
+        .repo_exists = pg_repo_exists,
+        .catalog = pg_catalog,
+        .blob_touch = pg_blob_touch,
+        .blob_link = pg_blob_link,
+        .blob_stat = pg_blob_stat,
+        .blob_unlink = pg_blob_unlink,
+        .links = pg_links,
+        .manifest_put = pg_manifest_put,
+        .tag_get = pg_tag_get,
+        .manifest_get = pg_manifest_get,
+        .manifest_delete = pg_manifest_delete,
+        .tag_delete = pg_tag_delete,
+        .tags = pg_tags,
+        .referrers = pg_referrers,
+        .manifests = pg_manifests,
+        .upload_create = pg_upload_create,
+        .upload_get = pg_upload_get,
+        .upload_acquire = pg_upload_acquire,
+        .upload_update = pg_upload_update,
+        .upload_release = pg_upload_release,
+        .upload_delete = pg_upload_delete,
+        .uploads = pg_uploads,
+        .gc_blob_claim = pg_gc_blob_claim,
+        .gc_blob_release = pg_gc_blob_release,
+        .free = pg_free,
+    };
+    PGconn *c = NULL;
+    rc = berth__pg_pool_get(&b->pool, &c);
+    if (rc == 0) {
+        rc = berth__pg_schema_open(c);
+        berth__pg_pool_put(&b->pool, c);
+    }
+    if (rc < 0) {
+        pg_free(&b->base);
+        return rc;
+    }
+    *out = &b->base;
+    return 0;
+}

@@ -8,6 +8,9 @@
 #                     and a bucket, write DIR/env (KEY=VALUE lines) and DIR/stats
 #   rgw.sh down DIR   stop exactly the processes `up` recorded in DIR/run/*.pid
 #
+# BERTH_RGW_MEMSTORE_BYTES: the OSD's memory store (default 1 GiB; the objects of deleted and
+# overwritten objects are freed by the gateway's garbage collector within about a minute).
+#
 # Ports: the first base P from 7480 upward (steps of 10) with P..P+7 all free; the gateway
 # listens on P, the monitor on P+1, the OSD within P+2..P+7. Runs as root (Ceph's daemons are
 # started without --setuser). Fails with the tail of the logs when the gateway does not answer
@@ -19,6 +22,7 @@ D=${2:?usage: rgw.sh up|down DIR}
 BUCKET=berth-test
 REGION=us-east-1
 WAIT=90
+MEMSTORE_BYTES=${BERTH_RGW_MEMSTORE_BYTES:-1073741824}
 
 # Stop one recorded daemon: only if the PID still runs the program we started (a PID may have
 # been reused since), TERM first, KILL after 10 s.
@@ -118,7 +122,7 @@ osd crush chooseleaf type = 0
 mon data = $D/mon/\$cluster-\$id
 osd data = $D/osd/\$cluster-\$id
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = $MEMSTORE_BYTES
 client mount timeout = 30
 rados mon op timeout = 30
 [osd]
@@ -129,6 +133,9 @@ osd op num shards = 2
 rgw frontends = beast endpoint=127.0.0.1:$P
 rgw thread pool size = 64
 rgw dns name = localhost
+rgw gc obj min wait = 30
+rgw gc processor period = 30
+rgw gc processor max time = 30
 CONF
 
 C=(-c "$D/ceph.conf" --connect-timeout 30)

@@ -566,6 +566,63 @@ static void test_s3_blob__abort_and_reap(void **state)
     b->free(b);
 }
 
+/* bucket.host/key: RGW takes the bucket from the Host header (its dns name is "localhost",
+ * and libcurl resolves *.localhost to the loopback address). */
+static void test_s3_blob__virtual_host_style(void **state)
+{
+    berth_blob_backend *b = NULL;
+    berth_blob_writer *w = NULL;
+    berth_digest d;
+    char ep[300], *url = NULL;
+    const char *port = strrchr(endpoint, ':');
+    unsigned char *data = bytes(6 * MIB + 1, 7);
+    (void)state;
+    fresh_prefix();
+    snprintf(ep, sizeof(ep), "http://localhost%s", port);
+    berth_s3_options o = {.endpoint = ep,
+                          .bucket = bucket,
+                          .region = region,
+                          .prefix = prefix,
+                          .path_style = false,
+                          .redirect = true};
+    assert_int_equal(berth_s3_blob_backend_new(&b, &o), 0);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, 6 * MIB + 1), 0);
+    assert_int_equal(b->writer_open(&w, b, "07", NULL, 0), 0);
+    assert_int_equal(w->write(w, data, 6 * MIB + 1), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    read_all(b, &d, data, 6 * MIB + 1);
+
+    assert_int_equal(b->url(b, &d, 60, &url), 0);
+    assert_true(strncmp(url, "http://", 7) == 0 && strncmp(url + 7, bucket, strlen(bucket)) == 0);
+    CURL *h = curl_easy_init();
+    long status = 0;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    berth_buf body = BERTH_BUF_INIT;
+    curl_easy_setopt(h, CURLOPT_RANGE, "0-9");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_to_buf);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 206);
+    assert_int_equal(body.len, 10);
+    assert_memory_equal(body.ptr, data, 10);
+    berth_buf_dispose(&body);
+    curl_easy_cleanup(h);
+    free(url);
+
+    /* a public endpoint replaces the endpoint in presigned URLs */
+    b->free(b);
+    o.public_endpoint = "https://registry-blobs.example.com";
+    assert_int_equal(berth_s3_blob_backend_new(&b, &o), 0);
+    assert_int_equal(b->url(b, &d, 60, &url), 0);
+    assert_true(strncmp(url, "https://", 8) == 0);
+    assert_non_null(strstr(url, ".registry-blobs.example.com/"));
+    assert_non_null(strstr(url, "X-Amz-Expires=60&"));
+    free(url);
+    b->free(b);
+    free(data);
+}
+
 static void test_s3_blob__unreachable_is_enetwork_fast(void **state)
 {
     berth_blob_backend *b = NULL;
@@ -642,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_s3_blob__small_blobs),
         cmocka_unit_test(test_s3_blob__sessions),
         cmocka_unit_test(test_s3_blob__abort_and_reap),
+        cmocka_unit_test(test_s3_blob__virtual_host_style),
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),
         cmocka_unit_test(test_s3_blob__settings),
     };

@@ -1134,6 +1134,53 @@ static bool truncated(const char *s, const char *e)
     return yes;
 }
 
+int berth__s3_mpu_parts(berth__s3 *c, const char *key, const char *upload_id, berth__s3_part_cb cb,
+                        void *payload)
+{
+    berth_buf xml = BERTH_BUF_INIT_MAX(XML_MAX);
+    char *marker = NULL;
+    int rc = 0;
+    for (;;) {
+        s3_req r = {.op = "ListParts", .method = "GET", .key = key, .safe = true, .xml = &xml};
+        r.query[r.nquery++] = (berth__sigv4_pair){"uploadId", upload_id};
+        if (marker) {
+            r.query[r.nquery++] = (berth__sigv4_pair){"part-number-marker", marker};
+        }
+        if (c->list_page[0]) {
+            r.query[r.nquery++] = (berth__sigv4_pair){"max-parts", c->list_page};
+        }
+        rc = perform(c, &r);
+        req_done(&r);
+        if (rc != 0) {
+            break;
+        }
+        const char *s = xml.ptr ? xml.ptr : "", *e = s + xml.len, *p = s, *ps, *pe;
+        while (rc == 0 && xml_next(&p, e, "Part", &ps, &pe)) {
+            char *num = xml_get(ps, pe, "PartNumber"), *sz = xml_get(ps, pe, "Size");
+            char *etag = quoted_etag(xml_get(ps, pe, "ETag"));
+            uint64_t n = 0, size = 0;
+            if (!num || !sz || !etag || berth_parse_u64(&n, num, strlen(num), 10000) != 0 ||
+                berth_parse_u64(&size, sz, strlen(sz), UINT64_MAX) != 0 || n == 0) {
+                rc = berth_error_set(BERTH_EIO, "s3: ListParts: unreadable part");
+            } else {
+                rc = cb((unsigned)n, etag, size, payload);
+            }
+            free(num);
+            free(sz);
+            free(etag);
+        }
+        bool more = rc == 0 && truncated(s, e);
+        free(marker);
+        marker = more ? xml_get(s, e, "NextPartNumberMarker") : NULL;
+        if (!more || !marker || !*marker) {
+            break;
+        }
+    }
+    free(marker);
+    berth_buf_dispose(&xml);
+    return rc;
+}
+
 int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb, void *payload)
 {
     berth_buf xml = BERTH_BUF_INIT_MAX(XML_MAX);

@@ -128,6 +128,16 @@ int berth__s3_mpu_abort(berth__s3 *c, const char *key, const char *upload_id);
  */
 int berth__s3_mpu_exists(berth__s3 *c, const char *key, const char *upload_id);
 
+/** ListParts callback: one part; non-zero stops the walk and is returned. */
+typedef int (*berth__s3_part_cb)(unsigned number, const char *etag, uint64_t size, void *payload);
+
+/**
+ * ListParts of an upload, every page, in ascending part numbers.
+ * @return 0, the callback's code, BERTH_ENOTFOUND (no such upload), BERTH_ENETWORK, BERTH_EIO
+ */
+int berth__s3_mpu_parts(berth__s3 *c, const char *key, const char *upload_id, berth__s3_part_cb cb,
+                        void *payload);
+
 /** ListMultipartUploads under `prefix`, every page. @return 0, the callback's code, ... */
 int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb, void *payload);
 

@@ -24,6 +24,7 @@
 #include "backend/s3/s3.h"
 
 #include "backend/s3/client.h"
+#include "backend/s3/sigv4.h"
 
 #include <berth/buf.h>
 #include <berth/errors.h>
@@ -38,7 +39,6 @@
 #define MAX_PARTS   10000u
 #define COPY_MAX    (5ull * 1024u * 1024u * 1024u)
 #define COPY_PIECE  (1024ull * 1024u * 1024u)
-#define STATE_MAX   (64u * 1024u)
 #define ID_MAX      64
 #define URL_SECONDS 600u
 
@@ -62,11 +62,15 @@ typedef struct s3_writer {
     char *id;
     char *mpu_key;   /* <prefix>uploads/<id>/data */
     char *upload_id; /* NULL until the first part */
-    part *parts;     /* every part this writer knows, synced or not */
+    part *parts;     /* every part of the session, synced or not; every one PART_SIZE bytes */
     size_t nparts, cap;
-    berth_buf buf; /* the bytes after the last part (at most PART_SIZE) */
-    uint64_t size; /* bytes in the session, buf included */
-    char *tail;    /* staged tail named by the last state (a suffix: "tail-..."), or NULL */
+    size_t nbase;        /* parts of the state opened from: their ETags are read at commit */
+    size_t nsynced;      /* parts in the last state */
+    char chain[65];      /* the ETag chain of parts[0..nparts) (see part_chain) */
+    char base_chain[65]; /* ... of the state opened from */
+    berth_buf buf;       /* the bytes after the last part (at most PART_SIZE) */
+    uint64_t size;       /* bytes in the session, buf included */
+    char *tail;          /* staged tail named by the last state (a suffix: "tail-..."), or NULL */
     uint64_t tail_size;
     char *prev_tail;   /* the tail of the state before it */
     bool tail_loaded;  /* buf holds the tail's bytes (a reopened writer reads them lazily) */
@@ -321,8 +325,30 @@ static void writer_free(s3_writer *w)
     free(w);
 }
 
+/*
+ * The ETag chain: "" for no parts, then hex(SHA-256(chain || ETag of part n)) for each part in
+ * turn. The state holds the chain instead of every ETag (which would pass the state's 64 KiB at
+ * a few thousand parts); at commit the ETags that ListParts gives must chain to it, so a part
+ * replaced since the state was written (by a writer that should not be writing) is found.
+ */
+static int chain_next(char chain[65], const char *etag)
+{
+    berth_buf b = BERTH_BUF_INIT;
+    int rc = berth_buf_printf(&b, "%s%s", chain, etag);
+    if (rc == 0) {
+        rc = berth__sigv4_sha256_hex(chain, b.ptr, b.len);
+    }
+    berth_buf_dispose(&b);
+    return rc;
+}
+
 static int add_part(s3_writer *w, char *etag, uint64_t size)
 {
+    int rc = chain_next(w->chain, etag);
+    if (rc != 0) {
+        free(etag);
+        return rc;
+    }
     if (w->nparts == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 16;
         part *p = realloc(w->parts, cap * sizeof(*p));
@@ -447,40 +473,16 @@ static int random_name(char out[32])
 
 static int state_text(s3_writer *w, char **out)
 {
-    json_t *o = json_object(), *ps = json_array();
+    json_t *o = json_pack(
+        "{s:i, s:o, s:I, s:s, s:o, s:I}", "v", 1, "u",
+        w->upload_id ? json_string(w->upload_id) : json_null(), "p", (json_int_t)w->nparts, "c",
+        w->chain, "t", w->tail ? json_string(w->tail) : json_null(), "n", (json_int_t)w->tail_size);
     int rc = 0;
-    *out = NULL;
-    if (!o || !ps) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; rc == 0 && i < w->nparts; i++) {
-        json_t *p = json_pack("[sI]", w->parts[i].etag, (json_int_t)w->parts[i].size);
-        if (!p || json_array_append_new(ps, p) != 0) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-    }
-    if (rc == 0 &&
-        (json_object_set_new(o, "v", json_integer(1)) != 0 ||
-         json_object_set_new(o, "u", w->upload_id ? json_string(w->upload_id) : json_null()) != 0 ||
-         json_object_set(o, "p", ps) != 0 ||
-         json_object_set_new(o, "t", w->tail ? json_string(w->tail) : json_null()) != 0 ||
-         json_object_set_new(o, "n", json_integer((json_int_t)w->tail_size)) != 0)) {
+    *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (!*out) {
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    if (rc == 0) {
-        *out = json_dumps(o, JSON_COMPACT);
-        if (!*out) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        } else if (strlen(*out) > STATE_MAX) {
-            free(*out);
-            *out = NULL;
-            rc = berth_error_set(BERTH_ETOOBIG, "s3: session state over 64 KiB");
-        }
-    }
-out:
     json_decref(o);
-    json_decref(ps);
     return rc;
 }
 
@@ -529,6 +531,9 @@ static int w_sync(berth_blob_writer *bw, char **state_out)
         w->tail_current = need;
     }
     rc = state_text(w, state_out);
+    if (rc == 0) {
+        w->nsynced = w->nparts;
+    }
 out:
     berth_buf_dispose(&key);
     return rc;
@@ -557,9 +562,44 @@ static int restore_session(s3_writer *w, size_t nsynced)
     return rc;
 }
 
-typedef struct check_ctx {
-    const berth_blob_check *check;
-} check_ctx;
+static int base_part(unsigned number, const char *etag, uint64_t size, void *p)
+{
+    s3_writer *w = p;
+    if (number > w->nbase) {
+        return 0; /* past the state: not part of the session */
+    }
+    if (size != PART_SIZE) {
+        return berth_error_set(BERTH_EIO, "s3: a part of the session has another size");
+    }
+    free(w->parts[number - 1].etag);
+    w->parts[number - 1].etag = strdup(etag);
+    return w->parts[number - 1].etag ? 0 : berth_error_set(BERTH_ENOMEM, "out of memory");
+}
+
+/* The ETags of the parts a reopened writer took over from its state, checked against its chain. */
+static int fill_base_etags(s3_writer *w)
+{
+    char chain[65] = "";
+    int rc = 0;
+    if (w->nbase == 0) {
+        return 0;
+    }
+    rc = berth__s3_mpu_parts(w->b->c, w->mpu_key, w->upload_id, base_part, w);
+    for (size_t i = 0; rc == 0 && i < w->nbase; i++) {
+        if (!w->parts[i].etag) {
+            rc = berth_error_set(BERTH_EIO, "s3: a part of the session is missing");
+        } else {
+            rc = chain_next(chain, w->parts[i].etag);
+        }
+    }
+    if (rc == 0 && strcmp(chain, w->base_chain) != 0) {
+        rc = berth_error_set(BERTH_EIO, "s3: the parts of the session changed since its state");
+    }
+    if (rc == 0) {
+        w->nbase = 0;
+    }
+    return rc;
+}
 
 static int check_sink(const void *data, size_t len, void *p)
 {
@@ -640,8 +680,9 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     }
 
     /* the parts of the last state, for a refused check */
-    nsynced = w->nparts;
-    if (w->buf.len > 0) {
+    nsynced = w->nsynced;
+    rc = fill_base_etags(w);
+    if (rc == 0 && w->buf.len > 0) {
         rc = flush_part(w);
     }
     if (rc == 0) {
@@ -749,47 +790,75 @@ static bool valid_tail_name(const char *s)
     return true;
 }
 
-typedef struct find_upload {
-    const char *key;
-    char *id;
-    int64_t initiated;
-} find_upload;
-
-static int find_upload_cb(const char *key, const char *upload_id, int64_t initiated, void *p)
+static int upload_at_key(const char *key, const char *upload_id, int64_t initiated, void *p)
 {
-    find_upload *f = p;
-    if (strcmp(key, f->key) == 0 && (!f->id || initiated >= f->initiated)) {
-        char *id = strdup(upload_id);
-        if (!id) {
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
+    keys *k = p;
+    (void)initiated;
+    (void)key;
+    return keys_add(k, upload_id);
+}
+
+/*
+ * The upload a refused check left (see restore_session), found by its key among the uploads
+ * there: the one whose parts chain to the state's.
+ */
+static int adopt_upload(s3_writer *w)
+{
+    keys ids = {0};
+    int rc = berth__s3_mpu_list(w->b->c, w->mpu_key, upload_at_key, &ids);
+    bool found = false;
+    for (size_t i = 0; rc == 0 && !found && i < ids.n; i++) {
+        free(w->upload_id);
+        w->upload_id = strdup(ids.v[i]);
+        if (!w->upload_id) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
         }
-        free(f->id);
-        f->id = id;
-        f->initiated = initiated;
+        int frc = fill_base_etags(w);
+        if (frc == 0) {
+            found = true;
+        } else if (frc == BERTH_EIO || frc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            for (size_t j = 0; j < w->nbase; j++) {
+                free(w->parts[j].etag);
+                w->parts[j].etag = NULL;
+            }
+        } else {
+            rc = frc;
+        }
     }
-    return 0;
+    keys_free(&ids);
+    return rc == 0 && !found ? BERTH_ENOTFOUND : rc;
+}
+
+static bool valid_chain(const char *c, size_t nparts)
+{
+    size_t n = strlen(c);
+    if (n != (nparts ? 64u : 0u)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!((c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static int parse_state(s3_writer *w, const char *state)
 {
     json_error_t jerr;
-    json_t *o = json_loads(state, 0, &jerr), *u, *p, *t, *n, *v;
+    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL;
+    json_int_t v = 0, np = -1, n = -1;
+    const char *chain = NULL;
     int rc = 0;
-    if (!o || !json_is_object(o)) {
-        rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
-        goto out;
-    }
-    v = json_object_get(o, "v");
-    u = json_object_get(o, "u");
-    p = json_object_get(o, "p");
-    t = json_object_get(o, "t");
-    n = json_object_get(o, "n");
-    if (!json_is_integer(v) || json_integer_value(v) != 1 ||
-        !(json_is_null(u) || json_is_string(u)) || !json_is_array(p) ||
-        !(json_is_null(t) || json_is_string(t)) || !json_is_integer(n) ||
-        json_integer_value(n) < 0 || json_integer_value(n) > PART_SIZE ||
-        json_array_size(p) > MAX_PARTS || (json_is_null(u) && json_array_size(p) > 0) ||
-        (json_is_string(t) && !valid_tail_name(json_string_value(t)))) {
+    if (!o ||
+        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I}", "v", &v, "u", &u, "p", &np, "c", &chain,
+                    "t", &t, "n", &n) != 0 ||
+        v != 1 || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
+        (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) ||
+        !(json_is_null(t) || (json_is_string(t) && valid_tail_name(json_string_value(t)))) ||
+        n < 0 || n > PART_SIZE) {
         rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
         goto out;
     }
@@ -797,22 +866,23 @@ static int parse_state(s3_writer *w, const char *state)
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; rc == 0 && i < json_array_size(p); i++) {
-        const char *etag = NULL;
-        json_int_t size = -1;
-        if (json_unpack(json_array_get(p, i), "[sI]", &etag, &size) != 0 || size <= 0) {
-            rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
-            break;
+    if (np > 0) {
+        w->parts = calloc((size_t)np, sizeof(*w->parts));
+        if (!w->parts) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            goto out;
         }
-        char *e = strdup(etag);
-        rc = e ? add_part(w, e, (uint64_t)size) : berth_error_set(BERTH_ENOMEM, "out of memory");
-        if (rc == 0) {
-            w->size += (uint64_t)size;
+        for (json_int_t i = 0; i < np; i++) {
+            w->parts[i].size = PART_SIZE;
         }
+        w->nparts = w->cap = w->nbase = w->nsynced = (size_t)np;
+        w->size = (uint64_t)np * PART_SIZE;
     }
-    if (rc == 0 && json_is_string(t)) {
+    snprintf(w->chain, sizeof(w->chain), "%s", chain);
+    snprintf(w->base_chain, sizeof(w->base_chain), "%s", chain);
+    if (json_is_string(t)) {
         w->tail = strdup(json_string_value(t));
-        w->tail_size = (uint64_t)json_integer_value(n);
+        w->tail_size = (uint64_t)n;
         w->size += w->tail_size;
         if (!w->tail) {
             rc = berth_error_set(BERTH_ENOMEM, "out of memory");
@@ -876,18 +946,10 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
     }
     if (rc == 0 && w->upload_id) {
         rc = berth__s3_mpu_exists(b->c, w->mpu_key, w->upload_id);
-        if (rc == BERTH_ENOTFOUND) {
+        if (rc == BERTH_ENOTFOUND && w->nbase > 0) {
             /* a refused check may have moved the parts to a new upload at the same key */
-            find_upload f = {w->mpu_key, NULL, 0};
-            rc = berth__s3_mpu_list(b->c, w->mpu_key, find_upload_cb, &f);
-            if (rc == 0 && f.id) {
-                free(w->upload_id);
-                w->upload_id = f.id;
-                f.id = NULL;
-            } else if (rc == 0) {
-                rc = BERTH_ENOTFOUND;
-            }
-            free(f.id);
+            berth_error_clear();
+            rc = adopt_upload(w);
         }
     }
     if (rc == 0 && !w->tail && !w->upload_id) {

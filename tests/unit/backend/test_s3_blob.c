@@ -458,7 +458,10 @@ static void test_s3_blob__sessions(void **state)
     assert_int_equal(b2->writer_open(&w, b2, "5e-1", st1, 9 * MIB + 5), 0);
     assert_int_equal(w->write(w, data + 9 * MIB + 5, n - 9 * MIB - 5), 0);
     check_init(&s, &ck, data, n);
-    assert_int_equal(w->commit(w, &d, &ck), 0);
+    int crc = w->commit(w, &d, &ck);
+    if (crc)
+        print_error("commit: %s\n", berth_error_last());
+    assert_int_equal(crc, 0);
     berth_hasher_free(s.h);
     read_all(b1, &d, data, n);
 
@@ -512,6 +515,43 @@ static void test_s3_blob__sessions(void **state)
     free(data);
     b1->free(b1);
     b2->free(b2);
+}
+
+/* The state stays small however many parts, and a part replaced behind it is found. */
+static void test_s3_blob__state_guards_parts(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    unsigned char *data = bytes(10 * MIB + 1, 6);
+    char *st = NULL, *etag = NULL, upload[256] = "";
+    berth_digest d;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, 10 * MIB + 1), 0);
+    assert_int_equal(b->writer_open(&w, b, "c4a1", NULL, 0), 0);
+    assert_int_equal(w->write(w, data, 10 * MIB + 1), 0);
+    assert_int_equal(w->sync(w, &st), 0);
+    w->close(w);
+    assert_true(strlen(st) < 400);
+
+    /* another part 2, uploaded behind the backend's back */
+    const char *u = strstr(st, "\"u\":\"");
+    assert_non_null(u);
+    u += 5;
+    memcpy(upload, u, (size_t)(strchr(u, '"') - u));
+    berth__s3 *c = client(0);
+    assert_int_equal(
+        berth__s3_mpu_part(c, key("uploads/c4a1/data"), upload, 2, data, 5 * MIB, &etag), 0);
+    assert_int_equal(b->writer_open(&w, b, "c4a1", st, 10 * MIB + 1), 0);
+    assert_int_equal(w->commit(w, &d, NULL), BERTH_EIO);
+    assert_int_equal(b->stat(b, &d, NULL), BERTH_ENOTFOUND);
+
+    free(etag);
+    free(st);
+    free(data);
+    berth__s3_free(c);
+    b->free(b);
 }
 
 static void test_s3_blob__abort_and_reap(void **state)
@@ -698,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_s3_client__multipart),
         cmocka_unit_test(test_s3_blob__small_blobs),
         cmocka_unit_test(test_s3_blob__sessions),
+        cmocka_unit_test(test_s3_blob__state_guards_parts),
         cmocka_unit_test(test_s3_blob__abort_and_reap),
         cmocka_unit_test(test_s3_blob__virtual_host_style),
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),

@@ -697,6 +697,14 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     if (rc == 0) {
         rc = berth__s3_mpu_complete(b->c, w->mpu_key, w->upload_id, ps, w->nparts);
     }
+    if (rc == BERTH_ENOTFOUND) {
+        /* a retried completion whose first attempt went through (its answer was lost) */
+        int hrc = berth__s3_head(b->c, w->mpu_key, &st);
+        if (hrc == 0 && st.size == w->size) {
+            berth_error_clear();
+            rc = 0;
+        }
+    }
     if (rc != 0) {
         goto out;
     }

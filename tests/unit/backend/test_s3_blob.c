@@ -19,6 +19,7 @@
 #include <berth/errors.h>
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -663,6 +664,65 @@ static void test_s3_blob__virtual_host_style(void **state)
     free(data);
 }
 
+typedef struct job {
+    berth_blob_backend *b;
+    unsigned seed;
+    int rc;
+} job;
+
+static void *push(void *p)
+{
+    job *j = p;
+    size_t n = (j->seed % 2 ? 6 * MIB : 300 * 1024) + j->seed;
+    unsigned char *data = bytes(n, 100 + j->seed);
+    berth_blob_writer *w = NULL;
+    berth_digest d;
+    berth_buf got = BERTH_BUF_INIT;
+    char id[16];
+    snprintf(id, sizeof(id), "f0-%u", j->seed);
+    j->rc = berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, n);
+    if (j->rc == 0) {
+        j->rc = j->b->writer_open(&w, j->b, id, NULL, 0);
+    }
+    for (size_t off = 0; j->rc == 0 && off < n; off += 100000) {
+        j->rc = w->write(w, data + off, n - off < 100000 ? n - off : 100000);
+    }
+    if (j->rc == 0) {
+        j->rc = w->commit(w, &d, NULL);
+    } else if (w) {
+        w->close(w);
+    }
+    if (j->rc == 0) {
+        j->rc = j->b->read(j->b, &d, 0, UINT64_MAX, to_buf, &got);
+    }
+    if (j->rc == 0 && (got.len != n || memcmp(got.ptr, data, n) != 0)) {
+        j->rc = -100;
+    }
+    berth_buf_dispose(&got);
+    free(data);
+    return NULL;
+}
+
+/* One backend used by several threads at once. */
+static void test_s3_blob__threads(void **state)
+{
+    berth_blob_backend *b;
+    pthread_t t[6];
+    job j[6];
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    for (unsigned i = 0; i < 6; i++) {
+        j[i] = (job){b, i, -1};
+        assert_int_equal(pthread_create(&t[i], NULL, push, &j[i]), 0);
+    }
+    for (unsigned i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(j[i].rc, 0);
+    }
+    b->free(b);
+}
+
 static void test_s3_blob__unreachable_is_enetwork_fast(void **state)
 {
     berth_blob_backend *b = NULL;
@@ -741,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_s3_blob__state_guards_parts),
         cmocka_unit_test(test_s3_blob__abort_and_reap),
         cmocka_unit_test(test_s3_blob__virtual_host_style),
+        cmocka_unit_test(test_s3_blob__threads),
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),
         cmocka_unit_test(test_s3_blob__settings),
     };

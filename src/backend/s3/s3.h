@@ -1,7 +1,44 @@
-/* placeholder (the s3 branch replaces it) */
-#ifndef BERTH_BACKEND_S3_H
-#define BERTH_BACKEND_S3_H
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The s3 blob backend: blobs in any S3-compatible bucket (AWS S3, Ceph RGW, MinIO, ...).
+ *
+ * Layout under `prefix` in the bucket:
+ *   blobs/<alg>/<hex>            one object per blob, written once
+ *   uploads/<id>/data            the multipart upload of write session <id> (completed there
+ *                                only at commit, then copied to its blob key and deleted)
+ *   uploads/<id>/tail-<random>   the staged tail of a session: the bytes after its last
+ *                                5 MiB part, written by sync()
+ * A write session is an S3 multipart upload with parts of 5 MiB (the last may be smaller);
+ * smaller writes are kept in memory and, at sync(), staged as one object that the next part
+ * takes in. The state text sync() returns (JSON) names the upload id, the parts (ETag and
+ * size) and the staged tail, so that any process continues the session from it.
+ */
+#ifndef BERTH_BACKEND_S3_S3_H
+#define BERTH_BACKEND_S3_S3_H
+
 #include <berth/sys/blob_backend.h>
-typedef struct berth_s3_options { const char *endpoint, *bucket, *region, *prefix; bool path_style; bool redirect; const char *public_endpoint; unsigned redirect_seconds; } berth_s3_options;
+
+/** Settings of an s3 blob backend (the strings are copied). */
+typedef struct berth_s3_options {
+    const char *endpoint;        /* "http://127.0.0.1:7480", "https://s3.eu-west-1.amazonaws.com" */
+    const char *bucket;          /* an existing bucket */
+    const char *region;          /* NULL: "us-east-1" */
+    const char *prefix;          /* key prefix, NULL or "" for none; "/" is appended if missing */
+    bool path_style;             /* endpoint/bucket/key rather than bucket.endpoint/key */
+    bool redirect;               /* url() gives presigned GETs (else BERTH_EUNSUPPORTED) */
+    const char *public_endpoint; /* endpoint in presigned URLs; NULL: `endpoint` */
+    unsigned redirect_seconds;   /* validity of presigned URLs when url() is asked for 0 s */
+} berth_s3_options;
+
+/**
+ * A new s3 blob backend. Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+ * (+ AWS_SESSION_TOKEN) or the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, default
+ * ~/.aws/credentials; profile AWS_PROFILE, default "default"). Nothing is sent to the service
+ * here: an unreachable endpoint shows as BERTH_ENETWORK on the first call.
+ * @param out   receives the backend; free with its `free` member
+ * @return 0; BERTH_EINVALID (endpoint not scheme://host[:port], no bucket);
+ *         BERTH_EUNAUTHORIZED (no credentials found); BERTH_ENOMEM
+ */
 int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *opts);
+
 #endif

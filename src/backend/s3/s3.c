@@ -1,0 +1,1174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The s3 blob backend (see s3.h for the layout): berth/sys/blob_backend.h over client.c.
+ *
+ * Write sessions. A writer holds the bytes after its last full part in memory (at most one
+ * part, 5 MiB); when that fills, it becomes the next part of the session's multipart upload
+ * (created with the first part). sync() stages what is in memory as a new object
+ * uploads/<id>/tail-<random> (unless nothing changed) and returns the state: upload id, the
+ * parts' ETags and sizes, the tail's name and size. Parts uploaded after the last sync are not
+ * in the state; a writer continuing from it uploads its own under the same numbers, and
+ * completion lists only the state's parts. A tail is deleted two syncs later (the state just
+ * before the last may still be in flight to the caller's records), the rest at commit, abort
+ * or reap.
+ *
+ * Commit. A session that never filled a part is one PutObject with If-None-Match: * to the
+ * blob key (412: the blob is there already and is kept); with a check, the bytes in memory go
+ * through it first. Otherwise the last part is uploaded, the upload completed at
+ * uploads/<id>/data, then (with a check) read back through the check, and copied to the blob
+ * key unless one is there (CopyObject, or UploadPartCopy past 5 GiB), and the temporary
+ * deleted. A check that refuses puts the session back as at its last sync: a new upload at the
+ * same key gets the synced parts back by UploadPartCopy from the completed object (same bytes,
+ * so same ETags), and a writer opened later from the old state finds it by its key.
+ */
+#include "backend/s3/s3.h"
+
+#include "backend/s3/client.h"
+#include "backend/s3/sigv4.h"
+
+#include <berth/buf.h>
+#include <berth/errors.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PART_SIZE   (5u * 1024u * 1024u)
+#define MAX_PARTS   10000u
+#define COPY_MAX    (5ull * 1024u * 1024u * 1024u)
+#define COPY_PIECE  (1024ull * 1024u * 1024u)
+#define ID_MAX      64
+#define URL_SECONDS 600u
+
+typedef struct s3_backend {
+    berth_blob_backend base;
+    berth__s3 *c;
+    char *prefix; /* "" or ending in '/' */
+    bool redirect;
+    char *public_endpoint;
+    unsigned redirect_seconds;
+} s3_backend;
+
+typedef struct part {
+    char *etag;
+    uint64_t size;
+} part;
+
+typedef struct s3_writer {
+    berth_blob_writer base;
+    s3_backend *b;
+    char *id;
+    char *mpu_key;   /* <prefix>uploads/<id>/data */
+    char *upload_id; /* NULL until the first part */
+    part *parts;     /* every part of the session, synced or not; every one PART_SIZE bytes */
+    size_t nparts, cap;
+    size_t nbase;        /* parts of the state opened from: their ETags are read at commit */
+    size_t nsynced;      /* parts in the last state */
+    char chain[65];      /* the ETag chain of parts[0..nparts) (see part_chain) */
+    char base_chain[65]; /* ... of the state opened from */
+    berth_buf buf;       /* the bytes after the last part (at most PART_SIZE) */
+    uint64_t size;       /* bytes in the session, buf included */
+    char *tail;          /* staged tail named by the last state (a suffix: "tail-..."), or NULL */
+    uint64_t tail_size;
+    char *prev_tail;   /* the tail of the state before it */
+    bool tail_loaded;  /* buf holds the tail's bytes (a reopened writer reads them lazily) */
+    bool tail_current; /* the staged tail holds exactly buf */
+} s3_writer;
+
+static s3_backend *backend_of(berth_blob_backend *b)
+{
+    return (s3_backend *)b;
+}
+
+static int blob_key(berth_buf *out, const s3_backend *b, const berth_digest *d)
+{
+    if (!d || d->alg == BERTH_DIGEST_NONE) {
+        return berth_error_set(BERTH_EINVALID, "s3: no digest");
+    }
+    return berth_buf_printf(out, "%sblobs/%s/%s", b->prefix, berth_digest_alg_name(d->alg),
+                            berth_digest_hex(d));
+}
+
+static int session_key(berth_buf *out, const s3_backend *b, const char *id, const char *name)
+{
+    return berth_buf_printf(out, "%suploads/%s/%s", b->prefix, id, name);
+}
+
+/* ---- reads --------------------------------------------------------------------------------- */
+
+static int be_stat(berth_blob_backend *bb, const berth_digest *digest, uint64_t *size_out)
+{
+    s3_backend *b = backend_of(bb);
+    berth_buf key = BERTH_BUF_INIT;
+    berth__s3_stat st;
+    int rc = blob_key(&key, b, digest);
+    if (rc == 0) {
+        rc = berth__s3_head(b->c, key.ptr, &st);
+    }
+    if (rc == 0 && size_out) {
+        *size_out = st.size;
+    }
+    berth_buf_dispose(&key);
+    return rc;
+}
+
+static int be_read(berth_blob_backend *bb, const berth_digest *digest, uint64_t offset,
+                   uint64_t len, berth_blob_sink sink, void *payload)
+{
+    s3_backend *b = backend_of(bb);
+    berth_buf key = BERTH_BUF_INIT;
+    berth__s3_stat st;
+    int rc = blob_key(&key, b, digest);
+    if (rc != 0) {
+        goto out;
+    }
+    if (len == 0) {
+        rc = berth__s3_head(b->c, key.ptr, &st);
+        if (rc == 0 && offset > st.size) {
+            rc = berth_error_set(BERTH_ERANGE, "s3: read past the end of the blob");
+        }
+        goto out;
+    }
+    rc = berth__s3_get(b->c, key.ptr, offset, len, sink, payload);
+    if (rc == BERTH_ERANGE) {
+        /* 416: an empty blob, or offset at or past the end */
+        int hrc = berth__s3_head(b->c, key.ptr, &st);
+        if (hrc != 0) {
+            rc = hrc;
+        } else if (offset == st.size) {
+            berth_error_clear();
+            rc = 0;
+        } else {
+            rc = berth_error_set(BERTH_ERANGE, "s3: read past the end of the blob");
+        }
+    }
+out:
+    berth_buf_dispose(&key);
+    return rc;
+}
+
+static int be_url(berth_blob_backend *bb, const berth_digest *digest, unsigned seconds,
+                  char **url_out)
+{
+    s3_backend *b = backend_of(bb);
+    berth_buf key = BERTH_BUF_INIT;
+    int rc;
+    *url_out = NULL;
+    if (!b->redirect) {
+        return berth_error_set(BERTH_EUNSUPPORTED, "s3: redirects are not enabled");
+    }
+    rc = blob_key(&key, b, digest);
+    if (rc == 0) {
+        unsigned s = seconds ? seconds : b->redirect_seconds ? b->redirect_seconds : URL_SECONDS;
+        rc = berth__s3_presign_get(b->c, key.ptr, s, b->public_endpoint, url_out);
+    }
+    berth_buf_dispose(&key);
+    return rc;
+}
+
+static int be_remove(berth_blob_backend *bb, const berth_digest *digest)
+{
+    s3_backend *b = backend_of(bb);
+    berth_buf key = BERTH_BUF_INIT;
+    berth__s3_stat st;
+    int rc = blob_key(&key, b, digest);
+    if (rc == 0) {
+        rc = berth__s3_head(b->c, key.ptr, &st);
+    }
+    if (rc == 0) {
+        rc = berth__s3_delete(b->c, key.ptr);
+    }
+    berth_buf_dispose(&key);
+    return rc;
+}
+
+typedef struct each_ctx {
+    size_t skip; /* length of "<prefix>blobs/" */
+    berth_blob_each_cb cb;
+    void *payload;
+} each_ctx;
+
+static int each_object(const char *key, uint64_t size, int64_t mtime, void *p)
+{
+    each_ctx *x = p;
+    char text[BERTH_DIGEST_MAXLEN + 1];
+    berth_digest d;
+    const char *rel = key + x->skip, *slash = strchr(rel, '/');
+    size_t n = strlen(rel);
+    if (strlen(key) < x->skip || !slash || n >= sizeof(text)) {
+        return 0;
+    }
+    memcpy(text, rel, n + 1);
+    text[slash - rel] = ':';
+    if (berth_digest_parse_str(&d, text) != 0) {
+        berth_error_clear();
+        return 0; /* not a blob of ours */
+    }
+    return x->cb(&d, size, mtime, x->payload);
+}
+
+static int be_foreach(berth_blob_backend *bb, berth_blob_each_cb cb, void *payload)
+{
+    s3_backend *b = backend_of(bb);
+    berth_buf prefix = BERTH_BUF_INIT;
+    int rc = berth_buf_printf(&prefix, "%sblobs/", b->prefix);
+    if (rc == 0) {
+        each_ctx x = {prefix.len, cb, payload};
+        rc = berth__s3_list(b->c, prefix.ptr, each_object, &x);
+    }
+    berth_buf_dispose(&prefix);
+    return rc;
+}
+
+/* ---- session objects ---------------------------------------------------------------------- */
+
+typedef struct keys {
+    char **v;
+    size_t n, cap;
+} keys;
+
+static int keys_add(keys *k, const char *s)
+{
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 16;
+        char **v = realloc(k->v, cap * sizeof(*v));
+        if (!v) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        k->v = v;
+        k->cap = cap;
+    }
+    k->v[k->n] = strdup(s);
+    if (!k->v[k->n]) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    k->n++;
+    return 0;
+}
+
+static void keys_free(keys *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        free(k->v[i]);
+    }
+    free(k->v);
+    k->v = NULL;
+    k->n = k->cap = 0;
+}
+
+static int collect_key(const char *key, uint64_t size, int64_t mtime, void *p)
+{
+    (void)size;
+    (void)mtime;
+    return keys_add(p, key);
+}
+
+static int collect_upload(const char *key, const char *upload_id, int64_t initiated, void *p)
+{
+    keys *k = p;
+    int rc = keys_add(k, key);
+    (void)initiated;
+    return rc == 0 ? keys_add(k, upload_id) : rc;
+}
+
+/*
+ * Delete every object under uploads/<id>/ (the staged tails and a completed temporary) and
+ * abort every multipart upload there (a writer that crashed before its first sync may have
+ * left one).
+ */
+static int delete_session_objects(s3_backend *b, const char *id)
+{
+    berth_buf prefix = BERTH_BUF_INIT;
+    keys k = {0}, u = {0};
+    int rc = session_key(&prefix, b, id, "");
+    if (rc == 0) {
+        rc = berth__s3_mpu_list(b->c, prefix.ptr, collect_upload, &u);
+    }
+    for (size_t i = 0; rc == 0 && i + 1 < u.n; i += 2) {
+        rc = berth__s3_mpu_abort(b->c, u.v[i], u.v[i + 1]);
+        if (rc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            rc = 0;
+        }
+    }
+    if (rc == 0) {
+        rc = berth__s3_list(b->c, prefix.ptr, collect_key, &k);
+    }
+    for (size_t i = 0; rc == 0 && i < k.n; i++) {
+        rc = berth__s3_delete(b->c, k.v[i]);
+    }
+    keys_free(&k);
+    keys_free(&u);
+    berth_buf_dispose(&prefix);
+    return rc;
+}
+
+/* ---- writers ----------------------------------------------------------------------------- */
+
+static void writer_free(s3_writer *w)
+{
+    if (!w) {
+        return;
+    }
+    for (size_t i = 0; i < w->nparts; i++) {
+        free(w->parts[i].etag);
+    }
+    free(w->parts);
+    free(w->id);
+    free(w->mpu_key);
+    free(w->upload_id);
+    free(w->tail);
+    free(w->prev_tail);
+    berth_buf_dispose(&w->buf);
+    free(w);
+}
+
+/*
+ * The ETag chain: "" for no parts, then hex(SHA-256(chain || ETag of part n)) for each part in
+ * turn. The state holds the chain instead of every ETag (which would pass the state's 64 KiB at
+ * a few thousand parts); at commit the ETags that ListParts gives must chain to it, so a part
+ * replaced since the state was written (by a writer that should not be writing) is found.
+ */
+static int chain_next(char chain[65], const char *etag)
+{
+    berth_buf b = BERTH_BUF_INIT;
+    int rc = berth_buf_printf(&b, "%s%s", chain, etag);
+    if (rc == 0) {
+        rc = berth__sigv4_sha256_hex(chain, b.ptr, b.len);
+    }
+    berth_buf_dispose(&b);
+    return rc;
+}
+
+static int add_part(s3_writer *w, char *etag, uint64_t size)
+{
+    int rc = chain_next(w->chain, etag);
+    if (rc != 0) {
+        free(etag);
+        return rc;
+    }
+    if (w->nparts == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        part *p = realloc(w->parts, cap * sizeof(*p));
+        if (!p) {
+            free(etag);
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        w->parts = p;
+        w->cap = cap;
+    }
+    w->parts[w->nparts++] = (part){etag, size};
+    return 0;
+}
+
+static int tail_sink(const void *data, size_t len, void *p)
+{
+    return berth_buf_put(p, data, len);
+}
+
+/* A reopened writer reads its staged tail back into memory before it goes on. */
+static int load_tail(s3_writer *w)
+{
+    berth_buf key = BERTH_BUF_INIT;
+    int rc = 0;
+    if (w->tail_loaded) {
+        return 0;
+    }
+    berth_buf_clear(&w->buf);
+    if (w->tail) {
+        rc = session_key(&key, w->b, w->id, w->tail);
+        if (rc == 0) {
+            rc = berth__s3_get(w->b->c, key.ptr, 0, UINT64_MAX, tail_sink, &w->buf);
+        }
+        if (rc == 0 && w->buf.len != w->tail_size) {
+            rc = berth_error_set(BERTH_EIO,
+                                 "s3: the staged tail of the session has %zu bytes, "
+                                 "not %llu",
+                                 w->buf.len, (unsigned long long)w->tail_size);
+        }
+        if (rc == BERTH_ENOTFOUND) {
+            berth_error_set(BERTH_ENOTFOUND, "s3: the upload session is gone");
+        }
+    }
+    if (rc == 0) {
+        w->tail_loaded = true;
+    } else {
+        berth_buf_clear(&w->buf);
+    }
+    berth_buf_dispose(&key);
+    return rc;
+}
+
+/* Make what is in memory the next part. */
+static int flush_part(s3_writer *w)
+{
+    char *etag = NULL;
+    int rc = 0;
+    if (w->nparts >= MAX_PARTS) {
+        return berth_error_set(BERTH_ENOSPACE, "s3: the blob needs more than %u parts", MAX_PARTS);
+    }
+    if (!w->upload_id) {
+        rc = berth__s3_mpu_create(w->b->c, w->mpu_key, &w->upload_id);
+    }
+    if (rc == 0) {
+        rc = berth__s3_mpu_part(w->b->c, w->mpu_key, w->upload_id, (unsigned)w->nparts + 1,
+                                w->buf.ptr ? w->buf.ptr : "", w->buf.len, &etag);
+    }
+    if (rc == 0) {
+        rc = add_part(w, etag, w->buf.len);
+    }
+    if (rc == 0) {
+        berth_buf_clear(&w->buf);
+        w->tail_current = false;
+    }
+    return rc;
+}
+
+static uint64_t w_size(berth_blob_writer *bw)
+{
+    return ((s3_writer *)bw)->size;
+}
+
+static int w_write(berth_blob_writer *bw, const void *data, size_t len)
+{
+    s3_writer *w = (s3_writer *)bw;
+    const char *p = data;
+    int rc = load_tail(w);
+    while (rc == 0 && len > 0) {
+        size_t n = PART_SIZE - w->buf.len;
+        if (n > len) {
+            n = len;
+        }
+        rc = berth_buf_put(&w->buf, p, n);
+        if (rc == 0) {
+            p += n;
+            len -= n;
+            w->size += n;
+            w->tail_current = false;
+        }
+        if (rc == 0 && w->buf.len >= PART_SIZE) {
+            rc = flush_part(w);
+        }
+    }
+    return rc;
+}
+
+static int random_name(char out[32])
+{
+    unsigned char r[8];
+    static const char hex[] = "0123456789abcdef";
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        return berth_error_set(BERTH_ERROR, "s3: no random bytes");
+    }
+    memcpy(out, "tail-", 5);
+    for (int i = 0; i < 8; i++) {
+        out[5 + 2 * i] = hex[r[i] >> 4];
+        out[6 + 2 * i] = hex[r[i] & 15];
+    }
+    out[21] = '\0';
+    return 0;
+}
+
+static int state_text(s3_writer *w, char **out)
+{
+    json_t *o = json_pack(
+        "{s:i, s:o, s:I, s:s, s:o, s:I}", "v", 1, "u",
+        w->upload_id ? json_string(w->upload_id) : json_null(), "p", (json_int_t)w->nparts, "c",
+        w->chain, "t", w->tail ? json_string(w->tail) : json_null(), "n", (json_int_t)w->tail_size);
+    int rc = 0;
+    *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (!*out) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    json_decref(o);
+    return rc;
+}
+
+static int w_sync(berth_blob_writer *bw, char **state_out)
+{
+    s3_writer *w = (s3_writer *)bw;
+    berth_buf key = BERTH_BUF_INIT;
+    char name[32];
+    int rc = load_tail(w);
+    *state_out = NULL;
+    if (rc != 0) {
+        goto out;
+    }
+    /* a tail is staged when there are bytes after the last part, or no upload yet (so that a
+     * later open can tell the session exists) */
+    bool need = w->buf.len > 0 || !w->upload_id;
+    if (need && !w->tail_current) {
+        rc = random_name(name);
+        if (rc == 0) {
+            rc = session_key(&key, w->b, w->id, name);
+        }
+        if (rc == 0) {
+            rc = berth__s3_put(w->b->c, key.ptr, w->buf.ptr ? w->buf.ptr : "", w->buf.len, false);
+        }
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    if (!need || !w->tail_current) {
+        /* the state changes: the tail two states back goes */
+        if (w->prev_tail) {
+            berth_buf_clear(&key);
+            if (session_key(&key, w->b, w->id, w->prev_tail) == 0 &&
+                berth__s3_delete(w->b->c, key.ptr) != 0) {
+                berth_error_clear(); /* left for commit, abort or reap */
+            }
+        }
+        free(w->prev_tail);
+        w->prev_tail = w->tail;
+        w->tail = need ? strdup(name) : NULL;
+        w->tail_size = need ? w->buf.len : 0;
+        if (need && !w->tail) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        w->tail_current = need;
+    }
+    rc = state_text(w, state_out);
+    if (rc == 0) {
+        w->nsynced = w->nparts;
+    }
+out:
+    berth_buf_dispose(&key);
+    return rc;
+}
+
+/* Undo a completion whose check refused: a new upload at the same key with the synced parts. */
+static int restore_session(s3_writer *w, size_t nsynced)
+{
+    char *id = NULL;
+    uint64_t off = 0;
+    int rc = berth__s3_mpu_create(w->b->c, w->mpu_key, &id);
+    for (size_t i = 0; rc == 0 && i < nsynced; i++) {
+        char *etag = NULL;
+        rc = berth__s3_mpu_part_copy(w->b->c, w->mpu_key, id, (unsigned)i + 1, w->mpu_key, off,
+                                     w->parts[i].size, &etag);
+        if (rc == 0 && strcmp(etag, w->parts[i].etag) != 0) {
+            rc = berth_error_set(BERTH_EIO, "s3: a copied part has another ETag");
+        }
+        free(etag);
+        off += w->parts[i].size;
+    }
+    if (rc != 0 && id) {
+        berth__s3_mpu_abort(w->b->c, w->mpu_key, id);
+    }
+    free(id);
+    return rc;
+}
+
+static int base_part(unsigned number, const char *etag, uint64_t size, void *p)
+{
+    s3_writer *w = p;
+    if (number > w->nbase) {
+        return 0; /* past the state: not part of the session */
+    }
+    if (size != PART_SIZE) {
+        return berth_error_set(BERTH_EIO, "s3: a part of the session has another size");
+    }
+    free(w->parts[number - 1].etag);
+    w->parts[number - 1].etag = strdup(etag);
+    return w->parts[number - 1].etag ? 0 : berth_error_set(BERTH_ENOMEM, "out of memory");
+}
+
+/* The ETags of the parts a reopened writer took over from its state, checked against its chain. */
+static int fill_base_etags(s3_writer *w)
+{
+    char chain[65] = "";
+    int rc = 0;
+    if (w->nbase == 0) {
+        return 0;
+    }
+    rc = berth__s3_mpu_parts(w->b->c, w->mpu_key, w->upload_id, base_part, w);
+    for (size_t i = 0; rc == 0 && i < w->nbase; i++) {
+        if (!w->parts[i].etag) {
+            rc = berth_error_set(BERTH_EIO, "s3: a part of the session is missing");
+        } else {
+            rc = chain_next(chain, w->parts[i].etag);
+        }
+    }
+    if (rc == 0 && strcmp(chain, w->base_chain) != 0) {
+        rc = berth_error_set(BERTH_EIO, "s3: the parts of the session changed since its state");
+    }
+    if (rc == 0) {
+        w->nbase = 0;
+    }
+    return rc;
+}
+
+static int check_sink(const void *data, size_t len, void *p)
+{
+    const berth_blob_check *check = p;
+    return check->update(data, len, check->payload);
+}
+
+/* Copy object `src` (of `size` bytes) to `dst`: CopyObject, or UploadPartCopy past 5 GiB. */
+static int copy_object(s3_backend *b, const char *dst, const char *src, uint64_t size)
+{
+    berth__s3_part *ps = NULL;
+    char *id = NULL;
+    size_t n = 0;
+    int rc;
+    if (size <= COPY_MAX) {
+        return berth__s3_copy(b->c, dst, src);
+    }
+    size_t count = (size_t)((size + COPY_PIECE - 1) / COPY_PIECE);
+    ps = calloc(count, sizeof(*ps));
+    if (!ps) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    rc = berth__s3_mpu_create(b->c, dst, &id);
+    for (uint64_t off = 0; rc == 0 && off < size; off += COPY_PIECE, n++) {
+        char *etag = NULL;
+        uint64_t len = size - off < COPY_PIECE ? size - off : COPY_PIECE;
+        rc = berth__s3_mpu_part_copy(b->c, dst, id, (unsigned)n + 1, src, off, len, &etag);
+        ps[n] = (berth__s3_part){(unsigned)n + 1, etag};
+    }
+    if (rc == 0) {
+        rc = berth__s3_mpu_complete(b->c, dst, id, ps, n);
+    }
+    if (rc != 0 && id) {
+        berth__s3_mpu_abort(b->c, dst, id);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free((char *)(uintptr_t)ps[i].etag);
+    }
+    free(ps);
+    free(id);
+    return rc;
+}
+
+static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
+                    const berth_blob_check *check)
+{
+    s3_writer *w = (s3_writer *)bw;
+    s3_backend *b = w->b;
+    berth_buf key = BERTH_BUF_INIT;
+    berth__s3_part *ps = NULL;
+    berth__s3_stat st;
+    size_t nsynced = 0;
+    int rc = blob_key(&key, b, digest);
+
+    if (rc == 0) {
+        rc = load_tail(w);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    if (!w->upload_id) {
+        /* small: one PutObject, never overwriting */
+        if (check) {
+            rc = w->buf.len ? check->update(w->buf.ptr, w->buf.len, check->payload) : 0;
+            if (rc == 0) {
+                rc = check->final(check->payload);
+            }
+            if (rc != 0) {
+                goto out;
+            }
+        }
+        rc = berth__s3_put(b->c, key.ptr, w->buf.ptr ? w->buf.ptr : "", w->buf.len, true);
+        if (rc == BERTH_EEXISTS) {
+            berth_error_clear();
+            rc = 0;
+        }
+        goto cleanup;
+    }
+
+    /* the parts of the last state, for a refused check */
+    nsynced = w->nsynced;
+    rc = fill_base_etags(w);
+    if (rc == 0 && w->buf.len > 0) {
+        rc = flush_part(w);
+    }
+    if (rc == 0) {
+        ps = calloc(w->nparts ? w->nparts : 1, sizeof(*ps));
+        if (!ps) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < w->nparts; i++) {
+        ps[i] = (berth__s3_part){(unsigned)i + 1, w->parts[i].etag};
+    }
+    if (rc == 0) {
+        rc = berth__s3_mpu_complete(b->c, w->mpu_key, w->upload_id, ps, w->nparts);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        /* a retried completion whose first attempt went through (its answer was lost) */
+        int hrc = berth__s3_head(b->c, w->mpu_key, &st);
+        if (hrc == 0 && st.size == w->size) {
+            berth_error_clear();
+            rc = 0;
+        }
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    if (check) {
+        rc = berth__s3_get(b->c, w->mpu_key, 0, UINT64_MAX, check_sink, (void *)(uintptr_t)check);
+        if (rc == 0) {
+            rc = check->final(check->payload);
+        }
+        if (rc != 0) {
+            int code = rc;
+            char *msg = strdup(berth_error_last());
+            if (restore_session(w, nsynced) == 0) {
+                berth__s3_delete(b->c, w->mpu_key);
+            }
+            berth_error_set(code, "%s", msg ? msg : "s3: the check refused the bytes");
+            free(msg);
+            rc = code;
+            goto out;
+        }
+    }
+    rc = berth__s3_head(b->c, key.ptr, &st);
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_clear();
+        rc = copy_object(b, key.ptr, w->mpu_key, w->size);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+cleanup:
+    if (rc == 0) {
+        /* the blob is in place: what is left of the session is garbage; reap gets it if this
+         * fails */
+        if (delete_session_objects(b, w->id) != 0) {
+            berth_error_clear();
+        }
+    }
+out:
+    free(ps);
+    berth_buf_dispose(&key);
+    writer_free(w);
+    return rc;
+}
+
+static int w_abort(berth_blob_writer *bw)
+{
+    s3_writer *w = (s3_writer *)bw;
+    int rc = 0;
+    if (w->upload_id) {
+        rc = berth__s3_mpu_abort(w->b->c, w->mpu_key, w->upload_id);
+        if (rc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            rc = 0;
+        }
+    }
+    if (rc == 0) {
+        rc = delete_session_objects(w->b, w->id);
+    }
+    writer_free(w);
+    return rc;
+}
+
+static void w_close(berth_blob_writer *bw)
+{
+    writer_free((s3_writer *)bw);
+}
+
+static bool valid_id(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > ID_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f') || id[i] == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool valid_tail_name(const char *s)
+{
+    if (strncmp(s, "tail-", 5) != 0 || strlen(s) > 40) {
+        return false;
+    }
+    for (s += 5; *s; s++) {
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int upload_at_key(const char *key, const char *upload_id, int64_t initiated, void *p)
+{
+    keys *k = p;
+    (void)initiated;
+    (void)key;
+    return keys_add(k, upload_id);
+}
+
+/*
+ * The upload a refused check left (see restore_session), found by its key among the uploads
+ * there: the one whose parts chain to the state's.
+ */
+static int adopt_upload(s3_writer *w)
+{
+    keys ids = {0};
+    int rc = berth__s3_mpu_list(w->b->c, w->mpu_key, upload_at_key, &ids);
+    bool found = false;
+    for (size_t i = 0; rc == 0 && !found && i < ids.n; i++) {
+        free(w->upload_id);
+        w->upload_id = strdup(ids.v[i]);
+        if (!w->upload_id) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
+        }
+        int frc = fill_base_etags(w);
+        if (frc == 0) {
+            found = true;
+        } else if (frc == BERTH_EIO || frc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            for (size_t j = 0; j < w->nbase; j++) {
+                free(w->parts[j].etag);
+                w->parts[j].etag = NULL;
+            }
+        } else {
+            rc = frc;
+        }
+    }
+    keys_free(&ids);
+    return rc == 0 && !found ? BERTH_ENOTFOUND : rc;
+}
+
+static bool valid_chain(const char *c, size_t nparts)
+{
+    size_t n = strlen(c);
+    if (n != (nparts ? 64u : 0u)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!((c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int parse_state(s3_writer *w, const char *state)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL;
+    json_int_t v = 0, np = -1, n = -1;
+    const char *chain = NULL;
+    int rc = 0;
+    if (!o ||
+        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I}", "v", &v, "u", &u, "p", &np, "c", &chain,
+                    "t", &t, "n", &n) != 0 ||
+        v != 1 || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
+        (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) ||
+        !(json_is_null(t) || (json_is_string(t) && valid_tail_name(json_string_value(t)))) ||
+        n < 0 || n > PART_SIZE) {
+        rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+        goto out;
+    }
+    if (json_is_string(u) && !(w->upload_id = strdup(json_string_value(u)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (np > 0) {
+        w->parts = calloc((size_t)np, sizeof(*w->parts));
+        if (!w->parts) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (json_int_t i = 0; i < np; i++) {
+            w->parts[i].size = PART_SIZE;
+        }
+        w->nparts = w->cap = w->nbase = w->nsynced = (size_t)np;
+        w->size = (uint64_t)np * PART_SIZE;
+    }
+    snprintf(w->chain, sizeof(w->chain), "%s", chain);
+    snprintf(w->base_chain, sizeof(w->base_chain), "%s", chain);
+    if (json_is_string(t)) {
+        w->tail = strdup(json_string_value(t));
+        w->tail_size = (uint64_t)n;
+        w->size += w->tail_size;
+        if (!w->tail) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
+static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const char *id,
+                          const char *state, uint64_t size)
+{
+    s3_backend *b = backend_of(bb);
+    s3_writer *w = NULL;
+    berth_buf key = BERTH_BUF_INIT;
+    int rc = 0;
+
+    *out = NULL;
+    if (!valid_id(id)) {
+        return berth_error_set(BERTH_EINVALID, "s3: bad session id");
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    w->base = (berth_blob_writer){.backend = bb,
+                                  .size = w_size,
+                                  .write = w_write,
+                                  .sync = w_sync,
+                                  .commit = w_commit,
+                                  .abort = w_abort,
+                                  .close = w_close};
+    w->b = b;
+    w->id = strdup(id);
+    rc = session_key(&key, b, id, "data");
+    w->mpu_key = rc == 0 ? berth_buf_detach(&key) : NULL;
+    if (!w->id || !w->mpu_key) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!state) {
+        w->tail_loaded = true;
+        goto out;
+    }
+    rc = parse_state(w, state);
+    if (rc == 0 && w->size != size) {
+        rc = berth_error_set(BERTH_EINVALID, "s3: the session state is of another size");
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    w->tail_current = w->tail != NULL;
+    /* does the session still exist? */
+    if (w->tail) {
+        berth__s3_stat st;
+        rc = session_key(&key, b, id, w->tail);
+        if (rc == 0) {
+            rc = berth__s3_head(b->c, key.ptr, &st);
+        }
+    }
+    if (rc == 0 && w->upload_id) {
+        rc = berth__s3_mpu_exists(b->c, w->mpu_key, w->upload_id);
+        if (rc == BERTH_ENOTFOUND && w->nbase > 0) {
+            /* a refused check may have moved the parts to a new upload at the same key */
+            berth_error_clear();
+            rc = adopt_upload(w);
+        }
+    }
+    if (rc == 0 && !w->tail && !w->upload_id) {
+        rc = BERTH_ENOTFOUND;
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_set(BERTH_ENOTFOUND, "s3: no such upload session (committed, aborted or "
+                                         "reaped)");
+    }
+out:
+    berth_buf_dispose(&key);
+    if (rc != 0) {
+        writer_free(w);
+        return rc;
+    }
+    *out = &w->base;
+    return 0;
+}
+
+/* ---- reap ------------------------------------------------------------------------------- */
+
+typedef struct reap_ctx {
+    s3_backend *b;
+    const char *const *live;
+    size_t nlive;
+    int64_t cutoff;    /* written before this: old enough */
+    size_t skip;       /* length of "<prefix>uploads/" */
+    keys removed;      /* session ids */
+    keys dead_keys;    /* objects to delete */
+    keys dead_uploads; /* "key\nuploadid" */
+} reap_ctx;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The session id in key "<prefix>uploads/<id>/...", copied into `id`; false if none. */
+static bool session_of(const reap_ctx *x, const char *key, char id[ID_MAX + 1])
+{
+    const char *s = key + x->skip, *slash;
+    if (strlen(key) <= x->skip || !(slash = strchr(s, '/')) || slash - s > ID_MAX || slash == s) {
+        return false;
+    }
+    memcpy(id, s, (size_t)(slash - s));
+    id[slash - s] = '\0';
+    return true;
+}
+
+static bool is_live(const reap_ctx *x, const char *id)
+{
+    return x->nlive && bsearch(&id, x->live, x->nlive, sizeof(*x->live), cmp_str) != NULL;
+}
+
+static int note_removed(reap_ctx *x, const char *id)
+{
+    for (size_t i = 0; i < x->removed.n; i++) {
+        if (strcmp(x->removed.v[i], id) == 0) {
+            return 0;
+        }
+    }
+    return keys_add(&x->removed, id);
+}
+
+static int reap_upload(const char *key, const char *upload_id, int64_t initiated, void *p)
+{
+    reap_ctx *x = p;
+    char id[ID_MAX + 1];
+    berth_buf both = BERTH_BUF_INIT;
+    int rc = 0;
+    if (!session_of(x, key, id) || is_live(x, id) || initiated >= x->cutoff) {
+        return 0;
+    }
+    rc = berth_buf_printf(&both, "%s\n%s", key, upload_id);
+    if (rc == 0) {
+        rc = keys_add(&x->dead_uploads, both.ptr);
+    }
+    if (rc == 0) {
+        rc = note_removed(x, id);
+    }
+    berth_buf_dispose(&both);
+    return rc;
+}
+
+static int reap_object(const char *key, uint64_t size, int64_t mtime, void *p)
+{
+    reap_ctx *x = p;
+    char id[ID_MAX + 1];
+    int rc;
+    (void)size;
+    if (!session_of(x, key, id) || is_live(x, id) || mtime >= x->cutoff) {
+        return 0;
+    }
+    rc = keys_add(&x->dead_keys, key);
+    if (rc == 0) {
+        rc = note_removed(x, id);
+    }
+    return rc;
+}
+
+static int be_reap(berth_blob_backend *bb, const char *const *live, size_t nlive,
+                   int64_t older_than, uint64_t *removed)
+{
+    s3_backend *b = backend_of(bb);
+    berth_buf prefix = BERTH_BUF_INIT;
+    reap_ctx x = {.b = b, .live = live, .nlive = nlive};
+    int rc = berth_buf_printf(&prefix, "%suploads/", b->prefix);
+    x.cutoff = (int64_t)time(NULL) - (older_than > 0 ? older_than : 0);
+    x.skip = prefix.len;
+    if (rc == 0) {
+        rc = berth__s3_mpu_list(b->c, prefix.ptr, reap_upload, &x);
+    }
+    if (rc == 0) {
+        rc = berth__s3_list(b->c, prefix.ptr, reap_object, &x);
+    }
+    for (size_t i = 0; rc == 0 && i < x.dead_uploads.n; i++) {
+        char *nl = strchr(x.dead_uploads.v[i], '\n');
+        *nl = '\0';
+        rc = berth__s3_mpu_abort(b->c, x.dead_uploads.v[i], nl + 1);
+        if (rc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            rc = 0;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < x.dead_keys.n; i++) {
+        rc = berth__s3_delete(b->c, x.dead_keys.v[i]);
+    }
+    if (rc == 0 && removed) {
+        *removed += x.removed.n;
+    }
+    keys_free(&x.removed);
+    keys_free(&x.dead_keys);
+    keys_free(&x.dead_uploads);
+    berth_buf_dispose(&prefix);
+    return rc;
+}
+
+/* ---- the backend ------------------------------------------------------------------------- */
+
+static void be_free(berth_blob_backend *bb)
+{
+    s3_backend *b = backend_of(bb);
+    if (!b) {
+        return;
+    }
+    berth__s3_free(b->c);
+    free(b->prefix);
+    free(b->public_endpoint);
+    free(b);
+}
+
+int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *opts)
+{
+    s3_backend *b = NULL;
+    berth_buf prefix = BERTH_BUF_INIT;
+    int rc;
+
+    *out = NULL;
+    if (!opts) {
+        return berth_error_set(BERTH_EINVALID, "s3: no options");
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    b->base = (berth_blob_backend){.version = BERTH_BLOB_BACKEND_VERSION,
+                                   .name = "s3",
+                                   .stat = be_stat,
+                                   .read = be_read,
+                                   .open_fd = NULL,
+                                   .url = be_url,
+                                   .remove = be_remove,
+                                   .foreach = be_foreach,
+                                   .writer_open = be_writer_open,
+                                   .reap = be_reap,
+                                   .free = be_free};
+    berth__s3_config cfg = {.endpoint = opts->endpoint,
+                            .bucket = opts->bucket,
+                            .region = opts->region,
+                            .path_style = opts->path_style,
+                            .retries = 3};
+    rc = berth__s3_new(&b->c, &cfg);
+    if (rc != 0) {
+        goto out;
+    }
+    const char *p = opts->prefix ? opts->prefix : "";
+    while (*p == '/') {
+        p++;
+    }
+    rc = berth_buf_puts(&prefix, p);
+    if (rc == 0 && prefix.len && prefix.ptr[prefix.len - 1] != '/') {
+        rc = berth_buf_put(&prefix, "/", 1);
+    }
+    b->prefix = rc == 0 ? berth_buf_detach(&prefix) : NULL;
+    b->redirect = opts->redirect;
+    b->redirect_seconds = opts->redirect_seconds;
+    if (opts->public_endpoint && *opts->public_endpoint) {
+        b->public_endpoint = strdup(opts->public_endpoint);
+        if (!b->public_endpoint) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+    }
+    if (rc == 0 && !b->prefix) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+out:
+    berth_buf_dispose(&prefix);
+    if (rc != 0) {
+        be_free(&b->base);
+        return rc;
+    }
+    *out = &b->base;
+    return 0;
+}

@@ -69,6 +69,18 @@ int berth_store_open(berth_store **out, const char *root, const berth_store_opti
 int berth_store_open_backends(berth_store **out, berth_blob_backend *blobs,
                               berth_meta_backend *meta, const berth_store_options *opts);
 
+struct berth_config;
+
+/**
+ * Open the store a configuration names (berth/config.h): the fs backends over cfg->root, or,
+ * with storage.s3.bucket and database.url, the s3 blob backend with the postgres metadata
+ * backend (docs/scale.md). opts as berth_store_open().
+ * @return 0, or the code of the backend that failed (BERTH_ENETWORK: an engine unreachable;
+ *         BERTH_EUNSUPPORTED: a database schema of another version), with a message
+ */
+int berth_store_open_config(berth_store **out, const struct berth_config *cfg,
+                            const berth_store_options *opts);
+
 /** Close the store; NULL is fine. Upload handles must be closed first. */
 void berth_store_free(berth_store *s);
 
@@ -113,8 +125,8 @@ int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest
  * caller has found it in the repository (berth_store_blob_locate).
  * @return 0, BERTH_ENOTFOUND, BERTH_ERANGE, BERTH_EIO, BERTH_ENETWORK, the sink's code
  */
-int berth_store_blob_read(berth_store *s, const berth_digest *digest, uint64_t offset,
-                          uint64_t len, berth_blob_sink sink, void *payload);
+int berth_store_blob_read(berth_store *s, const berth_digest *digest, uint64_t offset, uint64_t len,
+                          berth_blob_sink sink, void *payload);
 
 /** The size of a blob of a repository. @return 0, BERTH_ENOTFOUND */
 int berth_store_blob_stat(berth_store *s, const char *repo, const berth_digest *digest,

@@ -28,17 +28,6 @@ int cmd_fsck(int argc, char **argv);    /* cmd_maint.c */
 int cmd_du(int argc, char **argv);      /* cmd_maint.c */
 int cmd_db(int argc, char **argv);      /* cmd_db.c */
 
-struct berth_config;
-struct berth_store;
-struct berth_store_options;
-
-/**
- * Open the store the configuration names: fs over cfg->root, or s3 + postgres when
- * storage.s3.bucket is set (store_open.c). @return 0 or a berth error code (message set)
- */
-int cli_open_store(struct berth_store **out, const struct berth_config *cfg,
-                   const struct berth_store_options *opts);
-
 /** Parse a duration: a number with a unit s, m, h or d ("90s", "12h"). @return 0 or -1 */
 int cli_parse_duration(int64_t *out, const char *text);
 

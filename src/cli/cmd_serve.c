@@ -292,7 +292,7 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
-    if (cli_open_store(&store, cfg, &sopts) < 0) {
+    if (berth_store_open_config(&store, cfg, &sopts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }

@@ -3,8 +3,9 @@
  * /v2/<name>/blobs/<digest> (GET, HEAD, DELETE) and the upload sessions under
  * /v2/<name>/blobs/uploads/. Blob bodies go out with sendfile when the blob backend has
  * descriptors (fs: the response is built on the store's descriptor, which libmicrohttpd
- * closes), as a 307 to the object store when it gives URLs, else streamed through a window. Upload bodies are streamed into the store's
- * session as they arrive (see feed() in server.c); a session handle is held only for the
+ * closes), as a 307 to the object store when it gives URLs, else streamed through a window.
+ * Upload bodies are streamed into the store's session as they arrive (see feed() in
+ * server.c); a session handle is held only for the
  * length of one request.
  */
 #include "server/server_internal.h"

@@ -52,7 +52,7 @@ int berth_store_usage(berth_store *s, uint64_t *bytes_out, uint64_t *blobs_out)
     int rc;
 
     berth_error_clear();
-    rc = s->blobs->foreach(s->blobs, count_blob, &u);
+    rc = s->blobs->foreach (s->blobs, count_blob, &u);
     if (rc == 0) {
         *bytes_out = u.bytes;
         *blobs_out = u.blobs;

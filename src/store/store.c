@@ -152,9 +152,9 @@ int berth__store_writable(const berth_store *s)
 /* Names reach the backends only when valid: the grammar is the distribution spec's. */
 static int check_repo(const char *name)
 {
-    return berth_name_validate(name) < 0 ? berth_error_set(BERTH_EINVALID,
-                                                           "invalid repository name")
-                                         : 0;
+    return berth_name_validate(name) < 0
+               ? berth_error_set(BERTH_EINVALID, "invalid repository name")
+               : 0;
 }
 
 int berth_store_ready(berth_store *s)
@@ -194,8 +194,8 @@ static int blob_in_repo(berth_store *s, const char *repo, const berth_digest *di
     return rc;
 }
 
-int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest,
-                          int *fd_out, uint64_t *size_out)
+int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                          uint64_t *size_out)
 {
     uint64_t size;
     int rc;
@@ -238,8 +238,8 @@ int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest
     return 0; /* neither: stream it with berth_store_blob_read() */
 }
 
-int berth_store_blob_read(berth_store *s, const berth_digest *digest, uint64_t offset,
-                          uint64_t len, berth_blob_sink sink, void *payload)
+int berth_store_blob_read(berth_store *s, const berth_digest *digest, uint64_t offset, uint64_t len,
+                          berth_blob_sink sink, void *payload)
 {
     return s->blobs->read(s->blobs, digest, offset, len, sink, payload);
 }
@@ -329,9 +329,9 @@ int berth_store_manifest_get(const berth_stored_manifest **out, berth_store *s, 
     rc = s->meta->manifest_get(s->meta, repo, &digest, &c->doc);
     if (rc < 0) {
         free(c);
-        return rc == BERTH_ENOTFOUND ? berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s",
-                                                       digest.str, repo)
-                                     : rc;
+        return rc == BERTH_ENOTFOUND
+                   ? berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s", digest.str, repo)
+                   : rc;
     }
     c->pub.data = c->doc.data;
     c->pub.len = c->doc.len;
@@ -404,8 +404,8 @@ static void refs_dispose(refs *r)
  * and size in the repository (the backend checks presence again, atomically with the put; the
  * size a blob has never changes). With `sparse`, absent ones are counted instead.
  */
-static int gather_refs(refs *out, berth_store *s, const char *repo,
-                       const berth_document_info *info, bool sparse)
+static int gather_refs(refs *out, berth_store *s, const char *repo, const berth_document_info *info,
+                       bool sparse)
 {
     bool index = berth_document_kind_is_index(info->kind);
     size_t n = info->nrefs ? info->nrefs : 1;
@@ -748,8 +748,8 @@ int berth_store_referrers(berth_buf *out, berth_store *s, const char *repo,
     rc = berth_buf_puts(out, "{\"schemaVersion\":2,\"mediaType\":"
                              "\"application/vnd.oci.image.index.v1+json\",\"manifests\":[");
     if (rc == 0) {
-        rc = s->meta->referrers(s->meta, repo, digest, artifact_type, page ? page->last : NULL,
-                                ask, add_referrer, &ctx, &more);
+        rc = s->meta->referrers(s->meta, repo, digest, artifact_type, page ? page->last : NULL, ask,
+                                add_referrer, &ctx, &more);
     }
     if (rc == REFERRERS_STOP) {
         rc = ctx.rc;

@@ -30,12 +30,12 @@
 
 struct berth_upload {
     berth_store *store;
-    berth_meta_upload rec;  /* the session as its record has it: the restore point */
-    berth_blob_writer *w;   /* NULL after a failed commit (the backend freed it) */
-    berth_hasher *hasher;   /* SHA-256 of the bytes so far; NULL when unknown (verify) */
-    uint64_t size;          /* bytes so far */
-    bool created;           /* this handle made the session */
-    bool verify;            /* the commit hashes the stored bytes */
+    berth_meta_upload rec; /* the session as its record has it: the restore point */
+    berth_blob_writer *w;  /* NULL after a failed commit (the backend freed it) */
+    berth_hasher *hasher;  /* SHA-256 of the bytes so far; NULL when unknown (verify) */
+    uint64_t size;         /* bytes so far */
+    bool created;          /* this handle made the session */
+    bool verify;           /* the commit hashes the stored bytes */
 };
 
 static int as_upload_error(int rc, const char *id, const char *repo)
@@ -139,8 +139,7 @@ static int save(berth_upload *u)
     return rc;
 }
 
-int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo,
-                           const char *owner)
+int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo, const char *owner)
 {
     unsigned char raw[ID_BYTES];
     berth_meta_upload_limits limits;
@@ -441,8 +440,8 @@ int berth_upload_commit(berth_upload *u, const berth_digest *expected)
         berth_digest got;
         rc = berth_hasher_peek(&got, u->hasher);
         if (rc == 0 && !berth_digest_equal(&got, expected)) {
-            rc = berth_error_set(BERTH_EMISMATCH, "uploaded content has digest %s, not %s",
-                                 got.str, expected->str);
+            rc = berth_error_set(BERTH_EMISMATCH, "uploaded content has digest %s, not %s", got.str,
+                                 expected->str);
         }
     } else {
         rc = berth_hasher_new(&v.h, expected->alg);

@@ -186,6 +186,8 @@ int berth__fsb_scan(const berth__fsb_root *root, int (*add)(const char *name, vo
 /* Internal entry for the tools (tools.c): the metadata backend's repositories. */
 typedef struct berth__fsb_meta berth__fsb_meta;
 int berth__fsb_meta_new(berth_meta_backend **out, berth__fsb_root *root);
+/* The manifest cache of a metadata backend made by berth__fsb_meta_new() (tests). */
+berth__fsb_cache *berth__fsb_meta_cache(berth_meta_backend *b);
 /* The root of a metadata backend made by berth__fsb_meta_new() (borrowed). */
 berth__fsb_root *berth__fsb_meta_root(berth_meta_backend *b);
 /* Call `fn` per repository of a metadata backend made by berth__fsb_meta_new(), in catalog

@@ -1834,6 +1834,11 @@ int berth__fsb_meta_new(berth_meta_backend **out, berth__fsb_root *root)
 }
 
 /* For the tools (tools.c): every repository in catalog order, with its directory. */
+berth__fsb_cache *berth__fsb_meta_cache(berth_meta_backend *b)
+{
+    return &((fs_meta *)b)->cache;
+}
+
 berth__fsb_root *berth__fsb_meta_root(berth_meta_backend *b)
 {
     return ((fs_meta *)b)->root;

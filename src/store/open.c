@@ -3,7 +3,7 @@
  * The store a configuration names: the fs backends over `root` (the embedded default), or the
  * s3 blob backend with the postgres metadata backend (storage.s3.* with database.url).
  */
-#include "cli/cli.h"
+#include "store/store_internal.h"
 
 #include "backend/postgres/pg.h"
 #include "backend/s3/s3.h"
@@ -16,7 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int cli_open_store(berth_store **out, const berth_config *cfg, const berth_store_options *opts)
+int berth_store_open_config(berth_store **out, const berth_config *cfg,
+                            const berth_store_options *opts)
 {
     berth_blob_backend *blobs = NULL;
     berth_meta_backend *meta = NULL;

@@ -1075,22 +1075,28 @@ static void test_fs_backends__the_store_reads_what_fs_writes(void **state)
 static void test_fs_backends__adopts_sessions_of_the_store(void **state)
 {
     fixture *f = *state;
-    berth_upload *u = NULL;
     berth_blob_writer *w = NULL;
     berth_meta_upload rec;
     berth_digest d = digest_of("first part, second part");
+    berth_digest repo_key = digest_of("lib/app"), owner_key = digest_of("");
     berth_store *s;
-    char id[65];
+    const char *id = "0123456789abcdef0123456789abcdef";
+    char path[1024];
     uint64_t size;
+    FILE *fp;
 
     close_backends(f);
     s = open_store(f->root);
     store_blob(s, "lib/app", "makes the repository");
-    assert_int_equal(berth_store_upload_new(&u, s, "lib/app", NULL), 0);
-    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
-    assert_int_equal(berth_upload_write(u, "first part, ", 12), 0);
-    assert_int_equal(berth_upload_close(u), 0);
     berth_store_free(s);
+    /* a session as berth wrote it before the backends: <id>.<repo key>.<owner key>, the keys
+       the first 16 hex digits of the SHA-256 of the repository's name and of the owner */
+    snprintf(path, sizeof(path), "%s/_berth/uploads/%s.%.16s.%.16s", f->root, id,
+             repo_key.str + 7, owner_key.str + 7);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite("first part, ", 1, 12, fp), 12);
+    fclose(fp);
 
     /* the session of the earlier layout gets a record and its bytes go on */
     open_backends(f, false);

@@ -41,8 +41,17 @@ typedef struct gc_run {
     const berth_gc_options *opts;
     berth_gc_stats *stats;
     int64_t now;
-    int64_t cutoff; /* now - grace */
+    int64_t before; /* now - grace + 1: what is older than the grace period came before */
+    /* a dry run: links it would remove, per digest (a going_link), to tell which blobs would
+       lose their last one */
+    berth__htab going;
 } gc_run;
+
+typedef struct going_link {
+    berth_digest digest;
+    uint64_t size;
+    size_t going, links;
+} going_link;
 
 static void report(gc_run *g, const char *kind, const char *repo, const char *what, uint64_t size)
 {
@@ -277,7 +286,7 @@ typedef struct link_ctx {
 static int collect_link(const berth_digest *digest, uint64_t size, int64_t linked, void *payload)
 {
     link_ctx *c = payload;
-    if (berth__htab_get(c->live, digest->str) || linked >= c->g->cutoff) {
+    if (berth__htab_get(c->live, digest->str) || linked >= c->g->before) {
         return 0; /* referenced, or linked recently: a push may be about to reference it */
     }
     if (c->n == c->cap) {
@@ -325,7 +334,7 @@ static int sweep_manifests(gc_run *g, const char *repo, repo_view *v)
             if (it->kept || it->gone) {
                 continue;
             }
-            rc = g->s->meta->manifest_delete(g->s->meta, repo, &it->digest, g->cutoff);
+            rc = g->s->meta->manifest_delete(g->s->meta, repo, &it->digest, g->before);
             if (rc == BERTH_EINUSE) {
                 continue; /* its index goes first, in this pass or the next */
             }
@@ -434,7 +443,7 @@ static int gc_repo(gc_run *g, const char *repo)
         rc = links.rc;
     }
     for (size_t i = 0; rc == 0 && i < links.n; i++) {
-        int r2 = g->opts->dry_run ? 0 : meta->blob_unlink(meta, repo, &links.gone[i], g->cutoff);
+        int r2 = g->opts->dry_run ? 0 : meta->blob_unlink(meta, repo, &links.gone[i], g->before);
         if (r2 == BERTH_EINUSE || r2 == BERTH_EBUSY || r2 == BERTH_ENOTFOUND) {
             continue; /* referenced or linked again meanwhile */
         }
@@ -444,6 +453,20 @@ static int gc_repo(gc_run *g, const char *repo)
         }
         report(g, "blob", repo, links.gone[i].str, links.sizes[i]);
         g->stats->links_removed++;
+        if (g->opts->dry_run) {
+            going_link *l = berth__htab_get(&g->going, links.gone[i].str);
+            if (!l && (l = calloc(1, sizeof(*l))) != NULL) {
+                l->digest = links.gone[i];
+                l->size = links.sizes[i];
+                if (berth__htab_put(&g->going, l->digest.str, l) < 0) {
+                    free(l);
+                    l = NULL;
+                }
+            }
+            if (l) {
+                l->going++;
+            }
+        }
     }
 out:
     free(links.gone);
@@ -473,6 +496,35 @@ static int collect_repo(const char *name, void *payload)
     return 0;
 }
 
+/* A dry run: count every link of the blobs it would unlink somewhere. */
+static int count_going(const berth_digest *digest, uint64_t size, int64_t linked, void *payload)
+{
+    going_link *l = berth__htab_get(payload, digest->str);
+    (void)size;
+    (void)linked;
+    if (l) {
+        l->links++;
+    }
+    return 0;
+}
+
+static void report_going(void *value, void *payload)
+{
+    gc_run *g = payload;
+    going_link *l = value;
+    if (l->links > 0 && l->links == l->going) {
+        report(g, "pool", NULL, l->digest.str, l->size);
+        g->stats->blobs_removed++;
+        g->stats->bytes_freed += l->size;
+    }
+}
+
+static void free_going(void *value, void *payload)
+{
+    (void)payload;
+    free(value);
+}
+
 /* The blobs no repository links: claimed one at a time, their bytes removed. */
 static int sweep_blobs(gc_run *g)
 {
@@ -485,7 +537,7 @@ static int sweep_blobs(gc_run *g)
         berth_meta_claim *claim = NULL;
         uint64_t size = 0;
         int r2;
-        rc = meta->gc_blob_claim(meta, started ? after.str : NULL, g->cutoff, &d, &size, &claim);
+        rc = meta->gc_blob_claim(meta, started ? after.str : NULL, g->before, &d, &size, &claim);
         if (rc == BERTH_ENOTFOUND) {
             rc = 0;
             break;
@@ -538,7 +590,7 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     g.stats = stats ? stats : &local;
     memset(g.stats, 0, sizeof(*g.stats));
     g.now = (int64_t)time(NULL);
-    g.cutoff = g.now - opts->grace_seconds;
+    g.before = g.now - opts->grace_seconds + 1;
 
     rc = s->meta->catalog(s->meta, NULL, 0, collect_repo, &repos, &more);
     if (rc == 1 || repos.rc < 0) {
@@ -550,6 +602,16 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     if (rc == 0) {
         rc = sweep_blobs(&g);
     }
+    if (rc == 0 && opts->dry_run && g.going.count > 0) {
+        /* blobs whose every link the run would remove would go too */
+        for (size_t i = 0; i < repos.n && rc == 0; i++) {
+            rc = s->meta->links(s->meta, repos.names[i], count_going, &g.going);
+            rc = rc == BERTH_ENOTFOUND ? 0 : rc;
+        }
+        berth__htab_foreach(&g.going, report_going, &g);
+    }
+    berth__htab_foreach(&g.going, free_going, NULL);
+    berth__htab_dispose(&g.going);
     if (rc == 0) {
         rc = berth__uploads_gc(s, opts->dry_run, &g.stats->uploads_removed);
     }

@@ -87,6 +87,7 @@ int berth_store_open_backends(berth_store **out, berth_blob_backend *blobs,
     }
     s->blobs = blobs;
     s->meta = meta;
+    s->opened = (int64_t)time(NULL);
     *out = s;
     return 0;
 }

@@ -15,7 +15,8 @@ struct berth_store {
     berth_blob_backend *blobs;
     berth_meta_backend *meta;
     berth_store_options opts;
-    char *root; /* the fs root when opened by berth_store_open(), else NULL */
+    char *root;     /* the fs root when opened by berth_store_open(), else NULL */
+    int64_t opened; /* when the store was opened (Unix seconds) */
 };
 
 /* Fail when the store is open read-only. */

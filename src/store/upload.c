@@ -76,6 +76,9 @@ static int load_hash(berth_upload *u)
 {
     berth_hasher_free(u->hasher);
     u->hasher = NULL;
+    /* bytes stored before this process began may have changed at rest (a crash, a disk): the
+       commit then hashes what is stored rather than trust the recorded state */
+    u->verify = u->rec.size > 0 && u->rec.updated <= u->store->opened;
     if (u->rec.hash_state && *u->rec.hash_state &&
         berth_hasher_import(&u->hasher, u->rec.hash_state) == 0 &&
         berth_hasher_count(u->hasher) == u->rec.size) {
@@ -316,7 +319,6 @@ int berth_upload_rollback(berth_upload *u)
         u->w = NULL;
     }
     u->size = u->rec.size;
-    u->verify = false;
     rc = s->blobs->writer_open(&u->w, s->blobs, u->rec.id, u->rec.backend_state, u->rec.size);
     if (rc == 0) {
         rc = load_hash(u);

@@ -39,7 +39,21 @@ typedef struct berth__fsb_root {
     berth__htab linking;  /* digest -> counter (heap size_t) */
     berth__htab loosened; /* digests that may have lost their last link since the last walk of
                              the pool (commits, unlinks): gc_blob_claim adds them to its list */
+
+    /* The age of a link is its inode's ctime, which every link and unlink of the blob changes:
+       removing one repository's link would make the other links (and the pool copy) look
+       young. So after an unlink of ours the inode's new ctime is recorded with the age it
+       had before; while the ctime is still that one (nobody linked, touched or unlinked it
+       since), the blob keeps its age (berth__fsb_link_time). */
+    pthread_mutex_t ages_lock;
+    berth__htab ages; /* digest -> struct berth__fsb_age */
 } berth__fsb_root;
+
+/* The time a link of `d` (stat `st`) was made, as berth__fsb_root.ages describes. */
+int64_t berth__fsb_link_time(berth__fsb_root *r, const berth_digest *d, const struct stat *st);
+/* After our own unlink of a link of `d` whose age was `linked`: keep that age while the pool
+   inode is as the unlink left it. */
+void berth__fsb_keep_age(berth__fsb_root *r, const berth_digest *d, int64_t linked);
 
 /* Open the shared root (creating its directories unless read-only). @return as
    berth_fs_backends_open() */

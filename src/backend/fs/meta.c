@@ -789,6 +789,7 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
     berth__fsb_repo *r = NULL;
     berth_digest by;
     struct stat st;
+    int64_t linked;
     int rc = berth__fsb_writable(m->root);
 
     if (rc < 0) {
@@ -823,7 +824,8 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
         rc = berth_error_set(BERTH_EINUSE, "blob %s is referenced by manifest %s of %s",
                              digest->str, by.str, repo);
     }
-    if (rc == 0 && older_than > 0 && (int64_t)st.st_ctime >= older_than) {
+    linked = berth__fsb_link_time(m->root, digest, &st);
+    if (rc == 0 && older_than > 0 && linked >= older_than) {
         rc = berth_error_set(BERTH_EBUSY, "blob %s was linked in %s recently", digest->str, repo);
     }
     if (rc == 0 && unlink(path.ptr) != 0) {
@@ -832,6 +834,8 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
                  : berth__fsb_io_error("unlink", path.ptr);
     }
     if (rc == 0) {
+        /* the other links keep their age: our unlink changed the inode's ctime */
+        berth__fsb_keep_age(m->root, digest, linked);
         berth__fsb_note_loose(m->root, digest);
         if (r->manifests.count == 0) {
             atomic_store(&r->maybe_empty, true);
@@ -853,6 +857,7 @@ typedef struct link_item {
 } link_item;
 
 typedef struct links_ctx {
+    berth__fsb_root *root;
     link_item *items;
     size_t n, cap;
 } links_ctx;
@@ -873,7 +878,7 @@ static int collect_link(const char *path, const berth_digest *d, const struct st
     }
     ctx->items[ctx->n].digest = *d;
     ctx->items[ctx->n].size = (uint64_t)st->st_size;
-    ctx->items[ctx->n].linked = (int64_t)st->st_ctime;
+    ctx->items[ctx->n].linked = berth__fsb_link_time(ctx->root, d, st);
     ctx->n++;
     return 0;
 }
@@ -881,7 +886,7 @@ static int collect_link(const char *path, const berth_digest *d, const struct st
 static int m_links(berth_meta_backend *b, const char *repo, berth_meta_link_cb cb, void *payload)
 {
     fs_meta *m = of(b);
-    links_ctx ctx = {NULL, 0, 0};
+    links_ctx ctx = {m->root, NULL, 0, 0};
     berth__fsb_repo *r;
     berth_buf dir = BERTH_BUF_INIT;
     size_t kept = 0;
@@ -1201,8 +1206,15 @@ static int m_manifest_delete(berth_meta_backend *b, const char *repo, const bert
         goto out;
     }
     rc = berth__fsb_blob_path(&path, r->dir, digest);
-    if (rc == 0 && unlink(path.ptr) != 0 && errno != ENOENT) {
-        berth__log(BERTH_LOG_WARN, "unlink %s: %s", path.ptr, strerror(errno));
+    if (rc == 0) {
+        struct stat st;
+        int64_t linked = lstat(path.ptr, &st) == 0 ? berth__fsb_link_time(m->root, digest, &st) : 0;
+        if (unlink(path.ptr) != 0 && errno != ENOENT) {
+            berth__log(BERTH_LOG_WARN, "unlink %s: %s", path.ptr, strerror(errno));
+        } else if (linked) {
+            /* the manifest's other copies keep their age */
+            berth__fsb_keep_age(m->root, digest, linked);
+        }
     }
     berth__fsb_note_loose(m->root, digest);
     if (r->manifests.count == 0) {
@@ -1518,6 +1530,7 @@ static int m_manifests(berth_meta_backend *b, const char *repo, berth_meta_manif
 /* ---- garbage collection's claims ---------------------------------------------------------- */
 
 typedef struct cand_ctx {
+    berth__fsb_root *root;
     berth_digest *list;
     size_t n, cap;
     int64_t older_than;
@@ -1528,7 +1541,7 @@ static int collect_candidate(const char *path, const berth_digest *d, const stru
 {
     cand_ctx *ctx = payload;
     (void)path;
-    if (st->st_nlink != 1 || (int64_t)st->st_ctime >= ctx->older_than) {
+    if (st->st_nlink != 1 || berth__fsb_link_time(ctx->root, d, st) >= ctx->older_than) {
         return 0;
     }
     if (ctx->n == ctx->cap) {
@@ -1622,7 +1635,7 @@ static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t old
         /* one walk of the pool per pass: later claims of the pass continue from its list,
            with what lost its last link since added (root->loosened); each candidate is
            checked again before it is claimed */
-        cand_ctx ctx = {NULL, 0, 0, older_than};
+        cand_ctx ctx = {root, NULL, 0, 0, older_than};
         berth__htab_foreach(&root->loosened, free_loose, NULL);
         berth__htab_dispose(&root->loosened);
         pthread_mutex_unlock(&root->claim_lock);
@@ -1668,7 +1681,7 @@ static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t old
         }
         berth_buf_clear(&path);
         if (berth__fsb_pool_path(&path, root, d) < 0 || lstat(path.ptr, &st) != 0 ||
-            st.st_nlink != 1 || (int64_t)st.st_ctime >= older_than) {
+            st.st_nlink != 1 || berth__fsb_link_time(root, d, &st) >= older_than) {
             continue; /* gone, linked or touched since the walk */
         }
         claim = calloc(1, sizeof(*claim));

@@ -49,11 +49,76 @@ void berth__fsb_note_loose(berth__fsb_root *r, const berth_digest *d)
     pthread_mutex_unlock(&r->claim_lock);
 }
 
+typedef struct berth__fsb_age {
+    berth_digest digest;
+    int64_t ctime_ns; /* the inode's ctime as our unlink left it */
+    int64_t linked;   /* the age the links had before it */
+} berth__fsb_age;
+
+/* Entries kept at most; past it the table starts over (links then look young: safe). */
+#define AGES_MAX 65536
+
+static int64_t ctime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_ctim.tv_sec * 1000000000 + (int64_t)st->st_ctim.tv_nsec;
+}
+
+int64_t berth__fsb_link_time(berth__fsb_root *r, const berth_digest *d, const struct stat *st)
+{
+    int64_t t = (int64_t)st->st_ctime;
+    berth__fsb_age *a;
+
+    pthread_mutex_lock(&r->ages_lock);
+    a = berth__htab_get(&r->ages, d->str);
+    if (a && a->ctime_ns == ctime_ns(st)) {
+        t = a->linked;
+    }
+    pthread_mutex_unlock(&r->ages_lock);
+    return t;
+}
+
+void berth__fsb_keep_age(berth__fsb_root *r, const berth_digest *d, int64_t linked)
+{
+    berth_buf path = BERTH_BUF_INIT;
+    struct stat st;
+    berth__fsb_age *a;
+
+    if (berth__fsb_pool_path(&path, r, d) < 0 || lstat(path.ptr, &st) != 0) {
+        berth_buf_dispose(&path);
+        return;
+    }
+    berth_buf_dispose(&path);
+    pthread_mutex_lock(&r->ages_lock);
+    a = berth__htab_get(&r->ages, d->str);
+    if (!a) {
+        if (r->ages.count >= AGES_MAX) {
+            berth__htab_foreach(&r->ages, free_value, NULL);
+            berth__htab_dispose(&r->ages);
+        }
+        a = malloc(sizeof(*a));
+        if (a) {
+            a->digest = *d;
+            if (berth__htab_put(&r->ages, a->digest.str, a) < 0) {
+                free(a);
+                a = NULL;
+            }
+        }
+    }
+    if (a) {
+        a->ctime_ns = ctime_ns(&st);
+        a->linked = linked;
+    }
+    pthread_mutex_unlock(&r->ages_lock);
+}
+
 static void root_free(berth__fsb_root *r)
 {
     if (!r) {
         return;
     }
+    berth__htab_foreach(&r->ages, free_value, NULL);
+    berth__htab_dispose(&r->ages);
+    pthread_mutex_destroy(&r->ages_lock);
     berth__htab_foreach(&r->loosened, free_value, NULL);
     berth__htab_dispose(&r->loosened);
     if (r->lock_fd >= 0) {
@@ -82,6 +147,7 @@ int berth__fsb_root_open(berth__fsb_root **out, const char *root, const berth_fs
     atomic_init(&r->refs, 1);
     r->lock_fd = -1;
     pthread_mutex_init(&r->claim_lock, NULL);
+    pthread_mutex_init(&r->ages_lock, NULL);
     pthread_cond_init(&r->claim_cond, NULL);
     if (opts) {
         r->opts = *opts;

@@ -431,7 +431,10 @@ static int gather_refs(refs *out, berth_store *s, const char *repo, const berth_
         }
         rc = s->meta->blob_stat(s->meta, repo, &d->digest, &size);
         if (rc == BERTH_ENOTFOUND && sparse) {
+            /* the backend records the manifest sparse when a reference is really absent */
             out->absent++;
+            out->blob_at[out->nblobs] = i;
+            out->blobs[out->nblobs++] = d->digest;
             continue;
         }
         if (rc == BERTH_ENOTFOUND) {

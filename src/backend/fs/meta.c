@@ -170,6 +170,11 @@ static int find_repo(berth__fsb_repo **out, fs_meta *m, const char *name, bool c
         }
         rc = fresh ? berth__fsb_create_layout(m->root, fresh->dir)
                    : berth_error_set(BERTH_ENOMEM, "out of memory");
+        if (rc == BERTH_ENOTFOUND) {
+            /* a path component is not a directory: the store failed, not the request (a
+               not-found here would read as the client's unknown blob or manifest) */
+            rc = berth_error_set(BERTH_EIO, "repository %s cannot be created", name);
+        }
         if (rc == 0) {
             rc = register_repo(m, fresh);
         }

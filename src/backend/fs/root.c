@@ -279,7 +279,9 @@ static int scan(berth_buf *dir, berth_buf *name, int (*add)(const char *, void *
         if (rc == 0 && stat(dir->ptr, &st) == 0 && S_ISDIR(st.st_mode)) {
             size_t before = dir->len;
             rc = berth_buf_puts(dir, "/index.json");
-            if (rc == 0 && access(dir->ptr, F_OK) == 0) {
+            /* the entry is enough: an index.json that cannot be read is a damaged
+               repository (500 when used), not an absent one */
+            if (rc == 0 && lstat(dir->ptr, &st) == 0) {
                 if (berth__fsb_check_name(name->ptr) == 0) {
                     rc = add(name->ptr, payload);
                 } else {

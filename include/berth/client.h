@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "common.h"
 #include "digest.h"
+#include "document.h"
 
 /** The Accept list sent for manifests: OCI manifest and index, Docker v2 manifest and list. */
 #define BERTH_CLIENT_MANIFEST_ACCEPT                                                               \
@@ -171,6 +172,47 @@ int berth_link_next_parse(berth_buf *out, const char *value);
  */
 int berth_docker_config_auth(char **user, char **pass, const char *json, size_t len,
                              const char *registry);
+
+/* ---- documents and OCI image layouts, as the copy engine reads them ---- */
+
+/**
+ * Parse and validate a fetched manifest, index, Docker manifest or manifest list: as
+ * berth_document_inspect(), except that a generic `content_type` (empty, application/json,
+ * application/octet-stream, text/plain, as registries and files give) is taken as none, so the
+ * document's own mediaType or shape decides. This is how berth_copy() reads what it copies.
+ * @param out  receives the info, freed with berth_document_info_free()
+ * @return as berth_document_inspect(): 0, BERTH_EINVALID naming the field, BERTH_EUNSUPPORTED,
+ *         BERTH_ENOMEM
+ */
+int berth_client_inspect_manifest(berth_document_info **out, const char *content_type,
+                                  const char *data, size_t len);
+
+/**
+ * True when the platform of descriptor `d` matches `platform`, "os/arch[/variant]" (without a
+ * variant, any variant matches), as berth_copy_options.platform picks an index's child.
+ * False when `d` has no platform.
+ */
+bool berth_client_platform_matches(const berth_descriptor *d, const char *platform);
+
+/**
+ * Read the manifest that `tag` names in the OCI image layout at `path` (the index.json entry
+ * whose org.opencontainers.image.ref.name is `tag`; with `tag` NULL, the only entry), verified
+ * against the entry's digest and size.
+ * @param body        receives the bytes (appended)
+ * @param media_type  receives the entry's mediaType (free()), NULL when it has none
+ * @param digest_out  when not NULL, receives the manifest's digest
+ * @return 0; BERTH_ENOTFOUND (not a layout, no such tag, no tag given and several entries);
+ *         BERTH_EINVALID (index.json); BERTH_EMISMATCH; BERTH_EIO
+ */
+int berth_layout_get_manifest(const char *path, const char *tag, berth_buf *body, char **media_type,
+                              berth_digest *digest_out);
+
+/**
+ * Read blob `d` of the OCI image layout at `path` (`blobs/<alg>/<hex>`) into `body` (appended),
+ * verified against `d`. @return 0, BERTH_ENOTFOUND, BERTH_EMISMATCH, BERTH_ETOOBIG (the
+ * ceiling of `body`), BERTH_EIO
+ */
+int berth_layout_read_blob(const char *path, const berth_digest *d, berth_buf *body);
 
 /* ---- ends and copy ---- */
 

@@ -3,8 +3,9 @@
 #include "cli/cli.h"
 #include "cli/client_opts.h"
 #include "cli/client_ref.h"
-#include "client/client_internal.h"
 
+#include <berth/client.h>
+#include <berth/document.h>
 #include <berth/errors.h>
 #include <berth/reference.h>
 
@@ -51,9 +52,9 @@ static int get_manifest(berth_client *c, const target *t, const berth_digest *d,
         if (d) {
             *ctype = NULL;
             *got = *d;
-            return berth__layout_read_blob(t->lref->path, d, body);
+            return berth_layout_read_blob(t->lref->path, d, body);
         }
-        return berth__layout_get_manifest(t->lref->path, t->lref->tag, body, ctype, got);
+        return berth_layout_get_manifest(t->lref->path, t->lref->tag, body, ctype, got);
     }
     return berth_client_get_manifest(c, t->ref->registry, t->ref->repository,
                                      d ? d->str : cli_ref_name(t->ref), body, ctype, got);
@@ -72,7 +73,7 @@ int cmd_inspect(int argc, char **argv)
     berth_buf body = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX);
     berth_buf child = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX);
     berth_buf cfg = BERTH_BUF_INIT_MAX(64u * 1024u * 1024u);
-    berth__doc doc = {0}, cdoc = {0};
+    berth_document_info *doc = NULL, *cdoc = NULL;
     char *ctype = NULL, *cctype = NULL;
     const char *refarg = NULL, *platform = NULL;
     bool raw = false, config = false;
@@ -131,8 +132,8 @@ int cmd_inspect(int argc, char **argv)
         if (raw) {
             fwrite(body.ptr, 1, body.len, stdout);
         } else {
-            if (berth__doc_parse(&doc, ctype, body.ptr, body.len) == 0) {
-                printf("Digest:    %s\nMediaType: %s\nSize:      %zu\n", d.str, doc.media_type,
+            if (berth_client_inspect_manifest(&doc, ctype, body.ptr, body.len) == 0) {
+                printf("Digest:    %s\nMediaType: %s\nSize:      %zu\n", d.str, doc->media_type,
                        body.len);
             } else {
                 printf("Digest:    %s\nSize:      %zu\n", d.str, body.len);
@@ -142,17 +143,19 @@ int cmd_inspect(int argc, char **argv)
         ret = 0;
         goto out;
     }
-    if (berth__doc_parse(&doc, ctype, body.ptr, body.len) < 0) {
+    if (berth_client_inspect_manifest(&doc, ctype, body.ptr, body.len) < 0) {
         cli_client_fail("inspect");
         goto out;
     }
-    berth__doc *img = &doc;
-    if (doc.is_index) {
-        const berth__doc_ref *pick = NULL;
-        for (size_t i = 0; i < doc.nrefs && !pick; i++) {
-            if (!platform ? (doc.refs[i].os && strcmp(doc.refs[i].os, "unknown") != 0)
-                          : berth__doc_ref_matches(&doc.refs[i], platform)) {
-                pick = &doc.refs[i];
+    const berth_document_info *img = doc;
+    if (berth_document_kind_is_index(doc->kind)) {
+        const berth_descriptor *pick = NULL;
+        for (size_t i = 0; i < doc->nrefs && !pick; i++) {
+            const berth_descriptor *r = &doc->refs[i];
+            if (!platform
+                    ? (r->platform && r->platform->os && strcmp(r->platform->os, "unknown") != 0)
+                    : berth_client_platform_matches(r, platform)) {
+                pick = r;
             }
         }
         if (!pick) {
@@ -162,17 +165,17 @@ int cmd_inspect(int argc, char **argv)
         }
         berth_digest cd = pick->digest, got;
         if (get_manifest(c, &t, &cd, &child, &cctype, &got) < 0 ||
-            berth__doc_parse(&cdoc, pick->media_type, child.ptr, child.len) < 0) {
+            berth_client_inspect_manifest(&cdoc, pick->media_type, child.ptr, child.len) < 0) {
             cli_client_fail("inspect");
             goto out;
         }
-        img = &cdoc;
+        img = cdoc;
     }
-    if (img->is_index || img->nrefs == 0) {
+    if (berth_document_kind_is_index(img->kind) || img->nrefs == 0) {
         fprintf(stderr, "berth inspect: %s: no image config\n", refarg);
         goto out;
     }
-    int rc = t.lref ? berth__layout_read_blob(t.lref->path, &img->refs[0].digest, &cfg)
+    int rc = t.lref ? berth_layout_read_blob(t.lref->path, &img->refs[0].digest, &cfg)
                     : berth_client_get_blob(c, t.ref->registry, t.ref->repository,
                                             &img->refs[0].digest, img->refs[0].size, to_buf, &cfg);
     if (rc < 0) {
@@ -186,8 +189,8 @@ int cmd_inspect(int argc, char **argv)
     }
     ret = 0;
 out:
-    berth__doc_dispose(&doc);
-    berth__doc_dispose(&cdoc);
+    berth_document_info_free(doc);
+    berth_document_info_free(cdoc);
     free(ctype);
     free(cctype);
     berth_buf_dispose(&body);

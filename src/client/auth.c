@@ -7,6 +7,8 @@
  */
 #include "client/client_internal.h"
 
+#include "base/base64.h"
+
 #include <berth/errors.h>
 
 #include <jansson.h>
@@ -265,56 +267,6 @@ int berth_link_next_parse(berth_buf *out, const char *value)
     return berth_error_set(BERTH_ENOTFOUND, "Link: no rel=\"next\"");
 }
 
-static int b64val(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z') {
-        return ch - 'A';
-    }
-    if (ch >= 'a' && ch <= 'z') {
-        return ch - 'a' + 26;
-    }
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0' + 52;
-    }
-    if (ch == '+' || ch == '-') {
-        return 62;
-    }
-    if (ch == '/' || ch == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-/* Decode standard or URL-safe base64, padding optional. */
-static int b64decode(berth_buf *out, const char *s)
-{
-    uint32_t acc = 0;
-    int bits = 0, rc;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '=' || s[n - 1] == '\n')) {
-        n--;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val(s[i]);
-        if (v < 0) {
-            return berth_error_set(BERTH_EINVALID, "auth: invalid base64");
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            char byte = (char)((acc >> bits) & 0xff);
-            if ((rc = berth_buf_put(out, &byte, 1)) < 0) {
-                return rc;
-            }
-        }
-    }
-    if (bits >= 6) {
-        return berth_error_set(BERTH_EINVALID, "auth: truncated base64");
-    }
-    return 0;
-}
-
 static json_t *find_auth(json_t *auths, const char *registry)
 {
     json_t *e = json_object_get(auths, registry);
@@ -372,8 +324,9 @@ int berth_docker_config_auth(char **user, char **pass, const char *json, size_t 
     }
     const char *a = json_string_value(json_object_get(e, "auth"));
     if (a && *a) {
-        if ((rc = b64decode(&dec, a)) < 0) {
-            berth_error_prefix("docker config: auths[%s].", registry);
+        /* written by hand as often as by `docker login`: padding optional, either alphabet */
+        if ((rc = berth__base64_decode(&dec, a, strlen(a), BERTH__BASE64_LAX)) < 0) {
+            berth_error_prefix("docker config: auths[%s].auth: ", registry);
             goto out;
         }
         const char *colon = memchr(dec.ptr, ':', dec.len);

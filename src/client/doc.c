@@ -35,19 +35,61 @@ void berth__doc_dispose(berth__doc *d)
     memset(d, 0, sizeof(*d));
 }
 
+/* A generic Content-Type says nothing of the kind: the document speaks for itself. */
+static const char *kind_hint(const char *content_type)
+{
+    if (content_type && (!*content_type || strcmp(content_type, "application/json") == 0 ||
+                         strcmp(content_type, "application/octet-stream") == 0 ||
+                         strcmp(content_type, "text/plain") == 0)) {
+        return NULL;
+    }
+    return content_type;
+}
+
+int berth_client_inspect_manifest(berth_document_info **out, const char *content_type,
+                                  const char *data, size_t len)
+{
+    berth_error_clear();
+    return berth_document_inspect(out, kind_hint(content_type), data, len);
+}
+
+/* "os/arch[/variant]" against a platform's members (no variant given: any variant). */
+static bool platform_matches(const char *os, const char *arch, const char *variant,
+                             const char *platform)
+{
+    const char *a = strchr(platform, '/');
+    if (!os || !arch || !a) {
+        return false;
+    }
+    const char *v = strchr(a + 1, '/');
+    size_t oslen = (size_t)(a - platform);
+    size_t archlen = v ? (size_t)(v - a - 1) : strlen(a + 1);
+    if (strlen(os) != oslen || strncmp(os, platform, oslen) != 0) {
+        return false;
+    }
+    if (strlen(arch) != archlen || strncmp(arch, a + 1, archlen) != 0) {
+        return false;
+    }
+    if (v) {
+        return variant && strcmp(variant, v + 1) == 0;
+    }
+    return true;
+}
+
+bool berth_client_platform_matches(const berth_descriptor *d, const char *platform)
+{
+    return d->platform && platform &&
+           platform_matches(d->platform->os, d->platform->architecture, d->platform->variant,
+                            platform);
+}
+
 int berth__doc_parse(berth__doc *out, const char *content_type, const char *data, size_t len)
 {
     berth_document_info *info = NULL;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    /* a generic Content-Type says nothing of the kind; let the document speak */
-    if (content_type && (!*content_type || strcmp(content_type, "application/json") == 0 ||
-                         strcmp(content_type, "application/octet-stream") == 0 ||
-                         strcmp(content_type, "text/plain") == 0)) {
-        content_type = NULL;
-    }
-    if ((rc = berth_document_inspect(&info, content_type, data, len)) < 0) {
+    if ((rc = berth_document_inspect(&info, kind_hint(content_type), data, len)) < 0) {
         goto out;
     }
     out->is_index = berth_document_kind_is_index(info->kind);
@@ -83,21 +125,5 @@ out:
 
 bool berth__doc_ref_matches(const berth__doc_ref *r, const char *platform)
 {
-    const char *a = strchr(platform, '/');
-    if (!r->os || !r->arch || !a) {
-        return false;
-    }
-    const char *v = strchr(a + 1, '/');
-    size_t oslen = (size_t)(a - platform);
-    size_t archlen = v ? (size_t)(v - a - 1) : strlen(a + 1);
-    if (strlen(r->os) != oslen || strncmp(r->os, platform, oslen) != 0) {
-        return false;
-    }
-    if (strlen(r->arch) != archlen || strncmp(r->arch, a + 1, archlen) != 0) {
-        return false;
-    }
-    if (v) {
-        return r->variant && strcmp(r->variant, v + 1) == 0;
-    }
-    return true;
+    return platform_matches(r->os, r->arch, r->variant, platform);
 }

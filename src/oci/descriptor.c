@@ -11,6 +11,7 @@
 
 #include "berth/errors.h"
 #include "berth/mediatype.h"
+#include "base/base64.h"
 #include "oci/json.h"
 
 static const char *const platform_known[] = {"architecture", "os",      "os.version",
@@ -231,6 +232,7 @@ int berth__descriptor_from_json(berth_descriptor *d, const json_t *v)
 {
     const json_t *x;
     char *s = NULL;
+    berth_buf data = BERTH_BUF_INIT;
     int rc;
 
     memset(d, 0, sizeof(*d));
@@ -268,12 +270,18 @@ int berth__descriptor_from_json(berth_descriptor *d, const json_t *v)
             rc = berth_error_set(BERTH_EINVALID, "data: not a string");
             goto out;
         }
-        rc = berth__base64_decode(&d->data, &d->data_len, json_string_value(x),
-                                  json_string_length(x));
+        rc = berth__base64_decode(&data, json_string_value(x), json_string_length(x),
+                                  BERTH__BASE64_STD);
         if (rc == BERTH_EINVALID) {
             rc = berth_error_set(BERTH_EINVALID, "data: not base64");
         }
         if (rc < 0) {
+            goto out;
+        }
+        d->data_len = data.len;
+        if (!(d->data = (unsigned char *)berth_buf_detach(&data))) {
+            d->data_len = 0;
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
             goto out;
         }
         d->has_data = true;
@@ -281,6 +289,7 @@ int berth__descriptor_from_json(berth_descriptor *d, const json_t *v)
     rc = berth__json_extra(&d->extra, v, descriptor_known);
 out:
     free(s);
+    berth_buf_dispose(&data);
     return rc;
 }
 
@@ -300,7 +309,7 @@ json_t *berth__descriptor_to_json(const berth_descriptor *d, int *rc)
     berth__json_set_map(o, "annotations", &d->annotations, rc);
     if (d->has_data) {
         berth_buf b = BERTH_BUF_INIT;
-        if (berth__base64_encode(&b, d->data, d->data_len) < 0) {
+        if (berth__base64_encode(&b, d->data, d->data_len, BERTH__BASE64_STD) < 0) {
             *rc = BERTH_ENOMEM;
         } else {
             berth__json_set(o, "data", json_string(berth_buf_cstr(&b)), rc);

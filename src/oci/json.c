@@ -4,7 +4,8 @@
  * Input is parsed with JSON_REJECT_DUPLICATES and must be one object; member readers check
  * JSON types and name the member in every message. Unknown members are kept as the compact
  * text of an object (berth_extra) and merged back when a document is written, after the known
- * members, so that a document survives a round trip. Also here: RFC 3339 and base64.
+ * members, so that a document survives a round trip. Also here: RFC 3339 (base64 is in
+ * base/base64.c).
  */
 #include "oci/json.h"
 
@@ -47,6 +48,163 @@ int berth__json_dump(berth_buf *out, const json_t *v)
         return berth_error_set(BERTH_ENOMEM, "out of memory writing JSON");
     }
     return 0;
+}
+
+/* The length of the one UTF-8 sequence at `p` (1 to 4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p, size_t len)
+{
+    unsigned c = p[0];
+    size_t n, k;
+    uint32_t cp;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len < n) {
+        return 0;
+    }
+    for (k = 1; k < n && (p[k] & 0xC0) == 0x80; k++) {
+        cp = (cp << 6) | (p[k] & 0x3F);
+    }
+    if (k < n || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+size_t berth__utf8_valid_prefix(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n;
+
+    while (i < len && (n = utf8_seq(p + i, len - i)) > 0) {
+        i += n;
+    }
+    return i;
+}
+
+int berth__utf8_repair(berth_buf *out, const char *s, size_t len)
+{
+    int rc = 0;
+
+    while (rc == 0 && len > 0) {
+        size_t valid = berth__utf8_valid_prefix(s, len);
+        if ((rc = berth_buf_put(out, s, valid)) == 0 && valid < len) {
+            rc = berth_buf_put(out, "\xEF\xBF\xBD", 3);
+            valid++;
+        }
+        s += valid;
+        len -= valid;
+    }
+    return rc;
+}
+
+int berth__json_put_string(berth_buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t start = out->len, i = 0, run = 0;
+    int rc;
+
+    /* the common case (names, tags): nothing to escape, one copy */
+    while (i < len && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x80 && s[i] != '"' &&
+           s[i] != '\\') {
+        i++;
+    }
+    if (i == len) {
+        if (len > SIZE_MAX - 2) {
+            return berth_error_set(BERTH_ETOOBIG, "string too long");
+        }
+        if ((rc = berth_buf_grow(out, len + 2)) < 0) {
+            return rc;
+        }
+        out->ptr[out->len] = '"';
+        memcpy(out->ptr + out->len + 1, s, len);
+        out->ptr[out->len + 1 + len] = '"';
+        out->len += len + 2;
+        out->ptr[out->len] = '\0';
+        return 0;
+    }
+    rc = berth_buf_put(out, "\"", 1);
+
+    while (rc == 0 && i < len) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+        size_t esclen = 2, valid;
+
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            /* a UTF-8 sequence is copied as it is; a bad byte becomes U+FFFD */
+            valid = utf8_seq((const unsigned char *)s + i, len - i);
+            if (valid > 0) {
+                i += valid;
+                continue;
+            }
+        }
+        if ((rc = berth_buf_put(out, s + run, i - run)) < 0) {
+            break;
+        }
+        run = ++i;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            if (c >= 0x80) {
+                rc = berth_buf_put(out, "\xEF\xBF\xBD", 3);
+                continue;
+            }
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            esclen = 6;
+            break;
+        }
+        rc = berth_buf_put(out, esc, esclen);
+    }
+    if (rc == 0) {
+        rc = berth_buf_put(out, s + run, i - run);
+    }
+    if (rc == 0) {
+        rc = berth_buf_put(out, "\"", 1);
+    }
+    if (rc < 0) {
+        out->len = start;
+        if (out->ptr) {
+            out->ptr[start] = '\0';
+        }
+    }
+    return rc;
 }
 
 int berth__json_want_object(const json_t *v, const char *what)
@@ -398,83 +556,6 @@ bool berth__rfc3339_valid(const char *s)
     }
     return (s[0] == '+' || s[0] == '-') && digits(s + 1, 2) && s[3] == ':' && digits(s + 4, 2) &&
            s[6] == '\0' && num2(s + 1) <= 23 && num2(s + 4) <= 59;
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int berth__base64_encode(berth_buf *out, const unsigned char *data, size_t len)
-{
-    size_t i;
-    char q[4];
-
-    for (i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len) {
-            v |= (uint32_t)data[i + 1] << 8;
-        }
-        if (i + 2 < len) {
-            v |= data[i + 2];
-        }
-        q[0] = b64[(v >> 18) & 63];
-        q[1] = b64[(v >> 12) & 63];
-        q[2] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        q[3] = i + 2 < len ? b64[v & 63] : '=';
-        if (berth_buf_put(out, q, 4) < 0) {
-            return berth_error_set(BERTH_ENOMEM, "out of memory");
-        }
-    }
-    return 0;
-}
-
-static int b64val(char c)
-{
-    const char *p = c ? strchr(b64, c) : NULL;
-    return p ? (int)(p - b64) : -1;
-}
-
-int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, size_t len)
-{
-    unsigned char *p;
-    size_t i, n = 0;
-    int rc = 0;
-
-    *out = NULL;
-    *out_len = 0;
-    if (len % 4 != 0) {
-        return BERTH_EINVALID;
-    }
-    if (!(p = malloc(len / 4 * 3 + 1))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    for (i = 0; i < len; i += 4) {
-        int a = b64val(s[i]), b = b64val(s[i + 1]), c = b64val(s[i + 2]), d = b64val(s[i + 3]);
-        bool last = i + 4 == len;
-        if (a < 0 || b < 0) {
-            rc = BERTH_EINVALID;
-            goto out;
-        }
-        if (c < 0 || d < 0) {
-            /* padding only at the very end: "xx==" or "xxx=", with zero spare bits */
-            if (!last || s[i + 3] != '=' || (c < 0 && s[i + 2] != '=') || (c < 0 && (b & 15)) ||
-                (c >= 0 && (c & 3))) {
-                rc = BERTH_EINVALID;
-                goto out;
-            }
-        }
-        p[n++] = (unsigned char)((a << 2) | (b >> 4));
-        if (c >= 0) {
-            p[n++] = (unsigned char)(((b & 15) << 4) | (c >> 2));
-        }
-        if (d >= 0) {
-            p[n++] = (unsigned char)(((c & 3) << 6) | d);
-        }
-    }
-    *out = p;
-    *out_len = n;
-    p = NULL;
-out:
-    free(p);
-    return rc;
 }
 
 int berth__json_doc_common(int64_t *schema_version, char **media_type, char **artifact_type,

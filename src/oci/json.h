@@ -24,6 +24,24 @@ int berth__json_load(json_t **out, const char *data, size_t len);
 /** Append the compact JSON text of `v` (borrowed) to `out`. @return 0 or BERTH_ENOMEM */
 int berth__json_dump(berth_buf *out, const json_t *v);
 
+/**
+ * Append `len` bytes of `s` as a JSON string, quoted and escaped byte for byte as
+ * berth__json_dump() writes a string (so a serialiser may stream long arrays without a tree).
+ * Bytes that are not UTF-8 are written as U+FFFD, so the output is always JSON (jansson would
+ * refuse the string). @return 0, BERTH_ENOMEM or BERTH_ETOOBIG (a ceiling of `out`)
+ */
+int berth__json_put_string(berth_buf *out, const char *s, size_t len);
+
+/** The length of the longest prefix of `s` that is UTF-8 as JSON allows (no surrogates). */
+size_t berth__utf8_valid_prefix(const char *s, size_t len);
+
+/**
+ * Append `s` with every byte that is not part of UTF-8 replaced by U+FFFD: text from the network
+ * made fit for a JSON string (jansson refuses a string that is not UTF-8).
+ * @return 0, BERTH_ENOMEM or BERTH_ETOOBIG
+ */
+int berth__utf8_repair(berth_buf *out, const char *s, size_t len);
+
 /** Check that `v` is an object; `what` names it in the message. @return 0 or BERTH_EINVALID */
 int berth__json_want_object(const json_t *v, const char *what);
 
@@ -81,15 +99,6 @@ char *berth__json_to_text(const json_t *v);
 
 /** True for an RFC 3339 date-time (`2015-10-31T22:22:56.015925234Z`, offsets allowed). */
 bool berth__rfc3339_valid(const char *s);
-
-/** Base64 (RFC 4648, padded) encode into `out`. @return 0 or BERTH_ENOMEM */
-int berth__base64_encode(berth_buf *out, const unsigned char *data, size_t len);
-
-/**
- * Decode strict padded base64. @param out receives a malloc'd buffer (never NULL on success,
- * caller frees) @return 0, BERTH_EINVALID (no message set), BERTH_ENOMEM
- */
-int berth__base64_decode(unsigned char **out, size_t *out_len, const char *s, size_t len);
 
 /* The descriptor and platform codecs over jansson values, shared by every document type. */
 int berth__descriptor_from_json(berth_descriptor *d, const json_t *v);

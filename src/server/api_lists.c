@@ -2,11 +2,16 @@
 /*
  * The listing endpoints: /v2/<name>/tags/list, /v2/_catalog (both paginated with n and
  * last, with a Link header to the next page) and /v2/<name>/referrers/<digest>, whose index
- * the store builds.
+ * the store builds. The documents are written by libberth's serialisers (berth/api.h): names
+ * are collected from the store's callback into one arena, then written as a tag or repository
+ * list in one pass.
  */
 #include "server/server_internal.h"
 
+#include <berth/api.h>
 #include <berth/errors.h>
+#include <berth/index.h>
+#include <berth/mediatype.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +20,12 @@
 /* The largest page served, whatever n asks for. */
 #define PAGE_MAX 10000
 
-/* A page of names being written as a JSON array. */
+/* A page of names being collected: each copied, NUL-terminated, into `names`; `offsets` holds
+   where each starts (the arena moves as it grows, so pointers are made at the end). */
 typedef struct page {
-    berth_buf *out;
+    berth_buf names;
+    size_t *offsets;
+    size_t cap;
     size_t count;
     const char *last; /* the last name written, borrowed from the store during the callback */
     char last_copy[BERTH_NAME_MAX + 1];
@@ -41,8 +49,18 @@ static int add_name(const char *name, void *payload)
         p->more = true; /* the page is full and a visible name follows */
         return 1;
     }
-    if ((p->count && (p->error = berth_buf_put(p->out, ",", 1)) < 0) ||
-        (p->error = berth__json_string(p->out, name)) < 0) {
+    if (p->count == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 256;
+        size_t *o = realloc(p->offsets, cap * sizeof(*o));
+        if (!o) {
+            p->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            return 1;
+        }
+        p->offsets = o;
+        p->cap = cap;
+    }
+    p->offsets[p->count] = p->names.len;
+    if ((p->error = berth_buf_put(&p->names, name, strlen(name) + 1)) < 0) {
         return 1;
     }
     p->count++;
@@ -97,11 +115,40 @@ static int page_query(berth__req *r, size_t *n, bool *n_given, const char **last
     return 0;
 }
 
+/* The page as a tag list (tags) or a repository list, by libberth's serialisers. */
+static int write_page(berth_buf *body, const page *p, const char *name, bool tags)
+{
+    berth_strlist l = {NULL, p->count};
+    int error;
+
+    if (p->count && !(l.items = malloc(p->count * sizeof(*l.items)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < p->count; i++) {
+        l.items[i] = p->names.ptr + p->offsets[i];
+    }
+    /* one allocation for the body: the names, their quotes and commas, and the frame */
+    if ((error = berth_buf_grow(body, p->names.len + 2 * p->count + (name ? strlen(name) : 0) +
+                                          64)) < 0) {
+        free(l.items);
+        return error;
+    }
+    if (tags) {
+        berth_tag_list doc = {(char *)(uintptr_t)name, l, NULL};
+        error = berth_tag_list_serialize(body, &doc);
+    } else {
+        berth_repository_list doc = {l, NULL};
+        error = berth_repository_list_serialize(body, &doc);
+    }
+    free(l.items); /* the names are the arena's */
+    return error;
+}
+
 /* Shared by tags and catalog: `path` is the endpoint for the Link header. */
 static enum MHD_Result listing(berth__req *r, bool tags)
 {
     berth_buf body = BERTH_BUF_INIT;
-    page p = {&body, 0, NULL, {0}, 0, NULL, 0, false};
+    page p = {BERTH_BUF_INIT, NULL, 0, 0, NULL, {0}, 0, NULL, 0, false};
     const char *last;
     char link[BERTH_NAME_MAX * 2 + 96];
     bool n_given, more = false;
@@ -112,13 +159,9 @@ static enum MHD_Result listing(berth__req *r, bool tags)
     if ((error = page_query(r, &n, &n_given, &last)) < 0) {
         return berth__respond_error(r, BERTH_OP_QUERY, error, NULL);
     }
-    if (tags) {
-        if ((error = berth_buf_puts(&body, "{\"name\":")) < 0 ||
-            (error = berth__json_string(&body, r->name)) < 0 ||
-            (error = berth_buf_puts(&body, ",\"tags\":[")) < 0) {
-            goto fail;
-        }
-    } else if ((error = berth_buf_puts(&body, "{\"repositories\":[")) < 0) {
+    /* room for a page of typical names up front: the arena grows once, not by doubling while
+       the store's callback runs */
+    if (n_given && n > 0 && (error = berth_buf_grow(&p.names, n * 24)) < 0) {
         goto fail;
     }
     if (!tags && r->srv->auth) {
@@ -127,7 +170,6 @@ static enum MHD_Result listing(berth__req *r, bool tags)
     if (n_given && n == 0) {
         /* n=0 asks for an empty page; the repository must still exist */
         if (tags && !berth_store_repo_exists(r->srv->store, r->name)) {
-            berth_buf_dispose(&body);
             berth_error_set(BERTH_ENOTFOUND, "repository %s not known", r->name);
             return berth__respond_error(r, BERTH_OP_REPO, BERTH_ENOTFOUND, NULL);
         }
@@ -147,11 +189,15 @@ static enum MHD_Result listing(berth__req *r, bool tags)
             error = p.error;
         }
         if (error < 0) {
-            berth_buf_dispose(&body);
+            berth_buf_dispose(&p.names);
+            free(p.offsets);
             return berth__respond_error(r, BERTH_OP_REPO, error, NULL);
         }
     }
-    if ((error = berth_buf_puts(&body, "]}")) < 0) {
+    error = write_page(&body, &p, r->name, tags);
+    berth_buf_dispose(&p.names);
+    free(p.offsets);
+    if (error < 0) {
         goto fail;
     }
     if (more && p.last && n_given) {
@@ -235,12 +281,12 @@ enum MHD_Result berth__api_referrers(berth__req *r)
     if (error == BERTH_ENOTFOUND) {
         /* a 404 would send clients to the referrers tag schema: a repository that does not
          * exist simply has no referrers */
+        berth_index empty = {.schema_version = 2,
+                             .media_type = (char *)(uintptr_t)BERTH_MEDIA_OCI_INDEX};
         berth_error_clear();
         berth_buf_clear(&body);
         pg.more = false;
-        error = berth_buf_puts(&body, "{\"schemaVersion\":2,\"mediaType\":"
-                                      "\"application/vnd.oci.image.index.v1+json\","
-                                      "\"manifests\":[]}");
+        error = berth_index_serialize(&body, &empty);
     }
     if (error == 0 && pg.more) {
         /* the spec: a Link header with rel="next" when the list does not fit one response */

@@ -8,7 +8,9 @@
 #include "server/server_internal.h"
 
 #include "base/log.h"
+#include "oci/json.h"
 
+#include <berth/api.h>
 #include <berth/errors.h>
 
 #include <string.h>
@@ -124,59 +126,13 @@ found:
     *api_out = table[i].api;
 }
 
-int berth__json_string(berth_buf *out, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    int error;
-    size_t start = 0, i;
-
-    if ((error = berth_buf_put(out, "\"", 1)) < 0) {
-        return error;
-    }
-    for (i = 0; s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
-        size_t esclen = 2;
-
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        if ((error = berth_buf_put(out, s + start, i - start)) < 0) {
-            return error;
-        }
-        start = i + 1;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            esclen = 6;
-            break;
-        }
-        if ((error = berth_buf_put(out, esc, esclen)) < 0) {
-            return error;
-        }
-    }
-    if ((error = berth_buf_put(out, s + start, i - start)) < 0) {
-        return error;
-    }
-    return berth_buf_put(out, "\"", 1);
-}
-
 int berth__error_document(berth_buf *out, berth__api_error e, const char *message)
 {
-    int error;
+    berth_buf repaired = BERTH_BUF_INIT;
+    berth_error_info info;
+    berth_error_response doc = {&info, 1, NULL};
+    size_t len;
+    int error = 0;
 
     if ((unsigned)e > BERTH_API_UNKNOWN) {
         e = BERTH_API_UNKNOWN;
@@ -190,11 +146,22 @@ int berth__error_document(berth_buf *out, berth__api_error e, const char *messag
     if (!message || !*message) {
         message = api_errors[e].message;
     }
-    if ((error = berth_buf_printf(
-             out, "{\"errors\":[{\"code\":\"%s\",\"message\":", api_errors[e].code)) < 0 ||
-        (error = berth__json_string(out, message)) < 0 ||
-        (error = berth_buf_puts(out, ",\"detail\":{}}]}")) < 0) {
-        return error;
+    /* a message may quote what the client sent: made UTF-8, so that it is JSON */
+    len = strlen(message);
+    if (berth__utf8_valid_prefix(message, len) != len) {
+        if ((error = berth__utf8_repair(&repaired, message, len)) < 0) {
+            goto out;
+        }
+        message = repaired.ptr;
     }
-    return 0;
+    info = (berth_error_info){
+        .code = (char *)(uintptr_t)api_errors[e].code,
+        .message = (char *)(uintptr_t)message,
+        .detail = (char *)(uintptr_t) "{}",
+        .extra = NULL,
+    };
+    error = berth_error_response_serialize(out, &doc);
+out:
+    berth_buf_dispose(&repaired);
+    return error;
 }

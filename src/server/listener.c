@@ -378,24 +378,27 @@ bool berth__conn_closing(berth_server *srv, berth__conn *c)
 
 /* ---- answers written by the listener itself ----------------------------------------------- */
 
-/* Write a whole short answer and close; best effort (the socket is non-blocking). */
-static void answer_and_close(int fd, const char *status, const char *code, const char *message,
+/* Write a whole short answer and close; best effort (the socket is non-blocking). The body is
+   the spec's error document, as every other error (berth__error_document()). */
+static void answer_and_close(int fd, const char *status, berth__api_error api, const char *message,
                              bool retry)
 {
-    char body[256], head[512];
-    int blen, hlen;
+    berth_buf body = BERTH_BUF_INIT_MAX(1024);
+    char head[512];
+    int hlen = -1;
 
-    blen = snprintf(body, sizeof(body),
-                    "{\"errors\":[{\"code\":\"%s\",\"message\":\"%s\",\"detail\":{}}]}", code,
-                    message);
-    hlen = snprintf(head, sizeof(head),
-                    "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                    "%sConnection: close\r\n\r\n",
-                    status, blen, retry ? "Retry-After: 1\r\n" : "");
-    if (hlen > 0 && blen > 0 && send(fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_MORE) == hlen) {
-        ssize_t n = send(fd, body, (size_t)blen, MSG_NOSIGNAL);
+    if (berth__error_document(&body, api, message) == 0) {
+        hlen = snprintf(head, sizeof(head),
+                        "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                        "%sConnection: close\r\n\r\n",
+                        status, body.len, retry ? "Retry-After: 1\r\n" : "");
+    }
+    if (hlen > 0 && (size_t)hlen < sizeof(head) &&
+        send(fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_MORE) == hlen) {
+        ssize_t n = send(fd, body.ptr, body.len, MSG_NOSIGNAL);
         (void)n;
     }
+    berth_buf_dispose(&body);
     shutdown(fd, SHUT_WR);
     close(fd);
 }
@@ -434,7 +437,7 @@ static void hand_to_mhd(berth_server *srv, berth__conn *c, const struct sockaddr
     int fd = c->fd;
 
     if (berth__worker_hand(pick_worker(srv), c, fd, ss, sslen) < 0) {
-        answer_and_close(fd, "503 Service Unavailable", "TOOMANYREQUESTS",
+        answer_and_close(fd, "503 Service Unavailable", BERTH_API_TOOMANYREQUESTS,
                          "the server is busy: retry", true);
         berth__conn_refused(srv, c);
     }
@@ -467,7 +470,7 @@ static void sniffed(berth_server *srv, berth__conn *c)
         return;
     }
     if (n == 1 && b >= 'A' && b <= 'Z') {
-        answer_and_close(fd, "400 Bad Request", "UNSUPPORTED",
+        answer_and_close(fd, "400 Bad Request", BERTH_API_UNSUPPORTED,
                          "this port speaks HTTPS: use https://", false);
     } else {
         close(fd);
@@ -502,7 +505,7 @@ static void accept_some(berth_server *srv)
             return;
         }
         if ((size_t)fd >= l->nfd) {
-            answer_and_close(fd, "503 Service Unavailable", "TOOMANYREQUESTS",
+            answer_and_close(fd, "503 Service Unavailable", BERTH_API_TOOMANYREQUESTS,
                              "the server is at its connection limit", true);
             continue;
         }
@@ -512,7 +515,7 @@ static void accept_some(berth_server *srv)
         pthread_mutex_unlock(&l->lock);
         if (!c) {
             berth_metrics_counter_add(srv->metrics, BERTH_COUNTER_CONNECTIONS_REFUSED, 1);
-            answer_and_close(fd, "503 Service Unavailable", "TOOMANYREQUESTS",
+            answer_and_close(fd, "503 Service Unavailable", BERTH_API_TOOMANYREQUESTS,
                              "too many connections from this address", true);
             continue;
         }

@@ -236,14 +236,12 @@ const char *berth__api_error_code(berth__api_error e);
 void berth__error_map(unsigned *status_out, berth__api_error *api_out, berth__op op, int code);
 
 /**
- * Append the spec's error document {"errors":[{"code":..,"message":..,"detail":..}]} to `out`,
- * with `message` (JSON-escaped; NULL or "" for the code's default text).
+ * Append the spec's error document {"errors":[{"code":..,"message":..,"detail":{}}]} to `out`
+ * (berth_error_response_serialize()), with `message` (NULL or "" for the code's default text;
+ * bytes that are not UTF-8 become U+FFFD; never sent for UNKNOWN, which logs it instead).
  * @return 0 or the buffer's error
  */
 int berth__error_document(berth_buf *out, berth__api_error e, const char *message);
-
-/** Append `s` as a JSON string, quotes included. @return 0 or the buffer's error */
-int berth__json_string(berth_buf *out, const char *s);
 
 /* ---- server.c: responses --------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
  */
 #include "server/server_internal.h"
 
+#include "oci/json.h"
 #include "server/ops/gcopts.h"
 
 #include <berth/errors.h>
@@ -252,6 +253,15 @@ void berth__client_address(const berth__req *r, char *out, size_t size)
     }
 }
 
+/* A string of the JSON access log, escaped by the data model's one JSON string writer (user
+   and URI come from the client: bytes that are not UTF-8 are written as U+FFFD). */
+static int put_str(berth_buf *b, const char *s)
+{
+    return berth__json_put_string(b, s, strlen(s));
+}
+
+/* One JSON object per line. Written as a stream, not through a jansson tree: it runs on every
+   request, and its numbers are formatted with integer arithmetic. */
 static void log_json(const berth__req *r, uint64_t us, uint64_t bytes_out, bool aborted)
 {
     berth_buf b = BERTH_BUF_INIT;
@@ -268,14 +278,13 @@ static void log_json(const berth__req *r, uint64_t us, uint64_t bytes_out, bool 
         goto out;
     }
     n = snprintf(num, sizeof(num), ".%03ldZ\",\"remote\":", (long)(wall.tv_nsec / 1000000));
-    if (berth_buf_put(&b, num, (size_t)n) < 0 || berth__json_string(&b, addr) < 0 ||
-        berth_buf_puts(&b, ",\"user\":") < 0 ||
-        berth__json_string(&b, r->authenticated ? r->user : "") < 0 ||
+    if (berth_buf_put(&b, num, (size_t)n) < 0 || put_str(&b, addr) < 0 ||
+        berth_buf_puts(&b, ",\"user\":") < 0 || put_str(&b, r->authenticated ? r->user : "") < 0 ||
         berth_buf_puts(&b, ",\"method\":") < 0 ||
-        berth__json_string(&b, r->method_name ? r->method_name : "-") < 0 ||
-        berth_buf_puts(&b, ",\"uri\":") < 0 || berth__json_string(&b, r->uri ? r->uri : "-") < 0 ||
+        put_str(&b, r->method_name ? r->method_name : "-") < 0 ||
+        berth_buf_puts(&b, ",\"uri\":") < 0 || put_str(&b, r->uri ? r->uri : "-") < 0 ||
         berth_buf_puts(&b, ",\"route\":") < 0 ||
-        berth__json_string(&b, berth_metrics_route_name(r->mroute)) < 0) {
+        put_str(&b, berth_metrics_route_name(r->mroute)) < 0) {
         goto out;
     }
     n = snprintf(num, sizeof(num),

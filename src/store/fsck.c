@@ -9,7 +9,8 @@
  */
 #include "store/store_internal.h"
 
-#include "store/fs/fs.h"
+#include "base/fs.h"
+#include "store/fs/tree.h"
 
 #include <berth/document.h>
 #include <berth/errors.h>

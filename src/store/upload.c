@@ -27,7 +27,7 @@
 #include "store/store_internal.h"
 
 #include "base/log.h"
-#include "store/fs/fs.h"
+#include "base/fs.h"
 
 #include <berth/errors.h>
 

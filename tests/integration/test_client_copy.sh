@@ -106,6 +106,14 @@ cmp <("$BERTH" inspect --raw "$D/team/app:v1") "$WORK/l1/blobs/sha256/${want#sha
 "$BERTH" inspect --config "$D/multi/app:m" --platform linux/arm64 | grep -q '"arm64"' ||
     fail "inspect --config"
 "$BERTH" inspect "oci:$WORK/l1:v1" | grep -q "^Digest: *$want" || fail "inspect layout"
+"$BERTH" inspect "oci:$WORK/multi:m" | grep -q "^MediaType: *application/vnd.oci.image.index.v1+json" ||
+    fail "inspect layout index"
+"$BERTH" inspect --config --platform linux/arm/v7 "oci:$WORK/multi:m" | grep -q '"arm"' ||
+    fail "inspect --config --platform of a layout"
+if "$BERTH" inspect --config --platform linux/arm/v6 "oci:$WORK/multi:m" >/dev/null 2>"$WORK/err"; then
+    fail "inspect of a platform the index lacks"
+fi
+grep -q 'an index with no image for linux/arm/v6' "$WORK/err" || fail "inspect no-platform message"
 "$BERTH" copy --quiet "$D/team/app:v1" "$D/team/app:v2"
 expect_eq "$("$BERTH" tags "$D/team/app" | sort | tr '\n' ' ')" "v1 v2 " "tags"
 "$BERTH" catalog "$D" | grep -qx 'multi/app' || fail "catalog"

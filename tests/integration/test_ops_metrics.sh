@@ -77,10 +77,30 @@ check "blobs gauge" 1 "$(M value "$T/m4" berth_blobs)"
 check "stored bytes gauge" 10000 "$(M value "$T/m4" berth_stored_bytes)"
 if grep -q 'berth serve: gc: ' "$BERTH_LOG"; then ok; else fail "gc summary line in the log"; fi
 
+# a request target with bytes that are not UTF-8 (and a quote): the error body and the
+# access log line are still JSON, with U+FFFD for each bad byte
+if python3 - "${URL#http://}" <<'PY'; then ok; else fail "error body of a non-UTF-8 target"; fi
+import json, socket, sys
+host, port = sys.argv[1].rsplit(':', 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b'GET /v2/na\xffme"x/tags/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+data = b''
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, _, body = data.partition(b'\r\n\r\n')
+assert head.startswith(b'HTTP/1.1 4'), head
+json.loads(body.decode('utf-8'))
+PY
+
 # the access log: JSON lines with the request's fields
 if python3 - "$BERTH_LOG" <<'PY'; then ok; else fail "json access log"; fi
 import json, sys
-reqs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
+reqs = [json.loads(l) for l in open(sys.argv[1], encoding='utf-8') if l.startswith('{')]
+bad = [r for r in reqs if r['uri'].startswith('/v2/na')]
+assert bad and bad[0]['uri'] == '/v2/na\ufffdme"x/tags/list', bad
 assert len(reqs) >= 12, len(reqs)
 for r in reqs:
     for k in ('time', 'remote', 'method', 'uri', 'status', 'bytes_in', 'bytes_out', 'duration_ms'):

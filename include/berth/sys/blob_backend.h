@@ -74,8 +74,7 @@ struct berth_blob_backend {
      * @param url_out  receives a string the caller frees with free()
      * @return 0, BERTH_ENOMEM, BERTH_EUNSUPPORTED (not configured for redirects)
      */
-    int (*url)(berth_blob_backend *b, const berth_digest *digest, unsigned seconds,
-               char **url_out);
+    int (*url)(berth_blob_backend *b, const berth_digest *digest, unsigned seconds, char **url_out);
 
     /** Delete blob `digest`. @return 0, BERTH_ENOTFOUND, BERTH_EIO, BERTH_ENETWORK */
     int (*remove)(berth_blob_backend *b, const berth_digest *digest);

@@ -9,7 +9,7 @@
  */
 #include "htpasswd.h"
 
-#include "b64.h"
+#include "base/base64.h"
 #include "base/htab.h"
 
 #include <berth/buf.h>
@@ -549,7 +549,7 @@ int berth_basic_parse(char **user_out, char **password_out, const char *authoriz
     while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
         len--;
     }
-    if ((error = berth__b64_decode(&raw, p, len, false)) < 0) {
+    if ((error = berth__base64_decode(&raw, p, len, BERTH__BASE64_STD)) < 0) {
         berth_error_prefix("authorization: ");
         goto out;
     }

@@ -9,7 +9,7 @@
  */
 #include "token.h"
 
-#include "b64.h"
+#include "base/base64.h"
 
 #include <berth/errors.h>
 
@@ -348,7 +348,7 @@ static int append_json_b64(berth_buf *out, json_t *obj)
     if (!text) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    error = berth__b64_encode(out, text, strlen(text), true);
+    error = berth__base64_encode(out, text, strlen(text), BERTH__BASE64_URL);
     free(text);
     return error;
 }
@@ -403,9 +403,9 @@ static int sign_bytes(berth_buf *sig, const berth_token_key *key, const char *da
             error = berth_error_set(BERTH_ERROR, "token: bad ECDSA signature");
             goto out;
         }
-        error = berth__b64_encode(sig, rs, sizeof(rs), true);
+        error = berth__base64_encode(sig, rs, sizeof(rs), BERTH__BASE64_URL);
     } else {
-        error = berth__b64_encode(sig, der, derlen, true);
+        error = berth__base64_encode(sig, der, derlen, BERTH__BASE64_URL);
     }
 out:
     ECDSA_SIG_free(es);
@@ -436,7 +436,7 @@ int berth_token_sign(char **jwt_out, const berth_token_key *key, const berth_tok
             error = berth_error_set(BERTH_ERROR, "token: no random bytes");
             goto out;
         }
-        if ((error = berth__b64_encode(&jti, rnd, sizeof(rnd), true)) < 0) {
+        if ((error = berth__base64_encode(&jti, rnd, sizeof(rnd), BERTH__BASE64_URL)) < 0) {
             goto out;
         }
     }
@@ -528,7 +528,7 @@ static json_t *decode_part(const char *text, size_t len)
 {
     berth_buf raw = BERTH_BUF_INIT_MAX(64 * 1024);
     json_t *obj = NULL;
-    if (berth__b64_decode(&raw, text, len, true) == 0 && raw.ptr) {
+    if (berth__base64_decode(&raw, text, len, BERTH__BASE64_URL) == 0 && raw.ptr) {
         obj = json_loadb(raw.ptr, raw.len, JSON_REJECT_DUPLICATES, NULL);
     }
     berth_buf_dispose(&raw);
@@ -631,8 +631,8 @@ int berth_token_verify(berth_token_claims *out, const berth_token_key *key, cons
             berth_error_set(BERTH_EUNAUTHORIZED, "token: alg is not %s", berth_token_key_alg(key));
         goto out;
     }
-    if (berth__b64_decode(&sig, dot2 + 1, strlen(dot2 + 1), true) < 0 || !sig.ptr ||
-        !verify_bytes(key, jwt, (size_t)(dot2 - jwt), &sig)) {
+    if (berth__base64_decode(&sig, dot2 + 1, strlen(dot2 + 1), BERTH__BASE64_URL) < 0 ||
+        sig.len == 0 || !verify_bytes(key, jwt, (size_t)(dot2 - jwt), &sig)) {
         error = berth_error_set(BERTH_EUNAUTHORIZED, "token: invalid signature");
         goto out;
     }

@@ -206,6 +206,47 @@ static void test_copy__corrupt_blob_leaves_no_tag(void **state)
     berth_buf_dispose(&p);
 }
 
+/* What the CLI uses: layout reads and manifest inspection through berth/client.h. */
+static void test_copy__public_layout_reads(void **state)
+{
+    fixture *f = *state;
+    berth_buf body = BERTH_BUF_INIT, blob = BERTH_BUF_INIT;
+    berth_document_info *info = NULL;
+    berth_digest d;
+    char *mt = NULL;
+
+    assert_int_equal(berth_layout_get_manifest(f->src.ptr, "multi", &body, &mt, &d), 0);
+    assert_true(berth_digest_equal(&d, &f->index));
+    assert_string_equal(mt, "application/vnd.oci.image.index.v1+json");
+    /* a generic Content-Type lets the document say what it is */
+    assert_int_equal(berth_client_inspect_manifest(&info, "application/json", body.ptr, body.len),
+                     0);
+    assert_true(berth_document_kind_is_index(info->kind));
+    assert_int_equal(info->nrefs, 2);
+    assert_true(berth_client_platform_matches(&info->refs[0], "linux/amd64"));
+    assert_false(berth_client_platform_matches(&info->refs[0], "linux/arm64"));
+    assert_true(berth_client_platform_matches(&info->refs[1], "linux/arm64"));
+    assert_true(berth_client_platform_matches(&info->refs[1], "linux/arm64/v8"));
+    assert_false(berth_client_platform_matches(&info->refs[1], "linux/arm64/v7"));
+    assert_false(berth_client_platform_matches(&info->refs[1], "linux"));
+    berth_document_info_free(info);
+    info = NULL;
+    /* a specific one that disagrees with the document is refused */
+    assert_int_equal(berth_client_inspect_manifest(
+                         &info, "application/vnd.oci.image.manifest.v1+json", body.ptr, body.len),
+                     BERTH_EINVALID);
+    assert_null(info);
+    assert_int_equal(berth_layout_read_blob(f->src.ptr, &f->layer, &blob), 0);
+    assert_true(blob.len > 0);
+    free(mt);
+    assert_int_equal(berth_layout_get_manifest(f->src.ptr, "nosuch", &body, &mt, NULL),
+                     BERTH_ENOTFOUND);
+    assert_non_null(strstr(berth_error_last(), "no tag nosuch"));
+    free(mt);
+    berth_buf_dispose(&body);
+    berth_buf_dispose(&blob);
+}
+
 static void test_copy__layout_errors(void **state)
 {
     fixture *f = *state;
@@ -253,6 +294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy__whole_index_and_platform, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy__corrupt_blob_leaves_no_tag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy__layout_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy__public_layout_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy__invalid_manifest_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,10 @@
 #include <berth/api.h>
 #include <berth/layout.h>
 
+#include "oci/json.h"
 #include "oci_test.h"
+
+#include <jansson.h>
 
 static void test_api__error_response_round_trip(void **state)
 {
@@ -107,6 +110,85 @@ static void test_api__empty_lists(void **state)
     berth_buf_dispose(&out);
 }
 
+/* Strings that jansson writes with each of its escapes, and UTF-8 it leaves alone. */
+static const char *const tricky[] = {
+    "plain",
+    "",
+    "a\"b",
+    "back\\slash",
+    "sl/ash",
+    "\b\f\n\r\t",
+    "\x01\x1f\x7f",
+    "caf\xc3\xa9",
+    "\xe2\x82\xac",
+    "\xf0\x9f\x90\xb3",
+    "mixed \"\xc3\xa9\"\n end",
+};
+
+/* Lists without extra members are streamed (berth__json_put_string): byte for byte what
+   jansson writes for the same tree. */
+static void test_api__streamed_lists_are_what_jansson_writes(void **state)
+{
+    size_t n = sizeof(tricky) / sizeof(tricky[0]);
+    berth_tag_list tl = {(char *)(uintptr_t) "team/app", {(char **)(uintptr_t)tricky, n}, NULL};
+    berth_repository_list rl = {{(char **)(uintptr_t)tricky, n}, NULL};
+    json_t *tags = json_array(), *o;
+    berth_buf out = BERTH_BUF_INIT;
+    char *want;
+
+    (void)state;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(json_array_append_new(tags, json_string(tricky[i])), 0);
+    }
+    o = json_pack("{s:s, s:O}", "name", "team/app", "tags", tags);
+    want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_int_equal(berth_tag_list_serialize(&out, &tl), 0);
+    assert_string_equal(out.ptr, want);
+    free(want);
+    json_decref(o);
+    berth_buf_clear(&out);
+    o = json_pack("{s:O}", "repositories", tags);
+    want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_int_equal(berth_repository_list_serialize(&out, &rl), 0);
+    assert_string_equal(out.ptr, want);
+    free(want);
+    json_decref(o);
+    json_decref(tags);
+    berth_buf_dispose(&out);
+}
+
+static void test_api__json_strings_are_always_json(void **state)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *want;
+    } cases[] = {
+        {"ok", 2, "\"ok\""},
+        {"a\0b", 3, "\"a\\u0000b\""},
+        {"\x1b[0m", 4, "\"\\u001B[0m\""},
+        /* bytes that are not UTF-8 become U+FFFD, one each */
+        {"a\xff-", 3, "\"a\xef\xbf\xbd-\""},
+        {"\xc3", 1, "\"\xef\xbf\xbd\""},                                 /* truncated sequence */
+        {"\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},                 /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* surrogate */
+        {"\xf4\x90\x80\x80", 4,
+         "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* over U+10FFFF */
+        {"\xc3\xa9\xff\n", 4, "\"\xc3\xa9\xef\xbf\xbd\\n\""},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        berth_buf out = BERTH_BUF_INIT;
+        json_t *v;
+        assert_int_equal(berth__json_put_string(&out, cases[i].in, cases[i].len), 0);
+        assert_string_equal(out.ptr, cases[i].want);
+        v = json_loadb(out.ptr, out.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        assert_non_null(v);
+        json_decref(v);
+        berth_buf_dispose(&out);
+    }
+}
+
 static void test_api__list_musts(void **state)
 {
     berth_tag_list *tl = NULL;
@@ -153,6 +235,8 @@ int main(void)
         cmocka_unit_test(test_api__catalog_and_tags),
         cmocka_unit_test(test_api__empty_lists),
         cmocka_unit_test(test_api__list_musts),
+        cmocka_unit_test(test_api__streamed_lists_are_what_jansson_writes),
+        cmocka_unit_test(test_api__json_strings_are_always_json),
         cmocka_unit_test(test_api__layout_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

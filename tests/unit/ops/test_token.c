@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "server/ops/b64.h"
+#include "base/base64.h"
 #include "server/ops/token.h"
 
 #include <berth/errors.h>
@@ -210,10 +210,11 @@ static void round_trip(berth_token_key *signer, berth_token_key *verifier, size_
     assert_false(berth_token_claims_allow(&c, "team/other", BERTH_ACTION_PULL));
     berth_token_claims_dispose(&c);
     /* the signature's size: JOSE r||s (64 bytes) for ES256, the modulus size for RS256 */
-    assert_int_equal(berth__b64_decode(&part, last + 1, strlen(last + 1), true), 0);
+    assert_int_equal(berth__base64_decode(&part, last + 1, strlen(last + 1), BERTH__BASE64_URL), 0);
     assert_int_equal(part.len, sig_len);
     berth_buf_clear(&part);
-    assert_int_equal(berth__b64_decode(&part, jwt, (size_t)(strchr(jwt, '.') - jwt), true), 0);
+    assert_int_equal(
+        berth__base64_decode(&part, jwt, (size_t)(strchr(jwt, '.') - jwt), BERTH__BASE64_URL), 0);
     header = json_loads(part.ptr, 0, NULL);
     assert_non_null(header);
     assert_string_equal(json_string_value(json_object_get(header, "typ")), "JWT");
@@ -250,7 +251,8 @@ static void test_token__sign_verify_es256_rs256(void **state)
 static char *with_header(const char *jwt, const char *header_json)
 {
     berth_buf b = BERTH_BUF_INIT;
-    assert_int_equal(berth__b64_encode(&b, header_json, strlen(header_json), true), 0);
+    assert_int_equal(berth__base64_encode(&b, header_json, strlen(header_json), BERTH__BASE64_URL),
+                     0);
     assert_int_equal(berth_buf_puts(&b, strchr(jwt, '.')), 0);
     return berth_buf_detach(&b);
 }

@@ -88,6 +88,19 @@ static void test_server__error_document_is_spec_json(void **state)
                         "blob unknown to registry");
     json_decref(root);
 
+    /* a message quoting bytes that are not UTF-8 (a name from the request): still JSON, with
+       U+FFFD for each bad byte; the whole document is what libberth's serialiser writes */
+    berth_buf_clear(&doc);
+    assert_int_equal(berth__error_document(&doc, BERTH_API_NAME_INVALID, "name a\xff\xfe/b\r"), 0);
+    root = json_loads(doc.ptr, 0, NULL);
+    assert_non_null(root);
+    err = json_array_get(json_object_get(root, "errors"), 0);
+    assert_string_equal(json_string_value(json_object_get(err, "message")),
+                        "name a\xef\xbf\xbd\xef\xbf\xbd/b\r");
+    json_decref(root);
+    assert_string_equal(doc.ptr, "{\"errors\":[{\"code\":\"NAME_INVALID\",\"message\":\"name "
+                                 "a\xef\xbf\xbd\xef\xbf\xbd/b\\r\",\"detail\":{}}]}");
+
     /* a server failure's detail (store paths) stays in the log */
     berth_buf_clear(&doc);
     assert_int_equal(berth__error_document(&doc, BERTH_API_UNKNOWN,

@@ -8,7 +8,7 @@
 #include <berth/errors.h>
 #include <berth/store.h>
 
-#include "store/fs/fs.h"
+#include "base/fs.h"
 #include "store/store_internal.h"
 
 #include <stdio.h>

@@ -14,7 +14,7 @@
 #include <berth/errors.h>
 #include <berth/store.h>
 
-#include "store/fs/fs.h"
+#include "base/fs.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -9,7 +9,7 @@
 #include <berth/errors.h>
 #include <berth/store.h>
 
-#include "store/fs/fs.h"
+#include "base/fs.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include <berth/errors.h>
 #include <berth/store.h>
 
-#include "store/fs/fs.h"
+#include "base/fs.h"
 
 #include <dirent.h>
 #include <fcntl.h>

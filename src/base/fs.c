@@ -4,13 +4,17 @@
  * filesystem, fsync it, rename (or link) it into place, fsync the directory. A crash at any
  * point leaves either the old state or the new, plus temporary debris that startup removes.
  *
- * Error messages name no path (they reach registry clients); the path goes to the log.
+ * Used by the store (whose tmpdir is ROOT/_berth/tmp, emptied at startup) and by the client's
+ * OCI layout end (which stages next to the target, as hidden `.tmp-` files).
+ *
+ * Error messages of reads and directories name no path (they reach registry clients); the path
+ * goes to the log. Failures of the store's own staging writes are BERTH_EIO with the path (the
+ * server logs an EIO's message and answers a plain 500).
  */
-#include "store/fs/fs.h"
+#include "base/fs.h"
 
 #include "base/log.h"
 
-#include <berth/digest.h>
 #include <berth/errors.h>
 
 #include <dirent.h>
@@ -21,8 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *const reserved[] = {"blobs", "index.json", "oci-layout"};
 
 /* The berth code of an errno: a full disk (or quota, or file size limit) is BERTH_ENOSPACE. */
 static int code_of(int err)
@@ -98,7 +100,7 @@ int berth__fs_fsync_parent(const char *path)
     return berth__fs_fsync_dir(dir);
 }
 
-static int write_all(int fd, const void *data, size_t len)
+static int write_loop(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -115,24 +117,37 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-int berth__fs_write_atomic(const char *tmpdir, const char *dst, const void *data, size_t len,
-                           bool sync)
+int berth__fs_write_all(int fd, const char *path, const void *data, size_t len)
 {
-    char tmp[4096];
-    int fd, rc = 0;
+    return write_loop(fd, data, len) == 0 ? 0 : io_error("write", path);
+}
 
-    snprintf(tmp, sizeof(tmp), "%s/write.XXXXXX", tmpdir);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        return write_error("create", tmp);
+int berth__fs_tmpfile(int *fd_out, berth_buf *path_out, const char *dir, const char *prefix)
+{
+    size_t start = path_out->len;
+    int rc;
+
+    *fd_out = -1;
+    if ((rc = berth_buf_printf(path_out, "%s/%sXXXXXX", dir, prefix)) < 0) {
+        return rc;
     }
-    if (write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
+    if ((*fd_out = mkstemp(path_out->ptr + start)) < 0) {
+        return write_error("create", path_out->ptr + start);
+    }
+    return 0;
+}
+
+int berth__fs_commit(int fd, const char *tmp, const char *dst, bool sync)
+{
+    int rc;
+
+    /* the mode before the fsync, so that it is as durable as the bytes */
+    if (fchmod(fd, 0644) != 0 || (sync && fsync(fd) != 0)) {
         rc = write_error("write", tmp);
         close(fd);
         unlink(tmp);
         return rc;
     }
-    fchmod(fd, 0644);
     close(fd);
     if (rename(tmp, dst) != 0) {
         rc = write_error("rename to", dst);
@@ -140,6 +155,27 @@ int berth__fs_write_atomic(const char *tmpdir, const char *dst, const void *data
         return rc;
     }
     return sync ? berth__fs_fsync_parent(dst) : 0;
+}
+
+int berth__fs_write_atomic(const char *tmpdir, const char *dst, const void *data, size_t len,
+                           bool sync)
+{
+    berth_buf tmp = BERTH_BUF_INIT;
+    int fd = -1, rc;
+
+    if ((rc = berth__fs_tmpfile(&fd, &tmp, tmpdir, "write.")) < 0) {
+        goto out;
+    }
+    if (write_loop(fd, data, len) != 0) {
+        rc = write_error("write", tmp.ptr);
+        close(fd);
+        unlink(tmp.ptr);
+        goto out;
+    }
+    rc = berth__fs_commit(fd, tmp.ptr, dst, sync);
+out:
+    berth_buf_dispose(&tmp);
+    return rc;
 }
 
 int berth__fs_read_file(berth_buf *out, const char *path, size_t max)
@@ -231,86 +267,6 @@ int berth__fs_rmtree(const char *path)
     closedir(dir);
     if (rmdir(path) != 0 && errno != ENOENT) {
         rc = io_error("rmdir", path);
-    }
-    return rc;
-}
-
-bool berth__fs_is_layout_entry(const char *entry)
-{
-    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-        if (strcmp(entry, reserved[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-bool berth__fs_is_escaped(const char *entry)
-{
-    return entry[0] == '_' && berth__fs_is_layout_entry(entry + 1);
-}
-
-int berth__fs_repo_path(berth_buf *out, const char *name)
-{
-    const char *p = name;
-    int rc = 0;
-
-    while (*p && rc == 0) {
-        const char *slash = strchr(p, '/');
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        char comp[256];
-
-        if (n >= sizeof(comp)) {
-            return berth_error_set(BERTH_EINVALID, "name component too long");
-        }
-        memcpy(comp, p, n);
-        comp[n] = '\0';
-        if (out->len > 0) {
-            rc = berth_buf_puts(out, "/");
-        }
-        if (rc == 0 && berth__fs_is_layout_entry(comp)) {
-            rc = berth_buf_puts(out, "_");
-        }
-        if (rc == 0) {
-            rc = berth_buf_puts(out, comp);
-        }
-        p += n;
-        if (*p == '/') {
-            p++;
-        }
-    }
-    return rc;
-}
-
-int berth__fs_each_blob(const char *blobs_dir, berth__blob_visit visit, void *payload)
-{
-    int rc = 0;
-    for (int alg = BERTH_DIGEST_SHA256; alg <= BERTH_DIGEST_SHA512 && rc == 0; alg++) {
-        const char *name = berth_digest_alg_name((berth_digest_alg)alg);
-        char dir[4096];
-        DIR *d;
-        struct dirent *e;
-
-        if (snprintf(dir, sizeof(dir), "%s/%s", blobs_dir, name) >= (int)sizeof(dir)) {
-            continue;
-        }
-        d = opendir(dir);
-        if (!d) {
-            continue;
-        }
-        while (rc == 0 && (e = readdir(d)) != NULL) {
-            char path[4096 + 256], digest[300];
-            struct stat st;
-            if (e->d_name[0] == '.') {
-                continue;
-            }
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            snprintf(digest, sizeof(digest), "%s:%s", name, e->d_name);
-            if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-                rc = visit(path, digest, &st, payload);
-            }
-        }
-        closedir(d);
     }
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "backend/s3/client.h"
 #include "backend/s3/s3.h"
+#include "helpers/blob_contract.h"
 
 #include <berth/buf.h>
 #include <berth/digest.h>
@@ -64,10 +65,17 @@ static int load_env(void **state)
     return 0;
 }
 
+/* Every prefix used, deleted at the end (the test engine's OSD keeps objects in memory). */
+static char used[64][64];
+static unsigned nused;
+
 static void fresh_prefix(void)
 {
     static unsigned n;
     snprintf(prefix, sizeof(prefix), "t%lx-%d-%u/", (unsigned long)time(NULL), (int)getpid(), ++n);
+    if (nused < 64) {
+        snprintf(used[nused++], sizeof(used[0]), "%s", prefix);
+    }
 }
 
 static berth__s3 *client(unsigned list_page)
@@ -791,6 +799,48 @@ static void test_s3_blob__settings(void **state)
     free(sk);
 }
 
+/* The contract suite's backends: each under a fresh prefix of the test bucket. */
+static int open_contract(berth_blob_backend **out, void *payload)
+{
+    berth_s3_options o = {.endpoint = endpoint,
+                          .bucket = bucket,
+                          .region = region,
+                          .prefix = prefix,
+                          .path_style = true,
+                          .redirect = true};
+    (void)payload;
+    fresh_prefix();
+    return berth_s3_blob_backend_new(out, &o);
+}
+
+static int abort_each(const char *k, const char *id, int64_t initiated, void *p)
+{
+    int rc = berth__s3_mpu_abort(p, k, id);
+    (void)initiated;
+    return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
+static int delete_each(const char *k, uint64_t size, int64_t mtime, void *p)
+{
+    (void)size;
+    (void)mtime;
+    return berth__s3_delete(p, k);
+}
+
+static void clean_up(void)
+{
+    berth__s3 *c = NULL;
+    berth__s3_config cfg = {.endpoint = endpoint, .bucket = bucket, .path_style = true};
+    if (berth__s3_new(&c, &cfg) != 0) {
+        return;
+    }
+    for (unsigned i = 0; i < nused; i++) {
+        berth__s3_mpu_list(c, used[i], abort_each, c);
+        berth__s3_list(c, used[i], delete_each, c);
+    }
+    berth__s3_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -805,5 +855,11 @@ int main(void)
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),
         cmocka_unit_test(test_s3_blob__settings),
     };
-    return cmocka_run_group_tests(tests, load_env, NULL);
+    int failed = cmocka_run_group_tests(tests, load_env, NULL);
+    if (load_env(NULL) != 0) {
+        return 1;
+    }
+    failed += blob_contract_run("blob_contract/s3", open_contract, NULL);
+    clean_up();
+    return failed;
 }

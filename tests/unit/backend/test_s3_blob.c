@@ -20,7 +20,10 @@
 #include <berth/errors.h>
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -752,6 +755,55 @@ static void test_s3_blob__unreachable_is_enetwork_fast(void **state)
     b->free(b);
 }
 
+/* A service that accepts connections and never answers: one timeout, not one per retry. */
+static void *accept_and_hang(void *p)
+{
+    int ls = *(int *)p, fds[8], n = 0;
+    while (n < 8) {
+        int fd = accept(ls, NULL, NULL);
+        if (fd < 0) {
+            break;
+        }
+        fds[n++] = fd;
+    }
+    for (int i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+    return NULL;
+}
+
+static void test_s3_client__stalled_service_is_not_retried(void **state)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    char ep[64];
+    pthread_t t;
+    struct timespec t0, t1;
+    berth__s3 *c = NULL;
+    berth__s3_stat st;
+    (void)state;
+    assert_true(ls >= 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(pthread_create(&t, NULL, accept_and_hang, &ls), 0);
+
+    berth__s3_config cfg = {
+        .endpoint = ep, .bucket = "b", .path_style = true, .retries = 3, .low_speed_time_s = 1};
+    assert_int_equal(berth__s3_new(&c, &cfg), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(berth__s3_head(c, "k", &st), BERTH_ENETWORK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(s < 3.0); /* 4 attempts would take more than 4 s */
+    berth__s3_free(c);
+    shutdown(ls, SHUT_RDWR);
+    close(ls);
+    pthread_join(t, NULL);
+}
+
 static void test_s3_blob__settings(void **state)
 {
     berth_blob_backend *b = NULL;
@@ -853,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_s3_blob__virtual_host_style),
         cmocka_unit_test(test_s3_blob__threads),
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),
+        cmocka_unit_test(test_s3_client__stalled_service_is_not_retried),
         cmocka_unit_test(test_s3_blob__settings),
     };
     int failed = cmocka_run_group_tests(tests, load_env, NULL);

@@ -635,7 +635,9 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
         bool net = network_error(cc);
         rc = berth_error_set(net ? BERTH_ENETWORK : BERTH_EIO, "s3: %s: %s", r->op,
                              curl_easy_strerror(cc));
-        *retry = net && r->safe && r->delivered == 0;
+        /* a timeout is not retried: a service that stalls once stalls again, and the caller
+         * should hear of it in seconds, not minutes */
+        *retry = net && cc != CURLE_OPERATION_TIMEDOUT && r->safe && r->delivered == 0;
     } else if (r->status < 200 || r->status >= 300) {
         rc = status_error(r);
         *retry = r->status >= 500 && r->safe && r->delivered == 0;

@@ -6,7 +6,8 @@
  * Connections: each thread keeps one curl easy handle (and so its connection cache) for all
  * clients. Timeouts: connect (5 s by default) and low speed (under 1 byte/s for 30 s). Retries:
  * requests that are safe to repeat are retried on a connection error or a 5xx status, a
- * bounded number of times with doubling backoff, and never once a sink has had bytes.
+ * bounded number of times with doubling backoff, never after a timeout and never once a sink
+ * has had bytes.
  * Errors: BERTH_ENETWORK (unreachable, timed out, broken off, or 5xx after the retries),
  * BERTH_ENOTFOUND (404: no such key, upload or bucket), BERTH_EEXISTS (412 of a conditional
  * write), BERTH_ERANGE (416), BERTH_ENOSPACE (507, quota), BERTH_EUNAUTHORIZED (no

@@ -13,13 +13,17 @@
 
 #include "backend/s3/client.h"
 #include "backend/s3/s3.h"
+#include "helpers/blob_contract.h"
 
 #include <berth/buf.h>
 #include <berth/digest.h>
 #include <berth/errors.h>
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +68,17 @@ static int load_env(void **state)
     return 0;
 }
 
+/* Every prefix used, deleted at the end (the test engine's OSD keeps objects in memory). */
+static char used[64][64];
+static unsigned nused;
+
 static void fresh_prefix(void)
 {
     static unsigned n;
     snprintf(prefix, sizeof(prefix), "t%lx-%d-%u/", (unsigned long)time(NULL), (int)getpid(), ++n);
+    if (nused < 64) {
+        snprintf(used[nused++], sizeof(used[0]), "%s", prefix);
+    }
 }
 
 static berth__s3 *client(unsigned list_page)
@@ -744,6 +755,55 @@ static void test_s3_blob__unreachable_is_enetwork_fast(void **state)
     b->free(b);
 }
 
+/* A service that accepts connections and never answers: one timeout, not one per retry. */
+static void *accept_and_hang(void *p)
+{
+    int ls = *(int *)p, fds[8], n = 0;
+    while (n < 8) {
+        int fd = accept(ls, NULL, NULL);
+        if (fd < 0) {
+            break;
+        }
+        fds[n++] = fd;
+    }
+    for (int i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+    return NULL;
+}
+
+static void test_s3_client__stalled_service_is_not_retried(void **state)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    char ep[64];
+    pthread_t t;
+    struct timespec t0, t1;
+    berth__s3 *c = NULL;
+    berth__s3_stat st;
+    (void)state;
+    assert_true(ls >= 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(pthread_create(&t, NULL, accept_and_hang, &ls), 0);
+
+    berth__s3_config cfg = {
+        .endpoint = ep, .bucket = "b", .path_style = true, .retries = 3, .low_speed_time_s = 1};
+    assert_int_equal(berth__s3_new(&c, &cfg), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(berth__s3_head(c, "k", &st), BERTH_ENETWORK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(s < 3.0); /* 4 attempts would take more than 4 s */
+    berth__s3_free(c);
+    shutdown(ls, SHUT_RDWR);
+    close(ls);
+    pthread_join(t, NULL);
+}
+
 static void test_s3_blob__settings(void **state)
 {
     berth_blob_backend *b = NULL;
@@ -791,6 +851,48 @@ static void test_s3_blob__settings(void **state)
     free(sk);
 }
 
+/* The contract suite's backends: each under a fresh prefix of the test bucket. */
+static int open_contract(berth_blob_backend **out, void *payload)
+{
+    berth_s3_options o = {.endpoint = endpoint,
+                          .bucket = bucket,
+                          .region = region,
+                          .prefix = prefix,
+                          .path_style = true,
+                          .redirect = true};
+    (void)payload;
+    fresh_prefix();
+    return berth_s3_blob_backend_new(out, &o);
+}
+
+static int abort_each(const char *k, const char *id, int64_t initiated, void *p)
+{
+    int rc = berth__s3_mpu_abort(p, k, id);
+    (void)initiated;
+    return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
+static int delete_each(const char *k, uint64_t size, int64_t mtime, void *p)
+{
+    (void)size;
+    (void)mtime;
+    return berth__s3_delete(p, k);
+}
+
+static void clean_up(void)
+{
+    berth__s3 *c = NULL;
+    berth__s3_config cfg = {.endpoint = endpoint, .bucket = bucket, .path_style = true};
+    if (berth__s3_new(&c, &cfg) != 0) {
+        return;
+    }
+    for (unsigned i = 0; i < nused; i++) {
+        berth__s3_mpu_list(c, used[i], abort_each, c);
+        berth__s3_list(c, used[i], delete_each, c);
+    }
+    berth__s3_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -803,7 +905,14 @@ int main(void)
         cmocka_unit_test(test_s3_blob__virtual_host_style),
         cmocka_unit_test(test_s3_blob__threads),
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),
+        cmocka_unit_test(test_s3_client__stalled_service_is_not_retried),
         cmocka_unit_test(test_s3_blob__settings),
     };
-    return cmocka_run_group_tests(tests, load_env, NULL);
+    int failed = cmocka_run_group_tests(tests, load_env, NULL);
+    if (load_env(NULL) != 0) {
+        return 1;
+    }
+    failed += blob_contract_run("blob_contract/s3", open_contract, NULL);
+    clean_up();
+    return failed;
 }

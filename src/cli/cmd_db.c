@@ -28,14 +28,10 @@ static void db_usage(FILE *f)
                "password from PGPASSWORD or ~/.pgpass).\n");
 }
 
-/*
- * The database URL of the loaded configuration, NULL when it has none.
- * TODO(lead): return cfg's `database.url` once the configuration has the key.
- */
+/* The database URL of the loaded configuration, NULL when it has none. */
 static const char *config_database_url(const berth_config *cfg)
 {
-    (void)cfg;
-    return NULL;
+    return cfg->database.url;
 }
 
 int cmd_db(int argc, char **argv)

@@ -8,9 +8,10 @@
  * uploads/<id>/tail-<random> (unless nothing changed) and returns the state: upload id, the
  * parts' ETags and sizes, the tail's name and size. Parts uploaded after the last sync are not
  * in the state; a writer continuing from it uploads its own under the same numbers, and
- * completion lists only the state's parts. A tail is deleted two syncs later (the state just
- * before the last may still be in flight to the caller's records), the rest at commit, abort
- * or reap.
+ * completion lists only the state's parts. The state also names the tail of the state before
+ * it, which the next writer deletes once its own sync succeeds (by then the caller has stored
+ * the state that writer was opened with, so the one before is dead); the rest goes at commit,
+ * abort or reap.
  *
  * Commit. A session that never filled a part is one PutObject with If-None-Match: * to the
  * blob key (412: the blob is there already and is kept); with a check, the bytes in memory go
@@ -474,9 +475,10 @@ static int random_name(char out[32])
 static int state_text(s3_writer *w, char **out)
 {
     json_t *o = json_pack(
-        "{s:i, s:o, s:I, s:s, s:o, s:I}", "v", 1, "u",
+        "{s:i, s:o, s:I, s:s, s:o, s:I, s:o}", "v", 1, "u",
         w->upload_id ? json_string(w->upload_id) : json_null(), "p", (json_int_t)w->nparts, "c",
-        w->chain, "t", w->tail ? json_string(w->tail) : json_null(), "n", (json_int_t)w->tail_size);
+        w->chain, "t", w->tail ? json_string(w->tail) : json_null(), "n", (json_int_t)w->tail_size,
+        "q", w->prev_tail ? json_string(w->prev_tail) : json_null());
     int rc = 0;
     *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (!*out) {
@@ -856,17 +858,18 @@ static bool valid_chain(const char *c, size_t nparts)
 static int parse_state(s3_writer *w, const char *state)
 {
     json_error_t jerr;
-    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL;
+    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL, *q = NULL;
     json_int_t v = 0, np = -1, n = -1;
     const char *chain = NULL;
     int rc = 0;
     if (!o ||
-        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I}", "v", &v, "u", &u, "p", &np, "c", &chain,
-                    "t", &t, "n", &n) != 0 ||
+        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I, s?o}", "v", &v, "u", &u, "p", &np, "c",
+                    &chain, "t", &t, "n", &n, "q", &q) != 0 ||
         v != 1 || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
         (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) ||
         !(json_is_null(t) || (json_is_string(t) && valid_tail_name(json_string_value(t)))) ||
-        n < 0 || n > PART_SIZE) {
+        n < 0 || n > PART_SIZE ||
+        !(!q || json_is_null(q) || (json_is_string(q) && valid_tail_name(json_string_value(q))))) {
         rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
         goto out;
     }
@@ -888,6 +891,10 @@ static int parse_state(s3_writer *w, const char *state)
     }
     snprintf(w->chain, sizeof(w->chain), "%s", chain);
     snprintf(w->base_chain, sizeof(w->base_chain), "%s", chain);
+    if (json_is_string(q) && !(w->prev_tail = strdup(json_string_value(q)))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
     if (json_is_string(t)) {
         w->tail = strdup(json_string_value(t));
         w->tail_size = (uint64_t)n;

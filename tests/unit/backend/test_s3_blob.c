@@ -566,6 +566,41 @@ static void test_s3_blob__state_guards_parts(void **state)
     b->free(b);
 }
 
+/* One writer per request (open, write, sync, close), as replicas do: old tails go. */
+static void test_s3_blob__tails_do_not_pile_up(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    unsigned char *data = bytes(3 * MIB, 8);
+    char *st = NULL, up[128];
+    uint64_t size = 0;
+    berth_digest d;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(b->writer_open(&w, b, "7a11", st, size), 0);
+        assert_int_equal(w->write(w, data + size, MIB / 2), 0);
+        size += MIB / 2;
+        free(st);
+        assert_int_equal(w->sync(w, &st), 0);
+        w->close(w);
+    }
+    berth__s3 *c = client(0);
+    listed l = {0};
+    snprintf(up, sizeof(up), "%suploads/7a11/", prefix);
+    assert_int_equal(berth__s3_list(c, up, count_object, &l), 0);
+    assert_true(l.n <= 2);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, size), 0);
+    assert_int_equal(b->writer_open(&w, b, "7a11", st, size), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    read_all(b, &d, data, size);
+    free(st);
+    free(data);
+    berth__s3_free(c);
+    b->free(b);
+}
+
 static void test_s3_blob__abort_and_reap(void **state)
 {
     berth_blob_backend *b;
@@ -901,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_s3_blob__small_blobs),
         cmocka_unit_test(test_s3_blob__sessions),
         cmocka_unit_test(test_s3_blob__state_guards_parts),
+        cmocka_unit_test(test_s3_blob__tails_do_not_pile_up),
         cmocka_unit_test(test_s3_blob__abort_and_reap),
         cmocka_unit_test(test_s3_blob__virtual_host_style),
         cmocka_unit_test(test_s3_blob__threads),

@@ -932,6 +932,7 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
                                   .abort = w_abort,
                                   .close = w_close};
     w->b = b;
+    w->buf.max = PART_SIZE; /* also caps its capacity: no doubling to 8 MiB */
     w->id = strdup(id);
     rc = session_key(&key, b, id, "data");
     w->mpu_key = rc == 0 ? berth_buf_detach(&key) : NULL;

@@ -31,6 +31,8 @@
 #include <berth/errors.h>
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,19 @@ typedef struct part {
     uint64_t size;
 } part;
 
+/* A part being uploaded by a thread of its own while the writer fills the next one. */
+typedef struct inflight {
+    bool active;
+    pthread_t thread;
+    berth__s3 *c;
+    const char *key, *upload_id; /* the writer's */
+    unsigned number;
+    berth_buf data;
+    char *etag; /* out */
+    int rc;     /* out */
+    char msg[256];
+} inflight;
+
 typedef struct s3_writer {
     berth_blob_writer base;
     s3_backend *b;
@@ -76,6 +91,8 @@ typedef struct s3_writer {
     char *prev_tail;   /* the tail of the state before it */
     bool tail_loaded;  /* buf holds the tail's bytes (a reopened writer reads them lazily) */
     bool tail_current; /* the staged tail holds exactly buf */
+    inflight up;       /* the part on its way */
+    int broken;        /* an upload failed: the bytes since the last sync are lost */
 } s3_writer;
 
 static s3_backend *backend_of(berth_blob_backend *b)
@@ -313,6 +330,11 @@ static void writer_free(s3_writer *w)
     if (!w) {
         return;
     }
+    if (w->up.active) {
+        pthread_join(w->up.thread, NULL);
+    }
+    free(w->up.etag);
+    berth_buf_dispose(&w->up.data);
     for (size_t i = 0; i < w->nparts; i++) {
         free(w->parts[i].etag);
     }
@@ -403,7 +425,7 @@ static int load_tail(s3_writer *w)
 }
 
 /* Make what is in memory the next part. */
-static int flush_part(s3_writer *w)
+static int upload_part_now(s3_writer *w)
 {
     char *etag = NULL;
     int rc = 0;
@@ -427,6 +449,89 @@ static int flush_part(s3_writer *w)
     return rc;
 }
 
+static void *upload_main(void *p)
+{
+    inflight *f = p;
+    f->rc = berth__s3_mpu_part(f->c, f->key, f->upload_id, f->number, f->data.ptr, f->data.len,
+                               &f->etag);
+    if (f->rc != 0) {
+        snprintf(f->msg, sizeof(f->msg), "%s", berth_error_last());
+    }
+    return NULL;
+}
+
+/* Wait for the part on its way, and record it (or the writer is broken). */
+static int wait_part(s3_writer *w)
+{
+    int rc;
+    if (w->broken) {
+        return berth_error_set(w->broken, "s3: an earlier part of this write failed");
+    }
+    if (!w->up.active) {
+        return 0;
+    }
+    pthread_join(w->up.thread, NULL);
+    w->up.active = false;
+    rc = w->up.rc;
+    if (rc == 0) {
+        rc = add_part(w, w->up.etag, w->up.data.len);
+        w->up.etag = NULL;
+    } else {
+        berth_error_set(rc, "%s", w->up.msg);
+    }
+    berth_buf_clear(&w->up.data);
+    if (rc != 0) {
+        w->broken = rc;
+    }
+    return rc;
+}
+
+/*
+ * Make what is in memory the next part, uploaded by a thread while write() goes on filling the
+ * other buffer (at most one part on its way: two buffers of 5 MiB a writer).
+ */
+static int flush_part(s3_writer *w)
+{
+    berth_buf t;
+    int rc = wait_part(w);
+    if (rc == 0 && w->nparts >= MAX_PARTS) {
+        rc = berth_error_set(BERTH_ENOSPACE, "s3: the blob needs more than %u parts", MAX_PARTS);
+    }
+    if (rc == 0 && !w->upload_id) {
+        rc = berth__s3_mpu_create(w->b->c, w->mpu_key, &w->upload_id);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    t = w->up.data;
+    w->up.data = w->buf;
+    w->buf = t;
+    w->buf.max = PART_SIZE;
+    w->up.c = w->b->c;
+    w->up.key = w->mpu_key;
+    w->up.upload_id = w->upload_id;
+    w->up.number = (unsigned)w->nparts + 1;
+    w->up.rc = 0;
+    w->up.etag = NULL;
+    w->tail_current = false;
+    if (pthread_create(&w->up.thread, NULL, upload_main, &w->up) == 0) {
+        w->up.active = true;
+        return 0;
+    }
+    /* no thread: upload here */
+    upload_main(&w->up);
+    rc = w->up.rc;
+    if (rc == 0) {
+        rc = add_part(w, w->up.etag, w->up.data.len);
+        w->up.etag = NULL;
+    } else {
+        berth_error_set(rc, "%s", w->up.msg);
+        w->broken = rc;
+    }
+    berth_buf_clear(&w->up.data);
+    return rc;
+}
+
 static uint64_t w_size(berth_blob_writer *bw)
 {
     return ((s3_writer *)bw)->size;
@@ -436,7 +541,8 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
 {
     s3_writer *w = (s3_writer *)bw;
     const char *p = data;
-    int rc = load_tail(w);
+    int rc = w->broken ? berth_error_set(w->broken, "s3: an earlier part of this write failed")
+                       : load_tail(w);
     while (rc == 0 && len > 0) {
         size_t n = PART_SIZE - w->buf.len;
         if (n > len) {
@@ -493,8 +599,11 @@ static int w_sync(berth_blob_writer *bw, char **state_out)
     s3_writer *w = (s3_writer *)bw;
     berth_buf key = BERTH_BUF_INIT;
     char name[32];
-    int rc = load_tail(w);
+    int rc = wait_part(w);
     *state_out = NULL;
+    if (rc == 0) {
+        rc = load_tail(w);
+    }
     if (rc != 0) {
         goto out;
     }
@@ -657,6 +766,9 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     int rc = blob_key(&key, b, digest);
 
     if (rc == 0) {
+        rc = wait_part(w);
+    }
+    if (rc == 0) {
         rc = load_tail(w);
     }
     if (rc != 0) {
@@ -685,7 +797,7 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     nsynced = w->nsynced;
     rc = fill_base_etags(w);
     if (rc == 0 && w->buf.len > 0) {
-        rc = flush_part(w);
+        rc = upload_part_now(w);
     }
     if (rc == 0) {
         ps = calloc(w->nparts ? w->nparts : 1, sizeof(*ps));
@@ -754,6 +866,10 @@ static int w_abort(berth_blob_writer *bw)
 {
     s3_writer *w = (s3_writer *)bw;
     int rc = 0;
+    if (w->up.active) {
+        pthread_join(w->up.thread, NULL);
+        w->up.active = false;
+    }
     if (w->upload_id) {
         rc = berth__s3_mpu_abort(w->b->c, w->mpu_key, w->upload_id);
         if (rc == BERTH_ENOTFOUND) {

@@ -4,7 +4,8 @@
  *
  * Write sessions. A writer holds the bytes after its last full part in memory (at most one
  * part, 5 MiB); when that fills, it becomes the next part of the session's multipart upload
- * (created with the first part). sync() stages what is in memory as a new object
+ * (created with the first part), uploaded by a thread while the writer fills another buffer
+ * (one part on its way at a time). sync() stages what is in memory as a new object
  * uploads/<id>/tail-<random> (unless nothing changed) and returns the state: upload id, the
  * parts' ETags and sizes, the tail's name and size. Parts uploaded after the last sync are not
  * in the state; a writer continuing from it uploads its own under the same numbers, and

@@ -39,12 +39,13 @@
 #include <string.h>
 #include <time.h>
 
-#define PART_SIZE   (5u * 1024u * 1024u)
-#define MAX_PARTS   10000u
-#define COPY_MAX    (5ull * 1024u * 1024u * 1024u)
-#define COPY_PIECE  (1024ull * 1024u * 1024u)
-#define ID_MAX      64
-#define URL_SECONDS 600u
+#define PART_SIZE       (5u * 1024u * 1024u)
+#define MAX_PARTS       10000u
+#define COPY_MAX        (5ull * 1024u * 1024u * 1024u)
+#define COPY_PIECE      (1024ull * 1024u * 1024u)
+#define ID_MAX          64
+#define URL_SECONDS     600u
+#define URL_SECONDS_MAX 604800u
 
 typedef struct s3_backend {
     berth_blob_backend base;
@@ -181,6 +182,9 @@ static int be_url(berth_blob_backend *bb, const berth_digest *digest, unsigned s
     rc = blob_key(&key, b, digest);
     if (rc == 0) {
         unsigned s = seconds ? seconds : b->redirect_seconds ? b->redirect_seconds : URL_SECONDS;
+        if (s > URL_SECONDS_MAX) {
+            s = URL_SECONDS_MAX; /* SigV4's limit: 7 days */
+        }
         rc = berth__s3_presign_get(b->c, key.ptr, s, b->public_endpoint, url_out);
     }
     berth_buf_dispose(&key);
@@ -1280,9 +1284,15 @@ int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *
     b->redirect = opts->redirect;
     b->redirect_seconds = opts->redirect_seconds;
     if (opts->public_endpoint && *opts->public_endpoint) {
+        char *probe = NULL;
         b->public_endpoint = strdup(opts->public_endpoint);
         if (!b->public_endpoint) {
             rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        } else {
+            /* refuse a public endpoint that is not scheme://host[:port] now, not at the first
+             * redirect */
+            rc = berth__s3_presign_get(b->c, "x", 1, b->public_endpoint, &probe);
+            free(probe);
         }
     }
     if (rc == 0 && !b->prefix) {

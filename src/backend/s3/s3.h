@@ -27,7 +27,8 @@ typedef struct berth_s3_options {
     bool path_style;             /* endpoint/bucket/key rather than bucket.endpoint/key */
     bool redirect;               /* url() gives presigned GETs (else BERTH_EUNSUPPORTED) */
     const char *public_endpoint; /* endpoint in presigned URLs; NULL: `endpoint` */
-    unsigned redirect_seconds;   /* validity of presigned URLs when url() is asked for 0 s */
+    unsigned redirect_seconds;   /* validity of presigned URLs when url() is asked for 0 s
+                                    (0: 600); at most 7 days */
 } berth_s3_options;
 
 /**
@@ -36,7 +37,7 @@ typedef struct berth_s3_options {
  * ~/.aws/credentials; profile AWS_PROFILE, default "default"). Nothing is sent to the service
  * here: an unreachable endpoint shows as BERTH_ENETWORK on the first call.
  * @param out   receives the backend; free with its `free` member
- * @return 0; BERTH_EINVALID (endpoint not scheme://host[:port], no bucket);
+ * @return 0; BERTH_EINVALID (endpoint or public endpoint not scheme://host[:port], no bucket);
  *         BERTH_EUNAUTHORIZED (no credentials found); BERTH_ENOMEM
  */
 int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *opts);

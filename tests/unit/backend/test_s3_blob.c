@@ -706,6 +706,9 @@ static void test_s3_blob__virtual_host_style(void **state)
     assert_non_null(strstr(url, ".registry-blobs.example.com/"));
     assert_non_null(strstr(url, "X-Amz-Expires=60&"));
     free(url);
+    assert_int_equal(b->url(b, &d, 30 * 86400, &url), 0);
+    assert_non_null(strstr(url, "X-Amz-Expires=604800&"));
+    free(url);
     b->free(b);
     free(data);
 }
@@ -848,6 +851,9 @@ static void test_s3_blob__settings(void **state)
     o.endpoint = "http://h:1/path";
     assert_int_equal(berth_s3_blob_backend_new(&b, &o), BERTH_EINVALID);
     o.endpoint = "http://h:1";
+    o.public_endpoint = "blobs.example.com";
+    assert_int_equal(berth_s3_blob_backend_new(&b, &o), BERTH_EINVALID);
+    o.public_endpoint = NULL;
     o.bucket = NULL;
     assert_int_equal(berth_s3_blob_backend_new(&b, &o), BERTH_EINVALID);
 

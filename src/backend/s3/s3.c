@@ -656,7 +656,14 @@ out:
 }
 
 /* Undo a completion whose check refused: a new upload at the same key with the synced parts. */
-static int restore_session(s3_writer *w, size_t nsynced)
+/*
+ * Rebuild the first `nsynced` parts of the session as a new upload at the same key, by
+ * UploadPartCopy from the completed object there (same bytes, so same ETags). Parts whose ETag
+ * the writer does not know get the copy's, which the caller checks against the state's chain.
+ * @param id_out  the new upload's id (freed with free()), or NULL when the caller leaves it to
+ *                be found by its key
+ */
+static int restore_session(s3_writer *w, size_t nsynced, char **id_out)
 {
     char *id = NULL;
     uint64_t off = 0;
@@ -665,7 +672,10 @@ static int restore_session(s3_writer *w, size_t nsynced)
         char *etag = NULL;
         rc = berth__s3_mpu_part_copy(w->b->c, w->mpu_key, id, (unsigned)i + 1, w->mpu_key, off,
                                      w->parts[i].size, &etag);
-        if (rc == 0 && strcmp(etag, w->parts[i].etag) != 0) {
+        if (rc == 0 && !w->parts[i].etag) {
+            w->parts[i].etag = etag;
+            etag = NULL;
+        } else if (rc == 0 && strcmp(etag, w->parts[i].etag) != 0) {
             rc = berth_error_set(BERTH_EIO, "s3: a copied part has another ETag");
         }
         free(etag);
@@ -673,6 +683,52 @@ static int restore_session(s3_writer *w, size_t nsynced)
     }
     if (rc != 0 && id) {
         berth__s3_mpu_abort(w->b->c, w->mpu_key, id);
+    }
+    if (rc == 0 && id_out) {
+        *id_out = id;
+        id = NULL;
+    }
+    free(id);
+    return rc;
+}
+
+/*
+ * A writer whose upload is gone finds the session in the completed object a commit left at
+ * uploads/<id>/data when it failed after completing (killed, or the copy to the blob key
+ * failed): the state's parts are rebuilt from it, checked against the state's ETag chain.
+ * @return 0 (the writer has its upload back), BERTH_ENOTFOUND, BERTH_EIO, BERTH_ENETWORK
+ */
+static int recover_from_completed(s3_writer *w)
+{
+    berth__s3_stat st;
+    char chain[65] = "", *id = NULL;
+    int rc = berth__s3_head(w->b->c, w->mpu_key, &st);
+    if (rc == 0 && st.size < (uint64_t)w->nbase * PART_SIZE) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "s3: no such upload session");
+    }
+    if (rc == 0) {
+        rc = restore_session(w, w->nbase, &id);
+    }
+    for (size_t i = 0; rc == 0 && i < w->nbase; i++) {
+        rc = chain_next(chain, w->parts[i].etag);
+    }
+    if (rc == 0 && strcmp(chain, w->base_chain) != 0) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "s3: no such upload session");
+        berth__s3_mpu_abort(w->b->c, w->mpu_key, id);
+    }
+    if (rc == 0) {
+        free(w->upload_id);
+        w->upload_id = id;
+        id = NULL;
+        w->nbase = 0;
+        if (berth__s3_delete(w->b->c, w->mpu_key) != 0) {
+            berth_error_clear(); /* the next commit overwrites it */
+        }
+    } else {
+        for (size_t i = 0; i < w->nbase; i++) {
+            free(w->parts[i].etag);
+            w->parts[i].etag = NULL;
+        }
     }
     free(id);
     return rc;
@@ -832,24 +888,25 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
         if (rc == 0) {
             rc = check->final(check->payload);
         }
-        if (rc != 0) {
-            int code = rc;
-            char *msg = strdup(berth_error_last());
-            if (restore_session(w, nsynced) == 0) {
-                berth__s3_delete(b->c, w->mpu_key);
-            }
-            berth_error_set(code, "%s", msg ? msg : "s3: the check refused the bytes");
-            free(msg);
-            rc = code;
-            goto out;
+    }
+    if (rc == 0) {
+        rc = berth__s3_head(b->c, key.ptr, &st);
+        if (rc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            rc = copy_object(b, key.ptr, w->mpu_key, w->size);
         }
     }
-    rc = berth__s3_head(b->c, key.ptr, &st);
-    if (rc == BERTH_ENOTFOUND) {
-        berth_error_clear();
-        rc = copy_object(b, key.ptr, w->mpu_key, w->size);
-    }
     if (rc != 0) {
+        /* completed, but not published: put the session back as at its last sync (if that
+         * fails too, the next writer rebuilds it from the completed object) */
+        int code = rc;
+        char *msg = strdup(berth_error_last());
+        if (restore_session(w, nsynced, NULL) == 0) {
+            berth__s3_delete(b->c, w->mpu_key);
+        }
+        berth_error_set(code, "%s", msg ? msg : "s3: commit failed");
+        free(msg);
+        rc = code;
         goto out;
     }
 cleanup:
@@ -1087,6 +1144,11 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
             /* a refused check may have moved the parts to a new upload at the same key */
             berth_error_clear();
             rc = adopt_upload(w);
+        }
+        if (rc == BERTH_ENOTFOUND && w->nbase > 0) {
+            /* or a commit that failed after completing left them in the completed object */
+            berth_error_clear();
+            rc = recover_from_completed(w);
         }
     }
     if (rc == 0 && !w->tail && !w->upload_id) {

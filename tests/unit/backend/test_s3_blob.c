@@ -566,6 +566,69 @@ static void test_s3_blob__state_guards_parts(void **state)
     b->free(b);
 }
 
+typedef struct got_parts {
+    berth__s3_part p[4];
+    size_t n;
+} got_parts;
+
+static int collect_part(unsigned number, const char *etag, uint64_t size, void *p)
+{
+    got_parts *g = p;
+    (void)size;
+    if (g->n < 4) {
+        g->p[g->n++] = (berth__s3_part){number, strdup(etag)};
+    }
+    return 0;
+}
+
+/* A commit killed after it completed the upload (before the copy to the blob key): the next
+ * writer rebuilds the session from the completed object. */
+static void test_s3_blob__commit_killed_after_completing(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    size_t n = 11 * MIB;
+    unsigned char *data = bytes(n, 9);
+    char *st = NULL, upload[256] = "";
+    berth_digest d;
+    sha_check s;
+    berth_blob_check ck;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, n), 0);
+    assert_int_equal(b->writer_open(&w, b, "dead-c0", NULL, 0), 0);
+    assert_int_equal(w->write(w, data, n), 0);
+    assert_int_equal(w->sync(w, &st), 0);
+    w->close(w);
+
+    /* what the killed commit did: complete the upload at uploads/<id>/data */
+    const char *u = strstr(st, "\"u\":\"");
+    assert_non_null(u);
+    u += 5;
+    memcpy(upload, u, (size_t)(strchr(u, '"') - u));
+    berth__s3 *c = client(0);
+    got_parts g = {0};
+    assert_int_equal(berth__s3_mpu_parts(c, key("uploads/dead-c0/data"), upload, collect_part, &g),
+                     0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(berth__s3_mpu_complete(c, key("uploads/dead-c0/data"), upload, g.p, g.n), 0);
+
+    assert_int_equal(b->writer_open(&w, b, "dead-c0", st, n), 0);
+    check_init(&s, &ck, data, n);
+    assert_int_equal(w->commit(w, &d, &ck), 0);
+    berth_hasher_free(s.h);
+    read_all(b, &d, data, n);
+
+    for (size_t i = 0; i < g.n; i++) {
+        free((char *)(uintptr_t)g.p[i].etag);
+    }
+    free(st);
+    free(data);
+    berth__s3_free(c);
+    b->free(b);
+}
+
 /* One writer per request (open, write, sync, close), as replicas do: old tails go. */
 static void test_s3_blob__tails_do_not_pile_up(void **state)
 {
@@ -943,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_s3_blob__sessions),
         cmocka_unit_test(test_s3_blob__state_guards_parts),
         cmocka_unit_test(test_s3_blob__tails_do_not_pile_up),
+        cmocka_unit_test(test_s3_blob__commit_killed_after_completing),
         cmocka_unit_test(test_s3_blob__abort_and_reap),
         cmocka_unit_test(test_s3_blob__virtual_host_style),
         cmocka_unit_test(test_s3_blob__threads),

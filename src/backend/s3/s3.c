@@ -19,9 +19,11 @@
  * through it first. Otherwise the last part is uploaded, the upload completed at
  * uploads/<id>/data, then (with a check) read back through the check, and copied to the blob
  * key unless one is there (CopyObject, or UploadPartCopy past 5 GiB), and the temporary
- * deleted. A check that refuses puts the session back as at its last sync: a new upload at the
- * same key gets the synced parts back by UploadPartCopy from the completed object (same bytes,
- * so same ETags), and a writer opened later from the old state finds it by its key.
+ * deleted. A commit that fails after completing (a refused check, a failed copy) puts the
+ * session back as at its last sync: a new upload at the same key gets the synced parts back by
+ * UploadPartCopy from the completed object (same bytes, so same ETags), and a writer opened
+ * later from the old state finds it by its key and the state's ETag chain. A commit killed in
+ * between leaves the completed object, from which the next writer rebuilds the upload.
  */
 #include "backend/s3/s3.h"
 

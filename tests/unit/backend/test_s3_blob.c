@@ -905,6 +905,39 @@ static void test_s3_client__stalled_service_is_not_retried(void **state)
     pthread_join(t, NULL);
 }
 
+static void test_s3_blob__bad_states_are_refused(void **state)
+{
+    static const char *bad[] = {
+        "",
+        "not json",
+        "[]",
+        "{\"v\":2,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":1,\"c\":\"\",\"t\":\"tail-00\",\"n\":0}",
+        "{\"v\":1,\"u\":\"x\",\"p\":1,\"c\":\"ab\",\"t\":null,\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"../../blobs/x\",\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":-1}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":99999999}",
+        "{\"v\":1,\"u\":\"x\",\"p\":10001,\"c\":\"\",\"t\":null,\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":0,\"q\":\"/x\"}",
+    };
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = b->writer_open(&w, b, "ba-d", bad[i], 0);
+        if (rc != BERTH_EINVALID) {
+            print_error("state %zu: %d\n", i, rc);
+        }
+        assert_int_equal(rc, BERTH_EINVALID);
+        assert_null(w);
+    }
+    assert_int_equal(b->writer_open(&w, b, "../x", NULL, 0), BERTH_EINVALID);
+    assert_int_equal(b->writer_open(&w, b, "ABC", NULL, 0), BERTH_EINVALID);
+    b->free(b);
+}
+
 static void test_s3_blob__settings(void **state)
 {
     berth_blob_backend *b = NULL;
@@ -1012,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_s3_blob__threads),
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),
         cmocka_unit_test(test_s3_client__stalled_service_is_not_retried),
+        cmocka_unit_test(test_s3_blob__bad_states_are_refused),
         cmocka_unit_test(test_s3_blob__settings),
     };
     int failed = cmocka_run_group_tests(tests, load_env, NULL);

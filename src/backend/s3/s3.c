@@ -2,17 +2,19 @@
 /*
  * The s3 blob backend (see s3.h for the layout): berth/sys/blob_backend.h over client.c.
  *
- * Write sessions. A writer holds the bytes after its last full part in memory (at most one
- * part, 5 MiB); when that fills, it becomes the next part of the session's multipart upload
- * (created with the first part), uploaded by a thread while the writer fills another buffer
- * (one part on its way at a time). sync() stages what is in memory as a new object
- * uploads/<id>/tail-<random> (unless nothing changed) and returns the state: upload id, the
- * parts' ETags and sizes, the tail's name and size. Parts uploaded after the last sync are not
- * in the state; a writer continuing from it uploads its own under the same numbers, and
- * completion lists only the state's parts. The state also names the tail of the state before
- * it, which the next writer deletes once its own sync succeeds (by then the caller has stored
- * the state that writer was opened with, so the one before is dead); the rest goes at commit,
- * abort or reap.
+ * Write sessions. A writer holds the bytes after the session's last full part in memory
+ * (at most one part, 5 MiB); when that fills, it becomes the next part of the session's
+ * multipart upload (created with the first part), uploaded by a thread while the writer fills
+ * another buffer (one part on its way at a time). sync() stages the bytes written since the
+ * last sync as a new object uploads/<id>/tail-<random> (a segment) and returns the state:
+ * upload id, part count, the parts' ETag chain, the segments (names and sizes) and the
+ * segments the state before no longer names. A writer opened from a state reads the segments
+ * back only when a part fills or at commit, so a client pushing in small chunks costs one
+ * PutObject of its own bytes per request; past 32 segments they are merged into one. Parts
+ * uploaded after the last sync are not in the state; a writer continuing from it uploads its
+ * own under the same numbers, and completion lists only the state's parts. Segments a part
+ * took in are deleted by the first writer that syncs after the state that dropped them (by
+ * then the caller has stored a later state), the rest at commit, abort or reap.
  *
  * Commit. A session that never filled a part is one PutObject with If-None-Match: * to the
  * blob key (412: the blob is there already and is kept); with a check, the bytes in memory go
@@ -48,6 +50,7 @@
 #define ID_MAX          64
 #define URL_SECONDS     600u
 #define URL_SECONDS_MAX 604800u
+#define SEG_MAX         32 /* staged segments before they are merged into one */
 
 typedef struct s3_backend {
     berth_blob_backend base;
@@ -62,6 +65,21 @@ typedef struct part {
     char *etag;
     uint64_t size;
 } part;
+
+typedef struct keys {
+    char **v;
+    size_t n, cap;
+} keys;
+
+typedef struct seg {
+    char *name;
+    uint64_t size;
+} seg;
+
+typedef struct segs {
+    seg *v;
+    size_t n, cap;
+} segs;
 
 /* A part being uploaded by a thread of its own while the writer fills the next one. */
 typedef struct inflight {
@@ -88,15 +106,19 @@ typedef struct s3_writer {
     size_t nsynced;      /* parts in the last state */
     char chain[65];      /* the ETag chain of parts[0..nparts) (see part_chain) */
     char base_chain[65]; /* ... of the state opened from */
-    berth_buf buf;       /* the bytes after the last part (at most PART_SIZE) */
-    uint64_t size;       /* bytes in the session, buf included */
-    char *tail;          /* staged tail named by the last state (a suffix: "tail-..."), or NULL */
-    uint64_t tail_size;
-    char *prev_tail;   /* the tail of the state before it */
-    bool tail_loaded;  /* buf holds the tail's bytes (a reopened writer reads them lazily) */
-    bool tail_current; /* the staged tail holds exactly buf */
-    inflight up;       /* the part on its way */
-    int broken;        /* an upload failed: the bytes since the last sync are lost */
+    berth_buf buf;       /* loaded: the bytes after the last part; else only the unstaged ones */
+    uint64_t size;       /* bytes in the session */
+    segs staged;         /* the segments (objects "tail-...") holding the first staged_bytes after
+                            the last part, as the last state names them */
+    uint64_t staged_bytes;
+    bool loaded;    /* buf begins with the staged bytes (a reopened writer reads them only when
+                       a part fills or at commit) */
+    bool changed;   /* the next state differs from the last one */
+    keys dropped;   /* segments the last state named and the next one will not */
+    keys dead_prev; /* segments the last state no longer named (its "q"): dead once the state
+                       after it is given, deleted then */
+    inflight up;    /* the part on its way */
+    int broken;     /* an upload failed: the bytes since the last sync are lost */
 } s3_writer;
 
 static s3_backend *backend_of(berth_blob_backend *b)
@@ -249,11 +271,6 @@ static int be_foreach(berth_blob_backend *bb, berth_blob_each_cb cb, void *paylo
 
 /* ---- session objects ---------------------------------------------------------------------- */
 
-typedef struct keys {
-    char **v;
-    size_t n, cap;
-} keys;
-
 static int keys_add(keys *k, const char *s)
 {
     if (k->n == k->cap) {
@@ -281,6 +298,41 @@ static void keys_free(keys *k)
     free(k->v);
     k->v = NULL;
     k->n = k->cap = 0;
+}
+
+static int segs_add(segs *s, const char *name, uint64_t size)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        seg *v = realloc(s->v, cap * sizeof(*v));
+        if (!v) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n].name = strdup(name);
+    if (!s->v[s->n].name) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    s->v[s->n++].size = size;
+    return 0;
+}
+
+static void segs_clear(segs *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].name);
+    }
+    s->n = 0;
+}
+
+static void segs_free(segs *s)
+{
+    segs_clear(s);
+    free(s->v);
+    s->v = NULL;
+    s->cap = 0;
 }
 
 static int collect_key(const char *key, uint64_t size, int64_t mtime, void *p)
@@ -349,8 +401,9 @@ static void writer_free(s3_writer *w)
     free(w->id);
     free(w->mpu_key);
     free(w->upload_id);
-    free(w->tail);
-    free(w->prev_tail);
+    segs_free(&w->staged);
+    keys_free(&w->dropped);
+    keys_free(&w->dead_prev);
     berth_buf_dispose(&w->buf);
     free(w);
 }
@@ -398,37 +451,59 @@ static int tail_sink(const void *data, size_t len, void *p)
     return berth_buf_put(p, data, len);
 }
 
-/* A reopened writer reads its staged tail back into memory before it goes on. */
-static int load_tail(s3_writer *w)
+/* The staged segments, read back into memory ahead of the unstaged bytes. */
+static int ensure_loaded(s3_writer *w)
 {
-    berth_buf key = BERTH_BUF_INIT;
+    berth_buf key = BERTH_BUF_INIT, all = BERTH_BUF_INIT_MAX(PART_SIZE);
     int rc = 0;
-    if (w->tail_loaded) {
+    if (w->loaded) {
         return 0;
     }
-    berth_buf_clear(&w->buf);
-    if (w->tail) {
-        rc = session_key(&key, w->b, w->id, w->tail);
+    for (size_t i = 0; rc == 0 && i < w->staged.n; i++) {
+        berth_buf_clear(&key);
+        rc = session_key(&key, w->b, w->id, w->staged.v[i].name);
         if (rc == 0) {
-            rc = berth__s3_get(w->b->c, key.ptr, 0, UINT64_MAX, tail_sink, &w->buf);
+            rc = berth__s3_get(w->b->c, key.ptr, 0, UINT64_MAX, tail_sink, &all);
         }
-        if (rc == 0 && w->buf.len != w->tail_size) {
-            rc = berth_error_set(BERTH_EIO,
-                                 "s3: the staged tail of the session has %zu bytes, "
-                                 "not %llu",
-                                 w->buf.len, (unsigned long long)w->tail_size);
-        }
-        if (rc == BERTH_ENOTFOUND) {
-            berth_error_set(BERTH_ENOTFOUND, "s3: the upload session is gone");
-        }
+    }
+    if (rc == 0 && all.len != w->staged_bytes) {
+        rc = berth_error_set(BERTH_EIO, "s3: the staged bytes of the session are %zu, not %llu",
+                             all.len, (unsigned long long)w->staged_bytes);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_set(BERTH_ENOTFOUND, "s3: the upload session is gone");
     }
     if (rc == 0) {
-        w->tail_loaded = true;
-    } else {
-        berth_buf_clear(&w->buf);
+        rc = berth_buf_put(&all, w->buf.ptr ? w->buf.ptr : "", w->buf.len);
     }
+    if (rc == 0) {
+        berth_buf_dispose(&w->buf);
+        w->buf = all;
+        all = (berth_buf)BERTH_BUF_INIT;
+        w->loaded = true;
+    }
+    berth_buf_dispose(&all);
     berth_buf_dispose(&key);
     return rc;
+}
+
+/* The staged segments are in a part now: the next state names none. */
+static int consume_segments(s3_writer *w)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < w->staged.n; i++) {
+        rc = keys_add(&w->dropped, w->staged.v[i].name);
+    }
+    segs_clear(&w->staged);
+    w->staged_bytes = 0;
+    w->changed = true;
+    return rc;
+}
+
+/* Bytes after the last part, staged or not. */
+static uint64_t tail_len(const s3_writer *w)
+{
+    return w->loaded ? w->buf.len : w->staged_bytes + w->buf.len;
 }
 
 /* Make what is in memory the next part. */
@@ -451,7 +526,7 @@ static int upload_part_now(s3_writer *w)
     }
     if (rc == 0) {
         berth_buf_clear(&w->buf);
-        w->tail_current = false;
+        rc = consume_segments(w);
     }
     return rc;
 }
@@ -520,7 +595,11 @@ static int flush_part(s3_writer *w)
     w->up.number = (unsigned)w->nparts + 1;
     w->up.rc = 0;
     w->up.etag = NULL;
-    w->tail_current = false;
+    rc = consume_segments(w);
+    if (rc != 0) {
+        w->broken = rc;
+        return rc;
+    }
     if (pthread_create(&w->up.thread, NULL, upload_main, &w->up) == 0) {
         w->up.active = true;
         return 0;
@@ -548,21 +627,21 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
 {
     s3_writer *w = (s3_writer *)bw;
     const char *p = data;
-    int rc = w->broken ? berth_error_set(w->broken, "s3: an earlier part of this write failed")
-                       : load_tail(w);
+    int rc = w->broken ? berth_error_set(w->broken, "s3: an earlier part of this write failed") : 0;
     while (rc == 0 && len > 0) {
-        size_t n = PART_SIZE - w->buf.len;
-        if (n > len) {
-            n = len;
+        size_t room = PART_SIZE - (size_t)tail_len(w), n = len < room ? len : room;
+        if (n == room && !w->loaded) {
+            rc = ensure_loaded(w); /* these bytes fill a part: it needs the staged ones */
         }
-        rc = berth_buf_put(&w->buf, p, n);
+        if (rc == 0) {
+            rc = berth_buf_put(&w->buf, p, n);
+        }
         if (rc == 0) {
             p += n;
             len -= n;
             w->size += n;
-            w->tail_current = false;
         }
-        if (rc == 0 && w->buf.len >= PART_SIZE) {
+        if (rc == 0 && tail_len(w) >= PART_SIZE) {
             rc = flush_part(w);
         }
     }
@@ -587,17 +666,58 @@ static int random_name(char out[32])
 
 static int state_text(s3_writer *w, char **out)
 {
-    json_t *o = json_pack(
-        "{s:i, s:o, s:I, s:s, s:o, s:I, s:o}", "v", 1, "u",
-        w->upload_id ? json_string(w->upload_id) : json_null(), "p", (json_int_t)w->nparts, "c",
-        w->chain, "t", w->tail ? json_string(w->tail) : json_null(), "n", (json_int_t)w->tail_size,
-        "q", w->prev_tail ? json_string(w->prev_tail) : json_null());
+    json_t *t = json_array(), *q = json_array(), *o = NULL;
     int rc = 0;
+    *out = NULL;
+    for (size_t i = 0; t && i < w->staged.n; i++) {
+        if (json_array_append_new(
+                t, json_pack("[sI]", w->staged.v[i].name, (json_int_t)w->staged.v[i].size)) != 0) {
+            json_decref(t);
+            t = NULL;
+        }
+    }
+    for (size_t i = 0; q && i < w->dead_prev.n; i++) {
+        if (json_array_append_new(q, json_string(w->dead_prev.v[i])) != 0) {
+            json_decref(q);
+            q = NULL;
+        }
+    }
+    if (t && q) {
+        o = json_pack("{s:i, s:o, s:I, s:s, s:O, s:I, s:O}", "v", 1, "u",
+                      w->upload_id ? json_string(w->upload_id) : json_null(), "p",
+                      (json_int_t)w->nparts, "c", w->chain, "t", t, "n",
+                      (json_int_t)w->staged_bytes, "q", q);
+    }
     *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (!*out) {
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     json_decref(o);
+    json_decref(t);
+    json_decref(q);
+    return rc;
+}
+
+/* PutObject of a new segment uploads/<id>/tail-<random>, added to the staged ones. */
+static int stage(s3_writer *w, const char *data, size_t len)
+{
+    berth_buf key = BERTH_BUF_INIT;
+    char name[32];
+    int rc = random_name(name);
+    if (rc == 0) {
+        rc = session_key(&key, w->b, w->id, name);
+    }
+    if (rc == 0) {
+        rc = berth__s3_put(w->b->c, key.ptr, data ? data : "", len, false);
+    }
+    if (rc == 0) {
+        rc = segs_add(&w->staged, name, len);
+    }
+    if (rc == 0) {
+        w->staged_bytes += len;
+        w->changed = true;
+    }
+    berth_buf_dispose(&key);
     return rc;
 }
 
@@ -605,48 +725,62 @@ static int w_sync(berth_blob_writer *bw, char **state_out)
 {
     s3_writer *w = (s3_writer *)bw;
     berth_buf key = BERTH_BUF_INIT;
-    char name[32];
     int rc = wait_part(w);
     *state_out = NULL;
-    if (rc == 0) {
-        rc = load_tail(w);
+    if (rc != 0) {
+        goto out;
+    }
+    /* the bytes written since the last sync: a new segment */
+    size_t fresh = w->loaded ? w->buf.len - (size_t)w->staged_bytes : w->buf.len;
+    if (fresh > 0) {
+        rc = stage(w, w->buf.ptr + (w->buf.len - fresh), fresh);
+        if (rc == 0 && !w->loaded) {
+            berth_buf_clear(&w->buf);
+        }
+    }
+    if (rc == 0 && w->staged.n > SEG_MAX) {
+        /* too many segments: one instead */
+        segs old = w->staged;
+        uint64_t old_bytes = w->staged_bytes;
+        rc = ensure_loaded(w);
+        if (rc == 0) {
+            w->staged = (segs){0};
+            w->staged_bytes = 0;
+            rc = stage(w, w->buf.ptr, w->buf.len);
+            if (rc != 0) {
+                segs_free(&w->staged);
+                w->staged = old;
+                w->staged_bytes = old_bytes;
+                old = (segs){0};
+            }
+        }
+        for (size_t i = 0; rc == 0 && i < old.n; i++) {
+            rc = keys_add(&w->dropped, old.v[i].name);
+        }
+        if (rc == 0) {
+            segs_free(&old);
+        }
+    }
+    if (rc == 0 && !w->upload_id && w->staged.n == 0) {
+        /* nothing stored yet: an empty segment tells a later open that the session exists */
+        rc = stage(w, "", 0);
     }
     if (rc != 0) {
         goto out;
     }
-    /* a tail is staged when there are bytes after the last part, or no upload yet (so that a
-     * later open can tell the session exists) */
-    bool need = w->buf.len > 0 || !w->upload_id;
-    if (need && !w->tail_current) {
-        rc = random_name(name);
-        if (rc == 0) {
-            rc = session_key(&key, w->b, w->id, name);
-        }
-        if (rc == 0) {
-            rc = berth__s3_put(w->b->c, key.ptr, w->buf.ptr ? w->buf.ptr : "", w->buf.len, false);
-        }
-        if (rc != 0) {
-            goto out;
-        }
-    }
-    if (!need || !w->tail_current) {
-        /* the state changes: the tail two states back goes */
-        if (w->prev_tail) {
+    if (w->changed) {
+        /* the state before the last is dead now: what only it named goes */
+        for (size_t i = 0; i < w->dead_prev.n; i++) {
             berth_buf_clear(&key);
-            if (session_key(&key, w->b, w->id, w->prev_tail) == 0 &&
+            if (session_key(&key, w->b, w->id, w->dead_prev.v[i]) == 0 &&
                 berth__s3_delete(w->b->c, key.ptr) != 0) {
                 berth_error_clear(); /* left for commit, abort or reap */
             }
         }
-        free(w->prev_tail);
-        w->prev_tail = w->tail;
-        w->tail = need ? strdup(name) : NULL;
-        w->tail_size = need ? w->buf.len : 0;
-        if (need && !w->tail) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-            goto out;
-        }
-        w->tail_current = need;
+        keys_free(&w->dead_prev);
+        w->dead_prev = w->dropped;
+        w->dropped = (keys){0};
+        w->changed = false;
     }
     rc = state_text(w, state_out);
     if (rc == 0) {
@@ -657,7 +791,6 @@ out:
     return rc;
 }
 
-/* Undo a completion whose check refused: a new upload at the same key with the synced parts. */
 /*
  * Rebuild the first `nsynced` parts of the session as a new upload at the same key, by
  * UploadPartCopy from the completed object there (same bytes, so same ETags). Parts whose ETag
@@ -832,7 +965,7 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
         rc = wait_part(w);
     }
     if (rc == 0) {
-        rc = load_tail(w);
+        rc = ensure_loaded(w);
     }
     if (rc != 0) {
         goto out;
@@ -1043,13 +1176,12 @@ static int parse_state(s3_writer *w, const char *state)
     const char *chain = NULL;
     int rc = 0;
     if (!o ||
-        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I, s?o}", "v", &v, "u", &u, "p", &np, "c",
+        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I, s:o}", "v", &v, "u", &u, "p", &np, "c",
                     &chain, "t", &t, "n", &n, "q", &q) != 0 ||
         v != 1 || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
-        (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) ||
-        !(json_is_null(t) || (json_is_string(t) && valid_tail_name(json_string_value(t)))) ||
-        n < 0 || n > PART_SIZE ||
-        !(!q || json_is_null(q) || (json_is_string(q) && valid_tail_name(json_string_value(q))))) {
+        (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) || !json_is_array(t) ||
+        json_array_size(t) > SEG_MAX + 1 || n < 0 || n >= PART_SIZE || !json_is_array(q) ||
+        json_array_size(q) > 2 * (SEG_MAX + 1)) {
         rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
         goto out;
     }
@@ -1071,18 +1203,29 @@ static int parse_state(s3_writer *w, const char *state)
     }
     snprintf(w->chain, sizeof(w->chain), "%s", chain);
     snprintf(w->base_chain, sizeof(w->base_chain), "%s", chain);
-    if (json_is_string(q) && !(w->prev_tail = strdup(json_string_value(q)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (json_is_string(t)) {
-        w->tail = strdup(json_string_value(t));
-        w->tail_size = (uint64_t)n;
-        w->size += w->tail_size;
-        if (!w->tail) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < json_array_size(t); i++) {
+        const char *name = NULL;
+        json_int_t size = -1;
+        if (json_unpack(json_array_get(t, i), "[sI]", &name, &size) != 0 || size < 0 ||
+            !valid_tail_name(name)) {
+            rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+        } else {
+            rc = segs_add(&w->staged, name, (uint64_t)size);
+            w->staged_bytes += (uint64_t)size;
         }
     }
+    for (size_t i = 0; rc == 0 && i < json_array_size(q); i++) {
+        json_t *e = json_array_get(q, i);
+        if (!json_is_string(e) || !valid_tail_name(json_string_value(e))) {
+            rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+        } else {
+            rc = keys_add(&w->dead_prev, json_string_value(e));
+        }
+    }
+    if (rc == 0 && w->staged_bytes != (uint64_t)n) {
+        rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+    }
+    w->size += w->staged_bytes;
 out:
     json_decref(o);
     return rc;
@@ -1121,7 +1264,7 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
         goto out;
     }
     if (!state) {
-        w->tail_loaded = true;
+        w->loaded = true;
         goto out;
     }
     rc = parse_state(w, state);
@@ -1131,11 +1274,10 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
     if (rc != 0) {
         goto out;
     }
-    w->tail_current = w->tail != NULL;
-    /* does the session still exist? */
-    if (w->tail) {
+    /* does the session still exist? (its last segment, or its upload) */
+    if (w->staged.n) {
         berth__s3_stat st;
-        rc = session_key(&key, b, id, w->tail);
+        rc = session_key(&key, b, id, w->staged.v[w->staged.n - 1].name);
         if (rc == 0) {
             rc = berth__s3_head(b->c, key.ptr, &st);
         }
@@ -1153,7 +1295,7 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
             rc = recover_from_completed(w);
         }
     }
-    if (rc == 0 && !w->tail && !w->upload_id) {
+    if (rc == 0 && !w->staged.n && !w->upload_id) {
         rc = BERTH_ENOTFOUND;
     }
     if (rc == BERTH_ENOTFOUND) {

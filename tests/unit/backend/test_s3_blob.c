@@ -629,31 +629,41 @@ static void test_s3_blob__commit_killed_after_completing(void **state)
     b->free(b);
 }
 
-/* One writer per request (open, write, sync, close), as replicas do: old tails go. */
-static void test_s3_blob__tails_do_not_pile_up(void **state)
+/* One writer per request (open, write, sync, close), as replicas do: each sync stages only its
+ * own bytes, and the staged objects go once a part has taken them in. */
+static void test_s3_blob__staged_segments(void **state)
 {
     berth_blob_backend *b;
     berth_blob_writer *w = NULL;
-    unsigned char *data = bytes(3 * MIB, 8);
+    unsigned char *data = bytes(6 * MIB, 8);
     char *st = NULL, up[128];
     uint64_t size = 0;
     berth_digest d;
+    listed l = {0};
     (void)state;
     fresh_prefix();
     b = backend(false);
-    for (int i = 0; i < 6; i++) {
+    berth__s3 *c = client(0);
+    snprintf(up, sizeof(up), "%suploads/7a11/", prefix);
+    for (int i = 0; i < 12; i++) {
         assert_int_equal(b->writer_open(&w, b, "7a11", st, size), 0);
         assert_int_equal(w->write(w, data + size, MIB / 2), 0);
         size += MIB / 2;
         free(st);
         assert_int_equal(w->sync(w, &st), 0);
         w->close(w);
+        if (i == 8) {
+            /* nine segments of 512 KiB, nothing read back or rewritten */
+            assert_int_equal(berth__s3_list(c, up, count_object, &l), 0);
+            assert_int_equal(l.n, 9);
+            assert_int_equal(l.total, 9 * (MIB / 2));
+        }
     }
-    berth__s3 *c = client(0);
-    listed l = {0};
-    snprintf(up, sizeof(up), "%suploads/7a11/", prefix);
+    /* the tenth filled a part; the two after it are the only objects left */
+    l = (listed){0};
     assert_int_equal(berth__s3_list(c, up, count_object, &l), 0);
-    assert_true(l.n <= 2);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.total, MIB);
     assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, size), 0);
     assert_int_equal(b->writer_open(&w, b, "7a11", st, size), 0);
     assert_int_equal(w->commit(w, &d, NULL), 0);
@@ -661,6 +671,36 @@ static void test_s3_blob__tails_do_not_pile_up(void **state)
     free(st);
     free(data);
     berth__s3_free(c);
+    b->free(b);
+}
+
+/* Past 32 segments they are merged into one. */
+static void test_s3_blob__many_small_syncs(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    unsigned char *data = bytes(40 * 1000, 12);
+    char *st = NULL;
+    uint64_t size = 0;
+    berth_digest d;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(b->writer_open(&w, b, "5a11", st, size), 0);
+        assert_int_equal(w->write(w, data + size, 1000), 0);
+        size += 1000;
+        free(st);
+        assert_int_equal(w->sync(w, &st), 0);
+        w->close(w);
+        assert_true(strlen(st) < 4096);
+    }
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, size), 0);
+    assert_int_equal(b->writer_open(&w, b, "5a11", st, size), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    read_all(b, &d, data, size);
+    free(st);
+    free(data);
     b->free(b);
 }
 
@@ -1038,7 +1078,8 @@ int main(void)
         cmocka_unit_test(test_s3_blob__small_blobs),
         cmocka_unit_test(test_s3_blob__sessions),
         cmocka_unit_test(test_s3_blob__state_guards_parts),
-        cmocka_unit_test(test_s3_blob__tails_do_not_pile_up),
+        cmocka_unit_test(test_s3_blob__staged_segments),
+        cmocka_unit_test(test_s3_blob__many_small_syncs),
         cmocka_unit_test(test_s3_blob__commit_killed_after_completing),
         cmocka_unit_test(test_s3_blob__abort_and_reap),
         cmocka_unit_test(test_s3_blob__virtual_host_style),

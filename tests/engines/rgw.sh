@@ -11,7 +11,8 @@
 # BERTH_RGW_MEMSTORE_BYTES: the OSD's memory store (default 1 GiB; the objects of deleted and
 # overwritten objects are freed by the gateway's garbage collector within about a minute).
 #
-# Ports: the first base P from 7480 upward (steps of 10) with P..P+7 all free; the gateway
+# Ports: a base P in 7480..7970 (steps of 10, starting from one picked by the PID) with
+# P..P+7 all free; the gateway
 # listens on P, the monitor on P+1, the OSD within P+2..P+7. Runs as root (Ceph's daemons are
 # started without --setuser). Fails with the tail of the logs when the gateway does not answer
 # within 90 s.
@@ -71,8 +72,10 @@ port_free() {
 }
 
 pick_base() {
-  local p q ok
-  for ((p = 7480; p < 7980; p += 10)); do
+  local p q ok i start
+  start=$(($$ % 50)) # two fixtures starting at once rarely try the same range
+  for ((i = 0; i < 50; i++)); do
+    p=$((7480 + 10 * ((start + i) % 50)))
     ok=1
     for ((q = p; q < p + 8; q++)); do
       port_free "$q" || { ok=0; break; }

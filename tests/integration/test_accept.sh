@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Manifest GET content negotiation: an OCI manifest or index is served only to a client whose
 # Accept headers admit it (exactly, or by a wildcard), or that sends none.
 . "$(dirname "$0")/lib.sh"

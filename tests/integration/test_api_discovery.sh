@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Content discovery and management against a live `berth serve`: tags list and catalog with
 # pagination and Link headers, referrers with and without the artifactType filter, deletes.
 . "$(dirname "$0")/lib.sh"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # The push and pull workflows of the distribution spec against a live `berth serve`: base
 # endpoint, monolithic, chunked and streamed uploads, mounts, manifests and their errors.
 . "$(dirname "$0")/lib.sh"

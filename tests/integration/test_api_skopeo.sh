@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Real clients against `berth serve`: skopeo pushes an image built with umoci, inspects it,
 # pulls it back, and the bytes round-trip.
 . "$(dirname "$0")/lib.sh"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # berth copy/inspect/tags/catalog/delete in every direction: OCI layout -> Distribution ->
 # berth serve -> OCI layout, registry -> registry (with cross-repository mount), multi-arch
 # indexes whole and by platform, a chunked large layer, skipping of present blobs; results

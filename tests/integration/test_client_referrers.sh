@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # berth copy --referrers: an artifact whose subject is an image follows the image to another
 # repository (read back through the referrers API) and into an OCI layout; without the flag
 # it stays behind.

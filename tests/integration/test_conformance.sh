@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # The OCI distribution-spec conformance suite as conformance.py replays it (the newest suite
 # with every optional test on, and v1.1.1): no check may fail. Run twice: with defaults (sparse
 # manifests refused, which the suite counts as skipped) and with sparse_manifests: "*" (where

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # limits.manifest_size reaches every layer that enforces it: a 5 MiB manifest is stored under
 # a 16 MiB limit (the store once kept its own 4 MiB default), refused with 413 over the limit,
 # and stays readable after a restart with a lower limit.

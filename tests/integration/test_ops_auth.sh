@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Authentication and access rules of berth serve: Basic against an htpasswd file, the token
 # flow with berth's own ES256 token endpoint, the access rules as a full matrix of (user,
 # repository, action), the catalog filtered per user, skopeo and the berth client as real

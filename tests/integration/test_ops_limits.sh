@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Limits of berth serve: requests per client address (429 TOOMANYREQUESTS with Retry-After,
 # then served again once the bucket refills), the body size limit (413, announced by
 # Content-Length or found while streaming, across the chunks of one session), and the number

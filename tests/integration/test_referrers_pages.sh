@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Referrers are paginated as the distribution spec describes: a page holds at most n
 # descriptors (100 by default) and about 1 MiB, and a Link rel="next" header leads on (keeping
 # an artifactType filter); the berth client follows it, so berth copy --referrers copies all.

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Logins of berth serve:
 # - `Authorization: Basic Og==` (empty user and password, what podman and skopeo send without
 #   credentials) is anonymous, on /v2/ and at /token;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Sparse manifests (an index whose children, or an image whose layers, were deliberately not
 # pushed) are refused by default and accepted in the repositories that sparse_manifests names;
 # their absent content answers 404, never as if whole; gc keeps what is present; fsck does

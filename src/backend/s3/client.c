@@ -23,6 +23,7 @@
 #define ERRBODY_MAX (64u * 1024u)
 #define MAXQ        8
 #define MAXH        8
+#define POOL_MAX    16 /* idle curl handles kept per client */
 
 struct berth__s3 {
     char *scheme; /* "http" or "https" */
@@ -34,45 +35,49 @@ struct berth__s3 {
     unsigned retries;
     char list_page[16]; /* "" for the service's default */
     char *access_key, *secret_key, *session_token;
+    pthread_mutex_t pool_mu; /* guards pool */
+    CURL *pool[POOL_MAX];    /* idle handles, each with its connection cache */
+    size_t npool;
 };
 
-/* ---- curl handles: one per thread --------------------------------------------------------- */
+/* ---- curl handles: a pool per client ------------------------------------------------------ */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static pthread_key_t handle_key;
-static CURLcode global_rc = CURLE_OK;
-
-static void handle_free(void *h)
-{
-    curl_easy_cleanup(h);
-}
+static CURLcode global_rc = CURL_LAST;
 
 static void global_init(void)
 {
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (pthread_key_create(&handle_key, handle_free) != 0) {
-        global_rc = CURLE_FAILED_INIT;
-    }
 }
 
-static CURL *thread_handle(void)
+/* A handle for one request: the last one given back (its connections still open), else new. */
+static CURL *take_handle(berth__s3 *c)
 {
-    CURL *h;
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK) {
-        return NULL;
+    CURL *h = NULL;
+    pthread_mutex_lock(&c->pool_mu);
+    if (c->npool) {
+        h = c->pool[--c->npool];
     }
-    h = pthread_getspecific(handle_key);
+    pthread_mutex_unlock(&c->pool_mu);
     if (h) {
         curl_easy_reset(h); /* keeps the connection cache */
         return h;
     }
-    h = curl_easy_init();
-    if (h && pthread_setspecific(handle_key, h) != 0) {
-        curl_easy_cleanup(h);
+    return curl_easy_init();
+}
+
+static void give_handle(berth__s3 *c, CURL *h)
+{
+    if (!h) {
+        return;
+    }
+    pthread_mutex_lock(&c->pool_mu);
+    if (c->npool < POOL_MAX) {
+        c->pool[c->npool++] = h;
         h = NULL;
     }
-    return h;
+    pthread_mutex_unlock(&c->pool_mu);
+    curl_easy_cleanup(h);
 }
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -495,7 +500,7 @@ static void sleep_ms(unsigned ms)
 
 static int attempt(berth__s3 *c, s3_req *r, bool *retry)
 {
-    CURL *h = thread_handle();
+    CURL *h = take_handle(c);
     berth_buf host = BERTH_BUF_INIT, path = BERTH_BUF_INIT, url = BERTH_BUF_INIT;
     berth_buf auth = BERTH_BUF_INIT, line = BERTH_BUF_INIT;
     struct curl_slist *hl = NULL;
@@ -657,6 +662,7 @@ out:
     berth_buf_dispose(&url);
     berth_buf_dispose(&auth);
     berth_buf_dispose(&line);
+    give_handle(c, h);
     return rc;
 }
 
@@ -812,6 +818,10 @@ void berth__s3_free(berth__s3 *c)
     }
     free(c->secret_key);
     free(c->session_token);
+    for (size_t i = 0; i < c->npool; i++) {
+        curl_easy_cleanup(c->pool[i]);
+    }
+    pthread_mutex_destroy(&c->pool_mu);
     free(c);
 }
 
@@ -829,10 +839,15 @@ int berth__s3_new(berth__s3 **out, const berth__s3_config *cfg)
     if (!cfg || !cfg->bucket || !*cfg->bucket || strchr(cfg->bucket, '/')) {
         return berth_error_set(BERTH_EINVALID, "s3: a bucket name is required");
     }
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        return berth_error_set(BERTH_ERROR, "s3: cannot initialise libcurl");
+    }
     c = calloc(1, sizeof(*c));
     if (!c) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    pthread_mutex_init(&c->pool_mu, NULL);
     rc = parse_endpoint(cfg->endpoint, &c->scheme, &c->host);
     if (rc != 0) {
         goto out;
@@ -865,10 +880,6 @@ int berth__s3_new(berth__s3 **out, const berth__s3_config *cfg)
                              "s3: no credentials (set AWS_ACCESS_KEY_ID and "
                              "AWS_SECRET_ACCESS_KEY, or a shared credentials file)");
         goto out;
-    }
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK) {
-        rc = berth_error_set(BERTH_ERROR, "s3: cannot initialise libcurl");
     }
 out:
     if (rc != 0) {

@@ -3,16 +3,15 @@
  * A small S3 client over libcurl (internal to the s3 backend): the dozen calls the blob
  * backend needs, signed with sigv4.c.
  *
- * Connections: each thread keeps one curl easy handle (and so its connection cache) for all
- * clients. Timeouts: connect (5 s by default) and low speed (under 1 byte/s for 30 s). Retries:
- * requests that are safe to repeat are retried on a connection error or a 5xx status, a
- * bounded number of times with doubling backoff, never after a timeout and never once a sink
- * has had bytes.
- * Errors: BERTH_ENETWORK (unreachable, timed out, broken off, or 5xx after the retries),
- * BERTH_ENOTFOUND (404: no such key, upload or bucket), BERTH_EEXISTS (412 of a conditional
- * write), BERTH_ERANGE (416), BERTH_ENOSPACE (507, quota), BERTH_EUNAUTHORIZED (no
- * credentials), BERTH_EIO (anything else); messages name the operation and S3's error code,
- * never a URL, a key or a credential.
+ * Connections: a client keeps a pool of idle curl easy handles (each with its connection
+ * cache); a request takes one, from any thread, and gives it back. Timeouts: connect (5 s by
+ * default) and low speed (under 1 byte/s for 30 s). Retries: requests that are safe to repeat are
+ * retried on a connection error or a 5xx status, a bounded number of times with doubling backoff,
+ * never after a timeout and never once a sink has had bytes. Errors: BERTH_ENETWORK (unreachable,
+ * timed out, broken off, or 5xx after the retries), BERTH_ENOTFOUND (404: no such key, upload or
+ * bucket), BERTH_EEXISTS (412 of a conditional write), BERTH_ERANGE (416), BERTH_ENOSPACE (507,
+ * quota), BERTH_EUNAUTHORIZED (no credentials), BERTH_EIO (anything else); messages name the
+ * operation and S3's error code, never a URL, a key or a credential.
  *
  * Credentials are the AWS SDKs': AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN),
  * else the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials),

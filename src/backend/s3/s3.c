@@ -2,24 +2,30 @@
 /*
  * The s3 blob backend (see s3.h for the layout): berth/sys/blob_backend.h over client.c.
  *
- * Write sessions. A writer holds the bytes after its last full part in memory (at most one
- * part, 5 MiB); when that fills, it becomes the next part of the session's multipart upload
- * (created with the first part). sync() stages what is in memory as a new object
- * uploads/<id>/tail-<random> (unless nothing changed) and returns the state: upload id, the
- * parts' ETags and sizes, the tail's name and size. Parts uploaded after the last sync are not
- * in the state; a writer continuing from it uploads its own under the same numbers, and
- * completion lists only the state's parts. A tail is deleted two syncs later (the state just
- * before the last may still be in flight to the caller's records), the rest at commit, abort
- * or reap.
+ * Write sessions. A writer holds the bytes after the session's last full part in memory
+ * (at most one part, 5 MiB); when that fills, it becomes the next part of the session's
+ * multipart upload (created with the first part), uploaded by a thread while the writer fills
+ * another buffer (one part on its way at a time). sync() stages the bytes written since the
+ * last sync as a new object uploads/<id>/tail-<random> (a segment) and returns the state:
+ * upload id, part count, the parts' ETag chain, the segments (names and sizes) and the
+ * segments the state before no longer names. A writer opened from a state reads the segments
+ * back only when a part fills or at commit, so a client pushing in small chunks costs one
+ * PutObject of its own bytes per request; past 32 segments they are merged into one. Parts
+ * uploaded after the last sync are not in the state; a writer continuing from it uploads its
+ * own under the same numbers, and completion lists only the state's parts. Segments a part
+ * took in are deleted by the first writer that syncs after the state that dropped them (by
+ * then the caller has stored a later state), the rest at commit, abort or reap.
  *
  * Commit. A session that never filled a part is one PutObject with If-None-Match: * to the
  * blob key (412: the blob is there already and is kept); with a check, the bytes in memory go
  * through it first. Otherwise the last part is uploaded, the upload completed at
  * uploads/<id>/data, then (with a check) read back through the check, and copied to the blob
  * key unless one is there (CopyObject, or UploadPartCopy past 5 GiB), and the temporary
- * deleted. A check that refuses puts the session back as at its last sync: a new upload at the
- * same key gets the synced parts back by UploadPartCopy from the completed object (same bytes,
- * so same ETags), and a writer opened later from the old state finds it by its key.
+ * deleted. A commit that fails after completing (a refused check, a failed copy) puts the
+ * session back as at its last sync: a new upload at the same key gets the synced parts back by
+ * UploadPartCopy from the completed object (same bytes, so same ETags), and a writer opened
+ * later from the old state finds it by its key and the state's ETag chain. A commit killed in
+ * between leaves the completed object, from which the next writer rebuilds the upload.
  */
 #include "backend/s3/s3.h"
 
@@ -30,17 +36,21 @@
 #include <berth/errors.h>
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define PART_SIZE   (5u * 1024u * 1024u)
-#define MAX_PARTS   10000u
-#define COPY_MAX    (5ull * 1024u * 1024u * 1024u)
-#define COPY_PIECE  (1024ull * 1024u * 1024u)
-#define ID_MAX      64
-#define URL_SECONDS 600u
+#define PART_SIZE       (5u * 1024u * 1024u)
+#define MAX_PARTS       10000u
+#define COPY_MAX        (5ull * 1024u * 1024u * 1024u)
+#define COPY_PIECE      (1024ull * 1024u * 1024u)
+#define ID_MAX          64
+#define URL_SECONDS     600u
+#define URL_SECONDS_MAX 604800u
+#define SEG_MAX         32 /* staged segments before they are merged into one */
 
 typedef struct s3_backend {
     berth_blob_backend base;
@@ -56,6 +66,34 @@ typedef struct part {
     uint64_t size;
 } part;
 
+typedef struct keys {
+    char **v;
+    size_t n, cap;
+} keys;
+
+typedef struct seg {
+    char *name;
+    uint64_t size;
+} seg;
+
+typedef struct segs {
+    seg *v;
+    size_t n, cap;
+} segs;
+
+/* A part being uploaded by a thread of its own while the writer fills the next one. */
+typedef struct inflight {
+    bool active;
+    pthread_t thread;
+    berth__s3 *c;
+    const char *key, *upload_id; /* the writer's */
+    unsigned number;
+    berth_buf data;
+    char *etag; /* out */
+    int rc;     /* out */
+    char msg[256];
+} inflight;
+
 typedef struct s3_writer {
     berth_blob_writer base;
     s3_backend *b;
@@ -68,13 +106,19 @@ typedef struct s3_writer {
     size_t nsynced;      /* parts in the last state */
     char chain[65];      /* the ETag chain of parts[0..nparts) (see part_chain) */
     char base_chain[65]; /* ... of the state opened from */
-    berth_buf buf;       /* the bytes after the last part (at most PART_SIZE) */
-    uint64_t size;       /* bytes in the session, buf included */
-    char *tail;          /* staged tail named by the last state (a suffix: "tail-..."), or NULL */
-    uint64_t tail_size;
-    char *prev_tail;   /* the tail of the state before it */
-    bool tail_loaded;  /* buf holds the tail's bytes (a reopened writer reads them lazily) */
-    bool tail_current; /* the staged tail holds exactly buf */
+    berth_buf buf;       /* loaded: the bytes after the last part; else only the unstaged ones */
+    uint64_t size;       /* bytes in the session */
+    segs staged;         /* the segments (objects "tail-...") holding the first staged_bytes after
+                            the last part, as the last state names them */
+    uint64_t staged_bytes;
+    bool loaded;    /* buf begins with the staged bytes (a reopened writer reads them only when
+                       a part fills or at commit) */
+    bool changed;   /* the next state differs from the last one */
+    keys dropped;   /* segments the last state named and the next one will not */
+    keys dead_prev; /* segments the last state no longer named (its "q"): dead once the state
+                       after it is given, deleted then */
+    inflight up;    /* the part on its way */
+    int broken;     /* an upload failed: the bytes since the last sync are lost */
 } s3_writer;
 
 static s3_backend *backend_of(berth_blob_backend *b)
@@ -162,6 +206,9 @@ static int be_url(berth_blob_backend *bb, const berth_digest *digest, unsigned s
     rc = blob_key(&key, b, digest);
     if (rc == 0) {
         unsigned s = seconds ? seconds : b->redirect_seconds ? b->redirect_seconds : URL_SECONDS;
+        if (s > URL_SECONDS_MAX) {
+            s = URL_SECONDS_MAX; /* SigV4's limit: 7 days */
+        }
         rc = berth__s3_presign_get(b->c, key.ptr, s, b->public_endpoint, url_out);
     }
     berth_buf_dispose(&key);
@@ -224,11 +271,6 @@ static int be_foreach(berth_blob_backend *bb, berth_blob_each_cb cb, void *paylo
 
 /* ---- session objects ---------------------------------------------------------------------- */
 
-typedef struct keys {
-    char **v;
-    size_t n, cap;
-} keys;
-
 static int keys_add(keys *k, const char *s)
 {
     if (k->n == k->cap) {
@@ -256,6 +298,41 @@ static void keys_free(keys *k)
     free(k->v);
     k->v = NULL;
     k->n = k->cap = 0;
+}
+
+static int segs_add(segs *s, const char *name, uint64_t size)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        seg *v = realloc(s->v, cap * sizeof(*v));
+        if (!v) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n].name = strdup(name);
+    if (!s->v[s->n].name) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    s->v[s->n++].size = size;
+    return 0;
+}
+
+static void segs_clear(segs *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].name);
+    }
+    s->n = 0;
+}
+
+static void segs_free(segs *s)
+{
+    segs_clear(s);
+    free(s->v);
+    s->v = NULL;
+    s->cap = 0;
 }
 
 static int collect_key(const char *key, uint64_t size, int64_t mtime, void *p)
@@ -312,6 +389,11 @@ static void writer_free(s3_writer *w)
     if (!w) {
         return;
     }
+    if (w->up.active) {
+        pthread_join(w->up.thread, NULL);
+    }
+    free(w->up.etag);
+    berth_buf_dispose(&w->up.data);
     for (size_t i = 0; i < w->nparts; i++) {
         free(w->parts[i].etag);
     }
@@ -319,8 +401,9 @@ static void writer_free(s3_writer *w)
     free(w->id);
     free(w->mpu_key);
     free(w->upload_id);
-    free(w->tail);
-    free(w->prev_tail);
+    segs_free(&w->staged);
+    keys_free(&w->dropped);
+    keys_free(&w->dead_prev);
     berth_buf_dispose(&w->buf);
     free(w);
 }
@@ -368,41 +451,63 @@ static int tail_sink(const void *data, size_t len, void *p)
     return berth_buf_put(p, data, len);
 }
 
-/* A reopened writer reads its staged tail back into memory before it goes on. */
-static int load_tail(s3_writer *w)
+/* The staged segments, read back into memory ahead of the unstaged bytes. */
+static int ensure_loaded(s3_writer *w)
 {
-    berth_buf key = BERTH_BUF_INIT;
+    berth_buf key = BERTH_BUF_INIT, all = BERTH_BUF_INIT_MAX(PART_SIZE);
     int rc = 0;
-    if (w->tail_loaded) {
+    if (w->loaded) {
         return 0;
     }
-    berth_buf_clear(&w->buf);
-    if (w->tail) {
-        rc = session_key(&key, w->b, w->id, w->tail);
+    for (size_t i = 0; rc == 0 && i < w->staged.n; i++) {
+        berth_buf_clear(&key);
+        rc = session_key(&key, w->b, w->id, w->staged.v[i].name);
         if (rc == 0) {
-            rc = berth__s3_get(w->b->c, key.ptr, 0, UINT64_MAX, tail_sink, &w->buf);
+            rc = berth__s3_get(w->b->c, key.ptr, 0, UINT64_MAX, tail_sink, &all);
         }
-        if (rc == 0 && w->buf.len != w->tail_size) {
-            rc = berth_error_set(BERTH_EIO,
-                                 "s3: the staged tail of the session has %zu bytes, "
-                                 "not %llu",
-                                 w->buf.len, (unsigned long long)w->tail_size);
-        }
-        if (rc == BERTH_ENOTFOUND) {
-            berth_error_set(BERTH_ENOTFOUND, "s3: the upload session is gone");
-        }
+    }
+    if (rc == 0 && all.len != w->staged_bytes) {
+        rc = berth_error_set(BERTH_EIO, "s3: the staged bytes of the session are %zu, not %llu",
+                             all.len, (unsigned long long)w->staged_bytes);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_set(BERTH_ENOTFOUND, "s3: the upload session is gone");
     }
     if (rc == 0) {
-        w->tail_loaded = true;
-    } else {
-        berth_buf_clear(&w->buf);
+        rc = berth_buf_put(&all, w->buf.ptr ? w->buf.ptr : "", w->buf.len);
     }
+    if (rc == 0) {
+        berth_buf_dispose(&w->buf);
+        w->buf = all;
+        all = (berth_buf)BERTH_BUF_INIT;
+        w->loaded = true;
+    }
+    berth_buf_dispose(&all);
     berth_buf_dispose(&key);
     return rc;
 }
 
+/* The staged segments are in a part now: the next state names none. */
+static int consume_segments(s3_writer *w)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < w->staged.n; i++) {
+        rc = keys_add(&w->dropped, w->staged.v[i].name);
+    }
+    segs_clear(&w->staged);
+    w->staged_bytes = 0;
+    w->changed = true;
+    return rc;
+}
+
+/* Bytes after the last part, staged or not. */
+static uint64_t tail_len(const s3_writer *w)
+{
+    return w->loaded ? w->buf.len : w->staged_bytes + w->buf.len;
+}
+
 /* Make what is in memory the next part. */
-static int flush_part(s3_writer *w)
+static int upload_part_now(s3_writer *w)
 {
     char *etag = NULL;
     int rc = 0;
@@ -421,8 +526,95 @@ static int flush_part(s3_writer *w)
     }
     if (rc == 0) {
         berth_buf_clear(&w->buf);
-        w->tail_current = false;
+        rc = consume_segments(w);
     }
+    return rc;
+}
+
+static void *upload_main(void *p)
+{
+    inflight *f = p;
+    f->rc = berth__s3_mpu_part(f->c, f->key, f->upload_id, f->number, f->data.ptr, f->data.len,
+                               &f->etag);
+    if (f->rc != 0) {
+        snprintf(f->msg, sizeof(f->msg), "%s", berth_error_last());
+    }
+    return NULL;
+}
+
+/* Wait for the part on its way, and record it (or the writer is broken). */
+static int wait_part(s3_writer *w)
+{
+    int rc;
+    if (w->broken) {
+        return berth_error_set(w->broken, "s3: an earlier part of this write failed");
+    }
+    if (!w->up.active) {
+        return 0;
+    }
+    pthread_join(w->up.thread, NULL);
+    w->up.active = false;
+    rc = w->up.rc;
+    if (rc == 0) {
+        rc = add_part(w, w->up.etag, w->up.data.len);
+        w->up.etag = NULL;
+    } else {
+        berth_error_set(rc, "%s", w->up.msg);
+    }
+    berth_buf_clear(&w->up.data);
+    if (rc != 0) {
+        w->broken = rc;
+    }
+    return rc;
+}
+
+/*
+ * Make what is in memory the next part, uploaded by a thread while write() goes on filling the
+ * other buffer (at most one part on its way: two buffers of 5 MiB a writer).
+ */
+static int flush_part(s3_writer *w)
+{
+    berth_buf t;
+    int rc = wait_part(w);
+    if (rc == 0 && w->nparts >= MAX_PARTS) {
+        rc = berth_error_set(BERTH_ENOSPACE, "s3: the blob needs more than %u parts", MAX_PARTS);
+    }
+    if (rc == 0 && !w->upload_id) {
+        rc = berth__s3_mpu_create(w->b->c, w->mpu_key, &w->upload_id);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    t = w->up.data;
+    w->up.data = w->buf;
+    w->buf = t;
+    w->buf.max = PART_SIZE;
+    w->up.c = w->b->c;
+    w->up.key = w->mpu_key;
+    w->up.upload_id = w->upload_id;
+    w->up.number = (unsigned)w->nparts + 1;
+    w->up.rc = 0;
+    w->up.etag = NULL;
+    rc = consume_segments(w);
+    if (rc != 0) {
+        w->broken = rc;
+        return rc;
+    }
+    if (pthread_create(&w->up.thread, NULL, upload_main, &w->up) == 0) {
+        w->up.active = true;
+        return 0;
+    }
+    /* no thread: upload here */
+    upload_main(&w->up);
+    rc = w->up.rc;
+    if (rc == 0) {
+        rc = add_part(w, w->up.etag, w->up.data.len);
+        w->up.etag = NULL;
+    } else {
+        berth_error_set(rc, "%s", w->up.msg);
+        w->broken = rc;
+    }
+    berth_buf_clear(&w->up.data);
     return rc;
 }
 
@@ -435,20 +627,21 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
 {
     s3_writer *w = (s3_writer *)bw;
     const char *p = data;
-    int rc = load_tail(w);
+    int rc = w->broken ? berth_error_set(w->broken, "s3: an earlier part of this write failed") : 0;
     while (rc == 0 && len > 0) {
-        size_t n = PART_SIZE - w->buf.len;
-        if (n > len) {
-            n = len;
+        size_t room = PART_SIZE - (size_t)tail_len(w), n = len < room ? len : room;
+        if (n == room && !w->loaded) {
+            rc = ensure_loaded(w); /* these bytes fill a part: it needs the staged ones */
         }
-        rc = berth_buf_put(&w->buf, p, n);
+        if (rc == 0) {
+            rc = berth_buf_put(&w->buf, p, n);
+        }
         if (rc == 0) {
             p += n;
             len -= n;
             w->size += n;
-            w->tail_current = false;
         }
-        if (rc == 0 && w->buf.len >= PART_SIZE) {
+        if (rc == 0 && tail_len(w) >= PART_SIZE) {
             rc = flush_part(w);
         }
     }
@@ -473,16 +666,58 @@ static int random_name(char out[32])
 
 static int state_text(s3_writer *w, char **out)
 {
-    json_t *o = json_pack(
-        "{s:i, s:o, s:I, s:s, s:o, s:I}", "v", 1, "u",
-        w->upload_id ? json_string(w->upload_id) : json_null(), "p", (json_int_t)w->nparts, "c",
-        w->chain, "t", w->tail ? json_string(w->tail) : json_null(), "n", (json_int_t)w->tail_size);
+    json_t *t = json_array(), *q = json_array(), *o = NULL;
     int rc = 0;
+    *out = NULL;
+    for (size_t i = 0; t && i < w->staged.n; i++) {
+        if (json_array_append_new(
+                t, json_pack("[sI]", w->staged.v[i].name, (json_int_t)w->staged.v[i].size)) != 0) {
+            json_decref(t);
+            t = NULL;
+        }
+    }
+    for (size_t i = 0; q && i < w->dead_prev.n; i++) {
+        if (json_array_append_new(q, json_string(w->dead_prev.v[i])) != 0) {
+            json_decref(q);
+            q = NULL;
+        }
+    }
+    if (t && q) {
+        o = json_pack("{s:i, s:o, s:I, s:s, s:O, s:I, s:O}", "v", 1, "u",
+                      w->upload_id ? json_string(w->upload_id) : json_null(), "p",
+                      (json_int_t)w->nparts, "c", w->chain, "t", t, "n",
+                      (json_int_t)w->staged_bytes, "q", q);
+    }
     *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (!*out) {
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     json_decref(o);
+    json_decref(t);
+    json_decref(q);
+    return rc;
+}
+
+/* PutObject of a new segment uploads/<id>/tail-<random>, added to the staged ones. */
+static int stage(s3_writer *w, const char *data, size_t len)
+{
+    berth_buf key = BERTH_BUF_INIT;
+    char name[32];
+    int rc = random_name(name);
+    if (rc == 0) {
+        rc = session_key(&key, w->b, w->id, name);
+    }
+    if (rc == 0) {
+        rc = berth__s3_put(w->b->c, key.ptr, data ? data : "", len, false);
+    }
+    if (rc == 0) {
+        rc = segs_add(&w->staged, name, len);
+    }
+    if (rc == 0) {
+        w->staged_bytes += len;
+        w->changed = true;
+    }
+    berth_buf_dispose(&key);
     return rc;
 }
 
@@ -490,45 +725,62 @@ static int w_sync(berth_blob_writer *bw, char **state_out)
 {
     s3_writer *w = (s3_writer *)bw;
     berth_buf key = BERTH_BUF_INIT;
-    char name[32];
-    int rc = load_tail(w);
+    int rc = wait_part(w);
     *state_out = NULL;
     if (rc != 0) {
         goto out;
     }
-    /* a tail is staged when there are bytes after the last part, or no upload yet (so that a
-     * later open can tell the session exists) */
-    bool need = w->buf.len > 0 || !w->upload_id;
-    if (need && !w->tail_current) {
-        rc = random_name(name);
-        if (rc == 0) {
-            rc = session_key(&key, w->b, w->id, name);
-        }
-        if (rc == 0) {
-            rc = berth__s3_put(w->b->c, key.ptr, w->buf.ptr ? w->buf.ptr : "", w->buf.len, false);
-        }
-        if (rc != 0) {
-            goto out;
+    /* the bytes written since the last sync: a new segment */
+    size_t fresh = w->loaded ? w->buf.len - (size_t)w->staged_bytes : w->buf.len;
+    if (fresh > 0) {
+        rc = stage(w, w->buf.ptr + (w->buf.len - fresh), fresh);
+        if (rc == 0 && !w->loaded) {
+            berth_buf_clear(&w->buf);
         }
     }
-    if (!need || !w->tail_current) {
-        /* the state changes: the tail two states back goes */
-        if (w->prev_tail) {
+    if (rc == 0 && w->staged.n > SEG_MAX) {
+        /* too many segments: one instead */
+        segs old = w->staged;
+        uint64_t old_bytes = w->staged_bytes;
+        rc = ensure_loaded(w);
+        if (rc == 0) {
+            w->staged = (segs){0};
+            w->staged_bytes = 0;
+            rc = stage(w, w->buf.ptr, w->buf.len);
+            if (rc != 0) {
+                segs_free(&w->staged);
+                w->staged = old;
+                w->staged_bytes = old_bytes;
+                old = (segs){0};
+            }
+        }
+        for (size_t i = 0; rc == 0 && i < old.n; i++) {
+            rc = keys_add(&w->dropped, old.v[i].name);
+        }
+        if (rc == 0) {
+            segs_free(&old);
+        }
+    }
+    if (rc == 0 && !w->upload_id && w->staged.n == 0) {
+        /* nothing stored yet: an empty segment tells a later open that the session exists */
+        rc = stage(w, "", 0);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    if (w->changed) {
+        /* the state before the last is dead now: what only it named goes */
+        for (size_t i = 0; i < w->dead_prev.n; i++) {
             berth_buf_clear(&key);
-            if (session_key(&key, w->b, w->id, w->prev_tail) == 0 &&
+            if (session_key(&key, w->b, w->id, w->dead_prev.v[i]) == 0 &&
                 berth__s3_delete(w->b->c, key.ptr) != 0) {
                 berth_error_clear(); /* left for commit, abort or reap */
             }
         }
-        free(w->prev_tail);
-        w->prev_tail = w->tail;
-        w->tail = need ? strdup(name) : NULL;
-        w->tail_size = need ? w->buf.len : 0;
-        if (need && !w->tail) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-            goto out;
-        }
-        w->tail_current = need;
+        keys_free(&w->dead_prev);
+        w->dead_prev = w->dropped;
+        w->dropped = (keys){0};
+        w->changed = false;
     }
     rc = state_text(w, state_out);
     if (rc == 0) {
@@ -539,8 +791,14 @@ out:
     return rc;
 }
 
-/* Undo a completion whose check refused: a new upload at the same key with the synced parts. */
-static int restore_session(s3_writer *w, size_t nsynced)
+/*
+ * Rebuild the first `nsynced` parts of the session as a new upload at the same key, by
+ * UploadPartCopy from the completed object there (same bytes, so same ETags). Parts whose ETag
+ * the writer does not know get the copy's, which the caller checks against the state's chain.
+ * @param id_out  the new upload's id (freed with free()), or NULL when the caller leaves it to
+ *                be found by its key
+ */
+static int restore_session(s3_writer *w, size_t nsynced, char **id_out)
 {
     char *id = NULL;
     uint64_t off = 0;
@@ -549,7 +807,10 @@ static int restore_session(s3_writer *w, size_t nsynced)
         char *etag = NULL;
         rc = berth__s3_mpu_part_copy(w->b->c, w->mpu_key, id, (unsigned)i + 1, w->mpu_key, off,
                                      w->parts[i].size, &etag);
-        if (rc == 0 && strcmp(etag, w->parts[i].etag) != 0) {
+        if (rc == 0 && !w->parts[i].etag) {
+            w->parts[i].etag = etag;
+            etag = NULL;
+        } else if (rc == 0 && strcmp(etag, w->parts[i].etag) != 0) {
             rc = berth_error_set(BERTH_EIO, "s3: a copied part has another ETag");
         }
         free(etag);
@@ -557,6 +818,52 @@ static int restore_session(s3_writer *w, size_t nsynced)
     }
     if (rc != 0 && id) {
         berth__s3_mpu_abort(w->b->c, w->mpu_key, id);
+    }
+    if (rc == 0 && id_out) {
+        *id_out = id;
+        id = NULL;
+    }
+    free(id);
+    return rc;
+}
+
+/*
+ * A writer whose upload is gone finds the session in the completed object a commit left at
+ * uploads/<id>/data when it failed after completing (killed, or the copy to the blob key
+ * failed): the state's parts are rebuilt from it, checked against the state's ETag chain.
+ * @return 0 (the writer has its upload back), BERTH_ENOTFOUND, BERTH_EIO, BERTH_ENETWORK
+ */
+static int recover_from_completed(s3_writer *w)
+{
+    berth__s3_stat st;
+    char chain[65] = "", *id = NULL;
+    int rc = berth__s3_head(w->b->c, w->mpu_key, &st);
+    if (rc == 0 && st.size < (uint64_t)w->nbase * PART_SIZE) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "s3: no such upload session");
+    }
+    if (rc == 0) {
+        rc = restore_session(w, w->nbase, &id);
+    }
+    for (size_t i = 0; rc == 0 && i < w->nbase; i++) {
+        rc = chain_next(chain, w->parts[i].etag);
+    }
+    if (rc == 0 && strcmp(chain, w->base_chain) != 0) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "s3: no such upload session");
+        berth__s3_mpu_abort(w->b->c, w->mpu_key, id);
+    }
+    if (rc == 0) {
+        free(w->upload_id);
+        w->upload_id = id;
+        id = NULL;
+        w->nbase = 0;
+        if (berth__s3_delete(w->b->c, w->mpu_key) != 0) {
+            berth_error_clear(); /* the next commit overwrites it */
+        }
+    } else {
+        for (size_t i = 0; i < w->nbase; i++) {
+            free(w->parts[i].etag);
+            w->parts[i].etag = NULL;
+        }
     }
     free(id);
     return rc;
@@ -655,7 +962,10 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     int rc = blob_key(&key, b, digest);
 
     if (rc == 0) {
-        rc = load_tail(w);
+        rc = wait_part(w);
+    }
+    if (rc == 0) {
+        rc = ensure_loaded(w);
     }
     if (rc != 0) {
         goto out;
@@ -683,7 +993,7 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     nsynced = w->nsynced;
     rc = fill_base_etags(w);
     if (rc == 0 && w->buf.len > 0) {
-        rc = flush_part(w);
+        rc = upload_part_now(w);
     }
     if (rc == 0) {
         ps = calloc(w->nparts ? w->nparts : 1, sizeof(*ps));
@@ -713,24 +1023,25 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
         if (rc == 0) {
             rc = check->final(check->payload);
         }
-        if (rc != 0) {
-            int code = rc;
-            char *msg = strdup(berth_error_last());
-            if (restore_session(w, nsynced) == 0) {
-                berth__s3_delete(b->c, w->mpu_key);
-            }
-            berth_error_set(code, "%s", msg ? msg : "s3: the check refused the bytes");
-            free(msg);
-            rc = code;
-            goto out;
+    }
+    if (rc == 0) {
+        rc = berth__s3_head(b->c, key.ptr, &st);
+        if (rc == BERTH_ENOTFOUND) {
+            berth_error_clear();
+            rc = copy_object(b, key.ptr, w->mpu_key, w->size);
         }
     }
-    rc = berth__s3_head(b->c, key.ptr, &st);
-    if (rc == BERTH_ENOTFOUND) {
-        berth_error_clear();
-        rc = copy_object(b, key.ptr, w->mpu_key, w->size);
-    }
     if (rc != 0) {
+        /* completed, but not published: put the session back as at its last sync (if that
+         * fails too, the next writer rebuilds it from the completed object) */
+        int code = rc;
+        char *msg = strdup(berth_error_last());
+        if (restore_session(w, nsynced, NULL) == 0) {
+            berth__s3_delete(b->c, w->mpu_key);
+        }
+        berth_error_set(code, "%s", msg ? msg : "s3: commit failed");
+        free(msg);
+        rc = code;
         goto out;
     }
 cleanup:
@@ -752,6 +1063,10 @@ static int w_abort(berth_blob_writer *bw)
 {
     s3_writer *w = (s3_writer *)bw;
     int rc = 0;
+    if (w->up.active) {
+        pthread_join(w->up.thread, NULL);
+        w->up.active = false;
+    }
     if (w->upload_id) {
         rc = berth__s3_mpu_abort(w->b->c, w->mpu_key, w->upload_id);
         if (rc == BERTH_ENOTFOUND) {
@@ -856,17 +1171,17 @@ static bool valid_chain(const char *c, size_t nparts)
 static int parse_state(s3_writer *w, const char *state)
 {
     json_error_t jerr;
-    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL;
+    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL, *q = NULL;
     json_int_t v = 0, np = -1, n = -1;
     const char *chain = NULL;
     int rc = 0;
     if (!o ||
-        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I}", "v", &v, "u", &u, "p", &np, "c", &chain,
-                    "t", &t, "n", &n) != 0 ||
+        json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I, s:o}", "v", &v, "u", &u, "p", &np, "c",
+                    &chain, "t", &t, "n", &n, "q", &q) != 0 ||
         v != 1 || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
-        (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) ||
-        !(json_is_null(t) || (json_is_string(t) && valid_tail_name(json_string_value(t)))) ||
-        n < 0 || n > PART_SIZE) {
+        (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) || !json_is_array(t) ||
+        json_array_size(t) > SEG_MAX + 1 || n < 0 || n >= PART_SIZE || !json_is_array(q) ||
+        json_array_size(q) > 2 * (SEG_MAX + 1)) {
         rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
         goto out;
     }
@@ -888,14 +1203,29 @@ static int parse_state(s3_writer *w, const char *state)
     }
     snprintf(w->chain, sizeof(w->chain), "%s", chain);
     snprintf(w->base_chain, sizeof(w->base_chain), "%s", chain);
-    if (json_is_string(t)) {
-        w->tail = strdup(json_string_value(t));
-        w->tail_size = (uint64_t)n;
-        w->size += w->tail_size;
-        if (!w->tail) {
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < json_array_size(t); i++) {
+        const char *name = NULL;
+        json_int_t size = -1;
+        if (json_unpack(json_array_get(t, i), "[sI]", &name, &size) != 0 || size < 0 ||
+            !valid_tail_name(name)) {
+            rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+        } else {
+            rc = segs_add(&w->staged, name, (uint64_t)size);
+            w->staged_bytes += (uint64_t)size;
         }
     }
+    for (size_t i = 0; rc == 0 && i < json_array_size(q); i++) {
+        json_t *e = json_array_get(q, i);
+        if (!json_is_string(e) || !valid_tail_name(json_string_value(e))) {
+            rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+        } else {
+            rc = keys_add(&w->dead_prev, json_string_value(e));
+        }
+    }
+    if (rc == 0 && w->staged_bytes != (uint64_t)n) {
+        rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+    }
+    w->size += w->staged_bytes;
 out:
     json_decref(o);
     return rc;
@@ -925,6 +1255,7 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
                                   .abort = w_abort,
                                   .close = w_close};
     w->b = b;
+    w->buf.max = PART_SIZE; /* also caps its capacity: no doubling to 8 MiB */
     w->id = strdup(id);
     rc = session_key(&key, b, id, "data");
     w->mpu_key = rc == 0 ? berth_buf_detach(&key) : NULL;
@@ -933,7 +1264,7 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
         goto out;
     }
     if (!state) {
-        w->tail_loaded = true;
+        w->loaded = true;
         goto out;
     }
     rc = parse_state(w, state);
@@ -943,11 +1274,10 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
     if (rc != 0) {
         goto out;
     }
-    w->tail_current = w->tail != NULL;
-    /* does the session still exist? */
-    if (w->tail) {
+    /* does the session still exist? (its last segment, or its upload) */
+    if (w->staged.n) {
         berth__s3_stat st;
-        rc = session_key(&key, b, id, w->tail);
+        rc = session_key(&key, b, id, w->staged.v[w->staged.n - 1].name);
         if (rc == 0) {
             rc = berth__s3_head(b->c, key.ptr, &st);
         }
@@ -959,8 +1289,13 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
             berth_error_clear();
             rc = adopt_upload(w);
         }
+        if (rc == BERTH_ENOTFOUND && w->nbase > 0) {
+            /* or a commit that failed after completing left them in the completed object */
+            berth_error_clear();
+            rc = recover_from_completed(w);
+        }
     }
-    if (rc == 0 && !w->tail && !w->upload_id) {
+    if (rc == 0 && !w->staged.n && !w->upload_id) {
         rc = BERTH_ENOTFOUND;
     }
     if (rc == BERTH_ENOTFOUND) {
@@ -1155,9 +1490,15 @@ int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *
     b->redirect = opts->redirect;
     b->redirect_seconds = opts->redirect_seconds;
     if (opts->public_endpoint && *opts->public_endpoint) {
+        char *probe = NULL;
         b->public_endpoint = strdup(opts->public_endpoint);
         if (!b->public_endpoint) {
             rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        } else {
+            /* refuse a public endpoint that is not scheme://host[:port] now, not at the first
+             * redirect */
+            rc = berth__s3_presign_get(b->c, "x", 1, b->public_endpoint, &probe);
+            free(probe);
         }
     }
     if (rc == 0 && !b->prefix) {

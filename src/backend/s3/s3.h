@@ -6,12 +6,12 @@
  *   blobs/<alg>/<hex>            one object per blob, written once
  *   uploads/<id>/data            the multipart upload of write session <id> (completed there
  *                                only at commit, then copied to its blob key and deleted)
- *   uploads/<id>/tail-<random>   the staged tail of a session: the bytes after its last
- *                                5 MiB part, written by sync()
+ *   uploads/<id>/tail-<random>   a staged segment of a session: bytes after its last 5 MiB
+ *                                part, written by one sync()
  * A write session is an S3 multipart upload with parts of 5 MiB (the last may be smaller);
- * smaller writes are kept in memory and, at sync(), staged as one object that the next part
- * takes in. The state text sync() returns (JSON) names the upload id, the parts (ETag and
- * size) and the staged tail, so that any process continues the session from it.
+ * smaller writes are kept in memory and, at sync(), staged as a segment object that the next
+ * part takes in. The state text sync() returns (JSON) names the upload id, the part count with
+ * a chain of the parts' ETags, and the segments, so that any process continues the session.
  */
 #ifndef BERTH_BACKEND_S3_S3_H
 #define BERTH_BACKEND_S3_S3_H
@@ -27,7 +27,8 @@ typedef struct berth_s3_options {
     bool path_style;             /* endpoint/bucket/key rather than bucket.endpoint/key */
     bool redirect;               /* url() gives presigned GETs (else BERTH_EUNSUPPORTED) */
     const char *public_endpoint; /* endpoint in presigned URLs; NULL: `endpoint` */
-    unsigned redirect_seconds;   /* validity of presigned URLs when url() is asked for 0 s */
+    unsigned redirect_seconds;   /* validity of presigned URLs when url() is asked for 0 s
+                                    (0: 600); at most 7 days */
 } berth_s3_options;
 
 /**
@@ -36,7 +37,7 @@ typedef struct berth_s3_options {
  * ~/.aws/credentials; profile AWS_PROFILE, default "default"). Nothing is sent to the service
  * here: an unreachable endpoint shows as BERTH_ENETWORK on the first call.
  * @param out   receives the backend; free with its `free` member
- * @return 0; BERTH_EINVALID (endpoint not scheme://host[:port], no bucket);
+ * @return 0; BERTH_EINVALID (endpoint or public endpoint not scheme://host[:port], no bucket);
  *         BERTH_EUNAUTHORIZED (no credentials found); BERTH_ENOMEM
  */
 int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *opts);

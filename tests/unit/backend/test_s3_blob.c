@@ -566,6 +566,144 @@ static void test_s3_blob__state_guards_parts(void **state)
     b->free(b);
 }
 
+typedef struct got_parts {
+    berth__s3_part p[4];
+    size_t n;
+} got_parts;
+
+static int collect_part(unsigned number, const char *etag, uint64_t size, void *p)
+{
+    got_parts *g = p;
+    (void)size;
+    if (g->n < 4) {
+        g->p[g->n++] = (berth__s3_part){number, strdup(etag)};
+    }
+    return 0;
+}
+
+/* A commit killed after it completed the upload (before the copy to the blob key): the next
+ * writer rebuilds the session from the completed object. */
+static void test_s3_blob__commit_killed_after_completing(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    size_t n = 11 * MIB;
+    unsigned char *data = bytes(n, 9);
+    char *st = NULL, upload[256] = "";
+    berth_digest d;
+    sha_check s;
+    berth_blob_check ck;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, n), 0);
+    assert_int_equal(b->writer_open(&w, b, "dead-c0", NULL, 0), 0);
+    assert_int_equal(w->write(w, data, n), 0);
+    assert_int_equal(w->sync(w, &st), 0);
+    w->close(w);
+
+    /* what the killed commit did: complete the upload at uploads/<id>/data */
+    const char *u = strstr(st, "\"u\":\"");
+    assert_non_null(u);
+    u += 5;
+    memcpy(upload, u, (size_t)(strchr(u, '"') - u));
+    berth__s3 *c = client(0);
+    got_parts g = {0};
+    assert_int_equal(berth__s3_mpu_parts(c, key("uploads/dead-c0/data"), upload, collect_part, &g),
+                     0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(berth__s3_mpu_complete(c, key("uploads/dead-c0/data"), upload, g.p, g.n), 0);
+
+    assert_int_equal(b->writer_open(&w, b, "dead-c0", st, n), 0);
+    check_init(&s, &ck, data, n);
+    assert_int_equal(w->commit(w, &d, &ck), 0);
+    berth_hasher_free(s.h);
+    read_all(b, &d, data, n);
+
+    for (size_t i = 0; i < g.n; i++) {
+        free((char *)(uintptr_t)g.p[i].etag);
+    }
+    free(st);
+    free(data);
+    berth__s3_free(c);
+    b->free(b);
+}
+
+/* One writer per request (open, write, sync, close), as replicas do: each sync stages only its
+ * own bytes, and the staged objects go once a part has taken them in. */
+static void test_s3_blob__staged_segments(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    unsigned char *data = bytes(6 * MIB, 8);
+    char *st = NULL, up[128];
+    uint64_t size = 0;
+    berth_digest d;
+    listed l = {0};
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    berth__s3 *c = client(0);
+    snprintf(up, sizeof(up), "%suploads/7a11/", prefix);
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(b->writer_open(&w, b, "7a11", st, size), 0);
+        assert_int_equal(w->write(w, data + size, MIB / 2), 0);
+        size += MIB / 2;
+        free(st);
+        assert_int_equal(w->sync(w, &st), 0);
+        w->close(w);
+        if (i == 8) {
+            /* nine segments of 512 KiB, nothing read back or rewritten */
+            assert_int_equal(berth__s3_list(c, up, count_object, &l), 0);
+            assert_int_equal(l.n, 9);
+            assert_int_equal(l.total, 9 * (MIB / 2));
+        }
+    }
+    /* the tenth filled a part; the two after it are the only objects left */
+    l = (listed){0};
+    assert_int_equal(berth__s3_list(c, up, count_object, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.total, MIB);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, size), 0);
+    assert_int_equal(b->writer_open(&w, b, "7a11", st, size), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    read_all(b, &d, data, size);
+    free(st);
+    free(data);
+    berth__s3_free(c);
+    b->free(b);
+}
+
+/* Past 32 segments they are merged into one. */
+static void test_s3_blob__many_small_syncs(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    unsigned char *data = bytes(40 * 1000, 12);
+    char *st = NULL;
+    uint64_t size = 0;
+    berth_digest d;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(b->writer_open(&w, b, "5a11", st, size), 0);
+        assert_int_equal(w->write(w, data + size, 1000), 0);
+        size += 1000;
+        free(st);
+        assert_int_equal(w->sync(w, &st), 0);
+        w->close(w);
+        assert_true(strlen(st) < 4096);
+    }
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, size), 0);
+    assert_int_equal(b->writer_open(&w, b, "5a11", st, size), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    read_all(b, &d, data, size);
+    free(st);
+    free(data);
+    b->free(b);
+}
+
 static void test_s3_blob__abort_and_reap(void **state)
 {
     berth_blob_backend *b;
@@ -670,6 +808,9 @@ static void test_s3_blob__virtual_host_style(void **state)
     assert_true(strncmp(url, "https://", 8) == 0);
     assert_non_null(strstr(url, ".registry-blobs.example.com/"));
     assert_non_null(strstr(url, "X-Amz-Expires=60&"));
+    free(url);
+    assert_int_equal(b->url(b, &d, 30 * 86400, &url), 0);
+    assert_non_null(strstr(url, "X-Amz-Expires=604800&"));
     free(url);
     b->free(b);
     free(data);
@@ -804,6 +945,39 @@ static void test_s3_client__stalled_service_is_not_retried(void **state)
     pthread_join(t, NULL);
 }
 
+static void test_s3_blob__bad_states_are_refused(void **state)
+{
+    static const char *bad[] = {
+        "",
+        "not json",
+        "[]",
+        "{\"v\":2,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":1,\"c\":\"\",\"t\":\"tail-00\",\"n\":0}",
+        "{\"v\":1,\"u\":\"x\",\"p\":1,\"c\":\"ab\",\"t\":null,\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"../../blobs/x\",\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":-1}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":99999999}",
+        "{\"v\":1,\"u\":\"x\",\"p\":10001,\"c\":\"\",\"t\":null,\"n\":0}",
+        "{\"v\":1,\"u\":null,\"p\":0,\"c\":\"\",\"t\":\"tail-00\",\"n\":0,\"q\":\"/x\"}",
+    };
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    (void)state;
+    fresh_prefix();
+    b = backend(false);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = b->writer_open(&w, b, "ba-d", bad[i], 0);
+        if (rc != BERTH_EINVALID) {
+            print_error("state %zu: %d\n", i, rc);
+        }
+        assert_int_equal(rc, BERTH_EINVALID);
+        assert_null(w);
+    }
+    assert_int_equal(b->writer_open(&w, b, "../x", NULL, 0), BERTH_EINVALID);
+    assert_int_equal(b->writer_open(&w, b, "ABC", NULL, 0), BERTH_EINVALID);
+    b->free(b);
+}
+
 static void test_s3_blob__settings(void **state)
 {
     berth_blob_backend *b = NULL;
@@ -813,6 +987,9 @@ static void test_s3_blob__settings(void **state)
     o.endpoint = "http://h:1/path";
     assert_int_equal(berth_s3_blob_backend_new(&b, &o), BERTH_EINVALID);
     o.endpoint = "http://h:1";
+    o.public_endpoint = "blobs.example.com";
+    assert_int_equal(berth_s3_blob_backend_new(&b, &o), BERTH_EINVALID);
+    o.public_endpoint = NULL;
     o.bucket = NULL;
     assert_int_equal(berth_s3_blob_backend_new(&b, &o), BERTH_EINVALID);
 
@@ -901,11 +1078,15 @@ int main(void)
         cmocka_unit_test(test_s3_blob__small_blobs),
         cmocka_unit_test(test_s3_blob__sessions),
         cmocka_unit_test(test_s3_blob__state_guards_parts),
+        cmocka_unit_test(test_s3_blob__staged_segments),
+        cmocka_unit_test(test_s3_blob__many_small_syncs),
+        cmocka_unit_test(test_s3_blob__commit_killed_after_completing),
         cmocka_unit_test(test_s3_blob__abort_and_reap),
         cmocka_unit_test(test_s3_blob__virtual_host_style),
         cmocka_unit_test(test_s3_blob__threads),
         cmocka_unit_test(test_s3_blob__unreachable_is_enetwork_fast),
         cmocka_unit_test(test_s3_client__stalled_service_is_not_retried),
+        cmocka_unit_test(test_s3_blob__bad_states_are_refused),
         cmocka_unit_test(test_s3_blob__settings),
     };
     int failed = cmocka_run_group_tests(tests, load_env, NULL);

@@ -9,6 +9,7 @@
  */
 #include "cli/cli.h"
 
+#include <berth/config.h>
 #include <berth/errors.h>
 #include <berth/store.h>
 
@@ -66,7 +67,7 @@ static void gc_report(const char *kind, const char *repo, const char *what, uint
 
 static void gc_usage(FILE *f)
 {
-    fprintf(f, "usage: berth gc [--root DIR] [--dry-run] [--grace DURATION]\n"
+    fprintf(f, "usage: berth gc [--root DIR | --config FILE] [--dry-run] [--grace DURATION]\n"
                "                [--repos GLOB] [--tags GLOB] [--keep-last N]\n"
                "                [--max-tag-age DURATION] [--max-untagged-age DURATION]\n"
                "                [--upload-ttl DURATION]\n\n"
@@ -80,12 +81,46 @@ static void gc_usage(FILE *f)
                "recently pushed, drop those older than --max-tag-age, and drop untagged manifests\n"
                "older than --max-untagged-age. Upload sessions idle longer than --upload-ttl\n"
                "(default 1h) are removed. Durations: 90s, 30m, 12h, 7d.\n"
-               "Run it on a stopped server's root; a running server uses --gc-interval.\n");
+               "Run it on a stopped server's root; a running server uses --gc-interval.\n"
+               "With --config FILE it collects the storage the configuration names; over S3 +\n"
+               "PostgreSQL that is safe beside running servers, and the grace defaults to 1h.\n");
+}
+
+/*
+ * The store of `berth gc --config FILE`: what the configuration names (over S3 + PostgreSQL,
+ * beside running servers: the protocol is safe with concurrent pushes), with its limits.
+ */
+static int open_store_config(berth_store **out, const char *path, int64_t upload_ttl,
+                             bool *shared)
+{
+    berth_store_options opts;
+    berth_config *cfg = NULL;
+    int rc;
+
+    if (berth_config_new(&cfg) < 0 || berth_config_load_file(cfg, path) < 0 ||
+        berth_config_apply_env(cfg, NULL) < 0 || berth_config_validate(cfg) < 0) {
+        fprintf(stderr, "berth gc: %s: %s\n", path, berth_error_last());
+        berth_config_free(cfg);
+        return 2;
+    }
+    berth_store_options_init(&opts);
+    opts.sparse_repositories = cfg->sparse_manifests;
+    opts.upload_ttl_seconds = upload_ttl > 0 ? (unsigned)(upload_ttl < UINT32_MAX ? upload_ttl
+                                                                                   : UINT32_MAX)
+                                             : (unsigned)cfg->limits.upload_idle_ttl;
+    *shared = cfg->storage.s3.bucket != NULL;
+    rc = berth_store_open_config(out, cfg, &opts);
+    if (rc < 0) {
+        fprintf(stderr, "berth gc: %s\n", berth_error_last());
+    }
+    berth_config_free(cfg);
+    return rc < 0 ? 1 : 0;
 }
 
 int cmd_gc(int argc, char **argv)
 {
-    const char *root = "./data";
+    const char *root = "./data", *config = NULL;
+    bool grace_given = false, shared = false;
     berth_retention_rule rule = {NULL, NULL, 0, 0, 0};
     berth_gc_options opts;
     berth_gc_stats stats;
@@ -114,7 +149,10 @@ int cmd_gc(int argc, char **argv)
         i++;
         if (strcmp(a, "--root") == 0) {
             root = v;
+        } else if (strcmp(a, "--config") == 0) {
+            config = v;
         } else if (strcmp(a, "--grace") == 0 && cli_parse_duration(&opts.grace_seconds, v) == 0) {
+            grace_given = true;
         } else if (strcmp(a, "--upload-ttl") == 0 && cli_parse_duration(&upload_ttl, v) == 0 &&
                    upload_ttl > 0) {
         } else if (strcmp(a, "--repos") == 0) {
@@ -140,7 +178,15 @@ int cmd_gc(int argc, char **argv)
         opts.rules = &rule;
         opts.nrules = 1;
     }
-    if (open_store_ttl(&s, root, true, upload_ttl) != 0) {
+    if (config) {
+        if ((rc = open_store_config(&s, config, upload_ttl, &shared)) != 0) {
+            return rc;
+        }
+        if (shared && !grace_given) {
+            /* servers may be pushing beside it: their content in flight needs the grace */
+            opts.grace_seconds = 3600;
+        }
+    } else if (open_store_ttl(&s, root, true, upload_ttl) != 0) {
         return 1;
     }
     opts.report = gc_report;

@@ -6,6 +6,7 @@ set -euo pipefail
 
 : "${BERTH:?BERTH must name the berth binary}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-client-test.XXXXXX")
+. "$(dirname "${BASH_SOURCE[0]}")/storage_lib.sh"
 PIDS=()
 
 cleanup() {
@@ -73,7 +74,13 @@ start_berth() {
     port=$(free_port)
     dir="$WORK/$name"
     mkdir -p "$dir/root"
-    "$BERTH" serve --listen "127.0.0.1:$port" --root "$dir/root" >"$dir/log" 2>&1 &
+    if [ "${BERTH_TEST_STORAGE:-}" = s3pg ]; then
+        # each server its own S3 + PostgreSQL storage (storage_lib.sh)
+        (scale_storage_env && exec "$BERTH" serve --listen "127.0.0.1:$port" \
+            --root "$dir/root") >"$dir/log" 2>&1 &
+    else
+        "$BERTH" serve --listen "127.0.0.1:$port" --root "$dir/root" >"$dir/log" 2>&1 &
+    fi
     local pid=$!
     PIDS+=($pid)
     eval "${name}_PID=$pid"

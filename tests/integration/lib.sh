@@ -23,29 +23,8 @@ cleanup() {
 trap cleanup EXIT
 
 # BERTH_TEST_STORAGE=s3pg (set by CTest for the "scale" variant of a test that says
-# `storage: any`): each server gets a fresh PostgreSQL database and a fresh key prefix in the
-# RGW bucket of the engines CTest started ($BERTH_ENGINES_DIR/{rgw,pg}/env), through the
-# BERTH_* environment settings, so the test's own options and config files stay as they are.
-engine_env() {
-    # engine_env ENGINE KEY: a value from the engine's env file
-    sed -n "s/^$2=//p" "$BERTH_ENGINES_DIR/$1/env" | tail -n 1
-}
-
-scale_storage_env() {
-    local db url base
-    db="t_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    url=$(engine_env pg BERTH_TEST_DATABASE_URL)
-    base=${url%/*}
-    psql -q "$url" -c "CREATE DATABASE $db" >/dev/null || return 1
-    export BERTH_DATABASE_URL="$base/$db"
-    export BERTH_STORAGE_S3_ENDPOINT=$(engine_env rgw BERTH_TEST_S3_ENDPOINT)
-    export BERTH_STORAGE_S3_BUCKET=$(engine_env rgw BERTH_TEST_S3_BUCKET)
-    export BERTH_STORAGE_S3_REGION=$(engine_env rgw BERTH_TEST_S3_REGION)
-    export BERTH_STORAGE_S3_PREFIX="$db/"
-    export AWS_ACCESS_KEY_ID=$(engine_env rgw AWS_ACCESS_KEY_ID)
-    export AWS_SECRET_ACCESS_KEY=$(engine_env rgw AWS_SECRET_ACCESS_KEY)
-}
-
+# `storage: any`): the server runs over S3 + PostgreSQL (storage_lib.sh).
+. "$(dirname "${BASH_SOURCE[0]}")/storage_lib.sh"
 if [ "${BERTH_TEST_STORAGE:-}" = s3pg ]; then
     scale_storage_env || { echo "cannot prepare S3 + PostgreSQL storage" >&2; exit 1; }
 fi

@@ -37,10 +37,16 @@ run "skopeo inspect sees the same manifest" \
 run "skopeo copy berth -> oci:" sk copy -q "${tls[@]}" "docker://$reg/test/app:v1" "oci:$work/back:v1"
 run "round trip keeps the manifest bytes" \
     test "$(sk inspect --raw "oci:$work/back:v1" | sha256sum | cut -d' ' -f1)" = "$src_digest"
-run "skopeo reads the store directory as an OCI layout" \
-    test "$(sk inspect --raw "oci:$store/test/app:v1" | sha256sum | cut -d' ' -f1)" = "$src_digest"
-run "umoci unpacks straight from the store" \
-    umoci unpack --rootless --image "$store/test/app:v1" "$work/unpacked"
+if [ "${BERTH_TEST_STORAGE:-}" = s3pg ]; then
+    # over S3 + PostgreSQL the store is no directory: umoci unpacks what berth served
+    run "umoci unpacks what berth served" \
+        umoci unpack --rootless --image "$work/back:v1" "$work/unpacked"
+else
+    run "skopeo reads the store directory as an OCI layout" \
+        test "$(sk inspect --raw "oci:$store/test/app:v1" | sha256sum | cut -d' ' -f1)" = "$src_digest"
+    run "umoci unpacks straight from the store" \
+        umoci unpack --rootless --image "$store/test/app:v1" "$work/unpacked"
+fi
 run "the unpacked rootfs has the file" grep -q "hello from berth" "$work/unpacked/rootfs/hello.txt"
 
 run "skopeo copy --format v2s2" sk copy -q "${tls[@]}" --format v2s2 "oci:$work/src:v1" "docker://$reg/test/docker:v1"

@@ -53,17 +53,29 @@ check "its present config" 200 "$STATUS"
 req DELETE "/v2/part/blobs/$(sha256_file "$T/config")"
 expect_error "its present config cannot be deleted" 409 DENIED
 
-"$BERTH" fsck --root "$ROOT" >"$T/fsck.out" 2>&1
-check "fsck does not report accepted absences" 0 "$?"
-kill "$BERTH_PID"
-wait "$BERTH_PID" 2>/dev/null
-BERTH_PID=""
-"$BERTH" gc --root "$ROOT" >"$T/gc.out" 2>&1
-check "offline gc" 0 "$?"
-test -f "$ROOT/part/blobs/sha256/$(sha256sum "$T/config" | cut -d' ' -f1)" && ok ||
-    fail "gc removed the present config of a sparse image: $(cat "$T/gc.out")"
-"$BERTH" fsck --root "$ROOT" >"$T/fsck.out" 2>&1
-check "fsck after gc, without the server's configuration" 0 "$?"
+if [ "${BERTH_TEST_STORAGE:-}" = s3pg ]; then
+    # fsck works on a root directory; gc collects what the configuration names
+    kill "$BERTH_PID"
+    wait "$BERTH_PID" 2>/dev/null
+    BERTH_PID=""
+    : >"$T/empty.yaml"
+    "$BERTH" gc --config "$T/empty.yaml" --grace 0s >"$T/gc.out" 2>&1
+    check "offline gc" 0 "$?"
+    grep -q " part[@:]" "$T/gc.out" && fail "gc removed content of a sparse image: $(cat "$T/gc.out")" ||
+        ok
+else
+    "$BERTH" fsck --root "$ROOT" >"$T/fsck.out" 2>&1
+    check "fsck does not report accepted absences" 0 "$?"
+    kill "$BERTH_PID"
+    wait "$BERTH_PID" 2>/dev/null
+    BERTH_PID=""
+    "$BERTH" gc --root "$ROOT" >"$T/gc.out" 2>&1
+    check "offline gc" 0 "$?"
+    test -f "$ROOT/part/blobs/sha256/$(sha256sum "$T/config" | cut -d' ' -f1)" && ok ||
+        fail "gc removed the present config of a sparse image: $(cat "$T/gc.out")"
+    "$BERTH" fsck --root "$ROOT" >"$T/fsck.out" 2>&1
+    check "fsck after gc, without the server's configuration" 0 "$?"
+fi
 start_server --config "$T/cfg.yaml"
 req GET /v2/part/manifests/img
 check "the sparse image is served after a restart" 200 "$STATUS"

@@ -143,6 +143,17 @@ int berth_store_blob_delete(berth_store *s, const char *repo, const berth_digest
 int berth_store_blob_mount(berth_store *s, const char *repo, const char *from,
                            const berth_digest *digest);
 
+/** Called once per blob of a repository; return non-zero to stop early. */
+typedef int (*berth_store_blob_cb)(const berth_digest *digest, uint64_t size, void *payload);
+
+/**
+ * The blobs a repository holds (its links; not its manifests), in no particular order, each
+ * with its size: what `berth import` copies. The callback runs without the store's locks.
+ * @return 0 (also for a repository that does not exist), the callback's non-zero return,
+ *         BERTH_EIO, BERTH_ENOMEM
+ */
+int berth_store_blobs(berth_store *s, const char *repo, berth_store_blob_cb cb, void *payload);
+
 /* ---- uploads -------------------------------------------------------------------------- */
 
 /** Longest upload id, without its NUL. */
@@ -321,6 +332,24 @@ int berth_store_manifest_delete(berth_store *s, const char *repo, const berth_di
 
 /** Delete a tag; the manifest stays. @return 0, BERTH_ENOTFOUND, BERTH_EIO */
 int berth_store_tag_delete(berth_store *s, const char *repo, const char *tag);
+
+/**
+ * Called once per manifest of a repository (berth_store_manifests): its digest, media type,
+ * artifact type, subject, size, the digests it references as an index (`children`), whether
+ * it was stored sparse, when it was pushed and how many tags point at it (`data`, and `blobs`
+ * of non-index manifests, are as the backend lists them: do not rely on them). Everything is
+ * borrowed for the call. Return non-zero to stop early.
+ */
+typedef int (*berth_store_manifest_cb)(const berth_meta_manifest *m, void *payload);
+
+/**
+ * The manifests of a repository, in no particular order (untagged ones and referrers
+ * included): what `berth import` copies, an index's `children` before it.
+ * @return 0, BERTH_ENOTFOUND (no such repository), the callback's non-zero return, BERTH_EIO,
+ *         BERTH_ENOMEM
+ */
+int berth_store_manifests(berth_store *s, const char *repo, berth_store_manifest_cb cb,
+                          void *payload);
 
 /** Called once per name, in lexical order; return non-zero to stop early. */
 typedef int (*berth_store_name_cb)(const char *name, void *payload);

@@ -27,6 +27,7 @@ int cmd_gc(int argc, char **argv);      /* cmd_maint.c */
 int cmd_fsck(int argc, char **argv);    /* cmd_maint.c */
 int cmd_du(int argc, char **argv);      /* cmd_maint.c */
 int cmd_db(int argc, char **argv);      /* cmd_db.c */
+int cmd_import(int argc, char **argv);  /* cmd_import.c */
 
 /** Parse a duration: a number with a unit s, m, h or d ("90s", "12h"). @return 0 or -1 */
 int cli_parse_duration(int64_t *out, const char *text);

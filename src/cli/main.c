@@ -15,6 +15,7 @@ static const berth_cli_command commands[] = {
     {"gc", "remove unreferenced content from a store", cmd_gc},
     {"fsck", "verify a store", cmd_fsck},
     {"du", "space used per repository of a store", cmd_du},
+    {"import", "load a stopped fs root into the configured storage", cmd_import},
     {"db", "upgrade or show the metadata database's schema", cmd_db},
     {"version", "print the version", cmd_version},
 };

@@ -286,6 +286,33 @@ int berth_store_blob_mount(berth_store *s, const char *repo, const char *from,
     return rc;
 }
 
+typedef struct blob_adapter {
+    berth_store_blob_cb cb;
+    void *payload;
+    int stopped; /* the callback's own non-zero return */
+} blob_adapter;
+
+static int link_to_blob(const berth_digest *digest, uint64_t size, int64_t linked, void *payload)
+{
+    blob_adapter *a = payload;
+    (void)linked;
+    a->stopped = a->cb(digest, size, a->payload);
+    return a->stopped ? 1 : 0;
+}
+
+int berth_store_blobs(berth_store *s, const char *repo, berth_store_blob_cb cb, void *payload)
+{
+    blob_adapter a = {cb, payload, 0};
+    int rc;
+
+    berth_error_clear();
+    if ((rc = check_repo(repo)) < 0) {
+        return rc;
+    }
+    rc = s->meta->links(s->meta, repo, link_to_blob, &a);
+    return a.stopped ? a.stopped : rc;
+}
+
 /* ---- manifests ------------------------------------------------------------------------ */
 
 /* A manifest handed to a reader: its own copy of the bytes, freed at release. */
@@ -595,6 +622,33 @@ int berth_store_tag_delete(berth_store *s, const char *repo, const char *tag)
 }
 
 /* ---- lists ---------------------------------------------------------------------------- */
+
+typedef struct manifest_adapter {
+    berth_store_manifest_cb cb;
+    void *payload;
+    int stopped; /* the callback's own non-zero return */
+} manifest_adapter;
+
+static int manifest_to_cb(const berth_meta_manifest *m, void *payload)
+{
+    manifest_adapter *a = payload;
+    a->stopped = a->cb(m, a->payload);
+    return a->stopped ? 1 : 0;
+}
+
+int berth_store_manifests(berth_store *s, const char *repo, berth_store_manifest_cb cb,
+                          void *payload)
+{
+    manifest_adapter a = {cb, payload, 0};
+    int rc;
+
+    berth_error_clear();
+    if (check_repo(repo) < 0) {
+        return berth_error_set(BERTH_ENOTFOUND, "no repository %s", repo);
+    }
+    rc = s->meta->manifests(s->meta, repo, manifest_to_cb, &a);
+    return a.stopped ? a.stopped : rc;
+}
 
 typedef struct name_adapter {
     berth_store_name_cb cb;

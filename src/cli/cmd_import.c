@@ -164,6 +164,7 @@ static int to_upload(const void *data, size_t len, void *payload)
 static void copy_blob(import_ctx *ctx, const blob_entry *b)
 {
     berth_upload *u = NULL;
+    char bytes[32];
     uint64_t size;
     int rc;
 
@@ -198,6 +199,8 @@ static void copy_blob(import_ctx *ctx, const blob_entry *b)
     }
     ctx->repo_counts.blobs_copied++;
     ctx->repo_counts.bytes_copied += b->size;
+    human(bytes, sizeof(bytes), b->size);
+    fprintf(stderr, "berth import: %s: blob %s copied (%s)\n", ctx->repo, b->digest.str, bytes);
 }
 
 /* ---- manifests ------------------------------------------------------------------------ */

@@ -32,7 +32,7 @@ image() {
     push_blob "$2" "$T/$1.layer" >/dev/null
     make_manifest "$T/$1.config" "$T/$1.layer" "$T/$1.json"
 }
-head -c 300000 /dev/urandom >"$T/shared.layer"
+head -c $((12 * 1024 * 1024 + 12345)) /dev/urandom >"$T/shared.layer" # S3 multipart
 cp "$T/shared.layer" "$T/one.layer"
 cp "$T/shared.layer" "$T/two.layer"
 image one team/app                      # team/app:v1

@@ -246,6 +246,95 @@ static void test_store__manifest_put_get_tags(void **state)
     berth_buf_dispose(&names);
 }
 
+/* berth_store_blobs and berth_store_manifests: what `berth import` copies. */
+typedef struct listing {
+    berth_buf text;
+    int calls;
+    int stop_at; /* return 7 on this call (0: never) */
+} listing;
+
+static int list_blob(const berth_digest *d, uint64_t size, void *payload)
+{
+    listing *l = payload;
+    assert_int_equal(berth_buf_printf(&l->text, "%s=%llu,", d->str, (unsigned long long)size), 0);
+    return ++l->calls == l->stop_at ? 7 : 0;
+}
+
+static int list_manifest(const berth_meta_manifest *m, void *payload)
+{
+    listing *l = payload;
+    assert_int_equal(berth_buf_printf(&l->text, "%s %s %zu %d %u|", m->digest.str, m->media_type,
+                                      m->nchildren, m->has_subject, m->ntags),
+                     0);
+    for (size_t i = 0; i < m->nchildren; i++) {
+        assert_int_equal(berth_buf_printf(&l->text, "child %s|", m->children[i].str), 0);
+    }
+    return ++l->calls == l->stop_at ? 7 : 0;
+}
+
+static void test_store__list_blobs_and_manifests(void **state)
+{
+    fixture *f = *state;
+    listing l = {BERTH_BUF_INIT, 0, 0};
+    berth_put_result res;
+    berth_digest cfg, layer, img, idx;
+    char *doc, index[1024], want[2048];
+    size_t doclen;
+
+    cfg = push_blob(f->store, "app", "{}");
+    layer = push_blob(f->store, "app", "layer");
+    doc = image_manifest(&cfg, 2, &layer, 5, NULL);
+    doclen = strlen(doc);
+    assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "v1", NULL, doc, doclen), 0);
+    img = res.digest;
+    snprintf(index, sizeof(index),
+             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+             "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+             "\"digest\":\"%s\",\"size\":%zu}]}",
+             img.str, doclen);
+    assert_int_equal(
+        berth_store_manifest_put(&res, f->store, "app", "multi", NULL, index, strlen(index)), 0);
+    idx = res.digest;
+
+    /* blobs: the config and the layer, not the manifests (stored as blobs of the layout) */
+    assert_int_equal(berth_store_blobs(f->store, "app", list_blob, &l), 0);
+    assert_int_equal(l.calls, 2);
+    snprintf(want, sizeof(want), "%s=2,", cfg.str);
+    assert_non_null(strstr(berth_buf_cstr(&l.text), want));
+    snprintf(want, sizeof(want), "%s=5,", layer.str);
+    assert_non_null(strstr(berth_buf_cstr(&l.text), want));
+    assert_null(strstr(berth_buf_cstr(&l.text), img.str));
+    /* the callback stops the walk with its own code */
+    berth_buf_clear(&l.text);
+    l.calls = 0;
+    l.stop_at = 1;
+    assert_int_equal(berth_store_blobs(f->store, "app", list_blob, &l), 7);
+    assert_int_equal(l.calls, 1);
+    /* a repository that does not exist holds nothing; an invalid name is refused */
+    l.calls = 0;
+    assert_int_equal(berth_store_blobs(f->store, "none", list_blob, &l), 0);
+    assert_int_equal(l.calls, 0);
+    assert_int_equal(berth_store_blobs(f->store, "a..b", list_blob, &l), BERTH_EINVALID);
+
+    /* manifests: both, the index with its child */
+    berth_buf_clear(&l.text);
+    l.calls = 0;
+    l.stop_at = 0;
+    assert_int_equal(berth_store_manifests(f->store, "app", list_manifest, &l), 0);
+    assert_int_equal(l.calls, 2);
+    snprintf(want, sizeof(want), "%s application/vnd.oci.image.manifest.v1+json 0 0 1|", img.str);
+    assert_non_null(strstr(berth_buf_cstr(&l.text), want));
+    snprintf(want, sizeof(want), "%s application/vnd.oci.image.index.v1+json 1 0 1|child %s|",
+             idx.str, img.str);
+    assert_non_null(strstr(berth_buf_cstr(&l.text), want));
+    l.calls = 0;
+    l.stop_at = 1;
+    assert_int_equal(berth_store_manifests(f->store, "app", list_manifest, &l), 7);
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(berth_store_manifests(f->store, "none", list_manifest, &l), BERTH_ENOTFOUND);
+    berth_buf_dispose(&l.text);
+}
+
 static void test_store__manifest_too_big(void **state)
 {
     fixture *f = *state;
@@ -566,6 +655,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store__upload_digest_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__upload_resumes_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__manifest_put_get_tags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store__list_blobs_and_manifests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__manifest_too_big, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__referrers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__names_do_not_collide, setup, teardown),

@@ -17,12 +17,15 @@
 #include <berth/store.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define IMPORT_OWNER "berth-import"
+#define JOBS_DEFAULT 8
+#define JOBS_MAX     64
 
 enum { MF_TODO, MF_BUSY, MF_DONE, MF_FAILED };
 
@@ -61,7 +64,10 @@ typedef struct import_ctx {
     size_t nmf, capmf;
     blob_entry *blobs;
     size_t nblobs, capblobs;
-    int rc; /* a callback's failure */
+    size_t next_blob;   /* the next one a worker takes */
+    size_t jobs;        /* blobs copied at once */
+    pthread_mutex_t mu; /* counts, next_blob, stderr lines */
+    int rc;             /* a callback's failure */
 } import_ctx;
 
 static void usage(FILE *f)
@@ -78,6 +84,7 @@ static void usage(FILE *f)
                "new). The target applies its own rules: a sparse manifest (content absent) is\n"
                "copied only into a repository its sparse_manifests setting names; otherwise it\n"
                "(with the tags and indexes that need it) is reported and the import goes on.\n"
+               "--jobs N: blobs copied at once (default 8, at most 64).\n"
                "Progress goes to stderr, a summary to stdout. Upload timestamps are not kept:\n"
                "imported content counts as pushed now (gc grace and age-based retention).\n"
                "Exit status: 0 all copied; 1 something was not copied, or a store failed;\n"
@@ -99,9 +106,11 @@ static void human(char *out, size_t len, uint64_t bytes)
 /* Report what was not copied ("blob DIGEST not stored: why") and count it. */
 static void problem(import_ctx *ctx, const char *kind, const char *name, const char *verb)
 {
+    pthread_mutex_lock(&ctx->mu);
     fprintf(stderr, "berth import: %s: %s%s%s %s: %s\n", ctx->repo, kind, *name ? " " : "", name,
             verb, berth_error_last());
     ctx->repo_counts.problems++;
+    pthread_mutex_unlock(&ctx->mu);
 }
 
 static int add_name(const char *name, void *payload)
@@ -160,47 +169,100 @@ static int to_upload(const void *data, size_t len, void *payload)
     return berth_upload_write(payload, data, len);
 }
 
+enum { BLOB_PRESENT, BLOB_MOUNTED, BLOB_COPIED, BLOB_FAILED };
+
 /* One blob into the target repository: there already, mounted, or streamed. */
-static void copy_blob(import_ctx *ctx, const blob_entry *b)
+static int copy_blob(import_ctx *ctx, const blob_entry *b)
 {
     berth_upload *u = NULL;
-    char bytes[32];
     uint64_t size;
     int rc;
 
-    ctx->repo_counts.blobs++;
     if (berth_store_blob_stat(ctx->dst, ctx->repo, &b->digest, &size) == 0) {
-        ctx->repo_counts.blobs_present++;
-        return;
+        return BLOB_PRESENT;
     }
     rc = berth_store_blob_mount(ctx->dst, ctx->repo, NULL, &b->digest);
     if (rc == 0) {
-        ctx->repo_counts.blobs_mounted++;
-        return;
+        return BLOB_MOUNTED;
     }
     if (rc != BERTH_ENOTFOUND) {
         problem(ctx, "blob", b->digest.str, "not mounted");
-        return;
+        return BLOB_FAILED;
     }
     if (berth_store_upload_new(&u, ctx->dst, ctx->repo, IMPORT_OWNER) < 0) {
         problem(ctx, "blob", b->digest.str, "not started");
-        return;
+        return BLOB_FAILED;
     }
     rc = berth_store_blob_read(ctx->src, &b->digest, 0, UINT64_MAX, to_upload, u);
     if (rc < 0) {
         problem(ctx, "blob", b->digest.str, "not read");
         berth_upload_cancel(u);
-        return;
+        return BLOB_FAILED;
     }
     if (berth_upload_commit(u, &b->digest) < 0) {
         /* the commit releases the handle; the session stays, to be reaped */
         problem(ctx, "blob", b->digest.str, "not stored");
-        return;
+        return BLOB_FAILED;
     }
-    ctx->repo_counts.blobs_copied++;
-    ctx->repo_counts.bytes_copied += b->size;
-    human(bytes, sizeof(bytes), b->size);
-    fprintf(stderr, "berth import: %s: blob %s copied (%s)\n", ctx->repo, b->digest.str, bytes);
+    return BLOB_COPIED;
+}
+
+static void count_blob(import_ctx *ctx, const blob_entry *b, int outcome)
+{
+    char bytes[32];
+
+    pthread_mutex_lock(&ctx->mu);
+    ctx->repo_counts.blobs++;
+    if (outcome == BLOB_PRESENT) {
+        ctx->repo_counts.blobs_present++;
+    } else if (outcome == BLOB_MOUNTED) {
+        ctx->repo_counts.blobs_mounted++;
+    } else if (outcome == BLOB_COPIED) {
+        ctx->repo_counts.blobs_copied++;
+        ctx->repo_counts.bytes_copied += b->size;
+        human(bytes, sizeof(bytes), b->size);
+        fprintf(stderr, "berth import: %s: blob %s copied (%s)\n", ctx->repo, b->digest.str, bytes);
+    }
+    pthread_mutex_unlock(&ctx->mu);
+}
+
+/* A worker: takes the next blob of the repository until none is left. */
+static void *blob_worker(void *arg)
+{
+    import_ctx *ctx = arg;
+    for (;;) {
+        size_t i;
+        pthread_mutex_lock(&ctx->mu);
+        i = ctx->next_blob++;
+        pthread_mutex_unlock(&ctx->mu);
+        if (i >= ctx->nblobs) {
+            return NULL;
+        }
+        count_blob(ctx, &ctx->blobs[i], copy_blob(ctx, &ctx->blobs[i]));
+    }
+}
+
+/*
+ * The blobs of one repository, `jobs` at a time (a blob is a few round trips to each engine:
+ * latency, not bandwidth, bounds small ones). Digests are distinct within a repository, so
+ * workers never race on one; a blob another repository shares was stored by an earlier one,
+ * so it is mounted.
+ */
+static void copy_blobs(import_ctx *ctx)
+{
+    pthread_t threads[JOBS_MAX];
+    size_t started = 0, want = ctx->jobs < ctx->nblobs ? ctx->jobs : ctx->nblobs;
+
+    ctx->next_blob = 0;
+    for (size_t k = 1; k < want; k++) {
+        if (pthread_create(&threads[started], NULL, blob_worker, ctx) == 0) {
+            started++;
+        }
+    }
+    blob_worker(ctx);
+    for (size_t k = 0; k < started; k++) {
+        pthread_join(threads[k], NULL);
+    }
 }
 
 /* ---- manifests ------------------------------------------------------------------------ */
@@ -373,9 +435,7 @@ static int import_repo(import_ctx *ctx, const char *repo, size_t at, size_t of)
         problem(ctx, "its blobs", "", "cannot be listed");
         goto out;
     }
-    for (size_t i = 0; i < ctx->nblobs; i++) {
-        copy_blob(ctx, &ctx->blobs[i]);
-    }
+    copy_blobs(ctx);
     rc = berth_store_manifests(ctx->src, repo, add_manifest, ctx);
     if ((rc < 0 && rc != BERTH_ENOTFOUND) || ctx->rc < 0) {
         problem(ctx, "its manifests", "", "cannot be listed");
@@ -461,6 +521,7 @@ out:
 int cmd_import(int argc, char **argv)
 {
     const char *root = NULL, *config = NULL;
+    size_t jobs = JOBS_DEFAULT;
     berth_store_options opts;
     import_ctx ctx;
     names repos = {NULL, 0, 0, 0};
@@ -478,6 +539,14 @@ int cmd_import(int argc, char **argv)
             root = argv[++i];
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
+        } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
+            uint64_t n = 0;
+            i++;
+            if (berth_parse_u64(&n, argv[i], strlen(argv[i]), JOBS_MAX) < 0 || n < 1) {
+                fprintf(stderr, "berth import: --jobs takes 1 to %d\n", JOBS_MAX);
+                return 2;
+            }
+            jobs = (size_t)n;
         } else {
             fprintf(stderr, "berth import: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -490,6 +559,8 @@ int cmd_import(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&ctx, 0, sizeof(ctx));
+    ctx.jobs = jobs;
+    pthread_mutex_init(&ctx.mu, NULL);
     berth_store_options_init(&opts);
     opts.read_only = true;
     opts.lock = false;
@@ -528,5 +599,6 @@ out:
     berth_store_free(ctx.dst);
     berth_store_free(ctx.src);
     berth_config_free(cfg);
+    pthread_mutex_destroy(&ctx.mu);
     return rc;
 }

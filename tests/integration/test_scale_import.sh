@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 # engines: rgw pg
 # berth import: a stopped fs root (two repositories sharing a layer, a tagged index with two
-# child manifests, a referrer with a subject, an untagged manifest, a sparse image) is loaded
-# into S3 + PostgreSQL; a server over those answers every tag, manifest (bytes, digest, media
-# type), blob, tag list, referrers listing and the catalog as the fs server did. The sparse
-# image is reported (exit 1) while the target does not accept sparse manifests, and copied once
-# it does; a further run copies nothing new. A target that is the source root is refused (2).
+# child manifests, a referrer with a subject, an untagged manifest, one pushed by a sha512
+# digest, a sparse image) is loaded into S3 + PostgreSQL; a server over those answers every
+# tag, manifest (bytes, digest, media type), blob, tag list, referrers listing and the catalog
+# as the fs server did. The sparse image is reported (exit 1) while the target does not accept
+# sparse manifests, and copied once it does; a further run copies nothing new. A target that
+# is the source root is refused (2).
 . "$(dirname "$0")/lib.sh"
 : "${BERTH:?BERTH must name the berth binary}"
 T=$BERTH_TMP
@@ -65,6 +66,10 @@ put_manifest team/app "$SIG" "$T/sig.json" $MT
 image loose base                        # untagged
 LOOSE=$(sha256_file "$T/loose.json")
 put_manifest base "$LOOSE" "$T/loose.json" $MT
+# the same image bytes with an annotation, pushed by a sha512 digest: keeps that digest
+sed 's/}$/,"annotations":{"by":"sha512"}}/' "$T/loose.json" >"$T/loose512.json"
+L512="sha512:$(sha512sum "$T/loose512.json" | cut -d' ' -f1)"
+put_manifest base "$L512" "$T/loose512.json" $MT
 image gap part                          # sparse: its layer is never pushed
 head -c 1000 /dev/urandom >"$T/gap.layer.absent"
 make_manifest "$T/gap.config" "$T/gap.layer.absent" "$T/gap.json"
@@ -82,6 +87,7 @@ team/app $SIG
 base latest
 base $(sha256_file "$T/two.json")
 base $LOOSE
+base $L512
 part s1
 part $GAP
 EOF
@@ -126,7 +132,8 @@ print("referrers", st, h.get("Content-Type"), json.dumps(json.loads(body), sort_
 PY
 }
 snapshot >"$T/fs.snap"
-check "fs snapshot: 11 manifests answered" 11 "$(grep -c '^manifest .* 200 sha256:' "$T/fs.snap")"
+check "fs snapshot: 12 manifests answered" 12 "$(grep -c '^manifest .* 200 sha' "$T/fs.snap")"
+grep -q "^manifest base $L512 200 $L512 " "$T/fs.snap" && ok || fail "fs: the sha512 manifest"
 check "fs snapshot: 12 blobs answered" 12 "$(grep -c '^blob .* 200 sha256:' "$T/fs.snap")"
 grep -q "^referrers 200 .*$SIG" "$T/fs.snap" && ok || fail "fs referrers: $(grep referrers "$T/fs.snap")"
 kill "$BERTH_PID"
@@ -154,19 +161,19 @@ grep -q "part: manifest $GAP not imported" "$T/import1.err" && ok ||
     fail "the sparse manifest is reported: $(cat "$T/import1.err")"
 grep -q "part: tag s1 not imported" "$T/import1.err" && ok ||
     fail "its tag is reported: $(cat "$T/import1.err")"
-grep -q "^berth import: \[1/3\] base: 4 blobs (4 copied" "$T/import1.err" && ok ||
+grep -q "^berth import: \[1/3\] base: 4 blobs (4 copied, .*), 3 manifests (3 new), 1 tags (1 set)$" "$T/import1.err" && ok ||
     fail "progress per repository: $(cat "$T/import1.err")"
 # the shared layer is stored once: base copied it, team/app mounted it
 grep -q "team/app: 6 blobs (5 copied, .*; 1 mounted), 4 manifests (4 new), 2 tags (2 set)" \
     "$T/import1.err" && ok || fail "team/app: $(cat "$T/import1.err")"
-grep -q "^imported 3 repositories in .*: 12 blobs (11 copied, .*; 1 mounted; 0 there already), 7 manifests (6 new), 4 tags (3 set); 2 problems$" \
+grep -q "^imported 3 repositories in .*: 12 blobs (11 copied, .*; 1 mounted; 0 there already), 8 manifests (7 new), 4 tags (3 set); 2 problems$" \
     "$T/import1.out" && ok || fail "summary 1: $(cat "$T/import1.out")"
 
 # 2: accepted once sparse_manifests names the repository: only the sparse image is new
 BERTH_SPARSE_MANIFESTS=part "$BERTH" import --root "$ROOT" --config "$T/cfg.yaml" \
     >"$T/import2.out" 2>"$T/import2.err"
 check "import with sparse_manifests exits 0" 0 "$?"
-grep -q "12 blobs (0 copied, 0 B; 0 mounted; 12 there already), 7 manifests (1 new), 4 tags (1 set); 0 problems$" \
+grep -q "12 blobs (0 copied, 0 B; 0 mounted; 12 there already), 8 manifests (1 new), 4 tags (1 set); 0 problems$" \
     "$T/import2.out" && ok || fail "summary 2: $(cat "$T/import2.out") $(cat "$T/import2.err")"
 
 # 3: nothing new
@@ -176,7 +183,7 @@ BERTH_SPARSE_MANIFESTS=part "$BERTH" import --root "$ROOT" --config "$T/cfg.yaml
 check "import again exits 0" 0 "$?"
 end=$(date +%s.%N)
 echo "import again took $(python3 -c "print(round($end - $start, 2))") s"
-grep -q "12 blobs (0 copied, 0 B; 0 mounted; 12 there already), 7 manifests (0 new), 4 tags (0 set); 0 problems$" \
+grep -q "12 blobs (0 copied, 0 B; 0 mounted; 12 there already), 8 manifests (0 new), 4 tags (0 set); 0 problems$" \
     "$T/import3.out" && ok || fail "summary 3: $(cat "$T/import3.out")"
 
 # the server over S3 + PostgreSQL answers as the fs server did

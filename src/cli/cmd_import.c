@@ -72,7 +72,7 @@ typedef struct import_ctx {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: berth import --root DIR --config FILE\n\n"
+    fprintf(f, "usage: berth import --root DIR --config FILE [--jobs N]\n\n"
                "Load the fs store at DIR (a stopped server's root, opened read-only) into the\n"
                "storage the configuration FILE names: S3 + PostgreSQL (storage.s3.* with\n"
                "database.url, or the BERTH_* environment settings), or another fs root. Every\n"

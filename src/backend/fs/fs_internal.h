@@ -158,6 +158,7 @@ typedef struct berth__fsb_repo {
        read or write): a repository holding nothing is no repository (repo_exists, the
        catalog, lookups), though its layout stays on disk. */
     atomic_bool maybe_empty;
+    atomic_bool known_empty; /* with maybe_empty: a walk found no blob since it was set */
 } berth__fsb_repo;
 
 /* The LRU cache of manifest bytes; `drop` releases a cached entry from its slot. */

@@ -243,9 +243,15 @@ static int holds(berth__fsb_repo *r)
     if (r->manifests.count > 0 || !atomic_load(&r->maybe_empty)) {
         return 1;
     }
+    if (atomic_load(&r->known_empty)) {
+        return 0; /* walked since it may have become empty: the catalog skips it cheaply */
+    }
     rc = berth_buf_printf(&dir, "%s/blobs", r->dir);
     if (rc == 0) {
         rc = berth__fsb_each_blob(dir.ptr, any_blob, NULL);
+    }
+    if (rc == 0) {
+        atomic_store(&r->known_empty, true);
     }
     berth_buf_dispose(&dir);
     return rc;
@@ -843,6 +849,7 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
         berth__fsb_keep_age(m->root, digest, linked);
         berth__fsb_note_loose(m->root, digest);
         if (r->manifests.count == 0) {
+            atomic_store(&r->known_empty, false);
             atomic_store(&r->maybe_empty, true);
         }
     }
@@ -1223,6 +1230,7 @@ static int m_manifest_delete(berth_meta_backend *b, const char *repo, const bert
     }
     berth__fsb_note_loose(m->root, digest);
     if (r->manifests.count == 0) {
+        atomic_store(&r->known_empty, false);
         atomic_store(&r->maybe_empty, true);
     }
 out:

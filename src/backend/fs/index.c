@@ -124,11 +124,12 @@ void berth__fsb_cache_put(berth__fsb_cache *cache, berth__fsb_manifest *m, const
     }
     while (cache->tail && cache->bytes + c->charge > cache->budget) {
         berth__fsb_cached *old = cache->tail, *expected = old;
+        berth__fsb_cached *_Atomic *slot = old->slot;
         lru_unlink(cache, old);
-        if (old->slot && atomic_compare_exchange_strong(old->slot, &expected, NULL)) {
+        old->slot = NULL; /* before the release, which may free it */
+        if (slot && atomic_compare_exchange_strong(slot, &expected, NULL)) {
             berth__fsb_cache_release(old);
         }
-        old->slot = NULL;
     }
     c->slot = &m->cached;
     atomic_store(&m->cached, c);

@@ -1091,8 +1091,8 @@ static void test_fs_backends__adopts_sessions_of_the_store(void **state)
     berth_store_free(s);
     /* a session as berth wrote it before the backends: <id>.<repo key>.<owner key>, the keys
        the first 16 hex digits of the SHA-256 of the repository's name and of the owner */
-    snprintf(path, sizeof(path), "%s/_berth/uploads/%s.%.16s.%.16s", f->root, id,
-             repo_key.str + 7, owner_key.str + 7);
+    snprintf(path, sizeof(path), "%s/_berth/uploads/%s.%.16s.%.16s", f->root, id, repo_key.str + 7,
+             owner_key.str + 7);
     fp = fopen(path, "w");
     assert_non_null(fp);
     assert_int_equal(fwrite("first part, ", 1, 12, fp), 12);

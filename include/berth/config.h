@@ -102,12 +102,12 @@ typedef struct berth_config {
         struct {
             /* blobs in an S3-compatible bucket (with database.url; credentials from
                AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared credentials file) */
-            char *endpoint;        /* "http://127.0.0.1:7480"; NULL: AWS's for the region */
-            char *bucket;          /* set: the s3 blob backend is used */
-            char *region;          /* "us-east-1" */
-            char *prefix;          /* key prefix inside the bucket ("" by default) */
-            bool path_style;       /* bucket in the path, not the host name (default true) */
-            bool redirect;         /* blob GET answers 307 to a presigned URL */
+            char *endpoint;  /* "http://127.0.0.1:7480", "https://s3.<region>.amazonaws.com" */
+            char *bucket;    /* set: the s3 blob backend is used */
+            char *region;    /* "us-east-1" */
+            char *prefix;    /* key prefix inside the bucket ("" by default) */
+            bool path_style; /* bucket in the path, not the host name (default true) */
+            bool redirect;   /* blob GET answers 307 to a presigned URL */
             char *public_endpoint; /* endpoint clients reach for redirects (default endpoint) */
         } s3;
     } storage;

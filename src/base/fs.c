@@ -47,7 +47,10 @@ static int io_error(const char *what, const char *path)
    client (a staging directory that vanished is an I/O failure). */
 static int write_error(const char *what, const char *path)
 {
-    return berth_error_set(BERTH_EIO, "%s %s: %s", what, path, strerror(errno));
+    int err = errno;
+    /* messages may reach clients: the path goes to the log only */
+    berth__log(BERTH_LOG_WARN, "%s %s: %s", what, path, strerror(err));
+    return berth_error_set(BERTH_EIO, "storage %s failed: %s", what, strerror(err));
 }
 
 int berth__fs_mkdirs(const char *path)

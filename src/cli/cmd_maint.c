@@ -90,8 +90,7 @@ static void gc_usage(FILE *f)
  * The store of `berth gc --config FILE`: what the configuration names (over S3 + PostgreSQL,
  * beside running servers: the protocol is safe with concurrent pushes), with its limits.
  */
-static int open_store_config(berth_store **out, const char *path, int64_t upload_ttl,
-                             bool *shared)
+static int open_store_config(berth_store **out, const char *path, int64_t upload_ttl, bool *shared)
 {
     berth_store_options opts;
     berth_config *cfg = NULL;
@@ -105,9 +104,9 @@ static int open_store_config(berth_store **out, const char *path, int64_t upload
     }
     berth_store_options_init(&opts);
     opts.sparse_repositories = cfg->sparse_manifests;
-    opts.upload_ttl_seconds = upload_ttl > 0 ? (unsigned)(upload_ttl < UINT32_MAX ? upload_ttl
-                                                                                   : UINT32_MAX)
-                                             : (unsigned)cfg->limits.upload_idle_ttl;
+    opts.upload_ttl_seconds = upload_ttl > 0
+                                  ? (unsigned)(upload_ttl < UINT32_MAX ? upload_ttl : UINT32_MAX)
+                                  : (unsigned)cfg->limits.upload_idle_ttl;
     *shared = cfg->storage.s3.bucket != NULL;
     rc = berth_store_open_config(out, cfg, &opts);
     if (rc < 0) {

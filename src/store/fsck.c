@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Checks and usage. On an fs store they work on the files (each inode once, corrupt blobs
- * moved aside: backend/fs); over other backends, usage walks the blob backend, and fsck and du
- * are not yet written (BERTH_EUNSUPPORTED).
+ * moved aside: backend/fs); over other backends they are not yet written (BERTH_EUNSUPPORTED).
  */
 #include "store/store_internal.h"
 
@@ -52,6 +51,11 @@ int berth_store_usage(berth_store *s, uint64_t *bytes_out, uint64_t *blobs_out)
     int rc;
 
     berth_error_clear();
+    if (!s->root) {
+        /* a walk of a whole bucket per replica every few seconds is no gauge: the metadata
+           backend would have to keep the sums (not yet) */
+        return berth_error_set(BERTH_EUNSUPPORTED, "usage is kept for an fs store only");
+    }
     rc = s->blobs->foreach (s->blobs, count_blob, &u);
     if (rc == 0) {
         *bytes_out = u.bytes;

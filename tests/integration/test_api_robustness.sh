@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Routing errors, malformed HTTP written raw to the socket, 200 concurrent connections,
 # Expect: 100-continue, the access log and a clean shutdown on SIGTERM.
 . "$(dirname "$0")/lib.sh"

@@ -1,6 +1,5 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Cross-repository mount under access rules: every (user, source, target, from / no from /
 # `&from` / `from=`) with Basic and with tokens mounts (201) only when the caller may pull the
 # source and push the target, and otherwise falls back to a new session (202) that looks exactly

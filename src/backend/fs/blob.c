@@ -160,7 +160,7 @@ static int blob_remove(berth_blob_backend *bb, const berth_digest *digest)
                                                  : berth__fsb_io_error("unlink", path.ptr);
     }
     if (rc == 0 && b->root->opts.fsync) {
-        rc = berth__fsb_fsync_parent(path.ptr);
+        rc = berth__fs_fsync_parent(path.ptr);
     }
     berth_buf_dispose(&path);
     return rc;
@@ -349,7 +349,7 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
         rc = writer_error(w, "link", errno);
     }
     if (rc == 0 && root->opts.fsync) {
-        rc = berth__fsb_fsync_parent(pool.ptr);
+        rc = berth__fs_fsync_parent(pool.ptr);
     }
     berth_buf_dispose(&pool);
     if (rc < 0) {
@@ -404,7 +404,7 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
         if (w->fd < 0 || (b->root->opts.fsync && fsync(w->fd) != 0)) {
             rc = writer_error(w, "create", errno);
         } else if (b->root->opts.fsync) {
-            rc = berth__fsb_fsync_dir(b->root->uploads);
+            rc = berth__fs_fsync_dir(b->root->uploads);
         }
     } else {
         w->fd = open(w->path, O_RDWR | O_CLOEXEC);

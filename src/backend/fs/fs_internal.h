@@ -8,6 +8,7 @@
 #define BERTH_BACKEND_FS_INTERNAL_H
 
 #include "backend/fs/fs.h"
+#include "base/fs.h"
 #include "base/htab.h"
 
 #include <berth/buf.h>
@@ -75,23 +76,6 @@ int berth__fsb_blob_path(berth_buf *out, const char *dir, const berth_digest *d)
 int berth__fsb_code(int err);
 /* Log `what path: strerror` and set the error without the path. @return its code */
 int berth__fsb_io_error(const char *what, const char *path);
-/* mkdir -p. @return 0 or BERTH_EIO */
-int berth__fsb_mkdirs(const char *path);
-/* fsync a directory / the directory holding `path`. @return 0 or BERTH_EIO */
-int berth__fsb_fsync_dir(const char *dir);
-int berth__fsb_fsync_parent(const char *path);
-/* write(2) all of it. @return 0 or -1 with errno */
-int berth__fsb_write_all(int fd, const void *data, size_t len);
-/* Replace `dst` atomically (temporary in `tmpdir`, fsync when `sync`, rename, fsync of the
-   directory when `sync`). @return 0, BERTH_ENOSPACE, BERTH_EIO */
-int berth__fsb_write_atomic(const char *tmpdir, const char *dst, const void *data, size_t len,
-                            bool sync);
-/* Read a whole file of at most `max` bytes. @return 0, BERTH_ENOTFOUND, BERTH_ETOOBIG, EIO */
-int berth__fsb_read_file(berth_buf *out, const char *path, size_t max);
-/* Hard-link; an existing `dst` is success. @return 0, BERTH_ENOTFOUND (no src), BERTH_EIO */
-int berth__fsb_link(const char *src, const char *dst);
-/* rm -rf; a missing path is fine. @return 0 or BERTH_EIO */
-int berth__fsb_rmtree(const char *path);
 /* The directory of repository `name` relative to ROOT (components equal to a layout entry
    get a leading '_'). @return 0, BERTH_EINVALID (a name that could escape), BERTH_ENOMEM */
 int berth__fsb_repo_path(berth_buf *out, const char *name);
@@ -158,6 +142,7 @@ typedef struct berth__fsb_repo {
        read or write): a repository holding nothing is no repository (repo_exists, the
        catalog, lookups), though its layout stays on disk. */
     atomic_bool maybe_empty;
+    atomic_bool known_empty; /* with maybe_empty: a walk found no blob since it was set */
 } berth__fsb_repo;
 
 /* The LRU cache of manifest bytes; `drop` releases a cached entry from its slot. */

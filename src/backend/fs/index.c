@@ -124,11 +124,12 @@ void berth__fsb_cache_put(berth__fsb_cache *cache, berth__fsb_manifest *m, const
     }
     while (cache->tail && cache->bytes + c->charge > cache->budget) {
         berth__fsb_cached *old = cache->tail, *expected = old;
+        berth__fsb_cached *_Atomic *slot = old->slot;
         lru_unlink(cache, old);
-        if (old->slot && atomic_compare_exchange_strong(old->slot, &expected, NULL)) {
+        old->slot = NULL; /* before the release, which may free it */
+        if (slot && atomic_compare_exchange_strong(slot, &expected, NULL)) {
             berth__fsb_cache_release(old);
         }
-        old->slot = NULL;
     }
     c->slot = &m->cached;
     atomic_store(&m->cached, c);
@@ -277,7 +278,7 @@ int berth__fsb_read_manifest(berth_buf *out, const berth__fsb_repo *r, const ber
     berth_buf path = BERTH_BUF_INIT;
     int rc = berth__fsb_blob_path(&path, r->dir, d);
     if (rc == 0) {
-        rc = berth__fsb_read_file(out, path.ptr, STORED_MANIFEST_MAX);
+        rc = berth__fs_read_file(out, path.ptr, STORED_MANIFEST_MAX);
     }
     berth_buf_dispose(&path);
     return rc;
@@ -361,7 +362,7 @@ int berth__fsb_repo_load(berth__fsb_repo *r, berth__fsb_cache *cache)
     berth__fsb_repo_free_state(r, cache);
     rc = berth_buf_printf(&path, "%s/index.json", r->dir);
     if (rc == 0) {
-        rc = berth__fsb_read_file(&text, path.ptr, INDEX_MAX);
+        rc = berth__fs_read_file(&text, path.ptr, INDEX_MAX);
     }
     if (rc == BERTH_ENOTFOUND) {
         /* a repository is known only once its layout exists: a vanished index.json is the
@@ -546,7 +547,7 @@ int berth__fsb_repo_save(const berth__fsb_root *root, berth__fsb_repo *r)
         rc = berth_buf_printf(&path, "%s/index.json", r->dir);
     }
     if (rc == 0) {
-        rc = berth__fsb_write_atomic(root->tmp, path.ptr, out.ptr, out.len, root->opts.fsync);
+        rc = berth__fs_write_atomic(root->tmp, path.ptr, out.ptr, out.len, root->opts.fsync);
     }
     berth_buf_dispose(&out);
     berth_buf_dispose(&path);
@@ -560,23 +561,23 @@ int berth__fsb_create_layout(const berth__fsb_root *root, const char *dir)
 
     rc = berth_buf_printf(&path, "%s/blobs/sha256", dir);
     if (rc == 0) {
-        rc = berth__fsb_mkdirs(path.ptr);
+        rc = berth__fs_mkdirs(path.ptr);
     }
     berth_buf_clear(&path);
     if (rc == 0) {
         rc = berth_buf_printf(&path, "%s/oci-layout", dir);
     }
     if (rc == 0) {
-        rc = berth__fsb_write_atomic(root->tmp, path.ptr, layout_header, sizeof(layout_header) - 1,
-                                     root->opts.fsync);
+        rc = berth__fs_write_atomic(root->tmp, path.ptr, layout_header, sizeof(layout_header) - 1,
+                                    root->opts.fsync);
     }
     berth_buf_clear(&path);
     if (rc == 0) {
         rc = berth_buf_printf(&path, "%s/index.json", dir);
     }
     if (rc == 0) {
-        rc = berth__fsb_write_atomic(root->tmp, path.ptr, empty_index, sizeof(empty_index) - 1,
-                                     root->opts.fsync);
+        rc = berth__fs_write_atomic(root->tmp, path.ptr, empty_index, sizeof(empty_index) - 1,
+                                    root->opts.fsync);
     }
     if (rc == 0 && root->opts.fsync) {
         /* make the new directories themselves durable, up to the root */
@@ -586,7 +587,7 @@ int berth__fsb_create_layout(const berth__fsb_root *root, const char *dir)
             char *slash = strrchr(path.ptr, '/');
             *slash = '\0';
             path.len = (size_t)(slash - path.ptr);
-            rc = berth__fsb_fsync_dir(path.ptr);
+            rc = berth__fs_fsync_dir(path.ptr);
         }
     }
     if (rc < 0) {

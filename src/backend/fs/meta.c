@@ -243,9 +243,15 @@ static int holds(berth__fsb_repo *r)
     if (r->manifests.count > 0 || !atomic_load(&r->maybe_empty)) {
         return 1;
     }
+    if (atomic_load(&r->known_empty)) {
+        return 0; /* walked since it may have become empty: the catalog skips it cheaply */
+    }
     rc = berth_buf_printf(&dir, "%s/blobs", r->dir);
     if (rc == 0) {
         rc = berth__fsb_each_blob(dir.ptr, any_blob, NULL);
+    }
+    if (rc == 0) {
+        atomic_store(&r->known_empty, true);
     }
     berth_buf_dispose(&dir);
     return rc;
@@ -440,20 +446,20 @@ static int publish(berth__fsb_root *root, berth__fsb_repo *r, const char *staged
         rc = berth_buf_printf(&dst, "%s/blobs/%s", r->dir, berth_digest_alg_name(d->alg));
     }
     if (rc == 0 && d->alg != BERTH_DIGEST_SHA256) {
-        rc = berth__fsb_mkdirs(dst.ptr);
+        rc = berth__fs_mkdirs(dst.ptr);
     }
     if (rc == 0) {
         rc = berth_buf_printf(&dst, "/%s", berth_digest_hex(d));
     }
     for (int attempt = 0; rc == 0 && attempt < 3; attempt++) {
         if (staged) {
-            rc = berth__fsb_link(staged, pool.ptr);
+            rc = berth__fs_link(staged, pool.ptr);
             if (rc == 0 && root->opts.fsync) {
-                rc = berth__fsb_fsync_parent(pool.ptr);
+                rc = berth__fs_fsync_parent(pool.ptr);
             }
         }
         if (rc == 0) {
-            rc = berth__fsb_link(pool.ptr, dst.ptr);
+            rc = berth__fs_link(pool.ptr, dst.ptr);
         }
         if (rc != BERTH_ENOTFOUND || !staged || access(staged, F_OK) != 0) {
             break;
@@ -461,7 +467,7 @@ static int publish(berth__fsb_root *root, berth__fsb_repo *r, const char *staged
         rc = 0;
     }
     if (rc == 0 && root->opts.fsync) {
-        rc = berth__fsb_fsync_parent(dst.ptr);
+        rc = berth__fs_fsync_parent(dst.ptr);
     }
     berth_buf_dispose(&pool);
     berth_buf_dispose(&dst);
@@ -843,11 +849,12 @@ static int m_blob_unlink(berth_meta_backend *b, const char *repo, const berth_di
         berth__fsb_keep_age(m->root, digest, linked);
         berth__fsb_note_loose(m->root, digest);
         if (r->manifests.count == 0) {
+            atomic_store(&r->known_empty, false);
             atomic_store(&r->maybe_empty, true);
         }
     }
     if (rc == 0 && m->root->opts.fsync) {
-        rc = berth__fsb_fsync_parent(path.ptr);
+        rc = berth__fs_fsync_parent(path.ptr);
     }
 out:
     pthread_rwlock_unlock(&r->lock);
@@ -940,7 +947,7 @@ static int store_manifest_blob(fs_meta *m, berth__fsb_repo *r, const berth_diges
     rc = berth_buf_printf(&tmp, "%s/manifest.%s.%u", m->root->tmp, berth_digest_hex(d),
                           atomic_fetch_add(&m->staged, 1));
     if (rc == 0) {
-        rc = berth__fsb_write_atomic(m->root->tmp, tmp.ptr, data, len, m->root->opts.fsync);
+        rc = berth__fs_write_atomic(m->root->tmp, tmp.ptr, data, len, m->root->opts.fsync);
     }
     if (rc == 0) {
         rc = link_begin(m->root, d);
@@ -1223,6 +1230,7 @@ static int m_manifest_delete(berth_meta_backend *b, const char *repo, const bert
     }
     berth__fsb_note_loose(m->root, digest);
     if (r->manifests.count == 0) {
+        atomic_store(&r->known_empty, false);
         atomic_store(&r->maybe_empty, true);
     }
 out:

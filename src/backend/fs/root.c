@@ -175,7 +175,7 @@ int berth__fsb_root_open(berth__fsb_root **out, const char *root, const berth_fs
             rc = berth_error_set(BERTH_ENOTFOUND, "not a berth root");
             goto out;
         }
-    } else if ((rc = berth__fsb_mkdirs(r->internal)) < 0) {
+    } else if ((rc = berth__fs_mkdirs(r->internal)) < 0) {
         goto out;
     }
     if (r->opts.lock) {
@@ -194,17 +194,17 @@ int berth__fsb_root_open(berth__fsb_root **out, const char *root, const berth_fs
         }
         /* staging debris of a crash goes: only the lock holder may, since a process beside
            a live server would pull files from under its writes */
-        if ((rc = berth__fsb_rmtree(r->tmp)) < 0) {
+        if ((rc = berth__fs_rmtree(r->tmp)) < 0) {
             goto out;
         }
     }
     if (!r->opts.read_only &&
-        ((rc = berth__fsb_mkdirs(r->tmp)) < 0 || (rc = berth__fsb_mkdirs(r->uploads)) < 0)) {
+        ((rc = berth__fs_mkdirs(r->tmp)) < 0 || (rc = berth__fs_mkdirs(r->uploads)) < 0)) {
         goto out;
     }
     for (int alg = BERTH_DIGEST_SHA256; !r->opts.read_only && alg <= BERTH_DIGEST_SHA512; alg++) {
         char *p = join(r->pool, berth_digest_alg_name((berth_digest_alg)alg));
-        rc = p ? berth__fsb_mkdirs(p) : berth_error_set(BERTH_ENOMEM, "out of memory");
+        rc = p ? berth__fs_mkdirs(p) : berth_error_set(BERTH_ENOMEM, "out of memory");
         free(p);
         if (rc < 0) {
             goto out;

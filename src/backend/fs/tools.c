@@ -150,7 +150,7 @@ static int check_pool_blob(const char *path, const berth_digest *digest, const s
         if (f->repair) {
             char aside[4096];
             snprintf(aside, sizeof(aside), "%s/corrupt", f->root->internal);
-            berth__fsb_mkdirs(aside);
+            berth__fs_mkdirs(aside);
             snprintf(aside, sizeof(aside), "%s/corrupt/%s", f->root->internal, digest->str);
             if (rename(path, aside) == 0) {
                 f->stats->repaired++;

@@ -140,8 +140,8 @@ static int write_record(const berth__fsb_root *root, const berth_meta_upload *u,
                           : berth_error_set(BERTH_ENOMEM, "out of memory");
     if (rc == 0) {
         *slotted = fill_slot(file + (seq % 2) * SLOT, text);
-        rc = berth__fsb_write_atomic(root->tmp, path.ptr, *slotted ? file : text,
-                                     *slotted ? 2 * SLOT : strlen(text), root->opts.fsync);
+        rc = berth__fs_write_atomic(root->tmp, path.ptr, *slotted ? file : text,
+                                    *slotted ? 2 * SLOT : strlen(text), root->opts.fsync);
     }
     free(text);
     free(file);
@@ -444,7 +444,7 @@ int berth__fsb_uploads_open(berth__fsb_uploads *t, berth__fsb_root *root)
             continue;
         }
         rc = record_path(&path, root, id);
-        if (rc == 0 && berth__fsb_read_file(&text, path.ptr, RECORD_MAX) == 0 &&
+        if (rc == 0 && berth__fs_read_file(&text, path.ptr, RECORD_MAX) == 0 &&
             parse_record(&r, text.ptr, text.len, id) == 0) {
             rc = berth__htab_put(&t->table, r->u.id, r);
             if (rc < 0) {

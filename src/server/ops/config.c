@@ -902,6 +902,11 @@ int berth_config_validate(const berth_config *cfg)
                                "storage.s3: needs database.url (with blobs in object storage, "
                                "the metadata lives in PostgreSQL)");
     }
+    if (cfg->storage.s3.bucket && !cfg->storage.s3.endpoint) {
+        return berth_error_set(BERTH_EINVALID,
+                               "storage.s3.endpoint: must be set with storage.s3.bucket (for "
+                               "AWS: https://s3.<region>.amazonaws.com)");
+    }
     if (cfg->database.url && !cfg->storage.s3.bucket) {
         return berth_error_set(BERTH_EINVALID,
                                "database.url: needs storage.s3.bucket (the metadata in "

@@ -76,7 +76,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     close_backends(f);
-    berth__fsb_rmtree(f->root);
+    berth__fs_rmtree(f->root);
     free(f);
     return 0;
 }
@@ -1091,8 +1091,8 @@ static void test_fs_backends__adopts_sessions_of_the_store(void **state)
     berth_store_free(s);
     /* a session as berth wrote it before the backends: <id>.<repo key>.<owner key>, the keys
        the first 16 hex digits of the SHA-256 of the repository's name and of the owner */
-    snprintf(path, sizeof(path), "%s/_berth/uploads/%s.%.16s.%.16s", f->root, id,
-             repo_key.str + 7, owner_key.str + 7);
+    snprintf(path, sizeof(path), "%s/_berth/uploads/%s.%.16s.%.16s", f->root, id, repo_key.str + 7,
+             owner_key.str + 7);
     fp = fopen(path, "w");
     assert_non_null(fp);
     assert_int_equal(fwrite("first part, ", 1, 12, fp), 12);
@@ -1275,7 +1275,7 @@ static void test_fs_backends__messages_name_no_path(void **state)
     /* a repository whose blobs/sha256 is a file: the link fails */
     push_image(f, "broken", "layer", "v1", &img);
     snprintf(path, sizeof(path), "%s/broken/blobs/sha256", f->root);
-    assert_int_equal(berth__fsb_rmtree(path), 0);
+    assert_int_equal(berth__fs_rmtree(path), 0);
     fp = fopen(path, "w");
     assert_non_null(fp);
     fclose(fp);
@@ -1289,10 +1289,10 @@ static void test_fs_backends__messages_name_no_path(void **state)
     assert_null(strstr(berth_error_last(), f->root));
     /* a staging directory that vanished */
     snprintf(path, sizeof(path), "%s/_berth/tmp", f->root);
-    assert_int_equal(berth__fsb_rmtree(path), 0);
+    assert_int_equal(berth__fs_rmtree(path), 0);
     assert_int_equal(f->meta->tag_delete(f->meta, "broken", "v1", NULL), BERTH_EIO);
     assert_null(strstr(berth_error_last(), f->root));
-    assert_int_equal(berth__fsb_mkdirs(path), 0);
+    assert_int_equal(berth__fs_mkdirs(path), 0);
 }
 
 /* ---- the layout as other tools read it --------------------------------------------------- */
@@ -1509,7 +1509,7 @@ int main(void)
     failed += blob_contract_run("blob_contract/fs", contract_blobs, NULL);
     failed += meta_contract_run("meta_contract/fs", contract_meta_open, NULL);
     for (size_t i = 0; i < ncontract_roots; i++) {
-        berth__fsb_rmtree(contract_roots[i]);
+        berth__fs_rmtree(contract_roots[i]);
     }
     return failed;
 }

@@ -320,6 +320,14 @@ static void test_config__validate(void **state)
         {"access:\n  - repositories: x\n    groups: [ghosts]\n",
          "access[0].groups: unknown group 'ghosts'"},
         {"access:\n  - repositories: x\n", "access[0]: names no users"},
+        {"storage:\n  s3:\n    bucket: b\n    endpoint: http://s3\n",
+         "storage.s3: needs database.url"},
+        {"database:\n  url: postgresql://db/berth\n", "database.url: needs storage.s3.bucket"},
+        {"storage:\n  s3:\n    bucket: b\ndatabase:\n  url: postgresql://db/berth\n",
+         "storage.s3.endpoint: must be set"},
+        {"storage:\n  s3:\n    bucket: b\n    endpoint: http://s3\ndatabase:\n  url: x\n"
+         "  pool_size: 0\n",
+         "database.pool_size: must be 1 to 1024"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -335,10 +335,10 @@ int berth_store_tag_delete(berth_store *s, const char *repo, const char *tag);
 
 /**
  * Called once per manifest of a repository (berth_store_manifests): its digest, media type,
- * artifact type, subject, size, the digests it references as an index (`children`), whether
- * it was stored sparse, when it was pushed and how many tags point at it (`data`, and `blobs`
- * of non-index manifests, are as the backend lists them: do not rely on them). Everything is
- * borrowed for the call. Return non-zero to stop early.
+ * artifact type, subject, size, what it references (`blobs`: config and layers, without the
+ * non-distributable ones; `children`: an index's manifests), whether it was stored sparse,
+ * when it was pushed and how many tags point at it; `data` is NULL (berth_store_manifest_get()
+ * gives the bytes). Everything is borrowed for the call. Return non-zero to stop early.
  */
 typedef int (*berth_store_manifest_cb)(const berth_meta_manifest *m, void *payload);
 

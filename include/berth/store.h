@@ -37,7 +37,8 @@ typedef struct berth_store_options {
                    nothing at open (no staging cleanup, no session purge) */
     const char *sparse_repositories; /* comma-separated globs (fnmatch) of repositories that
                                         accept sparse manifests: an index whose children or an
-                                        image whose blobs are not all there (NULL: none) */
+                                        image whose blobs are not all there (NULL: none); the
+                                        store keeps a copy */
     bool read_only;                  /* never write (berth du, berth fsck beside a live server):
                                         writes fail with BERTH_EIO; implies no lock */
 } berth_store_options;

@@ -85,6 +85,13 @@ int berth_store_open_backends(berth_store **out, berth_blob_backend *blobs,
     if (!s->opts.upload_ttl_seconds) {
         s->opts.upload_ttl_seconds = 3600;
     }
+    /* the store keeps its own copy: the caller's string may go before the store */
+    if (s->opts.sparse_repositories && !(s->sparse = strdup(s->opts.sparse_repositories))) {
+        free(s);
+        free_backends(blobs, meta);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    s->opts.sparse_repositories = s->sparse;
     s->blobs = blobs;
     s->meta = meta;
     s->opened = (int64_t)time(NULL);
@@ -141,6 +148,7 @@ void berth_store_free(berth_store *s)
         return;
     }
     free_backends(s->blobs, s->meta);
+    free(s->sparse);
     free(s->root);
     free(s);
 }

@@ -17,6 +17,7 @@ struct berth_store {
     berth_store_options opts;
     char *root;     /* the fs root when opened by berth_store_open(), else NULL */
     int64_t opened; /* when the store was opened (Unix seconds) */
+    char *sparse;   /* the store's copy of opts.sparse_repositories */
 };
 
 /* Fail when the store is open read-only. */

@@ -1,6 +1,8 @@
 # The top-level Makefile only drives CMake; the build is described in CMakeLists.txt.
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
+# tests wait on engines, sockets and timers more than on the CPU: one more than the cores
+TEST_JOBS  ?= $(shell echo $$(( $$(nproc) + 1 )))
 LISTEN     ?= 127.0.0.1:5000
 ROOT       ?= ./data
 CMAKE_ARGS ?=
@@ -26,7 +28,7 @@ check:
 	@sh scripts/setup.sh --check
 	sh scripts/lint.sh
 	$(MAKE) all
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(TEST_JOBS)
 	$(MAKE) asan
 	$(MAKE) fuzz
 
@@ -38,7 +40,7 @@ asan:
 	    -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=address,undefined
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ctest --output-on-failure -j $(JOBS) -L 'unit|integration|replay'
+	    ctest --output-on-failure -j $(TEST_JOBS) -L 'unit|integration|replay'
 
 fuzz:
 	@test -f build-fuzz/CMakeCache.txt || CC=clang cmake -S . -B build-fuzz \

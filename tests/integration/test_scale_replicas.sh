@@ -4,7 +4,8 @@
 # The guarantees of three stateless replicas over one S3 prefix + one PostgreSQL database
 # (issue 15, section 3): an upload moves between replicas; a replica killed with -9 in the middle
 # of a PATCH loses nothing acknowledged; reads see writes at once on every replica; online gc
-# on one replica races no push on the others; an engine outage is a clean 503 that heals itself.
+# on one replica races no push on the others; an engine outage (PostgreSQL stopped, or frozen)
+# is a clean 503 that heals itself.
 # The replicas are started here (not by lib.sh's start_server), all with the same environment.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,13 +15,14 @@ scale_storage_env || { echo "cannot prepare S3 + PostgreSQL storage" >&2; exit 1
 
 declare -a RPID RPORT RLOG
 PG2=""
-PG2_PID=""
+FROZEN=""
 cleanup_replicas() {
     local i
     for i in "${!RPID[@]}"; do
         [ -n "${RPID[$i]}" ] && kill -9 "${RPID[$i]}" 2>/dev/null && wait "${RPID[$i]}" 2>/dev/null
     done
-    [ -n "$PG2_PID" ] && kill -9 "$PG2_PID" 2>/dev/null
+    # shellcheck disable=SC2086
+    [ -n "$FROZEN" ] && kill -CONT $FROZEN 2>/dev/null
     [ -n "$PG2" ] && bash "$SRC/tests/engines/pg.sh" down "$PG2" >/dev/null 2>&1
     cleanup
 }
@@ -291,6 +293,36 @@ check "outage: a push after" 201 "$(curl -s -o /dev/null -w '%{http_code}' --max
     --data-binary @"$BERTH_TMP/ob2" -H 'Content-Type: application/octet-stream' \
     "$D/v2/out/r/blobs/uploads/?digest=$ob2")"
 if kill -0 "${RPID[3]}" 2>/dev/null; then ok; else fail "outage: the replica died"; fi
+
+# a frozen database (its processes stopped: the kernel still acknowledges, nothing answers,
+# so TCP keepalives see nothing): the pooled connections' statements are given up on after the
+# statement timeout (15 s) and a margin; a 503 then, not a hang
+pm=$(head -n 1 "$PG2/data/postmaster.pid")
+FROZEN="$pm $(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
+# shellcheck disable=SC2086
+kill -STOP $FROZEN
+rm -f "$BODY" "$HDRS"
+t0=$(date +%s%N)
+st=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' --max-time 45 "$D/v2/_catalog")
+t1=$(date +%s%N)
+echo "frozen: catalog answered $st in $(((t1 - t0) / 1000000)) ms"
+check "frozen: catalog status" 503 "$st"
+check "frozen: catalog error code" UNAVAILABLE "$(error_code)"
+if [ -n "$(header Retry-After)" ]; then ok; else fail "frozen: no Retry-After"; fi
+check "frozen: /readyz" 503 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 15 "$D/readyz")"
+if kill -0 "${RPID[3]}" 2>/dev/null; then ok; else fail "frozen: the replica died"; fi
+# shellcheck disable=SC2086
+kill -CONT $FROZEN
+FROZEN=""
+healed=""
+for _ in $(seq 1 100); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$D/v2/_catalog")" = 200 ]; then
+        healed=1
+        break
+    fi
+    sleep 0.1
+done
+check "frozen: the catalog answers again once the database runs" 1 "${healed:-0}"
 
 for i in 0 1 2; do
     if kill -0 "${RPID[$i]}" 2>/dev/null; then ok; else fail "replica $i died"; fi

@@ -4,7 +4,9 @@
  * requests (taken per statement or transaction); dedicated connections, outside that count,
  * are held for the life of an upload session's request or a gc claim. A connection that
  * breaks is closed and replaced; a statement on a connection that broke before it could have
- * changed anything is run again once.
+ * changed anything is run again once. A statement the server does not answer within its
+ * statement_timeout and a margin (a frozen server: its kernel still acknowledges, so neither
+ * keepalives nor tcp_user_timeout notice) is given up on and its connection closed.
  */
 #include "backend/postgres/pg_internal.h"
 
@@ -12,9 +14,21 @@
 
 #include "base/log.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* How long a statement may go unanswered, milliseconds: the server's statement_timeout (it
+ * cancels the statement itself) plus a margin. One per process: the pools of one process share
+ * their settings. */
+#define CLIENT_MARGIN_MS 5000
+static atomic_uint client_deadline_ms = 15000 + CLIENT_MARGIN_MS;
 
 int berth__pg_pool_init(berth__pg_pool *p, const berth_pg_options *opts)
 {
@@ -22,6 +36,9 @@ int berth__pg_pool_init(berth__pg_pool *p, const berth_pg_options *opts)
     p->size = opts->pool_size ? opts->pool_size : 8;
     p->connect_timeout = opts->connect_timeout ? opts->connect_timeout : 5;
     p->statement_timeout_ms = opts->statement_timeout_ms ? opts->statement_timeout_ms : 15000;
+    atomic_store(&client_deadline_ms, p->statement_timeout_ms < UINT_MAX - CLIENT_MARGIN_MS
+                                          ? p->statement_timeout_ms + CLIENT_MARGIN_MS
+                                          : UINT_MAX);
     p->conninfo = strdup(opts->conninfo);
     p->idle = calloc(p->size, sizeof(PGconn *));
     p->spare = calloc(p->size, sizeof(PGconn *));
@@ -209,13 +226,75 @@ int berth__pg_error(PGconn *c, const PGresult *r)
                            primary ? primary : "");
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* End a connection whose server does not answer: libpq then sees the end of the stream and
+ * marks it broken (the pool closes it), and nothing waits on it again. */
+static void abandon(PGconn *c)
+{
+    if (PQsocket(c) >= 0) {
+        shutdown(PQsocket(c), SHUT_RDWR);
+        PQconsumeInput(c);
+    }
+}
+
+PGresult *berth__pg_exec_params(PGconn *c, const char *sql, int nparams, const char *const *params,
+                                const int *lengths, const int *formats, int binary, bool *timed_out)
+{
+    PGresult *last = NULL, *r;
+    int64_t deadline = now_ms() + atomic_load(&client_deadline_ms);
+
+    *timed_out = false;
+    if (!PQsendQueryParams(c, sql, nparams, NULL, params, lengths, formats, binary)) {
+        return NULL;
+    }
+    for (;;) {
+        while (PQisBusy(c)) {
+            int64_t left = deadline - now_ms();
+            struct pollfd pfd = {PQsocket(c), POLLIN, 0};
+            int n;
+            if (left <= 0) {
+                *timed_out = true;
+                abandon(c);
+                PQclear(last);
+                return NULL;
+            }
+            n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+            if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(c))) {
+                if (PQisBusy(c)) {
+                    abandon(c); /* PQgetResult must not wait on it */
+                }
+                break;
+            }
+        }
+        if (PQstatus(c) != CONNECTION_OK && PQisBusy(c)) {
+            break;
+        }
+        if (!(r = PQgetResult(c))) {
+            break;
+        }
+        PQclear(last);
+        last = r;
+    }
+    return last;
+}
+
 int berth__pg_exec(PGresult **res_out, PGconn *c, const char *sql, int nparams,
                    const char *const *params, int binary)
 {
+    bool timed_out;
     if (res_out) {
         *res_out = NULL;
     }
-    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, binary);
+    PGresult *r = berth__pg_exec_params(c, sql, nparams, params, NULL, NULL, binary, &timed_out);
+    if (timed_out) {
+        return berth_error_set(BERTH_ENETWORK, "the metadata database did not answer in time");
+    }
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int rc = berth__pg_error(c, r);
@@ -252,7 +331,9 @@ int berth__pg_run(berth__pg_pool *p, bool txn, berth__pg_txn_fn fn, void *ctx)
                 committing = true;
                 rc = berth__pg_exec(NULL, c, "COMMIT", 0, NULL, 0);
             } else {
-                PGresult *r = PQexec(c, "ROLLBACK");
+                bool timed_out;
+                PGresult *r =
+                    berth__pg_exec_params(c, "ROLLBACK", 0, NULL, NULL, NULL, 0, &timed_out);
                 PQclear(r);
             }
         }

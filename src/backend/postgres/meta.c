@@ -527,12 +527,13 @@ static int put_fn(PGconn *c, void *ctx)
                         t.s};
     int lens[8] = {0, 0, 0, 0, 0, 0, m->data ? (int)m->size : 0, 0};
     int fmts[8] = {0, 0, 0, 0, 0, 0, 1, 0}; /* the bytes as they are (binary bytea) */
-    r = PQexecParams(c,
-                     "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
-                     "subject, size, data, pushed) VALUES ($1::bigint, $2, $3, $4, $5, "
-                     "$6::bigint, $7::bytea, $8::bigint) "
-                     "ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
-                     8, NULL, p2, lens, fmts, 0);
+    bool timed_out;
+    r = berth__pg_exec_params(c,
+                              "INSERT INTO manifests (repository_id, digest, media_type, "
+                              "artifact_type, subject, size, data, pushed) VALUES ($1::bigint, "
+                              "$2, $3, $4, $5, $6::bigint, $7::bytea, $8::bigint) "
+                              "ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
+                              8, p2, lens, fmts, 0, &timed_out);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = berth__pg_error(c, r);
         PQclear(r);
@@ -1104,8 +1105,9 @@ static int acquire_on(PGconn *c, const char *repo, const char *id, berth_meta_up
     }
     PQclear(r);
     if (rc < 0 && PQstatus(c) == CONNECTION_OK) {
-        PGresult *u = PQexecParams(c, "SELECT pg_advisory_unlock(" UPLOAD_LOCK_KEY ")", 1, NULL, p1,
-                                   NULL, NULL, 0);
+        bool timed_out;
+        PGresult *u = berth__pg_exec_params(c, "SELECT pg_advisory_unlock(" UPLOAD_LOCK_KEY ")", 1,
+                                            p1, NULL, NULL, 0, &timed_out);
         PQclear(u);
     }
     return rc;
@@ -1200,8 +1202,9 @@ static void pg_upload_release(berth_meta_backend *mb, const char *id)
     }
     const char *p[] = {id};
     if (PQstatus(h->c) == CONNECTION_OK) {
-        PGresult *r = PQexecParams(h->c, "SELECT pg_advisory_unlock(" UPLOAD_LOCK_KEY ")", 1, NULL,
-                                   p, NULL, NULL, 0);
+        bool timed_out;
+        PGresult *r = berth__pg_exec_params(h->c, "SELECT pg_advisory_unlock(" UPLOAD_LOCK_KEY ")",
+                                            1, p, NULL, NULL, 0, &timed_out);
         bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
         PQclear(r);
         if (!ok) {
@@ -1336,7 +1339,9 @@ static int pg_gc_blob_claim(berth_meta_backend *mb, const char *after, int64_t o
             break;
         }
         if (PQstatus(cl->c) == CONNECTION_OK && PQtransactionStatus(cl->c) != PQTRANS_IDLE) {
-            PGresult *r = PQexec(cl->c, "ROLLBACK");
+            bool timed_out;
+            PGresult *r =
+                berth__pg_exec_params(cl->c, "ROLLBACK", 0, NULL, NULL, NULL, 0, &timed_out);
             PQclear(r);
         }
         bool broken = PQstatus(cl->c) != CONNECTION_OK;
@@ -1369,7 +1374,9 @@ static int pg_gc_blob_release(berth_meta_backend *mb, berth_meta_claim *claim, b
     if (rc == 0 && deleted) {
         rc = berth__pg_exec(NULL, claim->c, "COMMIT", 0, NULL, 0);
     } else if (PQstatus(claim->c) == CONNECTION_OK) {
-        PGresult *r = PQexec(claim->c, "ROLLBACK");
+        bool timed_out;
+        PGresult *r =
+            berth__pg_exec_params(claim->c, "ROLLBACK", 0, NULL, NULL, NULL, 0, &timed_out);
         PQclear(r);
     }
     if (rc < 0) {

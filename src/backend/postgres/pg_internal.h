@@ -65,6 +65,17 @@ int berth__pg_exec(PGresult **res_out, PGconn *c, const char *sql, int nparams,
                    const char *const *params, int binary);
 
 /**
+ * PQexecParams (no parameter types) with a client-side deadline (statement_timeout plus a margin):
+ * a server that does not answer in time has its connection ended (PQstatus is then CONNECTION_BAD)
+ * and
+ * `*timed_out` set. @return the last result (PQclear it; NULL when the query could not be sent
+ * or the connection broke or timed out: see PQerrorMessage and `*timed_out`)
+ */
+PGresult *berth__pg_exec_params(PGconn *c, const char *sql, int nparams, const char *const *params,
+                                const int *lengths, const int *formats, int binary,
+                                bool *timed_out);
+
+/**
  * Map a failed result to a code and set the message: a lost connection, a timeout or a server
  * shutting down BERTH_ENETWORK; a deadlock or serialization failure BERTH__PG_RETRY; disk full
  * BERTH_ENOSPACE; a unique violation BERTH_EEXISTS; a foreign key violation BERTH_ENOTFOUND;

@@ -8,7 +8,7 @@
 #
 # Engines: BENCH_ENGINES_DIR=DIR uses engines already up (DIR/rgw/env and DIR/pg/env, as
 # tests/engines/{rgw,pg}.sh up write them); else both are started in a temporary directory
-# (RGW with a 4 GiB memstore) and stopped at the end. Needs: docker-registry (2.8), wrk, curl,
+# (RGW with a 6 GiB memstore) and stopped at the end. Needs: docker-registry (2.8), wrk, curl,
 # python3, psql, gcc, bc.
 #
 # What is measured (see bench/RESULTS.md, "Scale-out"):
@@ -58,7 +58,7 @@ wait_up() { for _ in $(seq 150); do curl -sf -o /dev/null "$1/v2/" && return 0; 
 if [ -z "$eng" ]; then
     eng=$work/engines own_engines=1
     say "starting RGW and PostgreSQL in $eng"
-    BERTH_RGW_MEMSTORE_BYTES=${BERTH_RGW_MEMSTORE_BYTES:-4294967296} bash tests/engines/rgw.sh up "$eng/rgw" >&2
+    BERTH_RGW_MEMSTORE_BYTES=${BERTH_RGW_MEMSTORE_BYTES:-6442450944} bash tests/engines/rgw.sh up "$eng/rgw" >&2
     bash tests/engines/pg.sh up "$eng/pg" >&2
 fi
 set -a

@@ -203,16 +203,12 @@ static int blob_in_repo(berth_store *s, const char *repo, const berth_digest *di
     return rc;
 }
 
-int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
-                          uint64_t *size_out)
+/* A descriptor of the bytes of a blob found in `repo`. */
+static int open_bytes(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                      uint64_t *size_out)
 {
-    uint64_t size;
     int rc;
 
-    berth_error_clear();
-    if ((rc = blob_in_repo(s, repo, digest, &size)) < 0) {
-        return rc;
-    }
     if (!s->blobs->open_fd) {
         return berth_error_set(BERTH_EUNSUPPORTED, "the %s blob backend has no descriptors",
                                s->blobs->name);
@@ -225,6 +221,19 @@ int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *
         rc = berth_error_set(BERTH_EIO, "blob %s: its bytes are missing", digest->str);
     }
     return rc;
+}
+
+int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                          uint64_t *size_out)
+{
+    uint64_t size;
+    int rc;
+
+    berth_error_clear();
+    if ((rc = blob_in_repo(s, repo, digest, &size)) < 0) {
+        return rc;
+    }
+    return open_bytes(s, repo, digest, fd_out, size_out);
 }
 
 int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest *digest,
@@ -242,7 +251,8 @@ int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest
         return 0;
     }
     if (s->blobs->open_fd) {
-        return berth_store_blob_open(s, repo, digest, &out->fd, &out->size);
+        /* found in the repository above: only the bytes are left to open */
+        return open_bytes(s, repo, digest, &out->fd, &out->size);
     }
     return 0; /* neither: stream it with berth_store_blob_read() */
 }

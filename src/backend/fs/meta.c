@@ -1287,7 +1287,8 @@ static int m_tags(berth_meta_backend *b, const char *repo, const char *last, siz
     fs_meta *m = of(b);
     berth__fsb_repo *r;
     tag_item *page = NULL;
-    size_t i = 0, count = 0;
+    char *names = NULL;
+    size_t i = 0, count = 0, names_len = 0;
     bool more_none;
     int rc = open_repo(&r, m, repo, false);
 
@@ -1308,19 +1309,24 @@ static int m_tags(berth_meta_backend *b, const char *repo, const char *last, siz
         count = n;
         *more_out = true;
     }
-    page = calloc(count ? count : 1, sizeof(*page));
-    for (size_t k = 0; page && k < count; k++) {
-        const berth__fsb_tag *t = &r->tags[i + k];
-        page[k].name = strdup(t->name);
-        page[k].digest = t->manifest->digest;
-        page[k].pushed = t->pushed;
-        if (!page[k].name) {
-            count = k;
-            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-            break;
-        }
+    /* copied out (names into one block) so that the callback runs without the lock */
+    for (size_t k = 0; k < count; k++) {
+        names_len += strlen(r->tags[i + k].name) + 1;
     }
-    if (!page) {
+    page = malloc((count ? count : 1) * sizeof(*page)); /* every member is set below */
+    names = malloc(names_len ? names_len : 1);
+    if (page && names) {
+        char *p = names;
+        for (size_t k = 0; k < count; k++) {
+            const berth__fsb_tag *t = &r->tags[i + k];
+            size_t len = strlen(t->name) + 1;
+            memcpy(p, t->name, len);
+            page[k].name = p;
+            page[k].digest = t->manifest->digest;
+            page[k].pushed = t->pushed;
+            p += len;
+        }
+    } else {
         count = 0;
         rc = berth_error_set(BERTH_ENOMEM, "out of memory");
     }
@@ -1328,9 +1334,7 @@ static int m_tags(berth_meta_backend *b, const char *repo, const char *last, siz
     for (size_t k = 0; rc == 0 && k < count; k++) {
         rc = cb(page[k].name, &page[k].digest, page[k].pushed, payload);
     }
-    for (size_t k = 0; k < count; k++) {
-        free(page[k].name);
-    }
+    free(names);
     free(page);
     return rc;
 }

@@ -214,7 +214,32 @@ int berth_layout_get_manifest(const char *path, const char *tag, berth_buf *body
  */
 int berth_layout_read_blob(const char *path, const berth_digest *d, berth_buf *body);
 
+/**
+ * List the names (org.opencontainers.image.ref.name, usually tags) of the images in the
+ * index.json of the OCI image layout at `path`, in its order; unnamed entries are left out.
+ * @param cb  called with each name; non-zero stops the listing
+ * @return 0; BERTH_ENOTFOUND (not a layout); BERTH_EINVALID (index.json); BERTH_EIO
+ */
+int berth_layout_list_tags(const char *path, berth_client_name_cb cb, void *payload);
+
 /* ---- ends and copy ---- */
+
+/** The transports a reference can name (berth_transport_of()). */
+typedef enum berth_transport {
+    BERTH_TRANSPORT_REGISTRY = 1, /* HOST[:PORT]/NAME..., or docker://HOST[:PORT]/NAME... */
+    BERTH_TRANSPORT_LAYOUT = 2    /* oci:PATH[:TAG] */
+} berth_transport;
+
+/**
+ * Tell which transport a reference as people type it names, with skopeo's prefixes:
+ * `docker://REF` and a plain `REF` are a registry, `oci:PATH[:TAG]` an OCI image layout.
+ * Other transports of skopeo (oci-archive:, docker-archive:, docker-daemon:,
+ * containers-storage:, dir:, ...) are refused by name; `HOST:PORT/...` is a registry.
+ * @param rest  when not NULL, receives the text after `docker://` (else `text` itself)
+ * @return BERTH_TRANSPORT_REGISTRY, BERTH_TRANSPORT_LAYOUT; BERTH_EUNSUPPORTED (another
+ *         transport, message names it); BERTH_EINVALID (empty, `docker:` without `//`)
+ */
+int berth_transport_of(const char *text, const char **rest);
 
 /** Options of berth_copy(). */
 typedef struct berth_copy_options {
@@ -233,7 +258,12 @@ typedef struct berth_copy_options {
 
 /**
  * Copy what `src` names to `dst`. Each end is a registry reference `HOST[:PORT]/NAME[:TAG]`
- * (`[@DIGEST]` for the source) or an OCI layout `oci:PATH[:TAG]`. An index is copied whole by
+ * (`[@DIGEST]` for the source; `docker://` before it is accepted) or an OCI layout
+ * `oci:PATH[:TAG]`. A destination without a tag takes the source's (for a layout source
+ * without one, the name of its only named image); a registry destination gets `latest` when
+ * the source has none (named by digest). Each digest is copied once per copy. A manifest
+ * with a subject written to a registry without the referrers API is also listed in the
+ * subject's referrers fallback tag `<alg>-<hex>`. An index is copied whole by
  * default (as crane does; with `all` as well); with `platform`, only the matching child is
  * copied and the destination tag points at that image manifest. Blobs present at the
  * destination are skipped; all digests are verified; a manifest is written only after all it

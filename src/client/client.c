@@ -346,6 +346,7 @@ static size_t on_read(char *dst, size_t size, size_t n, void *p)
         return CURL_READFUNC_ABORT;
     }
     r->sent += (uint64_t)got;
+    berth__upload_progress(r->fd_off + r->sent);
     return (size_t)got;
 }
 

@@ -88,7 +88,21 @@ int berth__layout_put_blob_mem(const char *path, const berth_digest *d, const vo
 int berth__layout_set_ref(const char *path, const char *media_type, const berth_digest *d,
                           uint64_t size, const char *tag);
 
+/**
+ * The referrers of `subject` in the layout at `path`: the manifests listed in index.json
+ * whose subject it is, as an OCI index (appended to `body`) like the referrers API gives.
+ * @return 0, BERTH_EINVALID (index.json), BERTH_EIO, BERTH_ENOMEM
+ */
+int berth__layout_referrers(const char *path, const berth_digest *subject, berth_buf *body);
+
 /* ---- registry extras (client.c) ---- */
+
+/**
+ * Upload progress (defined in copy.c): the transport calls it on the pushing thread as it
+ * reads the file of a blob it uploads, with how far into the blob it has read; the copy
+ * engine shows it as the progress of the blob that thread pushes (none: nothing happens).
+ */
+void berth__upload_progress(uint64_t offset);
 
 /**
  * Try a cross-repository mount of `d` from `from` into `repo`.

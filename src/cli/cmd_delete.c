@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: berth delete HOST[:PORT]/NAME(:TAG|@DIGEST) [options]\n"
+    "usage: berth delete [docker://]HOST[:PORT]/NAME(:TAG|@DIGEST) [options]\n"
     "\n"
     "Delete a manifest by digest, or a tag (a registry that cannot delete tags, such as\n"
     "Distribution, answers UNSUPPORTED: delete the digest then).\n" CLI_CLIENT_OPTS_HELP;

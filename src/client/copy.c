@@ -182,6 +182,16 @@ static const char *const other_transports[] = {
     "ostree",      "tarball",        "atomic",
 };
 
+/* Digits up to a '/' or the end: the port of "HOST:PORT/...". */
+static bool is_port(const char *s)
+{
+    size_t n = 0;
+    while (s[n] >= '0' && s[n] <= '9') {
+        n++;
+    }
+    return n > 0 && (s[n] == '/' || s[n] == '\0');
+}
+
 int berth_transport_of(const char *text, const char **rest)
 {
     const char *colon;
@@ -203,9 +213,9 @@ int berth_transport_of(const char *text, const char **rest)
         return BERTH_TRANSPORT_REGISTRY;
     }
     colon = strchr(text, ':');
-    if (colon && (colon[1] < '0' || colon[1] > '9')) {
-        /* "NAME:" not followed by a port: a transport prefix, unless a '/' or '@' came first
-         * ("host/name:tag", "name@sha256:...") */
+    if (colon && !is_port(colon + 1)) {
+        /* "NAME:" not followed by a port ("HOST:5000/..."): a transport prefix, unless a '/'
+         * or '@' came first ("host/name:tag", "name@sha256:...") */
         size_t n = (size_t)(colon - text);
         if (!memchr(text, '/', n) && !memchr(text, '@', n)) {
             for (size_t i = 0; i < sizeof(other_transports) / sizeof(*other_transports); i++) {

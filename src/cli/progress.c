@@ -2,10 +2,10 @@
 /*
  * The progress display of blob transfers, on standard error (standard output carries the
  * digest a copy prints). Entries are kept in the order blobs started. On a terminal each
- * redraw moves the cursor up over the lines drawn last time and rewrites them all, one per
- * blob and a total line, at most ten times a second (and always when a blob finishes).
- * Elsewhere (a pipe, a log file) nothing is redrawn: one plain line per blob when it
- * finishes, and a summary when the copy succeeded. Callbacks come from the copy engine's
+ * redraw moves the cursor up over the lines drawn last time and rewrites them, one per blob
+ * not yet finished (and those after it) and a total line, at most ten times a second (and always
+ * when a blob finishes). Elsewhere (a pipe, a log file) nothing is redrawn: one plain line per blob
+ * when it finishes, and a summary when the copy succeeded. Callbacks come from the copy engine's
  * worker threads (downloads and uploads alike report bytes), so one mutex guards everything.
  */
 #include "cli/progress.h"
@@ -30,6 +30,7 @@ struct cli_progress {
     pthread_mutex_t mu;
     entry *items;
     size_t n, cap, drawn;
+    size_t frozen; /* entries drawn for good, above the block that is redrawn */
     double first, last_draw;
 };
 
@@ -81,58 +82,69 @@ static const char *short_id(const entry *e)
     return hex ? hex + 1 : e->digest;
 }
 
+static void draw_entry(cli_progress *p, const entry *e, double t)
+{
+    char done[32], total[32], r[32], bar[23];
+    human(done, sizeof(done), (double)e->done);
+    human(total, sizeof(total), (double)e->total);
+    if (!e->transferred) {
+        fprintf(p->out, "\033[2K%.12s  %-22s  %10s  already at the destination\n", short_id(e), "",
+                total);
+        return;
+    }
+    double el = (e->finished ? e->end : t) - e->start;
+    double rate = el > 0.01 ? (double)e->done / el : 0;
+    size_t fill =
+        e->total ? (size_t)(20 * (e->done > e->total ? e->total : e->done) / e->total) : 20;
+    bar[0] = '[';
+    for (size_t k = 0; k < 20; k++) {
+        bar[1 + k] = k < fill ? '#' : '.';
+    }
+    bar[21] = ']';
+    bar[22] = '\0';
+    human(r, sizeof(r), rate);
+    fprintf(p->out, "\033[2K%.12s  %s  %10s / %-10s  %10s/s", short_id(e), bar, done, total, r);
+    if (e->finished) {
+        fprintf(p->out, "  done\n");
+    } else if (rate > 0 && e->total > e->done) {
+        fprintf(p->out, "  ETA %.0fs\n", (double)(e->total - e->done) / rate);
+    } else {
+        fprintf(p->out, "\n");
+    }
+}
+
+/* Redraw the block: the entries from `frozen` on and the total line. Finished entries at the
+ * top of the block are then left where they are for good, so the block (what the cursor goes
+ * back over) stays as small as the transfers in flight, whatever the number of blobs. */
 static void draw(cli_progress *p)
 {
     double t = now();
     uint64_t sum_done = 0, sum_total = 0;
     size_t finished = 0;
+    char done[32], total[32], r[32];
 
     if (p->drawn) {
         fprintf(p->out, "\033[%zuA", p->drawn);
     }
     for (size_t i = 0; i < p->n; i++) {
-        entry *e = &p->items[i];
-        char done[32], total[32], r[32], bar[23];
-        human(done, sizeof(done), (double)e->done);
-        human(total, sizeof(total), (double)e->total);
+        const entry *e = &p->items[i];
         finished += e->finished;
-        if (!e->transferred) {
-            fprintf(p->out, "\033[2K%.12s  %-22s  %10s  already at the destination\n", short_id(e),
-                    "", total);
-            continue;
+        if (e->transferred) {
+            sum_done += e->done;
+            sum_total += e->total;
         }
-        sum_done += e->done;
-        sum_total += e->total;
-        double el = (e->finished ? e->end : t) - e->start;
-        double rate = el > 0.01 ? (double)e->done / el : 0;
-        size_t fill =
-            e->total ? (size_t)(20 * (e->done > e->total ? e->total : e->done) / e->total) : 20;
-        bar[0] = '[';
-        for (size_t k = 0; k < 20; k++) {
-            bar[1 + k] = k < fill ? '#' : '.';
-        }
-        bar[21] = ']';
-        bar[22] = '\0';
-        human(r, sizeof(r), rate);
-        fprintf(p->out, "\033[2K%.12s  %s  %10s / %-10s  %10s/s", short_id(e), bar, done, total, r);
-        if (e->finished) {
-            fprintf(p->out, "  done\n");
-        } else if (rate > 0 && e->total > e->done) {
-            fprintf(p->out, "  ETA %.0fs\n", (double)(e->total - e->done) / rate);
-        } else {
-            fprintf(p->out, "\n");
+        if (i >= p->frozen) {
+            draw_entry(p, e, t);
         }
     }
-    {
-        char done[32], total[32], r[32];
-        double el = t - p->first;
-        human(done, sizeof(done), (double)sum_done);
-        human(total, sizeof(total), (double)sum_total);
-        human(r, sizeof(r), el > 0.01 ? (double)sum_done / el : 0);
-        fprintf(p->out, "\033[2Ktotal  %zu/%zu blobs  %s / %s  %s/s\n", finished, p->n, done, total,
-                r);
+    human(done, sizeof(done), (double)sum_done);
+    human(total, sizeof(total), (double)sum_total);
+    human(r, sizeof(r), t - p->first > 0.01 ? (double)sum_done / (t - p->first) : 0);
+    fprintf(p->out, "\033[2Ktotal  %zu/%zu blobs  %s / %s  %s/s\n", finished, p->n, done, total, r);
+    while (p->frozen < p->n && p->items[p->frozen].finished) {
+        p->frozen++;
     }
-    p->drawn = p->n + 1;
+    p->drawn = p->n - p->frozen + 1;
     p->last_draw = t;
     fflush(p->out);
 }

@@ -47,6 +47,8 @@ grep -q 'without a tag' "$WORK/err" || fail "tags oci:DIR:TAG message: $(cat "$W
 if "$BERTH" tags "oci:$WORK/nolayout" >/dev/null 2>"$WORK/err"; then fail "tags of no layout"; fi
 grep -q 'not an OCI image layout' "$WORK/err" || fail "tags of no layout: $(cat "$WORK/err")"
 
+"$BERTH" catalog "docker://$B" | grep -qx 'dock/app' || fail "catalog docker://HOST"
+
 # delete with docker://
 "$BERTH" delete --quiet "docker://$B/dock/app@$want"
 expect_eq "$(manifest_code "$B" dock/app d1)" 404 "delete docker://"

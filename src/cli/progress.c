@@ -94,6 +94,7 @@ static void draw_entry(cli_progress *p, const entry *e, double t)
     }
     double el = (e->finished ? e->end : t) - e->start;
     double rate = el > 0.01 ? (double)e->done / el : 0;
+    char rs[40] = "-"; /* too soon (or too small) to say */
     size_t fill =
         e->total ? (size_t)(20 * (e->done > e->total ? e->total : e->done) / e->total) : 20;
     bar[0] = '[';
@@ -102,8 +103,11 @@ static void draw_entry(cli_progress *p, const entry *e, double t)
     }
     bar[21] = ']';
     bar[22] = '\0';
-    human(r, sizeof(r), rate);
-    fprintf(p->out, "\033[2K%.12s  %s  %10s / %-10s  %10s/s", short_id(e), bar, done, total, r);
+    if (el > 0.01) {
+        human(r, sizeof(r), rate);
+        snprintf(rs, sizeof(rs), "%s/s", r);
+    }
+    fprintf(p->out, "\033[2K%.12s  %s  %10s / %-10s  %12s", short_id(e), bar, done, total, rs);
     if (e->finished) {
         fprintf(p->out, "  done\n");
     } else if (rate > 0 && e->total > e->done) {

@@ -11,7 +11,10 @@
 
 #include <berth/errors.h>
 
+#include "base/log.h"
+
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +774,54 @@ static const char *tls_priorities(const berth_config *cfg)
     return TLS_PRIORITIES_12;
 }
 
+/*
+ * libmicrohttpd's own messages, through berth's log (one format for every line, JSON with
+ * log.format: json). Most are about what a client did (a TLS handshake that failed, a request
+ * it could not parse, a connection it dropped): those are not the server's errors. A client
+ * that fails its handshake (an old TLS version, no client certificate under mTLS, plain HTTP
+ * probing the TLS port) is info; the rest of the clients' doing is debug; anything else warn.
+ */
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    static const struct {
+        const char *words;
+        berth_log_level level;
+    } kinds[] = {
+        {"handshake", BERTH_LOG_INFO},
+        {"TLS", BERTH_LOG_INFO},
+        {"certificate", BERTH_LOG_INFO},
+        {"Error processing request", BERTH_LOG_DEBUG},
+        {"Failed to receive", BERTH_LOG_DEBUG},
+        {"Failed to send", BERTH_LOG_DEBUG},
+        {"disconnected", BERTH_LOG_DEBUG},
+        {"reset by peer", BERTH_LOG_DEBUG},
+        {"closed", BERTH_LOG_DEBUG},
+        {"Host", BERTH_LOG_DEBUG},
+        {"too large", BERTH_LOG_DEBUG},
+        {"too long", BERTH_LOG_DEBUG},
+        {"malformed", BERTH_LOG_DEBUG},
+        {"Malformed", BERTH_LOG_DEBUG},
+        {"Unsupported", BERTH_LOG_DEBUG},
+        {"timed out", BERTH_LOG_DEBUG},
+    };
+    berth_log_level level = BERTH_LOG_WARN;
+    char msg[1024];
+    int n;
+
+    (void)cls;
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n < 0) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strstr(msg, kinds[i].words)) {
+            level = kinds[i].level;
+            break;
+        }
+    }
+    berth__log(level, "libmicrohttpd: %s", msg);
+}
+
 int berth_server_start(berth_server **out, berth_store *store, const berth_server_options *opts)
 {
     berth_server *srv = NULL;
@@ -887,6 +938,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
             MHD_OPTION_NOTIFY_CONNECTION, berth__conn_notify, w,
             MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
             MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, /* the workers block it: sendfile(2) is safe */
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
             MHD_OPTION_ARRAY, tls,
             MHD_OPTION_END);
         // clang-format on

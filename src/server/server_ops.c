@@ -8,6 +8,7 @@
  */
 #include "server/server_internal.h"
 
+#include "base/log.h"
 #include "oci/json.h"
 #include "server/ops/gcopts.h"
 
@@ -76,7 +77,7 @@ int berth__ops_start(berth_server *srv)
     }
     srv->json_log = cfg->log.format == BERTH_CONFIG_LOG_JSON;
     srv->body_max = cfg->limits.body_size;
-    srv->uploads_max = cfg->limits.concurrent_uploads;
+    srv->uploads_max = cfg->limits.upload_requests;
     if ((error = berth_acl_new(&srv->acl, cfg)) < 0) {
         return error;
     }
@@ -364,20 +365,13 @@ static void refresh_gauges(berth_server *srv)
 static void reap_uploads(berth_server *srv)
 {
     uint64_t removed = 0;
-    char line[160];
-    int n;
 
     if (berth_store_uploads_reap(srv->store, &removed) < 0) {
-        n = snprintf(line, sizeof(line), "berth serve: reaping upload sessions failed: %s\n",
-                     berth_error_last());
+        berth__log(BERTH_LOG_WARN, "berth serve: reaping upload sessions failed: %s",
+                   berth_error_last());
     } else if (removed) {
-        n = snprintf(line, sizeof(line), "berth serve: %llu idle upload sessions removed\n",
-                     (unsigned long long)removed);
-    } else {
-        return;
-    }
-    if (n > 0 && srv->cfg->log.level >= 1) {
-        write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        berth__log(BERTH_LOG_NOTICE, "berth serve: %llu idle upload sessions removed",
+                   (unsigned long long)removed);
     }
 }
 
@@ -387,8 +381,7 @@ static void run_gc(berth_server *srv)
     berth_retention_rule *rules = NULL;
     berth_gc_stats stats;
     struct timespec t0, t1;
-    char line[512];
-    int error, n;
+    int error;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&stats, 0, sizeof(stats));
@@ -399,19 +392,16 @@ static void run_gc(berth_server *srv)
     free(rules);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (error < 0) {
-        n = snprintf(line, sizeof(line), "berth serve: gc failed: %s\n", berth_error_last());
+        berth__log(BERTH_LOG_WARN, "berth serve: gc failed: %s", berth_error_last());
     } else {
-        n = snprintf(
-            line, sizeof(line),
+        berth__log(
+            BERTH_LOG_NOTICE,
             "berth serve: gc: %llu tags, %llu manifests, %llu links, %llu blobs, "
-            "%llu uploads removed, %llu bytes freed in %lld ms\n",
+            "%llu uploads removed, %llu bytes freed in %lld ms",
             (unsigned long long)stats.tags_removed, (unsigned long long)stats.manifests_removed,
             (unsigned long long)stats.links_removed, (unsigned long long)stats.blobs_removed,
             (unsigned long long)stats.uploads_removed, (unsigned long long)stats.bytes_freed,
             (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
-    }
-    if (n > 0 && srv->cfg->log.level >= 1) {
-        write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
 }
 

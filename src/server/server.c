@@ -77,17 +77,23 @@ void berth__session_headers(struct MHD_Response *resp, const berth__req *r, cons
 }
 
 /* The methods a route supports (RFC 9110 15.5.6: the Allow of a 405). */
-static const char *allowed_methods(berth__route route)
+/* The methods of a route, less those the operator switched off (storage.read_only: reads only;
+ * storage.delete_enabled false: no DELETE). */
+static const char *allowed_methods(const berth__req *r)
 {
-    switch (route) {
+    const berth_config *cfg = r->srv->cfg;
+    bool ro = cfg && cfg->storage.read_only;
+    bool del = !ro && (!cfg || cfg->storage.delete_enabled);
+
+    switch (r->route) {
     case BERTH_R_MANIFEST:
-        return "GET, HEAD, PUT, DELETE";
+        return ro ? "GET, HEAD" : del ? "GET, HEAD, PUT, DELETE" : "GET, HEAD, PUT";
     case BERTH_R_BLOB:
-        return "GET, HEAD, DELETE";
+        return del ? "GET, HEAD, DELETE" : "GET, HEAD";
     case BERTH_R_UPLOADS:
-        return "POST";
+        return ro ? "" : "POST";
     case BERTH_R_UPLOAD:
-        return "GET, PATCH, PUT, DELETE";
+        return ro ? "GET" : "GET, PATCH, PUT, DELETE";
     default:
         return "GET, HEAD";
     }
@@ -134,7 +140,7 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
         r->upload = NULL;
     }
     if (status == 405) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r->route));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r));
     }
     if (status == 401 && r->www_authenticate) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How often the storage gauges are refreshed when no gc runs sooner, seconds. */
@@ -159,9 +160,19 @@ static enum MHD_Result metrics(berth__req *r)
 {
     berth_buf out = BERTH_BUF_INIT;
     struct MHD_Response *resp;
+    uint64_t sessions = 0, session_bytes = 0;
     size_t len;
     char *data;
     int error;
+
+    /* the open sessions as the metadata backend records them (every replica's), at most
+       limits.upload_sessions records: cheap enough for each scrape, and never stale */
+    if (berth_store_uploads_usage(r->srv->store, &sessions, &session_bytes) == 0) {
+        berth_metrics_gauge_set(r->srv->metrics, BERTH_GAUGE_UPLOAD_SESSIONS, (int64_t)sessions);
+        berth_metrics_gauge_set(r->srv->metrics, BERTH_GAUGE_UPLOAD_SESSION_BYTES,
+                                (int64_t)session_bytes);
+    }
+    berth_error_clear();
 
     if ((error = berth_metrics_render(r->srv->metrics, &out)) < 0) {
         berth_buf_dispose(&out);
@@ -336,7 +347,7 @@ void berth__ops_completed(berth__req *r, bool aborted)
     }
     if (r->counted_upload) {
         atomic_fetch_sub(&srv->uploads, 1);
-        berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOADS_IN_PROGRESS, -1);
+        berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOAD_REQUESTS, -1);
         r->counted_upload = false;
     }
     if (!srv->opts.log) {
@@ -358,7 +369,9 @@ static void refresh_gauges(berth_server *srv)
     if (berth_store_usage(srv->store, &bytes, &blobs) == 0) {
         berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_BLOBS, (int64_t)blobs);
         berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_STORED_BYTES, (int64_t)bytes);
+        berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_STORAGE_REFRESHED, (int64_t)time(NULL));
     }
+    berth_error_clear();
 }
 
 /* Remove upload sessions idle past limits.upload_idle_ttl (whether or not gc runs). */
@@ -391,6 +404,10 @@ static void run_gc(berth_server *srv)
     }
     free(rules);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (error == 0) {
+        berth_metrics_counter_add(srv->metrics, BERTH_COUNTER_GC_RUNS, 1);
+        berth_metrics_counter_add(srv->metrics, BERTH_COUNTER_GC_FREED_BYTES, stats.bytes_freed);
+    }
     if (error < 0) {
         berth__log(BERTH_LOG_WARN, "berth serve: gc failed: %s", berth_error_last());
     } else {
@@ -440,11 +457,17 @@ static void *maint_main(void *arg)
         }
         pthread_mutex_unlock(&srv->maint_lock);
         if (do_gc) {
-            run_gc(srv);
+            if (srv->cfg->storage.read_only) {
+                berth__log(BERTH_LOG_INFO, "berth serve: gc skipped: read-only");
+            } else {
+                run_gc(srv);
+            }
             next_gc = now;
             next_gc.tv_sec += (time_t)interval;
         }
-        reap_uploads(srv);
+        if (!srv->cfg->storage.read_only) {
+            reap_uploads(srv); /* read-only: nothing is removed, idle sessions wait */
+        }
         refresh_gauges(srv);
         clock_gettime(CLOCK_MONOTONIC, &next_gauge);
         next_gauge.tv_sec += period;

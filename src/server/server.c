@@ -798,6 +798,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
         {"certificate", BERTH_LOG_INFO},
         {"Error processing request", BERTH_LOG_DEBUG},
         {"Failed to receive", BERTH_LOG_DEBUG},
+        {"Failed to parse", BERTH_LOG_DEBUG},
         {"Failed to send", BERTH_LOG_DEBUG},
         {"disconnected", BERTH_LOG_DEBUG},
         {"reset by peer", BERTH_LOG_DEBUG},
@@ -936,6 +937,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         w->daemon = MHD_start_daemon(
             flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
             access_handler, w,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv, /* first: all of its messages */
             MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit + 64,
             MHD_OPTION_CONNECTION_TIMEOUT, srv->timeout_default,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,
@@ -944,7 +946,6 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
             MHD_OPTION_NOTIFY_CONNECTION, berth__conn_notify, w,
             MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
             MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, /* the workers block it: sendfile(2) is safe */
-            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
             MHD_OPTION_ARRAY, tls,
             MHD_OPTION_END);
         // clang-format on

@@ -86,8 +86,9 @@ static void test_metrics__gauges(void **state)
     berth_metrics_gauge_add(m, BERTH_GAUGE_UPLOAD_REQUESTS, -1);
     berth_metrics_gauge_add(m, BERTH_GAUGE_COUNT_, 7); /* ignored */
     render(m, &out);
-    assert_non_null(strstr(out.ptr, "# TYPE berth_storage_blob_bytes gauge\nberth_storage_blob_bytes "
-                                    "123456789012\n"));
+    assert_non_null(strstr(out.ptr,
+                           "# TYPE berth_storage_blob_bytes gauge\nberth_storage_blob_bytes "
+                           "123456789012\n"));
     assert_non_null(strstr(out.ptr, "\nberth_storage_blobs 42\n"));
     assert_non_null(strstr(out.ptr, "\nberth_upload_requests_in_flight 2\n"));
     assert_string_equal(berth_metrics_route_name(BERTH_ROUTE_REFERRERS), "referrers");

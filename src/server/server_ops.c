@@ -15,6 +15,7 @@
 #include <berth/errors.h>
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -64,6 +65,43 @@ out:
     return error;
 }
 
+/* A file the configuration names holds what cannot be used: a configuration error (berth serve
+ * exits 2), naming where the setting was made. */
+static int bad_file(const berth_config *cfg, const char *key, int error)
+{
+    const char *where = berth_config_origin(cfg, key);
+    char detail[512];
+
+    if (error == BERTH_ENOMEM) {
+        return error;
+    }
+    snprintf(detail, sizeof(detail), "%s", berth_error_last());
+    return berth_error_set(BERTH_EINVALID, "%s%s%s: %s", where ? where : "", where ? ": " : "", key,
+                           detail);
+}
+
+/* Can GnuTLS use the certificate chain and key? (Checked here, before the daemons start, so
+ * that a bad file is reported as the configuration error it is.) */
+static int check_tls_pair(const berth_config *cfg, const char *cert, const char *key)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_datum_t c = {(unsigned char *)(uintptr_t)cert, (unsigned)strlen(cert)};
+    gnutls_datum_t k = {(unsigned char *)(uintptr_t)key, (unsigned)strlen(key)};
+    int rc;
+
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    rc = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+    if (rc < 0) {
+        berth_error_set(BERTH_EINVALID, "%s and tls.key %s: cannot be used: %s", cfg->tls.cert,
+                        cfg->tls.key, gnutls_strerror(rc));
+        return bad_file(cfg, "tls.cert", BERTH_EINVALID);
+    }
+    return 0;
+}
+
 int berth__ops_start(berth_server *srv)
 {
     const berth_config *cfg = srv->opts.config;
@@ -84,7 +122,7 @@ int berth__ops_start(berth_server *srv)
     }
     if (cfg->auth.htpasswd) {
         if ((error = berth_htpasswd_open(&srv->htpasswd, cfg->auth.htpasswd, 0, 0)) < 0) {
-            return error;
+            return bad_file(cfg, "auth.htpasswd", error);
         }
         srv->auth = true;
     }
@@ -95,7 +133,10 @@ int berth__ops_start(berth_server *srv)
             return berth_error_set(BERTH_EINVALID, "auth.token.realm: no key configured");
         }
         if ((error = berth_token_key_load(&srv->token_key, key)) < 0) {
-            return error;
+            return bad_file(cfg,
+                            cfg->auth.token.private_key ? "auth.token.private_key"
+                                                        : "auth.token.public_key",
+                            error);
         }
         if ((error = berth__token_cache_new(&srv->tokens, 1024)) < 0) {
             return error;
@@ -110,13 +151,18 @@ int berth__ops_start(berth_server *srv)
         }
     }
     if (cfg->tls.cert) {
-        if ((error = read_text(&srv->tls_cert, cfg->tls.cert)) < 0 ||
-            (error = read_text(&srv->tls_key, cfg->tls.key)) < 0) {
+        if ((error = read_text(&srv->tls_cert, cfg->tls.cert)) < 0) {
+            return bad_file(cfg, "tls.cert", error);
+        }
+        if ((error = read_text(&srv->tls_key, cfg->tls.key)) < 0) {
+            return bad_file(cfg, "tls.key", error);
+        }
+        if ((error = check_tls_pair(cfg, srv->tls_cert, srv->tls_key)) < 0) {
             return error;
         }
         if (cfg->tls.client_ca) {
             if ((error = read_text(&srv->tls_ca, cfg->tls.client_ca)) < 0) {
-                return error;
+                return bad_file(cfg, "tls.client_ca", error);
             }
             srv->mtls = true;
         }

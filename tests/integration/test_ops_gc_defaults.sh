@@ -18,6 +18,9 @@ check "grace 1h by default" 'grace: 1h' "$(grep ' grace:' <<<"$out" | sed 's/^ *
 check "untagged manifests collected after a day by default" 'untagged_delay: 1d' \
     "$(grep 'untagged_delay:' <<<"$out" | sed 's/^ *//')"
 
+check "delete --help says what happens to the space" yes \
+    "$("$BERTH" delete --help | grep -q 'gc.untagged_delay (1d)' && echo yes)"
+
 BERTH_GC_INTERVAL=1s BERTH_GC_GRACE=2s BERTH_GC_UNTAGGED_DELAY=3s start_server
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 MT=application/vnd.oci.image.manifest.v1+json

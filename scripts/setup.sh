@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install the Debian packages berth needs to build, test and benchmark, when they are missing.
 # Runs as root on Debian 12 (as `make serve` and `make check` do); elsewhere it only reports.
+# No option: build and test tools; --serve: only what the server needs (`make serve`);
+# --check: also the storage engines of the tests (`make check`); --bench: the benchmark tools.
 set -eu
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
@@ -12,6 +14,12 @@ case "${1:-}" in
 --bench) PACKAGES="$PACKAGES nginx-light bc" ;;
 --check) PACKAGES="$PACKAGES $ENGINES" ;;
 esac
+
+# `make serve`: only what building and running the server needs (no test tools, no engines)
+if [ "${1:-}" = --serve ]; then
+    PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev
+libcurl4-openssl-dev libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -1,5 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant, where the sessions are
+# counted in PostgreSQL)
 # The upload-session limit does what its name says: with limits.concurrent_uploads: 3 (the old
 # name of limits.upload_sessions), three POSTs open sessions and the fourth is refused with 429
 # TOOMANYREQUESTS and Retry-After while berth_upload_sessions_open says 3; a cancelled, a
@@ -15,7 +17,7 @@ T=$BERTH_TMP
 cat >"$T/cfg.yaml" <<Y
 limits:
   concurrent_uploads: 3
-  upload_idle_ttl: 2s
+  upload_idle_ttl: 6s
 Y
 start_server --config "$T/cfg.yaml"
 
@@ -59,8 +61,8 @@ check "two sessions open after the commit" 2 "$(M value "$T/m2" berth_upload_ses
 post
 check "POST after a commit" 202 "$STATUS"
 
-# expired: idle past limits.upload_idle_ttl (2s), reaped by the server (every ttl/2)
-sleep 4
+# expired: idle past limits.upload_idle_ttl (6s), reaped by the server (every ttl/2)
+sleep 9.5
 curl -s "$URL/metrics" -o "$T/m3"
 check "expired sessions reaped" 0 "$(M value "$T/m3" berth_upload_sessions_open)"
 post

@@ -1,8 +1,6 @@
 #!/bin/sh
 # Install the Debian packages berth needs to build, test and benchmark, when they are missing.
 # Runs as root on Debian 12 (as `make serve` and `make check` do); elsewhere it only reports.
-# No option: build and test tools; --serve: only what the server needs (`make serve`);
-# --check: also the storage engines of the tests (`make check`); --bench: the benchmark tools.
 set -eu
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
@@ -15,7 +13,8 @@ case "${1:-}" in
 --check) PACKAGES="$PACKAGES $ENGINES" ;;
 esac
 
-# `make serve`: only what building and running the server needs (no test tools, no engines)
+# --serve (`make serve`): only what building and running the server needs (no test tools, no
+# engines); no option: build and test tools; --check: also the engines; --bench: benchmark tools
 if [ "${1:-}" = --serve ]; then
     PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev
 libcurl4-openssl-dev libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"

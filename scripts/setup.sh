@@ -13,6 +13,13 @@ case "${1:-}" in
 --check) PACKAGES="$PACKAGES $ENGINES" ;;
 esac
 
+# --serve (`make serve`): only what building and running the server needs (no test tools, no
+# engines); no option: build and test tools; --check: also the engines; --bench: benchmark tools
+if [ "${1:-}" = --serve ]; then
+    PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev
+libcurl4-openssl-dev libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
+fi
+
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -60,6 +60,11 @@ static void gc_report(const char *kind, const char *repo, const char *what, uint
     char sz[32];
     bool dry = *(bool *)payload;
     human(sz, sizeof(sz), size);
+    if (strcmp(kind, "orphan") == 0) {
+        /* bytes no metadata knew: recorded now, removed by a run after the grace period */
+        printf("%s orphan   %s  %s\n", dry ? "would record" : "recorded", what, sz);
+        return;
+    }
     printf("%s %-8s %s%s%s%s%s\n", dry ? "would remove" : "removed", kind, repo ? repo : "",
            repo ? (strcmp(kind, "tag") == 0 ? ":" : "@") : "", what, size ? "  " : "",
            size ? sz : "");
@@ -201,6 +206,12 @@ int cmd_gc(int argc, char **argv)
                (unsigned long long)stats.manifests_removed, (unsigned long long)stats.links_removed,
                (unsigned long long)stats.blobs_removed, freed,
                (unsigned long long)stats.uploads_removed);
+        if (stats.orphans_found) {
+            printf("%s %llu orphaned blobs (stored, never recorded): a run after the grace "
+                   "period removes them\n",
+                   opts.dry_run ? "would record" : "recorded",
+                   (unsigned long long)stats.orphans_found);
+        }
     }
     berth_store_free(s);
     return rc < 0 ? 1 : 0;

@@ -174,6 +174,7 @@ int cmd_serve(int argc, char **argv)
     berth_store *store = NULL;
     berth_server *srv = NULL;
     const char *config_path = NULL;
+    char *created = NULL; /* the directory opening the store made, until the server runs */
     bool print = false, quiet = false;
     char addr[64] = "127.0.0.1";
     sigset_t set;
@@ -292,6 +293,8 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
+    /* a new root stays only once the server runs (not after a failed bind) */
+    created = cfg->storage.s3.bucket ? NULL : cli_root_missing(cfg->root);
     if (berth_store_open_config(&store, cfg, &sopts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
@@ -300,6 +303,8 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
     }
+    free(created);
+    created = NULL;
     fprintf(stderr, "berth serve: listening on %s://%s%s%s:%u, %s %s%s%s\n",
             cfg->tls.cert ? "https" : "http", strchr(addr, ':') ? "[" : "", addr,
             strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv),
@@ -322,6 +327,10 @@ int cmd_serve(int argc, char **argv)
 out:
     berth_server_free(srv);
     berth_store_free(store);
+    if (created) {
+        cli_root_remove(created);
+        free(created);
+    }
     berth_config_free(cfg);
     return ret;
 }

@@ -36,7 +36,10 @@ int cmd_import(int argc, char **argv);  /* cmd_import.c */
  */
 char *cli_root_missing(const char *root);
 
-/** Remove directory `dir` and everything in it (a root cli_root_missing() named). */
+/**
+ * Remove directory `dir` (a root cli_root_missing() named) when it holds an empty store only:
+ * directories and the lock file, nothing else.
+ */
 void cli_root_remove(const char *dir);
 
 /** Parse a duration: a number with a unit s, m, h or d ("90s", "12h"). @return 0 or -1 */

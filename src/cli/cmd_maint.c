@@ -114,6 +114,14 @@ char *cli_root_missing(const char *root)
     return missing;
 }
 
+/* Anything but directories and the lock file: content, which is not removed. */
+static int find_content(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    const char *name = path + ftw->base;
+    (void)st;
+    return flag == FTW_D || flag == FTW_DP || (flag == FTW_F && strcmp(name, "lock") == 0) ? 0 : 1;
+}
+
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -125,7 +133,10 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 
 void cli_root_remove(const char *dir)
 {
-    nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    /* only an empty store: another process may have filled one at the same path meanwhile */
+    if (nftw(dir, find_content, 16, FTW_PHYS) == 0) {
+        nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
 }
 
 static void human(char *out, size_t len, uint64_t bytes)

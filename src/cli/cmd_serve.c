@@ -174,7 +174,7 @@ int cmd_serve(int argc, char **argv)
     berth_store *store = NULL;
     berth_server *srv = NULL;
     const char *config_path = NULL;
-    char *created = NULL; /* the directory opening the store made, until the server runs */
+    char *created = NULL; /* what opening the store creates: removed if the server fails */
     bool print = false, quiet = false;
     char addr[64] = "127.0.0.1";
     sigset_t set;
@@ -301,10 +301,11 @@ int cmd_serve(int argc, char **argv)
     }
     if (berth_server_start(&srv, store, &opts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
+        if (created) {
+            cli_root_remove(created); /* while the store's lock is ours */
+        }
         goto out;
     }
-    free(created);
-    created = NULL;
     fprintf(stderr, "berth serve: listening on %s://%s%s%s:%u, %s %s%s%s\n",
             cfg->tls.cert ? "https" : "http", strchr(addr, ':') ? "[" : "", addr,
             strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv),
@@ -327,10 +328,7 @@ int cmd_serve(int argc, char **argv)
 out:
     berth_server_free(srv);
     berth_store_free(store);
-    if (created) {
-        cli_root_remove(created);
-        free(created);
-    }
+    free(created);
     berth_config_free(cfg);
     return ret;
 }

@@ -626,7 +626,7 @@ static int note_orphan(const berth_digest *digest, uint64_t size, int64_t mtime,
         return 0; /* young bytes: a commit may be about to record them */
     }
     key_of(&key, digest);
-    if (bsearch(&key, o->linked, o->nlinked, sizeof(key), key_cmp)) {
+    if (o->nlinked && bsearch(&key, o->linked, o->nlinked, sizeof(key), key_cmp)) {
         return 0;
     }
     if (o->nfound == o->found_cap) {
@@ -700,7 +700,9 @@ static int adopt_orphans(gc_run *g, const repo_list *repos)
         }
     }
     if (rc == 0) {
-        qsort(o.linked, o.nlinked, sizeof(*o.linked), key_cmp);
+        if (o.nlinked > 1) {
+            qsort(o.linked, o.nlinked, sizeof(*o.linked), key_cmp);
+        }
         rc = s->blobs->foreach (s->blobs, note_orphan, &o);
         rc = rc == 1 ? o.rc : rc;
     }

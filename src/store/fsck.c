@@ -168,6 +168,7 @@ static int check_manifest(const berth_meta_manifest *m, void *payload)
     char detail[600];
     int rc;
 
+    memset(&got, 0, sizeof(got));
     f->stats->manifests_checked++;
     rc = f->s->meta->manifest_get(f->s->meta, c->repo, &m->digest, &doc);
     if (rc == BERTH_ENOTFOUND) {

@@ -4,7 +4,7 @@
 set -eu
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
-curl openssl python3 skopeo umoci docker-registry apache2-utils wrk
+curl openssl python3 skopeo umoci podman docker-registry apache2-utils wrk
 libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
 # the storage engines the tests run against (Ceph RGW for S3, PostgreSQL): `make check` only
 ENGINES="radosgw ceph-mon ceph-osd ceph-common postgresql"

@@ -220,6 +220,7 @@ int cmd_serve(int argc, char **argv)
     berth_store *store = NULL;
     berth_server *srv = NULL;
     const char *config_path = NULL;
+    char *created = NULL; /* what opening the store creates: removed if the server fails */
     bool print = false, quiet = false;
     char addr[64] = "127.0.0.1";
     sigset_t set;
@@ -352,12 +353,17 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
+    /* a new root stays only once the server runs (not after a failed bind) */
+    created = cfg->storage.s3.bucket ? NULL : cli_root_missing(cfg->root);
     if (berth_store_open_config(&store, cfg, &sopts) < 0) {
         say("%s", berth_error_last());
         goto out;
     }
     if ((rc = berth_server_start(&srv, store, &opts)) < 0) {
         say("%s", berth_error_last());
+        if (created) {
+            cli_root_remove(created); /* while the store's lock is ours */
+        }
         if (rc == BERTH_EINVALID) {
             ret = 2; /* what a file of the configuration holds (a certificate, htpasswd) */
         }
@@ -386,6 +392,7 @@ int cmd_serve(int argc, char **argv)
 out:
     berth_server_free(srv);
     berth_store_free(store);
+    free(created);
     berth_config_free(cfg);
     return ret;
 }

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,10 @@
 #define MAXQ        8
 #define MAXH        8
 #define POOL_MAX    16 /* idle curl handles kept per client */
+/* After a request timed out (the service stalled: a frozen process, a black-holed network),
+   requests fail at once for this long, and then one at a time tries the service again, seconds
+   (see stall_gate) */
+#define STALL_HOLD_S 5
 
 struct berth__s3 {
     char *scheme; /* "http" or "https" */
@@ -38,6 +43,8 @@ struct berth__s3 {
     pthread_mutex_t pool_mu; /* guards pool */
     CURL *pool[POOL_MAX];    /* idle handles, each with its connection cache */
     size_t npool;
+    _Atomic int64_t stalled_until; /* 0: answering; else when a request may try again */
+    atomic_bool probing;           /* a request is trying a stalled service */
 };
 
 /* ---- curl handles: a pool per client ------------------------------------------------------ */
@@ -337,6 +344,7 @@ typedef struct s3_req {
     uint64_t content_length;
     bool have_length;
     int64_t last_modified;
+    bool timed_out; /* the last attempt gave up on a service that did not answer */
 } s3_req;
 
 static size_t on_header(char *data, size_t size, size_t n, void *p)
@@ -509,6 +517,7 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
     size_t nh = 0;
     int rc = 0;
 
+    r->timed_out = false;
     *retry = false;
     r->status = 0;
     r->body_off = 0;
@@ -632,6 +641,7 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
 
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    r->timed_out = cc == CURLE_OPERATION_TIMEDOUT;
     if (r->sink_rc != 0) {
         rc = r->sink_rc;
     } else if (r->overflow) {
@@ -666,11 +676,47 @@ out:
     return rc;
 }
 
+/*
+ * A stalled service costs one timeout, not one per request: after a request timed out, others
+ * fail at once (BERTH_ENETWORK: the server answers 503) for STALL_HOLD_S seconds; then one
+ * request at a time (`*probe`) tries the service, the others still failing at once, until one
+ * gets an answer (any answer, or a refused connection) and the service counts as answering.
+ */
+static int stall_gate(berth__s3 *c, const s3_req *r, bool *probe)
+{
+    int64_t until = atomic_load(&c->stalled_until);
+    *probe = false;
+    if (until == 0) {
+        return 0;
+    }
+    if ((int64_t)time(NULL) >= until && !atomic_exchange(&c->probing, true)) {
+        *probe = true;
+        return 0;
+    }
+    return berth_error_set(BERTH_ENETWORK, "s3: %s: the service did not answer a moment ago",
+                           r->op);
+}
+
+static void stall_note(berth__s3 *c, const s3_req *r, bool probe)
+{
+    if (r->timed_out) {
+        atomic_store(&c->stalled_until, (int64_t)time(NULL) + STALL_HOLD_S);
+    } else {
+        atomic_store(&c->stalled_until, 0);
+    }
+    if (probe) {
+        atomic_store(&c->probing, false);
+    }
+}
+
 static int perform(berth__s3 *c, s3_req *r)
 {
     unsigned delay = 100;
     int rc;
-    bool retry = false;
+    bool retry = false, probe;
+    if ((rc = stall_gate(c, r, &probe)) < 0) {
+        return rc;
+    }
     r->err.max = ERRBODY_MAX;
     for (unsigned i = 0;; i++) {
         rc = attempt(c, r, &retry);
@@ -680,6 +726,7 @@ static int perform(berth__s3 *c, s3_req *r)
         sleep_ms(delay);
         delay = delay < 3200 ? delay * 2 : delay;
     }
+    stall_note(c, r, probe);
     berth_buf_dispose(&r->err);
     return rc;
 }
@@ -848,6 +895,8 @@ int berth__s3_new(berth__s3 **out, const berth__s3_config *cfg)
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&c->pool_mu, NULL);
+    atomic_init(&c->stalled_until, 0);
+    atomic_init(&c->probing, false);
     rc = parse_endpoint(cfg->endpoint, &c->scheme, &c->host);
     if (rc != 0) {
         goto out;

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,9 @@ struct berth__s3 {
     unsigned retries;
     char list_page[16]; /* "" for the service's default */
     char *access_key, *secret_key, *session_token;
-    pthread_mutex_t pool_mu; /* guards pool */
-    CURL *pool[POOL_MAX];    /* idle handles, each with its connection cache */
+    atomic_bool no_conditional_put; /* the service answered 501 to If-None-Match: * */
+    pthread_mutex_t pool_mu;        /* guards pool */
+    CURL *pool[POOL_MAX];           /* idle handles, each with its connection cache */
     size_t npool;
 };
 
@@ -848,6 +850,7 @@ int berth__s3_new(berth__s3 **out, const berth__s3_config *cfg)
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&c->pool_mu, NULL);
+    atomic_init(&c->no_conditional_put, false);
     rc = parse_endpoint(cfg->endpoint, &c->scheme, &c->host);
     if (rc != 0) {
         goto out;
@@ -934,19 +937,41 @@ int berth__s3_get(berth__s3 *c, const char *key, uint64_t offset, uint64_t len,
 
 int berth__s3_put(berth__s3 *c, const char *key, const void *data, size_t len, bool if_none_match)
 {
+    bool cond = if_none_match && !atomic_load(&c->no_conditional_put);
     s3_req r = {.op = "PutObject",
                 .method = "PUT",
                 .key = key,
                 .body = data,
                 .body_len = len,
-                .safe = !if_none_match};
+                .safe = !cond};
     int rc;
-    if (if_none_match) {
+    if (cond) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"if-none-match", "*"};
     }
+    if (if_none_match && !cond) {
+        goto check_then_put;
+    }
     rc = perform(c, &r);
+    if (!(cond && rc != 0 && r.status == 501)) {
+        req_done(&r);
+        return rc;
+    }
+    /* 501: a service without conditional writes (OpenStack Swift's s3api answers
+     * NotImplemented): a HEAD, then an unconditional PUT, from now on */
+    berth_error_clear();
+    atomic_store(&c->no_conditional_put, true);
+check_then_put:
     req_done(&r);
-    return rc;
+    berth__s3_stat st;
+    rc = berth__s3_head(c, key, &st);
+    if (rc == 0) {
+        return berth_error_set(BERTH_EEXISTS, "s3: PutObject: the key exists");
+    }
+    if (rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    berth_error_clear();
+    return berth__s3_put(c, key, data, len, false);
 }
 
 int berth__s3_delete(berth__s3 *c, const char *key)
@@ -1218,14 +1243,17 @@ int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb,
             break;
         }
         const char *s = xml.ptr ? xml.ptr : "", *e = s + xml.len, *p = s, *us, *ue;
+        char *last_k = NULL, *last_id = NULL;
         while (rc == 0 && xml_next(&p, e, "Upload", &us, &ue)) {
             char *k = xml_get(us, ue, "Key"), *id = xml_get(us, ue, "UploadId");
             char *ini = xml_get(us, ue, "Initiated");
             if (k && id) {
                 rc = cb(k, id, ini ? parse_iso8601(ini) : 0, payload);
             }
-            free(k);
-            free(id);
+            free(last_k);
+            free(last_id);
+            last_k = k;
+            last_id = id;
             free(ini);
         }
         bool more = rc == 0 && truncated(s, e);
@@ -1233,6 +1261,17 @@ int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb,
         free(id_marker);
         key_marker = more ? xml_get(s, e, "NextKeyMarker") : NULL;
         id_marker = more ? xml_get(s, e, "NextUploadIdMarker") : NULL;
+        if (more && (!key_marker || !*key_marker) && last_k && last_id) {
+            /* a truncated page without the next markers (Swift's s3api leaves them empty on a
+             * page of one upload): continue after the page's last upload */
+            free(key_marker);
+            free(id_marker);
+            key_marker = last_k;
+            id_marker = last_id;
+            last_k = last_id = NULL;
+        }
+        free(last_k);
+        free(last_id);
         if (!more || !key_marker || !*key_marker) {
             break;
         }

@@ -82,8 +82,11 @@ int berth__s3_get(berth__s3 *c, const char *key, uint64_t offset, uint64_t len,
 
 /**
  * PutObject of `len` bytes from memory; with `if_none_match`, only when the key does not
- * exist (If-None-Match: *).
- * @return 0, BERTH_EEXISTS (412: it exists), BERTH_ENOSPACE, BERTH_ENETWORK, BERTH_EIO
+ * exist (If-None-Match: *). A service that answers 501 to the condition (OpenStack Swift's
+ * s3api) gets, from then on, a HEAD and an unconditional PUT instead: not atomic, so two
+ * writers racing on one key may both succeed (harmless where the key names its content).
+ * @return 0, BERTH_EEXISTS (412, or the HEAD found it: it exists), BERTH_ENOSPACE,
+ *         BERTH_ENETWORK, BERTH_EIO
  */
 int berth__s3_put(berth__s3 *c, const char *key, const void *data, size_t len, bool if_none_match);
 

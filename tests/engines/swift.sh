@@ -44,9 +44,11 @@ recorded_pid() {
 
 # Stop the recorded daemons: TERM to all (each takes about 2 s to finish), KILL after 10 s.
 down() {
-  local f pids=() left
+  local f pid pids=() left
   for f in proxy object container account memcached; do
-    [ -f "$D/run/$f.pid" ] && pids+=($(recorded_pid "$f"))
+    [ -f "$D/run/$f.pid" ] || continue
+    pid=$(recorded_pid "$f")
+    [ -n "$pid" ] && pids+=("$pid")
   done
   [ ${#pids[@]} = 0 ] && return 0
   kill -TERM "${pids[@]}" 2>/dev/null || true
@@ -101,7 +103,7 @@ fi
 mkdir -p "$D"
 D=$(cd "$D" && pwd)
 down
-rm -rf "$D/run" "$D/log" "$D/etc" "$D/srv" "$D/env" "$D/stats"
+rm -rf "${D:?}/run" "${D:?}/log" "${D:?}/etc" "${D:?}/srv" "${D:?}/env" "${D:?}/stats"
 mkdir -p "$D/run" "$D/log" "$D/etc" "$D/srv/node/d1" "$D/srv/cache"
 cd "$D"
 t0=$(date +%s.%N)

@@ -128,10 +128,11 @@ finally:
     os.unlink(p)
 PY
 
-P=$(pick_base) || fail "no free port range in 16200..16699"
-USER_NAME=$(id -un)
-AK="berth:tester"
-SK=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# start_servers: rings, configurations and the five processes on ports P..P+4, then wait until
+# they all answer; 1 when one of them found its port taken (the caller tries another range)
+start_servers() {
+rm -f etc/*.builder etc/*.ring.gz
+rm -rf etc/backups
 
 # Rings: one device, one replica, 2^6 partitions (building is instant).
 for r in account:$((P + 1)) container:$((P + 2)) object:$((P + 3)); do
@@ -260,9 +261,26 @@ for _ in $(seq $((WAIT * 5))); do
   done
   if [ $n = 4 ]; then up=1; break; fi
   for f in memcached $SERVERS; do
-    kill -0 "$(cat "run/$f.pid")" 2>/dev/null || fail "$f exited during start-up"
+    kill -0 "$(cat "run/$f.pid")" 2>/dev/null && continue
+    # a port taken since pick_base looked: another range
+    grep -qi "address already in use" "log/$f.out" && return 1
+    fail "$f exited during start-up"
   done
   sleep 0.2
+done
+return 0
+}
+
+USER_NAME=$(id -un)
+AK="berth:tester"
+SK=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+up=0
+for attempt in 1 2 3; do
+  P=$(pick_base) || fail "no free port range in 16200..16699"
+  start_servers && break
+  echo "swift.sh: a port of $P..$((P + 4)) was taken meanwhile; another range" >&2
+  down
+  [ "$attempt" = 3 ] && fail "no port range could be bound"
 done
 [ $up = 1 ] || fail "the servers did not answer within $WAIT s"
 t_up=$(date +%s.%N)

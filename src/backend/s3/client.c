@@ -323,6 +323,7 @@ typedef struct s3_req {
     size_t body_len;
     bool sign_body; /* hash the body into x-amz-content-sha256 (else UNSIGNED-PAYLOAD) */
     bool safe;      /* may be repeated */
+    long silence;   /* seconds the service may send nothing (0: the client's low-speed time) */
 
     berth_blob_sink sink; /* 2xx body, when set */
     void *sink_payload;
@@ -610,7 +611,8 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     r->silence > c->low_speed_time ? r->silence : c->low_speed_time);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -1002,11 +1004,25 @@ static int copy_source(berth__s3 *c, berth_buf *out, const char *src)
     return rc;
 }
 
+/* The silence a server-side copy of `bytes` may keep: it answers when done, and Swift's s3api
+ * sends nothing meanwhile (RGW sends whitespace): the low-speed time plus the bytes at
+ * COPY_RATE. */
+#define COPY_RATE (16u * 1024u * 1024u)
+static long copy_silence(const berth__s3 *c, uint64_t bytes)
+{
+    return c->low_speed_time + (long)(bytes / COPY_RATE);
+}
+
 int berth__s3_copy(berth__s3 *c, const char *dst, const char *src)
 {
     berth_buf xml = BERTH_BUF_INIT_MAX(ERRBODY_MAX), cs = BERTH_BUF_INIT;
     s3_req r = {.op = "CopyObject", .method = "PUT", .key = dst, .safe = true, .xml = &xml};
-    int rc = copy_source(c, &cs, src);
+    berth__s3_stat st;
+    int rc = berth__s3_head(c, src, &st); /* its size: how long the copy may be silent */
+    if (rc == 0) {
+        r.silence = copy_silence(c, st.size);
+        rc = copy_source(c, &cs, src);
+    }
     if (rc == 0) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"x-amz-copy-source", cs.ptr};
         rc = perform(c, &r);
@@ -1086,6 +1102,7 @@ int berth__s3_mpu_part_copy(berth__s3 *c, const char *key, const char *upload_id
              (unsigned long long)(offset + len - 1));
     r.query[r.nquery++] = (berth__sigv4_pair){"partNumber", num};
     r.query[r.nquery++] = (berth__sigv4_pair){"uploadId", upload_id};
+    r.silence = copy_silence(c, len);
     rc = copy_source(c, &cs, src);
     if (rc == 0) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"x-amz-copy-source", cs.ptr};

@@ -93,7 +93,12 @@ int berth__s3_put(berth__s3 *c, const char *key, const void *data, size_t len, b
 /** DeleteObject (S3 answers 204 for a missing key too). @return 0, BERTH_ENETWORK, BERTH_EIO */
 int berth__s3_delete(berth__s3 *c, const char *key);
 
-/** CopyObject `src` to `dst` in the bucket (up to 5 GiB). @return 0, BERTH_ENOTFOUND, ... */
+/**
+ * CopyObject `src` to `dst` in the bucket (up to 5 GiB), after a HeadObject of `src` for its
+ * size: this copy and UploadPartCopy may keep silent for the low-speed time plus 1 s per 16 MiB
+ * (the service answers when done; Swift's s3api sends nothing meanwhile).
+ * @return 0, BERTH_ENOTFOUND, ...
+ */
 int berth__s3_copy(berth__s3 *c, const char *dst, const char *src);
 
 /** CreateMultipartUpload. @param upload_id_out  freed with free() @return 0, ... */

@@ -17,14 +17,14 @@
 # default to 1,000). Objects live on DIR's filesystem, which must support user xattrs (checked).
 # Ports: a base P in 16200..16690 (steps of 10, starting from one picked by the PID) with
 # P..P+4 all free: proxy P, account P+1, container P+2, object P+3, memcached P+4.
-# Fails with the tail of the logs when the S3 API does not answer within 90 s.
+# Fails with the tail of the logs when the S3 API does not answer within 120 s.
 set -euo pipefail
 
 cmd=${1:?usage: swift.sh up|down DIR}
 D=${2:?usage: swift.sh up|down DIR}
 BUCKET=berth-test
 REGION=us-east-1
-WAIT=90
+WAIT=120
 SERVERS="proxy account container object"
 
 # The PID recorded in DIR/run/$1.pid if it still runs the program we started there (a PID may

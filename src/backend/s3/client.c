@@ -40,8 +40,9 @@ struct berth__s3 {
     unsigned retries;
     char list_page[16]; /* "" for the service's default */
     char *access_key, *secret_key, *session_token;
-    pthread_mutex_t pool_mu; /* guards pool */
-    CURL *pool[POOL_MAX];    /* idle handles, each with its connection cache */
+    atomic_bool no_conditional_put; /* the service answered 501 to If-None-Match: * */
+    pthread_mutex_t pool_mu;        /* guards pool */
+    CURL *pool[POOL_MAX];           /* idle handles, each with its connection cache */
     size_t npool;
     _Atomic int64_t stalled_until; /* 0: answering; else when a request may try again */
     atomic_bool probing;           /* a request is trying a stalled service */
@@ -328,6 +329,7 @@ typedef struct s3_req {
     size_t body_len;
     bool sign_body; /* hash the body into x-amz-content-sha256 (else UNSIGNED-PAYLOAD) */
     bool safe;      /* may be repeated */
+    long silence;   /* seconds the service may send nothing (0: the client's low-speed time) */
 
     berth_blob_sink sink; /* 2xx body, when set */
     void *sink_payload;
@@ -617,7 +619,8 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     r->silence > c->low_speed_time ? r->silence : c->low_speed_time);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -897,6 +900,7 @@ int berth__s3_new(berth__s3 **out, const berth__s3_config *cfg)
     pthread_mutex_init(&c->pool_mu, NULL);
     atomic_init(&c->stalled_until, 0);
     atomic_init(&c->probing, false);
+    atomic_init(&c->no_conditional_put, false);
     rc = parse_endpoint(cfg->endpoint, &c->scheme, &c->host);
     if (rc != 0) {
         goto out;
@@ -983,19 +987,41 @@ int berth__s3_get(berth__s3 *c, const char *key, uint64_t offset, uint64_t len,
 
 int berth__s3_put(berth__s3 *c, const char *key, const void *data, size_t len, bool if_none_match)
 {
+    bool cond = if_none_match && !atomic_load(&c->no_conditional_put);
     s3_req r = {.op = "PutObject",
                 .method = "PUT",
                 .key = key,
                 .body = data,
                 .body_len = len,
-                .safe = !if_none_match};
+                .safe = !cond};
     int rc;
-    if (if_none_match) {
+    if (cond) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"if-none-match", "*"};
     }
+    if (if_none_match && !cond) {
+        goto check_then_put;
+    }
     rc = perform(c, &r);
+    if (!(cond && rc != 0 && r.status == 501)) {
+        req_done(&r);
+        return rc;
+    }
+    /* 501: a service without conditional writes (OpenStack Swift's s3api answers
+     * NotImplemented): a HEAD, then an unconditional PUT, from now on */
+    berth_error_clear();
+    atomic_store(&c->no_conditional_put, true);
+check_then_put:
     req_done(&r);
-    return rc;
+    berth__s3_stat st;
+    rc = berth__s3_head(c, key, &st);
+    if (rc == 0) {
+        return berth_error_set(BERTH_EEXISTS, "s3: PutObject: the key exists");
+    }
+    if (rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    berth_error_clear();
+    return berth__s3_put(c, key, data, len, false);
 }
 
 int berth__s3_delete(berth__s3 *c, const char *key)
@@ -1026,11 +1052,25 @@ static int copy_source(berth__s3 *c, berth_buf *out, const char *src)
     return rc;
 }
 
+/* The silence a server-side copy of `bytes` may keep: it answers when done, and Swift's s3api
+ * sends nothing meanwhile (RGW sends whitespace): the low-speed time plus the bytes at
+ * COPY_RATE. */
+#define COPY_RATE (16u * 1024u * 1024u)
+static long copy_silence(const berth__s3 *c, uint64_t bytes)
+{
+    return c->low_speed_time + (long)(bytes / COPY_RATE);
+}
+
 int berth__s3_copy(berth__s3 *c, const char *dst, const char *src)
 {
     berth_buf xml = BERTH_BUF_INIT_MAX(ERRBODY_MAX), cs = BERTH_BUF_INIT;
     s3_req r = {.op = "CopyObject", .method = "PUT", .key = dst, .safe = true, .xml = &xml};
-    int rc = copy_source(c, &cs, src);
+    berth__s3_stat st;
+    int rc = berth__s3_head(c, src, &st); /* its size: how long the copy may be silent */
+    if (rc == 0) {
+        r.silence = copy_silence(c, st.size);
+        rc = copy_source(c, &cs, src);
+    }
     if (rc == 0) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"x-amz-copy-source", cs.ptr};
         rc = perform(c, &r);
@@ -1110,6 +1150,7 @@ int berth__s3_mpu_part_copy(berth__s3 *c, const char *key, const char *upload_id
              (unsigned long long)(offset + len - 1));
     r.query[r.nquery++] = (berth__sigv4_pair){"partNumber", num};
     r.query[r.nquery++] = (berth__sigv4_pair){"uploadId", upload_id};
+    r.silence = copy_silence(c, len);
     rc = copy_source(c, &cs, src);
     if (rc == 0) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"x-amz-copy-source", cs.ptr};
@@ -1267,14 +1308,17 @@ int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb,
             break;
         }
         const char *s = xml.ptr ? xml.ptr : "", *e = s + xml.len, *p = s, *us, *ue;
+        char *last_k = NULL, *last_id = NULL;
         while (rc == 0 && xml_next(&p, e, "Upload", &us, &ue)) {
             char *k = xml_get(us, ue, "Key"), *id = xml_get(us, ue, "UploadId");
             char *ini = xml_get(us, ue, "Initiated");
             if (k && id) {
                 rc = cb(k, id, ini ? parse_iso8601(ini) : 0, payload);
             }
-            free(k);
-            free(id);
+            free(last_k);
+            free(last_id);
+            last_k = k;
+            last_id = id;
             free(ini);
         }
         bool more = rc == 0 && truncated(s, e);
@@ -1282,6 +1326,17 @@ int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb,
         free(id_marker);
         key_marker = more ? xml_get(s, e, "NextKeyMarker") : NULL;
         id_marker = more ? xml_get(s, e, "NextUploadIdMarker") : NULL;
+        if (more && (!key_marker || !*key_marker) && last_k && last_id) {
+            /* a truncated page without the next markers (Swift's s3api leaves them empty on a
+             * page of one upload): continue after the page's last upload */
+            free(key_marker);
+            free(id_marker);
+            key_marker = last_k;
+            id_marker = last_id;
+            last_k = last_id = NULL;
+        }
+        free(last_k);
+        free(last_id);
         if (!more || !key_marker || !*key_marker) {
             break;
         }

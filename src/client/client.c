@@ -434,10 +434,11 @@ typedef struct request {
     /* state of the current attempt */
     uint64_t sent;
     long status;
-    bool delivered; /* response bytes went to the caller */
+    bool delivered;   /* response bytes went to the caller */
+    bool net_retried; /* an attempt failed on the connection and was repeated */
     bool sink_failed;
     berth_buf errbody;
-    char *location, *www_auth, *link, *ctype, *dcd;
+    char *location, *www_auth, *link, *ctype, *dcd, *range;
     int64_t clen;
 } request;
 
@@ -448,7 +449,8 @@ static void request_reset_response(request *r)
     free(r->link);
     free(r->ctype);
     free(r->dcd);
-    r->location = r->www_auth = r->link = r->ctype = r->dcd = NULL;
+    free(r->range);
+    r->location = r->www_auth = r->link = r->ctype = r->dcd = r->range = NULL;
     r->clen = -1;
     berth_buf_clear(&r->errbody);
 }
@@ -557,6 +559,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
         set_header(&r->link, line + v, len - v);
     } else if (header_is(line, len, "content-type", &v)) {
         set_header(&r->ctype, line + v, len - v);
+    } else if (header_is(line, len, "range", &v)) {
+        set_header(&r->range, line + v, len - v);
     } else if (header_is(line, len, "docker-content-digest", &v)) {
         set_header(&r->dcd, line + v, len - v);
     } else if (header_is(line, len, "content-length", &v)) {
@@ -1087,6 +1091,7 @@ static int perform(berth_client *c, request *r)
         if (rc < 0) {
             if (rc == BERTH_ENETWORK && retryable(cc) && !r->delivered && attempt < c->retries) {
                 attempt++;
+                r->net_retried = true;
                 if (c->verbose) {
                     fprintf(stderr, "berth: %s; retrying in %u ms\n", berth_error_last(), delay);
                 }
@@ -1662,7 +1667,8 @@ out:
 /* PATCH bytes [off, off+n) of an upload session, from memory or a file (that `grow` may say
  * is still being written); follows the Location the answer gives. */
 static int patch_chunk(berth_client *c, const char *registry, const char *scope, berth_buf *loc,
-                       uint64_t off, uint64_t n, const void *data, int fd, berth__growing *grow)
+                       uint64_t off, uint64_t n, const void *data, int fd, berth__growing *grow,
+                       long *status, bool *net)
 {
     berth_buf range = BERTH_BUF_INIT;
     request p;
@@ -1688,6 +1694,8 @@ static int patch_chunk(berth_client *c, const char *registry, const char *scope,
         p.grow = grow;
     }
     rc = perform(c, &p);
+    *status = p.status;
+    *net = *net || p.net_retried || rc == BERTH_ENETWORK;
     if (rc == 0 && p.status != 202) {
         rc = status_error(&p, "PATCH");
     }
@@ -1700,32 +1708,222 @@ out:
     return rc;
 }
 
-/* Close an upload session with PUT ?digest=, carrying the last `len` bytes (from memory or a
- * file; none when both are absent). */
+/* Close an upload session with PUT ?digest=, carrying bytes [off, off+len) (from memory or a
+ * file; none when both are absent); a Content-Range when they do not start at 0. */
 static int put_close(berth_client *c, const char *registry, const char *scope, const berth_buf *loc,
-                     const berth_digest *d, const void *data, int fd, uint64_t len)
+                     const berth_digest *d, const void *data, int fd, uint64_t off, uint64_t len,
+                     long *status, bool *net)
 {
+    berth_buf range = BERTH_BUF_INIT;
     request r;
-    int rc;
+    int rc = 0;
 
     request_init(&r, "PUT", scope);
     r.registry = registry;
     r.content_type = "application/octet-stream";
     r.has_body = true;
     if (data || fd < 0) {
-        r.body = data ? data : "";
+        r.body = data ? (const char *)data + off : "";
         r.body_len = data ? (size_t)len : 0;
     } else {
         r.fd = fd;
+        r.fd_off = off;
         r.fd_len = len;
     }
-    if ((rc = berth_buf_puts(&r.url, loc->ptr)) == 0 &&
+    if (off > 0 && len > 0) {
+        rc = berth_buf_printf(&range, "%llu-%llu", (unsigned long long)off,
+                              (unsigned long long)(off + len - 1));
+        r.content_range = range.ptr;
+    }
+    if (rc == 0 && (rc = berth_buf_puts(&r.url, loc->ptr)) == 0 &&
         (rc = url_add_query(&r.url, "digest", d->str)) == 0 && (rc = perform(c, &r)) == 0 &&
         r.status != 201) {
         rc = status_error(&r, "PUT");
     }
+    *status = r.status;
+    *net = *net || r.net_retried || rc == BERTH_ENETWORK;
+    request_dispose(&r);
+    berth_buf_dispose(&range);
+    return rc;
+}
+
+/*
+ * Ask an upload session where it stands (GET on its URL): *next receives the offset of the
+ * next byte it expects, from its Range "0-<last>" ("0-0" is read as 0 bytes: the caller
+ * tries 1 when 0 is refused), and `loc` the Location it gives.
+ * @return 0; BERTH_ENOTFOUND (the registry no longer knows the session); another error
+ */
+static int upload_status(berth_client *c, const char *registry, const char *scope, berth_buf *loc,
+                         uint64_t *next)
+{
+    request r;
+    uint64_t a = 0, b = 0;
+    int rc;
+
+    request_init(&r, "GET", scope);
+    r.registry = registry;
+    if ((rc = berth_buf_puts(&r.url, loc->ptr)) < 0 || (rc = perform(c, &r)) < 0) {
+        goto out;
+    }
+    if (r.status == 404 || r.status == 400) {
+        /* unknown, or (Distribution) cancelled because it holds more than its state says */
+        rc = berth_error_set(BERTH_ENOTFOUND, "upload session gone");
+        goto out;
+    }
+    if ((r.status != 204 && r.status != 202 && r.status != 200) || !r.range) {
+        rc = r.range ? status_error(&r, "GET")
+                     : berth_error_set(BERTH_ERROR, "GET %s: no Range", r.url.ptr);
+        goto out;
+    }
+    const char *dash = strchr(r.range, '-');
+    const char *start = strncmp(r.range, "bytes=", 6) == 0 ? r.range + 6 : r.range;
+    if (!dash || berth_parse_u64(&a, start, (size_t)(dash - start), UINT64_MAX) < 0 ||
+        berth_parse_u64(&b, dash + 1, strlen(dash + 1), UINT64_MAX - 1) < 0 || a != 0) {
+        rc = berth_error_set(BERTH_ERROR, "GET %s: unreadable Range '%s'", r.url.ptr, r.range);
+        goto out;
+    }
+    *next = b == 0 ? 0 : b + 1;
+    if (r.location) {
+        rc = absolute_location(loc, c, registry, r.location);
+    }
+out:
     request_dispose(&r);
     return rc;
+}
+
+/* Cancel an upload session (DELETE), keeping the error that made it necessary. */
+static void cancel_upload(berth_client *c, const char *registry, const char *scope,
+                          const berth_buf *loc)
+{
+    berth_buf saved = BERTH_BUF_INIT;
+    int code = berth_error_last_code();
+    request del;
+
+    (void)berth_buf_puts(&saved, berth_error_last());
+    request_init(&del, "DELETE", scope);
+    del.registry = registry;
+    /* the registry may not have noticed yet that the request writing to the session went
+     * away, and refuse with "in use" (berth serve: 400) for a moment */
+    for (unsigned i = 0, delay = 50; i < 6 && berth_buf_puts(&del.url, loc->ptr) == 0; i++) {
+        if (perform(c, &del) < 0 || del.status != 400) {
+            break;
+        }
+        sleep_ms(delay);
+        delay *= 2;
+        berth_buf_clear(&del.url);
+    }
+    if (c->verbose) {
+        fprintf(stderr, "berth: cancelling upload session %s: HTTP %ld\n", loc->ptr, del.status);
+    }
+    request_dispose(&del);
+    berth_error_set(code, "%s", berth_buf_cstr(&saved));
+    berth_buf_dispose(&saved);
+}
+
+static bool growing_failed(berth__growing *g)
+{
+    bool failed;
+    if (!g) {
+        return false;
+    }
+    pthread_mutex_lock(&g->mu);
+    failed = g->state < 0;
+    pthread_mutex_unlock(&g->mu);
+    return failed;
+}
+
+#define RESUME_MAX 8
+
+/*
+ * Send a blob's bytes into the upload session at `loc` and close it with its digest: in PATCH
+ * chunks (`chunked`; one streamed PATCH with `grow`) and an empty closing PUT, or all in the
+ * closing PUT. After a broken connection or a 416 (the session holds other bytes than the
+ * chunk assumed: a request the registry half-received), ask the session where it stands and
+ * go on from there, at most RESUME_MAX times, waiting longer each time. A session the registry
+ * lost is started anew, unless the blob is there (the closing PUT went through and only its
+ * answer was lost). `loc` is the session in use on return.
+ */
+static int upload_blob(berth_client *c, const char *registry, const char *repo, const char *scope,
+                       berth_buf *loc, const berth_digest *d, uint64_t size, const void *data,
+                       int fd, berth__growing *grow, bool chunked)
+{
+    uint64_t off = 0, next = 0;
+    unsigned resumes = 0, delay = c->delay_ms;
+    bool refused_at_zero = false, net = false, anew;
+    long status = 0;
+    int rc, st, verdict;
+
+    for (;;) {
+        rc = 0;
+        status = 0;
+        if (chunked) {
+            while (rc == 0 && off < size) {
+                uint64_t n = grow || size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
+                rc = patch_chunk(c, registry, scope, loc, off, n, data, fd, grow, &status, &net);
+                if (rc == 0) {
+                    off += n;
+                }
+            }
+            if (rc == 0 && grow && (verdict = berth__growing_verdict(grow)) < 0) {
+                return verdict; /* commit only what the download verified */
+            }
+            if (rc == 0) {
+                rc = put_close(c, registry, scope, loc, d, NULL, -1, 0, 0, &status, &net);
+            }
+        } else {
+            rc = put_close(c, registry, scope, loc, d, data, fd, off, size - off, &status, &net);
+        }
+        /* resumable: a broken connection; a 416; after a broken connection, a session the
+         * registry no longer takes (404, or Distribution's 400 BLOB_UPLOAD_INVALID) */
+        if (rc == 0 || growing_failed(grow) || resumes >= RESUME_MAX ||
+            !(rc == BERTH_ENETWORK || status == 416 || (net && (status == 404 || status == 400)))) {
+            return rc;
+        }
+        resumes++;
+        refused_at_zero = status == 416 && off == 0;
+        if (c->verbose) {
+            fprintf(stderr, "berth: %s; asking the upload session where it stands in %u ms\n",
+                    berth_error_last(), delay);
+        }
+        sleep_ms(delay);
+        delay = delay < 4000 ? delay * 2 : delay;
+        berth_buf saved = BERTH_BUF_INIT;
+        int code = berth_error_last_code();
+        (void)berth_buf_puts(&saved, berth_error_last());
+        st = upload_status(c, registry, scope, loc, &next);
+        anew = st == BERTH_ENOTFOUND;
+        if (anew) {
+            bool mounted = false;
+            if (berth_client_head_blob(c, registry, repo, d, NULL) == 0) {
+                berth_buf_dispose(&saved);
+                berth_error_clear();
+                return 0;
+            }
+            st = start_upload(c, registry, repo, scope, NULL, d, loc, &mounted);
+            next = 0;
+        }
+        if (st < 0) {
+            berth_error_set(code, "%s", berth_buf_cstr(&saved));
+            berth_buf_dispose(&saved);
+            return code;
+        }
+        berth_buf_dispose(&saved);
+        if (next == 0 && refused_at_zero && !anew) {
+            next = 1; /* "0-0" meant one byte */
+        }
+        if (next > size) {
+            return berth_error_set(BERTH_ERROR,
+                                   "upload session holds %llu bytes of a %llu-byte "
+                                   "blob",
+                                   (unsigned long long)next, (unsigned long long)size);
+        }
+        if (c->verbose) {
+            fprintf(stderr, "berth: %s blob %s at byte %llu\n",
+                    anew ? "the registry lost the upload session: restarting" : "resuming", d->str,
+                    (unsigned long long)next);
+        }
+        off = next;
+    }
 }
 
 static int push_blob(berth_client *c, const char *registry, const char *repo, const berth_digest *d,
@@ -1733,7 +1931,6 @@ static int push_blob(berth_client *c, const char *registry, const char *repo, co
 {
     berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT;
     bool mounted = false;
-    uint64_t off = 0;
     int rc;
 
     if ((rc = scope_for(&scope, repo, true)) < 0) {
@@ -1749,19 +1946,14 @@ static int push_blob(berth_client *c, const char *registry, const char *repo, co
     if (rc < 0 || mounted) {
         goto out;
     }
-    if (size > MONOLITHIC_MAX) {
-        /* PATCH the bytes in chunks, following the Location each response gives. */
-        for (; off < size && rc == 0; off += CHUNK_SIZE) {
-            uint64_t n = size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
-            rc = patch_chunk(c, registry, scope.ptr, &loc, off, n, data, fd, NULL);
-        }
-        if (rc < 0) {
-            goto out;
-        }
-    }
-    rc = off < size ? put_close(c, registry, scope.ptr, &loc, d, data, fd, size)
-                    : put_close(c, registry, scope.ptr, &loc, d, NULL, -1, 0);
+    /* large blobs in PATCH chunks (following the Location each answer gives), small ones in
+     * the closing PUT */
+    rc = upload_blob(c, registry, repo, scope.ptr, &loc, d, size, data, fd, NULL,
+                     size > MONOLITHIC_MAX);
 out:
+    if (rc < 0 && loc.len) {
+        cancel_upload(c, registry, scope.ptr, &loc); /* leave no session behind */
+    }
     if (rc < 0) {
         berth_error_prefix("pushing blob %s to %s/%s: ", d->str, registry, repo);
     }
@@ -1859,19 +2051,17 @@ int berth__client_push_blob_growing(berth_client *c, const char *registry, const
         (rc = start_upload(c, registry, repo, scope.ptr, NULL, d, &loc, &mounted)) < 0 || mounted) {
         goto out;
     }
-    if (size > 0) {
-        /* the whole blob in one PATCH, read from the file as the download writes it */
-        rc = patch_chunk(c, registry, scope.ptr, &loc, 0, size, NULL, fd, grow);
-    }
-    /* commit only what the download verified */
-    verdict = berth__growing_verdict(grow);
-    if (verdict < 0) {
+    /* the whole blob in one PATCH, read from the file as the download writes it; the closing
+     * PUT only once the download verified it */
+    rc = upload_blob(c, registry, repo, scope.ptr, &loc, d, size, NULL, fd, grow, true);
+out:
+    /* a failed download may have stopped the upload first: its verdict is the cause */
+    if (rc < 0 && !mounted && (verdict = berth__growing_verdict(grow)) < 0) {
         rc = verdict;
     }
-    if (rc == 0) {
-        rc = put_close(c, registry, scope.ptr, &loc, d, NULL, -1, 0);
+    if (rc < 0 && loc.len) {
+        cancel_upload(c, registry, scope.ptr, &loc); /* leave no session behind */
     }
-out:
     if (rc < 0) {
         berth_error_prefix("pushing blob %s to %s/%s: ", d->str, registry, repo);
     }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # A registry killed in the middle of a copy: the copy fails with a message naming what failed,
-# exits 1, and leaves no tag at the destination (registry or OCI layout).
+# exits 1, and leaves no tag at the destination (registry or OCI layout) and no upload session
+# open; a destination restarted mid-upload is resumed from the session's Range.
 . "$(dirname "$0")/client_lib.sh"
 
 BIG_LAYER=$((300 * 1024)) make_layout "$WORK/l1" v1 >/dev/null
@@ -80,4 +81,88 @@ set -e
 grep -q 'retrying in' "$WORK/late.log" || fail "no retry: $(cat "$WORK/late.log")"
 expect_eq "$rc" 0 "copy to a registry that came up late"
 expect_eq "$(manifest_code "127.0.0.1:$port" late/app v1)" 200 "late copy tag"
+
+# 4. the destination killed (-9) and restarted on the same storage while a layer streams into an
+#    upload session: the client asks the session where it stands (GET: its Range), goes on from
+#    there (or, when the registry dropped the session, starts it anew), and the copy completes.
+#    Distribution keeps the bytes of the half-received PATCH (so a replay from 0 gets 416, or
+#    400 when its session state no longer matches); berth serve rolls them back.
+serve_on() { # PORT ROOT LOG: start berth serve, wait for it, set SERVE_PID
+    "$BERTH" serve --listen "127.0.0.1:$1" --root "$2" >>"$3" 2>&1 &
+    SERVE_PID=$!
+    PIDS+=($SERVE_PID)
+    wait_port "$1"
+}
+sessions() { # ROOT: upload sessions open in a berth store
+    find "$1/_berth/uploads" -name '*.json' 2>/dev/null | wc -l
+}
+BIG_LAYER=$((600 * 1024)) make_layout "$WORK/l4" v1 >/dev/null
+dport=$(free_port)
+mkdir -p "$WORK/D4/data"
+{
+    echo "version: 0.1"
+    echo "log: {level: error, accesslog: {disabled: true}}"
+    echo "storage: {filesystem: {rootdirectory: $WORK/D4/data}, delete: {enabled: true}}"
+    echo "http: {addr: 127.0.0.1:$dport, secret: berth-test-secret}"
+} >"$WORK/D4/config.yml"
+docker-registry serve "$WORK/D4/config.yml" >"$WORK/D4/log" 2>&1 &
+D4_PID=$!
+PIDS+=($D4_PID)
+wait_port "$dport"
+start_fake SRC5 "$WORK/l4" --slow
+"$BERTH" copy --verbose "127.0.0.1:$SRC5_PORT/src/app:v1" "127.0.0.1:$dport/dst/app:v1" \
+    >"$WORK/out" 2>"$WORK/restart.log" &
+cp=$!
+sleep 2
+kill -9 "$D4_PID"
+wait "$D4_PID" 2>/dev/null || true
+docker-registry serve "$WORK/D4/config.yml" >>"$WORK/D4/log" 2>&1 &
+PIDS+=($!)
+wait_port "$dport"
+set +e
+wait "$cp"
+rc=$?
+set -e
+grep -E 'resuming|restarting|416|asking' "$WORK/restart.log" | head -5 || true
+expect_eq "$rc" 0 "copy through a Distribution restart: exit status ($(tail -n 1 "$WORK/restart.log"))"
+grep -qE 'resuming blob|restarting blob' "$WORK/restart.log" ||
+    fail "no resume: $(cat "$WORK/restart.log")"
+expect_eq "$(manifest_digest "127.0.0.1:$dport" dst/app v1)" "$(cat "$WORK/out")" \
+    "tag after the Distribution restart"
+
+start_fake SRC7 "$WORK/l4" --slow
+bport=$(free_port)
+mkdir -p "$WORK/B"
+serve_on "$bport" "$WORK/B/root" "$WORK/B/log"
+B=127.0.0.1:$bport
+"$BERTH" copy --verbose "127.0.0.1:$SRC7_PORT/src/app:v1" "$B/dst/app:v1" >"$WORK/out" \
+    2>"$WORK/restart2.log" &
+cp=$!
+sleep 2
+kill -9 "$SERVE_PID"
+wait "$SERVE_PID" 2>/dev/null || true
+serve_on "$bport" "$WORK/B/root" "$WORK/B/log"
+set +e
+wait "$cp"
+rc=$?
+set -e
+expect_eq "$rc" 0 "copy through a berth serve restart: exit status ($(tail -n 1 "$WORK/restart2.log"))"
+expect_eq "$(manifest_digest "$B" dst/app v1)" "$(cat "$WORK/out")" "tag after the restart"
+expect_eq "$(sessions "$WORK/B/root")" 0 "sessions left after a copy through a restart"
+
+# 5. a copy that fails (the source dies mid-layer) cancels the upload sessions it opened
+start_fake SRC6 "$WORK/l4" --slow
+"$BERTH" copy "127.0.0.1:$SRC6_PORT/src/app:v1" "$B/dst/gone:v1" >/dev/null 2>"$WORK/err" &
+cp=$!
+sleep 1.5
+expect_eq "$(sessions "$WORK/B/root")" 1 "a session is open while the layer streams"
+kill "$SRC6_PID"
+set +e
+wait "$cp"
+rc=$?
+set -e
+expect_eq "$rc" 1 "exit status when the source dies (berth serve destination)"
+expect_eq "$(sessions "$WORK/B/root")" 0 "sessions left after a failed copy"
+curl -s "http://$B/metrics" | grep -q 'method="DELETE",route="uploads",code="204"' ||
+    fail "no DELETE of the upload session in the metrics"
 echo "ok"

@@ -175,4 +175,37 @@ expect_eq "$(echo "$stats" | python3 -c 'import json,sys; print(json.load(sys.st
     "requests made with an expired token"
 n=$(echo "$stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token_requests"])')
 [ "$n" -ge 2 ] || fail "the token was not renewed ($n token requests)"
+
+# 8. berth serve with its own token issuer (tokens of 2 s): berth login goes through the token
+#    flow (a wrong password refused at /token), and a push of several seconds renews its token
+#    (the server accepts a token up to 60 s past its end, so only the /token requests show it)
+openssl ecparam -genkey -name prime256v1 -noout -out "$WORK/token.pem" 2>/dev/null
+tport=$(free_port)
+mkdir -p "$WORK/tsrv"
+cat >"$WORK/tsrv/config.yaml" <<Y
+auth:
+  htpasswd: $WORK/htpasswd
+  token:
+    realm: http://127.0.0.1:$tport/token
+    private_key: $WORK/token.pem
+    lifetime: 2s
+Y
+"$BERTH" serve --listen "127.0.0.1:$tport" --root "$WORK/tsrv/root" \
+    --config "$WORK/tsrv/config.yaml" >"$WORK/tsrv/log" 2>&1 &
+PIDS+=($!)
+wait_port "$tport"
+TS=127.0.0.1:$tport
+set +e
+echo wrong | "$BERTH" login -u alice --password-stdin "$TS" >/dev/null 2>"$WORK/err"
+rc=$?
+set -e
+expect_eq "$rc" 1 "login through the token flow with a wrong password"
+echo s3cret | "$BERTH" login -u alice --password-stdin "$TS" >/dev/null ||
+    fail "login through the token flow"
+start_fake SLOW "$WORK/l2" --slow
+: >"$WORK/tsrv/log"
+"$BERTH" copy --quiet --jobs 1 "127.0.0.1:$SLOW_PORT/src/app:v1" "$TS/tok/app:v1" 2>"$WORK/err" ||
+    fail "push to berth serve with 2 s tokens: $(cat "$WORK/err")"
+n=$(grep -c 'GET /token?.*scope=repository%3Atok%2Fapp%3Apull%2Cpush' "$WORK/tsrv/log" || true)
+[ "$n" -ge 2 ] || fail "no token renewal against berth serve ($n push tokens): $(grep /token "$WORK/tsrv/log")"
 echo "ok"

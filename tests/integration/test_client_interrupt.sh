@@ -155,7 +155,7 @@ start_fake SRC6 "$WORK/l4" --slow
 "$BERTH" copy "127.0.0.1:$SRC6_PORT/src/app:v1" "$B/dst/gone:v1" >/dev/null 2>"$WORK/err" &
 cp=$!
 sleep 1.5
-expect_eq "$(sessions "$WORK/B/root")" 1 "a session is open while the layer streams"
+[ "$(sessions "$WORK/B/root")" -ge 1 ] || fail "no session open while the layer streams"
 kill "$SRC6_PID"
 set +e
 wait "$cp"

@@ -35,7 +35,7 @@ make_layout "$WORK/l1" v1 >/dev/null
 
 # tags_ok [berth options...]: `berth tags` of sec/app lists v1
 tags_ok() {
-    "$BERTH" tags "$@" "$H/sec/app" 2>"$WORK/tags.err" | grep -qx v1
+    grep -qx v1 <<<"$("$BERTH" tags "$@" "$H/sec/app" 2>"$WORK/tags.err")"
 }
 auth_b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
 write_auth() { # FILE USER:PASSWORD
@@ -60,7 +60,7 @@ expect_eq "$out" "Login Succeeded!" "berth login output"
 expect_eq "$(stat -c %a "$RUNFILE")" 600 "auth file mode"
 expect_eq "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["auths"][sys.argv[2]]["auth"])' "$RUNFILE" "$H")" \
     "$(auth_b64 alice:s3cret)" "auth file entry"
-skopeo list-tags --tls-verify=false "docker://$H/sec/app" 2>"$WORK/sk.err" | grep -q '"v1"' ||
+grep -q '"v1"' <<<"$(skopeo list-tags --tls-verify=false "docker://$H/sec/app" 2>"$WORK/sk.err")" ||
     fail "skopeo after berth login: $(cat "$WORK/sk.err")"
 tags_ok || fail "berth after berth login: $(cat "$WORK/tags.err")"
 

@@ -69,6 +69,12 @@ run cd_inspect inspect --cert-dir "$T/certs" "$H/tls/app:v1"
 check "inspect with --cert-dir" 0 "$RC"
 run cd_tags tags --cert-dir "$T/certs" "$H/tls/app"
 check "tags with --cert-dir" "0 v1" "$RC $(cat cd_tags.out)"
+# berth login takes the same TLS options
+echo pw | "$BERTH" login -u u --password-stdin --authfile "$T/a.json" "$H" >/dev/null 2>&1
+check "login with an unknown CA: exit status" 1 "$?"
+echo pw | "$BERTH" login -u u --password-stdin --authfile "$T/a.json" --cert-dir "$T/certs" "$H" \
+    >/dev/null 2>&1
+check "login with --cert-dir" 0 "$?"
 
 # 3. the registry's certs.d directory (BASE/HOST:PORT/*.crt)
 mkdir -p "$T/certs.d/$H"

@@ -51,7 +51,8 @@ static int slurp(berth_buf *out, const char *path)
     return rc;
 }
 
-/* Run `docker-credential-NAME get` with `server` on stdin; parse {"Username","Secret"}. */
+/* Run `docker-credential-NAME get` with `server` on stdin (Docker Hub as docker names it);
+ * parse {"Username","Secret"}. */
 static int run_helper(char **user, char **pass, const char *name, const char *server)
 {
     berth_buf prog = BERTH_BUF_INIT, outb = BERTH_BUF_INIT_MAX(HELPER_OUT_MAX);
@@ -65,6 +66,9 @@ static int run_helper(char **user, char **pass, const char *name, const char *se
     bool fa_init = false;
 
     ign.sa_handler = SIG_IGN;
+    if (strcmp(server, "docker.io") == 0) {
+        server = "https://index.docker.io/v1/";
+    }
     if ((rc = berth_buf_printf(&prog, "docker-credential-%s", name)) < 0) {
         goto out;
     }

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # A registry killed in the middle of a copy: the copy fails with a message naming what failed,
 # exits 1, and leaves no tag at the destination (registry or OCI layout) and no upload session
-# open; a destination restarted mid-upload is resumed from the session's Range.
+# open; a destination restarted mid-upload is resumed from the session's Range (Distribution,
+# berth serve, and a python sink that keeps the bytes of a PATCH it cuts).
 . "$(dirname "$0")/client_lib.sh"
 
 BIG_LAYER=$((300 * 1024)) make_layout "$WORK/l1" v1 >/dev/null
@@ -173,4 +174,102 @@ for _ in $(seq 1 20); do
 done
 grep -q 'method="DELETE",route="uploads",code="204"' <<<"$metrics" ||
     fail "no DELETE of the upload session in the metrics: $(grep DELETE <<<"$metrics")"
+
+# 6. a registry that keeps the bytes of a half-received PATCH and keeps the session (a python
+#    sink): the first large PATCH is cut after 1 MiB, the replay from 0 gets 416, and the client
+#    resumes from the session's Range at byte 1048576
+cat >"$WORK/sink.py" <<'PY'
+import hashlib, json, re, socket, sys, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port, cut = int(sys.argv[1]), int(sys.argv[2])
+blobs, manifests, sessions = {}, {}, {}
+stats = {"cut": 0, "416": 0, "patch_starts": []}
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send(self, code, body=b"", headers=None):
+        self.send_response(code)
+        for k, v in (headers or {}).items(): self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(body)
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+    def session(self, repo, sid):
+        n = len(sessions[sid])
+        return {"Location": "/v2/%s/blobs/uploads/%s" % (repo, sid), "Range": "0-%d" % (n - 1 if n else 0)}
+    def route(self):
+        p = self.path.split("?")[0]
+        q = dict(x.split("=", 1) for x in self.path.split("?")[1].split("&")) if "?" in self.path else {}
+        if p == "/stats": return self.send(200, json.dumps(stats).encode())
+        if p in ("/v2/", "/v2"): return self.send(200, b"{}")
+        m = re.match(r"^/v2/(.+)/blobs/uploads/([^/]*)$", p)
+        if m:
+            repo, sid = m.group(1), m.group(2)
+            digest = q.get("digest", "").replace("%3A", ":")
+            if self.command == "POST":
+                data = self.body()
+                if digest:
+                    if "sha256:" + hashlib.sha256(data).hexdigest() != digest: return self.send(400, b"{}")
+                    blobs[digest] = data
+                    return self.send(201, b"", {"Location": "/v2/%s/blobs/%s" % (repo, digest)})
+                sid = uuid.uuid4().hex; sessions[sid] = b""
+                return self.send(202, b"", self.session(repo, sid))
+            if sid not in sessions: return self.send(404, b'{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}')
+            if self.command == "GET": return self.send(204, b"", self.session(repo, sid))
+            if self.command == "DELETE": del sessions[sid]; return self.send(204)
+            cr = self.headers.get("Content-Range")
+            if cr and int(cr.split("-")[0]) != len(sessions[sid]):
+                self.body(); stats["416"] += 1
+                return self.send(416, b'{"errors":[{"code":"BLOB_UPLOAD_INVALID"}]}', self.session(repo, sid))
+            if self.command == "PATCH":
+                stats["patch_starts"].append(len(sessions[sid]))
+                n = int(self.headers.get("Content-Length") or 0)
+                if n > cut and stats["cut"] == 0:
+                    stats["cut"] += 1
+                    sessions[sid] += self.rfile.read(cut)
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                sessions[sid] += self.body()
+                return self.send(202, b"", self.session(repo, sid))
+            if self.command == "PUT":
+                data = sessions[sid] + self.body()
+                if "sha256:" + hashlib.sha256(data).hexdigest() != digest: return self.send(400, b'{"errors":[{"code":"DIGEST_INVALID"}]}')
+                blobs[digest] = data; del sessions[sid]
+                return self.send(201, b"", {"Location": "/v2/%s/blobs/%s" % (repo, digest)})
+        m = re.match(r"^/v2/(.+)/(blobs|manifests)/(.+)$", p)
+        if m:
+            kind, ref = m.group(2), m.group(3)
+            if kind == "blobs":
+                return self.send(200, blobs[ref]) if ref in blobs else self.send(404, b"{}")
+            if self.command == "PUT":
+                data = self.body(); d = "sha256:" + hashlib.sha256(data).hexdigest()
+                manifests[ref] = manifests[d] = (data, self.headers.get("Content-Type"))
+                return self.send(201, b"", {"Docker-Content-Digest": d})
+            if ref not in manifests: return self.send(404, b"{}")
+            data, mt = manifests[ref]
+            return self.send(200, data, {"Content-Type": mt, "Docker-Content-Digest": "sha256:" + hashlib.sha256(data).hexdigest()})
+        return self.send(404, b"{}")
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = route
+ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+sport=$(free_port)
+python3 "$WORK/sink.py" "$sport" $((1024 * 1024)) >"$WORK/sink.log" 2>&1 &
+PIDS+=($!)
+wait_port "$sport"
+BIG_LAYER=$((6 * 1024 * 1024)) make_layout "$WORK/l6" v1 >/dev/null
+set +e
+"$BERTH" copy --verbose "oci:$WORK/l6:v1" "127.0.0.1:$sport/sink/app:v1" >"$WORK/out" 2>"$WORK/sink.err"
+rc=$?
+set -e
+grep -E 'resuming|416|where it stands' "$WORK/sink.err" || true
+expect_eq "$rc" 0 "copy through a cut PATCH: exit status ($(tail -n 1 "$WORK/sink.err"))"
+grep -q "resuming blob sha256:[0-9a-f]* at byte 1048576" "$WORK/sink.err" ||
+    fail "no resume at byte 1048576: $(grep -v '^berth: \(GET\|HEAD\)' "$WORK/sink.err")"
+stats=$(curl -s "http://127.0.0.1:$sport/stats")
+expect_eq "$(python3 -c 'import json,sys; s=json.loads(sys.argv[1]); print(s["cut"], s["patch_starts"][-1])' "$stats")" \
+    "1 1048576" "the sink: one cut PATCH, the last PATCH from byte 1048576"
+expect_eq "$(manifest_code "127.0.0.1:$sport" sink/app v1)" 200 "tag after the resumed copy"
 echo "ok"

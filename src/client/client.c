@@ -6,11 +6,13 @@
  * of all threads of a run (each request uses its own easy handle, so the client is usable from
  * the copy engine's worker threads). Authentication is lazy: a request goes out with what is
  * cached for its registry and scope; a 401 challenge is answered once (Basic with the
- * configured or docker-config credentials, or a Bearer token fetched from the challenge's
- * realm and cached by registry and scope) and the request is replayed. Request bodies are
- * memory or a file range, so every attempt can be replayed from the start. Connection errors
- * are retried with doubling backoff, a bounded number of times, and only while no response
- * bytes have reached the caller.
+ * configured credentials or those of the auth files (creds.c), or a Bearer token fetched from
+ * the challenge's realm and cached by registry and scope until shortly before it expires) and
+ * the request is replayed. Request bodies are memory or a file range, so every attempt can be
+ * replayed from the start. Connection errors are retried with doubling backoff, a bounded
+ * number of times, and only while no response bytes have reached the caller. Each registry's
+ * scheme and TLS settings are settled on first use (decide_scheme, tls.c); an upload that
+ * breaks resumes from its session's Range (upload_blob).
  */
 #include "client/client_internal.h"
 

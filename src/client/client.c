@@ -1256,8 +1256,8 @@ static int decide_scheme(berth_client *c, const char *registry)
             if (rc == 0 && (status == 200 || status == 401)) {
                 scheme = "http";
                 if (c->verbose) {
-                    fprintf(stderr, "berth: %s: no HTTPS (%s); plain HTTP\n", registry,
-                            berth_buf_cstr(&https_err));
+                    fprintf(stderr, "berth: %s: HTTPS failed, plain HTTP answers: using it\n",
+                            registry);
                 }
                 break;
             }

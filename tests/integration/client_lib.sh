@@ -179,7 +179,7 @@ ap.add_argument("--page", type=int, default=0); ap.add_argument("--tags", defaul
 ap.add_argument("--slow", action="store_true")
 ap.add_argument("--ttl", type=float, default=0)
 a = ap.parse_args()
-stats = {"token_requests": 0, "token_basic": [], "scopes": [], "expired": 0}
+stats = {"token_requests": 0, "token_basic": [], "scopes": [], "expired": 0, "blob_streams": 0}
 index = json.load(open(a.layout + "/index.json"))
 tags = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in index["manifests"]}
 extra = [t for t in a.tags.split(",") if t]
@@ -252,6 +252,7 @@ class H(BaseHTTPRequestHandler):
         if not os.path.exists(path): return self.send(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"x"}]}')
         body = open(path, "rb").read()
         if not a.slow or self.command == "HEAD": return self.send(200, body)
+        stats["blob_streams"] += 1
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         for i in range(0, len(body), 4096):
             self.wfile.write(body[i:i + 4096]); self.wfile.flush(); time.sleep(0.05)
@@ -269,6 +270,20 @@ PY
         sleep 0.1
     done
     fail "fake registry did not start"
+}
+
+# wait_stream NAME: wait until the --slow fake NAME streams a blob, then half a second more
+wait_stream() {
+    local port i
+    port=$(eval "echo \$${1}_PORT")
+    for i in $(seq 1 100); do
+        if curl -s "http://127.0.0.1:$port/stats" | grep -q '"blob_streams": [1-9]'; then
+            sleep 0.5
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "fake registry $1 streamed no blob"
 }
 
 # manifest_code HOST:PORT REPO REF: the HTTP status of a manifest GET with the Accept list

@@ -22,6 +22,8 @@ int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
 int cmd_tags(int argc, char **argv);    /* cmd_tags.c */
 int cmd_catalog(int argc, char **argv); /* cmd_catalog.c */
 int cmd_delete(int argc, char **argv);  /* cmd_delete.c */
+int cmd_login(int argc, char **argv);   /* cmd_login.c */
+int cmd_logout(int argc, char **argv);  /* cmd_login.c */
 int cmd_version(int argc, char **argv); /* cmd_version.c */
 int cmd_gc(int argc, char **argv);      /* cmd_maint.c */
 int cmd_fsck(int argc, char **argv);    /* cmd_maint.c */

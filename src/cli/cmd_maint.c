@@ -172,7 +172,7 @@ static void gc_usage(FILE *f)
     fprintf(f, "usage: berth gc [--root DIR | --config FILE] [--dry-run] [--grace DURATION]\n"
                "                [--repos GLOB] [--tags GLOB] [--keep-last N]\n"
                "                [--max-tag-age DURATION] [--max-untagged-age DURATION]\n"
-               "                [--upload-ttl DURATION]\n\n"
+               "                [--untagged-delay DURATION] [--upload-ttl DURATION]\n\n"
                "Remove what no tag needs: untagged content a retention rule drops, referrers\n"
                "whose subject is gone, blobs no kept manifest references, stale upload sessions.\n"
                "Content linked within the grace period is kept (a running server's pushes in\n"
@@ -181,7 +181,12 @@ static void gc_usage(FILE *f)
                "The retention flags make one rule: among the tags matching --tags (default all)\n"
                "of the repositories matching --repos (default all), keep the --keep-last N most\n"
                "recently pushed, drop those older than --max-tag-age, and drop untagged manifests\n"
-               "older than --max-untagged-age. Upload sessions idle longer than --upload-ttl\n"
+               "older than --max-untagged-age. Whatever the rules, an untagged manifest nothing\n"
+               "needs (no tag, no tagged index, no kept subject) goes once older than\n"
+               "--untagged-delay (default 1d, as the server's gc.untagged_delay, or the\n"
+               "configuration's with --config; 0 keeps them; --max-untagged-age alone replaces\n"
+               "it).\n"
+               "Upload sessions idle longer than --upload-ttl\n"
                "(default 1h) are removed. Durations: 90s, 30m, 12h, 7d.\n"
                "Run it on a stopped server's root; a running server uses --gc-interval.\n"
                "A DIR that is not a berth store is refused (exit 2); nothing is created.\n"
@@ -194,7 +199,7 @@ static void gc_usage(FILE *f)
  * beside running servers: the protocol is safe with concurrent pushes), with its limits.
  */
 static int open_store_config(berth_store **out, const char *cmd, const char *path,
-                             int64_t upload_ttl, bool write, bool *shared)
+                             int64_t upload_ttl, bool write, bool *shared, uint64_t *untagged_delay)
 {
     berth_store_options opts;
     berth_config *cfg = NULL;
@@ -207,6 +212,9 @@ static int open_store_config(berth_store **out, const char *cmd, const char *pat
         return 2;
     }
     *shared = cfg->storage.s3.bucket != NULL;
+    if (untagged_delay) {
+        *untagged_delay = cfg->gc.untagged_delay;
+    }
     if (!*shared && (rc = check_store_dir(cmd, cfg->root)) != 0) {
         berth_config_free(cfg);
         return rc;
@@ -230,7 +238,10 @@ int cmd_gc(int argc, char **argv)
 {
     const char *root = "./data", *config = NULL;
     bool grace_given = false, shared = false;
-    berth_retention_rule rule = {NULL, NULL, 0, 0, 0};
+    berth_retention_rule rules[2] = {{NULL, NULL, 0, 0, 0}, {"*", "*", 0, 0, 0}};
+    berth_retention_rule *rule = &rules[0];
+    int64_t untagged_delay = 86400; /* the server's gc.untagged_delay default */
+    bool untagged_delay_given = false, max_untagged_given = false;
     berth_gc_options opts;
     berth_gc_stats stats;
     berth_store *s = NULL;
@@ -265,32 +276,41 @@ int cmd_gc(int argc, char **argv)
         } else if (strcmp(a, "--upload-ttl") == 0 && cli_parse_duration(&upload_ttl, v) == 0 &&
                    upload_ttl > 0) {
         } else if (strcmp(a, "--repos") == 0) {
-            rule.repositories = v;
+            rule->repositories = v;
         } else if (strcmp(a, "--tags") == 0) {
-            rule.tags = v;
+            rule->tags = v;
         } else if (strcmp(a, "--keep-last") == 0 &&
                    berth_parse_u64(&n, v, strlen(v), 1000000) == 0) {
-            rule.keep_last = (unsigned)n;
+            rule->keep_last = (unsigned)n;
             have_rule = true;
         } else if (strcmp(a, "--max-tag-age") == 0 &&
-                   cli_parse_duration(&rule.max_tag_age, v) == 0) {
+                   cli_parse_duration(&rule->max_tag_age, v) == 0) {
             have_rule = true;
         } else if (strcmp(a, "--max-untagged-age") == 0 &&
-                   cli_parse_duration(&rule.max_untagged_age, v) == 0) {
+                   cli_parse_duration(&rule->max_untagged_age, v) == 0) {
             have_rule = true;
+            max_untagged_given = true;
+        } else if (strcmp(a, "--untagged-delay") == 0 &&
+                   cli_parse_duration(&untagged_delay, v) == 0) {
+            untagged_delay_given = true;
         } else {
             fprintf(stderr, "berth gc: bad option or value: %s %s\n", a, v);
             return 2;
         }
     }
-    if (have_rule) {
-        opts.rules = &rule;
-        opts.nrules = 1;
-    }
     if (config) {
-        if ((rc = open_store_config(&s, "gc", config, upload_ttl, true, &shared)) != 0) {
+        uint64_t delay = 0;
+        if ((rc = open_store_config(&s, "gc", config, upload_ttl, true, &shared, &delay)) != 0) {
             return rc;
         }
+        if (!untagged_delay_given) {
+            untagged_delay = delay > INT64_MAX ? INT64_MAX : (int64_t)delay;
+        }
+    }
+    if (max_untagged_given && !untagged_delay_given) {
+        untagged_delay = 0; /* the user's --max-untagged-age is the whole rule */
+    }
+    if (config) {
         if (shared && !grace_given) {
             /* servers may be pushing beside it: their content in flight needs the grace */
             opts.grace_seconds = 3600;
@@ -299,6 +319,16 @@ int cmd_gc(int argc, char **argv)
         return rc;
     } else if (open_store_ttl(&s, root, true, upload_ttl) != 0) {
         return 1;
+    }
+    /* the user's rule first, then the untagged delay over every repository (as the server's
+       gc section does: a rule's max_untagged_age can shorten the delay, never lengthen it) */
+    rules[1].max_untagged_age = untagged_delay;
+    if (have_rule) {
+        opts.rules = rules;
+        opts.nrules = untagged_delay > 0 ? 2 : 1;
+    } else if (untagged_delay > 0) {
+        opts.rules = &rules[1];
+        opts.nrules = 1;
     }
     opts.report = gc_report;
     opts.payload = &opts.dry_run;
@@ -366,7 +396,7 @@ int cmd_fsck(int argc, char **argv)
         }
     }
     if (config) {
-        if ((rc = open_store_config(&s, "fsck", config, 0, repair, &shared)) != 0) {
+        if ((rc = open_store_config(&s, "fsck", config, 0, repair, &shared, NULL)) != 0) {
             return rc;
         }
         if (repair && shared) {
@@ -436,7 +466,7 @@ int cmd_du(int argc, char **argv)
         }
     }
     if (config) {
-        if ((rc = open_store_config(&s, "du", config, 0, false, &shared)) != 0) {
+        if ((rc = open_store_config(&s, "du", config, 0, false, &shared, NULL)) != 0) {
             return rc;
         }
     } else if ((rc = check_store_dir("du", root)) != 0) {

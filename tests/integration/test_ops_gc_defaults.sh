@@ -92,4 +92,27 @@ if grep -q 'berth serve: gc: [0-9]* tags, [1-9][0-9]* manifests' "$BERTH_LOG"; t
     fail "gc summary names the removed manifest"
 fi
 
+# Offline gc follows the same default: an untagged manifest nothing needs goes once older than
+# --untagged-delay (default 1d, as the server's), without --max-untagged-age.
+check "gc --help names the untagged delay" yes \
+    "$("$BERTH" gc --help | grep -q -- '--untagged-delay (default 1d' && echo yes)"
+kill "$BERTH_PID"
+wait "$BERTH_PID" 2>/dev/null
+start_server # the defaults again: no online gc pass during what follows
+read -r mc _ lc <<<"$(push_image c c1)"
+curl -s -o /dev/null -X DELETE "$URL/v2/gc/app/manifests/c1"
+check "c untagged, still there" 200 "$(code -H "Accept: $MT" "$URL/v2/gc/app/manifests/$mc")"
+kill "$BERTH_PID"
+wait "$BERTH_PID" 2>/dev/null
+BERTH_PID=
+"$BERTH" gc --root "$BERTH_TMP/root" >"$T/gc1" 2>&1
+check "offline gc keeps an untagged manifest younger than the default delay" present \
+    "$(pool "$mc")"
+sleep 2
+"$BERTH" gc --root "$BERTH_TMP/root" --untagged-delay 1s >"$T/gc2" 2>&1
+check "offline gc --untagged-delay 1s removes it" gone "$(pool "$mc")"
+check "and its layer's bytes" gone "$(pool "$lc")"
+check "the tagged image stays" present "$(pool "$la")"
+check "the index's child stays" present "$(pool "$m1")"
+
 finish

@@ -19,7 +19,7 @@ esac
 # engines); no option: build and test tools; --check: also the engines; --bench: benchmark tools
 if [ "${1:-}" = --serve ]; then
     PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev
-libcurl4-openssl-dev libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
+libcurl4-openssl-dev libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev openssl"
 fi
 
 missing=""

@@ -223,17 +223,34 @@ static int open_bytes(berth_store *s, const char *repo, const berth_digest *dige
     return rc;
 }
 
-int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
-                          uint64_t *size_out)
+/*
+ * A descriptor of blob `digest` of `repo`: in one step when the metadata backend opens its
+ * links (fs, where a link is the pool file), else found there and opened in the blob backend.
+ */
+static int open_in_repo(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                        uint64_t *size_out)
 {
     uint64_t size;
     int rc;
 
-    berth_error_clear();
-    if ((rc = blob_in_repo(s, repo, digest, &size)) < 0) {
-        return rc;
+    if (!s->meta->blob_open_fd) {
+        rc = blob_in_repo(s, repo, digest, &size);
+        return rc < 0 ? rc : open_bytes(s, repo, digest, fd_out, size_out);
     }
-    return open_bytes(s, repo, digest, fd_out, size_out);
+    if ((rc = check_repo(repo)) == 0) {
+        rc = s->meta->blob_open_fd(s->meta, repo, digest, fd_out, size_out);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo);
+    }
+    return rc;
+}
+
+int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                          uint64_t *size_out)
+{
+    berth_error_clear();
+    return open_in_repo(s, repo, digest, fd_out, size_out);
 }
 
 int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest *digest,
@@ -244,6 +261,9 @@ int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest
     berth_error_clear();
     memset(out, 0, sizeof(*out));
     out->fd = -1;
+    if (!s->blobs->url && s->meta->blob_open_fd) {
+        return open_in_repo(s, repo, digest, &out->fd, &out->size);
+    }
     if ((rc = blob_in_repo(s, repo, digest, &out->size)) < 0) {
         return rc;
     }

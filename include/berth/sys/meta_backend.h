@@ -301,6 +301,20 @@ struct berth_meta_backend {
 
     /** Free the backend; NULL is fine. */
     void (*free)(berth_meta_backend *b);
+
+    /* ---- optional members (NULL when the backend has none; the store falls back) ------- */
+
+    /**
+     * Optional, for a backend whose links are the bytes themselves (fs: a link is a hard link
+     * to the file of its blob backend's pool): blob_stat() of `repo` (not NULL) and the blob
+     * backend's open_fd() in one step, a read-only descriptor of the bytes of blob `digest` as
+     * `repo` holds it, for sendfile; the caller closes it. Only for the blob backend it was
+     * opened with. NULL: the store asks blob_stat(), then the blob backend's open_fd().
+     * @return 0 (*fd_out and *size_out set; only then), BERTH_ENOTFOUND (not in `repo`, as
+     *         blob_stat() answers), BERTH_EIO
+     */
+    int (*blob_open_fd)(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                        int *fd_out, uint64_t *size_out);
 };
 
 static inline void berth_meta_upload_dispose(berth_meta_upload *u)

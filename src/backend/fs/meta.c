@@ -540,26 +540,38 @@ out:
     return rc;
 }
 
+/* ROOT/<repo>/blobs/<alg>/<hex>, the link of `d` in `repo` (no printf: on every blob GET). */
+static int link_path(berth_buf *out, const berth__fsb_root *root, const char *repo,
+                     const berth_digest *d)
+{
+    int rc = berth_buf_grow(out, strlen(root->root) + strlen(repo) + 32 + BERTH_DIGEST_MAXLEN);
+    if (rc == 0) {
+        rc = berth_buf_puts(out, root->root);
+    }
+    if (rc == 0) {
+        rc = berth__fsb_repo_path(out, repo); /* "/<repo>": the buffer is not empty */
+    }
+    if (rc == 0) {
+        rc = berth__fsb_blob_path(out, "", d);
+    }
+    return rc;
+}
+
+static int not_in(const char *repo, const berth_digest *digest)
+{
+    return berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
+                           repo ? repo : "any repository");
+}
+
 static int m_blob_stat(berth_meta_backend *b, const char *repo, const berth_digest *digest,
                        uint64_t *size_out)
 {
     fs_meta *m = of(b);
     berth_buf path = BERTH_BUF_INIT;
     struct stat st;
-    int rc = 0;
+    int rc = repo ? link_path(&path, m->root, repo, digest)
+                  : berth__fsb_pool_path(&path, m->root, digest);
 
-    if (repo) {
-        rc = berth_buf_printf(&path, "%s/", m->root->root);
-        if (rc == 0) {
-            rc = berth__fsb_repo_path(&path, repo);
-        }
-        if (rc == 0) {
-            rc = berth_buf_printf(&path, "/blobs/%s/%s", berth_digest_alg_name(digest->alg),
-                                  berth_digest_hex(digest));
-        }
-    } else {
-        rc = berth__fsb_pool_path(&path, m->root, digest);
-    }
     if (rc == 0 && stat(path.ptr, &st) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR ? BERTH_ENOTFOUND
                                                  : berth__fsb_io_error("stat", path.ptr);
@@ -568,11 +580,43 @@ static int m_blob_stat(berth_meta_backend *b, const char *repo, const berth_dige
         rc = BERTH_ENOTFOUND; /* in the pool, but linked by no repository */
     }
     if (rc == BERTH_ENOTFOUND) {
-        berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
-                        repo ? repo : "any repository");
+        not_in(repo, digest);
     }
     if (rc == 0) {
         *size_out = (uint64_t)st.st_size;
+    }
+    berth_buf_dispose(&path);
+    return rc;
+}
+
+/*
+ * A link is a hard link to the pool file: opening it is the check (a blob of another
+ * repository has no link here; an unlinked one is gone) and gives the bytes, in one path walk
+ * where blob_stat() and the blob backend's open_fd() take two.
+ */
+static int m_blob_open_fd(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                          int *fd_out, uint64_t *size_out)
+{
+    fs_meta *m = of(b);
+    berth_buf path = BERTH_BUF_INIT;
+    struct stat st;
+    int fd = -1, rc = link_path(&path, m->root, repo, digest);
+
+    if (rc == 0 && ((fd = open(path.ptr, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0)) {
+        rc = errno == ENOENT || errno == ENOTDIR ? not_in(repo, digest)
+                                                 : berth__fsb_io_error("open", path.ptr);
+    }
+    if (rc == 0 && !S_ISREG(st.st_mode)) {
+        berth__log(BERTH_LOG_ERROR, "%s is not a regular file", path.ptr);
+        rc = berth_error_set(BERTH_EIO, "blob %s of %s is not a file", digest->str, repo);
+    }
+    if (rc == 0) {
+        *fd_out = fd;
+        *size_out = (uint64_t)st.st_size;
+        fd = -1;
+    }
+    if (fd >= 0) {
+        close(fd);
     }
     berth_buf_dispose(&path);
     return rc;
@@ -1846,6 +1890,7 @@ int berth__fsb_meta_new(berth_meta_backend **out, berth__fsb_root *root)
     m->pub.gc_blob_claim = m_gc_blob_claim;
     m->pub.gc_blob_release = m_gc_blob_release;
     m->pub.free = m_free;
+    m->pub.blob_open_fd = m_blob_open_fd;
     m->root = berth__fsb_root_ref(root);
     pthread_rwlock_init(&m->repos_lock, NULL);
     pthread_mutex_init(&m->cache.lock, NULL);

@@ -445,6 +445,37 @@ static void test_meta__catalog(void **state)
 
 /* ---- blobs of a repository -------------------------------------------------------------- */
 
+/*
+ * The optional blob_open_fd() agrees with blob_stat() of `repo`: the same answer, and a
+ * descriptor of `size` bytes. A backend without it (NULL) falls back in the store; then the
+ * check is blob_stat()'s own, made by the caller.
+ */
+static void assert_open_fd(berth_meta_backend *b, const char *repo, const berth_digest *d, int want,
+                           uint64_t want_size)
+{
+    uint64_t size = 0, total = 0;
+    char buf[4096];
+    ssize_t n;
+    int fd = -1;
+
+    if (!b->blob_open_fd) {
+        return;
+    }
+    assert_int_equal(b->blob_open_fd(b, repo, d, &fd, &size), want);
+    if (want != 0) {
+        assert_int_equal(fd, -1); /* untouched on failure */
+        return;
+    }
+    assert_true(fd >= 0);
+    assert_int_equal(size, want_size);
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        total += (uint64_t)n;
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(total, want_size);
+    close(fd);
+}
+
 static void test_meta__blob_touch_link_stat(void **state)
 {
     berth_meta_backend *b = *state;
@@ -464,16 +495,19 @@ static void test_meta__blob_touch_link_stat(void **state)
     assert_int_equal(b->blob_touch(b, &d, 5), 0);
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), BERTH_ENOTFOUND);
     assert_int_equal(b->blob_stat(b, r1, &d, &size), BERTH_ENOTFOUND);
+    assert_open_fd(b, r1, &d, BERTH_ENOTFOUND, 0);
     assert_int_equal(b->blob_touch(b, &d, 5), 0); /* again */
 
     assert_int_equal(b->blob_link(b, r1, &d, 5), 0);
     assert_int_equal(b->blob_link(b, r1, &d, 5), 0); /* again */
     assert_int_equal(b->blob_stat(b, r1, &d, &size), 0);
     assert_int_equal(size, 5);
+    assert_open_fd(b, r1, &d, 0, 5);
     size = 0;
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), 0);
     assert_int_equal(size, 5);
     assert_int_equal(b->blob_stat(b, r2, &d, &size), BERTH_ENOTFOUND);
+    assert_open_fd(b, r2, &d, BERTH_ENOTFOUND, 0); /* in another repository only */
 
     /* a mount: a known blob keeps its size */
     assert_int_equal(b->blob_link(b, r2, &d, 999), 0);
@@ -485,6 +519,8 @@ static void test_meta__blob_touch_link_stat(void **state)
     /* unlinked from one, still in the other */
     assert_int_equal(b->blob_unlink(b, r1, &d, 0), 0);
     assert_int_equal(b->blob_stat(b, r1, &d, &size), BERTH_ENOTFOUND);
+    assert_open_fd(b, r1, &d, BERTH_ENOTFOUND, 0);
+    assert_open_fd(b, r2, &d, 0, 5);
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), 0);
     assert_int_equal(b->blob_unlink(b, r2, &d, 0), 0);
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), BERTH_ENOTFOUND);

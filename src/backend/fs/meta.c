@@ -1132,7 +1132,7 @@ static int m_manifest_put(berth_meta_backend *b, const char *repo, const berth_m
 unlock:
     if (rc == 0 && !atomic_load(&e->cached)) {
         /* warm the cache with the bytes just pushed */
-        berth__fsb_cache_put(&m->cache, e, mf->data, (size_t)mf->size);
+        berth__fsb_cache_release(berth__fsb_cache_put(&m->cache, e, mf->data, (size_t)mf->size));
     }
     pthread_rwlock_unlock(&r->lock);
     berth__fsb_manifest_free(fresh, &m->cache);
@@ -1161,56 +1161,74 @@ static int m_tag_get(berth_meta_backend *b, const char *repo, const char *tag,
     return rc;
 }
 
-static int m_manifest_get(berth_meta_backend *b, const char *repo, const berth_digest *digest,
-                          berth_meta_blob_doc *out)
+/* The bytes of manifest `digest` of `repo`, with a reference the caller releases: from the
+   cache, else read from the layout (and cached when they fit). */
+static int manifest_bytes(berth__fsb_cached **out, fs_meta *m, const char *repo,
+                          const berth_digest *digest)
 {
-    fs_meta *m = of(b);
     berth_buf bytes = BERTH_BUF_INIT;
     berth__fsb_manifest *e;
-    berth__fsb_cached *c;
+    berth__fsb_cached *c = NULL;
     berth__fsb_repo *r;
     int rc = open_repo(&r, m, repo, false);
 
     if (rc < 0) {
         return rc;
     }
-    memset(out, 0, sizeof(*out));
     e = berth__htab_get(&r->manifests, digest->str);
     if (!e) {
         rc = berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s", digest->str, repo);
-        goto out;
-    }
-    out->media_type = strdup(e->media_type);
-    c = berth__fsb_cache_get(&m->cache, e);
-    if (c) {
-        out->data = malloc(c->len + 1);
-        if (out->data) {
-            memcpy(out->data, c->bytes, c->len + 1);
-            out->len = c->len;
-        }
-        berth__fsb_cache_release(c);
-    } else {
+    } else if (!(c = berth__fsb_cache_get(&m->cache, e))) {
         rc = berth__fsb_read_manifest(&bytes, r, &e->digest);
         if (rc == BERTH_ENOTFOUND) {
             rc = berth_error_set(BERTH_EIO, "manifest %s of %s: its bytes are missing", digest->str,
                                  repo);
         }
-        if (rc == 0) {
-            berth__fsb_cache_put(&m->cache, e, bytes.ptr ? bytes.ptr : "", bytes.len);
-            out->len = bytes.len;
-            out->data = bytes.ptr ? berth_buf_detach(&bytes) : strdup("");
+        if (rc == 0 &&
+            !(c = berth__fsb_cache_put(&m->cache, e, bytes.ptr ? bytes.ptr : "", bytes.len))) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
         }
     }
-    if (rc == 0 && (!out->data || !out->media_type)) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-out:
     pthread_rwlock_unlock(&r->lock);
     berth_buf_dispose(&bytes);
+    *out = c;
+    return rc;
+}
+
+static int m_manifest_get(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                          berth_meta_blob_doc *out)
+{
+    berth__fsb_cached *c = NULL;
+    int rc = manifest_bytes(&c, of(b), repo, digest);
+
+    memset(out, 0, sizeof(*out));
     if (rc < 0) {
+        return rc;
+    }
+    out->data = malloc(c->len + 1);
+    out->media_type = strdup(c->loan.media_type);
+    if (!out->data || !out->media_type) {
         free(out->data);
         free(out->media_type);
         memset(out, 0, sizeof(*out));
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        memcpy(out->data, c->bytes, c->len + 1);
+        out->len = c->len;
+    }
+    berth__fsb_cache_release(c);
+    return rc;
+}
+
+/* The cache's entry itself, lent: a manifest GET sends these bytes without a copy. */
+static int m_manifest_lend(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                           berth_meta_loan **out)
+{
+    berth__fsb_cached *c = NULL;
+    int rc = manifest_bytes(&c, of(b), repo, digest);
+
+    if (rc == 0) {
+        *out = &c->loan;
     }
     return rc;
 }
@@ -1891,6 +1909,7 @@ int berth__fsb_meta_new(berth_meta_backend **out, berth__fsb_root *root)
     m->pub.gc_blob_release = m_gc_blob_release;
     m->pub.free = m_free;
     m->pub.blob_open_fd = m_blob_open_fd;
+    m->pub.manifest_lend = m_manifest_lend;
     m->root = berth__fsb_root_ref(root);
     pthread_rwlock_init(&m->repos_lock, NULL);
     pthread_mutex_init(&m->cache.lock, NULL);

@@ -1146,6 +1146,59 @@ static void test_fs_backends__blob_open_one_step(void **state)
     open_backends(f, false); /* for the teardown */
 }
 
+/*
+ * A manifest GET on fs is lent the cache's bytes: no copy per request (two GETs get the same
+ * bytes, not two copies), and the loan outlives a delete of the manifest and the store itself.
+ * A manifest too big for the cache is lent a copy of its own.
+ */
+static void test_fs_backends__manifest_get_lends_the_cached_bytes(void **state)
+{
+    fixture *f = *state;
+    const berth_stored_manifest *a = NULL, *b = NULL;
+    berth_store_options opts;
+    berth_store *s = NULL;
+    image img;
+
+    push_image(f, "lib/app", "lent layer", "v1", &img);
+    close_backends(f);
+    s = open_store(f->root);
+    assert_int_equal(berth_store_manifest_get(&a, s, "lib/app", "v1"), 0);
+    assert_int_equal(berth_store_manifest_get(&b, s, "lib/app", img.manifest.str), 0);
+    assert_ptr_equal(a->data, b->data);
+    assert_ptr_equal(a->media_type, b->media_type);
+    assert_int_equal(a->len, strlen(img.manifest_json));
+    berth_manifest_release(b);
+    assert_int_equal(berth_store_manifest_delete(s, "lib/app", &img.manifest), 0);
+    assert_int_equal(berth_store_manifest_get(&b, s, "lib/app", "v1"), BERTH_ENOTFOUND);
+    berth_store_free(s);
+    assert_memory_equal(a->data, img.manifest_json, a->len);
+    assert_int_equal(a->data[a->len], '\0');
+    assert_string_equal(a->media_type, OCI_MANIFEST);
+    assert_string_equal(a->digest.str, img.manifest.str);
+    berth_manifest_release(a);
+
+    /* over the cache's budget: each GET its own copy, the same bytes */
+    berth_store_options_init(&opts);
+    opts.fsync = false;
+    opts.cache_bytes = 64;
+    assert_int_equal(berth_store_open(&s, f->root, &opts), 0);
+    assert_int_equal(berth_store_manifest_put(&(berth_put_result){0}, s, "lib/app", "v2",
+                                              OCI_MANIFEST, img.manifest_json,
+                                              strlen(img.manifest_json)),
+                     0);
+    assert_int_equal(berth_store_manifest_get(&a, s, "lib/app", "v2"), 0);
+    assert_int_equal(berth_store_manifest_get(&b, s, "lib/app", "v2"), 0);
+    assert_ptr_not_equal(a->data, b->data);
+    assert_int_equal(a->len, strlen(img.manifest_json));
+    assert_memory_equal(a->data, img.manifest_json, a->len);
+    assert_memory_equal(b->data, img.manifest_json, b->len);
+    assert_string_equal(b->media_type, OCI_MANIFEST);
+    berth_manifest_release(a);
+    berth_manifest_release(b);
+    berth_store_free(s);
+    open_backends(f, false); /* for the teardown */
+}
+
 static void test_fs_backends__adopts_sessions_of_the_store(void **state)
 {
     fixture *f = *state;
@@ -1569,6 +1622,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fs_backends__the_store_reads_what_fs_writes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__blob_open_one_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__manifest_get_lends_the_cached_bytes,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__adopts_sessions_of_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__fsck_du_usage, setup, teardown),

@@ -185,21 +185,45 @@ static void assert_tag(berth_meta_backend *b, const char *repo, const char *tag,
     assert_string_equal(d.str, want->str);
 }
 
+/* The optional manifest_lend() of `x` (NULL when the backend has none), checked. */
+static berth_meta_loan *lend(berth_meta_backend *b, const char *repo, const man *x)
+{
+    berth_meta_loan *loan = NULL;
+    if (!b->manifest_lend) {
+        return NULL;
+    }
+    assert_int_equal(b->manifest_lend(b, repo, &x->m.digest, &loan), 0);
+    assert_non_null(loan);
+    assert_int_equal(loan->len, x->m.size);
+    assert_memory_equal(loan->data, x->data, loan->len);
+    assert_int_equal(loan->data[loan->len], '\0');
+    assert_string_equal(loan->media_type, x->m.media_type);
+    return loan;
+}
+
 static void assert_manifest(berth_meta_backend *b, const char *repo, const man *x)
 {
     berth_meta_blob_doc doc = {NULL, 0, NULL};
+    berth_meta_loan *loan;
     assert_int_equal(b->manifest_get(b, repo, &x->m.digest, &doc), 0);
     assert_int_equal(doc.len, x->m.size);
     assert_memory_equal(doc.data, x->data, doc.len);
     assert_string_equal(doc.media_type, x->m.media_type);
     free(doc.data);
     free(doc.media_type);
+    if ((loan = lend(b, repo, x))) {
+        loan->release(loan);
+    }
 }
 
 static void assert_no_manifest(berth_meta_backend *b, const char *repo, const berth_digest *d)
 {
     berth_meta_blob_doc doc = {NULL, 0, NULL};
+    berth_meta_loan *loan = NULL;
     assert_int_equal(b->manifest_get(b, repo, d, &doc), BERTH_ENOTFOUND);
+    if (b->manifest_lend) {
+        assert_int_equal(b->manifest_lend(b, repo, d, &loan), BERTH_ENOTFOUND);
+    }
 }
 
 /* The error message names `d` (by its hex part at least). */
@@ -800,9 +824,16 @@ static void test_meta__manifest_delete(void **state)
     man_image(&m2, NULL, NULL);
     put_ok(b, r, &m2, keep, 1);
 
-    /* with every tag pointing at it; its blobs stay linked */
+    /* with every tag pointing at it; its blobs stay linked; a loan outlives it */
+    berth_meta_loan *loan = lend(b, r, &m1);
     assert_int_equal(b->manifest_delete(b, r, &m1.m.digest, 0), 0);
     assert_no_manifest(b, r, &m1.m.digest);
+    if (loan) {
+        assert_int_equal(loan->len, m1.m.size);
+        assert_memory_equal(loan->data, m1.data, loan->len);
+        assert_string_equal(loan->media_type, m1.m.media_type);
+        loan->release(loan);
+    }
     assert_tag(b, r, "x", NULL);
     assert_tag(b, r, "y", NULL);
     assert_tag(b, r, "keep", &m2.m.digest);

@@ -223,17 +223,34 @@ static int open_bytes(berth_store *s, const char *repo, const berth_digest *dige
     return rc;
 }
 
-int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
-                          uint64_t *size_out)
+/*
+ * A descriptor of blob `digest` of `repo`: in one step when the metadata backend opens its
+ * links (fs, where a link is the pool file), else found there and opened in the blob backend.
+ */
+static int open_in_repo(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                        uint64_t *size_out)
 {
     uint64_t size;
     int rc;
 
-    berth_error_clear();
-    if ((rc = blob_in_repo(s, repo, digest, &size)) < 0) {
-        return rc;
+    if (!s->meta->blob_open_fd) {
+        rc = blob_in_repo(s, repo, digest, &size);
+        return rc < 0 ? rc : open_bytes(s, repo, digest, fd_out, size_out);
     }
-    return open_bytes(s, repo, digest, fd_out, size_out);
+    if ((rc = check_repo(repo)) == 0) {
+        rc = s->meta->blob_open_fd(s->meta, repo, digest, fd_out, size_out);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        rc = berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str, repo);
+    }
+    return rc;
+}
+
+int berth_store_blob_open(berth_store *s, const char *repo, const berth_digest *digest, int *fd_out,
+                          uint64_t *size_out)
+{
+    berth_error_clear();
+    return open_in_repo(s, repo, digest, fd_out, size_out);
 }
 
 int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest *digest,
@@ -244,6 +261,9 @@ int berth_store_blob_locate(berth_store *s, const char *repo, const berth_digest
     berth_error_clear();
     memset(out, 0, sizeof(*out));
     out->fd = -1;
+    if (!s->blobs->url && s->meta->blob_open_fd) {
+        return open_in_repo(s, repo, digest, &out->fd, &out->size);
+    }
     if ((rc = blob_in_repo(s, repo, digest, &out->size)) < 0) {
         return rc;
     }
@@ -333,11 +353,37 @@ int berth_store_blobs(berth_store *s, const char *repo, berth_store_blob_cb cb, 
 
 /* ---- manifests ------------------------------------------------------------------------ */
 
-/* A manifest handed to a reader: its own copy of the bytes, freed at release. */
+/* A manifest handed to a reader: the backend's loan (no copy) or its own copy of the bytes,
+   ended at release. */
 typedef struct stored_copy {
     berth_stored_manifest pub; /* first member */
-    berth_meta_blob_doc doc;
+    berth_meta_loan *loan;     /* manifest_lend() */
+    berth_meta_blob_doc doc;   /* else manifest_get() */
 } stored_copy;
+
+/* The bytes of manifest `digest` of `repo` into `c`: lent by the backend when it can. */
+static int fetch_manifest(stored_copy *c, berth_store *s, const char *repo,
+                          const berth_digest *digest)
+{
+    int rc;
+
+    if (s->meta->manifest_lend) {
+        rc = s->meta->manifest_lend(s->meta, repo, digest, &c->loan);
+        if (rc == 0) {
+            c->pub.data = c->loan->data;
+            c->pub.len = c->loan->len;
+            c->pub.media_type = c->loan->media_type;
+        }
+        return rc;
+    }
+    rc = s->meta->manifest_get(s->meta, repo, digest, &c->doc);
+    if (rc == 0) {
+        c->pub.data = c->doc.data;
+        c->pub.len = c->doc.len;
+        c->pub.media_type = c->doc.media_type;
+    }
+    return rc;
+}
 
 static bool is_tag(const char *s)
 {
@@ -372,16 +418,13 @@ int berth_store_manifest_get(const berth_stored_manifest **out, berth_store *s, 
     if (!(c = calloc(1, sizeof(*c)))) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    rc = s->meta->manifest_get(s->meta, repo, &digest, &c->doc);
+    rc = fetch_manifest(c, s, repo, &digest);
     if (rc < 0) {
         free(c);
         return rc == BERTH_ENOTFOUND
                    ? berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s", digest.str, repo)
                    : rc;
     }
-    c->pub.data = c->doc.data;
-    c->pub.len = c->doc.len;
-    c->pub.media_type = c->doc.media_type;
     c->pub.digest = digest;
     *out = &c->pub;
     return 0;
@@ -391,6 +434,9 @@ void berth_manifest_release(const berth_stored_manifest *m)
 {
     stored_copy *c = (stored_copy *)(uintptr_t)m;
     if (c) {
+        if (c->loan) {
+            c->loan->release(c->loan);
+        }
         free(c->doc.data);
         free(c->doc.media_type);
         free(c);

@@ -69,6 +69,20 @@ typedef struct berth_meta_referrer {
     uint64_t size;
 } berth_meta_referrer;
 
+/**
+ * A manifest lent by manifest_lend(): its bytes (`len` of them, then a NUL) and media type,
+ * unchanged until release(loan), which may be called from any thread, after the manifest was
+ * deleted, and after the backend was freed. Several callers may hold the same loan; each
+ * releases its own.
+ */
+typedef struct berth_meta_loan berth_meta_loan;
+struct berth_meta_loan {
+    const char *data;
+    size_t len;
+    const char *media_type;
+    void (*release)(berth_meta_loan *loan);
+};
+
 /** An upload session's record. Strings are owned by whoever filled the struct. */
 typedef struct berth_meta_upload {
     char id[65];         /* [0-9a-f-], at most 64 bytes */
@@ -301,6 +315,30 @@ struct berth_meta_backend {
 
     /** Free the backend; NULL is fine. */
     void (*free)(berth_meta_backend *b);
+
+    /* ---- optional members (NULL when the backend has none; the store falls back) ------- */
+
+    /**
+     * Optional, for a backend whose links are the bytes themselves (fs: a link is a hard link
+     * to the file of its blob backend's pool): blob_stat() of `repo` (not NULL) and the blob
+     * backend's open_fd() in one step, a read-only descriptor of the bytes of blob `digest` as
+     * `repo` holds it, for sendfile; the caller closes it. Only for the blob backend it was
+     * opened with. NULL: the store asks blob_stat(), then the blob backend's open_fd().
+     * @return 0 (*fd_out and *size_out set; only then), BERTH_ENOTFOUND (not in `repo`, as
+     *         blob_stat() answers), BERTH_EIO
+     */
+    int (*blob_open_fd)(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                        int *fd_out, uint64_t *size_out);
+
+    /**
+     * Optional, for a backend that keeps manifests in memory: manifest_get() without a copy
+     * (a manifest GET hands the bytes to the server as they are). NULL: the store asks
+     * manifest_get() and keeps the copy.
+     * @param out  receives a loan the caller ends with (*out)->release(*out)
+     * @return 0, BERTH_ENOTFOUND, BERTH_EIO, BERTH_ENOMEM
+     */
+    int (*manifest_lend)(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                         berth_meta_loan **out);
 };
 
 static inline void berth_meta_upload_dispose(berth_meta_upload *u)

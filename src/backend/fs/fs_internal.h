@@ -93,11 +93,13 @@ int berth__fsb_each_blob(const char *blobs_dir, berth__fsb_blob_visit visit, voi
 
 /* ---- a repository in memory (index.c) --------------------------------------------------- */
 
-/* A manifest's bytes in memory, shared by reference (the LRU cache of meta.c). */
+/* A manifest's bytes in memory, shared by reference (the LRU cache of meta.c), and lent as
+   they are (manifest_lend): `loan` points into the entry, its release drops a reference. */
 typedef struct berth__fsb_cached {
     atomic_int refs;
-    char *bytes;
+    char *bytes; /* len bytes, a NUL, then the media type */
     size_t len;
+    berth_meta_loan loan;
     size_t charge;
     struct berth__fsb_cached *prev, *next;
     struct berth__fsb_cached *_Atomic *slot; /* the entry's slot while listed */
@@ -172,9 +174,11 @@ int berth__fsb_create_layout(const berth__fsb_root *root, const char *dir);
 void berth__fsb_cache_release(berth__fsb_cached *c);
 /* The cached bytes of `m` with a reference the caller releases, or NULL (a miss). */
 berth__fsb_cached *berth__fsb_cache_get(berth__fsb_cache *cache, berth__fsb_manifest *m);
-/* Cache `bytes` (len of them, copied) for `m` unless over the budget; best effort. */
-void berth__fsb_cache_put(berth__fsb_cache *cache, berth__fsb_manifest *m, const void *bytes,
-                          size_t len);
+/* Cache `bytes` (len of them, copied, with m->media_type) for `m` unless over the budget or
+   cached meanwhile. @return an entry of those bytes with a reference the caller releases
+   (listed in the cache or not), NULL when out of memory */
+berth__fsb_cached *berth__fsb_cache_put(berth__fsb_cache *cache, berth__fsb_manifest *m,
+                                        const void *bytes, size_t len);
 /* Drop `m`'s cached bytes (before the entry is freed). */
 void berth__fsb_cache_drop(berth__fsb_cache *cache, berth__fsb_manifest *m);
 

@@ -20,6 +20,7 @@
 #include <berth/errors.h>
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -96,31 +97,42 @@ berth__fsb_cached *berth__fsb_cache_get(berth__fsb_cache *cache, berth__fsb_mani
     return c;
 }
 
-void berth__fsb_cache_put(berth__fsb_cache *cache, berth__fsb_manifest *m, const void *bytes,
-                          size_t len)
+static void loan_release(berth_meta_loan *loan)
 {
-    berth__fsb_cached *c = calloc(1, sizeof(*c));
+    berth__fsb_cache_release(
+        (berth__fsb_cached *)(void *)((char *)loan - offsetof(berth__fsb_cached, loan)));
+}
 
-    if (!c || !(c->bytes = malloc(len + 1))) {
+berth__fsb_cached *berth__fsb_cache_put(berth__fsb_cache *cache, berth__fsb_manifest *m,
+                                        const void *bytes, size_t len)
+{
+    size_t mt_len = strlen(m->media_type);
+    berth__fsb_cached *c = calloc(1, sizeof(*c)), *had;
+
+    if (!c || !(c->bytes = malloc(len + 1 + mt_len + 1))) {
         free(c);
-        return;
+        return NULL;
     }
     memcpy(c->bytes, bytes, len);
     c->bytes[len] = '\0';
+    memcpy(c->bytes + len + 1, m->media_type, mt_len + 1);
     c->len = len;
-    c->charge = sizeof(*c) + len + 1 + 2 * 16; /* with malloc's overhead of each */
+    c->loan.data = c->bytes;
+    c->loan.len = len;
+    c->loan.media_type = c->bytes + len + 1;
+    c->loan.release = loan_release;
+    c->charge = sizeof(*c) + len + 1 + mt_len + 1 + 2 * 16; /* with malloc's overhead of each */
+    atomic_init(&c->refs, 1);                               /* the caller's */
     if (c->charge > cache->budget) {
-        free(c->bytes);
-        free(c);
-        return;
+        return c; /* too big to cache: the caller's copy */
     }
-    atomic_init(&c->refs, 1); /* the slot's */
     pthread_mutex_lock(&cache->lock);
-    if (atomic_load(&m->cached)) {
-        /* another reader cached it first */
+    if ((had = atomic_load(&m->cached))) {
+        /* another reader cached it first: that one, and ours goes */
+        atomic_fetch_add(&had->refs, 1);
         pthread_mutex_unlock(&cache->lock);
         berth__fsb_cache_release(c);
-        return;
+        return had;
     }
     while (cache->tail && cache->bytes + c->charge > cache->budget) {
         berth__fsb_cached *old = cache->tail, *expected = old;
@@ -131,10 +143,12 @@ void berth__fsb_cache_put(berth__fsb_cache *cache, berth__fsb_manifest *m, const
             berth__fsb_cache_release(old);
         }
     }
+    atomic_fetch_add(&c->refs, 1); /* the slot's */
     c->slot = &m->cached;
     atomic_store(&m->cached, c);
     lru_push_front(cache, c);
     pthread_mutex_unlock(&cache->lock);
+    return c;
 }
 
 void berth__fsb_cache_drop(berth__fsb_cache *cache, berth__fsb_manifest *m)

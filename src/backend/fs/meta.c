@@ -540,26 +540,38 @@ out:
     return rc;
 }
 
+/* ROOT/<repo>/blobs/<alg>/<hex>, the link of `d` in `repo` (no printf: on every blob GET). */
+static int link_path(berth_buf *out, const berth__fsb_root *root, const char *repo,
+                     const berth_digest *d)
+{
+    int rc = berth_buf_grow(out, strlen(root->root) + strlen(repo) + 32 + BERTH_DIGEST_MAXLEN);
+    if (rc == 0) {
+        rc = berth_buf_puts(out, root->root);
+    }
+    if (rc == 0) {
+        rc = berth__fsb_repo_path(out, repo); /* "/<repo>": the buffer is not empty */
+    }
+    if (rc == 0) {
+        rc = berth__fsb_blob_path(out, "", d);
+    }
+    return rc;
+}
+
+static int not_in(const char *repo, const berth_digest *digest)
+{
+    return berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
+                           repo ? repo : "any repository");
+}
+
 static int m_blob_stat(berth_meta_backend *b, const char *repo, const berth_digest *digest,
                        uint64_t *size_out)
 {
     fs_meta *m = of(b);
     berth_buf path = BERTH_BUF_INIT;
     struct stat st;
-    int rc = 0;
+    int rc = repo ? link_path(&path, m->root, repo, digest)
+                  : berth__fsb_pool_path(&path, m->root, digest);
 
-    if (repo) {
-        rc = berth_buf_printf(&path, "%s/", m->root->root);
-        if (rc == 0) {
-            rc = berth__fsb_repo_path(&path, repo);
-        }
-        if (rc == 0) {
-            rc = berth_buf_printf(&path, "/blobs/%s/%s", berth_digest_alg_name(digest->alg),
-                                  berth_digest_hex(digest));
-        }
-    } else {
-        rc = berth__fsb_pool_path(&path, m->root, digest);
-    }
     if (rc == 0 && stat(path.ptr, &st) != 0) {
         rc = errno == ENOENT || errno == ENOTDIR ? BERTH_ENOTFOUND
                                                  : berth__fsb_io_error("stat", path.ptr);
@@ -568,11 +580,43 @@ static int m_blob_stat(berth_meta_backend *b, const char *repo, const berth_dige
         rc = BERTH_ENOTFOUND; /* in the pool, but linked by no repository */
     }
     if (rc == BERTH_ENOTFOUND) {
-        berth_error_set(BERTH_ENOTFOUND, "blob %s not in %s", digest->str,
-                        repo ? repo : "any repository");
+        not_in(repo, digest);
     }
     if (rc == 0) {
         *size_out = (uint64_t)st.st_size;
+    }
+    berth_buf_dispose(&path);
+    return rc;
+}
+
+/*
+ * A link is a hard link to the pool file: opening it is the check (a blob of another
+ * repository has no link here; an unlinked one is gone) and gives the bytes, in one path walk
+ * where blob_stat() and the blob backend's open_fd() take two.
+ */
+static int m_blob_open_fd(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                          int *fd_out, uint64_t *size_out)
+{
+    fs_meta *m = of(b);
+    berth_buf path = BERTH_BUF_INIT;
+    struct stat st;
+    int fd = -1, rc = link_path(&path, m->root, repo, digest);
+
+    if (rc == 0 && ((fd = open(path.ptr, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0)) {
+        rc = errno == ENOENT || errno == ENOTDIR ? not_in(repo, digest)
+                                                 : berth__fsb_io_error("open", path.ptr);
+    }
+    if (rc == 0 && !S_ISREG(st.st_mode)) {
+        berth__log(BERTH_LOG_ERROR, "%s is not a regular file", path.ptr);
+        rc = berth_error_set(BERTH_EIO, "blob %s of %s is not a file", digest->str, repo);
+    }
+    if (rc == 0) {
+        *fd_out = fd;
+        *size_out = (uint64_t)st.st_size;
+        fd = -1;
+    }
+    if (fd >= 0) {
+        close(fd);
     }
     berth_buf_dispose(&path);
     return rc;
@@ -1088,7 +1132,7 @@ static int m_manifest_put(berth_meta_backend *b, const char *repo, const berth_m
 unlock:
     if (rc == 0 && !atomic_load(&e->cached)) {
         /* warm the cache with the bytes just pushed */
-        berth__fsb_cache_put(&m->cache, e, mf->data, (size_t)mf->size);
+        berth__fsb_cache_release(berth__fsb_cache_put(&m->cache, e, mf->data, (size_t)mf->size));
     }
     pthread_rwlock_unlock(&r->lock);
     berth__fsb_manifest_free(fresh, &m->cache);
@@ -1117,56 +1161,74 @@ static int m_tag_get(berth_meta_backend *b, const char *repo, const char *tag,
     return rc;
 }
 
-static int m_manifest_get(berth_meta_backend *b, const char *repo, const berth_digest *digest,
-                          berth_meta_blob_doc *out)
+/* The bytes of manifest `digest` of `repo`, with a reference the caller releases: from the
+   cache, else read from the layout (and cached when they fit). */
+static int manifest_bytes(berth__fsb_cached **out, fs_meta *m, const char *repo,
+                          const berth_digest *digest)
 {
-    fs_meta *m = of(b);
     berth_buf bytes = BERTH_BUF_INIT;
     berth__fsb_manifest *e;
-    berth__fsb_cached *c;
+    berth__fsb_cached *c = NULL;
     berth__fsb_repo *r;
     int rc = open_repo(&r, m, repo, false);
 
     if (rc < 0) {
         return rc;
     }
-    memset(out, 0, sizeof(*out));
     e = berth__htab_get(&r->manifests, digest->str);
     if (!e) {
         rc = berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s", digest->str, repo);
-        goto out;
-    }
-    out->media_type = strdup(e->media_type);
-    c = berth__fsb_cache_get(&m->cache, e);
-    if (c) {
-        out->data = malloc(c->len + 1);
-        if (out->data) {
-            memcpy(out->data, c->bytes, c->len + 1);
-            out->len = c->len;
-        }
-        berth__fsb_cache_release(c);
-    } else {
+    } else if (!(c = berth__fsb_cache_get(&m->cache, e))) {
         rc = berth__fsb_read_manifest(&bytes, r, &e->digest);
         if (rc == BERTH_ENOTFOUND) {
             rc = berth_error_set(BERTH_EIO, "manifest %s of %s: its bytes are missing", digest->str,
                                  repo);
         }
-        if (rc == 0) {
-            berth__fsb_cache_put(&m->cache, e, bytes.ptr ? bytes.ptr : "", bytes.len);
-            out->len = bytes.len;
-            out->data = bytes.ptr ? berth_buf_detach(&bytes) : strdup("");
+        if (rc == 0 &&
+            !(c = berth__fsb_cache_put(&m->cache, e, bytes.ptr ? bytes.ptr : "", bytes.len))) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
         }
     }
-    if (rc == 0 && (!out->data || !out->media_type)) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-out:
     pthread_rwlock_unlock(&r->lock);
     berth_buf_dispose(&bytes);
+    *out = c;
+    return rc;
+}
+
+static int m_manifest_get(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                          berth_meta_blob_doc *out)
+{
+    berth__fsb_cached *c = NULL;
+    int rc = manifest_bytes(&c, of(b), repo, digest);
+
+    memset(out, 0, sizeof(*out));
     if (rc < 0) {
+        return rc;
+    }
+    out->data = malloc(c->len + 1);
+    out->media_type = strdup(c->loan.media_type);
+    if (!out->data || !out->media_type) {
         free(out->data);
         free(out->media_type);
         memset(out, 0, sizeof(*out));
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        memcpy(out->data, c->bytes, c->len + 1);
+        out->len = c->len;
+    }
+    berth__fsb_cache_release(c);
+    return rc;
+}
+
+/* The cache's entry itself, lent: a manifest GET sends these bytes without a copy. */
+static int m_manifest_lend(berth_meta_backend *b, const char *repo, const berth_digest *digest,
+                           berth_meta_loan **out)
+{
+    berth__fsb_cached *c = NULL;
+    int rc = manifest_bytes(&c, of(b), repo, digest);
+
+    if (rc == 0) {
+        *out = &c->loan;
     }
     return rc;
 }
@@ -1846,6 +1908,8 @@ int berth__fsb_meta_new(berth_meta_backend **out, berth__fsb_root *root)
     m->pub.gc_blob_claim = m_gc_blob_claim;
     m->pub.gc_blob_release = m_gc_blob_release;
     m->pub.free = m_free;
+    m->pub.blob_open_fd = m_blob_open_fd;
+    m->pub.manifest_lend = m_manifest_lend;
     m->root = berth__fsb_root_ref(root);
     pthread_rwlock_init(&m->repos_lock, NULL);
     pthread_mutex_init(&m->cache.lock, NULL);

@@ -239,8 +239,24 @@ int berth__fsb_writable(const berth__fsb_root *r)
 
 int berth__fsb_blob_path(berth_buf *out, const char *dir, const berth_digest *d)
 {
-    return berth_buf_printf(out, "%s/blobs/%s/%s", dir, berth_digest_alg_name(d->alg),
-                            berth_digest_hex(d));
+    /* on every blob GET and HEAD: no printf */
+    int rc = berth_buf_grow(out, strlen(dir) + sizeof("/blobs/sha512/") + BERTH_DIGEST_MAXLEN);
+    if (rc == 0) {
+        rc = berth_buf_puts(out, dir);
+    }
+    if (rc == 0) {
+        rc = berth_buf_puts(out, "/blobs/");
+    }
+    if (rc == 0) {
+        rc = berth_buf_puts(out, berth_digest_alg_name(d->alg));
+    }
+    if (rc == 0) {
+        rc = berth_buf_puts(out, "/");
+    }
+    if (rc == 0) {
+        rc = berth_buf_puts(out, berth_digest_hex(d));
+    }
+    return rc;
 }
 
 int berth__fsb_pool_path(berth_buf *out, const berth__fsb_root *r, const berth_digest *d)

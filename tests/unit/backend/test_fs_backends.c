@@ -1072,6 +1072,133 @@ static void test_fs_backends__the_store_reads_what_fs_writes(void **state)
     open_backends(f, false); /* for the teardown */
 }
 
+/* Counts what a blob GET asks the backends (blob_open_one_step). */
+static atomic_int stat_calls, open_fd_calls;
+static int (*real_blob_stat)(berth_meta_backend *, const char *, const berth_digest *, uint64_t *);
+static int (*real_open_fd)(berth_blob_backend *, const berth_digest *, int *, uint64_t *);
+
+static int counting_blob_stat(berth_meta_backend *b, const char *repo, const berth_digest *d,
+                              uint64_t *size_out)
+{
+    atomic_fetch_add(&stat_calls, 1);
+    return real_blob_stat(b, repo, d, size_out);
+}
+
+static int counting_open_fd(berth_blob_backend *b, const berth_digest *d, int *fd_out,
+                            uint64_t *size_out)
+{
+    atomic_fetch_add(&open_fd_calls, 1);
+    return real_open_fd(b, d, fd_out, size_out);
+}
+
+/*
+ * A blob GET on fs opens the repository's link, the pool file's hard link, once: no
+ * blob_stat() then open_fd() of the pool (two path walks). The checks stay: a blob of another
+ * repository is not found, nor one whose link was deleted.
+ */
+static void test_fs_backends__blob_open_one_step(void **state)
+{
+    fixture *f = *state;
+    berth_digest d = put_blob(f, "lib/app", "one open per GET"), other;
+    berth_blob_location where;
+    berth_store *s = NULL;
+    uint64_t size = 0;
+    char text[64] = {0};
+    int fd = -1;
+
+    other = put_blob(f, "lib/other", "only in lib/other");
+    assert_non_null(f->meta->blob_open_fd);
+    real_blob_stat = f->meta->blob_stat;
+    real_open_fd = f->blobs->open_fd;
+    f->meta->blob_stat = counting_blob_stat;
+    f->blobs->open_fd = counting_open_fd;
+    atomic_store(&stat_calls, 0);
+    atomic_store(&open_fd_calls, 0);
+    assert_int_equal(berth_store_open_backends(&s, f->blobs, f->meta, NULL), 0);
+    f->blobs = NULL; /* the store frees them */
+    f->meta = NULL;
+
+    assert_int_equal(berth_store_blob_locate(s, "lib/app", &d, &where), 0);
+    assert_null(where.url);
+    assert_true(where.fd >= 0);
+    assert_int_equal(where.size, strlen("one open per GET"));
+    assert_int_equal(pread(where.fd, text, sizeof(text) - 1, 0), (ssize_t)where.size);
+    assert_string_equal(text, "one open per GET");
+    close(where.fd);
+    assert_int_equal(berth_store_blob_open(s, "lib/app", &d, &fd, &size), 0);
+    assert_int_equal(size, strlen("one open per GET"));
+    close(fd);
+    assert_int_equal(atomic_load(&stat_calls), 0);
+    assert_int_equal(atomic_load(&open_fd_calls), 0);
+
+    /* a blob of another repository stays unknown here */
+    assert_int_equal(berth_store_blob_locate(s, "lib/app", &other, &where), BERTH_ENOTFOUND);
+    assert_int_equal(where.fd, -1);
+    assert_null(strstr(berth_error_last(), f->root));
+    assert_int_equal(berth_store_blob_open(s, "lib/app", &other, &fd, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_locate(s, "no/such", &d, &where), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_locate(s, "Invalid", &d, &where), BERTH_EINVALID);
+    /* nor is a deleted link served */
+    assert_int_equal(berth_store_blob_delete(s, "lib/app", &d), 0);
+    assert_int_equal(berth_store_blob_locate(s, "lib/app", &d, &where), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_open(s, "lib/app", &d, &fd, &size), BERTH_ENOTFOUND);
+    berth_store_free(s);
+    open_backends(f, false); /* for the teardown */
+}
+
+/*
+ * A manifest GET on fs is lent the cache's bytes: no copy per request (two GETs get the same
+ * bytes, not two copies), and the loan outlives a delete of the manifest and the store itself.
+ * A manifest too big for the cache is lent a copy of its own.
+ */
+static void test_fs_backends__manifest_get_lends_the_cached_bytes(void **state)
+{
+    fixture *f = *state;
+    const berth_stored_manifest *a = NULL, *b = NULL;
+    berth_store_options opts;
+    berth_store *s = NULL;
+    image img;
+
+    push_image(f, "lib/app", "lent layer", "v1", &img);
+    close_backends(f);
+    s = open_store(f->root);
+    assert_int_equal(berth_store_manifest_get(&a, s, "lib/app", "v1"), 0);
+    assert_int_equal(berth_store_manifest_get(&b, s, "lib/app", img.manifest.str), 0);
+    assert_ptr_equal(a->data, b->data);
+    assert_ptr_equal(a->media_type, b->media_type);
+    assert_int_equal(a->len, strlen(img.manifest_json));
+    berth_manifest_release(b);
+    assert_int_equal(berth_store_manifest_delete(s, "lib/app", &img.manifest), 0);
+    assert_int_equal(berth_store_manifest_get(&b, s, "lib/app", "v1"), BERTH_ENOTFOUND);
+    berth_store_free(s);
+    assert_memory_equal(a->data, img.manifest_json, a->len);
+    assert_int_equal(a->data[a->len], '\0');
+    assert_string_equal(a->media_type, OCI_MANIFEST);
+    assert_string_equal(a->digest.str, img.manifest.str);
+    berth_manifest_release(a);
+
+    /* over the cache's budget: each GET its own copy, the same bytes */
+    berth_store_options_init(&opts);
+    opts.fsync = false;
+    opts.cache_bytes = 64;
+    assert_int_equal(berth_store_open(&s, f->root, &opts), 0);
+    assert_int_equal(berth_store_manifest_put(&(berth_put_result){0}, s, "lib/app", "v2",
+                                              OCI_MANIFEST, img.manifest_json,
+                                              strlen(img.manifest_json)),
+                     0);
+    assert_int_equal(berth_store_manifest_get(&a, s, "lib/app", "v2"), 0);
+    assert_int_equal(berth_store_manifest_get(&b, s, "lib/app", "v2"), 0);
+    assert_ptr_not_equal(a->data, b->data);
+    assert_int_equal(a->len, strlen(img.manifest_json));
+    assert_memory_equal(a->data, img.manifest_json, a->len);
+    assert_memory_equal(b->data, img.manifest_json, b->len);
+    assert_string_equal(b->media_type, OCI_MANIFEST);
+    berth_manifest_release(a);
+    berth_manifest_release(b);
+    berth_store_free(s);
+    open_backends(f, false); /* for the teardown */
+}
+
 static void test_fs_backends__adopts_sessions_of_the_store(void **state)
 {
     fixture *f = *state;
@@ -1494,6 +1621,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__the_store_reads_what_fs_writes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__blob_open_one_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__manifest_get_lends_the_cached_bytes,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__adopts_sessions_of_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__fsck_du_usage, setup, teardown),

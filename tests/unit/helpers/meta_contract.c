@@ -185,21 +185,45 @@ static void assert_tag(berth_meta_backend *b, const char *repo, const char *tag,
     assert_string_equal(d.str, want->str);
 }
 
+/* The optional manifest_lend() of `x` (NULL when the backend has none), checked. */
+static berth_meta_loan *lend(berth_meta_backend *b, const char *repo, const man *x)
+{
+    berth_meta_loan *loan = NULL;
+    if (!b->manifest_lend) {
+        return NULL;
+    }
+    assert_int_equal(b->manifest_lend(b, repo, &x->m.digest, &loan), 0);
+    assert_non_null(loan);
+    assert_int_equal(loan->len, x->m.size);
+    assert_memory_equal(loan->data, x->data, loan->len);
+    assert_int_equal(loan->data[loan->len], '\0');
+    assert_string_equal(loan->media_type, x->m.media_type);
+    return loan;
+}
+
 static void assert_manifest(berth_meta_backend *b, const char *repo, const man *x)
 {
     berth_meta_blob_doc doc = {NULL, 0, NULL};
+    berth_meta_loan *loan;
     assert_int_equal(b->manifest_get(b, repo, &x->m.digest, &doc), 0);
     assert_int_equal(doc.len, x->m.size);
     assert_memory_equal(doc.data, x->data, doc.len);
     assert_string_equal(doc.media_type, x->m.media_type);
     free(doc.data);
     free(doc.media_type);
+    if ((loan = lend(b, repo, x))) {
+        loan->release(loan);
+    }
 }
 
 static void assert_no_manifest(berth_meta_backend *b, const char *repo, const berth_digest *d)
 {
     berth_meta_blob_doc doc = {NULL, 0, NULL};
+    berth_meta_loan *loan = NULL;
     assert_int_equal(b->manifest_get(b, repo, d, &doc), BERTH_ENOTFOUND);
+    if (b->manifest_lend) {
+        assert_int_equal(b->manifest_lend(b, repo, d, &loan), BERTH_ENOTFOUND);
+    }
 }
 
 /* The error message names `d` (by its hex part at least). */
@@ -445,6 +469,37 @@ static void test_meta__catalog(void **state)
 
 /* ---- blobs of a repository -------------------------------------------------------------- */
 
+/*
+ * The optional blob_open_fd() agrees with blob_stat() of `repo`: the same answer, and a
+ * descriptor of `size` bytes. A backend without it (NULL) falls back in the store; then the
+ * check is blob_stat()'s own, made by the caller.
+ */
+static void assert_open_fd(berth_meta_backend *b, const char *repo, const berth_digest *d, int want,
+                           uint64_t want_size)
+{
+    uint64_t size = 0, total = 0;
+    char buf[4096];
+    ssize_t n;
+    int fd = -1;
+
+    if (!b->blob_open_fd) {
+        return;
+    }
+    assert_int_equal(b->blob_open_fd(b, repo, d, &fd, &size), want);
+    if (want != 0) {
+        assert_int_equal(fd, -1); /* untouched on failure */
+        return;
+    }
+    assert_true(fd >= 0);
+    assert_int_equal(size, want_size);
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        total += (uint64_t)n;
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(total, want_size);
+    close(fd);
+}
+
 static void test_meta__blob_touch_link_stat(void **state)
 {
     berth_meta_backend *b = *state;
@@ -464,16 +519,19 @@ static void test_meta__blob_touch_link_stat(void **state)
     assert_int_equal(b->blob_touch(b, &d, 5), 0);
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), BERTH_ENOTFOUND);
     assert_int_equal(b->blob_stat(b, r1, &d, &size), BERTH_ENOTFOUND);
+    assert_open_fd(b, r1, &d, BERTH_ENOTFOUND, 0);
     assert_int_equal(b->blob_touch(b, &d, 5), 0); /* again */
 
     assert_int_equal(b->blob_link(b, r1, &d, 5), 0);
     assert_int_equal(b->blob_link(b, r1, &d, 5), 0); /* again */
     assert_int_equal(b->blob_stat(b, r1, &d, &size), 0);
     assert_int_equal(size, 5);
+    assert_open_fd(b, r1, &d, 0, 5);
     size = 0;
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), 0);
     assert_int_equal(size, 5);
     assert_int_equal(b->blob_stat(b, r2, &d, &size), BERTH_ENOTFOUND);
+    assert_open_fd(b, r2, &d, BERTH_ENOTFOUND, 0); /* in another repository only */
 
     /* a mount: a known blob keeps its size */
     assert_int_equal(b->blob_link(b, r2, &d, 999), 0);
@@ -485,6 +543,8 @@ static void test_meta__blob_touch_link_stat(void **state)
     /* unlinked from one, still in the other */
     assert_int_equal(b->blob_unlink(b, r1, &d, 0), 0);
     assert_int_equal(b->blob_stat(b, r1, &d, &size), BERTH_ENOTFOUND);
+    assert_open_fd(b, r1, &d, BERTH_ENOTFOUND, 0);
+    assert_open_fd(b, r2, &d, 0, 5);
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), 0);
     assert_int_equal(b->blob_unlink(b, r2, &d, 0), 0);
     assert_int_equal(b->blob_stat(b, NULL, &d, &size), BERTH_ENOTFOUND);
@@ -764,9 +824,16 @@ static void test_meta__manifest_delete(void **state)
     man_image(&m2, NULL, NULL);
     put_ok(b, r, &m2, keep, 1);
 
-    /* with every tag pointing at it; its blobs stay linked */
+    /* with every tag pointing at it; its blobs stay linked; a loan outlives it */
+    berth_meta_loan *loan = lend(b, r, &m1);
     assert_int_equal(b->manifest_delete(b, r, &m1.m.digest, 0), 0);
     assert_no_manifest(b, r, &m1.m.digest);
+    if (loan) {
+        assert_int_equal(loan->len, m1.m.size);
+        assert_memory_equal(loan->data, m1.data, loan->len);
+        assert_string_equal(loan->media_type, m1.m.media_type);
+        loan->release(loan);
+    }
     assert_tag(b, r, "x", NULL);
     assert_tag(b, r, "y", NULL);
     assert_tag(b, r, "keep", &m2.m.digest);

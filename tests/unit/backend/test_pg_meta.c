@@ -909,6 +909,39 @@ static void test_pg__a_tag_moved_on_one_replica_is_seen_on_another(void **state)
     r[1]->free(r[1]);
 }
 
+/* tag_names sends a page as one aggregated text; a page it cannot split (here a name no tag
+ * may have, longer than BERTH_TAG_MAX, written behind berth's back) is read row by row. */
+static void test_pg__tag_names_falls_back_to_rows(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_tagnames");
+    berth_meta_backend *b = open_ok(url);
+    berth_digest d;
+    put_tagged(b, "{\"schemaVersion\":2}", "a", &d);
+    put_tagged(b, "{\"schemaVersion\":2}", "z", &d);
+    char listed[512] = "";
+    bool more = true;
+    assert_int_equal(b->tag_names(b, "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, "a,z,");
+    PGconn *c = admin(url);
+    sql(c, "INSERT INTO tags (repository_id, name, manifest_id, pushed) SELECT repository_id, "
+           "repeat('m', 129), id, 0 FROM manifests");
+    PQfinish(c);
+    char want[512];
+    snprintf(want, sizeof(want), "a,%0129d,z,", 0);
+    for (char *p = want + 2; *p == '0'; p++) {
+        *p = 'm';
+    }
+    listed[0] = '\0';
+    assert_int_equal(b->tag_names(b, "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, want);
+    assert_false(more);
+    listed[0] = '\0';
+    assert_int_equal(b->tag_names(b, "rep", NULL, 2, names_cat, listed, &more), 0);
+    assert_true(more);
+    b->free(b);
+}
+
 /* ---- the contract suite ------------------------------------------------------------------ */
 
 static int open_contract(berth_meta_backend **out, void *payload)
@@ -937,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_pg__an_outage_is_enetwork_and_service_resumes),
         cmocka_unit_test(test_pg__manifest_put_races_unlink_and_gc),
         cmocka_unit_test(test_pg__a_tag_moved_on_one_replica_is_seen_on_another),
+        cmocka_unit_test(test_pg__tag_names_falls_back_to_rows),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     static char contract_url[1100];

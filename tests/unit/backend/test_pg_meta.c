@@ -909,8 +909,10 @@ static void test_pg__a_tag_moved_on_one_replica_is_seen_on_another(void **state)
     r[1]->free(r[1]);
 }
 
-/* tag_names sends a page as one aggregated text; a page it cannot split (here a name no tag
- * may have, longer than BERTH_TAG_MAX, written behind berth's back) is read row by row. */
+#define ZEROS64 "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* tag_names and catalog send a page as one aggregated text; a page they cannot split (here a
+ * name berth never stores, too long, written behind its back) is read row by row. */
 static void test_pg__tag_names_falls_back_to_rows(void **state)
 {
     char url[1100];
@@ -939,6 +941,21 @@ static void test_pg__tag_names_falls_back_to_rows(void **state)
     listed[0] = '\0';
     assert_int_equal(b->tag_names(b, "rep", NULL, 2, names_cat, listed, &more), 0);
     assert_true(more);
+    /* the catalog likewise: a repository name longer than BERTH_NAME_MAX */
+    c = admin(url);
+    sql(c, "INSERT INTO repositories (name, created) VALUES (repeat('r', 256), 0)");
+    sql(c, "INSERT INTO blobs (digest, size, touched) VALUES ('sha256:" ZEROS64 "', 1, 0)");
+    sql(c,
+        "INSERT INTO repository_blobs (repository_id, digest, linked) SELECT id, 'sha256:" ZEROS64
+        "', 0 FROM repositories WHERE name = repeat('r', 256)");
+    PQfinish(c);
+    memset(want, 'r', 256);
+    snprintf(want + 256, sizeof(want) - 256, ",");
+    listed[0] = '\0';
+    more = true;
+    assert_int_equal(b->catalog(b, "rep", 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, want);
+    assert_false(more);
     b->free(b);
 }
 

@@ -16,6 +16,7 @@
 #include <berth/errors.h>
 
 #include "backend/postgres/pg.h"
+#include "backend/postgres/pg_internal.h"
 #include "helpers/meta_contract.h"
 
 #include <arpa/inet.h>
@@ -833,6 +834,67 @@ static void test_pg__manifest_put_races_unlink_and_gc(void **state)
     r.b->free(r.b);
 }
 
+/* ---- prepared statements (conn.c) ------------------------------------------------------- */
+
+static bool is_prepared(PGconn *c, const char *name)
+{
+    PGresult *r = NULL;
+    const char *p[] = {name};
+    assert_int_equal(berth__pg_exec(&r, c,
+                                    "SELECT count(*) FROM pg_prepared_statements WHERE name = $1",
+                                    1, p, 0),
+                     0);
+    bool yes = berth__pg_int(r, 0, 0) == 1;
+    PQclear(r);
+    return yes;
+}
+
+static void assert_runs(PGconn *c, const berth__pg_stmt *st)
+{
+    PGresult *r = NULL;
+    const char *p[] = {"41"};
+    assert_int_equal(berth__pg_exec_stmt(&r, c, st, 1, p, NULL, NULL, 0), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+}
+
+/* Statements are prepared on the connection given and on every one the pool makes after;
+ * a connection made outside the pool runs them unprepared. */
+static void test_pg__statements_are_prepared_on_every_connection(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_prepared");
+    berth_pg_options o = {.conninfo = url, .pool_size = 4};
+    berth__pg_pool pool;
+    const berth__pg_stmt st[] = {{"berth_t_plus", "SELECT $1::integer + 1"},
+                                 {"berth_t_minus", "SELECT $1::integer - 1"}};
+    PGconn *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    assert_int_equal(berth__pg_pool_init(&pool, &o), 0);
+    assert_int_equal(berth__pg_pool_get(&pool, &c1), 0);
+    assert_false(is_prepared(c1, "berth_t_plus"));
+    assert_int_equal(berth__pg_pool_prepare(&pool, c1, st, 2), 0);
+    assert_true(is_prepared(c1, "berth_t_plus"));
+    assert_true(is_prepared(c1, "berth_t_minus"));
+    assert_runs(c1, &st[0]);
+    /* c1 is in use: the pool makes c2, and prepares it */
+    assert_int_equal(berth__pg_pool_get(&pool, &c2), 0);
+    assert_true(c2 != c1);
+    assert_true(is_prepared(c2, "berth_t_plus"));
+    assert_runs(c2, &st[0]);
+    berth__pg_pool_put(&pool, c2);
+    /* dedicated connections too */
+    assert_int_equal(berth__pg_dedicated_get(&pool, &c2), 0);
+    assert_true(is_prepared(c2, "berth_t_minus"));
+    berth__pg_dedicated_put(&pool, c2);
+    berth__pg_pool_put(&pool, c1);
+    /* outside a pool: unprepared, the statement runs as it is (outside a transaction) */
+    assert_int_equal(berth__pg_connect(&c3, url, 5, 15000), 0);
+    assert_false(is_prepared(c3, "berth_t_plus"));
+    assert_runs(c3, &st[0]);
+    PQfinish(c3);
+    berth__pg_pool_dispose(&pool);
+}
+
 /* ---- replicas: a tag moved on one is seen on the other at once -------------------------- */
 
 static int names_cat(const char *name, void *payload)
@@ -988,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_pg__manifest_put_races_unlink_and_gc),
         cmocka_unit_test(test_pg__a_tag_moved_on_one_replica_is_seen_on_another),
         cmocka_unit_test(test_pg__tag_names_falls_back_to_rows),
+        cmocka_unit_test(test_pg__statements_are_prepared_on_every_connection),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     static char contract_url[1100];

@@ -12,14 +12,20 @@ CMAKE_ARGS ?=
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
+# (a build directory that `make serve` configured without the tests gets them back)
 configure:
-	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(CMAKE_ARGS)
+	@if ! test -f $(BUILD)/CMakeCache.txt || grep -q '^BERTH_TESTS:BOOL=OFF' $(BUILD)/CMakeCache.txt; \
+	then cmake -S . -B $(BUILD) -DBERTH_TESTS=ON $(CMAKE_ARGS); fi
 
 setup:
 	@sh scripts/setup.sh
 
-serve: setup
-	$(MAKE) all
+# Only what serving needs: the build packages (no test tools) and the berth binary (no tests).
+# `make serve LISTEN=0.0.0.0:5000 ROOT=/var/lib/berth` to choose where.
+serve:
+	@sh scripts/setup.sh --serve
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DBERTH_TESTS=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target berth
 	$(BUILD)/berth serve --listen $(LISTEN) --root $(ROOT)
 
 # Everything CI runs: lint, the build, unit + integration tests, the fuzz replay,
@@ -56,7 +62,8 @@ format-check:
 
 bench: all
 	sh scripts/setup.sh --bench
-	../shared/bench/compare.sh
+	bash bench/overload.sh
+	bash bench/copy_bench.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -4,14 +4,23 @@
 set -eu
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
-curl openssl python3 skopeo umoci docker-registry apache2-utils wrk
+curl openssl python3 skopeo umoci podman docker-registry apache2-utils wrk
 libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
-# the storage engines the tests run against (Ceph RGW for S3, PostgreSQL): `make check` only
-ENGINES="radosgw ceph-mon ceph-osd ceph-common postgresql"
+# the storage engines the tests run against (Ceph RGW for S3, PostgreSQL, and OpenStack Swift's
+# s3api as the weaker S3 target, with the memcached its tempauth needs): `make check` only
+ENGINES="radosgw ceph-mon ceph-osd ceph-common postgresql
+swift swift-proxy swift-object swift-container swift-account python3-swift memcached"
 case "${1:-}" in
 --bench) PACKAGES="$PACKAGES nginx-light bc" ;;
 --check) PACKAGES="$PACKAGES $ENGINES" ;;
 esac
+
+# --serve (`make serve`): only what building and running the server needs (no test tools, no
+# engines); no option: build and test tools; --check: also the engines; --bench: benchmark tools
+if [ "${1:-}" = --serve ]; then
+    PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev
+libcurl4-openssl-dev libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -22,5 +22,6 @@
 #include "server.h"
 #include "client.h"
 #include "db.h"
+#include "log.h"
 
 #endif

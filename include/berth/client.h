@@ -21,15 +21,24 @@
 /** Largest manifest the client accepts (4 MiB). */
 #define BERTH_CLIENT_MANIFEST_MAX (4u * 1024u * 1024u)
 
+/** berth_client_options.tls_verify: verify (the default), or not. */
+#define BERTH_TLS_VERIFY_DEFAULT 0 /* verify; plain HTTP fallback for loopback and insecure */
+#define BERTH_TLS_VERIFY_ON      1 /* --tls-verify=true: HTTPS verified, never plain HTTP */
+#define BERTH_TLS_VERIFY_OFF     2 /* --tls-verify=false: no verification, plain HTTP fallback */
+
 /** Options of a client; every field may be left zero. Strings are copied. */
 typedef struct berth_client_options {
-    const char *username; /* Basic credentials for every registry; NULL: docker config.json */
+    const char *username; /* Basic credentials for every registry; NULL: the auth files */
     const char *password;
-    const char *docker_config; /* path of a config.json; NULL: $DOCKER_CONFIG or ~/.docker */
-    bool plain_http;           /* plain HTTP for every registry, not only loopback ones */
+    const char *docker_config; /* an auth file read alone (--authfile); NULL: REGISTRY_AUTH_FILE
+                                  or the list of berth_auth_lookup() */
+    bool plain_http;           /* plain HTTP for every registry, without trying HTTPS */
     unsigned retries;          /* attempts after a connection error; 0 means 4 */
     unsigned retry_delay_ms;   /* first backoff delay, doubled each time; 0 means 200 */
     bool verbose;              /* log each request to stderr */
+    int tls_verify;            /* BERTH_TLS_VERIFY_DEFAULT, _ON or _OFF */
+    const char *cert_dir;      /* CAs (*.crt) and a client pair (*.cert, *.key) for every registry;
+                                  NULL: the certs.d directory of each registry */
 } berth_client_options;
 
 /** A registry client: one connection cache and token cache, usable from several threads. */
@@ -173,6 +182,43 @@ int berth_link_next_parse(berth_buf *out, const char *value);
 int berth_docker_config_auth(char **user, char **pass, const char *json, size_t len,
                              const char *registry);
 
+/* ---- credentials: auth files and credential helpers, as podman and docker keep them ---- */
+
+/**
+ * Find the credentials of `registry` ("host[:port]") as podman and skopeo do: with `authfile`
+ * (or else $REGISTRY_AUTH_FILE) set, in that file alone; else in
+ * $XDG_RUNTIME_DIR/containers/auth.json, ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json,
+ * then $DOCKER_CONFIG/config.json (or, without DOCKER_CONFIG, ~/.docker/config.json). In each
+ * file, `credHelpers[registry]` first (the program docker-credential-NAME), then `auths`, then
+ * `credsStore`; the first file that knows the registry answers.
+ * @param user, pass  receive the credentials (free())
+ * @param source      when not NULL, receives where they came from (a path, or
+ *                    "docker-credential-NAME") (free())
+ * @return 0; BERTH_ENOTFOUND (nowhere); BERTH_EINVALID (a file or a helper's answer is
+ *         unreadable: message names it); BERTH_ENOMEM
+ */
+int berth_auth_lookup(char **user, char **pass, char **source, const char *authfile,
+                      const char *registry);
+
+/**
+ * The auth file `berth login` writes: `authfile`, else $REGISTRY_AUTH_FILE, else
+ * $XDG_RUNTIME_DIR/containers/auth.json when XDG_RUNTIME_DIR is set, else
+ * ${XDG_CONFIG_HOME:-$HOME/.config}/containers/auth.json. @param out receives the path
+ * (appended) @return 0, BERTH_ENOTFOUND (no HOME either), BERTH_ENOMEM
+ */
+int berth_auth_file_path(berth_buf *out, const char *authfile);
+
+/**
+ * Set `auths[registry]` of the auth file at `path` to `{"auth": base64(user:password)}`, as
+ * podman login does, keeping every other member; with `user` NULL, remove the entry (with
+ * `registry` NULL as well: every entry of `auths`). Missing directories are made (0700); the
+ * file is written to a temporary file of mode 0600, fsynced and renamed over the old one.
+ * @return 0; BERTH_ENOTFOUND (removing an entry that is not there); BERTH_EINVALID (the file
+ *         is not a JSON object); BERTH_EIO; BERTH_ENOMEM
+ */
+int berth_auth_file_update(const char *path, const char *registry, const char *user,
+                           const char *pass);
+
 /* ---- documents and OCI image layouts, as the copy engine reads them ---- */
 
 /**
@@ -214,7 +260,32 @@ int berth_layout_get_manifest(const char *path, const char *tag, berth_buf *body
  */
 int berth_layout_read_blob(const char *path, const berth_digest *d, berth_buf *body);
 
+/**
+ * List the names (org.opencontainers.image.ref.name, usually tags) of the images in the
+ * index.json of the OCI image layout at `path`, in its order; unnamed entries are left out.
+ * @param cb  called with each name; non-zero stops the listing
+ * @return 0; BERTH_ENOTFOUND (not a layout); BERTH_EINVALID (index.json); BERTH_EIO
+ */
+int berth_layout_list_tags(const char *path, berth_client_name_cb cb, void *payload);
+
 /* ---- ends and copy ---- */
+
+/** The transports a reference can name (berth_transport_of()). */
+typedef enum berth_transport {
+    BERTH_TRANSPORT_REGISTRY = 1, /* HOST[:PORT]/NAME..., or docker://HOST[:PORT]/NAME... */
+    BERTH_TRANSPORT_LAYOUT = 2    /* oci:PATH[:TAG] */
+} berth_transport;
+
+/**
+ * Tell which transport a reference as people type it names, with skopeo's prefixes:
+ * `docker://REF` and a plain `REF` are a registry, `oci:PATH[:TAG]` an OCI image layout.
+ * Other transports of skopeo (oci-archive:, docker-archive:, docker-daemon:,
+ * containers-storage:, dir:, ...) are refused by name; `HOST:PORT/...` is a registry.
+ * @param rest  when not NULL, receives the text after `docker://` (else `text` itself)
+ * @return BERTH_TRANSPORT_REGISTRY, BERTH_TRANSPORT_LAYOUT; BERTH_EUNSUPPORTED (another
+ *         transport, message names it); BERTH_EINVALID (empty, `docker:` without `//`)
+ */
+int berth_transport_of(const char *text, const char **rest);
 
 /** Options of berth_copy(). */
 typedef struct berth_copy_options {
@@ -233,7 +304,12 @@ typedef struct berth_copy_options {
 
 /**
  * Copy what `src` names to `dst`. Each end is a registry reference `HOST[:PORT]/NAME[:TAG]`
- * (`[@DIGEST]` for the source) or an OCI layout `oci:PATH[:TAG]`. An index is copied whole by
+ * (`[@DIGEST]` for the source; `docker://` before it is accepted) or an OCI layout
+ * `oci:PATH[:TAG]`. A destination without a tag takes the source's (for a layout source
+ * without one, the name of its only named image); a registry destination gets `latest` when
+ * the source has none (named by digest). Each digest is copied once per copy. A manifest
+ * with a subject written to a registry without the referrers API is also listed in the
+ * subject's referrers fallback tag `<alg>-<hex>`. An index is copied whole by
  * default (as crane does; with `all` as well); with `platform`, only the matching child is
  * copied and the destination tag points at that image manifest. Blobs present at the
  * destination are skipped; all digests are verified; a manifest is written only after all it

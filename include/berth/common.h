@@ -39,4 +39,21 @@ static inline berth_slice berth_slice_from(const char *s)
  */
 int berth_parse_u64(uint64_t *out, const char *s, size_t len, uint64_t max);
 
+/**
+ * Parse a duration, the one grammar of the configuration, the environment and every command:
+ * digits with an optional unit `s`, `m`, `h` or `d` (none = seconds): `0`, `30s`, `5m`, `12h`,
+ * `7d`. No fractions, signs or spaces.
+ * @param out  receives the number of seconds
+ * @return 0, or BERTH_EINVALID (message set, naming the grammar)
+ */
+int berth_parse_duration(uint64_t *out, const char *text);
+
+/**
+ * Parse a size: digits with an optional unit `B`; binary `K`/`KiB`, `M`/`MiB`, `G`/`GiB`,
+ * `T`/`TiB`; decimal `KB`, `MB`, `GB`, `TB` (none = bytes): `512`, `4MiB`, `10GB`.
+ * @param out  receives the number of bytes
+ * @return 0, or BERTH_EINVALID (message set, naming the grammar)
+ */
+int berth_parse_size(uint64_t *out, const char *text);
+
 #endif

@@ -64,8 +64,10 @@ typedef struct berth_config {
     struct {
         uint64_t manifest_size;
         uint64_t body_size;
-        uint64_t concurrent_uploads;
-        uint64_t upload_sessions;                /* open upload sessions in all; 0 = no limit */
+        uint64_t upload_requests; /* upload requests streaming at once, per process; 0 = no
+                                     limit (`limits.concurrent_uploads` was its old name) */
+        uint64_t upload_sessions; /* open upload sessions in all (limits.concurrent_uploads);
+                                     0 = no limit */
         uint64_t upload_sessions_per_repository; /* ... per repository; 0 = no limit */
         uint64_t upload_sessions_per_client;     /* ... per user (else address); 0 = no limit */
         uint64_t upload_idle_ttl;     /* seconds a session may stay idle before it is reaped */
@@ -99,6 +101,8 @@ typedef struct berth_config {
         /* POST ?mount= without `from` looks for the blob; with authentication, only in the
            repositories the caller may pull (default true) */
         bool automatic_mount;
+        bool read_only;      /* maintenance: pulls only; writes and deletes refused (405) */
+        bool delete_enabled; /* DELETE of manifests, tags and blobs allowed (default true) */
         struct {
             /* blobs in an S3-compatible bucket (with database.url; credentials from
                AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared credentials file) */
@@ -115,13 +119,15 @@ typedef struct berth_config {
         char *url;          /* libpq connection string or URI; set: metadata in PostgreSQL */
         uint64_t pool_size; /* connections per process (default 8) */
     } database;
-    berth_config_rule *access; /* `access_count` rules, in file order */
+    struct berth_config_places *places; /* where each setting came from (berth_config_origin) */
+    berth_config_rule *access;          /* `access_count` rules, in file order */
     size_t access_count;
     berth_config_group *groups;
     size_t groups_count;
     struct {
-        uint64_t interval; /* seconds; 0 = no periodic gc */
-        uint64_t grace;    /* seconds */
+        uint64_t interval;       /* seconds; 0 = no periodic gc (default 1h) */
+        uint64_t grace;          /* seconds */
+        uint64_t untagged_delay; /* seconds an untagged manifest stays; 0 = kept (default 1d) */
         berth_config_retention *retention;
         size_t retention_count;
     } gc;
@@ -158,6 +164,28 @@ int berth_config_load_string(berth_config *cfg, const char *name, const char *te
 int berth_config_set(berth_config *cfg, const char *key, const char *value);
 
 /**
+ * As berth_config_set(), recording where the value came from ("--timeout", a variable name):
+ * errors found later about this key (berth_config_validate(), berth_config_check_files()) name
+ * that place. Messages of this call are prefixed with it.
+ * @return as berth_config_set()
+ */
+int berth_config_set_at(berth_config *cfg, const char *key, const char *value, const char *origin);
+
+/**
+ * Where a key was last set: "FILE:LINE:COL" for a file, "BERTH_..." for the environment, the
+ * flag for a command line; NULL for a default.
+ * @return a string borrowed from `cfg`, valid until the key is set again or `cfg` is freed
+ */
+const char *berth_config_origin(const berth_config *cfg, const char *key);
+
+/**
+ * Check that every file the configuration names (tls.cert, tls.key, tls.client_ca,
+ * auth.htpasswd, auth.token.private_key and public_key) is a regular file that can be read.
+ * @return 0 or BERTH_EINVALID, message `PLACE: key: PATH: reason`
+ */
+int berth_config_check_files(const berth_config *cfg);
+
+/**
  * Apply environment overrides: for each scalar key, BERTH_ + the dotted name upper-cased with
  * dots replaced by underscores (limits.body_size -> BERTH_LIMITS_BODY_SIZE).
  * @param getenv_fn  the lookup, getenv(3) when NULL (tests pass their own)
@@ -168,7 +196,8 @@ int berth_config_apply_env(berth_config *cfg, const char *(*getenv_fn)(const cha
 /**
  * Check the settings against each other (e.g. tls.cert without tls.key, token realm without a
  * key, rules naming unknown groups).
- * @return 0 or BERTH_EINVALID with the offending key in the message
+ * @return 0 or BERTH_EINVALID, message `PLACE: key: reason` (PLACE as berth_config_origin(),
+ *         left out for a key at its default)
  */
 int berth_config_validate(const berth_config *cfg);
 
@@ -184,16 +213,10 @@ int berth_config_print(const berth_config *cfg, FILE *out);
  */
 int berth_config_env_name(char *out, size_t out_size, const char *key);
 
-/**
- * Parse a duration: digits with an optional unit s, m, h or d (no unit = seconds).
- * @return 0 or BERTH_EINVALID
- */
+/** berth_parse_duration() (berth/common.h), the one duration grammar. */
 int berth_config_parse_duration(uint64_t *out, const char *text);
 
-/**
- * Parse a size: digits with an optional unit B, KiB, MiB, GiB, TiB, KB, MB, GB, TB (or K, M, G).
- * @return 0 or BERTH_EINVALID
- */
+/** berth_parse_size() (berth/common.h), the one size grammar. */
 int berth_config_parse_size(uint64_t *out, const char *text);
 
 /** Free a configuration and everything it owns; NULL is fine. */

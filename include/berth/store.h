@@ -428,6 +428,9 @@ typedef struct berth_gc_stats {
     uint64_t blobs_removed; /* blobs removed from the pool (their bytes freed) */
     uint64_t bytes_freed;
     uint64_t uploads_removed;
+    uint64_t orphans_found; /* blobs of the blob backend no metadata knew, older than the grace
+                               period: recorded now (kind "orphan"), removed by a collection
+                               run once the grace period has passed */
 } berth_gc_stats;
 
 /** Defaults for berth_gc_options: no dry run, one hour of grace, no rules. */
@@ -440,8 +443,10 @@ void berth_gc_options_init(berth_gc_options *opts);
  * they reach (an index's children, the referrers of a kept manifest); drop the other manifests
  * (so referrers whose subject is gone go); unlink blobs no kept manifest references whose link
  * is older than the grace period. Then remove pool blobs no repository links to, and upload
- * sessions idle past the upload TTL. See docs/design.md for why this is safe with concurrent
- * pushes.
+ * sessions idle past the upload TTL. Blobs of the blob backend that no metadata knows (bytes
+ * stored by a process killed before it recorded them), older than the grace period, are
+ * recorded, so that a run after the grace period removes them as it removes any unlinked blob.
+ * See docs/design.md for why this is safe with concurrent pushes.
  * @param stats  receives the counts; may be NULL
  * @return 0, BERTH_EIO, BERTH_ENOMEM
  */

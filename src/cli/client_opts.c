@@ -24,6 +24,35 @@ int cli_client_opt(cli_client_opts *o, const char *cmd, int argc, char **argv, i
         }
         return 1;
     }
+    if (strcmp(a, "--cert-dir") == 0 || strcmp(a, "--authfile") == 0) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "berth %s: %s needs a value\n", cmd, a);
+            return -1;
+        }
+        if (a[2] == 'c') {
+            o->cert_dir = argv[++*i];
+        } else {
+            o->authfile = argv[++*i];
+        }
+        return 1;
+    }
+    if (strncmp(a, "--tls-verify", 12) == 0 && (a[12] == '\0' || a[12] == '=')) {
+        /* --tls-verify, --tls-verify=BOOL or --tls-verify BOOL (as podman takes it) */
+        const char *v = a[12] == '=' ? a + 13 : NULL;
+        if (!v && *i + 1 < argc &&
+            (strcmp(argv[*i + 1], "true") == 0 || strcmp(argv[*i + 1], "false") == 0)) {
+            v = argv[++*i];
+        }
+        if (!v || strcmp(v, "true") == 0) {
+            o->tls_verify = BERTH_TLS_VERIFY_ON;
+        } else if (strcmp(v, "false") == 0) {
+            o->tls_verify = BERTH_TLS_VERIFY_OFF;
+        } else {
+            fprintf(stderr, "berth %s: --tls-verify wants true or false, not '%s'\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    }
     if (strcmp(a, "--password-stdin") == 0) {
         o->password_stdin = true;
     } else if (strcmp(a, "--plain-http") == 0) {
@@ -66,6 +95,9 @@ int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd)
     opts.username = o->user;
     opts.password = o->password;
     opts.plain_http = o->plain_http;
+    opts.tls_verify = o->tls_verify;
+    opts.cert_dir = o->cert_dir;
+    opts.docker_config = o->authfile;
     opts.verbose = o->verbose;
     if (berth_client_new(out, &opts) < 0) {
         cli_client_fail(cmd);

@@ -10,15 +10,24 @@ typedef struct cli_client_opts {
     const char *password;
     bool password_stdin;
     bool plain_http;
+    int tls_verify;       /* BERTH_TLS_VERIFY_* */
+    const char *cert_dir; /* --cert-dir */
+    const char *authfile; /* --authfile */
     bool verbose;
     bool quiet;
     char *stdin_password; /* owned */
 } cli_client_opts;
 
 #define CLI_CLIENT_OPTS_HELP                                                                       \
-    "  --user U --password P   Basic credentials (default: ~/.docker/config.json)\n"               \
+    "  --user U --password P   credentials (default: the auth files, see berth login --help)\n"    \
     "  --password-stdin        read the password from standard input\n"                            \
-    "  --plain-http            plain HTTP for every registry (loopback ones always use it)\n"      \
+    "  --authfile FILE         read credentials from FILE alone (also REGISTRY_AUTH_FILE)\n"       \
+    "  --cert-dir DIR          CAs (*.crt) and a client certificate (*.cert, *.key) for TLS\n"     \
+    "                          (default: certs.d/HOST:PORT of containers and docker)\n"            \
+    "  --tls-verify=BOOL       false: do not verify certificates, and allow plain HTTP;\n"         \
+    "                          true: HTTPS verified, never plain HTTP (default: verify;\n"         \
+    "                          plain HTTP only for loopback and registries.conf insecure)\n"       \
+    "  --plain-http            plain HTTP for every registry, without trying HTTPS\n"              \
     "  --verbose               log each request and step to stderr\n"                              \
     "  --quiet                 print nothing but errors\n"
 

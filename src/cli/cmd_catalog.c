@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: berth catalog HOST[:PORT] [options]\n"
+    "usage: berth catalog [docker://]HOST[:PORT] [options]\n"
     "\n"
     "List the repositories of a registry, one a line.\n" CLI_CLIENT_OPTS_HELP;
 
@@ -33,6 +33,9 @@ int cmd_catalog(int argc, char **argv)
     }
     if (cli_client_one_arg(&co, "catalog", argc, argv, &host) < 0) {
         goto out;
+    }
+    if (host && strncmp(host, "docker://", 9) == 0) {
+        host += 9; /* skopeo's transport prefix */
     }
     if (!host || !*host || strchr(host, '/') || host[0] == ':') {
         fputs(help, stderr);

@@ -12,18 +12,28 @@
 static const char help[] =
     "usage: berth copy SRC DST [options]\n"
     "\n"
-    "Copy an image between registries (HOST[:PORT]/NAME[:TAG][@DIGEST]) and OCI image\n"
-    "layouts (oci:PATH[:TAG]). An index is copied whole by default, as crane does; --all\n"
-    "says so explicitly; --platform copies only the matching image and tags it at DST.\n"
-    "Blobs already at DST are skipped; every digest is verified; the tag is written last.\n"
-    "A layout DST without a tag takes the source's tag; a registry DST without one, latest.\n"
+    "Copy an image between registries ([docker://]HOST[:PORT]/NAME[:TAG][@DIGEST]) and\n"
+    "OCI image layouts (oci:PATH[:TAG]). An index is copied whole by default, as crane\n"
+    "does; --all says so explicitly; --platform copies only the matching image and tags\n"
+    "it at DST. Blobs already at DST are skipped, and a blob met twice is copied once;\n"
+    "every digest is verified; the tag is written last.\n"
+    "A DST without a tag takes the source's tag (for oci:PATH without one, the name of its\n"
+    "only named image); when the source is named by digest alone, a registry DST gets\n"
+    "latest and a layout DST an unnamed entry.\n"
+    "With --referrers, a registry DST without the referrers API (Distribution 2.8) also\n"
+    "gets the fallback tag <alg>-<hex> of the referrers tag schema, and such a source is\n"
+    "read through it.\n"
+    "\n"
+    "Progress goes to standard error: on a terminal a line per blob (bytes, rate) redrawn\n"
+    "in place with a total; otherwise one line per blob as it finishes and a summary.\n"
     "\n"
     "options:\n"
     "  --all                   copy every image of an index (the default)\n"
     "  --platform OS/ARCH[/VARIANT]  copy only that platform's image\n"
     "  --referrers             copy the referrers (signatures, SBOMs) of what is copied\n"
     "  --jobs N                parallel blob transfers (default 4)\n" CLI_CLIENT_OPTS_HELP "\n"
-    "Prints the digest of the manifest written at DST (unless --quiet).\n";
+    "Prints the digest of the manifest written at DST on standard output (unless --quiet,\n"
+    "which also silences the progress).\n";
 
 static void print_note(const char *line, void *payload)
 {
@@ -93,7 +103,7 @@ int cmd_copy(int argc, char **argv)
     if (cli_client_open(&c, &co, "copy") < 0) {
         goto out;
     }
-    prog = cli_progress_new(!co.quiet && !co.verbose);
+    prog = cli_progress_new(cli_progress_mode_for(!co.quiet && !co.verbose, stderr), stderr);
     opts.progress = cli_progress_update;
     opts.progress_payload = prog;
     if (co.verbose) {
@@ -105,6 +115,7 @@ int cmd_copy(int argc, char **argv)
         cli_client_fail("copy");
         goto out;
     }
+    cli_progress_done(prog);
     cli_progress_free(prog);
     prog = NULL;
     if (!co.quiet) {

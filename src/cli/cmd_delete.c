@@ -10,10 +10,18 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: berth delete HOST[:PORT]/NAME(:TAG|@DIGEST) [options]\n"
+    "usage: berth delete [docker://]HOST[:PORT]/NAME(:TAG|@DIGEST) [options]\n"
     "\n"
     "Delete a manifest by digest, or a tag (a registry that cannot delete tags, such as\n"
-    "Distribution, answers UNSUPPORTED: delete the digest then).\n" CLI_CLIENT_OPTS_HELP;
+    "Distribution, answers UNSUPPORTED: delete the digest then).\n"
+    "\n"
+    "The space: deleting a tag leaves its manifest untagged. A berth server's online gc (on\n"
+    "by default, every gc.interval: 1h) removes an untagged manifest that no tag or index\n"
+    "needs once it is older than gc.untagged_delay (1d), then the blobs nothing references\n"
+    "any more once unused for gc.grace (1h); so the space is free within about a day.\n"
+    "Deleting by digest removes the manifest at once; its blobs go at the next gc. On a\n"
+    "stopped server's root, `berth gc --root DIR --max-untagged-age 0s` frees it "
+    "now.\n" CLI_CLIENT_OPTS_HELP;
 
 int cmd_delete(int argc, char **argv)
 {

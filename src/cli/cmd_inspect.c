@@ -17,7 +17,8 @@
 static const char help[] =
     "usage: berth inspect REF [--raw] [--config] [options]\n"
     "\n"
-    "Show the manifest REF names (a registry reference or oci:PATH[:TAG]):\n"
+    "Show the manifest REF names ([docker://]HOST[:PORT]/NAME[:TAG][@DIGEST] or\n"
+    "oci:PATH[:TAG]; a layout of one named image needs no tag):\n"
     "its digest, media type and the document, indented.\n"
     "  --raw                   print the manifest's exact bytes\n"
     "  --config                print the image config instead (with\n"
@@ -40,10 +41,7 @@ static void print_pretty(const char *data, size_t len)
 }
 
 /* Fetch a manifest or blob from the registry or layout the reference names. */
-typedef struct target {
-    berth_reference *ref;
-    berth_layout_ref *lref;
-} target;
+typedef cli_target target;
 
 static int get_manifest(berth_client *c, const target *t, const berth_digest *d, berth_buf *body,
                         char **ctype, berth_digest *got)
@@ -113,12 +111,7 @@ int cmd_inspect(int argc, char **argv)
         goto out;
     }
     ret = 1;
-    if (berth_layout_ref_is(refarg)) {
-        if (berth_layout_ref_parse(&t.lref, refarg) < 0) {
-            cli_client_fail("inspect");
-            goto out;
-        }
-    } else if (cli_ref_parse(&t.ref, "inspect", refarg) < 0) {
+    if (cli_target_parse(&t, "inspect", refarg) < 0) {
         goto out;
     }
     if (cli_client_open(&c, &co, "inspect") < 0) {
@@ -196,8 +189,7 @@ out:
     berth_buf_dispose(&body);
     berth_buf_dispose(&child);
     berth_buf_dispose(&cfg);
-    berth_reference_free(t.ref);
-    berth_layout_ref_free(t.lref);
+    cli_target_dispose(&t);
     berth_client_free(c);
     cli_client_opts_dispose(&co);
     return ret;

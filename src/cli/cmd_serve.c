@@ -8,6 +8,7 @@
 
 #include <berth/config.h>
 #include <berth/errors.h>
+#include <berth/log.h>
 #include <berth/server.h>
 #include <berth/store.h>
 
@@ -15,6 +16,7 @@
 #include <malloc.h>
 #endif
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -24,8 +26,8 @@ static void help(FILE *f)
 {
     fprintf(
         f, "usage: berth serve [--config FILE] [--print-config] [--listen ADDR:PORT] [--root DIR]\n"
-           "                   [--threads N] [--max-connections N] [--timeout SECONDS]\n"
-           "                   [--gc-interval DURATION] [--quiet]\n\n"
+           "                   [--threads N] [--max-connections N] [--timeout DURATION]\n"
+           "                   [--gc-interval DURATION] [--read-only] [--no-deletes] [--quiet]\n\n"
            "Run the registry (OCI Distribution Spec v1.1) until SIGINT or SIGTERM.\n\n"
            "  --config FILE          YAML configuration (keys: docs/operations.md): auth,\n"
            "                         access rules, TLS, limits, log format, online gc\n"
@@ -36,14 +38,41 @@ static void help(FILE *f)
            "  --threads N            worker threads (default 0: one per core)  [threads]\n"
            "  --max-connections N    simultaneous connections; more wait in the listen backlog\n"
            "                         (default: from the file-descriptor limit)  [max_connections]\n"
-           "  --timeout SECONDS      idle connection timeout (default 2m)  [timeouts.idle]\n"
-           "  --gc-interval DURATION run garbage collection every DURATION (30s, 5m, 12h, 7d;\n"
-           "                         0 = never, the default)  [gc.interval]\n"
+           "  --timeout DURATION     idle keep-alive connection timeout, 1s to 1d\n"
+           "                         (default 2m)  [timeouts.idle]\n"
+           "  --gc-interval DURATION run garbage collection every DURATION (default 1h;\n"
+           "                         0 = never)  [gc.interval]\n"
+           "  --read-only            maintenance mode: pulls only; pushes and deletes are\n"
+           "                         refused with 405 UNSUPPORTED, gc removes nothing\n"
+           "                         [storage.read_only]\n"
+           "  --no-deletes           refuse DELETE with 405 UNSUPPORTED  [storage.delete_enabled]\n"
            "  --quiet                no access log on stderr  [log.level: warn]\n\n"
+           "A DURATION is digits with an optional unit s, m, h or d (none = seconds): 0, 30s,\n"
+           "5m, 12h, 7d; a SIZE digits with B, KiB, MiB, GiB, TiB, KB, MB, GB or TB (none =\n"
+           "bytes): the same in the file, the environment and every option.\n"
            "Precedence: defaults < FILE < environment (BERTH_<KEY>, e.g. BERTH_LISTEN,\n"
            "BERTH_LIMITS_BODY_SIZE) < options. Endpoints besides /v2/: /healthz, /readyz,\n"
            "/metrics (Prometheus) and /token (with auth.token.private_key). An invalid\n"
-           "configuration exits with status 2.\n");
+           "configuration (also a file it names that cannot be read) exits with status 2 and\n"
+           "a message naming where the setting was made (FILE:LINE:COL, BERTH_<KEY>, --option).\n");
+}
+
+/* A message of `berth serve` before the server runs: in the log's format once it is known. */
+static void say(const char *fmt, ...) BERTH_PRINTF(1, 2);
+
+static void say(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (berth_log_json()) {
+        berth_log(BERTH_LOG_ERROR, "berth serve: %s", msg);
+    } else {
+        fprintf(stderr, "berth serve: %s\n", msg);
+    }
 }
 
 static int parse_uint(unsigned *out, const char *s, unsigned max)
@@ -90,7 +119,7 @@ static int listen_options(berth_server_options *opts, char *addr, size_t addr_si
                           const char *listen)
 {
     if (parse_listen(addr, addr_size, &opts->port, listen) < 0) {
-        fprintf(stderr, "berth serve: listen wants ADDR:PORT, got '%s'\n", listen);
+        say("listen wants ADDR:PORT, got '%s'", listen);
         return -1;
     }
     opts->listen_address = addr;
@@ -102,43 +131,60 @@ static int flag_to_key(berth_config *cfg, const char *arg, const char *val)
 {
     static const struct {
         const char *flag, *key;
+        bool duration;
         unsigned min, max;
     } flags[] = {
-        {"--listen", "listen", 0, 0},
-        {"--root", "root", 0, 0},
-        {"--threads", "threads", 0, 1024},
-        {"--max-connections", "max_connections", 1, 1000000},
-        {"--timeout", "timeouts.idle", 1, 86400},
-        {"--gc-interval", "gc.interval", 0, 0},
+        {"--listen", "listen", false, 0, 0},
+        {"--root", "root", false, 0, 0},
+        {"--threads", "threads", false, 0, 1024},
+        {"--max-connections", "max_connections", false, 1, 1000000},
+        {"--timeout", "timeouts.idle", true, 1, 86400},
+        {"--gc-interval", "gc.interval", true, 0, 0},
     };
+    uint64_t d;
     unsigned v;
 
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         if (strcmp(arg, flags[i].flag) != 0) {
             continue;
         }
-        if (flags[i].max && (parse_uint(&v, val, flags[i].max) < 0 || v < flags[i].min)) {
-            fprintf(stderr, "berth serve: %s wants %u to %u, got '%s'\n", arg, flags[i].min,
-                    flags[i].max, val);
+        if (flags[i].duration) {
+            if (berth_parse_duration(&d, val) < 0) {
+                say("%s: %s", arg, berth_error_last());
+                return -1;
+            }
+            if (flags[i].max && (d < flags[i].min || d > flags[i].max)) {
+                say("%s: wants %us to %us, got '%s'", arg, flags[i].min, flags[i].max, val);
+                return -1;
+            }
+        } else if (flags[i].max && (parse_uint(&v, val, flags[i].max) < 0 || v < flags[i].min)) {
+            say("%s wants %u to %u, got '%s'", arg, flags[i].min, flags[i].max, val);
             return -1;
         }
         if (strcmp(arg, "--listen") == 0) {
             char addr[64];
             uint16_t port;
             if (parse_listen(addr, sizeof(addr), &port, val) < 0) {
-                fprintf(stderr, "berth serve: --listen wants ADDR:PORT, got '%s'\n", val);
+                say("--listen wants ADDR:PORT, got '%s'", val);
                 return -1;
             }
         }
-        if (berth_config_set(cfg, flags[i].key, val) < 0) {
-            fprintf(stderr, "berth serve: %s: %s\n", arg, berth_error_last());
+        if (berth_config_set_at(cfg, flags[i].key, val, arg) < 0) {
+            say("%s", berth_error_last());
             return -1;
         }
         return 0;
     }
-    fprintf(stderr, "berth serve: unknown option: %s\n", arg);
+    say("unknown option: %s", arg);
     help(stderr);
     return -1;
+}
+
+/* The options that take no value. */
+static bool bare_flag(const char *arg)
+{
+    return strcmp(arg, "--print-config") == 0 || strcmp(arg, "--quiet") == 0 ||
+           strcmp(arg, "--read-only") == 0 || strcmp(arg, "--no-deletes") == 0;
 }
 
 static unsigned clamp_seconds(uint64_t s)
@@ -174,10 +220,11 @@ int cmd_serve(int argc, char **argv)
     berth_store *store = NULL;
     berth_server *srv = NULL;
     const char *config_path = NULL;
+    char *created = NULL; /* what opening the store creates: removed if the server fails */
     bool print = false, quiet = false;
     char addr[64] = "127.0.0.1";
     sigset_t set;
-    int sig, ret = 2, i;
+    int sig, ret = 2, i, rc;
 
     if (cli_wants_help(argc, argv)) {
         help(stdout);
@@ -195,6 +242,8 @@ int cmd_serve(int argc, char **argv)
             print = true;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             quiet = true;
+        } else if (bare_flag(argv[i])) {
+            continue;
         } else if (argv[i][0] == '-' && i + 1 < argc) {
             i++;
         }
@@ -214,7 +263,16 @@ int cmd_serve(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         const char *arg = argv[i];
 
-        if (strcmp(arg, "--print-config") == 0 || strcmp(arg, "--quiet") == 0) {
+        if (strcmp(arg, "--read-only") == 0 || strcmp(arg, "--no-deletes") == 0) {
+            bool ro = arg[2] == 'r';
+            if (berth_config_set_at(cfg, ro ? "storage.read_only" : "storage.delete_enabled",
+                                    ro ? "true" : "false", arg) < 0) {
+                say("%s", berth_error_last());
+                goto out;
+            }
+            continue;
+        }
+        if (bare_flag(arg)) {
             continue;
         }
         if (i + 1 >= argc) {
@@ -230,12 +288,15 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
-    if (quiet && cfg->log.level > 1 && berth_config_set(cfg, "log.level", "warn") < 0) {
-        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+    if (quiet && cfg->log.level > 1 &&
+        berth_config_set_at(cfg, "log.level", "warn", "--quiet") < 0) {
+        say("%s", berth_error_last());
         goto out;
     }
-    if (berth_config_validate(cfg) < 0) {
-        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+    /* from here on every line is in the configured format */
+    berth_log_configure((berth_log_level)cfg->log.level, cfg->log.format == BERTH_CONFIG_LOG_JSON);
+    if (berth_config_validate(cfg) < 0 || (!print && berth_config_check_files(cfg) < 0)) {
+        say("%s", berth_error_last());
         goto out;
     }
     raise_fd_limit();
@@ -243,7 +304,7 @@ int cmd_serve(int argc, char **argv)
         char n[24];
         snprintf(n, sizeof(n), "%u", berth_server_default_connection_limit());
         if (berth_config_set(cfg, "max_connections", n) < 0) {
-            fprintf(stderr, "berth serve: %s\n", berth_error_last());
+            say("%s", berth_error_last());
             goto out;
         }
     }
@@ -292,28 +353,37 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
+    /* a new root stays only once the server runs (not after a failed bind) */
+    created = cfg->storage.s3.bucket ? NULL : cli_root_missing(cfg->root);
     if (berth_store_open_config(&store, cfg, &sopts) < 0) {
-        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+        say("%s", berth_error_last());
         goto out;
     }
-    if (berth_server_start(&srv, store, &opts) < 0) {
-        fprintf(stderr, "berth serve: %s\n", berth_error_last());
+    if ((rc = berth_server_start(&srv, store, &opts)) < 0) {
+        say("%s", berth_error_last());
+        if (created) {
+            cli_root_remove(created); /* while the store's lock is ours */
+        }
+        if (rc == BERTH_EINVALID) {
+            ret = 2; /* what a file of the configuration holds (a certificate, htpasswd) */
+        }
         goto out;
     }
-    fprintf(stderr, "berth serve: listening on %s://%s%s%s:%u, %s %s%s%s\n",
-            cfg->tls.cert ? "https" : "http", strchr(addr, ':') ? "[" : "", addr,
-            strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv),
-            cfg->storage.s3.bucket ? "bucket" : "root",
-            cfg->storage.s3.bucket ? cfg->storage.s3.bucket : cfg->root,
-            cfg->auth.htpasswd || cfg->auth.token.realm ? ", auth on" : "",
-            cfg->gc.interval ? ", online gc on" : "");
+    berth_log(BERTH_LOG_NOTICE, "berth serve: listening on %s://%s%s%s:%u, %s %s%s%s%s%s",
+              cfg->tls.cert ? "https" : "http", strchr(addr, ':') ? "[" : "", addr,
+              strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv),
+              cfg->storage.s3.bucket ? "bucket" : "root",
+              cfg->storage.s3.bucket ? cfg->storage.s3.bucket : cfg->root,
+              cfg->auth.htpasswd || cfg->auth.token.realm ? ", auth on" : "",
+              cfg->gc.interval ? ", online gc on" : "", cfg->storage.read_only ? ", read-only" : "",
+              !cfg->storage.read_only && !cfg->storage.delete_enabled ? ", deletes off" : "");
     if (sigwait(&set, &sig) != 0) {
-        fprintf(stderr, "berth serve: sigwait failed\n");
+        berth_log(BERTH_LOG_ERROR, "berth serve: sigwait failed");
         goto out;
     }
-    fprintf(stderr,
-            "berth serve: %s, shutting down (draining for up to %us; signal again to exit now)\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", opts.drain_timeout_ms / 1000);
+    berth_log(BERTH_LOG_NOTICE,
+              "berth serve: %s, shutting down (draining for up to %us; signal again to exit now)",
+              sig == SIGINT ? "SIGINT" : "SIGTERM", opts.drain_timeout_ms / 1000);
     signal(SIGINT, exit_now);
     signal(SIGTERM, exit_now);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -322,6 +392,7 @@ int cmd_serve(int argc, char **argv)
 out:
     berth_server_free(srv);
     berth_store_free(store);
+    free(created);
     berth_config_free(cfg);
     return ret;
 }

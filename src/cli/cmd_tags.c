@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berth tags: the tags of a repository, one a line, following pagination. */
+/* berth tags: the tags of a repository (following pagination) or of an OCI layout, one a line. */
 #include "cli/cli.h"
 #include "cli/client_opts.h"
 #include "cli/client_ref.h"
@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char help[] = "usage: berth tags HOST[:PORT]/NAME [options]\n"
-                           "\n"
-                           "List the tags of a repository, one a line.\n" CLI_CLIENT_OPTS_HELP;
+static const char help[] =
+    "usage: berth tags [docker://]HOST[:PORT]/NAME | oci:DIR [options]\n"
+    "\n"
+    "List the tags of a repository, or the names (org.opencontainers.image.ref.name)\n"
+    "of the images of an OCI image layout, one a line.\n" CLI_CLIENT_OPTS_HELP;
 
 static int print_name(const char *name, void *payload)
 {
@@ -24,7 +26,7 @@ int cmd_tags(int argc, char **argv)
 {
     cli_client_opts co = {0};
     berth_client *c = NULL;
-    berth_reference *ref = NULL;
+    cli_target t = {0};
     const char *arg = NULL;
     int ret = 2;
 
@@ -40,16 +42,33 @@ int cmd_tags(int argc, char **argv)
         goto out;
     }
     ret = 1;
-    if (cli_ref_parse(&ref, "tags", arg) < 0 || cli_client_open(&c, &co, "tags") < 0) {
+    if (cli_target_parse(&t, "tags", arg) < 0) {
         goto out;
     }
-    if (berth_client_list_tags(c, ref->registry, ref->repository, print_name, NULL) < 0) {
+    if (t.lref) {
+        if (t.lref->tag) {
+            fprintf(stderr, "berth tags: %s: name the layout without a tag (oci:%s)\n", arg,
+                    t.lref->path);
+            ret = 2;
+            goto out;
+        }
+        if (berth_layout_list_tags(t.lref->path, print_name, NULL) < 0) {
+            cli_client_fail("tags");
+            goto out;
+        }
+        ret = 0;
+        goto out;
+    }
+    if (cli_client_open(&c, &co, "tags") < 0) {
+        goto out;
+    }
+    if (berth_client_list_tags(c, t.ref->registry, t.ref->repository, print_name, NULL) < 0) {
         cli_client_fail("tags");
         goto out;
     }
     ret = 0;
 out:
-    berth_reference_free(ref);
+    cli_target_dispose(&t);
     berth_client_free(c);
     cli_client_opts_dispose(&co);
     return ret;

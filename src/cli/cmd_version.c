@@ -23,32 +23,13 @@ bool cli_wants_help(int argc, char **argv)
 
 int cli_parse_duration(int64_t *out, const char *text)
 {
-    size_t len = strlen(text);
-    uint64_t n, unit;
+    uint64_t n;
 
-    if (len < 2) {
+    /* the one grammar of the configuration and the environment (berth/common.h) */
+    if (berth_parse_duration(&n, text) < 0 || n > (uint64_t)INT64_MAX) {
         return -1;
     }
-    switch (text[len - 1]) {
-    case 's':
-        unit = 1;
-        break;
-    case 'm':
-        unit = 60;
-        break;
-    case 'h':
-        unit = 3600;
-        break;
-    case 'd':
-        unit = 86400;
-        break;
-    default:
-        return -1;
-    }
-    if (berth_parse_u64(&n, text, len - 1, (uint64_t)INT64_MAX / unit) < 0) {
-        return -1;
-    }
-    *out = (int64_t)(n * unit);
+    *out = (int64_t)n;
     return 0;
 }
 

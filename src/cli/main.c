@@ -12,6 +12,8 @@ static const berth_cli_command commands[] = {
     {"tags", "list the tags of a repository", cmd_tags},
     {"catalog", "list the repositories of a registry", cmd_catalog},
     {"delete", "delete a manifest or a tag", cmd_delete},
+    {"login", "check and store credentials for a registry", cmd_login},
+    {"logout", "remove stored credentials", cmd_logout},
     {"gc", "remove unreferenced content from a store", cmd_gc},
     {"fsck", "verify a store", cmd_fsck},
     {"du", "space used per repository of a store", cmd_du},

@@ -1,32 +1,37 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The terminal progress display. Entries are kept in the order blobs started; each redraw
- * moves the cursor up over the lines drawn last time and rewrites them all, at most ten
- * times a second (and always when a blob finishes). Callbacks come from the copy engine's
- * worker threads, so one mutex guards everything.
+ * The progress display of blob transfers, on standard error (standard output carries the
+ * digest a copy prints). Entries are kept in the order blobs started. On a terminal each
+ * redraw moves the cursor up over the lines drawn last time and rewrites them, one per blob
+ * not yet finished (and those after it) and a total line, at most ten times a second (and always
+ * when a blob finishes). Elsewhere (a pipe, a log file) nothing is redrawn: one plain line per blob
+ * when it finishes, and a summary when the copy succeeded. Callbacks come from the copy engine's
+ * worker threads (downloads and uploads alike report bytes), so one mutex guards everything.
  */
 #include "cli/progress.h"
 
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 typedef struct entry {
-    char id[20];
+    char digest[140];
     uint64_t done, total;
     double start, end;
     bool finished;
+    bool transferred; /* reported bytes before finishing: not already at the destination */
 } entry;
 
 struct cli_progress {
-    bool active;
+    cli_progress_mode mode;
+    FILE *out;
     pthread_mutex_t mu;
     entry *items;
     size_t n, cap, drawn;
-    double last_draw;
+    size_t frozen; /* entries drawn for good, above the block that is redrawn */
+    double first, last_draw;
 };
 
 static double now(void)
@@ -36,13 +41,26 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-cli_progress *cli_progress_new(bool enabled)
+cli_progress_mode cli_progress_mode_for(bool enabled, FILE *out)
+{
+    const char *term = getenv("TERM");
+    if (!enabled) {
+        return CLI_PROGRESS_OFF;
+    }
+    if (isatty(fileno(out)) && !(term && strcmp(term, "dumb") == 0)) {
+        return CLI_PROGRESS_BARS;
+    }
+    return CLI_PROGRESS_LINES;
+}
+
+cli_progress *cli_progress_new(cli_progress_mode mode, FILE *out)
 {
     cli_progress *p = calloc(1, sizeof(*p));
     if (!p) {
         return NULL;
     }
-    p->active = enabled && isatty(STDOUT_FILENO);
+    p->mode = mode;
+    p->out = out;
     pthread_mutex_init(&p->mu, NULL);
     return p;
 }
@@ -58,47 +76,110 @@ static void human(char *out, size_t len, double v)
     snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
+static const char *short_id(const entry *e)
+{
+    const char *hex = strchr(e->digest, ':');
+    return hex ? hex + 1 : e->digest;
+}
+
+static void draw_entry(cli_progress *p, const entry *e, double t)
+{
+    char done[32], total[32], r[32], bar[23];
+    human(done, sizeof(done), (double)e->done);
+    human(total, sizeof(total), (double)e->total);
+    if (!e->transferred) {
+        fprintf(p->out, "\033[2K%.12s  %-22s  %10s  already at the destination\n", short_id(e), "",
+                total);
+        return;
+    }
+    double el = (e->finished ? e->end : t) - e->start;
+    double rate = el > 0.01 ? (double)e->done / el : 0;
+    char rs[40] = "-"; /* too soon (or too small) to say */
+    size_t fill =
+        e->total ? (size_t)(20 * (e->done > e->total ? e->total : e->done) / e->total) : 20;
+    bar[0] = '[';
+    for (size_t k = 0; k < 20; k++) {
+        bar[1 + k] = k < fill ? '#' : '.';
+    }
+    bar[21] = ']';
+    bar[22] = '\0';
+    if (el > 0.01) {
+        human(r, sizeof(r), rate);
+        snprintf(rs, sizeof(rs), "%s/s", r);
+    }
+    fprintf(p->out, "\033[2K%.12s  %s  %10s / %-10s  %12s", short_id(e), bar, done, total, rs);
+    if (e->finished) {
+        fprintf(p->out, "  done\n");
+    } else if (rate > 0 && e->total > e->done) {
+        fprintf(p->out, "  ETA %.0fs\n", (double)(e->total - e->done) / rate);
+    } else {
+        fprintf(p->out, "\n");
+    }
+}
+
+/* Redraw the block: the entries from `frozen` on and the total line. Finished entries at the
+ * top of the block are then left where they are for good, so the block (what the cursor goes
+ * back over) stays as small as the transfers in flight, whatever the number of blobs. */
 static void draw(cli_progress *p)
 {
     double t = now();
+    uint64_t sum_done = 0, sum_total = 0;
+    size_t finished = 0;
+    char done[32], total[32], r[32];
+
     if (p->drawn) {
-        printf("\033[%zuA", p->drawn);
+        fprintf(p->out, "\033[%zuA", p->drawn);
     }
     for (size_t i = 0; i < p->n; i++) {
-        entry *e = &p->items[i];
-        double el = (e->finished ? e->end : t) - e->start;
-        double rate = el > 0.01 ? (double)e->done / el : 0;
-        char done[32], total[32], r[32], eta[32] = "";
-        human(done, sizeof(done), (double)e->done);
-        human(total, sizeof(total), (double)e->total);
-        human(r, sizeof(r), rate);
-        if (e->finished) {
-            snprintf(eta, sizeof(eta), "done");
-        } else if (rate > 0 && e->total > e->done) {
-            snprintf(eta, sizeof(eta), "ETA %.0fs", (double)(e->total - e->done) / rate);
+        const entry *e = &p->items[i];
+        finished += e->finished;
+        if (e->transferred) {
+            sum_done += e->done;
+            sum_total += e->total;
         }
-        printf("\033[2K%s  %10s / %-10s  %10s/s  %s\n", e->id, done, total, r, eta);
+        if (i >= p->frozen) {
+            draw_entry(p, e, t);
+        }
     }
-    p->drawn = p->n;
+    human(done, sizeof(done), (double)sum_done);
+    human(total, sizeof(total), (double)sum_total);
+    human(r, sizeof(r), t - p->first > 0.01 ? (double)sum_done / (t - p->first) : 0);
+    fprintf(p->out, "\033[2Ktotal  %zu/%zu blobs  %s / %s  %s/s\n", finished, p->n, done, total, r);
+    while (p->frozen < p->n && p->items[p->frozen].finished) {
+        p->frozen++;
+    }
+    p->drawn = p->n - p->frozen + 1;
     p->last_draw = t;
-    fflush(stdout);
+    fflush(p->out);
+}
+
+/* LINES mode: the line of a blob that finished. */
+static void line(cli_progress *p, const entry *e)
+{
+    char size[32], r[32];
+    human(size, sizeof(size), (double)e->total);
+    if (!e->transferred) {
+        fprintf(p->out, "blob %s  %s  already at the destination\n", e->digest, size);
+    } else {
+        double el = e->end - e->start;
+        human(r, sizeof(r), el > 0.001 ? (double)e->total / el : 0);
+        fprintf(p->out, "blob %s  %s  copied in %.1f s (%s/s)\n", e->digest, size, el, r);
+    }
+    fflush(p->out);
 }
 
 void cli_progress_update(const char *digest, uint64_t done, uint64_t total, bool finished,
                          void *payload)
 {
     cli_progress *p = payload;
-    const char *hex = strchr(digest, ':');
-    char id[20];
     entry *e = NULL;
 
-    if (!p || !p->active) {
+    if (!p || p->mode == CLI_PROGRESS_OFF) {
         return;
     }
-    snprintf(id, sizeof(id), "%.12s", hex ? hex + 1 : digest);
     pthread_mutex_lock(&p->mu);
-    for (size_t i = 0; i < p->n; i++) {
-        if (strcmp(p->items[i].id, id) == 0) {
+    for (size_t i = 0; i < p->n && !e; i++) {
+        if (strcmp(p->items[i].digest, digest) == 0) {
             e = &p->items[i];
         }
     }
@@ -114,19 +195,62 @@ void cli_progress_update(const char *digest, uint64_t done, uint64_t total, bool
         }
         e = &p->items[p->n++];
         memset(e, 0, sizeof(*e));
-        memcpy(e->id, id, sizeof(id));
+        snprintf(e->digest, sizeof(e->digest), "%s", digest);
         e->start = now();
+        if (p->n == 1) {
+            p->first = e->start;
+        }
+    }
+    if (e->finished) {
+        goto out; /* a late report of the upload after the verdict */
     }
     e->done = done;
     e->total = total;
-    if (finished && !e->finished) {
+    if (!finished) {
+        e->transferred = true;
+    } else {
         e->finished = true;
         e->end = now();
+        e->done = total;
     }
-    if (finished || now() - p->last_draw >= 0.1) {
+    if (p->mode == CLI_PROGRESS_LINES) {
+        if (finished) {
+            line(p, e);
+        }
+    } else if (finished || now() - p->last_draw >= 0.1) {
         draw(p);
     }
 out:
+    pthread_mutex_unlock(&p->mu);
+}
+
+void cli_progress_done(cli_progress *p)
+{
+    if (!p || p->mode == CLI_PROGRESS_OFF || p->n == 0) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->mode == CLI_PROGRESS_BARS) {
+        draw(p);
+    } else {
+        uint64_t bytes = 0;
+        size_t copied = 0, present = 0;
+        double el = now() - p->first;
+        char size[32], r[32];
+        for (size_t i = 0; i < p->n; i++) {
+            if (p->items[i].transferred) {
+                copied++;
+                bytes += p->items[i].total;
+            } else {
+                present++;
+            }
+        }
+        human(size, sizeof(size), (double)bytes);
+        human(r, sizeof(r), el > 0.001 ? (double)bytes / el : 0);
+        fprintf(p->out, "copied %zu blob%s, %s in %.1f s (%s/s); %zu already at the destination\n",
+                copied, copied == 1 ? "" : "s", size, el, r, present);
+        fflush(p->out);
+    }
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -134,9 +258,6 @@ void cli_progress_free(cli_progress *p)
 {
     if (!p) {
         return;
-    }
-    if (p->active && p->n) {
-        draw(p);
     }
     pthread_mutex_destroy(&p->mu);
     free(p->items);

@@ -6,11 +6,13 @@
  * of all threads of a run (each request uses its own easy handle, so the client is usable from
  * the copy engine's worker threads). Authentication is lazy: a request goes out with what is
  * cached for its registry and scope; a 401 challenge is answered once (Basic with the
- * configured or docker-config credentials, or a Bearer token fetched from the challenge's
- * realm and cached by registry and scope) and the request is replayed. Request bodies are
- * memory or a file range, so every attempt can be replayed from the start. Connection errors
- * are retried with doubling backoff, a bounded number of times, and only while no response
- * bytes have reached the caller.
+ * configured credentials or those of the auth files (creds.c), or a Bearer token fetched from
+ * the challenge's realm and cached by registry and scope until shortly before it expires) and
+ * the request is replayed. Request bodies are memory or a file range, so every attempt can be
+ * replayed from the start. Connection errors are retried with doubling backoff, a bounded
+ * number of times, and only while no response bytes have reached the caller. Each registry's
+ * scheme and TLS settings are settled on first use (decide_scheme, tls.c); an upload that
+ * breaks resumes from its session's Range (upload_blob).
  */
 #include "client/client_internal.h"
 
@@ -36,17 +38,39 @@
 
 typedef struct token_entry {
     struct token_entry *next;
-    char *key;   /* "registry scope" or "registry" for Basic */
-    char *value; /* full Authorization header value */
+    char *key;               /* "registry scope" or "registry" for Basic */
+    char *value;             /* full Authorization header value */
+    int64_t expires_ms;      /* wall clock; 0: does not expire */
+    int64_t renew_ms;        /* refresh from then on */
+    berth_auth_challenge ch; /* what a token was fetched for (realm NULL: not a token) */
 } token_entry;
+
+/* What the client knows of one registry: its TLS settings, whether registries.conf marks it
+ * insecure, the scheme it answered on, and its credentials once looked up. */
+typedef struct reg_state {
+    struct reg_state *next;
+    char *registry;
+    int tls_rc; /* < 0: its certificate directory is unusable; tls_msg says why */
+    char *tls_msg;
+    berth__tls tls;
+    bool insecure;
+    const char *scheme; /* "https" or "http"; NULL until decided */
+    bool creds_loaded;
+    int creds_rc;
+    char *user, *pass, *creds_msg;
+} reg_state;
 
 struct berth_client {
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-    pthread_mutex_t mu; /* guards tokens */
+    pthread_mutex_t mu;       /* guards tokens and regs */
+    pthread_mutex_t probe_mu; /* one scheme probe at a time */
     token_entry *tokens;
+    reg_state *regs;
     char *user, *pass;
-    char *docker_config; /* JSON text or NULL */
+    char *authfile; /* --authfile or NULL */
+    char *cert_dir; /* --cert-dir or NULL */
+    int tls_verify;
     bool plain_http;
     unsigned retries, delay_ms;
     bool verbose;
@@ -80,36 +104,10 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static int read_file_text(char **out, const char *path)
-{
-    berth_buf b = BERTH_BUF_INIT_MAX(1024 * 1024);
-    FILE *f = fopen(path, "rb");
-    char tmp[4096];
-    size_t n;
-    int rc = 0;
-
-    *out = NULL;
-    if (!f) {
-        return BERTH_ENOTFOUND;
-    }
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-        if ((rc = berth_buf_put(&b, tmp, n)) < 0) {
-            goto out;
-        }
-    }
-    *out = berth_buf_detach(&b);
-    rc = *out ? 0 : BERTH_ENOMEM;
-out:
-    fclose(f);
-    berth_buf_dispose(&b);
-    return rc;
-}
-
 int berth_client_new(berth_client **out, const berth_client_options *opts)
 {
     berth_client_options none = {0};
     berth_client *c = NULL;
-    berth_buf path = BERTH_BUF_INIT;
     int rc = 0;
 
     *out = NULL;
@@ -127,6 +125,7 @@ int berth_client_new(berth_client **out, const berth_client_options *opts)
         pthread_mutex_init(&c->share_locks[i], NULL);
     }
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->probe_mu, NULL);
     c->share = curl_share_init();
     if (!c->share) {
         rc = berth_error_set(BERTH_ERROR, "libcurl: cannot create a share handle");
@@ -144,23 +143,17 @@ int berth_client_new(berth_client **out, const berth_client_options *opts)
     c->retries = opts->retries ? opts->retries : 4;
     c->delay_ms = opts->retry_delay_ms ? opts->retry_delay_ms : 200;
     c->verbose = opts->verbose;
-    if (opts->docker_config) {
-        rc = berth_buf_puts(&path, opts->docker_config);
-    } else if (getenv("DOCKER_CONFIG")) {
-        rc = berth_buf_printf(&path, "%s/config.json", getenv("DOCKER_CONFIG"));
-    } else if (getenv("HOME")) {
-        rc = berth_buf_printf(&path, "%s/.docker/config.json", getenv("HOME"));
-    }
-    if (rc < 0) {
+    c->tls_verify = opts->tls_verify;
+    c->authfile = dup_or_null(opts->docker_config);
+    c->cert_dir = dup_or_null(opts->cert_dir);
+    if ((opts->docker_config && !c->authfile) || (opts->cert_dir && !c->cert_dir) ||
+        (opts->username && !c->user) || (opts->password && !c->pass)) {
+        rc = BERTH_ENOMEM;
         goto out;
-    }
-    if (path.len && !c->user) {
-        (void)read_file_text(&c->docker_config, path.ptr);
     }
     *out = c;
     c = NULL;
 out:
-    berth_buf_dispose(&path);
     berth_client_free(c);
     return rc;
 }
@@ -178,26 +171,76 @@ void berth_client_free(berth_client *c)
         c->tokens = t->next;
         free(t->key);
         free(t->value);
+        berth_auth_challenge_dispose(&t->ch);
         free(t);
+    }
+    while (c->regs) {
+        reg_state *g = c->regs;
+        c->regs = g->next;
+        free(g->registry);
+        free(g->tls_msg);
+        berth__tls_dispose(&g->tls);
+        free(g->user);
+        free(g->pass);
+        free(g->creds_msg);
+        free(g);
     }
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
         pthread_mutex_destroy(&c->share_locks[i]);
     }
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->probe_mu);
     free(c->user);
     free(c->pass);
-    free(c->docker_config);
+    free(c->authfile);
+    free(c->cert_dir);
     free(c);
 }
 
 /* ---- token cache ---- */
 
-static char *cache_get(berth_client *c, const char *key)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int challenge_copy(berth_auth_challenge *dst, const berth_auth_challenge *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->scheme = dup_or_null(src->scheme);
+    dst->realm = dup_or_null(src->realm);
+    dst->service = dup_or_null(src->service);
+    dst->scope = dup_or_null(src->scope);
+    if ((src->scheme && !dst->scheme) || (src->realm && !dst->realm) ||
+        (src->service && !dst->service) || (src->scope && !dst->scope)) {
+        berth_auth_challenge_dispose(dst);
+        return BERTH_ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * The cached value of `key`. A token that is due for renewal is not returned: when `renew` is
+ * not NULL it receives a copy of the challenge the token answered (realm NULL when there is
+ * none), so that the caller fetches a new token before the old one expires.
+ */
+static char *cache_lookup(berth_client *c, const char *key, berth_auth_challenge *renew)
 {
     char *v = NULL;
+    if (renew) {
+        memset(renew, 0, sizeof(*renew));
+    }
     pthread_mutex_lock(&c->mu);
     for (token_entry *t = c->tokens; t; t = t->next) {
         if (strcmp(t->key, key) == 0) {
+            if (t->renew_ms && now_ms() >= t->renew_ms) {
+                if (renew && t->ch.realm) {
+                    (void)challenge_copy(renew, &t->ch);
+                }
+                break;
+            }
             v = strdup(t->value);
             break;
         }
@@ -206,62 +249,166 @@ static char *cache_get(berth_client *c, const char *key)
     return v;
 }
 
-static void cache_put(berth_client *c, const char *key, const char *value)
+static char *cache_get(berth_client *c, const char *key)
+{
+    return cache_lookup(c, key, NULL);
+}
+
+/* Cache `value` under `key`; a token with its expiry (0: none) and the challenge it answers. */
+static void cache_put_token(berth_client *c, const char *key, const char *value, int64_t expires_ms,
+                            const berth_auth_challenge *ch)
 {
     token_entry *t;
+    char *v = strdup(value);
+    berth_auth_challenge chc = {0};
+
+    if (!v || (ch && challenge_copy(&chc, ch) < 0)) {
+        free(v);
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     for (t = c->tokens; t; t = t->next) {
         if (strcmp(t->key, key) == 0) {
-            char *v = strdup(value);
-            if (v) {
-                free(t->value);
-                t->value = v;
-            }
-            goto out;
+            break;
         }
     }
-    t = calloc(1, sizeof(*t));
-    if (t) {
-        t->key = strdup(key);
-        t->value = strdup(value);
-        if (!t->key || !t->value) {
-            free(t->key);
-            free(t->value);
+    if (!t && (t = calloc(1, sizeof(*t)))) {
+        if (!(t->key = strdup(key))) {
             free(t);
-            goto out;
+            t = NULL;
+        } else {
+            t->next = c->tokens;
+            c->tokens = t;
         }
-        t->next = c->tokens;
-        c->tokens = t;
     }
-out:
+    if (t) {
+        int64_t now = now_ms(), life = expires_ms - now, margin;
+        free(t->value);
+        t->value = v;
+        v = NULL;
+        berth_auth_challenge_dispose(&t->ch);
+        t->ch = chc;
+        memset(&chc, 0, sizeof(chc));
+        t->expires_ms = expires_ms;
+        /* renew with a tenth of the lifetime left, at least 1 s and at most 30 s before the
+         * end, and never later than half-way for a token of under 2 s */
+        margin = life / 10;
+        if (margin < 1000) {
+            margin = life < 2000 ? life / 2 : 1000;
+        }
+        if (margin > 30000) {
+            margin = 30000;
+        }
+        t->renew_ms = expires_ms ? expires_ms - margin : 0;
+    }
     pthread_mutex_unlock(&c->mu);
+    free(v);
+    berth_auth_challenge_dispose(&chc);
 }
 
-/* The Basic credentials for a registry: the options', else docker config.json's. */
-static int creds_for(const berth_client *c, const char *registry, char **user, char **pass)
+static void cache_put(berth_client *c, const char *key, const char *value)
 {
-    *user = NULL;
-    *pass = NULL;
-    if (c->user) {
-        *user = strdup(c->user);
-        *pass = strdup(c->pass ? c->pass : "");
-        if (!*user || !*pass) {
-            free(*user);
-            free(*pass);
-            *user = *pass = NULL;
+    cache_put_token(c, key, value, 0, NULL);
+}
+
+/* The state of `registry`, made (and its certs.d / --cert-dir and registries.conf read) on
+ * first use. NULL only when out of memory. */
+static reg_state *reg_get(berth_client *c, const char *registry)
+{
+    reg_state *g;
+    pthread_mutex_lock(&c->mu);
+    for (g = c->regs; g; g = g->next) {
+        if (strcmp(g->registry, registry) == 0) {
+            goto out;
+        }
+    }
+    if (!(g = calloc(1, sizeof(*g))) || !(g->registry = strdup(registry))) {
+        free(g);
+        g = NULL;
+        goto out;
+    }
+    {
+        berth_buf dir = BERTH_BUF_INIT;
+        int rc = 0;
+        if (c->cert_dir) {
+            rc = berth_buf_puts(&dir, c->cert_dir);
+        } else {
+            rc = berth__certs_d_find(&dir, registry);
+        }
+        if (rc == 0) {
+            rc = berth__tls_load_dir(&g->tls, dir.ptr);
+            if (rc < 0) {
+                g->tls_rc = rc;
+                g->tls_msg = strdup(berth_error_last());
+            } else if (c->verbose) {
+                fprintf(stderr, "berth: %s: certificates from %s%s%s\n", registry, dir.ptr,
+                        g->tls.ca_pem ? " (CAs)" : "", g->tls.cert ? " (client certificate)" : "");
+            }
+        }
+        berth_error_clear();
+        berth_buf_dispose(&dir);
+    }
+    g->insecure = berth__registry_insecure(registry);
+    g->next = c->regs;
+    c->regs = g;
+out:
+    pthread_mutex_unlock(&c->mu);
+    return g;
+}
+
+/*
+ * The Basic credentials for a registry: the options', else what berth_auth_lookup() finds
+ * (looked up once per registry and client: a credential helper runs once).
+ * @return 0, BERTH_ENOTFOUND, or the lookup's error (*why, when not NULL, gets its message)
+ */
+static int creds_for(berth_client *c, const char *registry, char **user, char **pass, char **why)
+{
+    const char *u = c->user, *p = c->pass;
+    reg_state *g = NULL;
+    int rc = 0;
+
+    *user = *pass = NULL;
+    if (why) {
+        *why = NULL;
+    }
+    if (!u) {
+        if (!(g = reg_get(c, registry))) {
             return BERTH_ENOMEM;
         }
-        return 0;
-    }
-    if (c->docker_config) {
-        int rc = berth_docker_config_auth(user, pass, c->docker_config, strlen(c->docker_config),
-                                          registry);
-        if (rc < 0) {
+        pthread_mutex_lock(&c->mu);
+        if (!g->creds_loaded) {
+            char *src = NULL;
+            g->creds_rc = berth_auth_lookup(&g->user, &g->pass, &src, c->authfile, registry);
+            if (g->creds_rc < 0 && g->creds_rc != BERTH_ENOTFOUND) {
+                g->creds_msg = strdup(berth_error_last());
+            }
+            if (g->creds_rc == 0 && c->verbose) {
+                fprintf(stderr, "berth: %s: credentials from %s\n", registry, src);
+            }
             berth_error_clear();
+            free(src);
+            g->creds_loaded = true;
         }
-        return rc == 0 ? 0 : BERTH_ENOTFOUND;
+        rc = g->creds_rc;
+        u = g->user;
+        p = g->pass;
+        if (rc < 0 && why && g->creds_msg) {
+            *why = strdup(g->creds_msg);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (rc < 0) {
+            return rc;
+        }
     }
-    return BERTH_ENOTFOUND;
+    *user = strdup(u);
+    *pass = strdup(p ? p : "");
+    if (!*user || !*pass) {
+        free(*user);
+        free(*pass);
+        *user = *pass = NULL;
+        return BERTH_ENOMEM;
+    }
+    return 0;
 }
 
 /* ---- one HTTP exchange ---- */
@@ -289,10 +436,11 @@ typedef struct request {
     /* state of the current attempt */
     uint64_t sent;
     long status;
-    bool delivered; /* response bytes went to the caller */
+    bool delivered;   /* response bytes went to the caller */
+    bool net_retried; /* an attempt failed on the connection and was repeated */
     bool sink_failed;
     berth_buf errbody;
-    char *location, *www_auth, *link, *ctype, *dcd;
+    char *location, *www_auth, *link, *ctype, *dcd, *range;
     int64_t clen;
 } request;
 
@@ -303,7 +451,8 @@ static void request_reset_response(request *r)
     free(r->link);
     free(r->ctype);
     free(r->dcd);
-    r->location = r->www_auth = r->link = r->ctype = r->dcd = NULL;
+    free(r->range);
+    r->location = r->www_auth = r->link = r->ctype = r->dcd = r->range = NULL;
     r->clen = -1;
     berth_buf_clear(&r->errbody);
 }
@@ -346,6 +495,7 @@ static size_t on_read(char *dst, size_t size, size_t n, void *p)
         return CURL_READFUNC_ABORT;
     }
     r->sent += (uint64_t)got;
+    berth__upload_progress(r->fd_off + r->sent);
     return (size_t)got;
 }
 
@@ -412,6 +562,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
         set_header(&r->link, line + v, len - v);
     } else if (header_is(line, len, "content-type", &v)) {
         set_header(&r->ctype, line + v, len - v);
+    } else if (header_is(line, len, "range", &v)) {
+        set_header(&r->range, line + v, len - v);
     } else if (header_is(line, len, "docker-content-digest", &v)) {
         set_header(&r->dcd, line + v, len - v);
     } else if (header_is(line, len, "content-length", &v)) {
@@ -483,10 +635,22 @@ static bool loopback_host(const char *registry)
     return false;
 }
 
-static const char *scheme_for(const berth_client *c, const char *registry)
+static const char *scheme_for(berth_client *c, const char *registry)
 {
-    return (c->plain_http || loopback_host(registry)) ? "http" : "https";
+    reg_state *g;
+    const char *s = NULL;
+    if (c->plain_http) {
+        return "http";
+    }
+    if ((g = reg_get(c, registry))) {
+        pthread_mutex_lock(&c->mu);
+        s = g->scheme;
+        pthread_mutex_unlock(&c->mu);
+    }
+    return s ? s : "https";
 }
+
+static int decide_scheme(berth_client *c, const char *registry);
 
 static const char *api_host(const char *registry)
 {
@@ -495,7 +659,11 @@ static const char *api_host(const char *registry)
 
 static int url_start(berth_client *c, request *r, const char *registry)
 {
+    int rc;
     r->registry = registry;
+    if ((rc = decide_scheme(c, registry)) < 0) {
+        return rc;
+    }
     return berth_buf_printf(&r->url, "%s://%s/v2/", scheme_for(c, registry), api_host(registry));
 }
 
@@ -599,6 +767,29 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     if (!h) {
         return berth_error_set(BERTH_ENOMEM, "libcurl: cannot create a handle");
     }
+    if (r->registry) {
+        reg_state *g = reg_get(c, r->registry);
+        if (!g) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (g->tls_rc < 0) {
+            rc = berth_error_set(g->tls_rc, "%s", g->tls_msg ? g->tls_msg : "certificates");
+            goto out;
+        }
+        if (g->tls.ca_pem) {
+            struct curl_blob blob = {g->tls.ca_pem, g->tls.ca_len, CURL_BLOB_COPY};
+            curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+        }
+        if (g->tls.cert) {
+            curl_easy_setopt(h, CURLOPT_SSLCERT, g->tls.cert);
+            curl_easy_setopt(h, CURLOPT_SSLKEY, g->tls.key);
+        }
+    }
+    if (c->tls_verify == BERTH_TLS_VERIFY_OFF) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     r->sent = 0;
     r->status = 0;
     request_reset_response(r);
@@ -681,8 +872,13 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
             }
             goto out;
         }
-        rc = berth_error_set(BERTH_ENETWORK, "%s %s: %s", r->method, r->url.ptr,
-                             errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
+                   cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE;
+        rc = berth_error_set(BERTH_ENETWORK, "%s %s: %s%s", r->method, r->url.ptr,
+                             errbuf[0] ? errbuf : curl_easy_strerror(cc),
+                             tls ? " (trust the registry's CA with --cert-dir DIR or a certs.d "
+                                   "directory, or skip verification with --tls-verify=false)"
+                                 : "");
     }
 out:
     curl_slist_free_all(hdrs);
@@ -703,9 +899,64 @@ static int url_escape_append(berth_buf *out, const char *s)
     return rc;
 }
 
-/* Fetch a bearer token for a challenge; on success *header is "Bearer TOKEN" (free()). */
+/* An RFC 3339 time ("2026-11-30T06:28:27.5Z", "...+02:00") in ms since the epoch, or -1. */
+static int64_t parse_rfc3339_ms(const char *s)
+{
+    int v[6] = {0}, widths[6] = {4, 2, 2, 2, 2, 2};
+    const char seps[6] = {'-', '-', 'T', ':', ':', '\0'};
+    const char *p = s;
+    int64_t ms = 0, off = 0;
+
+    for (int i = 0; i < 6; i++) {
+        for (int k = 0; k < widths[i]; k++, p++) {
+            if (*p < '0' || *p > '9') {
+                return -1;
+            }
+            v[i] = v[i] * 10 + (*p - '0');
+        }
+        if (seps[i] && *p != seps[i] && !(i == 2 && (*p == 't' || *p == ' '))) {
+            return -1;
+        }
+        if (seps[i]) {
+            p++;
+        }
+    }
+    if (*p == '.') {
+        int scale = 100;
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            ms += (*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1;
+        if (strlen(p) < 6 || p[3] != ':') {
+            return -1;
+        }
+        off = sign * (((p[1] - '0') * 10 + (p[2] - '0')) * 60 + (p[4] - '0') * 10 + (p[5] - '0'));
+    } else if (*p != 'Z' && *p != 'z') {
+        return -1;
+    }
+    if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60) {
+        return -1;
+    }
+    /* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil) */
+    int64_t y = v[0] - (v[1] <= 2), era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400, mp = (v[1] + 9) % 12;
+    int64_t doy = (153 * mp + 2) / 5 + v[2] - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    int64_t t = days * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+    return (t - off * 60) * 1000 + ms;
+}
+
+/*
+ * Fetch a bearer token for a challenge; on success *header is "Bearer TOKEN" (free()) and
+ * *expires_ms when it expires: expires_in seconds (60 when absent, as the token spec says)
+ * after issued_at, or after the request when issued_at is absent, in the future or older
+ * than the lifetime (a skewed clock).
+ */
 static int fetch_token(berth_client *c, const char *registry, const berth_auth_challenge *ch,
-                       char **header)
+                       char **header, int64_t *expires_ms)
 {
     request t = {0};
     berth_buf body = BERTH_BUF_INIT_MAX(1024 * 1024);
@@ -715,8 +966,12 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
     CURLcode cc;
     int rc;
 
+    int64_t start = now_ms(), life = 60000, issued;
+
     *header = NULL;
+    *expires_ms = 0;
     t.method = "GET";
+    t.registry = registry;
     t.follow = true;
     t.resp = &body;
     t.clen = -1;
@@ -738,7 +993,11 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
             goto out;
         }
     }
-    (void)creds_for(c, registry, &user, &pass);
+    (void)creds_for(c, registry, &user, &pass, NULL);
+    if (c->verbose) {
+        fprintf(stderr, "berth: token for %s%s\n", ch->scope ? ch->scope : registry,
+                user ? " (with credentials)" : "");
+    }
     if ((rc = perform_once(c, &t, NULL, user, pass, &cc)) < 0) {
         berth_error_prefix("token endpoint: ");
         goto out;
@@ -760,6 +1019,14 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
         rc = berth_error_set(BERTH_EUNAUTHORIZED, "token endpoint %s returned no token", ch->realm);
         goto out;
     }
+    json_t *ein = json_object_get(root, "expires_in");
+    if (json_is_integer(ein) && json_integer_value(ein) > 0 &&
+        json_integer_value(ein) < 100 * 365 * 86400LL) {
+        life = (int64_t)json_integer_value(ein) * 1000;
+    }
+    const char *iat = json_string_value(json_object_get(root, "issued_at"));
+    issued = iat ? parse_rfc3339_ms(iat) : -1;
+    *expires_ms = (issued >= 0 && issued <= start && start - issued < life ? issued : start) + life;
     berth_buf_clear(&body);
     body.max = 0;
     if ((rc = berth_buf_printf(&body, "Bearer %s", tok)) < 0) {
@@ -794,6 +1061,8 @@ static int perform(berth_client *c, request *r)
     char *auth = NULL, *user = NULL, *pass = NULL;
     bool answered = false, use_basic = false;
     unsigned attempt = 0, delay = c->delay_ms;
+    berth_auth_challenge renew = {0};
+    int64_t expires = 0;
     CURLcode cc;
     int rc;
 
@@ -801,7 +1070,15 @@ static int perform(berth_client *c, request *r)
     if ((rc = berth_buf_printf(&key, "%s %s", r->registry, r->scope ? r->scope : "")) < 0) {
         goto out;
     }
-    auth = cache_get(c, key.ptr);
+    auth = cache_lookup(c, key.ptr, &renew);
+    if (!auth && renew.realm) {
+        /* the cached token is about to expire: a new one now, not a 401 in the middle */
+        if (fetch_token(c, r->registry, &renew, &auth, &expires) == 0) {
+            cache_put_token(c, key.ptr, auth, expires, &renew);
+        } else {
+            berth_error_clear(); /* the request goes without; a 401 will tell */
+        }
+    }
     if (!auth) {
         berth_buf bkey = BERTH_BUF_INIT;
         if (berth_buf_printf(&bkey, "%s basic", r->registry) == 0 && cache_get_flag(c, bkey.ptr)) {
@@ -811,12 +1088,13 @@ static int perform(berth_client *c, request *r)
     }
     for (;;) {
         if (use_basic && !user) {
-            (void)creds_for(c, r->registry, &user, &pass);
+            (void)creds_for(c, r->registry, &user, &pass, NULL);
         }
         rc = perform_once(c, r, auth, use_basic ? user : NULL, pass, &cc);
         if (rc < 0) {
             if (rc == BERTH_ENETWORK && retryable(cc) && !r->delivered && attempt < c->retries) {
                 attempt++;
+                r->net_retried = true;
                 if (c->verbose) {
                     fprintf(stderr, "berth: %s; retrying in %u ms\n", berth_error_last(), delay);
                 }
@@ -837,17 +1115,21 @@ static int perform(berth_client *c, request *r)
             if (strcmp(ch.scheme, "bearer") == 0 || strcmp(ch.scheme, "Bearer") == 0) {
                 free(auth);
                 auth = NULL;
-                rc = fetch_token(c, r->registry, &ch, &auth);
+                rc = fetch_token(c, r->registry, &ch, &auth, &expires);
                 if (rc == 0) {
-                    cache_put(c, key.ptr, auth);
+                    cache_put_token(c, key.ptr, auth, expires, &ch);
                 }
             } else {
-                rc = creds_for(c, r->registry, &user, &pass);
+                char *why = NULL;
+                free(user);
+                free(pass);
+                rc = creds_for(c, r->registry, &user, &pass, &why);
                 if (rc < 0) {
                     rc = berth_error_set(BERTH_EUNAUTHORIZED,
                                          "%s asks for credentials (--user/--password or "
-                                         "docker login)",
-                                         r->registry);
+                                         "berth login)%s%s",
+                                         r->registry, why ? ": " : "", why ? why : "");
+                    free(why);
                 } else {
                     berth_buf bkey = BERTH_BUF_INIT;
                     use_basic = true;
@@ -875,6 +1157,7 @@ static int perform(berth_client *c, request *r)
     }
     rc = 0;
 out:
+    berth_auth_challenge_dispose(&renew);
     free(auth);
     free(user);
     free(pass);
@@ -895,6 +1178,115 @@ static void request_init(request *r, const char *method, const char *scope)
 static int scope_for(berth_buf *out, const char *repo, bool push)
 {
     return berth_buf_printf(out, "repository:%s:%s", repo, push ? "pull,push" : "pull");
+}
+
+static bool connect_failed(CURLcode cc)
+{
+    return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+           cc == CURLE_OPERATION_TIMEDOUT;
+}
+
+/* One GET /v2/ over `scheme` without credentials. */
+static int probe_once(berth_client *c, reg_state *g, const char *scheme, long *status, CURLcode *cc)
+{
+    request r;
+    int rc;
+    request_init(&r, "GET", NULL);
+    r.registry = g->registry;
+    *status = 0;
+    if ((rc = berth_buf_printf(&r.url, "%s://%s/v2/", scheme, api_host(g->registry))) == 0) {
+        rc = perform_once(c, &r, NULL, NULL, NULL, cc);
+        *status = r.status;
+    }
+    request_dispose(&r);
+    return rc;
+}
+
+/*
+ * Settle the scheme of a registry before its first request. HTTPS, always, unless plain HTTP
+ * may be tried: for a loopback host, a registry registries.conf marks insecure, or with
+ * --tls-verify=false (never with --tls-verify=true), as podman does. Then HTTPS is tried
+ * first, and plain HTTP when HTTPS fails and a registry answers /v2/ (200 or 401) in plain
+ * HTTP; otherwise the HTTPS failure is the error. A registry that does not listen yet is
+ * waited for with the usual backoff.
+ */
+static int decide_scheme(berth_client *c, const char *registry)
+{
+    reg_state *g = reg_get(c, registry);
+    berth_buf https_err = BERTH_BUF_INIT;
+    unsigned attempt = 0, delay = c->delay_ms;
+    const char *scheme;
+    long status;
+    CURLcode cc;
+    int rc = 0;
+
+    if (!g) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    if (c->plain_http) {
+        return 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    scheme = g->scheme;
+    if (!scheme &&
+        (c->tls_verify == BERTH_TLS_VERIFY_ON ||
+         (c->tls_verify != BERTH_TLS_VERIFY_OFF && !loopback_host(registry) && !g->insecure))) {
+        scheme = g->scheme = "https";
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (scheme) {
+        return 0;
+    }
+    pthread_mutex_lock(&c->probe_mu);
+    pthread_mutex_lock(&c->mu);
+    scheme = g->scheme; /* another thread may have settled it meanwhile */
+    pthread_mutex_unlock(&c->mu);
+    while (!scheme) {
+        rc = probe_once(c, g, "https", &status, &cc);
+        if (rc == 0) {
+            scheme = "https";
+            break;
+        }
+        if (rc != BERTH_ENETWORK) {
+            break;
+        }
+        if (!connect_failed(cc)) {
+            berth_buf_clear(&https_err);
+            (void)berth_buf_puts(&https_err, berth_error_last());
+            rc = probe_once(c, g, "http", &status, &cc);
+            if (rc == 0 && (status == 200 || status == 401)) {
+                scheme = "http";
+                if (c->verbose) {
+                    fprintf(stderr, "berth: %s: HTTPS failed, plain HTTP answers: using it\n",
+                            registry);
+                }
+                break;
+            }
+            if (rc == 0 || !connect_failed(cc)) {
+                rc = berth_error_set(BERTH_ENETWORK, "%s", berth_buf_cstr(&https_err));
+                break;
+            }
+        }
+        if (attempt >= c->retries) {
+            break;
+        }
+        attempt++;
+        if (c->verbose) {
+            fprintf(stderr, "berth: %s; retrying in %u ms\n", berth_error_last(), delay);
+        }
+        sleep_ms(delay);
+        delay *= 2;
+    }
+    if (scheme) {
+        rc = 0;
+        berth_error_clear();
+        pthread_mutex_lock(&c->mu);
+        g->scheme = scheme;
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->probe_mu);
+    berth_buf_dispose(&https_err);
+    return rc;
 }
 
 int berth_client_ping(berth_client *c, const char *registry)
@@ -1278,7 +1670,8 @@ out:
 /* PATCH bytes [off, off+n) of an upload session, from memory or a file (that `grow` may say
  * is still being written); follows the Location the answer gives. */
 static int patch_chunk(berth_client *c, const char *registry, const char *scope, berth_buf *loc,
-                       uint64_t off, uint64_t n, const void *data, int fd, berth__growing *grow)
+                       uint64_t off, uint64_t n, const void *data, int fd, berth__growing *grow,
+                       long *status, bool *net)
 {
     berth_buf range = BERTH_BUF_INIT;
     request p;
@@ -1304,6 +1697,8 @@ static int patch_chunk(berth_client *c, const char *registry, const char *scope,
         p.grow = grow;
     }
     rc = perform(c, &p);
+    *status = p.status;
+    *net = *net || p.net_retried || rc == BERTH_ENETWORK;
     if (rc == 0 && p.status != 202) {
         rc = status_error(&p, "PATCH");
     }
@@ -1316,32 +1711,222 @@ out:
     return rc;
 }
 
-/* Close an upload session with PUT ?digest=, carrying the last `len` bytes (from memory or a
- * file; none when both are absent). */
+/* Close an upload session with PUT ?digest=, carrying bytes [off, off+len) (from memory or a
+ * file; none when both are absent); a Content-Range when they do not start at 0. */
 static int put_close(berth_client *c, const char *registry, const char *scope, const berth_buf *loc,
-                     const berth_digest *d, const void *data, int fd, uint64_t len)
+                     const berth_digest *d, const void *data, int fd, uint64_t off, uint64_t len,
+                     long *status, bool *net)
 {
+    berth_buf range = BERTH_BUF_INIT;
     request r;
-    int rc;
+    int rc = 0;
 
     request_init(&r, "PUT", scope);
     r.registry = registry;
     r.content_type = "application/octet-stream";
     r.has_body = true;
     if (data || fd < 0) {
-        r.body = data ? data : "";
+        r.body = data ? (const char *)data + off : "";
         r.body_len = data ? (size_t)len : 0;
     } else {
         r.fd = fd;
+        r.fd_off = off;
         r.fd_len = len;
     }
-    if ((rc = berth_buf_puts(&r.url, loc->ptr)) == 0 &&
+    if (off > 0 && len > 0) {
+        rc = berth_buf_printf(&range, "%llu-%llu", (unsigned long long)off,
+                              (unsigned long long)(off + len - 1));
+        r.content_range = range.ptr;
+    }
+    if (rc == 0 && (rc = berth_buf_puts(&r.url, loc->ptr)) == 0 &&
         (rc = url_add_query(&r.url, "digest", d->str)) == 0 && (rc = perform(c, &r)) == 0 &&
         r.status != 201) {
         rc = status_error(&r, "PUT");
     }
+    *status = r.status;
+    *net = *net || r.net_retried || rc == BERTH_ENETWORK;
+    request_dispose(&r);
+    berth_buf_dispose(&range);
+    return rc;
+}
+
+/*
+ * Ask an upload session where it stands (GET on its URL): *next receives the offset of the
+ * next byte it expects, from its Range "0-<last>" ("0-0" is read as 0 bytes: the caller
+ * tries 1 when 0 is refused), and `loc` the Location it gives.
+ * @return 0; BERTH_ENOTFOUND (the registry no longer knows the session); another error
+ */
+static int upload_status(berth_client *c, const char *registry, const char *scope, berth_buf *loc,
+                         uint64_t *next)
+{
+    request r;
+    uint64_t a = 0, b = 0;
+    int rc;
+
+    request_init(&r, "GET", scope);
+    r.registry = registry;
+    if ((rc = berth_buf_puts(&r.url, loc->ptr)) < 0 || (rc = perform(c, &r)) < 0) {
+        goto out;
+    }
+    if (r.status == 404 || r.status == 400) {
+        /* unknown, or (Distribution) cancelled because it holds more than its state says */
+        rc = berth_error_set(BERTH_ENOTFOUND, "upload session gone");
+        goto out;
+    }
+    if ((r.status != 204 && r.status != 202 && r.status != 200) || !r.range) {
+        rc = r.range ? status_error(&r, "GET")
+                     : berth_error_set(BERTH_ERROR, "GET %s: no Range", r.url.ptr);
+        goto out;
+    }
+    const char *dash = strchr(r.range, '-');
+    const char *start = strncmp(r.range, "bytes=", 6) == 0 ? r.range + 6 : r.range;
+    if (!dash || berth_parse_u64(&a, start, (size_t)(dash - start), UINT64_MAX) < 0 ||
+        berth_parse_u64(&b, dash + 1, strlen(dash + 1), UINT64_MAX - 1) < 0 || a != 0) {
+        rc = berth_error_set(BERTH_ERROR, "GET %s: unreadable Range '%s'", r.url.ptr, r.range);
+        goto out;
+    }
+    *next = b == 0 ? 0 : b + 1;
+    if (r.location) {
+        rc = absolute_location(loc, c, registry, r.location);
+    }
+out:
     request_dispose(&r);
     return rc;
+}
+
+/* Cancel an upload session (DELETE), keeping the error that made it necessary. */
+static void cancel_upload(berth_client *c, const char *registry, const char *scope,
+                          const berth_buf *loc)
+{
+    berth_buf saved = BERTH_BUF_INIT;
+    int code = berth_error_last_code();
+    request del;
+
+    (void)berth_buf_puts(&saved, berth_error_last());
+    request_init(&del, "DELETE", scope);
+    del.registry = registry;
+    /* the registry may not have noticed yet that the request writing to the session went
+     * away, and refuse with "in use" (berth serve: 400) for a moment */
+    for (unsigned i = 0, delay = 50; i < 6 && berth_buf_puts(&del.url, loc->ptr) == 0; i++) {
+        if (perform(c, &del) < 0 || del.status != 400) {
+            break;
+        }
+        sleep_ms(delay);
+        delay *= 2;
+        berth_buf_clear(&del.url);
+    }
+    if (c->verbose) {
+        fprintf(stderr, "berth: cancelling upload session %s: HTTP %ld\n", loc->ptr, del.status);
+    }
+    request_dispose(&del);
+    berth_error_set(code, "%s", berth_buf_cstr(&saved));
+    berth_buf_dispose(&saved);
+}
+
+static bool growing_failed(berth__growing *g)
+{
+    bool failed;
+    if (!g) {
+        return false;
+    }
+    pthread_mutex_lock(&g->mu);
+    failed = g->state < 0;
+    pthread_mutex_unlock(&g->mu);
+    return failed;
+}
+
+#define RESUME_MAX 8
+
+/*
+ * Send a blob's bytes into the upload session at `loc` and close it with its digest: in PATCH
+ * chunks (`chunked`; one streamed PATCH with `grow`) and an empty closing PUT, or all in the
+ * closing PUT. After a broken connection or a 416 (the session holds other bytes than the
+ * chunk assumed: a request the registry half-received), ask the session where it stands and
+ * go on from there, at most RESUME_MAX times, waiting longer each time. A session the registry
+ * lost is started anew, unless the blob is there (the closing PUT went through and only its
+ * answer was lost). `loc` is the session in use on return.
+ */
+static int upload_blob(berth_client *c, const char *registry, const char *repo, const char *scope,
+                       berth_buf *loc, const berth_digest *d, uint64_t size, const void *data,
+                       int fd, berth__growing *grow, bool chunked)
+{
+    uint64_t off = 0, next = 0;
+    unsigned resumes = 0, delay = c->delay_ms;
+    bool refused_at_zero = false, net = false, anew;
+    long status = 0;
+    int rc, st, verdict;
+
+    for (;;) {
+        rc = 0;
+        status = 0;
+        if (chunked) {
+            while (rc == 0 && off < size) {
+                uint64_t n = grow || size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
+                rc = patch_chunk(c, registry, scope, loc, off, n, data, fd, grow, &status, &net);
+                if (rc == 0) {
+                    off += n;
+                }
+            }
+            if (rc == 0 && grow && (verdict = berth__growing_verdict(grow)) < 0) {
+                return verdict; /* commit only what the download verified */
+            }
+            if (rc == 0) {
+                rc = put_close(c, registry, scope, loc, d, NULL, -1, 0, 0, &status, &net);
+            }
+        } else {
+            rc = put_close(c, registry, scope, loc, d, data, fd, off, size - off, &status, &net);
+        }
+        /* resumable: a broken connection; a 416; after a broken connection, a session the
+         * registry no longer takes (404, or Distribution's 400 BLOB_UPLOAD_INVALID) */
+        if (rc == 0 || growing_failed(grow) || resumes >= RESUME_MAX ||
+            !(rc == BERTH_ENETWORK || status == 416 || (net && (status == 404 || status == 400)))) {
+            return rc;
+        }
+        resumes++;
+        refused_at_zero = status == 416 && off == 0;
+        if (c->verbose) {
+            fprintf(stderr, "berth: %s; asking the upload session where it stands in %u ms\n",
+                    berth_error_last(), delay);
+        }
+        sleep_ms(delay);
+        delay = delay < 4000 ? delay * 2 : delay;
+        berth_buf saved = BERTH_BUF_INIT;
+        int code = berth_error_last_code();
+        (void)berth_buf_puts(&saved, berth_error_last());
+        st = upload_status(c, registry, scope, loc, &next);
+        anew = st == BERTH_ENOTFOUND;
+        if (anew) {
+            bool mounted = false;
+            if (berth_client_head_blob(c, registry, repo, d, NULL) == 0) {
+                berth_buf_dispose(&saved);
+                berth_error_clear();
+                return 0;
+            }
+            st = start_upload(c, registry, repo, scope, NULL, d, loc, &mounted);
+            next = 0;
+        }
+        if (st < 0) {
+            berth_error_set(code, "%s", berth_buf_cstr(&saved));
+            berth_buf_dispose(&saved);
+            return code;
+        }
+        berth_buf_dispose(&saved);
+        if (next == 0 && refused_at_zero && !anew) {
+            next = 1; /* "0-0" meant one byte */
+        }
+        if (next > size) {
+            return berth_error_set(BERTH_ERROR,
+                                   "upload session holds %llu bytes of a %llu-byte "
+                                   "blob",
+                                   (unsigned long long)next, (unsigned long long)size);
+        }
+        if (c->verbose) {
+            fprintf(stderr, "berth: %s blob %s at byte %llu\n",
+                    anew ? "the registry lost the upload session: restarting" : "resuming", d->str,
+                    (unsigned long long)next);
+        }
+        off = next;
+    }
 }
 
 static int push_blob(berth_client *c, const char *registry, const char *repo, const berth_digest *d,
@@ -1349,7 +1934,6 @@ static int push_blob(berth_client *c, const char *registry, const char *repo, co
 {
     berth_buf scope = BERTH_BUF_INIT, loc = BERTH_BUF_INIT;
     bool mounted = false;
-    uint64_t off = 0;
     int rc;
 
     if ((rc = scope_for(&scope, repo, true)) < 0) {
@@ -1365,19 +1949,14 @@ static int push_blob(berth_client *c, const char *registry, const char *repo, co
     if (rc < 0 || mounted) {
         goto out;
     }
-    if (size > MONOLITHIC_MAX) {
-        /* PATCH the bytes in chunks, following the Location each response gives. */
-        for (; off < size && rc == 0; off += CHUNK_SIZE) {
-            uint64_t n = size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
-            rc = patch_chunk(c, registry, scope.ptr, &loc, off, n, data, fd, NULL);
-        }
-        if (rc < 0) {
-            goto out;
-        }
-    }
-    rc = off < size ? put_close(c, registry, scope.ptr, &loc, d, data, fd, size)
-                    : put_close(c, registry, scope.ptr, &loc, d, NULL, -1, 0);
+    /* large blobs in PATCH chunks (following the Location each answer gives), small ones in
+     * the closing PUT */
+    rc = upload_blob(c, registry, repo, scope.ptr, &loc, d, size, data, fd, NULL,
+                     size > MONOLITHIC_MAX);
 out:
+    if (rc < 0 && loc.len) {
+        cancel_upload(c, registry, scope.ptr, &loc); /* leave no session behind */
+    }
     if (rc < 0) {
         berth_error_prefix("pushing blob %s to %s/%s: ", d->str, registry, repo);
     }
@@ -1475,19 +2054,17 @@ int berth__client_push_blob_growing(berth_client *c, const char *registry, const
         (rc = start_upload(c, registry, repo, scope.ptr, NULL, d, &loc, &mounted)) < 0 || mounted) {
         goto out;
     }
-    if (size > 0) {
-        /* the whole blob in one PATCH, read from the file as the download writes it */
-        rc = patch_chunk(c, registry, scope.ptr, &loc, 0, size, NULL, fd, grow);
-    }
-    /* commit only what the download verified */
-    verdict = berth__growing_verdict(grow);
-    if (verdict < 0) {
+    /* the whole blob in one PATCH, read from the file as the download writes it; the closing
+     * PUT only once the download verified it */
+    rc = upload_blob(c, registry, repo, scope.ptr, &loc, d, size, NULL, fd, grow, true);
+out:
+    /* a failed download may have stopped the upload first: its verdict is the cause */
+    if (rc < 0 && !mounted && (verdict = berth__growing_verdict(grow)) < 0) {
         rc = verdict;
     }
-    if (rc == 0) {
-        rc = put_close(c, registry, scope.ptr, &loc, d, NULL, -1, 0);
+    if (rc < 0 && loc.len) {
+        cancel_upload(c, registry, scope.ptr, &loc); /* leave no session behind */
     }
-out:
     if (rc < 0) {
         berth_error_prefix("pushing blob %s to %s/%s: ", d->str, registry, repo);
     }

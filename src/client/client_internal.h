@@ -88,7 +88,21 @@ int berth__layout_put_blob_mem(const char *path, const berth_digest *d, const vo
 int berth__layout_set_ref(const char *path, const char *media_type, const berth_digest *d,
                           uint64_t size, const char *tag);
 
+/**
+ * The referrers of `subject` in the layout at `path`: the manifests listed in index.json
+ * whose subject it is, as an OCI index (appended to `body`) like the referrers API gives.
+ * @return 0, BERTH_EINVALID (index.json), BERTH_EIO, BERTH_ENOMEM
+ */
+int berth__layout_referrers(const char *path, const berth_digest *subject, berth_buf *body);
+
 /* ---- registry extras (client.c) ---- */
+
+/**
+ * Upload progress (defined in copy.c): the transport calls it on the pushing thread as it
+ * reads the file of a blob it uploads, with how far into the blob it has read; the copy
+ * engine shows it as the progress of the blob that thread pushes (none: nothing happens).
+ */
+void berth__upload_progress(uint64_t offset);
 
 /**
  * Try a cross-repository mount of `d` from `from` into `repo`.
@@ -126,6 +140,48 @@ int berth__growing_verdict(berth__growing *g);
 int berth__client_push_blob_growing(berth_client *c, const char *registry, const char *repo,
                                     const berth_digest *digest, uint64_t size, int fd,
                                     berth__growing *grow);
+
+/* ---- per-registry TLS settings and registries.conf (tls.c) ---- */
+
+/** What a certs.d directory (or --cert-dir) gives a registry's connections. */
+typedef struct berth__tls {
+    char *ca_pem; /* the system's CAs followed by the directory's *.crt; NULL: none there */
+    size_t ca_len;
+    char *cert, *key; /* paths of the first *.cert and its *.key; NULL: none */
+    char *dir;        /* the directory read */
+} berth__tls;
+
+/**
+ * Read a containers-certs.d directory: *.crt are CAs (added to the system's), X.cert with
+ * X.key a client certificate (the first pair by name; one without the other is an error).
+ * @return 0; BERTH_ENOTFOUND (no such directory); BERTH_EINVALID (a lone .cert or .key);
+ *         BERTH_EIO; BERTH_ENOMEM. The caller frees `t` with berth__tls_dispose().
+ */
+int berth__tls_load_dir(berth__tls *t, const char *dir);
+
+/** Free what a berth__tls holds and zero it. */
+void berth__tls_dispose(berth__tls *t);
+
+/**
+ * Find the certs.d directory of `registry`: BASE/REGISTRY for the first BASE where it exists,
+ * BASEs from $BERTH_CERTS_D (colon-separated) or else ${XDG_CONFIG_HOME:-~/.config}/containers/
+ * certs.d, /etc/containers/certs.d, /etc/docker/certs.d. @param out receives the path
+ * (replaced) @return 0, BERTH_ENOTFOUND, BERTH_ENOMEM
+ */
+int berth__certs_d_find(berth_buf *out, const char *registry);
+
+/**
+ * Whether the registries.conf at `path` marks `registry` insecure: a `[[registry]]` table whose
+ * `prefix` (else `location`) names it (host[:port], "*.domain" wildcards, a namespace after
+ * '/' ignored) with `insecure = true`, or the v1 `[registries.insecure] registries = [...]`.
+ * @return 0 (answer in *out), BERTH_ENOTFOUND (no such file)
+ */
+int berth__registries_conf_insecure(bool *out, const char *path, const char *registry);
+
+/** berth__registries_conf_insecure() of the registries.conf podman reads:
+ * $CONTAINERS_REGISTRIES_CONF, else ${XDG_CONFIG_HOME:-~/.config}/containers/registries.conf
+ * when it exists, else /etc/containers/registries.conf. False when none says so. */
+bool berth__registry_insecure(const char *registry);
 
 int berth__client_mount(berth_client *c, const char *registry, const char *repo, const char *from,
                         const berth_digest *d);

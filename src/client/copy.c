@@ -13,6 +13,17 @@
  * Blobs from a registry are staged in a private temp directory and verified; towards another
  * registry the upload reads the staged file while the download still writes it, and commits
  * only once the download verified.
+ *
+ * One digest may be met more than once in one copy (a config that is also a layer, as the
+ * empty descriptor of an artifact is; a layer two platforms share; a blob a referrer shares
+ * with its subject). Each is claimed in a table of the copy: the first job to meet it copies
+ * it, a parallel job meeting it waits for that verdict, so a blob is fetched and pushed once
+ * and no two jobs write one staging file.
+ *
+ * A manifest with a subject written to a registry without the referrers API (Distribution
+ * 2.8 answers 404 on it) is also listed in its subject's fallback tag `<alg>-<hex>`, the
+ * referrers tag schema of the distribution spec: the index is fetched, the descriptor added
+ * unless present, and the index pushed back.
  */
 #include "client/client_internal.h"
 
@@ -37,6 +48,13 @@ typedef struct end {
     berth_layout_ref *lref; /* layout end */
 } end;
 
+/* A digest met in this copy: 0 being copied, 1 done, < 0 failed (a berth error code). */
+typedef struct seen_entry {
+    berth_digest d;
+    bool manifest;
+    int state;
+} seen_entry;
+
 typedef struct copy_ctx {
     berth_client *c;
     end src, dst;
@@ -44,6 +62,11 @@ typedef struct copy_ctx {
     unsigned jobs;
     berth_buf tmpdir;
     bool same_registry;
+    int dst_referrers_api; /* 0 not asked yet, 1 it has one, -1 it has none */
+    pthread_mutex_t mu;    /* guards seen */
+    pthread_cond_t cv;     /* a seen entry got its verdict */
+    seen_entry *seen;
+    size_t nseen, seencap;
 } copy_ctx;
 
 static void note(const copy_ctx *x, const char *fmt, ...) BERTH_PRINTF(2, 3);
@@ -69,6 +92,83 @@ static void progress(const copy_ctx *x, const berth_digest *d, uint64_t done, ui
     }
 }
 
+/*
+ * Claim digest `d` (a blob, or with `manifest` a manifest) for this copy.
+ * @return 1: the caller copies it and then calls settle(); 0: it is copied already in this
+ *         copy (or, without `wait`, being copied by an ancestor in the walk); < 0: it failed
+ *         in another job (that job's code)
+ */
+static int claim(copy_ctx *x, const berth_digest *d, bool manifest, bool wait)
+{
+    int rc = 1;
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        seen_entry *e = NULL;
+        for (size_t i = 0; i < x->nseen && !e; i++) {
+            if (x->seen[i].manifest == manifest && berth_digest_equal(&x->seen[i].d, d)) {
+                e = &x->seen[i];
+            }
+        }
+        if (!e) {
+            if (x->nseen == x->seencap) {
+                size_t cap = x->seencap ? x->seencap * 2 : 32;
+                seen_entry *grown = realloc(x->seen, cap * sizeof(*grown));
+                if (!grown) {
+                    rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+                    break;
+                }
+                x->seen = grown;
+                x->seencap = cap;
+            }
+            x->seen[x->nseen++] = (seen_entry){*d, manifest, 0};
+            break;
+        }
+        if (e->state == 0 && wait) {
+            pthread_cond_wait(&x->cv, &x->mu);
+            continue;
+        }
+        rc = e->state < 0 ? e->state : 0;
+        break;
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (rc < 0 && rc != BERTH_ENOMEM) {
+        berth_error_set(rc, "failed in another job of this copy");
+    }
+    return rc;
+}
+
+/* The verdict on a digest claimed with claim(): wakes the jobs waiting for it. */
+static void settle(copy_ctx *x, const berth_digest *d, bool manifest, int rc)
+{
+    pthread_mutex_lock(&x->mu);
+    for (size_t i = 0; i < x->nseen; i++) {
+        if (x->seen[i].manifest == manifest && berth_digest_equal(&x->seen[i].d, d)) {
+            x->seen[i].state = rc < 0 ? rc : 1;
+        }
+    }
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Upload progress: the transport reports how far it read the file of the blob it pushes
+ * (berth__upload_progress, called on the pushing thread); a job pushing a blob points this
+ * thread's hook at it for the time of the push. */
+typedef struct upload_hook {
+    const copy_ctx *x;
+    const berth_digest *d;
+    uint64_t total;
+} upload_hook;
+
+static _Thread_local const upload_hook *tl_upload;
+
+void berth__upload_progress(uint64_t offset)
+{
+    const upload_hook *h = tl_upload;
+    if (h) {
+        progress(h->x, h->d, offset < h->total ? offset : h->total, h->total, false);
+    }
+}
+
 static void end_dispose(end *e)
 {
     berth_reference_free(e->ref);
@@ -76,11 +176,77 @@ static void end_dispose(end *e)
     memset(e, 0, sizeof(*e));
 }
 
+/* The transports of skopeo and containers/image that berth does not read. */
+static const char *const other_transports[] = {
+    "oci-archive", "docker-archive", "docker-daemon", "containers-storage", "dir", "sif",
+    "ostree",      "tarball",        "atomic",
+};
+
+/* Digits up to a '/' or the end: the port of "HOST:PORT/...". */
+static bool is_port(const char *s)
+{
+    size_t n = 0;
+    while (s[n] >= '0' && s[n] <= '9') {
+        n++;
+    }
+    return n > 0 && (s[n] == '/' || s[n] == '\0');
+}
+
+int berth_transport_of(const char *text, const char **rest)
+{
+    const char *colon;
+
+    berth_error_clear();
+    if (rest) {
+        *rest = text;
+    }
+    if (!text || !*text) {
+        return berth_error_set(BERTH_EINVALID, "reference is empty");
+    }
+    if (berth_layout_ref_is(text)) {
+        return BERTH_TRANSPORT_LAYOUT;
+    }
+    if (strncmp(text, "docker://", 9) == 0) {
+        if (rest) {
+            *rest = text + 9;
+        }
+        return BERTH_TRANSPORT_REGISTRY;
+    }
+    colon = strchr(text, ':');
+    if (colon && !is_port(colon + 1)) {
+        /* "NAME:" not followed by a port ("HOST:5000/..."): a transport prefix, unless a '/'
+         * or '@' came first ("host/name:tag", "name@sha256:...") */
+        size_t n = (size_t)(colon - text);
+        if (!memchr(text, '/', n) && !memchr(text, '@', n)) {
+            for (size_t i = 0; i < sizeof(other_transports) / sizeof(*other_transports); i++) {
+                if (strlen(other_transports[i]) == n &&
+                    strncmp(text, other_transports[i], n) == 0) {
+                    return berth_error_set(BERTH_EUNSUPPORTED,
+                                           "%.*s: a transport berth does not read (it reads "
+                                           "registries, HOST/NAME or docker://HOST/NAME, and "
+                                           "OCI layouts, oci:DIR[:TAG])",
+                                           (int)n, text);
+                }
+            }
+            if (n == 6 && strncmp(text, "docker", 6) == 0) {
+                return berth_error_set(BERTH_EINVALID,
+                                       "%s: the docker transport is written "
+                                       "docker://HOST/NAME[:TAG]",
+                                       text);
+            }
+        }
+    }
+    return BERTH_TRANSPORT_REGISTRY;
+}
+
 static int end_open(end *e, const char *text, bool dest)
 {
     int rc;
     memset(e, 0, sizeof(*e));
-    if (berth_layout_ref_is(text)) {
+    if ((rc = berth_transport_of(text, &text)) < 0) {
+        return rc;
+    }
+    if (rc == BERTH_TRANSPORT_LAYOUT) {
         e->layout = true;
         if ((rc = berth_layout_ref_parse(&e->lref, text)) < 0) {
             return rc;
@@ -176,8 +342,7 @@ static int stream_sink(const void *data, size_t len, void *p)
         left -= (size_t)n;
     }
     s->done += len;
-    berth__growing_advance(&s->grow, s->done);
-    progress(s->x, &s->r->digest, s->done, (uint64_t)s->r->size, false);
+    berth__growing_advance(&s->grow, s->done); /* progress is the upload's, which follows */
     return 0;
 }
 
@@ -215,8 +380,11 @@ static int stream_blob(copy_ctx *x, const berth__doc_ref *r, const char *path)
     if (pthread_create(&th, NULL, stream_download, &s) != 0) {
         rc = berth_error_set(BERTH_ERROR, "cannot start a download thread");
     } else {
+        upload_hook hook = {x, &r->digest, (uint64_t)r->size};
+        tl_upload = &hook;
         rc = berth__client_push_blob_growing(x->c, x->dst.ref->registry, x->dst.ref->repository,
                                              &r->digest, (uint64_t)r->size, rfd, &s.grow);
+        tl_upload = NULL;
         pthread_join(th, NULL);
         if (s.rc < 0) {
             rc = berth_error_set(s.rc, "%s", s.msg); /* the download's failure is the cause */
@@ -228,7 +396,26 @@ static int stream_blob(copy_ctx *x, const berth__doc_ref *r, const char *path)
     return rc;
 }
 
+static int copy_blob_once(copy_ctx *x, const berth__doc_ref *r);
+
+/* A blob, once per copy: a job meeting a digest another job copies waits for its verdict. */
 static int copy_blob(copy_ctx *x, const berth__doc_ref *r)
+{
+    int rc = claim(x, &r->digest, false, true);
+    if (rc == 0) {
+        note(x, "blob %s: copied already in this copy", r->digest.str);
+        return 0;
+    }
+    if (rc < 0) {
+        berth_error_prefix("blob %s: ", r->digest.str);
+        return rc;
+    }
+    rc = copy_blob_once(x, r);
+    settle(x, &r->digest, false, rc);
+    return rc;
+}
+
+static int copy_blob_once(copy_ctx *x, const berth__doc_ref *r)
 {
     berth_buf path = BERTH_BUF_INIT;
     bool staged = false;
@@ -307,8 +494,11 @@ static int copy_blob(copy_ctx *x, const berth__doc_ref *r)
     if (x->dst.layout) {
         rc = berth__layout_put_blob_file(x->dst.lref->path, &r->digest, r->size, path.ptr);
     } else {
+        upload_hook hook = {x, &r->digest, (uint64_t)r->size};
+        tl_upload = &hook;
         rc = berth_client_push_blob_file(x->c, x->dst.ref->registry, x->dst.ref->repository,
                                          &r->digest, (uint64_t)r->size, path.ptr, NULL);
+        tl_upload = NULL;
     }
     if (rc == 0) {
         note(x, "blob %s: copied (%lld bytes)", r->digest.str, (long long)r->size);
@@ -416,6 +606,115 @@ static int put_manifest(copy_ctx *x, const berth_buf *body, const char *media_ty
                                       tag ? tag : d->str, media_type, body->ptr, body->len);
 }
 
+/* Does the destination registry answer the referrers API? Asked once per copy. */
+static int dst_referrers_api(copy_ctx *x, const berth_digest *subject, bool *out)
+{
+    if (x->dst_referrers_api == 0) {
+        berth_buf b = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX);
+        int rc =
+            berth_client_referrers(x->c, x->dst.ref->registry, x->dst.ref->repository, subject, &b);
+        berth_buf_dispose(&b);
+        if (rc == BERTH_EUNSUPPORTED) {
+            berth_error_clear();
+            x->dst_referrers_api = -1;
+        } else if (rc < 0) {
+            return rc;
+        } else {
+            x->dst_referrers_api = 1;
+        }
+    }
+    *out = x->dst_referrers_api > 0;
+    return 0;
+}
+
+/* The descriptor a referrers list gives manifest `d`: its mediaType, digest and size, its
+ * artifactType (else its config's mediaType) and its annotations, as the spec asks. */
+static json_t *referrer_descriptor(const berth_buf *body, const char *media_type,
+                                   const berth_digest *d)
+{
+    json_t *m = json_loadb(body->ptr ? body->ptr : "", body->len, 0, NULL);
+    json_t *desc = json_pack("{s:s, s:s, s:I}", "mediaType", media_type, "digest", d->str, "size",
+                             (json_int_t)body->len);
+    const char *at = json_string_value(json_object_get(m, "artifactType"));
+    json_t *ann = json_object_get(m, "annotations");
+    if (!at) {
+        at = json_string_value(json_object_get(json_object_get(m, "config"), "mediaType"));
+    }
+    if (desc && at) {
+        json_object_set_new(desc, "artifactType", json_string(at));
+    }
+    if (desc && json_is_object(ann) && json_object_size(ann) > 0) {
+        json_object_set(desc, "annotations", ann);
+    }
+    json_decref(m);
+    return desc;
+}
+
+/*
+ * The referrers tag schema, for a destination without the referrers API: list manifest `d`
+ * (with subject `subject`) in the index tagged `<alg>-<hex>` of the subject: fetch it (none
+ * yet: an empty index), add the descriptor unless it is there, push it back.
+ */
+static int fallback_tag_add(copy_ctx *x, const berth_digest *subject, const berth_buf *body,
+                            const char *media_type, const berth_digest *d)
+{
+    berth_buf cur = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX);
+    char tag[BERTH_DIGEST_MAXLEN + 1];
+    char *ct = NULL, *text = NULL;
+    json_t *idx = NULL, *list, *e;
+    size_t i;
+    int rc;
+
+    snprintf(tag, sizeof(tag), "%s-%s", berth_digest_alg_name(subject->alg),
+             berth_digest_hex(subject));
+    rc = berth_client_get_manifest(x->c, x->dst.ref->registry, x->dst.ref->repository, tag, &cur,
+                                   &ct, NULL);
+    if (rc == BERTH_ENOTFOUND) {
+        berth_error_clear();
+        idx = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType",
+                        "application/vnd.oci.image.index.v1+json", "manifests");
+        rc = idx ? 0 : berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else if (rc == 0) {
+        idx = json_loadb(berth_buf_cstr(&cur), cur.len, 0, NULL);
+        const char *mt = json_string_value(json_object_get(idx, "mediaType"));
+        if (!json_is_array(json_object_get(idx, "manifests")) ||
+            (mt && strcmp(mt, "application/vnd.oci.image.index.v1+json") != 0)) {
+            rc = berth_error_set(BERTH_EINVALID, "tag %s is not an image index", tag);
+        }
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    list = json_object_get(idx, "manifests");
+    json_array_foreach(list, i, e)
+    {
+        const char *dg = json_string_value(json_object_get(e, "digest"));
+        if (dg && strcmp(dg, d->str) == 0) {
+            note(x, "referrer %s: listed in tag %s already", d->str, tag);
+            goto out;
+        }
+    }
+    if (json_array_append_new(list, referrer_descriptor(body, media_type, d)) < 0 ||
+        !(text = json_dumps(idx, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = berth_client_push_manifest(x->c, x->dst.ref->registry, x->dst.ref->repository, tag,
+                                    "application/vnd.oci.image.index.v1+json", text, strlen(text));
+    if (rc == 0) {
+        note(x, "referrer %s: listed in tag %s (the registry has no referrers API)", d->str, tag);
+    }
+out:
+    if (rc < 0) {
+        berth_error_prefix("referrers tag %s: ", tag);
+    }
+    free(text);
+    free(ct);
+    json_decref(idx);
+    berth_buf_dispose(&cur);
+    return rc;
+}
+
 /* Copy the manifest `d` of the source (children, referrers). */
 static int copy_by_digest(copy_ctx *x, const berth_digest *d, int depth)
 {
@@ -439,10 +738,10 @@ static int copy_referrers(copy_ctx *x, const berth_digest *d, int depth)
     int rc;
 
     if (x->src.layout) {
-        note(x, "referrers of %s: not looked up in an OCI layout source", d->str);
-        return 0;
+        rc = berth__layout_referrers(x->src.lref->path, d, &body);
+    } else {
+        rc = berth_client_referrers(x->c, x->src.ref->registry, x->src.ref->repository, d, &body);
     }
-    rc = berth_client_referrers(x->c, x->src.ref->registry, x->src.ref->repository, d, &body);
     if (rc == BERTH_EUNSUPPORTED) {
         /* the referrers tag schema: an index tagged <alg>-<hex> */
         char tag[BERTH_DIGEST_MAXLEN + 1];
@@ -496,6 +795,13 @@ static int copy_manifest(copy_ctx *x, const berth_buf *body, const char *ctype,
     if (depth > MAX_DEPTH) {
         return berth_error_set(BERTH_EINVALID, "manifest %s: nested too deep", d->str);
     }
+    /* sequential: a manifest being copied is an ancestor in the walk, which writes it */
+    if ((rc = claim(x, d, true, false)) <= 0) {
+        if (rc == 0) {
+            note(x, "manifest %s: copied already in this copy", d->str);
+        }
+        return rc;
+    }
     if ((rc = berth__doc_parse(&doc, ctype, body->ptr ? body->ptr : "", body->len)) < 0) {
         berth_error_prefix("manifest %s: ", d->str);
         goto out;
@@ -520,6 +826,14 @@ static int copy_manifest(copy_ctx *x, const berth_buf *body, const char *ctype,
         goto out;
     }
     note(x, "manifest %s: written", d->str);
+    if (doc.has_subject && !x->dst.layout) {
+        bool api = true;
+        if ((rc = dst_referrers_api(x, &doc.subject, &api)) < 0 ||
+            (!api && (rc = fallback_tag_add(x, &doc.subject, body, doc.media_type, d)) < 0)) {
+            berth_error_prefix("manifest %s: ", d->str);
+            goto out;
+        }
+    }
     if (x->o->referrers && (rc = copy_referrers(x, d, depth)) < 0) {
         goto out;
     }
@@ -531,6 +845,7 @@ static int copy_manifest(copy_ctx *x, const berth_buf *body, const char *ctype,
         note(x, "tag %s -> %s", tag, d->str);
     }
 out:
+    settle(x, d, true, rc);
     berth__doc_dispose(&doc);
     return rc;
 }
@@ -557,6 +872,70 @@ static void platforms_list(berth_buf *out, const berth__doc *doc)
     }
 }
 
+static const char *last_of(const char *s, size_t n, char c)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == c) {
+            found = s + i;
+        }
+    }
+    return found;
+}
+
+/* Does the registry reference text name a tag (and not only get the parser's latest)? */
+static bool has_explicit_tag(const char *text)
+{
+    const char *at, *slash, *colon;
+    size_t n;
+    (void)berth_transport_of(text, &text);
+    berth_error_clear();
+    at = strchr(text, '@');
+    n = at ? (size_t)(at - text) : strlen(text);
+    slash = last_of(text, n, '/');
+    colon = last_of(text, n, ':');
+    return colon && (!slash || colon > slash);
+}
+
+static int collect_name(const char *name, void *payload)
+{
+    char **one = payload;
+    if (*one) {
+        free(*one);
+        *one = NULL;
+        return 1; /* more than one: no single name */
+    }
+    *one = strdup(name);
+    return *one ? 0 : 1;
+}
+
+/*
+ * The tag a destination without one takes: the source's tag; for a layout source named
+ * without one, the name of its only image (none when that image has no name); none when the
+ * source is named by digest only.
+ */
+static int source_tag(char **out, const end *src, const char *text)
+{
+    *out = NULL;
+    if (!src->layout) {
+        if (src->ref->tag && (has_explicit_tag(text) || !src->ref->has_digest)) {
+            *out = strdup(src->ref->tag);
+            return *out ? 0 : berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        return 0;
+    }
+    if (src->lref->tag) {
+        *out = strdup(src->lref->tag);
+        return *out ? 0 : berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    int rc = berth_layout_list_tags(src->lref->path, collect_name, out);
+    if (rc < 0 && rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    berth_error_clear();
+    return 0;
+}
+
 int berth_copy(berth_client *c, const char *src, const char *dst, const berth_copy_options *opts,
                berth_digest *digest_out)
 {
@@ -568,14 +947,18 @@ int berth_copy(berth_client *c, const char *src, const char *dst, const berth_co
     char *ctype = NULL, *cctype = NULL;
     berth_digest d = {0};
     const char *tag = NULL;
+    char *src_tag = NULL;
     int rc;
 
     berth_error_clear();
+    pthread_mutex_init(&x.mu, NULL);
+    pthread_cond_init(&x.cv, NULL);
     x.c = c;
     x.o = opts ? opts : &none;
     x.jobs = x.o->jobs ? x.o->jobs : 4;
     if (x.o->all && x.o->platform) {
-        return berth_error_set(BERTH_EINVALID, "--all and --platform exclude each other");
+        rc = berth_error_set(BERTH_EINVALID, "--all and --platform exclude each other");
+        goto out;
     }
     if ((rc = end_open(&x.src, src, false)) < 0) {
         berth_error_prefix("source %s: ", src);
@@ -585,16 +968,18 @@ int berth_copy(berth_client *c, const char *src, const char *dst, const berth_co
         berth_error_prefix("destination %s: ", dst);
         goto out;
     }
+    if ((rc = source_tag(&src_tag, &x.src, src)) < 0) {
+        berth_error_prefix("source %s: ", src);
+        goto out;
+    }
     if (x.dst.layout) {
-        tag = x.dst.lref->tag;
-        if (!tag) {
-            tag = x.src.layout ? x.src.lref->tag : x.src.ref->tag;
-        }
-    } else {
+        tag = x.dst.lref->tag ? x.dst.lref->tag : src_tag;
+    } else if (has_explicit_tag(dst)) {
         tag = x.dst.ref->tag;
-        if (x.dst.ref->has_digest && !x.dst.ref->tag) {
-            tag = NULL;
-        }
+    } else if (x.dst.ref->has_digest) {
+        tag = NULL;
+    } else {
+        tag = src_tag ? src_tag : x.dst.ref->tag; /* the parser's latest */
     }
     x.same_registry =
         !x.src.layout && !x.dst.layout && strcmp(x.src.ref->registry, x.dst.ref->registry) == 0;
@@ -655,5 +1040,9 @@ out:
     berth_buf_dispose(&x.tmpdir);
     end_dispose(&x.src);
     end_dispose(&x.dst);
+    free(src_tag);
+    free(x.seen);
+    pthread_mutex_destroy(&x.mu);
+    pthread_cond_destroy(&x.cv);
     return rc;
 }

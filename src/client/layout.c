@@ -4,7 +4,8 @@
  * the tag in `org.opencontainers.image.ref.name`, and `blobs/<alg>/<hex>`. Every write goes to
  * a temp file in the same directory, is fsynced and renamed into place, so a reader sees a
  * blob whole or not at all; index.json is rewritten the same way and is the last thing a copy
- * touches, so no tag ever names content that is not complete.
+ * touches, so no tag ever names content that is not complete. A layout has no referrers API:
+ * the referrers of a manifest are the entries of index.json whose manifest names it as subject.
  */
 #include "client/client_internal.h"
 
@@ -191,7 +192,8 @@ int berth__layout_get_manifest(const char *path, const char *tag, berth_buf *bod
         goto out;
     }
     json_t *arr = json_object_get(index, "manifests"), *e;
-    size_t i;
+    size_t i, named = 0;
+    json_t *only_named = NULL;
     json_array_foreach(arr, i, e)
     {
         const char *name =
@@ -199,6 +201,13 @@ int berth__layout_get_manifest(const char *path, const char *tag, berth_buf *bod
         if (tag ? (name && strcmp(name, tag) == 0) : json_array_size(arr) == 1) {
             found = e;
         }
+        if (name) {
+            named++;
+            only_named = e;
+        }
+    }
+    if (!found && !tag && named == 1) {
+        found = only_named; /* the one image with a name; the others are its referrers */
     }
     if (!found) {
         rc = tag ? berth_error_set(BERTH_ENOTFOUND, "oci:%s: no tag %s", path, tag)
@@ -388,4 +397,94 @@ int berth_layout_read_blob(const char *path, const berth_digest *d, berth_buf *b
 {
     berth_error_clear();
     return berth__layout_read_blob(path, d, body);
+}
+
+int berth_layout_list_tags(const char *path, berth_client_name_cb cb, void *payload)
+{
+    json_t *index = NULL, *e;
+    size_t i;
+    int rc;
+
+    berth_error_clear();
+    if ((rc = berth__layout_open(path, false)) < 0 || (rc = load_index(&index, path)) < 0) {
+        goto out;
+    }
+    json_array_foreach(json_object_get(index, "manifests"), i, e)
+    {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(e, "annotations"), REF_NAME));
+        if (name && cb(name, payload) != 0) {
+            break;
+        }
+    }
+out:
+    json_decref(index);
+    return rc;
+}
+
+int berth__layout_referrers(const char *path, const berth_digest *subject, berth_buf *body)
+{
+    json_t *index = NULL, *list = json_array(), *out_idx = NULL, *e;
+    berth_buf m = BERTH_BUF_INIT_MAX(BERTH_CLIENT_MANIFEST_MAX);
+    char *text = NULL;
+    size_t i;
+    int rc;
+
+    if (!list) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    if ((rc = load_index(&index, path)) < 0) {
+        goto out;
+    }
+    json_array_foreach(json_object_get(index, "manifests"), i, e)
+    {
+        const char *dg = json_string_value(json_object_get(e, "digest"));
+        const char *mt = json_string_value(json_object_get(e, "mediaType"));
+        berth__doc doc = {0};
+        berth_digest d;
+        if (!dg || berth_digest_parse_str(&d, dg) < 0) {
+            berth_error_clear();
+            continue;
+        }
+        berth_buf_clear(&m);
+        if (berth__layout_read_blob(path, &d, &m) < 0 ||
+            berth__doc_parse(&doc, mt, berth_buf_cstr(&m), m.len) < 0) {
+            berth_error_clear(); /* not a manifest we can read: not a referrer we know */
+            continue;
+        }
+        if (doc.has_subject && berth_digest_equal(&doc.subject, subject)) {
+            json_t *desc = json_pack("{s:s, s:s, s:I}", "mediaType", doc.media_type, "digest",
+                                     d.str, "size", (json_int_t)m.len);
+            json_t *mj = json_loadb(berth_buf_cstr(&m), m.len, 0, NULL);
+            const char *at = json_string_value(json_object_get(mj, "artifactType"));
+            json_t *ann = json_object_get(mj, "annotations");
+            if (!at) {
+                at = json_string_value(json_object_get(json_object_get(mj, "config"), "mediaType"));
+            }
+            if (desc && at) {
+                json_object_set_new(desc, "artifactType", json_string(at));
+            }
+            if (desc && json_is_object(ann) && json_object_size(ann) > 0) {
+                json_object_set(desc, "annotations", ann);
+            }
+            json_decref(mj);
+            if (!desc || json_array_append_new(list, desc) < 0) {
+                berth__doc_dispose(&doc);
+                rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+                goto out;
+            }
+        }
+        berth__doc_dispose(&doc);
+    }
+    out_idx = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType",
+                        "application/vnd.oci.image.index.v1+json", "manifests", list);
+    text = out_idx ? json_dumps(out_idx, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    rc = text ? berth_buf_puts(body, text) : berth_error_set(BERTH_ENOMEM, "out of memory");
+out:
+    free(text);
+    json_decref(out_idx);
+    json_decref(list);
+    json_decref(index);
+    berth_buf_dispose(&m);
+    return rc;
 }

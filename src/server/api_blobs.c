@@ -111,12 +111,16 @@ static void stream_free(void *cls)
     free(st);
 }
 
+/* A streamed response whose first window is read before the status goes out, so that a
+   backend that cannot give the bytes (an object store down) is an error answer (*error), not a
+   200 whose body breaks off. */
 static struct MHD_Response *stream_response(berth__req *r, const berth_digest *digest,
-                                            uint64_t offset, uint64_t len)
+                                            uint64_t offset, uint64_t len, int *error)
 {
     blob_stream *st = calloc(1, sizeof(*st));
     struct MHD_Response *resp;
 
+    *error = 0;
     if (!st || !(st->buf = malloc(STREAM_WINDOW))) {
         free(st);
         return NULL;
@@ -125,6 +129,20 @@ static struct MHD_Response *stream_response(berth__req *r, const berth_digest *d
     st->digest = *digest;
     st->offset = offset;
     st->end = offset + len;
+    st->buf_at = offset;
+    if (len > 0) {
+        uint64_t want = len < STREAM_WINDOW ? len : STREAM_WINDOW;
+        *error = berth_store_blob_read(st->store, digest, offset, want, stream_fill, st);
+        if (*error == 0 && st->buf_len == 0) {
+            *error = berth_error_set(BERTH_EIO, "blob %s: no bytes", digest->str);
+        }
+        if (*error < 0) {
+            berth__log(BERTH_LOG_WARN, "blob %s: read at %llu failed: %s", digest->str,
+                       (unsigned long long)offset, berth_error_last());
+            stream_free(st);
+            return NULL;
+        }
+    }
     resp = MHD_create_response_from_callback(len, 256 * 1024, stream_read, st, stream_free);
     if (!resp) {
         stream_free(st);
@@ -205,12 +223,12 @@ enum MHD_Result berth__api_blob(berth__req *r)
         berth_error_clear();
     }
     if (fd < 0) {
-        resp = stream_response(r, &digest, offset, len);
+        resp = stream_response(r, &digest, offset, len, &error);
     } else if (!(resp = MHD_create_response_from_fd_at_offset64(len, fd, offset))) {
         close(fd);
     }
     if (!resp) {
-        return MHD_NO;
+        return fd < 0 && error < 0 ? berth__respond_error(r, BERTH_OP_BLOB, error, NULL) : MHD_NO;
     }
     return send_blob(r, resp, &digest, status, status == 206 ? content_range : NULL, len);
 }

@@ -11,7 +11,10 @@
 
 #include <berth/errors.h>
 
+#include "base/log.h"
+
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,17 +77,23 @@ void berth__session_headers(struct MHD_Response *resp, const berth__req *r, cons
 }
 
 /* The methods a route supports (RFC 9110 15.5.6: the Allow of a 405). */
-static const char *allowed_methods(berth__route route)
+/* The methods of a route, less those the operator switched off (storage.read_only: reads only;
+ * storage.delete_enabled false: no DELETE). */
+static const char *allowed_methods(const berth__req *r)
 {
-    switch (route) {
+    const berth_config *cfg = r->srv->cfg;
+    bool ro = cfg && cfg->storage.read_only;
+    bool del = !ro && (!cfg || cfg->storage.delete_enabled);
+
+    switch (r->route) {
     case BERTH_R_MANIFEST:
-        return "GET, HEAD, PUT, DELETE";
+        return ro ? "GET, HEAD" : del ? "GET, HEAD, PUT, DELETE" : "GET, HEAD, PUT";
     case BERTH_R_BLOB:
-        return "GET, HEAD, DELETE";
+        return del ? "GET, HEAD, DELETE" : "GET, HEAD";
     case BERTH_R_UPLOADS:
-        return "POST";
+        return ro ? "" : "POST";
     case BERTH_R_UPLOAD:
-        return "GET, PATCH, PUT, DELETE";
+        return ro ? "GET" : "GET, PATCH, PUT, DELETE";
     default:
         return "GET, HEAD";
     }
@@ -131,7 +140,7 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
         r->upload = NULL;
     }
     if (status == 405) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r->route));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r));
     }
     if (status == 401 && r->www_authenticate) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
@@ -771,6 +780,55 @@ static const char *tls_priorities(const berth_config *cfg)
     return TLS_PRIORITIES_12;
 }
 
+/*
+ * libmicrohttpd's own messages, through berth's log (one format for every line, JSON with
+ * log.format: json). Most are about what a client did (a TLS handshake that failed, a request
+ * it could not parse, a connection it dropped): those are not the server's errors. A client
+ * that fails its handshake (an old TLS version, no client certificate under mTLS, plain HTTP
+ * probing the TLS port) is info; the rest of the clients' doing is debug; anything else warn.
+ */
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    static const struct {
+        const char *words;
+        berth_log_level level;
+    } kinds[] = {
+        {"handshake", BERTH_LOG_INFO},
+        {"TLS", BERTH_LOG_INFO},
+        {"certificate", BERTH_LOG_INFO},
+        {"Error processing request", BERTH_LOG_DEBUG},
+        {"Failed to receive", BERTH_LOG_DEBUG},
+        {"Failed to parse", BERTH_LOG_DEBUG},
+        {"Failed to send", BERTH_LOG_DEBUG},
+        {"disconnected", BERTH_LOG_DEBUG},
+        {"reset by peer", BERTH_LOG_DEBUG},
+        {"closed", BERTH_LOG_DEBUG},
+        {"Host", BERTH_LOG_DEBUG},
+        {"too large", BERTH_LOG_DEBUG},
+        {"too long", BERTH_LOG_DEBUG},
+        {"malformed", BERTH_LOG_DEBUG},
+        {"Malformed", BERTH_LOG_DEBUG},
+        {"Unsupported", BERTH_LOG_DEBUG},
+        {"timed out", BERTH_LOG_DEBUG},
+    };
+    berth_log_level level = BERTH_LOG_WARN;
+    char msg[1024];
+    int n;
+
+    (void)cls;
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n < 0) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strstr(msg, kinds[i].words)) {
+            level = kinds[i].level;
+            break;
+        }
+    }
+    berth__log(level, "libmicrohttpd: %s", msg);
+}
+
 int berth_server_start(berth_server **out, berth_store *store, const berth_server_options *opts)
 {
     berth_server *srv = NULL;
@@ -879,6 +937,7 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
         w->daemon = MHD_start_daemon(
             flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
             access_handler, w,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv, /* first: all of its messages */
             MHD_OPTION_CONNECTION_LIMIT, srv->opts.connection_limit + 64,
             MHD_OPTION_CONNECTION_TIMEOUT, srv->timeout_default,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.connection_memory,

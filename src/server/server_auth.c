@@ -513,11 +513,42 @@ static bool limits(berth__req *r, enum MHD_Result *ret)
     if (srv->uploads_max && prev >= srv->uploads_max) {
         atomic_fetch_sub(&srv->uploads, 1);
         r->retry_after = 1;
-        return refuse(r, ret, BERTH_EBUSY, "too many uploads in progress; retry later");
+        return refuse(r, ret, BERTH_EBUSY,
+                      "too many upload requests streaming (limits.upload_requests); retry later");
     }
     r->counted_upload = true;
-    berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOADS_IN_PROGRESS, 1);
+    berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOAD_REQUESTS, 1);
     return true;
+}
+
+/*
+ * The operator's switches (storage.read_only, storage.delete_enabled), as Distribution's
+ * storage.maintenance.readonly and storage.delete.enabled: a write in read-only mode, or a
+ * DELETE of a manifest, tag or blob with deletes off (cancelling one's upload stays allowed),
+ * is refused with 405 UNSUPPORTED before its body is read, so it
+ * changes nothing; pulls go on.
+ */
+static bool switches(berth__req *r, enum MHD_Result *ret)
+{
+    const berth_config *cfg = r->srv->cfg;
+    bool write = r->method == BERTH_M_PUT || r->method == BERTH_M_POST ||
+                 r->method == BERTH_M_PATCH || r->method == BERTH_M_DELETE;
+
+    if (!cfg || !write || r->route == BERTH_R_BASE || r->route == BERTH_R_CATALOG) {
+        return true;
+    }
+    if (cfg->storage.read_only) {
+        berth_error_set(BERTH_EUNSUPPORTED,
+                        "the registry is read-only for maintenance: pulls only, %s refused",
+                        r->method_name);
+    } else if (r->method == BERTH_M_DELETE && r->route != BERTH_R_UPLOAD &&
+               !cfg->storage.delete_enabled) {
+        berth_error_set(BERTH_EUNSUPPORTED, "deletes are disabled on this registry");
+    } else {
+        return true;
+    }
+    *ret = berth__respond_error(r, BERTH_OP_METHOD, BERTH_EUNSUPPORTED, NULL);
+    return false;
 }
 
 bool berth__ops_admit(berth__req *r, enum MHD_Result *ret)
@@ -528,6 +559,9 @@ bool berth__ops_admit(berth__req *r, enum MHD_Result *ret)
         return false;
     }
     if (srv->auth && !authorize(r, ret)) {
+        return false;
+    }
+    if (!switches(r, ret)) {
         return false;
     }
     return limits(r, ret);

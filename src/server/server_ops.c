@@ -8,18 +8,21 @@
  */
 #include "server/server_internal.h"
 
+#include "base/log.h"
 #include "oci/json.h"
 #include "server/ops/gcopts.h"
 
 #include <berth/errors.h>
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How often the storage gauges are refreshed when no gc runs sooner, seconds. */
@@ -62,6 +65,43 @@ out:
     return error;
 }
 
+/* A file the configuration names holds what cannot be used: a configuration error (berth serve
+ * exits 2), naming where the setting was made. */
+static int bad_file(const berth_config *cfg, const char *key, int error)
+{
+    const char *where = berth_config_origin(cfg, key);
+    char detail[512];
+
+    if (error == BERTH_ENOMEM) {
+        return error;
+    }
+    snprintf(detail, sizeof(detail), "%s", berth_error_last());
+    return berth_error_set(BERTH_EINVALID, "%s%s%s: %s", where ? where : "", where ? ": " : "", key,
+                           detail);
+}
+
+/* Can GnuTLS use the certificate chain and key? (Checked here, before the daemons start, so
+ * that a bad file is reported as the configuration error it is.) */
+static int check_tls_pair(const berth_config *cfg, const char *cert, const char *key)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_datum_t c = {(unsigned char *)(uintptr_t)cert, (unsigned)strlen(cert)};
+    gnutls_datum_t k = {(unsigned char *)(uintptr_t)key, (unsigned)strlen(key)};
+    int rc;
+
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    rc = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+    if (rc < 0) {
+        berth_error_set(BERTH_EINVALID, "%s and tls.key %s: cannot be used: %s", cfg->tls.cert,
+                        cfg->tls.key, gnutls_strerror(rc));
+        return bad_file(cfg, "tls.cert", BERTH_EINVALID);
+    }
+    return 0;
+}
+
 int berth__ops_start(berth_server *srv)
 {
     const berth_config *cfg = srv->opts.config;
@@ -76,13 +116,13 @@ int berth__ops_start(berth_server *srv)
     }
     srv->json_log = cfg->log.format == BERTH_CONFIG_LOG_JSON;
     srv->body_max = cfg->limits.body_size;
-    srv->uploads_max = cfg->limits.concurrent_uploads;
+    srv->uploads_max = cfg->limits.upload_requests;
     if ((error = berth_acl_new(&srv->acl, cfg)) < 0) {
         return error;
     }
     if (cfg->auth.htpasswd) {
         if ((error = berth_htpasswd_open(&srv->htpasswd, cfg->auth.htpasswd, 0, 0)) < 0) {
-            return error;
+            return bad_file(cfg, "auth.htpasswd", error);
         }
         srv->auth = true;
     }
@@ -93,7 +133,10 @@ int berth__ops_start(berth_server *srv)
             return berth_error_set(BERTH_EINVALID, "auth.token.realm: no key configured");
         }
         if ((error = berth_token_key_load(&srv->token_key, key)) < 0) {
-            return error;
+            return bad_file(cfg,
+                            cfg->auth.token.private_key ? "auth.token.private_key"
+                                                        : "auth.token.public_key",
+                            error);
         }
         if ((error = berth__token_cache_new(&srv->tokens, 1024)) < 0) {
             return error;
@@ -108,13 +151,18 @@ int berth__ops_start(berth_server *srv)
         }
     }
     if (cfg->tls.cert) {
-        if ((error = read_text(&srv->tls_cert, cfg->tls.cert)) < 0 ||
-            (error = read_text(&srv->tls_key, cfg->tls.key)) < 0) {
+        if ((error = read_text(&srv->tls_cert, cfg->tls.cert)) < 0) {
+            return bad_file(cfg, "tls.cert", error);
+        }
+        if ((error = read_text(&srv->tls_key, cfg->tls.key)) < 0) {
+            return bad_file(cfg, "tls.key", error);
+        }
+        if ((error = check_tls_pair(cfg, srv->tls_cert, srv->tls_key)) < 0) {
             return error;
         }
         if (cfg->tls.client_ca) {
             if ((error = read_text(&srv->tls_ca, cfg->tls.client_ca)) < 0) {
-                return error;
+                return bad_file(cfg, "tls.client_ca", error);
             }
             srv->mtls = true;
         }
@@ -158,9 +206,19 @@ static enum MHD_Result metrics(berth__req *r)
 {
     berth_buf out = BERTH_BUF_INIT;
     struct MHD_Response *resp;
+    uint64_t sessions = 0, session_bytes = 0;
     size_t len;
     char *data;
     int error;
+
+    /* the open sessions as the metadata backend records them (every replica's), at most
+       limits.upload_sessions records: cheap enough for each scrape, and never stale */
+    if (berth_store_uploads_usage(r->srv->store, &sessions, &session_bytes) == 0) {
+        berth_metrics_gauge_set(r->srv->metrics, BERTH_GAUGE_UPLOAD_SESSIONS, (int64_t)sessions);
+        berth_metrics_gauge_set(r->srv->metrics, BERTH_GAUGE_UPLOAD_SESSION_BYTES,
+                                (int64_t)session_bytes);
+    }
+    berth_error_clear();
 
     if ((error = berth_metrics_render(r->srv->metrics, &out)) < 0) {
         berth_buf_dispose(&out);
@@ -335,7 +393,7 @@ void berth__ops_completed(berth__req *r, bool aborted)
     }
     if (r->counted_upload) {
         atomic_fetch_sub(&srv->uploads, 1);
-        berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOADS_IN_PROGRESS, -1);
+        berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOAD_REQUESTS, -1);
         r->counted_upload = false;
     }
     if (!srv->opts.log) {
@@ -357,27 +415,22 @@ static void refresh_gauges(berth_server *srv)
     if (berth_store_usage(srv->store, &bytes, &blobs) == 0) {
         berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_BLOBS, (int64_t)blobs);
         berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_STORED_BYTES, (int64_t)bytes);
+        berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_STORAGE_REFRESHED, (int64_t)time(NULL));
     }
+    berth_error_clear();
 }
 
 /* Remove upload sessions idle past limits.upload_idle_ttl (whether or not gc runs). */
 static void reap_uploads(berth_server *srv)
 {
     uint64_t removed = 0;
-    char line[160];
-    int n;
 
     if (berth_store_uploads_reap(srv->store, &removed) < 0) {
-        n = snprintf(line, sizeof(line), "berth serve: reaping upload sessions failed: %s\n",
-                     berth_error_last());
+        berth__log(BERTH_LOG_WARN, "berth serve: reaping upload sessions failed: %s",
+                   berth_error_last());
     } else if (removed) {
-        n = snprintf(line, sizeof(line), "berth serve: %llu idle upload sessions removed\n",
-                     (unsigned long long)removed);
-    } else {
-        return;
-    }
-    if (n > 0 && srv->cfg->log.level >= 1) {
-        write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        berth__log(BERTH_LOG_NOTICE, "berth serve: %llu idle upload sessions removed",
+                   (unsigned long long)removed);
     }
 }
 
@@ -387,8 +440,7 @@ static void run_gc(berth_server *srv)
     berth_retention_rule *rules = NULL;
     berth_gc_stats stats;
     struct timespec t0, t1;
-    char line[512];
-    int error, n;
+    int error;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&stats, 0, sizeof(stats));
@@ -398,20 +450,21 @@ static void run_gc(berth_server *srv)
     }
     free(rules);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (error == 0) {
+        berth_metrics_counter_add(srv->metrics, BERTH_COUNTER_GC_RUNS, 1);
+        berth_metrics_counter_add(srv->metrics, BERTH_COUNTER_GC_FREED_BYTES, stats.bytes_freed);
+    }
     if (error < 0) {
-        n = snprintf(line, sizeof(line), "berth serve: gc failed: %s\n", berth_error_last());
+        berth__log(BERTH_LOG_WARN, "berth serve: gc failed: %s", berth_error_last());
     } else {
-        n = snprintf(
-            line, sizeof(line),
+        berth__log(
+            BERTH_LOG_NOTICE,
             "berth serve: gc: %llu tags, %llu manifests, %llu links, %llu blobs, "
-            "%llu uploads removed, %llu bytes freed in %lld ms\n",
+            "%llu uploads removed, %llu bytes freed in %lld ms",
             (unsigned long long)stats.tags_removed, (unsigned long long)stats.manifests_removed,
             (unsigned long long)stats.links_removed, (unsigned long long)stats.blobs_removed,
             (unsigned long long)stats.uploads_removed, (unsigned long long)stats.bytes_freed,
             (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
-    }
-    if (n > 0 && srv->cfg->log.level >= 1) {
-        write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
 }
 
@@ -450,11 +503,17 @@ static void *maint_main(void *arg)
         }
         pthread_mutex_unlock(&srv->maint_lock);
         if (do_gc) {
-            run_gc(srv);
+            if (srv->cfg->storage.read_only) {
+                berth__log(BERTH_LOG_INFO, "berth serve: gc skipped: read-only");
+            } else {
+                run_gc(srv);
+            }
             next_gc = now;
             next_gc.tv_sec += (time_t)interval;
         }
-        reap_uploads(srv);
+        if (!srv->cfg->storage.read_only) {
+            reap_uploads(srv); /* read-only: nothing is removed, idle sessions wait */
+        }
         refresh_gauges(srv);
         clock_gettime(CLOCK_MONOTONIC, &next_gauge);
         next_gauge.tv_sec += period;

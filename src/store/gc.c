@@ -17,6 +17,9 @@
  * collectors, and an upload's commit or a mount of it waits), its bytes removed, the claim
  * released. A commit notes its digest first (blob_touch), which keeps the claim off it for the
  * grace period, so a commit that finds its bytes already stored never loses them.
+ *
+ * Last, bytes in the blob backend that no metadata recorded (orphans) are recorded, to be
+ * collected by a later run (adopt_orphans).
  */
 #include "store/store_internal.h"
 
@@ -566,6 +569,156 @@ static int sweep_blobs(gc_run *g)
     return rc;
 }
 
+/* ---- orphans: bytes in the blob backend that no metadata recorded ----------------------- */
+
+/* A digest the metadata knows, by the first 16 bytes of its hash: two digests sharing them
+   count as one, which can only keep an orphan, never take a blob that is needed. */
+typedef struct link_key {
+    unsigned char k[16];
+} link_key;
+
+typedef struct orphan_run {
+    gc_run *g;
+    link_key *linked;
+    size_t nlinked, cap;
+    berth_digest *found;
+    uint64_t *sizes;
+    size_t nfound, found_cap;
+    berth_digest after; /* the last blob claimed while listing the known ones */
+    int rc;
+} orphan_run;
+
+static void key_of(link_key *out, const berth_digest *d)
+{
+    const char *hex = berth_digest_hex(d);
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < 2 * sizeof(out->k) && hex[i]; i++) {
+        char c = hex[i];
+        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                                            : (unsigned)c & 15u;
+        out->k[i / 2] |= (unsigned char)(i % 2 ? v : v << 4);
+    }
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(link_key));
+}
+
+static int note_linked(const berth_digest *digest, uint64_t size, int64_t linked, void *payload)
+{
+    orphan_run *o = payload;
+    (void)size;
+    (void)linked;
+    if ((o->rc = grow((void **)&o->linked, &o->cap, o->nlinked, sizeof(*o->linked))) < 0) {
+        return 1;
+    }
+    key_of(&o->linked[o->nlinked++], digest);
+    return 0;
+}
+
+static int note_orphan(const berth_digest *digest, uint64_t size, int64_t mtime, void *payload)
+{
+    orphan_run *o = payload;
+    link_key key;
+    if (mtime >= o->g->before) {
+        return 0; /* young bytes: a commit may be about to record them */
+    }
+    key_of(&key, digest);
+    if (o->nlinked && bsearch(&key, o->linked, o->nlinked, sizeof(key), key_cmp)) {
+        return 0;
+    }
+    if (o->nfound == o->found_cap) {
+        size_t cap = o->found_cap ? 2 * o->found_cap : 64;
+        berth_digest *d = realloc(o->found, cap * sizeof(*d));
+        uint64_t *sz = d ? realloc(o->sizes, cap * sizeof(*sz)) : NULL;
+        if (d) {
+            o->found = d;
+        }
+        if (!sz) {
+            o->rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            return 1;
+        }
+        o->sizes = sz;
+        o->found_cap = cap;
+    }
+    o->found[o->nfound] = *digest;
+    o->sizes[o->nfound] = size;
+    o->nfound++;
+    return 0;
+}
+
+/*
+ * Bytes that reached the blob backend but never the metadata (a process killed between the
+ * two, a database restored from an older backup, a failed removal whose record was dropped)
+ * are found by a walk of the blob backend against what the metadata knows (every repository's
+ * links, and the unlinked blobs it records): those older than the grace period are recorded
+ * with blob_touch(), as a commit records its digest. They are not removed here: a later collection,
+ * once the grace period has passed, claims and removes them like any blob no repository links
+ * (gc_blob_claim), with its re-check, so a commit of the same digest meanwhile keeps them. The fs
+ * pool needs no walk: its claims walk the pool itself.
+ */
+static int adopt_orphans(gc_run *g, const repo_list *repos)
+{
+    berth_store *s = g->s;
+    orphan_run o;
+    int rc = 0;
+
+    if (s->root || !s->blobs->foreach) {
+        return 0;
+    }
+    memset(&o, 0, sizeof(o));
+    o.g = g;
+    for (size_t i = 0; i < repos->n && rc == 0; i++) {
+        rc = s->meta->links(s->meta, repos->names[i], note_linked, &o);
+        rc = rc == 1 ? o.rc : rc == BERTH_ENOTFOUND ? 0 : rc;
+    }
+    /* and the blobs it knows that no repository links (young ones, or those whose removal
+       failed): each claimed and released at once, as the only way the metadata backend lists
+       them. Recorded once, an orphan is not recorded again (which would put its collection
+       off for ever). A blob another collector holds is skipped: recording it after its
+       removal leaves a record the next collection forgets (its bytes are gone). */
+    for (bool started = false; rc == 0;) {
+        berth_meta_claim *claim = NULL;
+        berth_digest d;
+        uint64_t size;
+        rc = s->meta->gc_blob_claim(s->meta, started ? o.after.str : NULL, g->now + 86400, &d,
+                                    &size, &claim);
+        if (rc == BERTH_ENOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc == 0) {
+            if (s->meta->gc_blob_release(s->meta, claim, false) < 0) {
+                berth__log(BERTH_LOG_WARN, "gc: the claim of %s was lost: %s", d.str,
+                           berth_error_last());
+            }
+            o.after = d;
+            started = true;
+            rc = note_linked(&d, size, 0, &o) ? o.rc : 0;
+        }
+    }
+    if (rc == 0) {
+        if (o.nlinked > 1) {
+            qsort(o.linked, o.nlinked, sizeof(*o.linked), key_cmp);
+        }
+        rc = s->blobs->foreach (s->blobs, note_orphan, &o);
+        rc = rc == 1 ? o.rc : rc;
+    }
+    for (size_t i = 0; rc == 0 && i < o.nfound; i++) {
+        if (!g->opts->dry_run && (rc = s->meta->blob_touch(s->meta, &o.found[i], o.sizes[i])) < 0) {
+            break;
+        }
+        report(g, "orphan", NULL, o.found[i].str, o.sizes[i]);
+        g->stats->orphans_found++;
+    }
+    free(o.linked);
+    free(o.found);
+    free(o.sizes);
+    return rc;
+}
+
 int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats *stats)
 {
     berth_gc_options defaults;
@@ -601,6 +754,9 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     }
     if (rc == 0) {
         rc = sweep_blobs(&g);
+    }
+    if (rc == 0) {
+        rc = adopt_orphans(&g, &repos);
     }
     if (rc == 0 && opts->dry_run && g.going.count > 0) {
         /* blobs whose every link the run would remove would go too */

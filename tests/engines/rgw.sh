@@ -7,6 +7,10 @@
 #   rgw.sh up DIR     start (stopping first what an earlier `up` left in DIR), create an S3 user
 #                     and a bucket, write DIR/env (KEY=VALUE lines) and DIR/stats
 #   rgw.sh down DIR   stop exactly the processes `up` recorded in DIR/run/*.pid
+#   rgw.sh start-gateway DIR
+#                     start the gateway of the cluster `up` made in DIR again (after a test
+#                     stopped or killed it: outage tests), on its port, and wait until it answers;
+#                     the monitor and the OSD (and so the objects) are left as they are
 #
 # BERTH_RGW_MEMSTORE_BYTES: the OSD's memory store (default 1 GiB; the objects of deleted and
 # overwritten objects are freed by the gateway's garbage collector within about a minute).
@@ -89,7 +93,23 @@ if [ "$cmd" = down ]; then
   [ -d "$D" ] && down
   exit 0
 fi
-[ "$cmd" = up ] || { echo "usage: rgw.sh up|down DIR" >&2; exit 2; }
+if [ "$cmd" = start-gateway ]; then
+  D=$(cd "$D" && pwd)
+  cd "$D"
+  P=$(sed -n 's|^BERTH_TEST_S3_ENDPOINT=http://127.0.0.1:||p' env 2>/dev/null || true)
+  [ -n "$P" ] && [ -f ceph.conf ] || { echo "rgw.sh: no cluster in $D (rgw.sh up first)" >&2; exit 1; }
+  [ -f run/rgw.pid ] && stop_one run/rgw.pid
+  setsid radosgw -c ceph.conf -n client.rgw.a -f >>log/rgw.out 2>&1 </dev/null &
+  echo $! >run/rgw.pid
+  for _ in $(seq $((WAIT * 2))); do
+    curl -sf -m 2 -o /dev/null "http://127.0.0.1:$P/" && exit 0
+    kill -0 "$(cat run/rgw.pid)" 2>/dev/null || { echo "rgw.sh: the gateway exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "rgw.sh: the gateway did not answer within $WAIT s" >&2
+  exit 1
+fi
+[ "$cmd" = up ] || { echo "usage: rgw.sh up|down|start-gateway DIR" >&2; exit 2; }
 
 mkdir -p "$D"
 D=$(cd "$D" && pwd)

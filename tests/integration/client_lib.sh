@@ -160,7 +160,8 @@ expect_eq() { # GOT WANT WHAT
 }
 
 # start_fake NAME LAYOUT_DIR [ARGS]: a small read-only registry in python3 serving the layout,
-# with the Docker token flow (--token), Basic checked by the token endpoint (--basic U:P),
+# with the Docker token flow (--token; tokens that expire after --ttl S, counted in /stats
+# "expired" when used later), Basic checked by the token endpoint (--basic U:P),
 # paginated tag lists (--page N, tags from --tags a,b,c) and slow blobs (--slow).
 # Sets ${NAME}_PORT and ${NAME}_PID. GET /stats (no auth) reports token requests.
 start_fake() {
@@ -176,8 +177,9 @@ ap.add_argument("port", type=int); ap.add_argument("layout")
 ap.add_argument("--token", action="store_true"); ap.add_argument("--basic")
 ap.add_argument("--page", type=int, default=0); ap.add_argument("--tags", default="")
 ap.add_argument("--slow", action="store_true")
+ap.add_argument("--ttl", type=float, default=0)
 a = ap.parse_args()
-stats = {"token_requests": 0, "token_basic": [], "scopes": []}
+stats = {"token_requests": 0, "token_basic": [], "scopes": [], "expired": 0, "blob_streams": 0}
 index = json.load(open(a.layout + "/index.json"))
 tags = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in index["manifests"]}
 extra = [t for t in a.tags.split(",") if t]
@@ -193,7 +195,11 @@ class H(BaseHTTPRequestHandler):
     def authorized(self, scope):
         if not a.token: return True
         want = "Bearer tok-" + scope
-        if self.headers.get("Authorization") == want: return True
+        got = self.headers.get("Authorization", "")
+        if a.ttl and got.startswith(want + "@"):
+            if time.time() - float(got.split("@")[1]) <= a.ttl: return True
+            stats["expired"] += 1
+        elif got == want: return True
         realm = "http://127.0.0.1:%d/token" % a.port
         self.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}',
                   {"WWW-Authenticate": 'Bearer realm="%s",service="fake",scope="%s"' % (realm, scope),
@@ -213,6 +219,11 @@ class H(BaseHTTPRequestHandler):
                 if auth != "Basic " + base64.b64encode(a.basic.encode()).decode():
                     return self.send(401, b"{}")
                 stats["token_basic"].append(auth)
+            if a.ttl:
+                now = time.time()
+                iat = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % int(now % 1 * 1000)
+                return self.send(200, json.dumps({"token": "tok-%s@%f" % (scope, now),
+                                                  "expires_in": int(a.ttl), "issued_at": iat}).encode())
             return self.send(200, json.dumps({"access_token": "tok-" + scope, "expires_in": 300}).encode())
         if p == "/v2/" or p == "/v2":
             if not self.authorized(""): return
@@ -241,6 +252,7 @@ class H(BaseHTTPRequestHandler):
         if not os.path.exists(path): return self.send(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"x"}]}')
         body = open(path, "rb").read()
         if not a.slow or self.command == "HEAD": return self.send(200, body)
+        stats["blob_streams"] += 1
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         for i in range(0, len(body), 4096):
             self.wfile.write(body[i:i + 4096]); self.wfile.flush(); time.sleep(0.05)
@@ -258,6 +270,20 @@ PY
         sleep 0.1
     done
     fail "fake registry did not start"
+}
+
+# wait_stream NAME: wait until the --slow fake NAME streams a blob, then half a second more
+wait_stream() {
+    local port i
+    port=$(eval "echo \$${1}_PORT")
+    for i in $(seq 1 100); do
+        if curl -s "http://127.0.0.1:$port/stats" | grep -q '"blob_streams": [1-9]'; then
+            sleep 0.5
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "fake registry $1 streamed no blob"
 }
 
 # manifest_code HOST:PORT REPO REF: the HTTP status of a manifest GET with the Accept list

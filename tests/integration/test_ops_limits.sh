@@ -46,7 +46,7 @@ ops_stop
 cat >"$T/size.yaml" <<Y
 limits:
   body_size: 64KiB
-  concurrent_uploads: 1
+  upload_requests: 1
 Y
 ops_start http "$PORT" --config "$T/size.yaml"
 head -c 65536 /dev/urandom >"$T/fits"
@@ -77,7 +77,7 @@ check "second chunk over the limit" 413 "$STATUS"
 check "manifests are not blobs" 404 \
     "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v2/lim/app/manifests/v1")"
 
-# ---- concurrent uploads: 1 ---------------------------------------------------------------------
+# ---- upload requests: 1 ------------------------------------------------------------------------
 head -c 60000 /dev/urandom >"$T/slow"
 loc=$(curl -s -o /dev/null -D - -X POST "$URL/v2/lim/app/blobs/uploads/" | grep -i '^location:' |
     cut -d' ' -f2 | tr -d '\r')

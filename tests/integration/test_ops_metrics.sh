@@ -65,16 +65,38 @@ curl -s -o /dev/null -X PATCH --limit-rate 100k -H 'Content-Type: application/oc
 slow=$!
 sleep 1
 curl -s "$URL/metrics" -o "$T/m2"
-check "uploads in progress while streaming" 1 "$(M value "$T/m2" berth_uploads_in_progress)"
+check "upload requests in flight while streaming" 1 \
+    "$(M value "$T/m2" berth_upload_requests_in_flight)"
+check "one upload session open" 1 "$(M value "$T/m2" berth_upload_sessions_open)"
 wait $slow
 curl -s "$URL/metrics" -o "$T/m3"
-check "uploads in progress after" 0 "$(M value "$T/m3" berth_uploads_in_progress)"
+check "upload requests in flight after" 0 "$(M value "$T/m3" berth_upload_requests_in_flight)"
+check "the session stays open between its requests" 1 \
+    "$(M value "$T/m3" berth_upload_sessions_open)"
+check "its bytes" 300000 "$(M value "$T/m3" berth_upload_session_bytes)"
 
 # stored bytes and blobs: refreshed by the maintenance thread (gc every second here)
 sleep 2.2
 curl -s "$URL/metrics" -o "$T/m4"
-check "blobs gauge" 1 "$(M value "$T/m4" berth_blobs)"
-check "stored bytes gauge" 10000 "$(M value "$T/m4" berth_stored_bytes)"
+check "blobs gauge" 1 "$(M value "$T/m4" berth_storage_blobs)"
+check "stored bytes gauge" 10000 "$(M value "$T/m4" berth_storage_blob_bytes)"
+refreshed=$(M value "$T/m4" berth_storage_refresh_timestamp_seconds | cut -d. -f1)
+age=$(($(date +%s) - refreshed))
+if [ "$age" -ge 0 ] && [ "$age" -le 5 ]; then ok; else fail "storage refresh timestamp ($age s old)"; fi
+if [ "$(M value "$T/m4" berth_gc_runs_total | cut -d. -f1)" -ge 1 ]; then ok; else
+    fail "gc runs counted"
+fi
+# every metric follows the conventions: counters end in _total, no counter name without it,
+# and each family has HELP and TYPE
+if python3 - "$T/m4" <<'PY'; then ok; else fail "metric names and types"; fi
+import re, sys
+types = dict(re.findall(r'^# TYPE (\S+) (\S+)$', open(sys.argv[1]).read(), re.M))
+helps = set(re.findall(r'^# HELP (\S+) ', open(sys.argv[1]).read(), re.M))
+assert types and set(types) == helps, (set(types) ^ helps)
+for name, kind in types.items():
+    assert name.startswith('berth_'), name
+    assert (kind == 'counter') == name.endswith('_total'), (name, kind)
+PY
 if grep -q 'berth serve: gc: ' "$BERTH_LOG"; then ok; else fail "gc summary line in the log"; fi
 
 # a request target with bytes that are not UTF-8 (and a quote): the error body and the
@@ -98,7 +120,9 @@ PY
 # the access log: JSON lines with the request's fields
 if python3 - "$BERTH_LOG" <<'PY'; then ok; else fail "json access log"; fi
 import json, sys
-reqs = [json.loads(l) for l in open(sys.argv[1], encoding='utf-8') if l.startswith('{')]
+lines = [json.loads(l) for l in open(sys.argv[1], encoding='utf-8')]  # every line is JSON
+reqs = [l for l in lines if 'method' in l]
+assert all(set(l) == {'time', 'level', 'msg'} for l in lines if 'method' not in l), lines
 bad = [r for r in reqs if r['uri'].startswith('/v2/na')]
 assert bad and bad[0]['uri'] == '/v2/na\ufffdme"x/tags/list', bad
 assert len(reqs) >= 12, len(reqs)

@@ -110,7 +110,11 @@ if kill -0 $pid 2>/dev/null; then
     fail "mismatched key accepted"
 else
     wait $pid
-    check "mismatched key status" 1 $?
+    # a configuration error: status 2, naming where the certificate was set
+    check "mismatched key status" 2 $?
+    if grep -q "bad.yaml:[0-9]*:[0-9]*: tls.cert: .*cannot be used" err; then ok; else
+        fail "mismatched key message: $(cat err)"
+    fi
 fi
 
 finish

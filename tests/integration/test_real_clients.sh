@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
 # Real clients against berth serve: skopeo (copy in both directions, --all, --format v2s2,
-# inspect, list-tags, delete) and umoci (unpack straight from the store directory), and skopeo
-# reading the store directory as an OCI layout.
+# inspect, list-tags, delete), podman (push, pull back, and what it pushed read by skopeo and
+# umoci) and umoci (unpack straight from the store directory), and skopeo reading the store
+# directory as an OCI layout.
 . "$(dirname "$0")/lib.sh"
 start_server
 work=$BERTH_TMP/work
@@ -48,6 +50,26 @@ else
         umoci unpack --rootless --image "$store/test/app:v1" "$work/unpacked"
 fi
 run "the unpacked rootfs has the file" grep -q "hello from berth" "$work/unpacked/rootfs/hello.txt"
+
+# podman, with a storage of its own (vfs: no overlay mounts needed): the umoci image pulled from
+# its layout, pushed to berth, removed, pulled back
+pod=(podman --root "$work/podman/root" --runroot "$work/podman/run" --storage-driver vfs
+    --cgroup-manager cgroupfs --events-backend none)
+# (podman names an image after its layout's path, which must be lower case: mktemp's is not)
+podsrc=/tmp/berth-podman-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+trap 'rm -rf "$podsrc"; cleanup' EXIT
+cp -r "$work/src" "$podsrc"
+run "podman pulls the layout" "${pod[@]}" pull -q "oci:$podsrc:v1"
+pod_id=$("${pod[@]}" images -q --no-trunc | head -n 1)
+run "podman push -> berth" "${pod[@]}" push -q --tls-verify=false "$pod_id" "docker://$reg/test/podman:v1"
+run "podman forgets the image" "${pod[@]}" rmi -a -f
+run "podman pull <- berth" "${pod[@]}" pull -q --tls-verify=false "$reg/test/podman:v1"
+run "podman pulled the image it pushed (same image id)" \
+    test "$("${pod[@]}" images -q --no-trunc "$reg/test/podman:v1")" = "$pod_id"
+run "skopeo copies what podman pushed to a layout" \
+    sk copy -q "${tls[@]}" "docker://$reg/test/podman:v1" "oci:$work/pod:v1"
+run "umoci unpacks what podman pushed" umoci unpack --rootless --image "$work/pod:v1" "$work/pod-unpacked"
+run "podman's layer has the file" grep -q "hello from berth" "$work/pod-unpacked/rootfs/hello.txt"
 
 run "skopeo copy --format v2s2" sk copy -q "${tls[@]}" --format v2s2 "oci:$work/src:v1" "docker://$reg/test/docker:v1"
 run "the stored manifest is Docker schema2" \

@@ -56,7 +56,7 @@ check "fsck beside a live server" 0 "$?"
 test -f "$ROOT/_berth/tmp/write.inflight" && ok || fail "du/fsck removed the server's staging files"
 rm -f "$ROOT/_berth/tmp/write.inflight"
 "$BERTH" du --root "$T/nothing" >/dev/null 2>&1
-check "du of a missing root fails" 1 "$?"
+check "du of a missing root fails (not a berth store: 2)" 2 "$?"
 test ! -e "$T/nothing" && ok || fail "du created a store"
 
 python3 - "$URL" "$BERTH" "$ROOT" >"$T/conc.out" 2>&1 <<'PY'

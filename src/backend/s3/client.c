@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,10 @@
 #define MAXQ        8
 #define MAXH        8
 #define POOL_MAX    16 /* idle curl handles kept per client */
+/* After a request timed out (the service stalled: a frozen process, a black-holed network),
+   requests fail at once for this long, and then one at a time tries the service again, seconds
+   (see stall_gate) */
+#define STALL_HOLD_S 5
 
 struct berth__s3 {
     char *scheme; /* "http" or "https" */
@@ -35,9 +40,12 @@ struct berth__s3 {
     unsigned retries;
     char list_page[16]; /* "" for the service's default */
     char *access_key, *secret_key, *session_token;
-    pthread_mutex_t pool_mu; /* guards pool */
-    CURL *pool[POOL_MAX];    /* idle handles, each with its connection cache */
+    atomic_bool no_conditional_put; /* the service answered 501 to If-None-Match: * */
+    pthread_mutex_t pool_mu;        /* guards pool */
+    CURL *pool[POOL_MAX];           /* idle handles, each with its connection cache */
     size_t npool;
+    _Atomic int64_t stalled_until; /* 0: answering; else when a request may try again */
+    atomic_bool probing;           /* a request is trying a stalled service */
 };
 
 /* ---- curl handles: a pool per client ------------------------------------------------------ */
@@ -321,6 +329,7 @@ typedef struct s3_req {
     size_t body_len;
     bool sign_body; /* hash the body into x-amz-content-sha256 (else UNSIGNED-PAYLOAD) */
     bool safe;      /* may be repeated */
+    long silence;   /* seconds the service may send nothing (0: the client's low-speed time) */
 
     berth_blob_sink sink; /* 2xx body, when set */
     void *sink_payload;
@@ -337,6 +346,7 @@ typedef struct s3_req {
     uint64_t content_length;
     bool have_length;
     int64_t last_modified;
+    bool timed_out; /* the last attempt gave up on a service that did not answer */
 } s3_req;
 
 static size_t on_header(char *data, size_t size, size_t n, void *p)
@@ -509,6 +519,7 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
     size_t nh = 0;
     int rc = 0;
 
+    r->timed_out = false;
     *retry = false;
     r->status = 0;
     r->body_off = 0;
@@ -608,7 +619,8 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     r->silence > c->low_speed_time ? r->silence : c->low_speed_time);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -632,6 +644,7 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
 
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    r->timed_out = cc == CURLE_OPERATION_TIMEDOUT;
     if (r->sink_rc != 0) {
         rc = r->sink_rc;
     } else if (r->overflow) {
@@ -666,11 +679,47 @@ out:
     return rc;
 }
 
+/*
+ * A stalled service costs one timeout, not one per request: after a request timed out, others
+ * fail at once (BERTH_ENETWORK: the server answers 503) for STALL_HOLD_S seconds; then one
+ * request at a time (`*probe`) tries the service, the others still failing at once, until one
+ * gets an answer (any answer, or a refused connection) and the service counts as answering.
+ */
+static int stall_gate(berth__s3 *c, const s3_req *r, bool *probe)
+{
+    int64_t until = atomic_load(&c->stalled_until);
+    *probe = false;
+    if (until == 0) {
+        return 0;
+    }
+    if ((int64_t)time(NULL) >= until && !atomic_exchange(&c->probing, true)) {
+        *probe = true;
+        return 0;
+    }
+    return berth_error_set(BERTH_ENETWORK, "s3: %s: the service did not answer a moment ago",
+                           r->op);
+}
+
+static void stall_note(berth__s3 *c, const s3_req *r, bool probe)
+{
+    if (r->timed_out) {
+        atomic_store(&c->stalled_until, (int64_t)time(NULL) + STALL_HOLD_S);
+    } else {
+        atomic_store(&c->stalled_until, 0);
+    }
+    if (probe) {
+        atomic_store(&c->probing, false);
+    }
+}
+
 static int perform(berth__s3 *c, s3_req *r)
 {
     unsigned delay = 100;
     int rc;
-    bool retry = false;
+    bool retry = false, probe;
+    if ((rc = stall_gate(c, r, &probe)) < 0) {
+        return rc;
+    }
     r->err.max = ERRBODY_MAX;
     for (unsigned i = 0;; i++) {
         rc = attempt(c, r, &retry);
@@ -680,6 +729,7 @@ static int perform(berth__s3 *c, s3_req *r)
         sleep_ms(delay);
         delay = delay < 3200 ? delay * 2 : delay;
     }
+    stall_note(c, r, probe);
     berth_buf_dispose(&r->err);
     return rc;
 }
@@ -848,6 +898,9 @@ int berth__s3_new(berth__s3 **out, const berth__s3_config *cfg)
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&c->pool_mu, NULL);
+    atomic_init(&c->stalled_until, 0);
+    atomic_init(&c->probing, false);
+    atomic_init(&c->no_conditional_put, false);
     rc = parse_endpoint(cfg->endpoint, &c->scheme, &c->host);
     if (rc != 0) {
         goto out;
@@ -934,19 +987,41 @@ int berth__s3_get(berth__s3 *c, const char *key, uint64_t offset, uint64_t len,
 
 int berth__s3_put(berth__s3 *c, const char *key, const void *data, size_t len, bool if_none_match)
 {
+    bool cond = if_none_match && !atomic_load(&c->no_conditional_put);
     s3_req r = {.op = "PutObject",
                 .method = "PUT",
                 .key = key,
                 .body = data,
                 .body_len = len,
-                .safe = !if_none_match};
+                .safe = !cond};
     int rc;
-    if (if_none_match) {
+    if (cond) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"if-none-match", "*"};
     }
+    if (if_none_match && !cond) {
+        goto check_then_put;
+    }
     rc = perform(c, &r);
+    if (!(cond && rc != 0 && r.status == 501)) {
+        req_done(&r);
+        return rc;
+    }
+    /* 501: a service without conditional writes (OpenStack Swift's s3api answers
+     * NotImplemented): a HEAD, then an unconditional PUT, from now on */
+    berth_error_clear();
+    atomic_store(&c->no_conditional_put, true);
+check_then_put:
     req_done(&r);
-    return rc;
+    berth__s3_stat st;
+    rc = berth__s3_head(c, key, &st);
+    if (rc == 0) {
+        return berth_error_set(BERTH_EEXISTS, "s3: PutObject: the key exists");
+    }
+    if (rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    berth_error_clear();
+    return berth__s3_put(c, key, data, len, false);
 }
 
 int berth__s3_delete(berth__s3 *c, const char *key)
@@ -977,11 +1052,25 @@ static int copy_source(berth__s3 *c, berth_buf *out, const char *src)
     return rc;
 }
 
+/* The silence a server-side copy of `bytes` may keep: it answers when done, and Swift's s3api
+ * sends nothing meanwhile (RGW sends whitespace): the low-speed time plus the bytes at
+ * COPY_RATE. */
+#define COPY_RATE (16u * 1024u * 1024u)
+static long copy_silence(const berth__s3 *c, uint64_t bytes)
+{
+    return c->low_speed_time + (long)(bytes / COPY_RATE);
+}
+
 int berth__s3_copy(berth__s3 *c, const char *dst, const char *src)
 {
     berth_buf xml = BERTH_BUF_INIT_MAX(ERRBODY_MAX), cs = BERTH_BUF_INIT;
     s3_req r = {.op = "CopyObject", .method = "PUT", .key = dst, .safe = true, .xml = &xml};
-    int rc = copy_source(c, &cs, src);
+    berth__s3_stat st;
+    int rc = berth__s3_head(c, src, &st); /* its size: how long the copy may be silent */
+    if (rc == 0) {
+        r.silence = copy_silence(c, st.size);
+        rc = copy_source(c, &cs, src);
+    }
     if (rc == 0) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"x-amz-copy-source", cs.ptr};
         rc = perform(c, &r);
@@ -1061,6 +1150,7 @@ int berth__s3_mpu_part_copy(berth__s3 *c, const char *key, const char *upload_id
              (unsigned long long)(offset + len - 1));
     r.query[r.nquery++] = (berth__sigv4_pair){"partNumber", num};
     r.query[r.nquery++] = (berth__sigv4_pair){"uploadId", upload_id};
+    r.silence = copy_silence(c, len);
     rc = copy_source(c, &cs, src);
     if (rc == 0) {
         r.headers[r.nheaders++] = (berth__sigv4_pair){"x-amz-copy-source", cs.ptr};
@@ -1218,14 +1308,17 @@ int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb,
             break;
         }
         const char *s = xml.ptr ? xml.ptr : "", *e = s + xml.len, *p = s, *us, *ue;
+        char *last_k = NULL, *last_id = NULL;
         while (rc == 0 && xml_next(&p, e, "Upload", &us, &ue)) {
             char *k = xml_get(us, ue, "Key"), *id = xml_get(us, ue, "UploadId");
             char *ini = xml_get(us, ue, "Initiated");
             if (k && id) {
                 rc = cb(k, id, ini ? parse_iso8601(ini) : 0, payload);
             }
-            free(k);
-            free(id);
+            free(last_k);
+            free(last_id);
+            last_k = k;
+            last_id = id;
             free(ini);
         }
         bool more = rc == 0 && truncated(s, e);
@@ -1233,6 +1326,17 @@ int berth__s3_mpu_list(berth__s3 *c, const char *prefix, berth__s3_upload_cb cb,
         free(id_marker);
         key_marker = more ? xml_get(s, e, "NextKeyMarker") : NULL;
         id_marker = more ? xml_get(s, e, "NextUploadIdMarker") : NULL;
+        if (more && (!key_marker || !*key_marker) && last_k && last_id) {
+            /* a truncated page without the next markers (Swift's s3api leaves them empty on a
+             * page of one upload): continue after the page's last upload */
+            free(key_marker);
+            free(id_marker);
+            key_marker = last_k;
+            id_marker = last_id;
+            last_k = last_id = NULL;
+        }
+        free(last_k);
+        free(last_id);
         if (!more || !key_marker || !*key_marker) {
             break;
         }

@@ -82,15 +82,23 @@ int berth__s3_get(berth__s3 *c, const char *key, uint64_t offset, uint64_t len,
 
 /**
  * PutObject of `len` bytes from memory; with `if_none_match`, only when the key does not
- * exist (If-None-Match: *).
- * @return 0, BERTH_EEXISTS (412: it exists), BERTH_ENOSPACE, BERTH_ENETWORK, BERTH_EIO
+ * exist (If-None-Match: *). A service that answers 501 to the condition (OpenStack Swift's
+ * s3api) gets, from then on, a HEAD and an unconditional PUT instead: not atomic, so two
+ * writers racing on one key may both succeed (harmless where the key names its content).
+ * @return 0, BERTH_EEXISTS (412, or the HEAD found it: it exists), BERTH_ENOSPACE,
+ *         BERTH_ENETWORK, BERTH_EIO
  */
 int berth__s3_put(berth__s3 *c, const char *key, const void *data, size_t len, bool if_none_match);
 
 /** DeleteObject (S3 answers 204 for a missing key too). @return 0, BERTH_ENETWORK, BERTH_EIO */
 int berth__s3_delete(berth__s3 *c, const char *key);
 
-/** CopyObject `src` to `dst` in the bucket (up to 5 GiB). @return 0, BERTH_ENOTFOUND, ... */
+/**
+ * CopyObject `src` to `dst` in the bucket (up to 5 GiB), after a HeadObject of `src` for its
+ * size: this copy and UploadPartCopy may keep silent for the low-speed time plus 1 s per 16 MiB
+ * (the service answers when done; Swift's s3api sends nothing meanwhile).
+ * @return 0, BERTH_ENOTFOUND, ...
+ */
 int berth__s3_copy(berth__s3 *c, const char *dst, const char *src);
 
 /** CreateMultipartUpload. @param upload_id_out  freed with free() @return 0, ... */

@@ -12,9 +12,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 typedef enum key_type {
@@ -51,7 +53,7 @@ static const key_def keys[] = {
     KEY("timeouts.drain", T_DURATION, timeouts.drain),
     KEY("limits.manifest_size", T_SIZE, limits.manifest_size),
     KEY("limits.body_size", T_SIZE, limits.body_size),
-    KEY("limits.concurrent_uploads", T_U64, limits.concurrent_uploads),
+    KEY("limits.upload_requests", T_U64, limits.upload_requests),
     KEY("limits.upload_sessions", T_U64, limits.upload_sessions),
     KEY("limits.upload_sessions_per_repository", T_U64, limits.upload_sessions_per_repository),
     KEY("limits.upload_sessions_per_client", T_U64, limits.upload_sessions_per_client),
@@ -74,6 +76,8 @@ static const key_def keys[] = {
     KEY("auth.token.public_key", T_STRING, auth.token.public_key),
     KEY("auth.token.lifetime", T_DURATION, auth.token.lifetime),
     KEY("storage.automatic_mount", T_BOOL, storage.automatic_mount),
+    KEY("storage.read_only", T_BOOL, storage.read_only),
+    KEY("storage.delete_enabled", T_BOOL, storage.delete_enabled),
     KEY("storage.s3.endpoint", T_STRING, storage.s3.endpoint),
     KEY("storage.s3.bucket", T_STRING, storage.s3.bucket),
     KEY("storage.s3.region", T_STRING, storage.s3.region),
@@ -85,9 +89,28 @@ static const key_def keys[] = {
     KEY("database.pool_size", T_U64, database.pool_size),
     KEY("gc.interval", T_DURATION, gc.interval),
     KEY("gc.grace", T_DURATION, gc.grace),
+    KEY("gc.untagged_delay", T_DURATION, gc.untagged_delay),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Old names still read (file, environment, berth_config_set), never printed. */
+static const struct {
+    const char *old, *key;
+} aliases[] = {
+    /* it always meant to bound uploads in progress, i.e. open sessions */
+    {"limits.concurrent_uploads", "limits.upload_sessions"},
+};
+
+#define NALIASES (sizeof(aliases) / sizeof(aliases[0]))
+
+/* Where each key was set: key -> "file:line:col", "BERTH_...", "--flag". */
+struct berth_config_places {
+    size_t n, cap;
+    struct {
+        char *key, *where;
+    } * v;
+};
 
 /* Longest group name: a name is printed as a YAML key, quoted (up to 4 bytes a byte). */
 #define GROUP_NAME_MAX 128
@@ -96,9 +119,89 @@ static const char *level_names[] = {"error", "warn", "info", "debug"};
 
 static const key_def *find_key(const char *name)
 {
+    for (size_t i = 0; i < NALIASES; i++) {
+        if (strcmp(aliases[i].old, name) == 0) {
+            name = aliases[i].key;
+        }
+    }
     for (size_t i = 0; i < NKEYS; i++) {
         if (strcmp(keys[i].name, name) == 0) {
             return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static void places_free(struct berth_config_places *p)
+{
+    for (size_t i = 0; p && i < p->n; i++) {
+        free(p->v[i].key);
+        free(p->v[i].where);
+    }
+    if (p) {
+        free(p->v);
+    }
+    free(p);
+}
+
+/* Record (where != NULL) or forget (NULL) where `key` was set. */
+static int place_set(berth_config *cfg, const char *key, const char *where)
+{
+    struct berth_config_places *p = cfg->places;
+    char *k = NULL, *w = NULL;
+    size_t i;
+
+    if (!p && !where) {
+        return 0;
+    }
+    if (!p && !(p = cfg->places = calloc(1, sizeof(*p)))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (i = 0; i < p->n && strcmp(p->v[i].key, key) != 0; i++) {
+    }
+    if (!where) {
+        if (i < p->n) {
+            free(p->v[i].key);
+            free(p->v[i].where);
+            p->v[i] = p->v[--p->n];
+        }
+        return 0;
+    }
+    if (!(w = strdup(where))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    if (i < p->n) {
+        free(p->v[i].where);
+        p->v[i].where = w;
+        return 0;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        void *grown = realloc(p->v, cap * sizeof(*p->v));
+        if (!grown) {
+            free(w);
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        p->v = grown;
+        p->cap = cap;
+    }
+    if (!(k = strdup(key))) {
+        free(w);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    p->v[p->n].key = k;
+    p->v[p->n].where = w;
+    p->n++;
+    return 0;
+}
+
+const char *berth_config_origin(const berth_config *cfg, const char *key)
+{
+    const struct berth_config_places *p = cfg ? cfg->places : NULL;
+
+    for (size_t i = 0; p && key && i < p->n; i++) {
+        if (strcmp(p->v[i].key, key) == 0) {
+            return p->v[i].where;
         }
     }
     return NULL;
@@ -171,6 +274,7 @@ void berth_config_free(berth_config *cfg)
     free_lists_access(cfg);
     free_lists_groups(cfg);
     free_lists_retention(cfg);
+    places_free(cfg->places);
     free(cfg);
 }
 
@@ -198,7 +302,7 @@ int berth_config_new(berth_config **out)
     cfg->timeouts.idle = 120;
     cfg->limits.manifest_size = BERTH_MANIFEST_MAX_DEFAULT;
     cfg->limits.body_size = 0;
-    cfg->limits.concurrent_uploads = 64;
+    cfg->limits.upload_requests = 64;
     cfg->limits.upload_sessions = 4096;
     cfg->limits.upload_sessions_per_repository = 256;
     cfg->limits.upload_sessions_per_client = 128;
@@ -209,10 +313,13 @@ int berth_config_new(berth_config **out)
     cfg->log.level = 2;
     cfg->auth.token.lifetime = 300;
     cfg->storage.automatic_mount = true;
+    cfg->storage.delete_enabled = true;
     cfg->storage.s3.path_style = true;
     cfg->database.pool_size = 8;
-    cfg->gc.interval = 0;
+    /* as zot: collect every hour, keep what is younger than an hour, untagged manifests a day */
+    cfg->gc.interval = 3600;
     cfg->gc.grace = 3600;
+    cfg->gc.untagged_delay = 86400;
     if (berth_config_set(cfg, "listen", "127.0.0.1:5000") < 0 ||
         berth_config_set(cfg, "root", "./data") < 0 ||
         berth_config_set(cfg, "auth.token.service", "berth") < 0 ||
@@ -230,63 +337,14 @@ out:
     return error;
 }
 
-/* digits followed by a unit from `units` (the multiplier of each); "" = first multiplier. */
-typedef struct unit {
-    const char *suffix;
-    uint64_t mult;
-} unit;
-
-static int parse_with_units(uint64_t *out, const char *text, const unit *units, size_t nunits,
-                            const char *what)
-{
-    size_t digits = 0;
-    uint64_t n = 0;
-
-    if (!text) {
-        return berth_error_set(BERTH_EINVALID, "no %s", what);
-    }
-    while (text[digits] >= '0' && text[digits] <= '9') {
-        digits++;
-    }
-    if (digits == 0 || berth_parse_u64(&n, text, digits, UINT64_MAX) < 0) {
-        return berth_error_set(BERTH_EINVALID, "invalid %s '%s'", what, text);
-    }
-    for (size_t i = 0; i < nunits; i++) {
-        if (strcmp(text + digits, units[i].suffix) == 0) {
-            if (units[i].mult && n > UINT64_MAX / units[i].mult) {
-                return berth_error_set(BERTH_EINVALID, "%s '%s' is too large", what, text);
-            }
-            *out = n * units[i].mult;
-            return 0;
-        }
-    }
-    return berth_error_set(BERTH_EINVALID, "invalid %s '%s' (unknown unit)", what, text);
-}
-
 int berth_config_parse_duration(uint64_t *out, const char *text)
 {
-    static const unit units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
-    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), "duration");
+    return berth_parse_duration(out, text);
 }
 
 int berth_config_parse_size(uint64_t *out, const char *text)
 {
-    static const unit units[] = {
-        {"", 1},
-        {"B", 1},
-        {"K", 1024},
-        {"KiB", 1024},
-        {"KB", 1000},
-        {"M", 1024 * 1024},
-        {"MiB", 1024 * 1024},
-        {"MB", 1000 * 1000},
-        {"G", 1024ull * 1024 * 1024},
-        {"GiB", 1024ull * 1024 * 1024},
-        {"GB", 1000ull * 1000 * 1000},
-        {"TiB", 1024ull * 1024 * 1024 * 1024},
-        {"TB", 1000ull * 1000 * 1000 * 1000},
-    };
-    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), "size");
+    return berth_parse_size(out, text);
 }
 
 static int parse_bool(bool *out, const char *text)
@@ -364,7 +422,7 @@ static int set_key(berth_config *cfg, const key_def *k, const char *value)
     return berth_error_set(BERTH_ERROR, "internal: bad key type");
 }
 
-int berth_config_set(berth_config *cfg, const char *key, const char *value)
+int berth_config_set_at(berth_config *cfg, const char *key, const char *value, const char *origin)
 {
     const key_def *k = NULL;
 
@@ -373,13 +431,21 @@ int berth_config_set(berth_config *cfg, const char *key, const char *value)
     }
     k = find_key(key);
     if (!k) {
-        return berth_error_set(BERTH_ENOTFOUND, "%s: unknown setting", key);
-    }
-    if (set_key(cfg, k, value) < 0) {
+        berth_error_set(BERTH_ENOTFOUND, "%s: unknown setting", key);
+    } else if (set_key(cfg, k, value) < 0) {
         berth_error_prefix("%s: ", key);
-        return berth_error_last_code();
+    } else {
+        return place_set(cfg, k->name, origin);
     }
-    return 0;
+    if (origin) {
+        berth_error_prefix("%s: ", origin);
+    }
+    return berth_error_last_code();
+}
+
+int berth_config_set(berth_config *cfg, const char *key, const char *value)
+{
+    return berth_config_set_at(cfg, key, value, NULL);
 }
 
 int berth_config_env_name(char *out, size_t out_size, const char *key)
@@ -413,8 +479,17 @@ int berth_config_apply_env(berth_config *cfg, const char *(*getenv_fn)(const cha
             return berth_error_last_code();
         }
         value = getenv_fn ? getenv_fn(name) : getenv(name);
-        if (value && berth_config_set(cfg, keys[i].name, value) < 0) {
-            berth_error_prefix("%s: ", name);
+        if (value && berth_config_set_at(cfg, keys[i].name, value, name) < 0) {
+            return berth_error_last_code();
+        }
+    }
+    for (size_t i = 0; i < NALIASES; i++) {
+        const char *value = NULL;
+        if (berth_config_env_name(name, sizeof(name), aliases[i].old) < 0) {
+            return berth_error_last_code();
+        }
+        value = getenv_fn ? getenv_fn(name) : getenv(name);
+        if (value && berth_config_set_at(cfg, aliases[i].key, value, name) < 0) {
             return berth_error_last_code();
         }
     }
@@ -435,6 +510,16 @@ static int fail_at(const loader *ld, const yaml_node_t *node, const char *key, c
     return berth_error_set(BERTH_EINVALID, "%s:%zu:%zu: %s: %s%s", ld->name,
                            (size_t)node->start_mark.line + 1, (size_t)node->start_mark.column + 1,
                            key, fmt, detail ? detail : "");
+}
+
+/* Record that `key` was set at `node`. */
+static int place_at(const loader *ld, const yaml_node_t *node, const char *key)
+{
+    char where[512];
+
+    snprintf(where, sizeof(where), "%s:%zu:%zu", ld->name, (size_t)node->start_mark.line + 1,
+             (size_t)node->start_mark.column + 1);
+    return place_set(ld->cfg, key, where);
 }
 
 static const char *scalar(const yaml_node_t *node)
@@ -567,6 +652,9 @@ static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *nod
             error = load_strv(&rule->users, ld, v, key);
         } else if (strcmp(name, "groups") == 0) {
             error = load_strv(&rule->groups, ld, v, key);
+            if (error == 0) {
+                error = place_at(ld, v, key);
+            }
         } else if (strcmp(name, "anonymous") == 0) {
             const char *s = scalar(v);
             if (!s || parse_bool(&rule->anonymous, s) < 0) {
@@ -608,6 +696,9 @@ static int load_access(const loader *ld, yaml_node_t *node)
         cfg->access_count = i + 1;
         snprintf(path, sizeof(path), "access[%zu]", i);
         error = load_rule(&cfg->access[i], ld, item, path);
+        if (error == 0) {
+            error = place_at(ld, item, path);
+        }
     }
     return error;
 }
@@ -771,6 +862,8 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
                 char detail[256];
                 snprintf(detail, sizeof(detail), "%s", berth_error_last());
                 error = fail_at(ld, v, path, detail, NULL);
+            } else {
+                error = place_at(ld, v, def->name);
             }
         } else if (is_section(path)) {
             error = load_mapping(ld, v, path);
@@ -885,96 +978,149 @@ static bool in_list(char *const *v, const char *s)
     return false;
 }
 
+/* Refuse the configuration because of `key`: "PLACE: key: reason", PLACE where it was set. */
+static int bad(const berth_config *cfg, const char *key, const char *fmt, ...) BERTH_PRINTF(3, 4);
+
+static int bad(const berth_config *cfg, const char *key, const char *fmt, ...)
+{
+    const char *where = berth_config_origin(cfg, key);
+    char reason[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    return berth_error_set(BERTH_EINVALID, "%s%s%s: %s", where ? where : "", where ? ": " : "", key,
+                           reason);
+}
+
 int berth_config_validate(const berth_config *cfg)
 {
+    char key[64];
+
     if (!cfg) {
         return berth_error_set(BERTH_EINVALID, "no configuration");
     }
     berth_error_clear();
     if (!cfg->listen) {
-        return berth_error_set(BERTH_EINVALID, "listen: must be set");
+        return bad(cfg, "listen", "must be set");
     }
     if (!cfg->root) {
-        return berth_error_set(BERTH_EINVALID, "root: must be set");
+        return bad(cfg, "root", "must be set");
     }
     if ((cfg->storage.s3.bucket || cfg->storage.s3.endpoint) && !cfg->database.url) {
-        return berth_error_set(BERTH_EINVALID,
-                               "storage.s3: needs database.url (with blobs in object storage, "
-                               "the metadata lives in PostgreSQL)");
+        return bad(cfg, cfg->storage.s3.bucket ? "storage.s3.bucket" : "storage.s3.endpoint",
+                   "needs database.url (with blobs in object storage, the metadata lives in "
+                   "PostgreSQL)");
     }
     if (cfg->storage.s3.bucket && !cfg->storage.s3.endpoint) {
-        return berth_error_set(BERTH_EINVALID,
-                               "storage.s3.endpoint: must be set with storage.s3.bucket (for "
-                               "AWS: https://s3.<region>.amazonaws.com)");
+        return bad(cfg, "storage.s3.bucket",
+                   "needs storage.s3.endpoint (for AWS: https://s3.<region>.amazonaws.com)");
     }
     if (cfg->database.url && !cfg->storage.s3.bucket) {
-        return berth_error_set(BERTH_EINVALID,
-                               "database.url: needs storage.s3.bucket (the metadata in "
-                               "PostgreSQL goes with blobs in object storage)");
+        return bad(cfg, "database.url",
+                   "needs storage.s3.bucket (the metadata in PostgreSQL goes with blobs in "
+                   "object storage)");
     }
     if (cfg->database.pool_size == 0 || cfg->database.pool_size > 1024) {
-        return berth_error_set(BERTH_EINVALID, "database.pool_size: must be 1 to 1024");
+        return bad(cfg, "database.pool_size", "must be 1 to 1024");
     }
     if (cfg->threads > 1024) {
-        return berth_error_set(BERTH_EINVALID,
-                               "threads: must be between 0 (one per core) and 1024");
+        return bad(cfg, "threads", "must be between 0 (one per core) and 1024");
     }
     if (cfg->tls.min_version && strcmp(cfg->tls.min_version, "1.2") != 0 &&
         strcmp(cfg->tls.min_version, "1.3") != 0) {
-        return berth_error_set(BERTH_EINVALID, "tls.min_version: must be 1.2 or 1.3");
+        return bad(cfg, "tls.min_version", "must be 1.2 or 1.3");
     }
     if (cfg->tls.min_version && cfg->tls.priorities) {
-        return berth_error_set(BERTH_EINVALID,
-                               "tls.priorities: set either it or tls.min_version, not both");
+        return bad(cfg, "tls.priorities", "set either it or tls.min_version, not both");
     }
     if (cfg->limits.manifest_size == 0) {
-        return berth_error_set(BERTH_EINVALID, "limits.manifest_size: must be at least 1");
+        return bad(cfg, "limits.manifest_size", "must be at least 1");
     }
     if (cfg->limits.upload_idle_ttl == 0 || cfg->limits.upload_idle_ttl > UINT32_MAX) {
-        return berth_error_set(BERTH_EINVALID, "limits.upload_idle_ttl: must be 1s to 136 years");
+        return bad(cfg, "limits.upload_idle_ttl", "must be 1s to 136 years");
     }
     if (!cfg->tls.cert != !cfg->tls.key) {
-        return berth_error_set(BERTH_EINVALID, "tls: cert and key must be set together");
+        return bad(cfg, cfg->tls.cert ? "tls.cert" : "tls.key",
+                   "tls.cert and tls.key must be set together");
     }
     if (cfg->tls.client_ca && !cfg->tls.cert) {
-        return berth_error_set(BERTH_EINVALID, "tls.client_ca: needs tls.cert and tls.key");
+        return bad(cfg, "tls.client_ca", "needs tls.cert and tls.key");
     }
     if (cfg->auth.token.realm && !cfg->auth.token.private_key && !cfg->auth.token.public_key) {
-        return berth_error_set(BERTH_EINVALID,
-                               "auth.token.realm: needs auth.token.private_key or public_key");
+        return bad(cfg, "auth.token.realm", "needs auth.token.private_key or public_key");
     }
     if ((cfg->auth.token.private_key || cfg->auth.token.public_key) && !cfg->auth.token.realm) {
-        return berth_error_set(BERTH_EINVALID, "auth.token.realm: must be set with a token key");
+        return bad(cfg,
+                   cfg->auth.token.private_key ? "auth.token.private_key" : "auth.token.public_key",
+                   "needs auth.token.realm");
     }
     if (cfg->auth.token.private_key && cfg->auth.token.public_key) {
-        return berth_error_set(BERTH_EINVALID,
-                               "auth.token: private_key and public_key are exclusive");
+        return bad(cfg, "auth.token.public_key", "private_key and public_key are exclusive");
     }
     if (cfg->auth.token.private_key && !cfg->auth.htpasswd) {
-        return berth_error_set(BERTH_EINVALID,
-                               "auth.token.private_key: the token endpoint needs auth.htpasswd");
+        return bad(cfg, "auth.token.private_key", "the token endpoint needs auth.htpasswd");
     }
     if (cfg->auth.token.lifetime == 0) {
-        return berth_error_set(BERTH_EINVALID, "auth.token.lifetime: must be at least 1s");
+        return bad(cfg, "auth.token.lifetime", "must be at least 1s");
     }
     for (size_t i = 0; i < cfg->access_count; i++) {
+        snprintf(key, sizeof(key), "access[%zu].groups", i);
         for (size_t j = 0; cfg->access[i].groups && cfg->access[i].groups[j]; j++) {
             bool found = false;
             for (size_t g = 0; g < cfg->groups_count; g++) {
                 found = found || strcmp(cfg->groups[g].name, cfg->access[i].groups[j]) == 0;
             }
             if (!found) {
-                return berth_error_set(BERTH_EINVALID, "access[%zu].groups: unknown group '%s'", i,
-                                       cfg->access[i].groups[j]);
+                return bad(cfg, key, "unknown group '%s' (not under groups:)",
+                           cfg->access[i].groups[j]);
             }
         }
         if (!cfg->access[i].anonymous && !cfg->access[i].users && !cfg->access[i].groups) {
-            return berth_error_set(BERTH_EINVALID,
-                                   "access[%zu]: names no users, groups nor anonymous", i);
+            snprintf(key, sizeof(key), "access[%zu]", i);
+            return bad(cfg, key, "names no users, groups nor anonymous");
         }
         if (in_list(cfg->access[i].users, "")) {
-            return berth_error_set(BERTH_EINVALID, "access[%zu].users: empty user name", i);
+            snprintf(key, sizeof(key), "access[%zu].users", i);
+            return bad(cfg, key, "empty user name");
         }
+    }
+    return 0;
+}
+
+int berth_config_check_files(const berth_config *cfg)
+{
+    static const char *file_keys[] = {"tls.cert",
+                                      "tls.key",
+                                      "tls.client_ca",
+                                      "auth.htpasswd",
+                                      "auth.token.private_key",
+                                      "auth.token.public_key"};
+
+    if (!cfg) {
+        return berth_error_set(BERTH_EINVALID, "no configuration");
+    }
+    berth_error_clear();
+    for (size_t i = 0; i < sizeof(file_keys) / sizeof(file_keys[0]); i++) {
+        const key_def *k = find_key(file_keys[i]);
+        const char *path = *(char *const *)(const void *)((const char *)cfg + k->offset);
+        struct stat st;
+        FILE *f = NULL;
+
+        if (!path) {
+            continue;
+        }
+        if (stat(path, &st) != 0) {
+            return bad(cfg, k->name, "%s: %s", path, strerror(errno));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            return bad(cfg, k->name, "%s: not a regular file", path);
+        }
+        if (!(f = fopen(path, "rb"))) {
+            return bad(cfg, k->name, "%s: %s", path, strerror(errno));
+        }
+        fclose(f);
     }
     return 0;
 }

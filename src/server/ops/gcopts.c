@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* gcopts.c: translate the gc section of the serve configuration into berth_gc_options, so that
- * the periodic collector in the server and `berth gc --config` read retention the same way. */
+ * the periodic collector in the server and `berth gc --config` read retention the same way.
+ * gc.untagged_delay becomes one more rule, last, over every repository: it only drops untagged
+ * manifests older than the delay (keep_last and max_tag_age 0 drop no tag), so a rule's own
+ * max_untagged_age can shorten it for its repositories, never lengthen it. */
 #include "gcopts.h"
 
 #include <berth/errors.h>
@@ -12,6 +15,7 @@ int berth_gcopts_from_config(berth_gc_options *opts, berth_retention_rule **rule
                              const berth_config *cfg)
 {
     berth_retention_rule *rules = NULL;
+    size_t nrules = 0;
     int error = 0;
 
     if (!opts || !rules_out || !cfg) {
@@ -24,8 +28,12 @@ int berth_gcopts_from_config(berth_gc_options *opts, berth_retention_rule **rule
         return berth_error_set(BERTH_EINVALID, "gc.grace: too large");
     }
     opts->grace_seconds = (int64_t)cfg->gc.grace;
-    if (cfg->gc.retention_count) {
-        rules = calloc(cfg->gc.retention_count, sizeof(*rules));
+    if (cfg->gc.untagged_delay > INT64_MAX) {
+        return berth_error_set(BERTH_EINVALID, "gc.untagged_delay: too large");
+    }
+    nrules = cfg->gc.retention_count + (cfg->gc.untagged_delay ? 1 : 0);
+    if (nrules) {
+        rules = calloc(nrules, sizeof(*rules));
         if (!rules) {
             error = berth_error_set(BERTH_ENOMEM, "out of memory");
             goto out;
@@ -44,8 +52,14 @@ int berth_gcopts_from_config(berth_gc_options *opts, berth_retention_rule **rule
         rules[i].max_tag_age = (int64_t)r->max_tag_age;
         rules[i].max_untagged_age = (int64_t)r->max_untagged_age;
     }
+    if (cfg->gc.untagged_delay) {
+        berth_retention_rule *all = &rules[cfg->gc.retention_count];
+        all->repositories = "*";
+        all->tags = "*";
+        all->max_untagged_age = (int64_t)cfg->gc.untagged_delay;
+    }
     opts->rules = rules;
-    opts->nrules = cfg->gc.retention_count;
+    opts->nrules = nrules;
     *rules_out = rules;
     rules = NULL;
 out:

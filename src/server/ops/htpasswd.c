@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * htpasswd.c: Basic authentication. Users and hashes live in a hash table rebuilt whenever the
- * file changes (mtime or size; checked at most once a second); a failed reload keeps the last
- * good table and logs nothing here (the caller sees an error only at open). crypt_r runs
+ * file changes (mtime or size; checked at most once a second) and logged; lines that cannot be
+ * used are skipped with a warning naming the line, and a reload that leaves no usable user (or
+ * cannot read the file) keeps the last good table, with a warning. crypt_r runs
  * outside the lock on a heap crypt_data (about 32 KiB, too big for a thread stack frame).
  * The credential cache maps "user\n" + hex(SHA-256(salt || password)) to an expiry time; it is
  * emptied when the file changes, so a changed password takes effect at the next reload.
@@ -11,6 +12,7 @@
 
 #include "base/base64.h"
 #include "base/htab.h"
+#include "base/log.h"
 
 #include <berth/buf.h>
 #include <berth/errors.h>
@@ -47,6 +49,7 @@ struct berth_htpasswd {
     char *path;
     berth__htab users;
     char *decoy; /* a copy of the first user's hash: an unknown user costs what a known one does */
+    size_t nusers;
     berth__htab cache;
     size_t cache_max;
     uint64_t ttl;
@@ -117,8 +120,25 @@ static void clear_table(berth__htab *t, void (*fn)(void *, void *))
     berth__htab_dispose(t);
 }
 
-/* Parse the file into `users`. */
-static int load(berth__htab *users, char **decoy, const char *path)
+/* Can crypt_r(3) verify against this hash? Apache's $apr1$ MD5 and {SHA} it cannot; a value
+ * that is no crypt hash at all (a plain password, a truncated line) neither. */
+static const char *unusable_hash(const char *hash)
+{
+    if (strncmp(hash, "$apr1$", 6) == 0 || strncmp(hash, "{SHA}", 5) == 0) {
+        return "unsupported hash (Apache MD5 or SHA-1): use htpasswd -B";
+    }
+    if (hash[0] != '$' && strlen(hash) != 13) {
+        return "not a crypt hash: use htpasswd -B";
+    }
+    return NULL;
+}
+
+/*
+ * Parse the file into `users`. A line that cannot be used (no `user:hash`, a hash crypt_r
+ * cannot verify) is skipped with a warning naming its line, never its content (it may be a
+ * password): the other users still work, at start as at every reload.
+ */
+static int load(berth__htab *users, char **decoy, size_t *count, size_t *skipped, const char *path)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
@@ -126,12 +146,14 @@ static int load(berth__htab *users, char **decoy, const char *path)
     ssize_t n = 0;
     int error = 0;
 
+    *count = *skipped = 0;
     if (!f) {
         return berth_error_set(BERTH_EIO, "%s: %s", path, strerror(errno));
     }
     while (error == 0 && (n = getline(&line, &cap, f)) >= 0) {
         char *colon = NULL;
-        user_entry *e = NULL;
+        const char *why = NULL;
+        user_entry *e = NULL, *old = NULL;
         lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
             line[--n] = '\0';
@@ -141,15 +163,17 @@ static int load(berth__htab *users, char **decoy, const char *path)
         }
         colon = strchr(line, ':');
         if (!colon || colon == line || colon[1] == '\0') {
-            error = berth_error_set(BERTH_EINVALID, "%s:%zu: expected user:hash", path, lineno);
-            break;
+            berth__log(BERTH_LOG_WARN, "htpasswd %s:%zu: line skipped: expected user:hash", path,
+                       lineno);
+            (*skipped)++;
+            continue;
         }
         *colon = '\0';
-        if (strncmp(colon + 1, "$apr1$", 6) == 0 || strncmp(colon + 1, "{SHA}", 5) == 0) {
-            error = berth_error_set(BERTH_EINVALID,
-                                    "%s:%zu: unsupported hash for '%s' (use htpasswd -B)", path,
-                                    lineno, line);
-            break;
+        if ((why = unusable_hash(colon + 1)) != NULL) {
+            berth__log(BERTH_LOG_WARN, "htpasswd %s:%zu: user '%s' skipped: %s", path, lineno, line,
+                       why);
+            (*skipped)++;
+            continue;
         }
         e = calloc(1, sizeof(*e));
         if (!e || !(e->user = strdup(line)) || !(e->hash = strdup(colon + 1))) {
@@ -162,12 +186,21 @@ static int load(berth__htab *users, char **decoy, const char *path)
             error = berth_error_set(BERTH_ENOMEM, "out of memory");
             break;
         }
-        free_user(berth__htab_get(users, e->user), NULL);
-        berth__htab_remove(users, e->user);
+        if ((old = berth__htab_get(users, e->user)) != NULL) {
+            berth__log(BERTH_LOG_WARN,
+                       "htpasswd %s:%zu: user '%s' again: this line replaces the "
+                       "earlier one",
+                       path, lineno, e->user);
+            berth__htab_remove(users, e->user);
+            free_user(old, NULL);
+            (*count)--;
+        }
         if (berth__htab_put(users, e->user, e) < 0) {
             free_user(e, NULL);
             error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            break;
         }
+        (*count)++;
     }
     free(line);
     if (error == 0 && ferror(f)) {
@@ -197,6 +230,7 @@ int berth_htpasswd_open(berth_htpasswd **out, const char *path, size_t cache_siz
 {
     berth_htpasswd *h = NULL;
     struct stat st;
+    size_t count = 0, skipped = 0;
     int error = 0;
 
     if (!out || !path) {
@@ -226,8 +260,12 @@ int berth_htpasswd_open(berth_htpasswd **out, const char *path, size_t cache_siz
     h->mtime = st.st_mtim;
     h->size = st.st_size;
     h->checked_at = now_seconds();
-    if ((error = load(&h->users, &h->decoy, path)) < 0) {
+    if ((error = load(&h->users, &h->decoy, &count, &skipped, path)) < 0) {
         goto out;
+    }
+    h->nusers = count;
+    if (count == 0) {
+        berth__log(BERTH_LOG_WARN, "htpasswd %s: no usable user: every login will fail", path);
     }
     *out = h;
     h = NULL;
@@ -236,13 +274,16 @@ out:
     return error;
 }
 
-/* Under the lock: reload when the file changed. A broken new file keeps the old users. */
+/* Under the lock: reload when the file changed, and say so in the log. A file that cannot be
+ * read, or whose lines are all unusable (a file being rewritten, a mistake), keeps the old
+ * users. */
 static void maybe_reload(berth_htpasswd *h)
 {
     struct stat st;
     berth__htab fresh = BERTH__HTAB_INIT;
     char *decoy = NULL;
     uint64_t now = now_seconds();
+    size_t count = 0, skipped = 0;
 
     if (now == h->checked_at) {
         return;
@@ -253,19 +294,28 @@ static void maybe_reload(berth_htpasswd *h)
          st.st_size == h->size)) {
         return;
     }
-    if (load(&fresh, &decoy, h->path) < 0) {
+    if (load(&fresh, &decoy, &count, &skipped, h->path) < 0 || (count == 0 && skipped > 0)) {
+        berth__log(BERTH_LOG_WARN,
+                   "htpasswd %s changed but %s: keeping the %zu users loaded before", h->path,
+                   count == 0 && skipped > 0 ? "no line is usable" : berth_error_last(), h->nusers);
         clear_table(&fresh, free_user);
         free(decoy);
         berth_error_clear();
+        /* not again until the file changes again */
+        h->mtime = st.st_mtim;
+        h->size = st.st_size;
         return;
     }
     clear_table(&h->users, free_user);
     h->users = fresh;
+    h->nusers = count;
     free(h->decoy);
     h->decoy = decoy;
     clear_table(&h->cache, free_cache_entry);
     h->mtime = st.st_mtim;
     h->size = st.st_size;
+    berth__log(BERTH_LOG_NOTICE, "htpasswd %s reloaded: %zu users%s", h->path, count,
+               skipped ? " (unusable lines skipped: see above)" : "");
 }
 
 static int cache_key(berth_buf *key, const berth_htpasswd *h, const char *user,

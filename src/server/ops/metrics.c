@@ -27,17 +27,37 @@ static const double bounds[NBUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                             1,     2.5,  5,     10,   30,  60};
 static const char *bound_text[NBUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
                                            "1",     "2.5",  "5",     "10",   "30",  "60",   "+Inf"};
+/* Names as Prometheus asks: the unit in the name (bytes, seconds), _total for counters. */
 static const char *gauge_names[BERTH_GAUGE_COUNT_] = {
-    "berth_uploads_in_progress", "berth_stored_bytes", "berth_blobs", "berth_connections"};
+    "berth_upload_requests_in_flight",
+    "berth_upload_sessions_open",
+    "berth_upload_session_bytes",
+    "berth_storage_blob_bytes",
+    "berth_storage_blobs",
+    "berth_storage_refresh_timestamp_seconds",
+    "berth_connections_open",
+};
 static const char *gauge_help[BERTH_GAUGE_COUNT_] = {
-    "Blob upload sessions currently open.", "Bytes of blob content in the store.",
-    "Blobs in the store.", "Client connections open."};
+    "Upload requests (POST, PATCH, PUT of a blob upload) streaming in this process now "
+    "(bounded by limits.upload_requests).",
+    "Blob upload sessions open in the registry, from POST until committed, cancelled or reaped "
+    "(the metadata backend's records: every replica's; bounded by limits.upload_sessions); "
+    "read at each scrape.",
+    "Bytes held by the open upload sessions; read at each scrape.",
+    "Bytes of blob content in the store (fs root only), refreshed every 30 s and after each gc.",
+    "Blobs in the store (fs root only), refreshed every 30 s and after each gc.",
+    "Unix time of the last refresh of berth_storage_blob_bytes and berth_storage_blobs.",
+    "Client connections open in this process.",
+};
 
-static const char *counter_names[BERTH_COUNTER_COUNT_] = {"berth_connections_refused_total",
-                                                          "berth_connections_cut_total"};
+static const char *counter_names[BERTH_COUNTER_COUNT_] = {
+    "berth_connections_refused_total", "berth_connections_cut_total", "berth_gc_runs_total",
+    "berth_gc_freed_bytes_total"};
 static const char *counter_help[BERTH_COUNTER_COUNT_] = {
     "Connections refused because their client address was at its connection cap.",
-    "Connections closed by the server: a deadline passed, slots were needed, or shutdown."};
+    "Connections closed by the server: a deadline passed, slots were needed, or shutdown.",
+    "Online garbage collection passes completed (gc.interval).",
+    "Bytes of blob content freed by online garbage collection."};
 
 struct berth_metrics {
     atomic_uint_fast64_t counters[BERTH_COUNTER_COUNT_];

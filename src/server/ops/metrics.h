@@ -22,10 +22,13 @@ typedef enum berth_metrics_route {
 
 /** Gauges the caller sets. */
 typedef enum berth_metrics_gauge {
-    BERTH_GAUGE_UPLOADS_IN_PROGRESS = 0,
-    BERTH_GAUGE_STORED_BYTES,
-    BERTH_GAUGE_BLOBS,
-    BERTH_GAUGE_CONNECTIONS,
+    BERTH_GAUGE_UPLOAD_REQUESTS = 0,  /* berth_upload_requests_in_flight */
+    BERTH_GAUGE_UPLOAD_SESSIONS,      /* berth_upload_sessions_open */
+    BERTH_GAUGE_UPLOAD_SESSION_BYTES, /* berth_upload_session_bytes */
+    BERTH_GAUGE_STORED_BYTES,         /* berth_storage_blob_bytes */
+    BERTH_GAUGE_BLOBS,                /* berth_storage_blobs */
+    BERTH_GAUGE_STORAGE_REFRESHED,    /* berth_storage_refresh_timestamp_seconds */
+    BERTH_GAUGE_CONNECTIONS,          /* berth_connections_open */
     BERTH_GAUGE_COUNT_
 } berth_metrics_gauge;
 
@@ -33,6 +36,8 @@ typedef enum berth_metrics_gauge {
 typedef enum berth_metrics_counter {
     BERTH_COUNTER_CONNECTIONS_REFUSED = 0, /* over the per-address connection cap */
     BERTH_COUNTER_CONNECTIONS_CUT,         /* past a deadline, under pressure, or at drain */
+    BERTH_COUNTER_GC_RUNS,                 /* online gc passes that completed */
+    BERTH_COUNTER_GC_FREED_BYTES,          /* bytes online gc freed */
     BERTH_COUNTER_COUNT_
 } berth_metrics_counter;
 

@@ -82,11 +82,75 @@ static void test_number__length_bounds(void **state)
     assert_non_null(strstr(berth_error_last(), "large"));
 }
 
+/* The one duration and size grammar (configuration, environment and every command). */
+static void test_number__durations_and_sizes(void **state)
+{
+    static const struct {
+        bool size;
+        const char *input;
+        int code;
+        uint64_t value;
+    } cases[] = {
+        {false, "0", 0, 0}, /* `berth gc --grace 0` as BERTH_GC_GRACE=0 */
+        {false, "0s", 0, 0},
+        {false, "90", 0, 90},
+        {false, "30s", 0, 30},
+        {false, "5m", 0, 300},
+        {false, "12h", 0, 43200},
+        {false, "7d", 0, 604800},
+        {false, "213503982334601d", 0, 213503982334601ull * 86400},
+        {false, "213503982334602d", BERTH_EINVALID, 0},
+        {false, "", BERTH_EINVALID, 0},
+        {false, "s", BERTH_EINVALID, 0},
+        {false, "1.5h", BERTH_EINVALID, 0},
+        {false, "-1s", BERTH_EINVALID, 0},
+        {false, " 1s", BERTH_EINVALID, 0},
+        {false, "1 s", BERTH_EINVALID, 0},
+        {false, "1w", BERTH_EINVALID, 0},
+        {false, "1h30m", BERTH_EINVALID, 0},
+        {false, "soon", BERTH_EINVALID, 0},
+        {true, "0", 0, 0},
+        {true, "512", 0, 512},
+        {true, "512B", 0, 512},
+        {true, "4K", 0, 4096},
+        {true, "4KiB", 0, 4096},
+        {true, "4KB", 0, 4000},
+        {true, "4MiB", 0, 4194304},
+        {true, "10GB", 0, 10000000000ull},
+        {true, "1T", 0, 1ull << 40},
+        {true, "2TiB", 0, 2ull << 40},
+        {true, "4 MiB", BERTH_EINVALID, 0},
+        {true, "4mib", BERTH_EINVALID, 0},
+        {true, "MiB", BERTH_EINVALID, 0},
+        {true, "16777216TiB", BERTH_EINVALID, 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t v = 12345;
+        int rc = cases[i].size ? berth_parse_size(&v, cases[i].input)
+                               : berth_parse_duration(&v, cases[i].input);
+        if (rc != cases[i].code || (rc == 0 && v != cases[i].value)) {
+            print_error("'%s': got %d (%llu)\n", cases[i].input, rc, (unsigned long long)v);
+        }
+        assert_int_equal(rc, cases[i].code);
+        if (rc == 0) {
+            assert_int_equal(v, cases[i].value);
+        } else {
+            /* the message quotes the value, and names the grammar unless it is too large */
+            assert_non_null(strstr(berth_error_last(), cases[i].input));
+            if (!strstr(berth_error_last(), "too large")) {
+                assert_non_null(strstr(berth_error_last(), cases[i].size ? "MiB" : "30s, 5m"));
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_number__table),
         cmocka_unit_test(test_number__length_bounds),
+        cmocka_unit_test(test_number__durations_and_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests: the OCI layout end and the copy engine between two layouts (no network): an
- * image, a whole index, one platform of an index, and a corrupt blob that must fail the copy
- * without a tag at the destination. */
+ * image, a whole index, one platform of an index, a corrupt blob that must fail the copy
+ * without a tag at the destination; the transports of references, the tags of a layout, the
+ * tag a destination takes, and referrers read from a layout. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -287,6 +288,138 @@ static void test_copy__invalid_manifest_refused(void **state)
     berth_buf_dispose(&d);
 }
 
+/* References as people type them: which transport, and what follows the prefix. */
+static void test_copy__transport(void **state)
+{
+    static const struct {
+        const char *text;
+        int want;
+        const char *rest; /* NULL: the text itself */
+    } cases[] = {
+        {"docker://127.0.0.1:5000/team/app:v1", BERTH_TRANSPORT_REGISTRY,
+         "127.0.0.1:5000/team/app:v1"},
+        {"docker://registry.example/"
+         "app@sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+         BERTH_TRANSPORT_REGISTRY,
+         "registry.example/"
+         "app@sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+        {"docker://alpine", BERTH_TRANSPORT_REGISTRY, "alpine"},
+        {"127.0.0.1:5000/team/app:v1", BERTH_TRANSPORT_REGISTRY, NULL},
+        {"localhost:5000/app", BERTH_TRANSPORT_REGISTRY, NULL},
+        {"alpine:3.19", BERTH_TRANSPORT_REGISTRY, NULL},
+        {"dir:5000/app", BERTH_TRANSPORT_REGISTRY, NULL}, /* a host "dir" with a port */
+        {"team/app:dir", BERTH_TRANSPORT_REGISTRY, NULL},
+        {"oci:/tmp/layout", BERTH_TRANSPORT_LAYOUT, NULL},
+        {"oci:/tmp/layout:v1", BERTH_TRANSPORT_LAYOUT, NULL},
+        {"oci-archive:/tmp/a.tar:v1", BERTH_EUNSUPPORTED, NULL},
+        {"docker-archive:/tmp/a.tar", BERTH_EUNSUPPORTED, NULL},
+        {"containers-storage:app", BERTH_EUNSUPPORTED, NULL},
+        {"docker-daemon:app:v1", BERTH_EUNSUPPORTED, NULL},
+        {"dir:/tmp/x", BERTH_EUNSUPPORTED, NULL},
+        {"docker:app", BERTH_EINVALID, NULL},
+        {"docker:5000/app", BERTH_TRANSPORT_REGISTRY, NULL}, /* docker-in-docker's host */
+        {"docker:127.0.0.1:5000/app", BERTH_EINVALID, NULL},
+        {"", BERTH_EINVALID, NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        const char *rest = NULL;
+        int rc = berth_transport_of(cases[i].text, &rest);
+        if (rc != cases[i].want) {
+            fail_msg("%s: got %d, want %d", cases[i].text, rc, cases[i].want);
+        }
+        if (rc > 0) {
+            assert_string_equal(rest, cases[i].rest ? cases[i].rest : cases[i].text);
+        }
+    }
+    assert_int_equal(berth_transport_of("oci-archive:/tmp/a.tar", NULL), BERTH_EUNSUPPORTED);
+    assert_non_null(strstr(berth_error_last(), "oci-archive: a transport berth does not read"));
+}
+
+static int collect(const char *name, void *payload)
+{
+    berth_buf *b = payload;
+    return berth_buf_printf(b, "%s,", name);
+}
+
+/* berth tags oci:DIR: the names of index.json, in order; unnamed entries left out. */
+static void test_copy__layout_list_tags(void **state)
+{
+    fixture *f = *state;
+    berth_buf names = BERTH_BUF_INIT;
+    assert_int_equal(berth__layout_set_ref(f->src.ptr, "application/vnd.oci.image.manifest.v1+json",
+                                           &f->arm64, 10, NULL),
+                     0);
+    assert_int_equal(berth_layout_list_tags(f->src.ptr, collect, &names), 0);
+    assert_string_equal(berth_buf_cstr(&names), "multi,single,");
+    assert_int_equal(berth_layout_list_tags("/nonexistent/berth/layout", collect, &names),
+                     BERTH_ENOTFOUND);
+    berth_buf_dispose(&names);
+}
+
+/* A DST without a tag takes the source's: for oci:DIR without one, the name of its only named
+ * image (the unnamed entries beside it are referrers). */
+static void test_copy__source_tag_of_a_layout(void **state)
+{
+    fixture *f = *state;
+    berth_buf one = BERTH_BUF_INIT, s = BERTH_BUF_INIT, d = BERTH_BUF_INIT;
+    berth_digest got, t;
+    assert_int_equal(berth_buf_printf(&one, "%s/one", f->dir), 0);
+    ref_of(&s, f->src.ptr, "multi");
+    assert_int_equal(berth_buf_printf(&d, "oci:%s", one.ptr), 0);
+    assert_int_equal(berth_copy(f->c, s.ptr, d.ptr, NULL, &got), 0);
+    assert_int_equal(tagged(&t, one.ptr, "multi"), 0);
+    /* an unnamed entry beside the one named image */
+    assert_int_equal(berth__layout_set_ref(one.ptr, "application/vnd.oci.image.manifest.v1+json",
+                                           &f->amd64, 10, NULL),
+                     0);
+    berth_buf_clear(&s);
+    berth_buf_clear(&d);
+    assert_int_equal(berth_buf_printf(&s, "oci:%s", one.ptr), 0);
+    assert_int_equal(berth_buf_printf(&d, "oci:%s", f->dst.ptr), 0);
+    assert_int_equal(berth_copy(f->c, s.ptr, d.ptr, NULL, &got), 0);
+    assert_true(berth_digest_equal(&got, &f->index));
+    assert_int_equal(tagged(&t, f->dst.ptr, "multi"), 0);
+    assert_true(berth_digest_equal(&t, &f->index));
+    berth_buf_dispose(&one);
+    berth_buf_dispose(&s);
+    berth_buf_dispose(&d);
+}
+
+/* --referrers from a layout: the index.json entries whose subject is the copied manifest; an
+ * artifact whose config and layer are one blob (the empty descriptor) is copied once. */
+static void test_copy__layout_referrers_and_shared_blob(void **state)
+{
+    fixture *f = *state;
+    berth_buf art = BERTH_BUF_INIT, s = BERTH_BUF_INIT, d = BERTH_BUF_INIT;
+    berth_copy_options o = {.referrers = true, .jobs = 4};
+    berth_digest empty, ad, got;
+    put(f->src.ptr, "{}", &empty);
+    assert_int_equal(
+        berth_buf_printf(&art,
+                         "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image."
+                         "manifest.v1+json\",\"artifactType\":\"application/spdx+json\","
+                         "\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\","
+                         "\"digest\":\"%s\",\"size\":2},\"layers\":[{\"mediaType\":"
+                         "\"application/vnd.oci.empty.v1+json\",\"digest\":\"%s\",\"size\":2}],"
+                         "\"subject\":{\"mediaType\":\"application/vnd.oci.image.manifest.v1+"
+                         "json\",\"digest\":\"%s\",\"size\":10}}",
+                         empty.str, empty.str, f->amd64.str),
+        0);
+    put(f->src.ptr, art.ptr, &ad);
+    assert_int_equal(berth__layout_set_ref(f->src.ptr, "application/vnd.oci.image.manifest.v1+json",
+                                           &ad, art.len, NULL),
+                     0);
+    ref_of(&s, f->src.ptr, "single");
+    ref_of(&d, f->dst.ptr, "one");
+    assert_int_equal(berth_copy(f->c, s.ptr, d.ptr, &o, &got), 0);
+    assert_int_equal(berth__layout_has_blob(f->dst.ptr, &ad), 0);
+    assert_int_equal(berth__layout_has_blob(f->dst.ptr, &empty), 0);
+    berth_buf_dispose(&art);
+    berth_buf_dispose(&s);
+    berth_buf_dispose(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +429,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy__layout_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy__public_layout_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy__invalid_manifest_refused, setup, teardown),
+        cmocka_unit_test(test_copy__transport),
+        cmocka_unit_test_setup_teardown(test_copy__layout_list_tags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy__source_tag_of_a_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy__layout_referrers_and_shared_blob, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

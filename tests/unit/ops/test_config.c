@@ -106,7 +106,8 @@ static void test_config__full_file(void **state)
     assert_int_equal(cfg->timeouts.write, 600);
     assert_int_equal(cfg->timeouts.idle, 7200);
     assert_int_equal(cfg->limits.body_size, 10ull << 30);
-    assert_int_equal(cfg->limits.concurrent_uploads, 16);
+    /* the old name of limits.upload_sessions (open sessions) */
+    assert_int_equal(cfg->limits.upload_sessions, 16);
     assert_int_equal(cfg->limits.requests_per_second, 50);
     assert_int_equal(cfg->limits.burst, 100);
     assert_int_equal(cfg->log.format, BERTH_CONFIG_LOG_JSON);
@@ -297,7 +298,8 @@ static void test_config__environment(void **state)
     assert_int_equal(cfg->limits.requests_per_second, 20);
     assert_int_equal(cfg->auth.token.lifetime, 3600);
     assert_int_equal(berth_config_apply_env(cfg, bad_env), BERTH_EINVALID);
-    assert_string_equal(berth_error_last(), "BERTH_GC_GRACE: gc.grace: invalid duration 'soon'");
+    assert_non_null(
+        strstr(berth_error_last(), "BERTH_GC_GRACE: gc.grace: invalid duration 'soon' ("));
     assert_int_equal(berth_config_env_name(name, sizeof(name), "auth.token.private_key"), 0);
     assert_string_equal(name, "BERTH_AUTH_TOKEN_PRIVATE_KEY");
     assert_int_equal(berth_config_env_name(name, 8, "auth.token.private_key"), BERTH_EINVALID);
@@ -310,24 +312,29 @@ static void test_config__validate(void **state)
         const char *yaml;
         const char *message;
     } cases[] = {
-        {"tls:\n  cert: c.pem\n", "tls: cert and key must be set together"},
-        {"tls:\n  client_ca: ca.pem\n", "tls.client_ca: needs tls.cert and tls.key"},
-        {"auth:\n  token:\n    realm: https://x/token\n", "auth.token.realm: needs"},
-        {"auth:\n  token:\n    public_key: k.pem\n", "auth.token.realm: must be set"},
+        {"tls:\n  cert: c.pem\n", "test.yaml:2:9: tls.cert: tls.cert and tls.key must be set"},
+        {"tls:\n  client_ca: ca.pem\n",
+         "test.yaml:2:14: tls.client_ca: needs tls.cert and tls.key"},
+        {"auth:\n  token:\n    realm: https://x/token\n",
+         "test.yaml:3:12: auth.token.realm: needs"},
+        {"auth:\n  token:\n    public_key: k.pem\n",
+         "test.yaml:3:17: auth.token.public_key: needs auth.token.realm"},
         {"auth:\n  token:\n    realm: r\n    private_key: k.pem\n",
-         "auth.token.private_key: the token endpoint needs auth.htpasswd"},
-        {"threads: 1025\n", "threads: must be between"},
+         "test.yaml:4:18: auth.token.private_key: the token endpoint needs auth.htpasswd"},
+        {"threads: 1025\n", "test.yaml:1:10: threads: must be between"},
+        /* the place of the rule's groups, though the check runs once every list is read */
         {"access:\n  - repositories: x\n    groups: [ghosts]\n",
-         "access[0].groups: unknown group 'ghosts'"},
-        {"access:\n  - repositories: x\n", "access[0]: names no users"},
+         "test.yaml:3:13: access[0].groups: unknown group 'ghosts'"},
+        {"access:\n  - repositories: x\n", "test.yaml:2:5: access[0]: names no users"},
         {"storage:\n  s3:\n    bucket: b\n    endpoint: http://s3\n",
-         "storage.s3: needs database.url"},
-        {"database:\n  url: postgresql://db/berth\n", "database.url: needs storage.s3.bucket"},
+         "test.yaml:3:13: storage.s3.bucket: needs database.url"},
+        {"database:\n  url: postgresql://db/berth\n",
+         "test.yaml:2:8: database.url: needs storage.s3.bucket"},
         {"storage:\n  s3:\n    bucket: b\ndatabase:\n  url: postgresql://db/berth\n",
-         "storage.s3.endpoint: must be set"},
+         "test.yaml:3:13: storage.s3.bucket: needs storage.s3.endpoint"},
         {"storage:\n  s3:\n    bucket: b\n    endpoint: http://s3\ndatabase:\n  url: x\n"
          "  pool_size: 0\n",
-         "database.pool_size: must be 1 to 1024"},
+         "test.yaml:7:14: database.pool_size: must be 1 to 1024"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -28,7 +28,7 @@ static void test_gcopts__from_config(void **state)
     assert_int_equal(berth_gcopts_from_config(&opts, &rules, cfg), 0);
     assert_false(opts.dry_run);
     assert_int_equal(opts.grace_seconds, 7200);
-    assert_int_equal(opts.nrules, 2);
+    assert_int_equal(opts.nrules, 3); /* the two rules, then gc.untagged_delay */
     assert_ptr_equal(opts.rules, rules);
     assert_string_equal(rules[0].repositories, "ci/*");
     assert_string_equal(rules[0].tags, "pr-*");
@@ -38,6 +38,10 @@ static void test_gcopts__from_config(void **state)
     assert_string_equal(rules[1].repositories, "*");
     assert_string_equal(rules[1].tags, "*");
     assert_int_equal(rules[1].max_untagged_age, 86400);
+    assert_string_equal(rules[2].repositories, "*");
+    assert_int_equal(rules[2].keep_last, 0);
+    assert_int_equal(rules[2].max_tag_age, 0);
+    assert_int_equal(rules[2].max_untagged_age, 86400);
     free(rules);
     berth_config_free(cfg);
 }
@@ -50,10 +54,22 @@ static void test_gcopts__defaults_and_limits(void **state)
     static const char big[] = "gc:\n  retention:\n    - keep_last: 99999999999\n";
     (void)state;
     assert_int_equal(berth_config_new(&cfg), 0);
+    /* the defaults free space as zot's do: untagged manifests go after a day */
+    assert_int_equal(cfg->gc.interval, 3600);
+    assert_int_equal(berth_gcopts_from_config(&opts, &rules, cfg), 0);
+    assert_non_null(rules);
+    assert_int_equal(opts.nrules, 1);
+    assert_string_equal(rules[0].repositories, "*");
+    assert_int_equal(rules[0].keep_last, 0);
+    assert_int_equal(rules[0].max_tag_age, 0);
+    assert_int_equal(rules[0].max_untagged_age, 86400);
+    assert_int_equal(opts.grace_seconds, 3600);
+    free(rules);
+    rules = NULL;
+    assert_int_equal(berth_config_set(cfg, "gc.untagged_delay", "0"), 0);
     assert_int_equal(berth_gcopts_from_config(&opts, &rules, cfg), 0);
     assert_null(rules);
     assert_int_equal(opts.nrules, 0);
-    assert_int_equal(opts.grace_seconds, 3600);
     assert_int_equal(berth_config_load_string(cfg, "t", big, strlen(big)), 0);
     assert_int_equal(berth_gcopts_from_config(&opts, &rules, cfg), BERTH_EINVALID);
     assert_string_equal(berth_error_last(), "gc.retention[0]: value too large");

@@ -82,14 +82,15 @@ static void test_metrics__gauges(void **state)
     assert_int_equal(berth_metrics_new(&m), 0);
     berth_metrics_gauge_set(m, BERTH_GAUGE_STORED_BYTES, 123456789012);
     berth_metrics_gauge_set(m, BERTH_GAUGE_BLOBS, 42);
-    berth_metrics_gauge_add(m, BERTH_GAUGE_UPLOADS_IN_PROGRESS, 3);
-    berth_metrics_gauge_add(m, BERTH_GAUGE_UPLOADS_IN_PROGRESS, -1);
+    berth_metrics_gauge_add(m, BERTH_GAUGE_UPLOAD_REQUESTS, 3);
+    berth_metrics_gauge_add(m, BERTH_GAUGE_UPLOAD_REQUESTS, -1);
     berth_metrics_gauge_add(m, BERTH_GAUGE_COUNT_, 7); /* ignored */
     render(m, &out);
-    assert_non_null(strstr(out.ptr, "# TYPE berth_stored_bytes gauge\nberth_stored_bytes "
-                                    "123456789012\n"));
-    assert_non_null(strstr(out.ptr, "\nberth_blobs 42\n"));
-    assert_non_null(strstr(out.ptr, "\nberth_uploads_in_progress 2\n"));
+    assert_non_null(strstr(out.ptr,
+                           "# TYPE berth_storage_blob_bytes gauge\nberth_storage_blob_bytes "
+                           "123456789012\n"));
+    assert_non_null(strstr(out.ptr, "\nberth_storage_blobs 42\n"));
+    assert_non_null(strstr(out.ptr, "\nberth_upload_requests_in_flight 2\n"));
     assert_string_equal(berth_metrics_route_name(BERTH_ROUTE_REFERRERS), "referrers");
     assert_string_equal(berth_metrics_route_name(BERTH_ROUTE_COUNT_), "other");
     berth_buf_dispose(&out);

@@ -208,7 +208,7 @@ static const berth__pg_stmt stmts[NSTMTS] = {
                           " AND name > $2 ORDER BY name LIMIT $3::bigint"},
     [S_REFERRERS] = {"berth_referrers",
                      "SELECT digest, media_type, artifact_type, size FROM manifests "
-                     "WHERE repository_id = $1::bigint AND subject = $2 AND digest > $3 "
+                     "WHERE repository_id = " SQL_REPO_ID " AND subject = $2 AND digest > $3 "
                      "AND ($4::text IS NULL OR artifact_type = $4) ORDER BY digest "
                      "LIMIT $5::bigint"},
     [S_MANIFESTS] = {"berth_manifests",
@@ -986,26 +986,31 @@ static int pg_tag_delete(berth_meta_backend *mb, const char *repo, const char *t
     return berth__pg_run(&PB(mb)->pool, true, tdel_fn, &d);
 }
 
-/*
- * A page of statement `st` (S_TAGS or S_TAG_NAMES: repository name, after, limit), one round
- * trip. Only an empty page asks whether the repository is there: a tag is a manifest's.
- */
-static int tags_page(pg_backend *b, PGresult **out, int st, const char *repo, const char *last,
-                     size_t n, bool *more_out)
+/* 0 when `repo` holds a manifest or a blob, else BERTH_ENOTFOUND (or an error). */
+static int repo_there(pg_backend *b, const char *repo)
 {
-    num lim;
-    const char *p[] = {repo, last ? last : "", limit_of(&lim, n)};
+    int rc = pg_repo_exists(&b->base, repo);
+    return rc < 0    ? rc
+           : rc == 0 ? berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo)
+                     : 0;
+}
+
+/*
+ * A page of a repository's things by statement `st` (its $1 the repository's name), one round
+ * trip. Only an empty page asks whether the repository is there: a row proves it (a tag or a
+ * referrer is a manifest's). `*out` is NULL after an empty page.
+ */
+static int repo_page(pg_backend *b, PGresult **out, int st, const char *const *params, int nparams,
+                     bool *more_out)
+{
     if (more_out) {
         *more_out = false;
     }
-    int rc = query(b, out, st, 3, p, 0);
+    int rc = query(b, out, st, nparams, params, 0);
     if (rc == 0 && PQntuples(*out) == 0) {
         PQclear(*out);
         *out = NULL;
-        rc = pg_repo_exists(&b->base, repo);
-        return rc < 0    ? rc
-               : rc == 0 ? berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo)
-                         : 0;
+        return repo_there(b, params[0]);
     }
     return rc;
 }
@@ -1014,7 +1019,9 @@ static int pg_tags(berth_meta_backend *mb, const char *repo, const char *last, s
                    berth_meta_tag_cb cb, void *payload, bool *more_out)
 {
     PGresult *r = NULL;
-    int rc = tags_page(PB(mb), &r, S_TAGS, repo, last, n, more_out);
+    num lim;
+    const char *p[] = {repo, last ? last : "", limit_of(&lim, n)};
+    int rc = repo_page(PB(mb), &r, S_TAGS, p, 3, more_out);
     if (rc < 0 || !r) {
         return rc;
     }
@@ -1038,31 +1045,18 @@ static int pg_tag_names(berth_meta_backend *mb, const char *repo, const char *la
     const char *p[] = {repo, last ? last : "", limit_of(&lim, n)};
     int rc = names_page(PB(mb), S_TAG_NAMES, S_TAG_NAMES_ROWS, p, 3, n, BERTH_TAG_MAX, cb, payload,
                         more_out);
-    if (rc == 1) { /* an empty page: is the repository there? */
-        rc = pg_repo_exists(mb, repo);
-        return rc < 0    ? rc
-               : rc == 0 ? berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo)
-                         : 0;
-    }
-    return rc;
+    return rc == 1 ? repo_there(PB(mb), repo) : rc; /* an empty page: is the repository there? */
 }
 
 static int pg_referrers(berth_meta_backend *mb, const char *repo, const berth_digest *subject,
                         const char *artifact_type, const char *last, size_t n,
                         berth_meta_referrer_cb cb, void *payload, bool *more_out)
 {
-    num rid, lim;
+    num lim;
     PGresult *r = NULL;
-    if (more_out) {
-        *more_out = false;
-    }
-    int rc = repo_live(PB(mb), repo, &rid);
-    if (rc < 0) {
-        return rc;
-    }
-    const char *p[] = {rid.s, subject->str, last ? last : "", artifact_type, limit_of(&lim, n)};
-    rc = query(PB(mb), &r, S_REFERRERS, 5, p, 0);
-    if (rc < 0) {
+    const char *p[] = {repo, subject->str, last ? last : "", artifact_type, limit_of(&lim, n)};
+    int rc = repo_page(PB(mb), &r, S_REFERRERS, p, 5, more_out);
+    if (rc < 0 || !r) {
         return rc;
     }
     int rows = page_rows(r, n, more_out);

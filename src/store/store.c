@@ -404,6 +404,22 @@ int berth_store_manifest_get(const berth_stored_manifest **out, berth_store *s, 
     }
     if (strchr(reference, ':')) {
         rc = berth_digest_parse_str(&digest, reference);
+    } else if (is_tag(reference) && s->meta->tag_manifest_get) {
+        /* one lookup for tag and bytes (the backend's fast path) */
+        if (!(c = calloc(1, sizeof(*c)))) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        rc = s->meta->tag_manifest_get(s->meta, repo, reference, &digest, &c->doc);
+        if (rc < 0) {
+            free(c);
+            return rc == BERTH_ENOTFOUND
+                       ? berth_error_set(BERTH_ENOTFOUND, "tag %s not in %s", reference, repo)
+                       : rc;
+        }
+        c->pub.data = c->doc.data;
+        c->pub.len = c->doc.len;
+        c->pub.media_type = c->doc.media_type;
+        goto found;
     } else if (is_tag(reference)) {
         rc = s->meta->tag_get(s->meta, repo, reference, &digest);
         if (rc == BERTH_ENOTFOUND) {
@@ -425,6 +441,7 @@ int berth_store_manifest_get(const berth_stored_manifest **out, berth_store *s, 
                    ? berth_error_set(BERTH_ENOTFOUND, "manifest %s not in %s", digest.str, repo)
                    : rc;
     }
+found:
     c->pub.digest = digest;
     *out = &c->pub;
     return 0;
@@ -744,7 +761,11 @@ int berth_store_tags(berth_store *s, const char *repo, const char *last, size_t 
     if (check_repo(repo) < 0) {
         return berth_error_set(BERTH_ENOTFOUND, "no repository %s", repo);
     }
-    rc = s->meta->tags(s->meta, repo, last, n, tag_to_name, &a, more_out);
+    if (s->meta->tag_names) { /* the names alone, when the backend lists them so */
+        rc = s->meta->tag_names(s->meta, repo, last, n, name_to_name, &a, more_out);
+    } else {
+        rc = s->meta->tags(s->meta, repo, last, n, tag_to_name, &a, more_out);
+    }
     return rc == 1 ? 0 : rc; /* the callback stopped the walk */
 }
 

@@ -339,6 +339,26 @@ struct berth_meta_backend {
      */
     int (*manifest_lend)(berth_meta_backend *b, const char *repo, const berth_digest *digest,
                          berth_meta_loan **out);
+
+    /**
+     * The manifest tag `tag` of `repo` points at, with its digest, as one lookup: what tag_get()
+     * then manifest_get() give, but at one moment and in one round trip to the engine. Never
+     * answered from a cache: a tag moved by any process is seen by the next call. NULL: the
+     * store calls tag_get() then manifest_get().
+     * @param out  filled as manifest_get() fills it (the caller frees)
+     * @return 0, BERTH_ENOTFOUND (no repository, tag or manifest), BERTH_EIO, BERTH_ENOMEM
+     */
+    int (*tag_manifest_get)(berth_meta_backend *b, const char *repo, const char *tag,
+                            berth_digest *digest_out, berth_meta_blob_doc *out);
+
+    /**
+     * The names of the tags of `repo`, as tags() lists them (same order, paging, errors) but
+     * without digest and time: what a tags list needs, which an engine may answer from an
+     * index alone. NULL: the store uses tags().
+     * @return 0, BERTH_ENOTFOUND (no such repository), the callback's code, BERTH_EIO
+     */
+    int (*tag_names)(berth_meta_backend *b, const char *repo, const char *last, size_t n,
+                     berth_meta_name_cb cb, void *payload, bool *more_out);
 };
 
 static inline void berth_meta_upload_dispose(berth_meta_upload *u)

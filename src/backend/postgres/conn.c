@@ -10,6 +10,7 @@
  */
 #include "backend/postgres/pg_internal.h"
 
+#include <berth/buf.h>
 #include <berth/errors.h>
 
 #include "base/log.h"
@@ -29,6 +30,8 @@
  * their settings. */
 #define CLIENT_MARGIN_MS 5000
 static atomic_uint client_deadline_ms = 15000 + CLIENT_MARGIN_MS;
+
+static int prepare_on(berth__pg_pool *p, PGconn *c);
 
 int berth__pg_pool_init(berth__pg_pool *p, const berth_pg_options *opts)
 {
@@ -64,6 +67,7 @@ void berth__pg_pool_dispose(berth__pg_pool *p)
     free(p->idle);
     free(p->spare);
     free(p->conninfo);
+    free(p->prepare);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     memset(p, 0, sizeof(*p));
@@ -137,6 +141,9 @@ int berth__pg_pool_get(berth__pg_pool *p, PGconn **out)
     p->nopen++;
     pthread_mutex_unlock(&p->mu);
     int rc = berth__pg_connect(out, p->conninfo, p->connect_timeout, p->statement_timeout_ms);
+    if (rc == 0) {
+        rc = prepare_on(p, *out);
+    }
     if (rc < 0) {
         pthread_mutex_lock(&p->mu);
         p->nopen--;
@@ -176,7 +183,8 @@ int berth__pg_dedicated_get(berth__pg_pool *p, PGconn **out)
         return 0;
     }
     pthread_mutex_unlock(&p->mu);
-    return berth__pg_connect(out, p->conninfo, p->connect_timeout, p->statement_timeout_ms);
+    int rc = berth__pg_connect(out, p->conninfo, p->connect_timeout, p->statement_timeout_ms);
+    return rc == 0 ? prepare_on(p, *out) : rc;
 }
 
 void berth__pg_dedicated_put(berth__pg_pool *p, PGconn *c)
@@ -243,16 +251,12 @@ static void abandon(PGconn *c)
     }
 }
 
-PGresult *berth__pg_exec_params(PGconn *c, const char *sql, int nparams, const char *const *params,
-                                const int *lengths, const int *formats, int binary, bool *timed_out)
+/* Collect the results of what was just sent on `c`, within the client-side deadline. */
+static PGresult *collect(PGconn *c, bool *timed_out)
 {
     PGresult *last = NULL, *r;
     int64_t deadline = now_ms() + atomic_load(&client_deadline_ms);
 
-    *timed_out = false;
-    if (!PQsendQueryParams(c, sql, nparams, NULL, params, lengths, formats, binary)) {
-        return NULL;
-    }
     for (;;) {
         while (PQisBusy(c)) {
             int64_t left = deadline - now_ms();
@@ -278,20 +282,30 @@ PGresult *berth__pg_exec_params(PGconn *c, const char *sql, int nparams, const c
         if (!(r = PQgetResult(c))) {
             break;
         }
+        if (last && PQresultStatus(last) != PGRES_COMMAND_OK &&
+            PQresultStatus(last) != PGRES_TUPLES_OK) {
+            PQclear(r); /* of several statements (a PREPARE list), the first failure counts */
+            continue;
+        }
         PQclear(last);
         last = r;
     }
     return last;
 }
 
-int berth__pg_exec(PGresult **res_out, PGconn *c, const char *sql, int nparams,
-                   const char *const *params, int binary)
+PGresult *berth__pg_exec_params(PGconn *c, const char *sql, int nparams, const char *const *params,
+                                const int *lengths, const int *formats, int binary, bool *timed_out)
 {
-    bool timed_out;
-    if (res_out) {
-        *res_out = NULL;
+    *timed_out = false;
+    if (!PQsendQueryParams(c, sql, nparams, NULL, params, lengths, formats, binary)) {
+        return NULL;
     }
-    PGresult *r = berth__pg_exec_params(c, sql, nparams, params, NULL, NULL, binary, &timed_out);
+    return collect(c, timed_out);
+}
+
+/* The result of a finished statement as berth__pg_exec() gives it. */
+static int outcome(PGresult **res_out, PGconn *c, PGresult *r, bool timed_out)
+{
     if (timed_out) {
         return berth_error_set(BERTH_ENETWORK, "the metadata database did not answer in time");
     }
@@ -307,6 +321,81 @@ int berth__pg_exec(PGresult **res_out, PGconn *c, const char *sql, int nparams,
         PQclear(r);
     }
     return 0;
+}
+
+int berth__pg_exec_stmt(PGresult **res_out, PGconn *c, const berth__pg_stmt *st, int nparams,
+                        const char *const *params, const int *lengths, const int *formats,
+                        int binary)
+{
+    bool timed_out = false;
+    PGresult *r = NULL;
+    if (res_out) {
+        *res_out = NULL;
+    }
+    if (PQsendQueryPrepared(c, st->name, nparams, params, lengths, formats, binary)) {
+        r = collect(c, &timed_out);
+    }
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "26000") == 0 && PQtransactionStatus(c) == PQTRANS_IDLE) {
+        /* not prepared on this connection: as it is */
+        PQclear(r);
+        r = berth__pg_exec_params(c, st->sql, nparams, params, lengths, formats, binary,
+                                  &timed_out);
+    }
+    return outcome(res_out, c, r, timed_out);
+}
+
+/* Run the pool's PREPARE list on a new connection `c`; on failure `c` is closed. */
+static int prepare_on(berth__pg_pool *p, PGconn *c)
+{
+    bool timed_out = false;
+    PGresult *r = NULL;
+    if (!p->prepare) {
+        return 0;
+    }
+    if (PQsendQuery(c, p->prepare)) {
+        r = collect(c, &timed_out);
+    }
+    int rc = outcome(NULL, c, r, timed_out);
+    if (rc < 0) {
+        PQfinish(c);
+    }
+    return rc;
+}
+
+int berth__pg_pool_prepare(berth__pg_pool *p, PGconn *c, const berth__pg_stmt *stmts, size_t n)
+{
+    berth_buf sql = BERTH_BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = berth_buf_printf(&sql, "PREPARE %s AS %s;\n", stmts[i].name, stmts[i].sql);
+    }
+    if (rc < 0) {
+        berth_buf_dispose(&sql);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    bool timed_out = false;
+    PGresult *r = NULL;
+    if (PQsendQuery(c, sql.ptr)) {
+        r = collect(c, &timed_out);
+    }
+    rc = outcome(NULL, c, r, timed_out);
+    if (rc == 0) {
+        p->prepare = berth_buf_detach(&sql);
+    }
+    berth_buf_dispose(&sql);
+    return rc;
+}
+
+int berth__pg_exec(PGresult **res_out, PGconn *c, const char *sql, int nparams,
+                   const char *const *params, int binary)
+{
+    bool timed_out;
+    if (res_out) {
+        *res_out = NULL;
+    }
+    PGresult *r = berth__pg_exec_params(c, sql, nparams, params, NULL, NULL, binary, &timed_out);
+    return outcome(res_out, c, r, timed_out);
 }
 
 int berth__pg_run(berth__pg_pool *p, bool txn, berth__pg_txn_fn fn, void *ctx)

@@ -2,9 +2,10 @@
 /*
  * backend/postgres/meta.c: the metadata backend over PostgreSQL.
  *
- * Every statement is parameterised (PQexecParams); nothing a client sent is ever spliced into
- * SQL. The checks the interface demands are made inside the transaction that changes things,
- * under row locks that exclude the change that would invalidate them:
+ * Every statement is parameterised (PQexecParams, or prepared on each connection for the reads:
+ * stmts[]); nothing a client sent is ever spliced into SQL. The checks the interface demands are
+ * made inside the transaction that changes things, under row locks that exclude the change that
+ * would invalidate them:
  * - manifest_put takes FOR SHARE on the links and child manifests it needs; blob_unlink takes
  *   FOR UPDATE on the link before it looks for references, and manifest_delete FOR UPDATE on
  *   the manifest before it looks for parents and tags: whichever comes second sees what the
@@ -19,6 +20,7 @@
 #include "backend/postgres/pg_internal.h"
 
 #include <berth/buf.h>
+#include <berth/reference.h>
 #include <berth/errors.h>
 
 #include <stdio.h>
@@ -118,10 +120,114 @@ static int parse_digest(berth_digest *out, const char *s)
     return 0;
 }
 
+/* Repository r holds a manifest or a blob. One EXISTS over a UNION ALL, not two under an OR,
+ * which the planner answers with hashes of whole tables: probed per row, it keeps the catalog's
+ * keyset paging in the size of the page. */
+#define SQL_HOLDS_SOMETHING                                                                        \
+    "EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id UNION ALL "                    \
+    "SELECT 1 FROM repository_blobs l WHERE l.repository_id = r.id)"
+
+#define SQL_REPO_LIVE "SELECT r.id FROM repositories r WHERE r.name = $1 AND " SQL_HOLDS_SOMETHING
+
+#define UPLOAD_COLUMNS "id, repository, owner, size, hash_state, backend_state, created, updated"
+
+/* The id of a repository by name, as a scalar subquery (NULL when there is none). */
+#define SQL_REPO_ID "(SELECT id FROM repositories WHERE name = $1)"
+
+/*
+ * The statements of reads (and of the writes made outside a transaction), prepared on every
+ * connection: each is parsed once per connection, and planned once its generic plan serves,
+ * not anew on every call.
+ */
+enum {
+    S_REPO_LIVE,
+    S_CATALOG,
+    S_CATALOG_ROWS,
+    S_BLOB_TOUCH,
+    S_BLOB_STAT_IN,
+    S_BLOB_STAT_ANY,
+    S_LINKS,
+    S_TAG_GET,
+    S_MANIFEST_GET,
+    S_TAG_MANIFEST_GET,
+    S_TAGS,
+    S_TAG_NAMES,
+    S_TAG_NAMES_ROWS,
+    S_REFERRERS,
+    S_MANIFESTS,
+    S_UPLOAD_GET,
+    S_UPLOADS,
+    NSTMTS
+};
+
+static const berth__pg_stmt stmts[NSTMTS] = {
+    [S_REPO_LIVE] = {"berth_repo_live", SQL_REPO_LIVE},
+    /* catalog and tag names: a page as one text, "\n" between the names (no name holds one),
+       in the order of the page: one value to send and read instead of a row each, about a
+       third less work in the server and far less in libpq; each has a row-by-row twin for a
+       page that cannot be split (names_page) */
+    [S_CATALOG] = {"berth_catalog",
+                   "SELECT string_agg(name, E'\\n') FROM (SELECT r.name FROM repositories r "
+                   "WHERE r.name > $1 AND " SQL_HOLDS_SOMETHING " ORDER BY r.name "
+                   "LIMIT $2::bigint) page"},
+    [S_CATALOG_ROWS] = {"berth_catalog_rows",
+                        "SELECT r.name FROM repositories r WHERE r.name > $1 "
+                        "AND " SQL_HOLDS_SOMETHING " ORDER BY r.name LIMIT $2::bigint"},
+    [S_BLOB_TOUCH] = {"berth_blob_touch",
+                      "INSERT INTO blobs (digest, size, touched) VALUES ($1, $2::bigint, "
+                      "$3::bigint) ON CONFLICT (digest) DO UPDATE SET touched = "
+                      "GREATEST(blobs.touched, EXCLUDED.touched)"},
+    [S_BLOB_STAT_IN] = {"berth_blob_stat_in",
+                        "SELECT b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.digest "
+                        "WHERE l.repository_id = " SQL_REPO_ID " AND l.digest = $2"},
+    [S_BLOB_STAT_ANY] = {"berth_blob_stat_any",
+                         "SELECT size FROM blobs WHERE digest = $1 AND nlinks > 0"},
+    [S_LINKS] = {"berth_links", "SELECT l.digest, b.size, l.linked FROM repository_blobs l "
+                                "JOIN blobs b ON b.digest = l.digest "
+                                "WHERE l.repository_id = " SQL_REPO_ID},
+    [S_TAG_GET] = {"berth_tag_get", "SELECT m.digest FROM tags t JOIN manifests m "
+                                    "ON m.id = t.manifest_id WHERE t.repository_id = " SQL_REPO_ID
+                                    " AND t.name = $2"},
+    [S_MANIFEST_GET] = {"berth_manifest_get",
+                        "SELECT data, media_type FROM manifests WHERE repository_id = " SQL_REPO_ID
+                        " AND digest = $2"},
+    [S_TAG_MANIFEST_GET] = {"berth_tag_manifest_get",
+                            "SELECT m.data, m.media_type, m.digest FROM tags t JOIN manifests m "
+                            "ON m.id = t.manifest_id WHERE t.repository_id = " SQL_REPO_ID
+                            " AND t.name = $2"},
+    /* keyset pages on tags' primary key (repository_id, name): an index walk in name order */
+    [S_TAGS] = {"berth_tags", "SELECT t.name, m.digest, t.pushed FROM tags t JOIN manifests m "
+                              "ON m.id = t.manifest_id WHERE t.repository_id = " SQL_REPO_ID
+                              " AND t.name > $2 ORDER BY t.name LIMIT $3::bigint"},
+    [S_TAG_NAMES] = {"berth_tag_names",
+                     "SELECT string_agg(name, E'\\n') FROM (SELECT name FROM tags "
+                     "WHERE repository_id = " SQL_REPO_ID " AND name > $2 ORDER BY name "
+                     "LIMIT $3::bigint) page"},
+    [S_TAG_NAMES_ROWS] = {"berth_tag_names_rows",
+                          "SELECT name FROM tags WHERE repository_id = " SQL_REPO_ID
+                          " AND name > $2 ORDER BY name LIMIT $3::bigint"},
+    [S_REFERRERS] = {"berth_referrers",
+                     "SELECT digest, media_type, artifact_type, size FROM manifests "
+                     "WHERE repository_id = " SQL_REPO_ID " AND subject = $2 AND digest > $3 "
+                     "AND ($4::text IS NULL OR artifact_type = $4) ORDER BY digest "
+                     "LIMIT $5::bigint"},
+    [S_MANIFESTS] = {"berth_manifests",
+                     "SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.size, m.pushed, "
+                     "(SELECT count(*) FROM tags t WHERE t.manifest_id = m.id), "
+                     "(SELECT coalesce(string_agg(digest, ',' ORDER BY position), '') "
+                     "FROM manifest_blobs WHERE manifest_id = m.id), "
+                     "(SELECT coalesce(string_agg(child_digest, ',' ORDER BY position), '') "
+                     "FROM manifest_references WHERE parent_id = m.id) "
+                     "FROM manifests m WHERE m.repository_id = $1::bigint ORDER BY m.digest"},
+    [S_UPLOAD_GET] = {"berth_upload_get",
+                      "SELECT " UPLOAD_COLUMNS " FROM uploads WHERE id = $1 AND repository = $2"},
+    [S_UPLOADS] = {"berth_uploads", "SELECT " UPLOAD_COLUMNS " FROM uploads"},
+};
+
 /* ---- one statement, retried on a fresh connection when the first one had broken ---------- */
 
 typedef struct qctx {
-    const char *sql;
+    const berth__pg_stmt *st;
     int n;
     const char *const *params;
     int binary;
@@ -133,14 +239,14 @@ static int q_fn(PGconn *c, void *ctx)
     qctx *q = ctx;
     PQclear(q->res);
     q->res = NULL;
-    return berth__pg_exec(&q->res, c, q->sql, q->n, q->params, q->binary);
+    return berth__pg_exec_stmt(&q->res, c, q->st, q->n, q->params, NULL, NULL, q->binary);
 }
 
-/* A read, or a write that is the same when done twice. */
-static int query(pg_backend *b, PGresult **out, const char *sql, int n, const char *const *params,
+/* A read, or a write that is the same when done twice: prepared statement `st` (S_...). */
+static int query(pg_backend *b, PGresult **out, int st, int n, const char *const *params,
                  int binary)
 {
-    qctx q = {sql, n, params, binary, NULL};
+    qctx q = {&stmts[st], n, params, binary, NULL};
     int rc = berth__pg_run(&b->pool, false, q_fn, &q);
     if (rc < 0) {
         PQclear(q.res);
@@ -150,31 +256,61 @@ static int query(pg_backend *b, PGresult **out, const char *sql, int n, const ch
     return 0;
 }
 
-/* Repository r holds a manifest or a blob. One EXISTS over a UNION ALL, not two under an OR,
- * which the planner answers with hashes of whole tables: probed per row, it keeps the catalog's
- * keyset paging in the size of the page. */
-#define SQL_HOLDS_SOMETHING                                                                        \
-    "EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id UNION ALL "                    \
-    "SELECT 1 FROM repository_blobs l WHERE l.repository_id = r.id)"
+/*
+ * query() for a statement that gives at most one row: 1 with the row in *out (PQclear it), 0
+ * when there is none (nothing to clear), or an error.
+ */
+static int query_row(pg_backend *b, PGresult **out, int st, int n, const char *const *params,
+                     int binary)
+{
+    int rc = query(b, out, st, n, params, binary);
+    if (rc == 0 && PQntuples(*out) == 0) {
+        PQclear(*out);
+        *out = NULL;
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
 
-#define SQL_REPO_LIVE "SELECT r.id FROM repositories r WHERE r.name = $1 AND " SQL_HOLDS_SOMETHING
+/* berth__pg_exec() of a statement that gives at most one row, as query_row() gives it. */
+static int exec_row(PGconn *c, PGresult **out, const char *sql, int n, const char *const *params)
+{
+    int rc = berth__pg_exec(out, c, sql, n, params, 0);
+    if (rc == 0 && PQntuples(*out) == 0) {
+        PQclear(*out);
+        *out = NULL;
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+/* A malloc()ed copy of value (i, j) of `r`, NUL-terminated, its length in `len_out`. */
+static char *copy_value(const PGresult *r, int i, int j, size_t *len_out)
+{
+    size_t len = (size_t)PQgetlength(r, i, j);
+    char *s = malloc(len + 1);
+    if (s) {
+        memcpy(s, PQgetvalue(r, i, j), len);
+        s[len] = '\0';
+    }
+    if (len_out) {
+        *len_out = len;
+    }
+    return s;
+}
 
 /* The id of `repo` when it holds a manifest or a blob. @return 0, BERTH_ENOTFOUND, ... */
 static int repo_live(pg_backend *b, const char *repo, num *id_out)
 {
     PGresult *r = NULL;
     const char *p[] = {repo};
-    int rc = query(b, &r, SQL_REPO_LIVE, 1, p, 0);
-    if (rc < 0) {
-        return rc;
+    int rc = query_row(b, &r, S_REPO_LIVE, 1, p, 0);
+    if (rc <= 0) {
+        return rc < 0 ? rc : berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo);
     }
-    if (PQntuples(r) == 0) {
-        rc = berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo);
-    } else {
-        snprintf(id_out->s, sizeof(id_out->s), "%s", PQgetvalue(r, 0, 0));
-    }
+    snprintf(id_out->s, sizeof(id_out->s), "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    return rc;
+    return 0;
 }
 
 /* ---- repositories ------------------------------------------------------------------------- */
@@ -209,28 +345,92 @@ static int page_rows(const PGresult *r, size_t n, bool *more_out)
     return (n > 0 && (size_t)rows > n) ? (int)n : rows;
 }
 
+/* Is "a\nb\n..." (`len` bytes) in strictly ascending byte order, each name 1 to `max` bytes? */
+static bool names_in_order(const char *s, size_t len, size_t max)
+{
+    const char *prev = NULL, *end = s + len;
+    size_t plen = 0;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        if (n == 0 || n > max) {
+            return false;
+        }
+        if (prev) {
+            int c = memcmp(prev, s, plen < n ? plen : n);
+            if (c > 0 || (c == 0 && plen >= n)) {
+                return false;
+            }
+        }
+        prev = s;
+        plen = n;
+        s += n + 1;
+    }
+    return true;
+}
+
+/*
+ * A page of names from statement `st` (string_agg of at most n + 1 ordered names; 0: all) to
+ * `cb`, or, when the text cannot be split (not in order, or a name longer than `max`, which
+ * the names berth stores never are), from its row-by-row twin `rows_st` (same parameters).
+ * @return 1 for an empty page (nothing called), 0, the callback's code, or an error
+ */
+static int names_page(pg_backend *b, int st, int rows_st, const char *const *params, int nparams,
+                      size_t n, size_t max, berth_meta_name_cb cb, void *payload, bool *more_out)
+{
+    PGresult *r = NULL;
+    if (more_out) {
+        *more_out = false;
+    }
+    int rc = query(b, &r, st, nparams, params, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    if (PQgetisnull(r, 0, 0)) {
+        PQclear(r);
+        return 1;
+    }
+    const char *s = PQgetvalue(r, 0, 0), *end = s + PQgetlength(r, 0, 0);
+    if (!names_in_order(s, (size_t)(end - s), max)) { /* (never seen) */
+        PQclear(r);
+        rc = query(b, &r, rows_st, nparams, params, 0);
+        if (rc < 0) {
+            return rc;
+        }
+        int rows = page_rows(r, n, more_out);
+        for (int i = 0; rc == 0 && i < rows; i++) {
+            rc = cb(PQgetvalue(r, i, 0), payload);
+        }
+        PQclear(r);
+        return rows == 0 && rc == 0 ? 1 : rc;
+    }
+    char name[BERTH_NAME_MAX + 1];
+    for (size_t count = 0; rc == 0 && s < end; count++) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t k = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        if (n > 0 && count == n) {
+            if (more_out) {
+                *more_out = true; /* the page's n + 1st */
+            }
+            break;
+        }
+        memcpy(name, s, k);
+        name[k] = '\0';
+        rc = cb(name, payload);
+        s += k + 1;
+    }
+    PQclear(r);
+    return rc;
+}
+
 static int pg_catalog(berth_meta_backend *mb, const char *last, size_t n, berth_meta_name_cb cb,
                       void *payload, bool *more_out)
 {
     num lim;
     const char *p[] = {last ? last : "", limit_of(&lim, n)};
-    PGresult *r = NULL;
-    if (more_out) {
-        *more_out = false;
-    }
-    int rc = query(PB(mb), &r,
-                   "SELECT r.name FROM repositories r WHERE r.name > $1 "
-                   "AND " SQL_HOLDS_SOMETHING " ORDER BY r.name LIMIT $2::bigint",
-                   2, p, 0);
-    if (rc < 0) {
-        return rc;
-    }
-    int rows = page_rows(r, n, more_out);
-    for (int i = 0; rc == 0 && i < rows; i++) {
-        rc = cb(PQgetvalue(r, i, 0), payload);
-    }
-    PQclear(r);
-    return rc;
+    int rc = names_page(PB(mb), S_CATALOG, S_CATALOG_ROWS, p, 2, n, BERTH_NAME_MAX, cb, payload,
+                        more_out);
+    return rc == 1 ? 0 : rc;
 }
 
 /* ---- blobs of a repository ---------------------------------------------------------------- */
@@ -240,11 +440,7 @@ static int pg_blob_touch(berth_meta_backend *mb, const berth_digest *digest, uin
     num sz = i64((int64_t)size), t = i64(now());
     const char *p[] = {digest->str, sz.s, t.s};
     PGresult *r = NULL;
-    int rc = query(PB(mb), &r,
-                   "INSERT INTO blobs (digest, size, touched) VALUES ($1, $2::bigint, $3::bigint) "
-                   "ON CONFLICT (digest) DO UPDATE SET touched = "
-                   "GREATEST(blobs.touched, EXCLUDED.touched)",
-                   3, p, 0);
+    int rc = query(PB(mb), &r, S_BLOB_TOUCH, 3, p, 0);
     PQclear(r);
     return rc;
 }
@@ -294,28 +490,17 @@ static int pg_blob_stat(berth_meta_backend *mb, const char *repo, const berth_di
                         uint64_t *size_out)
 {
     PGresult *r = NULL;
-    int rc;
-    if (repo) {
-        const char *p[] = {repo, digest->str};
-        rc = query(PB(mb), &r,
-                   "SELECT b.size FROM repositories r "
-                   "JOIN repository_blobs l ON l.repository_id = r.id "
-                   "JOIN blobs b ON b.digest = l.digest WHERE r.name = $1 AND l.digest = $2",
-                   2, p, 0);
-    } else {
-        const char *p[] = {digest->str};
-        rc = query(PB(mb), &r, "SELECT size FROM blobs WHERE digest = $1 AND nlinks > 0", 1, p, 0);
+    const char *p[] = {repo ? repo : digest->str, digest->str};
+    int rc = repo ? query_row(PB(mb), &r, S_BLOB_STAT_IN, 2, p, 0)
+                  : query_row(PB(mb), &r, S_BLOB_STAT_ANY, 1, p, 0);
+    if (rc <= 0) {
+        return rc < 0 ? rc : berth_error_set(BERTH_ENOTFOUND, "blob %s is not known", digest->str);
     }
-    if (rc < 0) {
-        return rc;
-    }
-    if (PQntuples(r) == 0) {
-        rc = berth_error_set(BERTH_ENOTFOUND, "blob %s is not known", digest->str);
-    } else if (size_out) {
+    if (size_out) {
         *size_out = (uint64_t)berth__pg_int(r, 0, 0);
     }
     PQclear(r);
-    return rc;
+    return 0;
 }
 
 typedef struct unlink_ctx {
@@ -354,17 +539,14 @@ static int unlink_fn(PGconn *c, void *ctx)
         return rc;
     }
     /* the lock manifest_put's FOR SHARE conflicts with */
-    rc = berth__pg_exec(&r, c,
-                        "SELECT linked FROM repository_blobs WHERE repository_id = $1::bigint "
-                        "AND digest = $2 FOR UPDATE",
-                        2, p2, 0);
-    if (rc < 0) {
-        return rc;
-    }
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return berth_error_set(BERTH_ENOTFOUND, "blob %s is not in repository %s", u->digest->str,
-                               u->repo);
+    rc = exec_row(c, &r,
+                  "SELECT linked FROM repository_blobs WHERE repository_id = $1::bigint "
+                  "AND digest = $2 FOR UPDATE",
+                  2, p2);
+    if (rc <= 0) {
+        return rc < 0 ? rc
+                      : berth_error_set(BERTH_ENOTFOUND, "blob %s is not in repository %s",
+                                        u->digest->str, u->repo);
     }
     int64_t linked = berth__pg_int(r, 0, 0);
     PQclear(r);
@@ -406,11 +588,7 @@ static int pg_links(berth_meta_backend *mb, const char *repo, berth_meta_link_cb
 {
     PGresult *r = NULL;
     const char *p[] = {repo};
-    int rc = query(PB(mb), &r,
-                   "SELECT l.digest, b.size, l.linked FROM repositories r "
-                   "JOIN repository_blobs l ON l.repository_id = r.id "
-                   "JOIN blobs b ON b.digest = l.digest WHERE r.name = $1",
-                   1, p, 0);
+    int rc = query(PB(mb), &r, S_LINKS, 1, p, 0);
     if (rc < 0) {
         return rc;
     }
@@ -547,19 +725,16 @@ static int put_fn(PGconn *c, void *ctx)
     if (!inserted) {
         /* stored already: it keeps its bytes; lock it against a concurrent delete */
         const char *p3[] = {rid.s, m->digest.str};
-        rc = berth__pg_exec(&r, c,
-                            "SELECT id FROM manifests WHERE repository_id = $1::bigint AND "
-                            "digest = $2 FOR SHARE",
-                            2, p3, 0);
-        if (rc < 0) {
-            return rc;
-        }
-        if (PQntuples(r) == 0) {
-            PQclear(r);
-            return BERTH__PG_RETRY; /* deleted meanwhile: insert it afresh */
+        rc = exec_row(c, &r,
+                      "SELECT id FROM manifests WHERE repository_id = $1::bigint AND "
+                      "digest = $2 FOR SHARE",
+                      2, p3);
+        if (rc <= 0) {
+            return rc < 0 ? rc : BERTH__PG_RETRY; /* deleted meanwhile: insert it afresh */
         }
         snprintf(mid.s, sizeof(mid.s), "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
+        rc = 0;
     } else {
         rc = put_refs(c,
                       "INSERT INTO manifest_blobs (manifest_id, position, repository_id, digest) "
@@ -630,20 +805,29 @@ static int pg_tag_get(berth_meta_backend *mb, const char *repo, const char *tag,
 {
     PGresult *r = NULL;
     const char *p[] = {repo, tag};
-    int rc = query(PB(mb), &r,
-                   "SELECT m.digest FROM repositories r JOIN tags t ON t.repository_id = r.id "
-                   "JOIN manifests m ON m.id = t.manifest_id WHERE r.name = $1 AND t.name = $2",
-                   2, p, 0);
-    if (rc < 0) {
-        return rc;
+    int rc = query_row(PB(mb), &r, S_TAG_GET, 2, p, 0);
+    if (rc <= 0) {
+        return rc < 0 ? rc
+                      : berth_error_set(BERTH_ENOTFOUND, "tag %s is not known in repository %s",
+                                        tag, repo);
     }
-    if (PQntuples(r) == 0) {
-        rc = berth_error_set(BERTH_ENOTFOUND, "tag %s is not known in repository %s", tag, repo);
-    } else {
-        rc = parse_digest(digest_out, PQgetvalue(r, 0, 0));
-    }
+    rc = parse_digest(digest_out, PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc;
+}
+
+/* Row 0 of `r` (data, media_type as binary text) into `out`. */
+static int fill_doc(berth_meta_blob_doc *out, const PGresult *r)
+{
+    out->data = copy_value(r, 0, 0, &out->len);
+    out->media_type = copy_value(r, 0, 1, NULL);
+    if (!out->data || !out->media_type) {
+        free(out->data);
+        free(out->media_type);
+        out->data = out->media_type = NULL;
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return 0;
 }
 
 static int pg_manifest_get(berth_meta_backend *mb, const char *repo, const berth_digest *digest,
@@ -651,35 +835,35 @@ static int pg_manifest_get(berth_meta_backend *mb, const char *repo, const berth
 {
     PGresult *r = NULL;
     const char *p[] = {repo, digest->str};
-    int rc = query(PB(mb), &r,
-                   "SELECT m.data, m.media_type FROM repositories r JOIN manifests m "
-                   "ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2",
-                   2, p, 1);
-    if (rc < 0) {
-        return rc;
+    int rc = query_row(PB(mb), &r, S_MANIFEST_GET, 2, p, 1);
+    if (rc <= 0) {
+        return rc < 0 ? rc
+                      : berth_error_set(BERTH_ENOTFOUND, "manifest %s is not in repository %s",
+                                        digest->str, repo);
     }
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return berth_error_set(BERTH_ENOTFOUND, "manifest %s is not in repository %s", digest->str,
-                               repo);
-    }
-    size_t len = (size_t)PQgetlength(r, 0, 0), tlen = (size_t)PQgetlength(r, 0, 1);
-    out->data = malloc(len + 1);
-    out->media_type = malloc(tlen + 1);
-    if (!out->data || !out->media_type) {
-        free(out->data);
-        free(out->media_type);
-        out->data = out->media_type = NULL;
-        PQclear(r);
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    memcpy(out->data, PQgetvalue(r, 0, 0), len);
-    out->data[len] = '\0';
-    out->len = len;
-    memcpy(out->media_type, PQgetvalue(r, 0, 1), tlen);
-    out->media_type[tlen] = '\0';
+    rc = fill_doc(out, r);
     PQclear(r);
-    return 0;
+    return rc;
+}
+
+/* One statement: the tag's manifest as it is now (never cached: tags move). */
+static int pg_tag_manifest_get(berth_meta_backend *mb, const char *repo, const char *tag,
+                               berth_digest *digest_out, berth_meta_blob_doc *out)
+{
+    PGresult *r = NULL;
+    const char *p[] = {repo, tag};
+    int rc = query_row(PB(mb), &r, S_TAG_MANIFEST_GET, 2, p, 1);
+    if (rc <= 0) {
+        return rc < 0 ? rc
+                      : berth_error_set(BERTH_ENOTFOUND, "tag %s is not known in repository %s",
+                                        tag, repo);
+    }
+    rc = parse_digest(digest_out, PQgetvalue(r, 0, 2)); /* binary text: the bytes, NUL-ended */
+    if (rc == 0) {
+        rc = fill_doc(out, r);
+    }
+    PQclear(r);
+    return rc;
 }
 
 typedef struct mdel_ctx {
@@ -693,18 +877,15 @@ static int mdel_fn(PGconn *c, void *ctx)
     mdel_ctx *d = ctx;
     PGresult *r = NULL;
     const char *p1[] = {d->repo, d->digest->str};
-    int rc = berth__pg_exec(&r, c,
-                            "SELECT m.id, m.pushed, r.id FROM repositories r JOIN manifests m "
-                            "ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2 "
-                            "FOR UPDATE OF m",
-                            2, p1, 0);
-    if (rc < 0) {
-        return rc;
-    }
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return berth_error_set(BERTH_ENOTFOUND, "manifest %s is not in repository %s",
-                               d->digest->str, d->repo);
+    int rc = exec_row(c, &r,
+                      "SELECT m.id, m.pushed, r.id FROM repositories r JOIN manifests m "
+                      "ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2 "
+                      "FOR UPDATE OF m",
+                      2, p1);
+    if (rc <= 0) {
+        return rc < 0 ? rc
+                      : berth_error_set(BERTH_ENOTFOUND, "manifest %s is not in repository %s",
+                                        d->digest->str, d->repo);
     }
     num mid, rid;
     snprintf(mid.s, sizeof(mid.s), "%s", PQgetvalue(r, 0, 0));
@@ -805,25 +986,43 @@ static int pg_tag_delete(berth_meta_backend *mb, const char *repo, const char *t
     return berth__pg_run(&PB(mb)->pool, true, tdel_fn, &d);
 }
 
-static int pg_tags(berth_meta_backend *mb, const char *repo, const char *last, size_t n,
-                   berth_meta_tag_cb cb, void *payload, bool *more_out)
+/* 0 when `repo` holds a manifest or a blob, else BERTH_ENOTFOUND (or an error). */
+static int repo_there(pg_backend *b, const char *repo)
 {
-    num rid, lim;
-    PGresult *r = NULL;
+    int rc = pg_repo_exists(&b->base, repo);
+    return rc < 0    ? rc
+           : rc == 0 ? berth_error_set(BERTH_ENOTFOUND, "repository %s is not known", repo)
+                     : 0;
+}
+
+/*
+ * A page of a repository's things by statement `st` (its $1 the repository's name), one round
+ * trip. Only an empty page asks whether the repository is there: a row proves it (a tag or a
+ * referrer is a manifest's). `*out` is NULL after an empty page.
+ */
+static int repo_page(pg_backend *b, PGresult **out, int st, const char *const *params, int nparams,
+                     bool *more_out)
+{
     if (more_out) {
         *more_out = false;
     }
-    int rc = repo_live(PB(mb), repo, &rid);
-    if (rc < 0) {
-        return rc;
+    int rc = query(b, out, st, nparams, params, 0);
+    if (rc == 0 && PQntuples(*out) == 0) {
+        PQclear(*out);
+        *out = NULL;
+        return repo_there(b, params[0]);
     }
-    const char *p[] = {rid.s, last ? last : "", limit_of(&lim, n)};
-    rc = query(PB(mb), &r,
-               "SELECT t.name, m.digest, t.pushed FROM tags t JOIN manifests m "
-               "ON m.id = t.manifest_id WHERE t.repository_id = $1::bigint AND t.name > $2 "
-               "ORDER BY t.name LIMIT $3::bigint",
-               3, p, 0);
-    if (rc < 0) {
+    return rc;
+}
+
+static int pg_tags(berth_meta_backend *mb, const char *repo, const char *last, size_t n,
+                   berth_meta_tag_cb cb, void *payload, bool *more_out)
+{
+    PGresult *r = NULL;
+    num lim;
+    const char *p[] = {repo, last ? last : "", limit_of(&lim, n)};
+    int rc = repo_page(PB(mb), &r, S_TAGS, p, 3, more_out);
+    if (rc < 0 || !r) {
         return rc;
     }
     int rows = page_rows(r, n, more_out);
@@ -838,26 +1037,26 @@ static int pg_tags(berth_meta_backend *mb, const char *repo, const char *last, s
     return rc;
 }
 
+/* The names alone: one walk of tags' primary key, no join, the page as one value. */
+static int pg_tag_names(berth_meta_backend *mb, const char *repo, const char *last, size_t n,
+                        berth_meta_name_cb cb, void *payload, bool *more_out)
+{
+    num lim;
+    const char *p[] = {repo, last ? last : "", limit_of(&lim, n)};
+    int rc = names_page(PB(mb), S_TAG_NAMES, S_TAG_NAMES_ROWS, p, 3, n, BERTH_TAG_MAX, cb, payload,
+                        more_out);
+    return rc == 1 ? repo_there(PB(mb), repo) : rc; /* an empty page: is the repository there? */
+}
+
 static int pg_referrers(berth_meta_backend *mb, const char *repo, const berth_digest *subject,
                         const char *artifact_type, const char *last, size_t n,
                         berth_meta_referrer_cb cb, void *payload, bool *more_out)
 {
-    num rid, lim;
+    num lim;
     PGresult *r = NULL;
-    if (more_out) {
-        *more_out = false;
-    }
-    int rc = repo_live(PB(mb), repo, &rid);
-    if (rc < 0) {
-        return rc;
-    }
-    const char *p[] = {rid.s, subject->str, last ? last : "", artifact_type, limit_of(&lim, n)};
-    rc = query(PB(mb), &r,
-               "SELECT digest, media_type, artifact_type, size FROM manifests "
-               "WHERE repository_id = $1::bigint AND subject = $2 AND digest > $3 "
-               "AND ($4::text IS NULL OR artifact_type = $4) ORDER BY digest LIMIT $5::bigint",
-               5, p, 0);
-    if (rc < 0) {
+    const char *p[] = {repo, subject->str, last ? last : "", artifact_type, limit_of(&lim, n)};
+    int rc = repo_page(PB(mb), &r, S_REFERRERS, p, 5, more_out);
+    if (rc < 0 || !r) {
         return rc;
     }
     int rows = page_rows(r, n, more_out);
@@ -914,15 +1113,7 @@ static int pg_manifests(berth_meta_backend *mb, const char *repo, berth_meta_man
         return rc;
     }
     const char *p[] = {rid.s};
-    rc = query(PB(mb), &r,
-               "SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.size, m.pushed, "
-               "(SELECT count(*) FROM tags t WHERE t.manifest_id = m.id), "
-               "(SELECT coalesce(string_agg(digest, ',' ORDER BY position), '') "
-               "FROM manifest_blobs WHERE manifest_id = m.id), "
-               "(SELECT coalesce(string_agg(child_digest, ',' ORDER BY position), '') "
-               "FROM manifest_references WHERE parent_id = m.id) "
-               "FROM manifests m WHERE m.repository_id = $1::bigint ORDER BY m.digest",
-               1, p, 0);
+    rc = query(PB(mb), &r, S_MANIFESTS, 1, p, 0);
     if (rc < 0) {
         return rc;
     }
@@ -1022,8 +1213,6 @@ static int pg_upload_create(berth_meta_backend *mb, const berth_meta_upload *u,
     return berth__pg_run(&PB(mb)->pool, true, ucreate_fn, &x);
 }
 
-#define UPLOAD_COLUMNS "id, repository, owner, size, hash_state, backend_state, created, updated"
-
 static int fill_upload(berth_meta_upload *out, const PGresult *r, int i)
 {
     memset(out, 0, sizeof(*out));
@@ -1048,17 +1237,11 @@ static int pg_upload_get(berth_meta_backend *mb, const char *repo, const char *i
 {
     PGresult *r = NULL;
     const char *p[] = {id, repo};
-    int rc =
-        query(PB(mb), &r,
-              "SELECT " UPLOAD_COLUMNS " FROM uploads WHERE id = $1 AND repository = $2", 2, p, 0);
-    if (rc < 0) {
-        return rc;
+    int rc = query_row(PB(mb), &r, S_UPLOAD_GET, 2, p, 0);
+    if (rc <= 0) {
+        return rc < 0 ? rc : berth_error_set(BERTH_ENOTFOUND, "upload session %s is not known", id);
     }
-    if (PQntuples(r) == 0) {
-        rc = berth_error_set(BERTH_ENOTFOUND, "upload session %s is not known", id);
-    } else {
-        rc = fill_upload(out, r, 0);
-    }
+    rc = fill_upload(out, r, 0);
     PQclear(r);
     return rc;
 }
@@ -1095,9 +1278,7 @@ static int acquire_on(PGconn *c, const char *repo, const char *id, berth_meta_up
         return berth_error_set(BERTH_EBUSY, "upload session %s is in use by another request", id);
     }
     const char *p2[] = {id, repo};
-    rc = berth__pg_exec(&r, c,
-                        "SELECT " UPLOAD_COLUMNS " FROM uploads WHERE id = $1 AND repository = $2",
-                        2, p2, 0);
+    rc = berth__pg_exec_stmt(&r, c, &stmts[S_UPLOAD_GET], 2, p2, NULL, NULL, 0);
     if (rc == 0 && PQntuples(r) == 0) {
         rc = berth_error_set(BERTH_ENOTFOUND, "upload session %s is not known", id);
     } else if (rc == 0) {
@@ -1245,7 +1426,7 @@ static int pg_upload_delete(berth_meta_backend *mb, const char *id)
 static int pg_uploads(berth_meta_backend *mb, berth_meta_upload_cb cb, void *payload)
 {
     PGresult *r = NULL;
-    int rc = query(PB(mb), &r, "SELECT " UPLOAD_COLUMNS " FROM uploads", 0, NULL, 0);
+    int rc = query(PB(mb), &r, S_UPLOADS, 0, NULL, 0);
     if (rc < 0) {
         return rc;
     }
@@ -1439,6 +1620,7 @@ int berth_pg_meta_backend_new(berth_meta_backend **out, const berth_pg_options *
         .manifest_delete = pg_manifest_delete,
         .tag_delete = pg_tag_delete,
         .tags = pg_tags,
+        .tag_names = pg_tag_names,
         .referrers = pg_referrers,
         .manifests = pg_manifests,
         .upload_create = pg_upload_create,
@@ -1451,11 +1633,15 @@ int berth_pg_meta_backend_new(berth_meta_backend **out, const berth_pg_options *
         .gc_blob_claim = pg_gc_blob_claim,
         .gc_blob_release = pg_gc_blob_release,
         .free = pg_free,
+        .tag_manifest_get = pg_tag_manifest_get,
     };
     PGconn *c = NULL;
     rc = berth__pg_pool_get(&b->pool, &c);
     if (rc == 0) {
         rc = berth__pg_schema_open(c);
+        if (rc == 0) {
+            rc = berth__pg_pool_prepare(&b->pool, c, stmts, NSTMTS);
+        }
         berth__pg_pool_put(&b->pool, c);
     }
     if (rc < 0) {

@@ -19,8 +19,18 @@
  */
 #define BERTH__PG_RETRY (-1000)
 
+/**
+ * A statement prepared on every connection of a pool (parsed once per connection, planned once
+ * its generic plan serves): a name unique in the pool and SQL with $n parameters.
+ */
+typedef struct berth__pg_stmt {
+    const char *name;
+    const char *sql;
+} berth__pg_stmt;
+
 typedef struct berth__pg_pool {
     char *conninfo;
+    char *prepare; /* "PREPARE ...; PREPARE ..." run on each new connection; NULL: none */
     unsigned size;
     unsigned connect_timeout;
     unsigned statement_timeout_ms;
@@ -35,6 +45,14 @@ typedef struct berth__pg_pool {
 
 /** Set up a pool (no connection is made yet). @return 0, BERTH_ENOMEM */
 int berth__pg_pool_init(berth__pg_pool *p, const berth_pg_options *opts);
+
+/**
+ * Prepare `n` statements on `c` (open, idle) and on every connection the pool makes from now on
+ * (pool and dedicated ones), so that berth__pg_exec_stmt() can run them. Call once, before the
+ * pool is shared between threads and after the schema exists (PREPARE checks the tables).
+ * @return 0, BERTH_ENOMEM, or the error of the PREPARE mapped (berth__pg_error)
+ */
+int berth__pg_pool_prepare(berth__pg_pool *p, PGconn *c, const berth__pg_stmt *stmts, size_t n);
 
 /** Close every idle connection and free the pool (connections in use must be back). */
 void berth__pg_pool_dispose(berth__pg_pool *p);
@@ -63,6 +81,16 @@ void berth__pg_dedicated_put(berth__pg_pool *p, PGconn *c);
  */
 int berth__pg_exec(PGresult **res_out, PGconn *c, const char *sql, int nparams,
                    const char *const *params, int binary);
+
+/**
+ * Run a statement prepared on `c` (berth__pg_pool_prepare) with text parameters (`lengths` and
+ * `formats` as PQexecPrepared's; NULL: all text), as berth__pg_exec() does. On a connection
+ * where it is not prepared (made outside a pool), outside a transaction, it runs st->sql
+ * unprepared instead.
+ */
+int berth__pg_exec_stmt(PGresult **res_out, PGconn *c, const berth__pg_stmt *st, int nparams,
+                        const char *const *params, const int *lengths, const int *formats,
+                        int binary);
 
 /**
  * PQexecParams (no parameter types) with a client-side deadline (statement_timeout plus a margin):

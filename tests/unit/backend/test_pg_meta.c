@@ -16,6 +16,7 @@
 #include <berth/errors.h>
 
 #include "backend/postgres/pg.h"
+#include "backend/postgres/pg_internal.h"
 #include "helpers/meta_contract.h"
 
 #include <arpa/inet.h>
@@ -833,6 +834,193 @@ static void test_pg__manifest_put_races_unlink_and_gc(void **state)
     r.b->free(r.b);
 }
 
+/* ---- prepared statements (conn.c) ------------------------------------------------------- */
+
+static bool is_prepared(PGconn *c, const char *name)
+{
+    PGresult *r = NULL;
+    const char *p[] = {name};
+    assert_int_equal(berth__pg_exec(&r, c,
+                                    "SELECT count(*) FROM pg_prepared_statements WHERE name = $1",
+                                    1, p, 0),
+                     0);
+    bool yes = berth__pg_int(r, 0, 0) == 1;
+    PQclear(r);
+    return yes;
+}
+
+static void assert_runs(PGconn *c, const berth__pg_stmt *st)
+{
+    PGresult *r = NULL;
+    const char *p[] = {"41"};
+    assert_int_equal(berth__pg_exec_stmt(&r, c, st, 1, p, NULL, NULL, 0), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+}
+
+/* Statements are prepared on the connection given and on every one the pool makes after;
+ * a connection made outside the pool runs them unprepared. */
+static void test_pg__statements_are_prepared_on_every_connection(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_prepared");
+    berth_pg_options o = {.conninfo = url, .pool_size = 4};
+    berth__pg_pool pool;
+    const berth__pg_stmt st[] = {{"berth_t_plus", "SELECT $1::integer + 1"},
+                                 {"berth_t_minus", "SELECT $1::integer - 1"}};
+    PGconn *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    assert_int_equal(berth__pg_pool_init(&pool, &o), 0);
+    assert_int_equal(berth__pg_pool_get(&pool, &c1), 0);
+    assert_false(is_prepared(c1, "berth_t_plus"));
+    assert_int_equal(berth__pg_pool_prepare(&pool, c1, st, 2), 0);
+    assert_true(is_prepared(c1, "berth_t_plus"));
+    assert_true(is_prepared(c1, "berth_t_minus"));
+    assert_runs(c1, &st[0]);
+    /* c1 is in use: the pool makes c2, and prepares it */
+    assert_int_equal(berth__pg_pool_get(&pool, &c2), 0);
+    assert_true(c2 != c1);
+    assert_true(is_prepared(c2, "berth_t_plus"));
+    assert_runs(c2, &st[0]);
+    berth__pg_pool_put(&pool, c2);
+    /* dedicated connections too */
+    assert_int_equal(berth__pg_dedicated_get(&pool, &c2), 0);
+    assert_true(is_prepared(c2, "berth_t_minus"));
+    berth__pg_dedicated_put(&pool, c2);
+    berth__pg_pool_put(&pool, c1);
+    /* outside a pool: unprepared, the statement runs as it is (outside a transaction) */
+    assert_int_equal(berth__pg_connect(&c3, url, 5, 15000), 0);
+    assert_false(is_prepared(c3, "berth_t_plus"));
+    assert_runs(c3, &st[0]);
+    PQfinish(c3);
+    berth__pg_pool_dispose(&pool);
+}
+
+/* ---- replicas: a tag moved on one is seen on the other at once -------------------------- */
+
+static int names_cat(const char *name, void *payload)
+{
+    strcat(payload, name);
+    strcat(payload, ",");
+    return 0;
+}
+
+static void put_tagged(berth_meta_backend *b, const char *body, const char *tag, berth_digest *d)
+{
+    berth_meta_manifest m = {.media_type = "application/vnd.oci.image.manifest.v1+json",
+                             .size = strlen(body),
+                             .data = body,
+                             .pushed = (int64_t)time(NULL)};
+    berth_digest_buffer(&m.digest, BERTH_DIGEST_SHA256, body, m.size);
+    const char *tags[] = {tag};
+    assert_int_equal(b->manifest_put(b, "rep", &m, tags, 1, NULL), 0);
+    *d = m.digest;
+}
+
+static void assert_sees(berth_meta_backend *b, const char *tag, const char *body,
+                        const berth_digest *want)
+{
+    berth_digest d;
+    berth_meta_blob_doc doc = {0};
+    assert_non_null(b->tag_manifest_get);
+    assert_int_equal(b->tag_manifest_get(b, "rep", tag, &d, &doc), 0);
+    assert_string_equal(d.str, want->str);
+    assert_int_equal(doc.len, strlen(body));
+    assert_memory_equal(doc.data, body, doc.len);
+    assert_string_equal(doc.media_type, "application/vnd.oci.image.manifest.v1+json");
+    free(doc.data);
+    free(doc.media_type);
+    assert_int_equal(b->tag_get(b, "rep", tag, &d), 0);
+    assert_string_equal(d.str, want->str);
+}
+
+/* Two backends on one database are two replicas (two pools, prepared statements on each
+ * connection): what one acknowledges, the other answers at its next call, every time. */
+static void test_pg__a_tag_moved_on_one_replica_is_seen_on_another(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_replicas");
+    berth_meta_backend *r[2] = {open_ok(url), open_ok(url)};
+    const char *bodies[2] = {"{\"schemaVersion\":2,\"n\":0}", "{\"schemaVersion\":2,\"n\":1}"};
+    berth_digest d[2];
+    put_tagged(r[0], bodies[0], "t", &d[0]);
+    put_tagged(r[0], bodies[1], "other", &d[1]);
+    assert_sees(r[1], "t", bodies[0], &d[0]);
+    for (int i = 1; i <= 60; i++) {
+        berth_meta_backend *w = r[i % 2], *rd = r[(i + 1) % 2];
+        berth_digest dd;
+        put_tagged(w, bodies[i % 2], "t", &dd);
+        assert_sees(rd, "t", bodies[i % 2], &d[i % 2]);
+        assert_sees(w, "t", bodies[i % 2], &d[i % 2]);
+    }
+    /* deleted on one: gone on the other; a new tag on one: listed by the other */
+    assert_int_equal(r[0]->tag_delete(r[0], "rep", "t", NULL), 0);
+    berth_digest x;
+    berth_meta_blob_doc doc = {0};
+    assert_int_equal(r[1]->tag_manifest_get(r[1], "rep", "t", &x, &doc), BERTH_ENOTFOUND);
+    assert_null(doc.data);
+    char listed[256] = "";
+    bool more = true;
+    assert_int_equal(r[0]->tag_names(r[0], "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, "other,");
+    put_tagged(r[1], bodies[0], "new", &x);
+    listed[0] = '\0';
+    assert_int_equal(r[0]->tag_names(r[0], "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, "new,other,");
+    assert_false(more);
+    r[0]->free(r[0]);
+    r[1]->free(r[1]);
+}
+
+#define ZEROS64 "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* tag_names and catalog send a page as one aggregated text; a page they cannot split (here a
+ * name berth never stores, too long, written behind its back) is read row by row. */
+static void test_pg__tag_names_falls_back_to_rows(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_tagnames");
+    berth_meta_backend *b = open_ok(url);
+    berth_digest d;
+    put_tagged(b, "{\"schemaVersion\":2}", "a", &d);
+    put_tagged(b, "{\"schemaVersion\":2}", "z", &d);
+    char listed[512] = "";
+    bool more = true;
+    assert_int_equal(b->tag_names(b, "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, "a,z,");
+    PGconn *c = admin(url);
+    sql(c, "INSERT INTO tags (repository_id, name, manifest_id, pushed) SELECT repository_id, "
+           "repeat('m', 129), id, 0 FROM manifests");
+    PQfinish(c);
+    char want[512];
+    snprintf(want, sizeof(want), "a,%0129d,z,", 0);
+    for (char *p = want + 2; *p == '0'; p++) {
+        *p = 'm';
+    }
+    listed[0] = '\0';
+    assert_int_equal(b->tag_names(b, "rep", NULL, 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, want);
+    assert_false(more);
+    listed[0] = '\0';
+    assert_int_equal(b->tag_names(b, "rep", NULL, 2, names_cat, listed, &more), 0);
+    assert_true(more);
+    /* the catalog likewise: a repository name longer than BERTH_NAME_MAX */
+    c = admin(url);
+    sql(c, "INSERT INTO repositories (name, created) VALUES (repeat('r', 256), 0)");
+    sql(c, "INSERT INTO blobs (digest, size, touched) VALUES ('sha256:" ZEROS64 "', 1, 0)");
+    sql(c,
+        "INSERT INTO repository_blobs (repository_id, digest, linked) SELECT id, 'sha256:" ZEROS64
+        "', 0 FROM repositories WHERE name = repeat('r', 256)");
+    PQfinish(c);
+    memset(want, 'r', 256);
+    snprintf(want + 256, sizeof(want) - 256, ",");
+    listed[0] = '\0';
+    more = true;
+    assert_int_equal(b->catalog(b, "rep", 0, names_cat, listed, &more), 0);
+    assert_string_equal(listed, want);
+    assert_false(more);
+    b->free(b);
+}
+
 /* ---- the contract suite ------------------------------------------------------------------ */
 
 static int open_contract(berth_meta_backend **out, void *payload)
@@ -860,6 +1048,9 @@ int main(void)
         cmocka_unit_test(test_pg__broken_connections_are_replaced),
         cmocka_unit_test(test_pg__an_outage_is_enetwork_and_service_resumes),
         cmocka_unit_test(test_pg__manifest_put_races_unlink_and_gc),
+        cmocka_unit_test(test_pg__a_tag_moved_on_one_replica_is_seen_on_another),
+        cmocka_unit_test(test_pg__tag_names_falls_back_to_rows),
+        cmocka_unit_test(test_pg__statements_are_prepared_on_every_connection),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     static char contract_url[1100];

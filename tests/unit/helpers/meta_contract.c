@@ -1997,6 +1997,240 @@ static void test_meta__race_gc_and_link(void **state)
     }
 }
 
+/* ---- the optional fast paths (tag_manifest_get, tag_names) -------------------------------- */
+
+/*
+ * What the store asks for a manifest GET by tag: the backend's tag_manifest_get when it has
+ * one, else tag_get then manifest_get (the store's fallback). Either way the answer must be
+ * the same.
+ */
+static int lookup(berth_meta_backend *b, const char *repo, const char *tag, berth_digest *d,
+                  berth_meta_blob_doc *doc)
+{
+    memset(doc, 0, sizeof(*doc));
+    if (b->tag_manifest_get) {
+        return b->tag_manifest_get(b, repo, tag, d, doc);
+    }
+    int rc = b->tag_get(b, repo, tag, d);
+    return rc < 0 ? rc : b->manifest_get(b, repo, d, doc);
+}
+
+/* lookup() gives `want` (NULL: not found), and so does tag_get (nothing moves meanwhile). */
+static void assert_lookup(berth_meta_backend *b, const char *repo, const char *tag, const man *want)
+{
+    berth_digest d;
+    berth_meta_blob_doc doc;
+    assert_tag(b, repo, tag, want ? &want->m.digest : NULL);
+    if (!want) {
+        assert_int_equal(lookup(b, repo, tag, &d, &doc), BERTH_ENOTFOUND);
+        assert_null(doc.data);
+        return;
+    }
+    assert_int_equal(lookup(b, repo, tag, &d, &doc), 0);
+    assert_string_equal(d.str, want->m.digest.str);
+    assert_int_equal(doc.len, want->m.size);
+    assert_memory_equal(doc.data, want->data, doc.len);
+    assert_int_equal(doc.data[doc.len], '\0');
+    assert_string_equal(doc.media_type, want->m.media_type);
+    free(doc.data);
+    free(doc.media_type);
+}
+
+static void test_meta__tag_manifest_get(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256], r2[256], none[256];
+    repo_name(r, "tmg/a");
+    repo_name(r2, "tmg/b");
+    repo_name(none, "tmg/none");
+    man m1, m2, idx;
+    man_image(&m1, NULL, NULL);
+    man_image(&m2, NULL, NULL);
+    const char *a[] = {"a"}, *ab[] = {"a", "b"};
+    put_ok(b, r, &m1, ab, 2);
+    put_ok(b, r2, &m2, a, 1);
+    assert_lookup(b, r, "a", &m1);
+    assert_lookup(b, r, "b", &m1);
+    assert_lookup(b, r2, "a", &m2); /* the same tag name in another repository */
+    assert_lookup(b, r, "c", NULL);
+    assert_lookup(b, r, "A", NULL);
+    assert_lookup(b, none, "a", NULL);
+    /* an index by tag: its own media type and bytes */
+    put_ok(b, r, &m2, NULL, 0);
+    man_index(&idx, &m1.m.digest, &m2.m.digest);
+    const char *i[] = {"i"};
+    put_ok(b, r, &idx, i, 1);
+    assert_lookup(b, r, "i", &idx);
+    /* moved, deleted, its manifest deleted: seen at the next call */
+    put_ok(b, r, &m2, a, 1);
+    assert_lookup(b, r, "a", &m2);
+    assert_lookup(b, r, "b", &m1);
+    assert_int_equal(b->tag_delete(b, r, "b", NULL), 0);
+    assert_lookup(b, r, "b", NULL);
+    assert_int_equal(b->manifest_delete(b, r, &idx.m.digest, 0), 0);
+    assert_lookup(b, r, "i", NULL);
+    assert_lookup(b, r, "a", &m2);
+}
+
+/* What the store lists for a tags list: tag_names when the backend has it, else tags(). */
+static int tag_to_names(const char *tag, const berth_digest *digest, int64_t pushed, void *payload)
+{
+    (void)digest;
+    (void)pushed;
+    return names_cb(tag, payload);
+}
+
+static int list_names(berth_meta_backend *b, const char *repo, const char *last, size_t n, names *s,
+                      bool *more)
+{
+    if (b->tag_names) {
+        return b->tag_names(b, repo, last, n, names_cb, s, more);
+    }
+    return b->tags(b, repo, last, n, tag_to_names, s, more);
+}
+
+static void test_meta__tag_names(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256], blobs_only[256], none[256];
+    const char *tags[] = {"ab", "a_b", "aB", "a1", "a.b", "a-b", "a", "_x", "B", "latest"};
+    const size_t n = sizeof(tags) / sizeof(tags[0]);
+    const char *sorted[10];
+    names s;
+    bool more;
+    repo_name(r, "tnames");
+    repo_name(blobs_only, "tnames-blobs");
+    repo_name(none, "tnames-none");
+    man m1, m2;
+    man_image(&m1, NULL, NULL);
+    man_image(&m2, NULL, NULL);
+    put_ok(b, r, &m1, tags, 5);
+    put_ok(b, r, &m2, tags + 5, n - 5);
+    memcpy(sorted, tags, sizeof(sorted));
+    qsort(sorted, n, sizeof(sorted[0]), cmp_str);
+
+    memset(&s, 0, sizeof(s));
+    more = true;
+    assert_int_equal(list_names(b, r, NULL, 0, &s, &more), 0);
+    assert_false(more);
+    assert_int_equal(s.n, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(s.v[i], sorted[i]);
+    }
+    names_clear(&s);
+    /* pages of 4, each after the last name of the one before */
+    size_t seen = 0;
+    char last[129] = "";
+    for (;;) {
+        more = seen + 4 >= n;
+        assert_int_equal(list_names(b, r, seen ? last : NULL, 4, &s, &more), 0);
+        for (size_t i = 0; i < s.n; i++) {
+            assert_string_equal(s.v[i], sorted[seen + i]);
+        }
+        seen += s.n;
+        assert_int_equal(more, seen < n);
+        if (!more) {
+            names_clear(&s);
+            break;
+        }
+        assert_int_equal(s.n, 4);
+        snprintf(last, sizeof(last), "%s", s.v[s.n - 1]);
+        names_clear(&s);
+    }
+    assert_int_equal(seen, n);
+    /* after a name that is not a tag; past the end */
+    assert_int_equal(list_names(b, r, "a0", 1, &s, &more), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.v[0], "a1");
+    assert_true(more);
+    names_clear(&s);
+    more = true;
+    assert_int_equal(list_names(b, r, "zzz", 0, &s, &more), 0);
+    assert_int_equal(s.n, 0);
+    assert_false(more);
+    /* the callback stops the walk */
+    s.stop_after = 3;
+    assert_int_equal(list_names(b, r, NULL, 0, &s, &more), -77);
+    assert_int_equal(s.n, 3);
+    names_clear(&s);
+    /* a moved tag is still one name; a deleted one is gone */
+    const char *a[] = {"a"};
+    put_ok(b, r, &m2, a, 1);
+    assert_int_equal(b->tag_delete(b, r, "latest", NULL), 0);
+    assert_int_equal(list_names(b, r, NULL, 0, &s, &more), 0);
+    assert_int_equal(s.n, n - 1);
+    assert_string_equal(s.v[s.n - 1], "ab");
+    names_clear(&s);
+    /* no repository; a repository without tags */
+    assert_int_equal(list_names(b, none, NULL, 0, &s, &more), BERTH_ENOTFOUND);
+    new_blob(b, blobs_only, 1);
+    more = true;
+    assert_int_equal(list_names(b, blobs_only, NULL, 0, &s, &more), 0);
+    assert_int_equal(s.n, 0);
+    assert_false(more);
+}
+
+typedef struct tag_mover {
+    berth_meta_backend *b;
+    const char *repo;
+    man *m;
+    atomic_int published; /* the number of puts acknowledged so far */
+    atomic_int stop;
+} tag_mover;
+
+static void *tag_mover_main(void *arg)
+{
+    tag_mover *t = arg;
+    const char *tag[] = {"moving"};
+    for (int i = 1; !atomic_load(&t->stop) && i <= 400; i++) {
+        put_ok(t->b, t->repo, &t->m[i % 3], tag, 1);
+        atomic_store(&t->published, i);
+    }
+    atomic_store(&t->stop, 1);
+    return NULL;
+}
+
+/*
+ * A tag moved by one thread is seen by any other at once: after a put is acknowledged, every
+ * lookup begun later gives that put's manifest or a later one's, never an earlier one (no
+ * cache may answer for a tag). Put i moves the tag to m[i % 3]: a lookup begun after put k was
+ * acknowledged, during which no other put was acknowledged, may give m[k % 3] or (put k + 1
+ * in flight) m[(k + 1) % 3]; m[(k + 2) % 3], put k - 1's, is stale.
+ */
+static void test_meta__tag_lookup_is_never_stale(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256];
+    pthread_t t;
+    repo_name(r, "stale/tags");
+    man m[3];
+    for (int i = 0; i < 3; i++) {
+        man_image(&m[i], NULL, NULL);
+    }
+    const char *tag[] = {"moving"};
+    put_ok(b, r, &m[0], tag, 1);
+    tag_mover mv = {b, r, m, 0, 0};
+    assert_int_equal(pthread_create(&t, NULL, tag_mover_main, &mv), 0);
+    int lookups = 0, stale = 0;
+    while (!atomic_load(&mv.stop)) {
+        int k = atomic_load(&mv.published);
+        berth_digest d;
+        berth_meta_blob_doc doc;
+        assert_int_equal(lookup(b, r, "moving", &d, &doc), 0);
+        free(doc.data);
+        free(doc.media_type);
+        if (k > 0 && atomic_load(&mv.published) == k &&
+            berth_digest_equal(&d, &m[(k + 2) % 3].m.digest)) {
+            stale++;
+        }
+        lookups++;
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(stale, 0);
+    assert_true(lookups > 0);
+    assert_lookup(b, r, "moving", &m[atomic_load(&mv.published) % 3]);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int meta_contract_run(const char *label, int (*open_fn)(berth_meta_backend **out, void *payload),
@@ -2025,6 +2259,9 @@ int meta_contract_run(const char *label, int (*open_fn)(berth_meta_backend **out
         T(test_meta__race_index_and_child_delete),
         T(test_meta__tags_move_together),
         T(test_meta__race_gc_and_link),
+        T(test_meta__tag_manifest_get),
+        T(test_meta__tag_names),
+        T(test_meta__tag_lookup_is_never_stale),
     };
     unsigned char rnd[4] = {0};
     int fd = open("/dev/urandom", O_RDONLY);

@@ -6,6 +6,9 @@
 #
 #   bench/scale.sh [ROUNDS]      (default 3; medians of ROUNDS interleaved rounds)
 #
+# BENCH_ONLY=blobs runs only the 256 MiB push and GET parts (no Distribution, no loading) and
+# prints their rows and the replicas' VmHWM.
+#
 # Engines: BENCH_ENGINES_DIR=DIR uses engines already up (DIR/rgw/env and DIR/pg/env, as
 # tests/engines/{rgw,pg}.sh up write them); else both are started in a temporary directory
 # (RGW with a 6 GiB memstore) and stopped at the end. Needs: docker-registry (2.8), wrk, curl,
@@ -87,7 +90,9 @@ rpid=$!
 B=http://127.0.0.1:$port R=http://127.0.0.1:$((port + 1)) D=http://127.0.0.1:$((port + 2))
 wait_up "$B" && wait_up "$R" || { cat "$work"/berth*.log >&2; exit 1; }
 
+only=${BENCH_ONLY:-}
 # Distribution 2.8 on the same bucket, its own root directory
+[ "$only" = blobs ] || {
 cat >"$work/dist.yml" <<YML
 version: 0.1
 log: {level: error, accesslog: {disabled: true}}
@@ -109,6 +114,7 @@ YML
 # (the AWS SDK of Distribution 2.8 panics on AWS_CA_BUNDLE with its custom transport)
 (exec env -u AWS_CA_BUNDLE docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1) & pids+=($!)
 wait_up "$D" || { cat "$work/dist.log" >&2; exit 1; }
+}
 
 # ---- 256 MiB push and GET ----
 blob=$work/blob
@@ -171,6 +177,28 @@ for r in $(seq "$rounds"); do
     g_redirect+=("$(speed "$R/v2/big/push/blobs/$dg")")
 done
 mbs() { calc "$mib * 1048576 / $1 / 1000000"; }
+if [ "$only" = blobs ]; then
+    hwm() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+    pd=$(median "${t_direct[@]}") pc=$(median "${t_chunked[@]}") pm=$(median "${t_mono[@]}")
+    gd=$(median "${g_direct[@]}") gs=$(median "${g_stream[@]}") gr=$(median "${g_redirect[@]}")
+    pct() { fmt "$(calc "100 * $1")" 0; }
+    cat <<TXT
+
+Scale-out benchmark, blobs only, $(date -u +%Y-%m-%d), $rounds rounds (medians)
+
+| measure | berth | reference | berth/reference | target |
+|---|---|---|---|---|
+| 256 MiB push, 16 MiB PATCHes + PUT (MB/s) | $(fmt "$(mbs "$pc")") | $(fmt "$(mbs "$pd")") | $(pct "$pd / $pc")% | >= 70% |
+| 256 MiB push, monolithic PUT (MB/s) | $(fmt "$(mbs "$pm")") | $(fmt "$(mbs "$pd")") | $(pct "$pd / $pm")% | >= 70% |
+| 256 MiB GET, streamed (MB/s) | $(fmt "$(mbs "$gs")") | $(fmt "$(mbs "$gd")") | $(pct "$gd / $gs")% | >= 80% |
+| 256 MiB GET, redirect (MB/s) | $(fmt "$(mbs "$gr")") | $(fmt "$(mbs "$gd")") | $(pct "$gd / $gr")% | >= 80% |
+| VmHWM per replica (MiB) | $(hwm "$bpid") (streaming), $(hwm "$rpid") (redirect) | | | <= 32 MiB |
+
+raw seconds: direct push ${t_direct[*]}; chunked ${t_chunked[*]}; monolithic ${t_mono[*]};
+GET direct ${g_direct[*]}; streamed ${g_stream[*]}; redirect ${g_redirect[*]}
+TXT
+    exit 0
+fi
 
 # ---- manifest GET by tag ----
 say "loading: one image, $ntags tags, $nrepos repositories in berth; $ntags tags, $dist_repos repositories in Distribution"

@@ -153,4 +153,11 @@ int berth__s3_list(berth__s3 *c, const char *prefix, berth__s3_object_cb cb, voi
 int berth__s3_presign_get(berth__s3 *c, const char *key, unsigned seconds,
                           const char *public_endpoint, char **url_out);
 
+/**
+ * The requests of operation `op` ("UploadPart", "GetObject", ... as S3 names them) this client
+ * has made since it was created (a retried request counts once), for tests and metrics.
+ * @return the count; 0 for an unknown operation or a NULL client
+ */
+uint64_t berth__s3_count(berth__s3 *c, const char *op);
+
 #endif

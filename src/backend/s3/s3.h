@@ -42,4 +42,12 @@ typedef struct berth_s3_options {
  */
 int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *opts);
 
+struct berth__s3;
+
+/**
+ * The S3 client of an s3 blob backend (borrowed: it goes with the backend), for its request
+ * counts (berth__s3_count in client.h) in tests and metrics. `b` must be an s3 backend.
+ */
+struct berth__s3 *berth__s3_backend_client(berth_blob_backend *b);
+
 #endif

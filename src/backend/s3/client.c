@@ -354,6 +354,8 @@ typedef struct s3_req {
     size_t nheaders;
     const void *body;
     size_t body_len;
+    berth__s3_body_cb body_cb; /* a PUT body pulled as it comes (instead of `body`) */
+    void *body_payload;
     bool sign_body; /* hash the body into x-amz-content-sha256 (else UNSIGNED-PAYLOAD) */
     bool safe;      /* may be repeated */
 
@@ -482,7 +484,13 @@ static size_t on_read(char *out, size_t size, size_t n, void *p)
     if (want > left) {
         want = left;
     }
-    if (want) {
+    if (want && r->body_cb) {
+        want = r->body_cb(out, want, r->body_payload);
+        if (want == 0) {
+            return CURL_READFUNC_ABORT;
+        }
+        r->body_off += want;
+    } else if (want) {
         memcpy(out, (const char *)r->body + r->body_off, want);
         r->body_off += want;
     }
@@ -1085,6 +1093,9 @@ int berth__s3_mpu_create(berth__s3 *c, const char *key, char **upload_id_out)
     return rc;
 }
 
+static int upload_part(berth__s3 *c, s3_req *rq, const char *upload_id, unsigned number,
+                       char **etag_out);
+
 int berth__s3_mpu_part(berth__s3 *c, const char *key, const char *upload_id, unsigned number,
                        const void *data, size_t len, char **etag_out)
 {
@@ -1094,6 +1105,26 @@ int berth__s3_mpu_part(berth__s3 *c, const char *key, const char *upload_id, uns
                 .body = data,
                 .body_len = len,
                 .safe = true};
+    return upload_part(c, &r, upload_id, number, etag_out);
+}
+
+int berth__s3_mpu_part_stream(berth__s3 *c, const char *key, const char *upload_id, unsigned number,
+                              size_t len, berth__s3_body_cb body, void *payload, char **etag_out)
+{
+    s3_req r = {.op = "UploadPart",
+                .method = "PUT",
+                .key = key,
+                .body_len = len,
+                .body_cb = body,
+                .body_payload = payload,
+                .safe = false}; /* the bytes cannot be asked for again */
+    return upload_part(c, &r, upload_id, number, etag_out);
+}
+
+static int upload_part(berth__s3 *c, s3_req *rq, const char *upload_id, unsigned number,
+                       char **etag_out)
+{
+    s3_req r = *rq;
     char num[16];
     int rc;
     snprintf(num, sizeof(num), "%u", number);

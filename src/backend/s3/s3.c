@@ -87,9 +87,24 @@ typedef struct segs {
 } segs;
 
 /* A part being uploaded by a thread of its own while the writer fills the next one. */
+/*
+ * A part on its way, uploaded by a thread of its own: either a full buffer (`data`), or a
+ * streamed one: the request starts once the writer's buffer holds PART_SIZE bytes, announcing
+ * PART_MAX, and sends the bytes as write() brings them (`src`, `avail`), so that receiving and
+ * uploading overlap. When the buffer fills, it passes to `data` (`owns`) and the request ends
+ * by itself; when the writer syncs or commits before, the request is aborted (`stop`) and the
+ * bytes go as a part of their own size, or are staged.
+ */
 typedef struct inflight {
     bool active;
+    bool streaming; /* the thread pulls from src */
+    bool owns;      /* data holds the buffer being sent */
     pthread_t thread;
+    pthread_mutex_t mu; /* guards avail, sent, stop */
+    pthread_cond_t cv;
+    const char *src;
+    size_t avail, sent;
+    bool stop;
     berth__s3 *c;
     const char *key, *upload_id; /* the writer's */
     unsigned number;
@@ -125,6 +140,16 @@ typedef struct s3_writer {
     inflight up;    /* the part on its way */
     int broken;     /* an upload failed: the bytes since the last sync are lost */
 } s3_writer;
+
+/* Tell a streamed part that more of its bytes are there (or that it is to stop). */
+static void stream_update(inflight *f, size_t avail, bool stop)
+{
+    pthread_mutex_lock(&f->mu);
+    f->avail = avail;
+    f->stop = f->stop || stop;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
 
 static s3_backend *backend_of(berth_blob_backend *b)
 {
@@ -453,9 +478,14 @@ static void writer_free(s3_writer *w)
     if (!w) {
         return;
     }
+    if (w->up.active && w->up.streaming) {
+        stream_update(&w->up, w->up.avail, true);
+    }
     if (w->up.active) {
         pthread_join(w->up.thread, NULL);
     }
+    pthread_cond_destroy(&w->up.cv);
+    pthread_mutex_destroy(&w->up.mu);
     free(w->up.etag);
     part_buf_free(&w->up.data);
     for (size_t i = 0; i < w->nparts; i++) {
@@ -632,6 +662,86 @@ static void *upload_main(void *p)
     return NULL;
 }
 
+static size_t size_runs(const s3_writer *w);
+
+static size_t stream_body(char *out, size_t max, void *p)
+{
+    inflight *f = p;
+    size_t n = 0;
+    pthread_mutex_lock(&f->mu);
+    while (!f->stop && f->sent == f->avail) {
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    if (!f->stop) {
+        n = f->avail - f->sent < max ? f->avail - f->sent : max;
+        memcpy(out, f->src + f->sent, n);
+        f->sent += n;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n; /* 0: aborted */
+}
+
+static void *stream_main(void *p)
+{
+    inflight *f = p;
+    f->rc = berth__s3_mpu_part_stream(f->c, f->key, f->upload_id, f->number, PART_MAX, stream_body,
+                                      f, &f->etag);
+    if (f->rc != 0) {
+        snprintf(f->msg, sizeof(f->msg), "%s", berth_error_last());
+    }
+    return NULL;
+}
+
+/* Abort a streamed part that has not got its buffer (nothing of it is recorded). */
+static void stream_abort(s3_writer *w)
+{
+    stream_update(&w->up, w->up.avail, true);
+    pthread_join(w->up.thread, NULL);
+    free(w->up.etag);
+    w->up.etag = NULL;
+    w->up.active = w->up.streaming = false;
+}
+
+/*
+ * Start streaming the writer's buffer as the next part (see inflight), when it holds
+ * PART_SIZE bytes and nothing else is on its way. Not starting is never an error: the bytes
+ * then go as they did before (a full buffer, or a part cut by sync).
+ */
+static int stream_start(s3_writer *w)
+{
+    int rc = 0;
+    if (w->up.active || w->nparts >= MAX_PARTS || size_runs(w) >= RUNS_MAX) {
+        return 0;
+    }
+    if (!w->loaded) {
+        rc = ensure_loaded(w);
+    }
+    if (rc == 0 && !w->upload_id) {
+        rc = berth__s3_mpu_create(w->b->c, w->mpu_key, &w->upload_id);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    w->up.c = w->b->c;
+    w->up.key = w->mpu_key;
+    w->up.upload_id = w->upload_id;
+    w->up.number = (unsigned)w->nparts + 1;
+    w->up.rc = 0;
+    w->up.etag = NULL;
+    w->up.src = w->buf.ptr;
+    w->up.avail = w->buf.len;
+    w->up.sent = 0;
+    w->up.stop = false;
+    w->up.owns = false;
+    w->up.streaming = true;
+    if (pthread_create(&w->up.thread, NULL, stream_main, &w->up) != 0) {
+        w->up.streaming = false;
+        return 0;
+    }
+    w->up.active = true;
+    return 0;
+}
+
 /* Wait for the part on its way, and record it (or the writer is broken). */
 static int wait_part(s3_writer *w)
 {
@@ -642,9 +752,23 @@ static int wait_part(s3_writer *w)
     if (!w->up.active) {
         return 0;
     }
+    if (w->up.streaming && !w->up.owns) {
+        stream_abort(w); /* the buffer is not full: it goes another way */
+        return 0;
+    }
     pthread_join(w->up.thread, NULL);
     w->up.active = false;
     rc = w->up.rc;
+    if (rc != 0 && w->up.streaming) {
+        /* the streamed request failed: the bytes are all here, send them again (retried) */
+        berth_error_clear();
+        free(w->up.etag);
+        w->up.etag = NULL;
+        rc = berth__s3_mpu_part(w->up.c, w->up.key, w->up.upload_id, w->up.number, w->up.data.ptr,
+                                w->up.data.len, &w->up.etag);
+        snprintf(w->up.msg, sizeof(w->up.msg), "%s", rc ? berth_error_last() : "");
+    }
+    w->up.streaming = w->up.owns = false;
     if (rc == 0) {
         rc = add_part(w, w->up.etag, w->up.data.len);
         w->up.etag = NULL;
@@ -666,7 +790,20 @@ static int wait_part(s3_writer *w)
 static int flush_part(s3_writer *w)
 {
     berth_buf t;
-    int rc = wait_part(w);
+    int rc;
+    if (w->up.active && w->up.streaming && !w->up.owns) {
+        /* the streamed part is this buffer: it has all its bytes, and goes on by itself */
+        stream_update(&w->up, w->buf.len, false);
+        w->up.data = w->buf;
+        w->up.owns = true;
+        w->buf = (berth_buf){.max = PART_MAX};
+        rc = consume_segments(w);
+        if (rc != 0) {
+            w->broken = rc;
+        }
+        return rc;
+    }
+    rc = wait_part(w);
     if (rc == 0 && w->nparts >= MAX_PARTS) {
         rc = berth_error_set(BERTH_ENOSPACE, "s3: the blob needs more than %u parts", MAX_PARTS);
     }
@@ -691,10 +828,13 @@ static int flush_part(s3_writer *w)
         w->broken = rc;
         return rc;
     }
+    w->up.owns = true;
+    w->up.streaming = false;
     if (pthread_create(&w->up.thread, NULL, upload_main, &w->up) == 0) {
         w->up.active = true;
         return 0;
     }
+    w->up.owns = false;
     /* no thread: upload here */
     upload_main(&w->up);
     rc = w->up.rc;
@@ -720,7 +860,7 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
     const char *p = data;
     int rc = w->broken ? berth_error_set(w->broken, "s3: an earlier part of this write failed") : 0;
     while (rc == 0 && len > 0) {
-        if (w->up.active && w->buf.len >= FILL_WHILE_UP) {
+        if (w->up.active && w->up.owns && w->buf.len >= FILL_WHILE_UP) {
             rc = wait_part(w); /* bounded memory: the part on its way goes first */
             if (rc != 0) {
                 break;
@@ -743,6 +883,10 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
         }
         if (rc == 0 && tail_len(w) >= PART_MAX) {
             rc = flush_part(w);
+        } else if (rc == 0 && w->up.active && w->up.streaming && !w->up.owns) {
+            stream_update(&w->up, w->buf.len, false);
+        } else if (rc == 0 && !w->up.active && tail_len(w) >= PART_SIZE) {
+            rc = stream_start(w);
         }
     }
     return rc;
@@ -1206,6 +1350,9 @@ static int w_abort(berth_blob_writer *bw)
 {
     s3_writer *w = (s3_writer *)bw;
     int rc = 0;
+    if (w->up.active && w->up.streaming) {
+        stream_update(&w->up, w->up.avail, true);
+    }
     if (w->up.active) {
         pthread_join(w->up.thread, NULL);
         w->up.active = false;
@@ -1415,6 +1562,8 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
     if (!w) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    pthread_mutex_init(&w->up.mu, NULL);
+    pthread_cond_init(&w->up.cv, NULL);
     w->base = (berth_blob_writer){.backend = bb,
                                   .size = w_size,
                                   .write = w_write,

@@ -2,19 +2,23 @@
 /*
  * The s3 blob backend (see s3.h for the layout): berth/sys/blob_backend.h over client.c.
  *
- * Write sessions. A writer holds the bytes after the session's last full part in memory
- * (at most one part, 5 MiB); when that fills, it becomes the next part of the session's
- * multipart upload (created with the first part), uploaded by a thread while the writer fills
- * another buffer (one part on its way at a time). sync() stages the bytes written since the
- * last sync as a new object uploads/<id>/tail-<random> (a segment) and returns the state:
- * upload id, part count, the parts' ETag chain, the segments (names and sizes) and the
- * segments the state before no longer names. A writer opened from a state reads the segments
- * back only when a part fills or at commit, so a client pushing in small chunks costs one
- * PutObject of its own bytes per request; past 32 segments they are merged into one. Parts
- * uploaded after the last sync are not in the state; a writer continuing from it uploads its
- * own under the same numbers, and completion lists only the state's parts. Segments a part
- * took in are deleted by the first writer that syncs after the state that dropped them (by
- * then the caller has stored a later state), the rest at commit, abort or reap.
+ * Write sessions. A writer holds the bytes after the session's last part in one buffer of
+ * PART_MAX (16 MiB); when it fills, it becomes the next part of the session's multipart
+ * upload (created with the first part). Once the buffer holds PART_SIZE (5 MiB), a thread
+ * streams it as that part while write() fills it (see inflight): a full buffer ends the
+ * request, a sync or commit before aborts it. While a full part is on its way the writer
+ * takes in at most FILL_WHILE_UP more bytes. sync() makes what the buffer holds a part when it
+ * is PART_SIZE or more (so a request of 5 to 16 MiB is one part), else stages the bytes
+ * written since the last sync as a new object uploads/<id>/tail-<random> (a segment), and
+ * returns the state: upload id, part count and sizes, the parts' ETag chain, the segments
+ * (names and sizes) and the segments the state before no longer names. A writer opened from a
+ * state reads the segments back only when a part takes them in, so a client pushing in small
+ * chunks costs one PutObject of its own bytes per request; past 32 segments they are merged
+ * into one. Parts uploaded after the last sync are not in the state; a writer continuing from
+ * it uploads its own under the same numbers, and completion lists only the state's parts.
+ * Segments a part took in are deleted by the first writer that syncs after the state that
+ * dropped them (by then the caller has stored a later state), the rest at commit (by name),
+ * abort or reap; what a crashed writer staged or started without a stored state, at reap.
  *
  * Commit. A session that never filled a part is one PutObject with If-None-Match: * to the
  * blob key (412: the blob is there already and is kept); with a check, the bytes in memory go

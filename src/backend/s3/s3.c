@@ -858,6 +858,16 @@ static uint64_t w_size(berth_blob_writer *bw)
     return ((s3_writer *)bw)->size;
 }
 
+/*
+ * Whether this session's client sends large requests: its last part filled a whole buffer and
+ * nothing is staged after it. Then a new part is streamed from its first byte, not from
+ * PART_SIZE (a request that ends short of PART_MAX costs one aborted request).
+ */
+static bool big_requests(const s3_writer *w)
+{
+    return w->nparts > 0 && w->parts[w->nparts - 1].size == PART_MAX && w->staged_bytes == 0;
+}
+
 static int w_write(berth_blob_writer *bw, const void *data, size_t len)
 {
     s3_writer *w = (s3_writer *)bw;
@@ -889,7 +899,7 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
             rc = flush_part(w);
         } else if (rc == 0 && w->up.active && w->up.streaming && !w->up.owns) {
             stream_update(&w->up, w->buf.len, false);
-        } else if (rc == 0 && !w->up.active && tail_len(w) >= PART_SIZE) {
+        } else if (rc == 0 && !w->up.active && (tail_len(w) >= PART_SIZE || big_requests(w))) {
             rc = stream_start(w);
         }
     }

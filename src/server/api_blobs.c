@@ -152,7 +152,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         ret = MHD_CONTENT_READER_END_WITH_ERROR; /* MHD reads in order; never seeks */
         goto out;
     }
-    while (st->count == 0 && !st->done) {
+    /* wait for a good amount (a full MHD buffer, or half the ring), not for every piece the
+     * thread adds: fewer wake-ups and fewer, larger sends */
+    size_t enough = max < STREAM_RING / 2 ? max : STREAM_RING / 2;
+    if (enough > st->len - st->sent) {
+        enough = (size_t)(st->len - st->sent);
+    }
+    while (st->count < enough && !st->done) {
         pthread_cond_wait(&st->cv, &st->mu);
     }
     if (st->count == 0) {

@@ -29,6 +29,11 @@
 #define MAXH        8
 #define POOL_MAX    16 /* idle curl handles kept per client */
 
+/* Parts and streamed reads move through libcurl in buffers of this size (its default: 16 KiB
+ * down, 64 KiB up), bodies of BIG_BODY bytes or more. */
+#define BIG_BUFFER (256 * 1024)
+#define BIG_BODY   (1024 * 1024)
+
 /* The operations, for berth__s3_count(). */
 static const char *const op_names[] = {"AbortMultipartUpload",
                                        "CompleteMultipartUpload",
@@ -688,11 +693,18 @@ static int attempt(berth__s3 *c, s3_req *r, bool *retry)
     curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, r);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    if (r->sink) {
+        /* bodies of any size come through the sink: fewer, larger reads and callbacks */
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)BIG_BUFFER);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     if (strcmp(r->method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(r->method, "PUT") == 0) {
+        if (r->body_len >= BIG_BODY) {
+            curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, (long)BIG_BUFFER);
+        }
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(h, CURLOPT_READDATA, r);

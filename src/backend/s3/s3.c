@@ -52,6 +52,7 @@
 #define PART_SIZE       (5u * 1024u * 1024u)  /* S3's least part (but the last) */
 #define PART_MAX        (16u * 1024u * 1024u) /* a writer's buffer: a part when it fills */
 #define FILL_WHILE_UP   (2u * 1024u * 1024u)  /* bytes taken in while a part is on its way */
+#define STREAM_BATCH    (256u * 1024u)        /* bytes a streamed part waits for before sending */
 #define RUNS_MAX        1000 /* runs of part sizes a state may name (see state_text) */
 #define MAX_PARTS       10000u
 #define COPY_MAX        (5ull * 1024u * 1024u * 1024u)
@@ -671,9 +672,14 @@ static size_t size_runs(const s3_writer *w);
 static size_t stream_body(char *out, size_t max, void *p)
 {
     inflight *f = p;
-    size_t n = 0;
+    size_t n = 0, enough = max < STREAM_BATCH ? max : STREAM_BATCH;
+    if (enough > PART_MAX - f->sent) {
+        enough = PART_MAX - f->sent;
+    }
     pthread_mutex_lock(&f->mu);
-    while (!f->stop && f->sent == f->avail) {
+    /* a good amount at a time (not every piece write() adds): fewer wake-ups and sends; the
+     * part is PART_MAX bytes, so the last wait ends when the buffer is full */
+    while (!f->stop && f->avail - f->sent < enough) {
         pthread_cond_wait(&f->cv, &f->mu);
     }
     if (!f->stop) {

@@ -13,6 +13,8 @@
 # (another build, e.g. the commit before a change) as a third replica on the same database and
 # prefix, measured in the same rounds as the first (manifest, tags, catalog), its figures in an
 # extra column.
+# BENCH_ONLY=blobs runs only the 256 MiB push and GET parts (no Distribution, no loading) and
+# prints their rows and the replicas' VmHWM.
 #
 # Engines: BENCH_ENGINES_DIR=DIR uses engines already up (DIR/rgw/env and DIR/pg/env, as
 # tests/engines/{rgw,pg}.sh up write them); else both are started in a temporary directory
@@ -108,7 +110,9 @@ if [ -n "$before" ]; then
     wait_up "$O" || { cat "$work/berth-before.log" >&2; exit 1; }
 fi
 
+only=${BENCH_ONLY:-}
 # Distribution 2.8 on the same bucket, its own root directory
+[ "$only" = blobs ] || {
 cat >"$work/dist.yml" <<YML
 version: 0.1
 log: {level: error, accesslog: {disabled: true}}
@@ -130,6 +134,7 @@ YML
 # (the AWS SDK of Distribution 2.8 panics on AWS_CA_BUNDLE with its custom transport)
 (exec env -u AWS_CA_BUNDLE docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1) & pids+=($!)
 wait_up "$D" || { cat "$work/dist.log" >&2; exit 1; }
+}
 
 t_direct=() t_chunked=() t_mono=() g_direct=() g_stream=() g_redirect=()
 if part push; then
@@ -193,6 +198,28 @@ for r in $(seq "$rounds"); do
 done
 fi
 mbs() { calc "$mib * 1048576 / $1 / 1000000"; }
+if [ "$only" = blobs ]; then
+    hwm() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+    pd=$(median "${t_direct[@]}") pc=$(median "${t_chunked[@]}") pm=$(median "${t_mono[@]}")
+    gd=$(median "${g_direct[@]}") gs=$(median "${g_stream[@]}") gr=$(median "${g_redirect[@]}")
+    pct() { fmt "$(calc "100 * $1")" 0; }
+    cat <<TXT
+
+Scale-out benchmark, blobs only, $(date -u +%Y-%m-%d), $rounds rounds (medians)
+
+| measure | berth | reference | berth/reference | target |
+|---|---|---|---|---|
+| 256 MiB push, 16 MiB PATCHes + PUT (MB/s) | $(fmt "$(mbs "$pc")") | $(fmt "$(mbs "$pd")") | $(pct "$pd / $pc")% | >= 70% |
+| 256 MiB push, monolithic PUT (MB/s) | $(fmt "$(mbs "$pm")") | $(fmt "$(mbs "$pd")") | $(pct "$pd / $pm")% | >= 70% |
+| 256 MiB GET, streamed (MB/s) | $(fmt "$(mbs "$gs")") | $(fmt "$(mbs "$gd")") | $(pct "$gd / $gs")% | >= 80% |
+| 256 MiB GET, redirect (MB/s) | $(fmt "$(mbs "$gr")") | $(fmt "$(mbs "$gd")") | $(pct "$gd / $gr")% | >= 80% |
+| VmHWM per replica (MiB) | $(hwm "$bpid") (streaming), $(hwm "$rpid") (redirect) | | | <= 32 MiB |
+
+raw seconds: direct push ${t_direct[*]}; chunked ${t_chunked[*]}; monolithic ${t_mono[*]};
+GET direct ${g_direct[*]}; streamed ${g_stream[*]}; redirect ${g_redirect[*]}
+TXT
+    exit 0
+fi
 
 # ---- manifest GET by tag ----
 python3 "$here/scale_load.py" image "$B" lib/tags >/dev/null

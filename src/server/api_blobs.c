@@ -3,7 +3,8 @@
  * /v2/<name>/blobs/<digest> (GET, HEAD, DELETE) and the upload sessions under
  * /v2/<name>/blobs/uploads/. Blob bodies go out with sendfile when the blob backend has
  * descriptors (fs: the response is built on the store's descriptor, which libmicrohttpd
- * closes), as a 307 to the object store when it gives URLs, else streamed through a window.
+ * closes), as a 307 to the object store when it gives URLs, else streamed by a reader thread
+ * through a ring (stream_response).
  * Upload bodies are streamed into the store's session as they arrive (see feed() in
  * server.c); a session handle is held only for the
  * length of one request.
@@ -14,6 +15,7 @@
 
 #include <berth/errors.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,64 +52,154 @@ static enum MHD_Result send_blob(berth__req *r, struct MHD_Response *resp,
 }
 
 /*
- * A blob served from a backend without descriptors (S3): the response pulls it through a
- * window, each window one ranged read of the backend, so a GET holds at most STREAM_WINDOW
- * bytes however large the blob.
+ * A blob served from a backend without descriptors (S3) is streamed: one read of the backend
+ * for the whole range (one GetObject), run by a thread of the response's own, which fills a
+ * ring of STREAM_RING bytes while libmicrohttpd sends what the ring holds, so fetching and
+ * sending overlap (the ring full, the thread waits in its sink: the backend's connection stops
+ * reading and TCP holds the sender back). A GET holds at most STREAM_RING bytes however large
+ * the blob. The read failing midway ends the response with an error, so the client sees a
+ * body shorter than its Content-Length, never a whole one. When the response goes (sent,
+ * or the client went away), the thread is told to stop (its sink refuses the next bytes) and
+ * joined.
  */
-#define STREAM_WINDOW (2u * 1024 * 1024)
+#define STREAM_RING (1024u * 1024)
 
 typedef struct blob_stream {
     berth_store *store;
     berth_digest digest;
-    uint64_t offset, end; /* the bytes served: [offset, end) of the blob */
-    char *buf;
-    uint64_t buf_at; /* blob offset of buf[0] */
-    size_t buf_len;
+    uint64_t offset, len; /* the bytes served: [offset, offset + len) of the blob */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* any change below */
+    char *ring;
+    size_t head, count; /* ring[head] is the next byte to send; count bytes held */
+    uint64_t produced;  /* bytes the thread has put in the ring */
+    uint64_t sent;      /* bytes handed to libmicrohttpd */
+    bool done;          /* the thread has finished: `error` says how */
+    bool cancelled;     /* the response is gone: the thread stops */
+    bool started;       /* the thread runs (joined by stream_free) */
+    int error;
+    char message[256]; /* the thread's error message (berth_error_last is per thread) */
+    pthread_t thread;
 } blob_stream;
 
-static int stream_fill(const void *data, size_t len, void *payload)
+/* The thread's sink: copy into the ring, waiting for room. */
+static int stream_sink(const void *data, size_t len, void *payload)
 {
     blob_stream *st = payload;
-    if (len > STREAM_WINDOW - st->buf_len) {
-        return BERTH_ERANGE;
+    const char *p = data;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->mu);
+    while (len > 0) {
+        size_t tail, n;
+        while (st->count == STREAM_RING && !st->cancelled) {
+            pthread_cond_wait(&st->cv, &st->mu);
+        }
+        if (st->cancelled) {
+            rc = berth_error_set(BERTH_ERROR, "the response is gone");
+            break;
+        }
+        if (len > st->len - st->produced) {
+            rc = berth_error_set(BERTH_EIO, "the blob has more bytes than asked for");
+            break;
+        }
+        tail = (st->head + st->count) % STREAM_RING;
+        n = STREAM_RING - st->count;
+        if (n > STREAM_RING - tail) {
+            n = STREAM_RING - tail; /* up to the end of the ring, the rest next turn */
+        }
+        if (n > len) {
+            n = len;
+        }
+        memcpy(st->ring + tail, p, n);
+        st->count += n;
+        st->produced += n;
+        p += n;
+        len -= n;
+        pthread_cond_broadcast(&st->cv);
     }
-    memcpy(st->buf + st->buf_len, data, len);
-    st->buf_len += len;
-    return 0;
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+static void *stream_main(void *cls)
+{
+    blob_stream *st = cls;
+    int rc = berth_store_blob_read(st->store, &st->digest, st->offset, st->len, stream_sink, st);
+
+    pthread_mutex_lock(&st->mu);
+    if (rc == 0 && st->produced != st->len) {
+        rc = berth_error_set(BERTH_EIO, "the blob ended after %llu of %llu bytes",
+                             (unsigned long long)st->produced, (unsigned long long)st->len);
+    }
+    if (rc < 0 && !st->cancelled) {
+        berth__log(BERTH_LOG_WARN, "blob %s: read at %llu failed: %s", st->digest.str,
+                   (unsigned long long)(st->offset + st->produced), berth_error_last());
+    }
+    if (rc < 0) {
+        snprintf(st->message, sizeof(st->message), "%s", berth_error_last());
+    }
+    st->error = rc;
+    st->done = true;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     blob_stream *st = cls;
-    uint64_t at = st->offset + pos;
-    size_t n;
+    ssize_t ret;
 
-    if (at >= st->end) {
-        return MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&st->mu);
+    if (pos != st->sent) {
+        ret = MHD_CONTENT_READER_END_WITH_ERROR; /* MHD reads in order; never seeks */
+        goto out;
     }
-    if (at < st->buf_at || at >= st->buf_at + st->buf_len) {
-        uint64_t want = st->end - at < STREAM_WINDOW ? st->end - at : STREAM_WINDOW;
-        st->buf_at = at;
-        st->buf_len = 0;
-        if (berth_store_blob_read(st->store, &st->digest, at, want, stream_fill, st) < 0 ||
-            st->buf_len == 0) {
-            berth__log(BERTH_LOG_WARN, "blob %s: read at %llu failed: %s", st->digest.str,
-                       (unsigned long long)at, berth_error_last());
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
+    /* wait for a good amount (a full MHD buffer, or half the ring), not for every piece the
+     * thread adds: fewer wake-ups and fewer, larger sends */
+    size_t enough = max < STREAM_RING / 2 ? max : STREAM_RING / 2;
+    if (enough > st->len - st->sent) {
+        enough = (size_t)(st->len - st->sent);
     }
-    n = (size_t)(st->buf_at + st->buf_len - at);
-    if (n > max) {
-        n = max;
+    while (st->count < enough && !st->done) {
+        pthread_cond_wait(&st->cv, &st->mu);
     }
-    memcpy(out, st->buf + (at - st->buf_at), n);
-    return (ssize_t)n;
+    if (st->count == 0) {
+        /* all the thread gave is sent: the end, unless it stopped short */
+        ret = st->error == 0 && st->sent == st->len ? MHD_CONTENT_READER_END_OF_STREAM
+                                                    : MHD_CONTENT_READER_END_WITH_ERROR;
+        goto out;
+    }
+    size_t n = st->count < max ? st->count : max;
+    if (n > STREAM_RING - st->head) {
+        n = STREAM_RING - st->head;
+    }
+    memcpy(out, st->ring + st->head, n);
+    st->head = (st->head + n) % STREAM_RING;
+    st->count -= n;
+    st->sent += n;
+    pthread_cond_broadcast(&st->cv);
+    ret = (ssize_t)n;
+out:
+    pthread_mutex_unlock(&st->mu);
+    return ret;
 }
 
 static void stream_free(void *cls)
 {
     blob_stream *st = cls;
-    free(st->buf);
+
+    pthread_mutex_lock(&st->mu);
+    st->cancelled = true;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    if (st->started) {
+        pthread_join(st->thread, NULL);
+    }
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st->ring);
     free(st);
 }
 
@@ -119,26 +211,44 @@ static struct MHD_Response *stream_response(berth__req *r, const berth_digest *d
 {
     blob_stream *st = calloc(1, sizeof(*st));
     struct MHD_Response *resp;
+    pthread_attr_t attr;
+    int started;
 
     *error = 0;
-    if (!st || !(st->buf = malloc(STREAM_WINDOW))) {
+    if (!st || !(st->ring = malloc(STREAM_RING))) {
         free(st);
         return NULL;
     }
     st->store = r->srv->store;
     st->digest = *digest;
     st->offset = offset;
-    st->end = offset + len;
-    st->buf_at = offset;
-    if (len > 0) {
-        uint64_t want = len < STREAM_WINDOW ? len : STREAM_WINDOW;
-        *error = berth_store_blob_read(st->store, digest, offset, want, stream_fill, st);
-        if (*error == 0 && st->buf_len == 0) {
-            *error = berth_error_set(BERTH_EIO, "blob %s: no bytes", digest->str);
+    st->len = len;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    if (len == 0) {
+        st->done = true; /* an empty blob: nothing to read */
+    } else {
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 512 * 1024);
+        started = pthread_create(&st->thread, &attr, stream_main, st);
+        pthread_attr_destroy(&attr);
+        if (started != 0) {
+            berth__log(BERTH_LOG_WARN, "blob %s: cannot start a reader thread", digest->str);
+            stream_free(st);
+            return NULL;
         }
+        st->started = true;
+        /* No status goes out before the first bytes are there: a blob backend that cannot
+         * be reached (or lost the blob) is a 503 (or 404), never a 200 broken off. */
+        pthread_mutex_lock(&st->mu);
+        while (st->count == 0 && !st->done) {
+            pthread_cond_wait(&st->cv, &st->mu);
+        }
+        if (st->count == 0 && st->error < 0) {
+            *error = berth_error_set(st->error, "%s", st->message);
+        }
+        pthread_mutex_unlock(&st->mu);
         if (*error < 0) {
-            berth__log(BERTH_LOG_WARN, "blob %s: read at %llu failed: %s", digest->str,
-                       (unsigned long long)offset, berth_error_last());
             stream_free(st);
             return NULL;
         }

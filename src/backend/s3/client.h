@@ -112,6 +112,18 @@ int berth__s3_mpu_create(berth__s3 *c, const char *key, char **upload_id_out);
 int berth__s3_mpu_part(berth__s3 *c, const char *key, const char *upload_id, unsigned number,
                        const void *data, size_t len, char **etag_out);
 
+/** Gives up to `max` bytes of a streamed body into `out`: the count, or 0 to abort the request. */
+typedef size_t (*berth__s3_body_cb)(char *out, size_t max, void *payload);
+
+/**
+ * UploadPart `number` of exactly `len` bytes pulled from `body` as they come (the callback may
+ * wait for them), so that the upload overlaps whatever produces them. Never retried (the
+ * bytes cannot be asked for twice): the caller keeps them to upload again.
+ * @return as berth__s3_mpu_part(); BERTH_ENETWORK also when `body` aborted the request
+ */
+int berth__s3_mpu_part_stream(berth__s3 *c, const char *key, const char *upload_id, unsigned number,
+                              size_t len, berth__s3_body_cb body, void *payload, char **etag_out);
+
 /**
  * UploadPartCopy: part `number` is bytes [offset, offset+len) of object `src`.
  * @return as berth__s3_mpu_part()
@@ -160,5 +172,12 @@ int berth__s3_list(berth__s3 *c, const char *prefix, berth__s3_object_cb cb, voi
  */
 int berth__s3_presign_get(berth__s3 *c, const char *key, unsigned seconds,
                           const char *public_endpoint, char **url_out);
+
+/**
+ * The requests of operation `op` ("UploadPart", "GetObject", ... as S3 names them) this client
+ * has made since it was created (a retried request counts once), for tests and metrics.
+ * @return the count; 0 for an unknown operation or a NULL client
+ */
+uint64_t berth__s3_count(berth__s3 *c, const char *op);
 
 #endif

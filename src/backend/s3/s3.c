@@ -2,19 +2,23 @@
 /*
  * The s3 blob backend (see s3.h for the layout): berth/sys/blob_backend.h over client.c.
  *
- * Write sessions. A writer holds the bytes after the session's last full part in memory
- * (at most one part, 5 MiB); when that fills, it becomes the next part of the session's
- * multipart upload (created with the first part), uploaded by a thread while the writer fills
- * another buffer (one part on its way at a time). sync() stages the bytes written since the
- * last sync as a new object uploads/<id>/tail-<random> (a segment) and returns the state:
- * upload id, part count, the parts' ETag chain, the segments (names and sizes) and the
- * segments the state before no longer names. A writer opened from a state reads the segments
- * back only when a part fills or at commit, so a client pushing in small chunks costs one
- * PutObject of its own bytes per request; past 32 segments they are merged into one. Parts
- * uploaded after the last sync are not in the state; a writer continuing from it uploads its
- * own under the same numbers, and completion lists only the state's parts. Segments a part
- * took in are deleted by the first writer that syncs after the state that dropped them (by
- * then the caller has stored a later state), the rest at commit, abort or reap.
+ * Write sessions. A writer holds the bytes after the session's last part in one buffer of
+ * PART_MAX (16 MiB); when it fills, it becomes the next part of the session's multipart
+ * upload (created with the first part). Once the buffer holds PART_SIZE (5 MiB), a thread
+ * streams it as that part while write() fills it (see inflight): a full buffer ends the
+ * request, a sync or commit before aborts it. While a full part is on its way the writer
+ * takes in at most FILL_WHILE_UP more bytes. sync() makes what the buffer holds a part when it
+ * is PART_SIZE or more (so a request of 5 to 16 MiB is one part), else stages the bytes
+ * written since the last sync as a new object uploads/<id>/tail-<random> (a segment), and
+ * returns the state: upload id, part count and sizes, the parts' ETag chain, the segments
+ * (names and sizes) and the segments the state before no longer names. A writer opened from a
+ * state reads the segments back only when a part takes them in, so a client pushing in small
+ * chunks costs one PutObject of its own bytes per request; past 32 segments they are merged
+ * into one. Parts uploaded after the last sync are not in the state; a writer continuing from
+ * it uploads its own under the same numbers, and completion lists only the state's parts.
+ * Segments a part took in are deleted by the first writer that syncs after the state that
+ * dropped them (by then the caller has stored a later state), the rest at commit (by name),
+ * abort or reap; what a crashed writer staged or started without a stored state, at reap.
  *
  * Commit. A session that never filled a part is one PutObject with If-None-Match: * to the
  * blob key (412: the blob is there already and is kept); with a check, the bytes in memory go
@@ -27,6 +31,7 @@
  * later from the old state finds it by its key and the state's ETag chain. A commit killed in
  * between leaves the completed object, from which the next writer rebuilds the upload.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "backend/s3/s3.h"
 
 #include "backend/s3/client.h"
@@ -41,9 +46,14 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
-#define PART_SIZE       (5u * 1024u * 1024u)
+#define PART_SIZE       (5u * 1024u * 1024u)  /* S3's least part (but the last) */
+#define PART_MAX        (16u * 1024u * 1024u) /* a writer's buffer: a part when it fills */
+#define FILL_WHILE_UP   (2u * 1024u * 1024u)  /* bytes taken in while a part is on its way */
+#define STREAM_BATCH    (256u * 1024u)        /* bytes a streamed part waits for before sending */
+#define RUNS_MAX        1000 /* runs of part sizes a state may name (see state_text) */
 #define MAX_PARTS       10000u
 #define COPY_MAX        (5ull * 1024u * 1024u * 1024u)
 #define COPY_PIECE      (1024ull * 1024u * 1024u)
@@ -82,9 +92,24 @@ typedef struct segs {
 } segs;
 
 /* A part being uploaded by a thread of its own while the writer fills the next one. */
+/*
+ * A part on its way, uploaded by a thread of its own: either a full buffer (`data`), or a
+ * streamed one: the request starts once the writer's buffer holds PART_SIZE bytes, announcing
+ * PART_MAX, and sends the bytes as write() brings them (`src`, `avail`), so that receiving and
+ * uploading overlap. When the buffer fills, it passes to `data` (`owns`) and the request ends
+ * by itself; when the writer syncs or commits before, the request is aborted (`stop`) and the
+ * bytes go as a part of their own size, or are staged.
+ */
 typedef struct inflight {
     bool active;
+    bool streaming; /* the thread pulls from src */
+    bool owns;      /* data holds the buffer being sent */
     pthread_t thread;
+    pthread_mutex_t mu; /* guards avail, sent, stop */
+    pthread_cond_t cv;
+    const char *src;
+    size_t avail, sent;
+    bool stop;
     berth__s3 *c;
     const char *key, *upload_id; /* the writer's */
     unsigned number;
@@ -100,7 +125,7 @@ typedef struct s3_writer {
     char *id;
     char *mpu_key;   /* <prefix>uploads/<id>/data */
     char *upload_id; /* NULL until the first part */
-    part *parts;     /* every part of the session, synced or not; every one PART_SIZE bytes */
+    part *parts;     /* every part of the session, synced or not: PART_SIZE to PART_MAX bytes */
     size_t nparts, cap;
     size_t nbase;        /* parts of the state opened from: their ETags are read at commit */
     size_t nsynced;      /* parts in the last state */
@@ -121,6 +146,16 @@ typedef struct s3_writer {
     int broken;     /* an upload failed: the bytes since the last sync are lost */
 } s3_writer;
 
+/* Tell a streamed part that more of its bytes are there (or that it is to stop). */
+static void stream_update(inflight *f, size_t avail, bool stop)
+{
+    pthread_mutex_lock(&f->mu);
+    f->avail = avail;
+    f->stop = f->stop || stop;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
 static s3_backend *backend_of(berth_blob_backend *b)
 {
     return (s3_backend *)b;
@@ -138,6 +173,32 @@ static int blob_key(berth_buf *out, const s3_backend *b, const berth_digest *d)
 static int session_key(berth_buf *out, const s3_backend *b, const char *id, const char *name)
 {
     return berth_buf_printf(out, "%suploads/%s/%s", b->prefix, id, name);
+}
+
+/*
+ * A part buffer: PART_MAX bytes mapped at once (pages count only once written) and unmapped
+ * when done, so that its memory goes back to the system at once; a malloc'd buffer of that
+ * size would stay in the allocator's arenas (glibc raises its mmap threshold after the first
+ * free) and a replica would keep two or three of them per worker thread. Never grown: cap is
+ * above max. Released with part_buf_free(), never berth_buf_dispose().
+ */
+static int part_buf_new(berth_buf *b)
+{
+    void *p = mmap(NULL, PART_MAX + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    *b = (berth_buf){.ptr = p, .len = 0, .cap = PART_MAX + 1, .max = PART_MAX};
+    b->ptr[0] = '\0';
+    return 0;
+}
+
+static void part_buf_free(berth_buf *b)
+{
+    if (b->ptr) {
+        munmap(b->ptr, PART_MAX + 1);
+    }
+    *b = (berth_buf){.max = PART_MAX};
 }
 
 /* ---- reads --------------------------------------------------------------------------------- */
@@ -384,16 +445,54 @@ static int delete_session_objects(s3_backend *b, const char *id)
 
 /* ---- writers ----------------------------------------------------------------------------- */
 
+static void delete_segment(s3_writer *w, berth_buf *key, const char *name)
+{
+    berth_buf_clear(key);
+    if (session_key(key, w->b, w->id, name) == 0 && berth__s3_delete(w->b->c, key->ptr) != 0) {
+        berth_error_clear();
+    }
+}
+
+/*
+ * After a commit: delete by name what the session is known to hold (its segments, named by
+ * the state or dropped since, and the completed temporary), without listing the session's
+ * prefix. What a crashed writer staged or started and never recorded (a segment whose state
+ * was not stored, an upload created before the first sync) is left to reap(). A failed
+ * delete is left to reap() too.
+ */
+static void delete_known(s3_writer *w)
+{
+    berth_buf key = BERTH_BUF_INIT;
+    for (size_t i = 0; i < w->staged.n; i++) {
+        delete_segment(w, &key, w->staged.v[i].name);
+    }
+    for (size_t i = 0; i < w->dropped.n; i++) {
+        delete_segment(w, &key, w->dropped.v[i]);
+    }
+    for (size_t i = 0; i < w->dead_prev.n; i++) {
+        delete_segment(w, &key, w->dead_prev.v[i]);
+    }
+    if (w->upload_id && berth__s3_delete(w->b->c, w->mpu_key) != 0) {
+        berth_error_clear();
+    }
+    berth_buf_dispose(&key);
+}
+
 static void writer_free(s3_writer *w)
 {
     if (!w) {
         return;
     }
+    if (w->up.active && w->up.streaming) {
+        stream_update(&w->up, w->up.avail, true);
+    }
     if (w->up.active) {
         pthread_join(w->up.thread, NULL);
     }
+    pthread_cond_destroy(&w->up.cv);
+    pthread_mutex_destroy(&w->up.mu);
     free(w->up.etag);
-    berth_buf_dispose(&w->up.data);
+    part_buf_free(&w->up.data);
     for (size_t i = 0; i < w->nparts; i++) {
         free(w->parts[i].etag);
     }
@@ -404,7 +503,7 @@ static void writer_free(s3_writer *w)
     segs_free(&w->staged);
     keys_free(&w->dropped);
     keys_free(&w->dead_prev);
-    berth_buf_dispose(&w->buf);
+    part_buf_free(&w->buf);
     free(w);
 }
 
@@ -446,43 +545,69 @@ static int add_part(s3_writer *w, char *etag, uint64_t size)
     return 0;
 }
 
-static int tail_sink(const void *data, size_t len, void *p)
+typedef struct front {
+    char *dst;
+    size_t off, cap;
+} front;
+
+static int front_sink(const void *data, size_t len, void *p)
 {
-    return berth_buf_put(p, data, len);
+    front *f = p;
+    if (len > f->cap - f->off) {
+        return berth_error_set(BERTH_EIO, "s3: a staged segment of the session grew");
+    }
+    memcpy(f->dst + f->off, data, len);
+    f->off += len;
+    return 0;
 }
 
-/* The staged segments, read back into memory ahead of the unstaged bytes. */
+/*
+ * The staged segments, read back into memory ahead of the unstaged bytes: these move up in
+ * the buffer (it has room: the tail is at most PART_MAX) and the segments are read into the
+ * front, so no second buffer is needed. Nothing to read: nothing moves.
+ */
 static int ensure_loaded(s3_writer *w)
 {
-    berth_buf key = BERTH_BUF_INIT, all = BERTH_BUF_INIT_MAX(PART_SIZE);
+    berth_buf key = BERTH_BUF_INIT;
+    size_t have = w->buf.len, staged = (size_t)w->staged_bytes;
+    front f = {0};
     int rc = 0;
     if (w->loaded) {
         return 0;
     }
+    if (staged == 0) {
+        w->loaded = true; /* only empty segments */
+        return 0;
+    }
+    if (staged > PART_MAX - have) {
+        return berth_error_set(BERTH_EIO, "s3: the staged bytes of the session do not fit");
+    }
+    if (!w->buf.ptr && (rc = part_buf_new(&w->buf)) != 0) {
+        return rc;
+    }
+    memmove(w->buf.ptr + staged, w->buf.ptr, have);
+    f = (front){w->buf.ptr, 0, staged};
     for (size_t i = 0; rc == 0 && i < w->staged.n; i++) {
         berth_buf_clear(&key);
         rc = session_key(&key, w->b, w->id, w->staged.v[i].name);
         if (rc == 0) {
-            rc = berth__s3_get(w->b->c, key.ptr, 0, UINT64_MAX, tail_sink, &all);
+            rc = berth__s3_get(w->b->c, key.ptr, 0, UINT64_MAX, front_sink, &f);
         }
     }
-    if (rc == 0 && all.len != w->staged_bytes) {
-        rc = berth_error_set(BERTH_EIO, "s3: the staged bytes of the session are %zu, not %llu",
-                             all.len, (unsigned long long)w->staged_bytes);
+    if (rc == 0 && f.off != staged) {
+        rc = berth_error_set(BERTH_EIO, "s3: the staged bytes of the session are %zu, not %zu",
+                             f.off, staged);
     }
     if (rc == BERTH_ENOTFOUND) {
         berth_error_set(BERTH_ENOTFOUND, "s3: the upload session is gone");
     }
     if (rc == 0) {
-        rc = berth_buf_put(&all, w->buf.ptr ? w->buf.ptr : "", w->buf.len);
-    }
-    if (rc == 0) {
-        berth_buf_dispose(&w->buf);
-        w->buf = all;
-        all = (berth_buf)BERTH_BUF_INIT;
+        w->buf.len = have + staged;
+        w->buf.ptr[w->buf.len] = '\0';
         w->loaded = true;
+    } else {
+        memmove(w->buf.ptr, w->buf.ptr + staged, have); /* as it was */
     }
-    berth_buf_dispose(&all);
     berth_buf_dispose(&key);
     return rc;
 }
@@ -542,6 +667,91 @@ static void *upload_main(void *p)
     return NULL;
 }
 
+static size_t size_runs(const s3_writer *w);
+
+static size_t stream_body(char *out, size_t max, void *p)
+{
+    inflight *f = p;
+    size_t n = 0, enough = max < STREAM_BATCH ? max : STREAM_BATCH;
+    if (enough > PART_MAX - f->sent) {
+        enough = PART_MAX - f->sent;
+    }
+    pthread_mutex_lock(&f->mu);
+    /* a good amount at a time (not every piece write() adds): fewer wake-ups and sends; the
+     * part is PART_MAX bytes, so the last wait ends when the buffer is full */
+    while (!f->stop && f->avail - f->sent < enough) {
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    if (!f->stop) {
+        n = f->avail - f->sent < max ? f->avail - f->sent : max;
+        memcpy(out, f->src + f->sent, n);
+        f->sent += n;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n; /* 0: aborted */
+}
+
+static void *stream_main(void *p)
+{
+    inflight *f = p;
+    f->rc = berth__s3_mpu_part_stream(f->c, f->key, f->upload_id, f->number, PART_MAX, stream_body,
+                                      f, &f->etag);
+    if (f->rc != 0) {
+        snprintf(f->msg, sizeof(f->msg), "%s", berth_error_last());
+    }
+    return NULL;
+}
+
+/* Abort a streamed part that has not got its buffer (nothing of it is recorded). */
+static void stream_abort(s3_writer *w)
+{
+    stream_update(&w->up, w->up.avail, true);
+    pthread_join(w->up.thread, NULL);
+    free(w->up.etag);
+    w->up.etag = NULL;
+    w->up.active = w->up.streaming = false;
+}
+
+/*
+ * Start streaming the writer's buffer as the next part (see inflight), when it holds
+ * PART_SIZE bytes and nothing else is on its way. Not starting is never an error: the bytes
+ * then go as they did before (a full buffer, or a part cut by sync).
+ */
+static int stream_start(s3_writer *w)
+{
+    int rc = 0;
+    if (w->up.active || w->nparts >= MAX_PARTS || size_runs(w) >= RUNS_MAX) {
+        return 0;
+    }
+    if (!w->loaded) {
+        rc = ensure_loaded(w);
+    }
+    if (rc == 0 && !w->upload_id) {
+        rc = berth__s3_mpu_create(w->b->c, w->mpu_key, &w->upload_id);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    w->up.c = w->b->c;
+    w->up.key = w->mpu_key;
+    w->up.upload_id = w->upload_id;
+    w->up.number = (unsigned)w->nparts + 1;
+    w->up.rc = 0;
+    w->up.etag = NULL;
+    w->up.src = w->buf.ptr;
+    w->up.avail = w->buf.len;
+    w->up.sent = 0;
+    w->up.stop = false;
+    w->up.owns = false;
+    w->up.streaming = true;
+    if (pthread_create(&w->up.thread, NULL, stream_main, &w->up) != 0) {
+        w->up.streaming = false;
+        return 0;
+    }
+    w->up.active = true;
+    return 0;
+}
+
 /* Wait for the part on its way, and record it (or the writer is broken). */
 static int wait_part(s3_writer *w)
 {
@@ -552,16 +762,30 @@ static int wait_part(s3_writer *w)
     if (!w->up.active) {
         return 0;
     }
+    if (w->up.streaming && !w->up.owns) {
+        stream_abort(w); /* the buffer is not full: it goes another way */
+        return 0;
+    }
     pthread_join(w->up.thread, NULL);
     w->up.active = false;
     rc = w->up.rc;
+    if (rc != 0 && w->up.streaming) {
+        /* the streamed request failed: the bytes are all here, send them again (retried) */
+        berth_error_clear();
+        free(w->up.etag);
+        w->up.etag = NULL;
+        rc = berth__s3_mpu_part(w->up.c, w->up.key, w->up.upload_id, w->up.number, w->up.data.ptr,
+                                w->up.data.len, &w->up.etag);
+        snprintf(w->up.msg, sizeof(w->up.msg), "%s", rc ? berth_error_last() : "");
+    }
+    w->up.streaming = w->up.owns = false;
     if (rc == 0) {
         rc = add_part(w, w->up.etag, w->up.data.len);
         w->up.etag = NULL;
     } else {
         berth_error_set(rc, "%s", w->up.msg);
     }
-    berth_buf_clear(&w->up.data);
+    part_buf_free(&w->up.data); /* its memory goes back: a writer holds one full buffer */
     if (rc != 0) {
         w->broken = rc;
     }
@@ -569,13 +793,27 @@ static int wait_part(s3_writer *w)
 }
 
 /*
- * Make what is in memory the next part, uploaded by a thread while write() goes on filling the
- * other buffer (at most one part on its way: two buffers of 5 MiB a writer).
+ * Make what is in memory the next part, uploaded by a thread while write() goes on taking in
+ * up to FILL_WHILE_UP bytes (at most one part on its way: PART_MAX + FILL_WHILE_UP bytes of
+ * buffers a writer).
  */
 static int flush_part(s3_writer *w)
 {
     berth_buf t;
-    int rc = wait_part(w);
+    int rc;
+    if (w->up.active && w->up.streaming && !w->up.owns) {
+        /* the streamed part is this buffer: it has all its bytes, and goes on by itself */
+        stream_update(&w->up, w->buf.len, false);
+        w->up.data = w->buf;
+        w->up.owns = true;
+        w->buf = (berth_buf){.max = PART_MAX};
+        rc = consume_segments(w);
+        if (rc != 0) {
+            w->broken = rc;
+        }
+        return rc;
+    }
+    rc = wait_part(w);
     if (rc == 0 && w->nparts >= MAX_PARTS) {
         rc = berth_error_set(BERTH_ENOSPACE, "s3: the blob needs more than %u parts", MAX_PARTS);
     }
@@ -588,7 +826,7 @@ static int flush_part(s3_writer *w)
     t = w->up.data;
     w->up.data = w->buf;
     w->buf = t;
-    w->buf.max = PART_SIZE;
+    w->buf.max = PART_MAX;
     w->up.c = w->b->c;
     w->up.key = w->mpu_key;
     w->up.upload_id = w->upload_id;
@@ -600,10 +838,13 @@ static int flush_part(s3_writer *w)
         w->broken = rc;
         return rc;
     }
+    w->up.owns = true;
+    w->up.streaming = false;
     if (pthread_create(&w->up.thread, NULL, upload_main, &w->up) == 0) {
         w->up.active = true;
         return 0;
     }
+    w->up.owns = false;
     /* no thread: upload here */
     upload_main(&w->up);
     rc = w->up.rc;
@@ -614,7 +855,7 @@ static int flush_part(s3_writer *w)
         berth_error_set(rc, "%s", w->up.msg);
         w->broken = rc;
     }
-    berth_buf_clear(&w->up.data);
+    part_buf_free(&w->up.data);
     return rc;
 }
 
@@ -623,15 +864,34 @@ static uint64_t w_size(berth_blob_writer *bw)
     return ((s3_writer *)bw)->size;
 }
 
+/*
+ * Whether this session's client sends large requests: its last part filled a whole buffer and
+ * nothing is staged after it. Then a new part is streamed from its first byte, not from
+ * PART_SIZE (a request that ends short of PART_MAX costs one aborted request).
+ */
+static bool big_requests(const s3_writer *w)
+{
+    return w->nparts > 0 && w->parts[w->nparts - 1].size == PART_MAX && w->staged_bytes == 0;
+}
+
 static int w_write(berth_blob_writer *bw, const void *data, size_t len)
 {
     s3_writer *w = (s3_writer *)bw;
     const char *p = data;
     int rc = w->broken ? berth_error_set(w->broken, "s3: an earlier part of this write failed") : 0;
     while (rc == 0 && len > 0) {
-        size_t room = PART_SIZE - (size_t)tail_len(w), n = len < room ? len : room;
+        if (w->up.active && w->up.owns && w->buf.len >= FILL_WHILE_UP) {
+            rc = wait_part(w); /* bounded memory: the part on its way goes first */
+            if (rc != 0) {
+                break;
+            }
+        }
+        size_t room = PART_MAX - (size_t)tail_len(w), n = len < room ? len : room;
         if (n == room && !w->loaded) {
             rc = ensure_loaded(w); /* these bytes fill a part: it needs the staged ones */
+        }
+        if (rc == 0 && !w->buf.ptr) {
+            rc = part_buf_new(&w->buf);
         }
         if (rc == 0) {
             rc = berth_buf_put(&w->buf, p, n);
@@ -641,8 +901,12 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
             len -= n;
             w->size += n;
         }
-        if (rc == 0 && tail_len(w) >= PART_SIZE) {
+        if (rc == 0 && tail_len(w) >= PART_MAX) {
             rc = flush_part(w);
+        } else if (rc == 0 && w->up.active && w->up.streaming && !w->up.owns) {
+            stream_update(&w->up, w->buf.len, false);
+        } else if (rc == 0 && !w->up.active && (tail_len(w) >= PART_SIZE || big_requests(w))) {
+            rc = stream_start(w);
         }
     }
     return rc;
@@ -664,11 +928,41 @@ static int random_name(char out[32])
     return 0;
 }
 
+/* Runs of equal sizes among the parts: how many. */
+static size_t size_runs(const s3_writer *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->nparts; i++) {
+        n += i == 0 || w->parts[i].size != w->parts[i - 1].size;
+    }
+    return n;
+}
+
+/*
+ * The state (version 2): {"v":2, "u": upload id or null, "p": parts, "c": their ETag chain,
+ * "s": their sizes as runs [[size, count], ...], "t": segments [[name, size], ...], "n": bytes
+ * in the segments, "q": segments dead once the next state is stored}. Parts are PART_MAX
+ * bytes, except one a sync cut from what it held (PART_SIZE or more), so runs are at most two
+ * per request; past RUNS_MAX a sync stages instead, and the state stays under 64 KiB.
+ * Version 1 (before parts of other sizes) had no "s": every part PART_SIZE bytes.
+ */
 static int state_text(s3_writer *w, char **out)
 {
-    json_t *t = json_array(), *q = json_array(), *o = NULL;
+    json_t *t = json_array(), *q = json_array(), *r = json_array(), *o = NULL;
     int rc = 0;
     *out = NULL;
+    for (size_t i = 0; r && i < w->nparts;) {
+        size_t j = i;
+        while (j < w->nparts && w->parts[j].size == w->parts[i].size) {
+            j++;
+        }
+        if (json_array_append_new(
+                r, json_pack("[II]", (json_int_t)w->parts[i].size, (json_int_t)(j - i))) != 0) {
+            json_decref(r);
+            r = NULL;
+        }
+        i = j;
+    }
     for (size_t i = 0; t && i < w->staged.n; i++) {
         if (json_array_append_new(
                 t, json_pack("[sI]", w->staged.v[i].name, (json_int_t)w->staged.v[i].size)) != 0) {
@@ -682,10 +976,10 @@ static int state_text(s3_writer *w, char **out)
             q = NULL;
         }
     }
-    if (t && q) {
-        o = json_pack("{s:i, s:o, s:I, s:s, s:O, s:I, s:O}", "v", 1, "u",
+    if (t && q && r) {
+        o = json_pack("{s:i, s:o, s:I, s:s, s:O, s:O, s:I, s:O}", "v", 2, "u",
                       w->upload_id ? json_string(w->upload_id) : json_null(), "p",
-                      (json_int_t)w->nparts, "c", w->chain, "t", t, "n",
+                      (json_int_t)w->nparts, "c", w->chain, "s", r, "t", t, "n",
                       (json_int_t)w->staged_bytes, "q", q);
     }
     *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -695,6 +989,7 @@ static int state_text(s3_writer *w, char **out)
     json_decref(o);
     json_decref(t);
     json_decref(q);
+    json_decref(r);
     return rc;
 }
 
@@ -729,6 +1024,17 @@ static int w_sync(berth_blob_writer *bw, char **state_out)
     *state_out = NULL;
     if (rc != 0) {
         goto out;
+    }
+    if (tail_len(w) >= PART_SIZE && size_runs(w) < RUNS_MAX) {
+        /* enough for a part: one UploadPart of it all (the staged bytes in front), no
+         * segment */
+        rc = ensure_loaded(w);
+        if (rc == 0) {
+            rc = upload_part_now(w);
+        }
+        if (rc != 0) {
+            goto out;
+        }
     }
     /* the bytes written since the last sync: a new segment */
     size_t fresh = w->loaded ? w->buf.len - (size_t)w->staged_bytes : w->buf.len;
@@ -837,8 +1143,12 @@ static int recover_from_completed(s3_writer *w)
 {
     berth__s3_stat st;
     char chain[65] = "", *id = NULL;
+    uint64_t base_bytes = 0;
     int rc = berth__s3_head(w->b->c, w->mpu_key, &st);
-    if (rc == 0 && st.size < (uint64_t)w->nbase * PART_SIZE) {
+    for (size_t i = 0; i < w->nbase; i++) {
+        base_bytes += w->parts[i].size;
+    }
+    if (rc == 0 && st.size < base_bytes) {
         rc = berth_error_set(BERTH_ENOTFOUND, "s3: no such upload session");
     }
     if (rc == 0) {
@@ -875,7 +1185,7 @@ static int base_part(unsigned number, const char *etag, uint64_t size, void *p)
     if (number > w->nbase) {
         return 0; /* past the state: not part of the session */
     }
-    if (size != PART_SIZE) {
+    if (size != w->parts[number - 1].size) {
         return berth_error_set(BERTH_EIO, "s3: a part of the session has another size");
     }
     free(w->parts[number - 1].etag);
@@ -1046,11 +1356,8 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     }
 cleanup:
     if (rc == 0) {
-        /* the blob is in place: what is left of the session is garbage; reap gets it if this
-         * fails */
-        if (delete_session_objects(b, w->id) != 0) {
-            berth_error_clear();
-        }
+        /* the blob is in place: what is left of the session is garbage */
+        delete_known(w);
     }
 out:
     free(ps);
@@ -1063,6 +1370,9 @@ static int w_abort(berth_blob_writer *bw)
 {
     s3_writer *w = (s3_writer *)bw;
     int rc = 0;
+    if (w->up.active && w->up.streaming) {
+        stream_update(&w->up, w->up.avail, true);
+    }
     if (w->up.active) {
         pthread_join(w->up.thread, NULL);
         w->up.active = false;
@@ -1171,17 +1481,19 @@ static bool valid_chain(const char *c, size_t nparts)
 static int parse_state(s3_writer *w, const char *state)
 {
     json_error_t jerr;
-    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL, *q = NULL;
+    json_t *o = json_loads(state, 0, &jerr), *u = NULL, *t = NULL, *q = NULL, *r = NULL;
     json_int_t v = 0, np = -1, n = -1;
     const char *chain = NULL;
     int rc = 0;
     if (!o ||
         json_unpack(o, "{s:I, s:o, s:I, s:s, s:o, s:I, s:o}", "v", &v, "u", &u, "p", &np, "c",
                     &chain, "t", &t, "n", &n, "q", &q) != 0 ||
-        v != 1 || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
+        (v != 1 && v != 2) || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
         (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) || !json_is_array(t) ||
-        json_array_size(t) > SEG_MAX + 1 || n < 0 || n >= PART_SIZE || !json_is_array(q) ||
-        json_array_size(q) > 2 * (SEG_MAX + 1)) {
+        json_array_size(t) > SEG_MAX + 1 || n < 0 || n >= (v == 1 ? PART_SIZE : PART_MAX) ||
+        !json_is_array(q) || json_array_size(q) > 2 * (SEG_MAX + 1) ||
+        (v == 2 && (!(r = json_object_get(o, "s")) || !json_is_array(r) ||
+                    json_array_size(r) > RUNS_MAX + 1))) {
         rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
         goto out;
     }
@@ -1196,10 +1508,33 @@ static int parse_state(s3_writer *w, const char *state)
             goto out;
         }
         for (json_int_t i = 0; i < np; i++) {
-            w->parts[i].size = PART_SIZE;
+            w->parts[i].size = PART_SIZE; /* version 1 */
         }
         w->nparts = w->cap = w->nbase = w->nsynced = (size_t)np;
-        w->size = (uint64_t)np * PART_SIZE;
+    }
+    if (r) {
+        /* version 2: the sizes, as runs that must cover the parts exactly */
+        json_int_t at = 0;
+        for (size_t i = 0; rc == 0 && i < json_array_size(r); i++) {
+            json_int_t size = -1, count = -1;
+            if (json_unpack(json_array_get(r, i), "[II]", &size, &count) != 0 || size < PART_SIZE ||
+                size > PART_MAX || count < 1 || count > np - at) {
+                rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+                break;
+            }
+            for (json_int_t k = 0; k < count; k++) {
+                w->parts[at++].size = (uint64_t)size;
+            }
+        }
+        if (rc == 0 && at != np) {
+            rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
+        }
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < w->nparts; i++) {
+        w->size += w->parts[i].size;
     }
     snprintf(w->chain, sizeof(w->chain), "%s", chain);
     snprintf(w->base_chain, sizeof(w->base_chain), "%s", chain);
@@ -1247,6 +1582,8 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
     if (!w) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    pthread_mutex_init(&w->up.mu, NULL);
+    pthread_cond_init(&w->up.cv, NULL);
     w->base = (berth_blob_writer){.backend = bb,
                                   .size = w_size,
                                   .write = w_write,
@@ -1255,7 +1592,7 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
                                   .abort = w_abort,
                                   .close = w_close};
     w->b = b;
-    w->buf.max = PART_SIZE; /* also caps its capacity: no doubling to 8 MiB */
+    w->buf.max = PART_MAX; /* also caps its capacity: no doubling past it */
     w->id = strdup(id);
     rc = session_key(&key, b, id, "data");
     w->mpu_key = rc == 0 ? berth_buf_detach(&key) : NULL;
@@ -1431,6 +1768,11 @@ static int be_reap(berth_blob_backend *bb, const char *const *live, size_t nlive
 }
 
 /* ---- the backend ------------------------------------------------------------------------- */
+
+berth__s3 *berth__s3_backend_client(berth_blob_backend *bb)
+{
+    return backend_of(bb)->c;
+}
 
 static void be_free(berth_blob_backend *bb)
 {

@@ -6,12 +6,13 @@
  *   blobs/<alg>/<hex>            one object per blob, written once
  *   uploads/<id>/data            the multipart upload of write session <id> (completed there
  *                                only at commit, then copied to its blob key and deleted)
- *   uploads/<id>/tail-<random>   a staged segment of a session: bytes after its last 5 MiB
- *                                part, written by one sync()
- * A write session is an S3 multipart upload with parts of 5 MiB (the last may be smaller);
- * smaller writes are kept in memory and, at sync(), staged as a segment object that the next
- * part takes in. The state text sync() returns (JSON) names the upload id, the part count with
- * a chain of the parts' ETags, and the segments, so that any process continues the session.
+ *   uploads/<id>/tail-<random>   a staged segment of a session: bytes after its last part
+ *                                that were too few for a part, written by one sync()
+ * A write session is an S3 multipart upload with parts of 5 to 16 MiB (the last may be
+ * smaller): a writer's buffer becomes a part when it fills (16 MiB) or, holding 5 MiB or more,
+ * at sync(); fewer bytes are staged at sync() as a segment object that the next part takes in.
+ * The state text sync() returns (JSON) names the upload id, the part count and sizes with a
+ * chain of the parts' ETags, and the segments, so that any process continues the session.
  */
 #ifndef BERTH_BACKEND_S3_S3_H
 #define BERTH_BACKEND_S3_S3_H
@@ -41,5 +42,13 @@ typedef struct berth_s3_options {
  *         BERTH_EUNAUTHORIZED (no credentials found); BERTH_ENOMEM
  */
 int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *opts);
+
+struct berth__s3;
+
+/**
+ * The S3 client of an s3 blob backend (borrowed: it goes with the backend), for its request
+ * counts (berth__s3_count in client.h) in tests and metrics. `b` must be an s3 backend.
+ */
+struct berth__s3 *berth__s3_backend_client(berth_blob_backend *b);
 
 #endif

@@ -30,6 +30,8 @@ typedef struct berth_client_options {
     unsigned retries;          /* attempts after a connection error; 0 means 4 */
     unsigned retry_delay_ms;   /* first backoff delay, doubled each time; 0 means 200 */
     bool verbose;              /* log each request to stderr */
+    bool no_retries;           /* one attempt per request: no retry after a connection error,
+                                  a 5xx or a 429 (a cache in front of an upstream decides) */
 } berth_client_options;
 
 /** A registry client: one connection cache and token cache, usable from several threads. */
@@ -43,6 +45,12 @@ int berth_client_new(berth_client **out, const berth_client_options *opts);
 
 /** Free a client; NULL is fine. */
 void berth_client_free(berth_client *c);
+
+/**
+ * The Retry-After of the last response to a request this thread made (berth_client_*), in
+ * seconds (the delay form; an HTTP date counts as 60), 0 when it had none.
+ */
+uint64_t berth_client_retry_after(void);
 
 /**
  * GET /v2/ of `registry` ("host[:port]"), authenticating when challenged.

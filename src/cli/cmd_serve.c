@@ -173,6 +173,7 @@ int cmd_serve(int argc, char **argv)
     berth_config *cfg = NULL;
     berth_store *store = NULL;
     berth_server *srv = NULL;
+    berth_buf sparse = BERTH_BUF_INIT;
     const char *config_path = NULL;
     bool print = false, quiet = false;
     char addr[64] = "127.0.0.1";
@@ -292,6 +293,17 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
+    /* pull-through cache: a cached manifest's content is fetched when pulled, so PREFIX/ is sparse
+     */
+    for (size_t u = 0; u < cfg->proxy.upstreams_count; u++) {
+        if ((sparse.len == 0 && cfg->sparse_manifests &&
+             berth_buf_printf(&sparse, "%s,", cfg->sparse_manifests) < 0) ||
+            berth_buf_printf(&sparse, "%s/*,", cfg->proxy.upstreams[u].prefix) < 0) {
+            fprintf(stderr, "berth serve: out of memory\n");
+            goto out;
+        }
+        sopts.sparse_repositories = sparse.ptr;
+    }
     if (berth_store_open_config(&store, cfg, &sopts) < 0) {
         fprintf(stderr, "berth serve: %s\n", berth_error_last());
         goto out;
@@ -323,5 +335,6 @@ out:
     berth_server_free(srv);
     berth_store_free(store);
     berth_config_free(cfg);
+    berth_buf_dispose(&sparse);
     return ret;
 }

@@ -84,15 +84,15 @@ upstream_requests() {
 }
 
 # put_blob URL NAME FILE: POST then PUT (Distribution ignores a monolithic POST's body); echoes
-# the digest
+# the digest. PUSH_AUTH (user:password), when set, is sent with every request of a push.
 put_blob() {
     local url=$1 d loc
     d=$(sha256_file "$3")
-    loc=$(curl -s -o /dev/null -D - -X POST "$url/v2/$2/blobs/uploads/" |
+    loc=$(curl -s ${PUSH_AUTH:+-u "$PUSH_AUTH"} -o /dev/null -D - -X POST "$url/v2/$2/blobs/uploads/" |
         awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
     case $loc in http*) ;; *) loc=$url$loc ;; esac
     case $loc in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
-    curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+    curl -sf ${PUSH_AUTH:+-u "$PUSH_AUTH"} -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
         --data-binary "@$3" "$loc" || { echo "blob upload to $url failed" >&2; exit 1; }
     echo "$d"
 }
@@ -112,7 +112,8 @@ push_image() {
     make_manifest "$dir/config" "$dir/layer" "$dir/manifest"
     IMG_MANIFEST=$dir/manifest
     IMG_DIGEST=$(sha256_file "$dir/manifest")
-    curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    curl -sf ${PUSH_AUTH:+-u "$PUSH_AUTH"} -o /dev/null -X PUT \
+        -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
         --data-binary "@$dir/manifest" "$url/v2/$name/manifests/$tag" ||
         { echo "push of $name:$tag failed" >&2; exit 1; }
 }

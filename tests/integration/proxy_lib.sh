@@ -28,12 +28,14 @@ wait_http() { # URL: wait until something answers
     return 1
 }
 
-# start_upstream NAME: a second berth serve; sets ${NAME}_PORT, ${NAME}_PID
+# start_upstream NAME: a second berth serve (fs); sets ${NAME}_PORT, ${NAME}_PID
 start_upstream() {
     local name=$1 port pid
     port=$(free_port)
     mkdir -p "$BERTH_TMP/$name"
-    "$BERTH" serve --listen "127.0.0.1:$port" --root "$BERTH_TMP/$name/root" \
+    # always on its own root, also when the cache runs over S3 + PostgreSQL (the scale variant)
+    env -u BERTH_DATABASE_URL -u BERTH_STORAGE_S3_BUCKET -u BERTH_STORAGE_S3_ENDPOINT \
+        "$BERTH" serve --listen "127.0.0.1:$port" --root "$BERTH_TMP/$name/root" \
         2>"$BERTH_TMP/$name/log" &
     pid=$!
     PROXY_PIDS+=("$pid")

@@ -32,6 +32,8 @@ typedef struct berth_client_options {
     bool verbose;              /* log each request to stderr */
     bool no_retries;           /* one attempt per request: no retry after a connection error,
                                   a 5xx or a 429 (a cache in front of an upstream decides) */
+    unsigned timeout_s;        /* a request that connects no faster, or receives no byte for
+                                  this long, fails; 0: 15 s to connect, 60 s without a byte */
 } berth_client_options;
 
 /** A registry client: one connection cache and token cache, usable from several threads. */

@@ -49,6 +49,7 @@ typedef struct berth_config_upstream {
     char *registry;        /* host[:port] of `url` (derived) */
     bool plain_http;       /* `url` is http:// (derived) */
     uint64_t ttl;          /* seconds a cached tag is answered without asking (default 300) */
+    uint64_t timeout;      /* seconds an upstream request may make no progress (default 30) */
     char **immutable_tags; /* fnmatch(3) globs of tags never revalidated (NULL-terminated) */
     char *credentials;     /* path of an auth file (podman auth.json, docker config.json) */
 } berth_config_upstream;

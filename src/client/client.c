@@ -49,6 +49,7 @@ struct berth_client {
     char *docker_config; /* JSON text or NULL */
     bool plain_http;
     unsigned retries, delay_ms;
+    unsigned timeout_s; /* 0: 15 s to connect, 60 s without progress */
     bool verbose;
 };
 
@@ -144,6 +145,7 @@ int berth_client_new(berth_client **out, const berth_client_options *opts)
     c->retries = opts->no_retries ? 0 : opts->retries ? opts->retries : 4;
     c->delay_ms = opts->retry_delay_ms ? opts->retry_delay_ms : 200;
     c->verbose = opts->verbose;
+    c->timeout_s = opts->timeout_s;
     if (opts->docker_config) {
         rc = berth_buf_puts(&path, opts->docker_config);
     } else if (getenv("DOCKER_CONFIG")) {
@@ -628,9 +630,10 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     curl_easy_setopt(h, CURLOPT_URL, r->url.ptr);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 15L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+                     c->timeout_s && c->timeout_s < 15 ? (long)c->timeout_s : 15L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout_s ? (long)c->timeout_s : 60L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_status);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);

@@ -183,6 +183,7 @@ int berth__proxy_start(berth_server *srv)
         }
         copts.plain_http = c->plain_http;
         copts.no_retries = true;
+        copts.timeout_s = (unsigned)c->timeout; /* validated: 1 s to 1 h */
         if ((error = berth_client_new(&u->client, &copts)) < 0) {
             goto out;
         }

@@ -14,6 +14,7 @@ pass through); its first line is one of:
     close           forward, but for a blob GET send the headers and half the body, then close
     corrupt         forward, but for a blob GET flip one byte of the body
     slow SECONDS    forward, but wait SECONDS before answering a blob GET
+    hang SECONDS    wait SECONDS before answering anything (then forward)
 """
 import http.client
 import http.server
@@ -67,7 +68,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.error(503, "UNAVAILABLE")
         if m[0] == "429":
             return self.error(429, "TOOMANYREQUESTS", {"Retry-After": m[1] if len(m) > 1 else "1"})
-        if m[0] == "slow" and is_blob_get:
+        if (m[0] == "slow" and is_blob_get) or m[0] == "hang":
             time.sleep(float(m[1]))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The pull-through cache when its upstream misbehaves (the tests' fault proxy in front of a
 # second berth serve): a 429 with Retry-After is obeyed (no request before it passes) and the
-# cached tag served meanwhile; 503; a blob cut mid-body or with a corrupted byte never reaches a
+# cached tag served meanwhile; 503; a hung upstream (the upstream's timeout); a blob cut mid-body or with a corrupted byte never reaches a
 # client as success and is never stored; concurrent pulls of one cold blob make one upstream
 # request; writes under the prefix are refused with 405 UNSUPPORTED while other paths take
 # pushes as always.
@@ -17,6 +17,7 @@ UP=http://127.0.0.1:$up_PORT
 push_image "$UP" lib/app v1
 APP_V1=$IMG_DIGEST
 write_proxy_config "$T/cache.yaml" up.example "http://127.0.0.1:$FAULT_PORT" 1s
+echo "      timeout: 2s" >>"$T/cache.yaml"
 start_server --config "$T/cache.yaml"
 
 push_image "$UP" lib/app cold
@@ -59,6 +60,17 @@ req GET /v2/up.example/lib/app/manifests/v1
 check "tag during a 503 outage: served stale" 200 "$STATUS"
 req GET "/v2/up.example/lib/app/blobs/$COLD_LAYER"
 expect_error "a cold blob during a 503 outage" 503 UNAVAILABLE
+
+# ---- an upstream that hangs: the timeout, then stale for a tag, 503 for what is not cached ----
+fault_mode hang 30
+sleep 1.2
+start=$(date +%s)
+req GET /v2/up.example/lib/app/manifests/v1
+check "tag while the upstream hangs: served stale" 200 "$STATUS"
+req GET "/v2/up.example/lib/app/blobs/$COLD_LAYER"
+expect_error "a cold blob while the upstream hangs" 503 UNAVAILABLE
+took=$(($(date +%s) - start))
+[ "$took" -le 10 ] && ok || fail "two requests to a hung upstream took ${took}s (timeout: 2s)"
 
 # ---- a blob cut mid-body: refused, not stored ----
 fault_mode close

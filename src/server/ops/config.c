@@ -753,6 +753,8 @@ static int load_retention(const loader *ld, yaml_node_t *node)
 
 /* Default seconds a cached tag is fresh (proxy.upstreams[].ttl). */
 #define UPSTREAM_TTL_DEFAULT 300
+/* Default seconds an upstream request may go without progress (proxy.upstreams[].timeout). */
+#define UPSTREAM_TIMEOUT_DEFAULT 30
 
 /*
  * The registry of an upstream URL: `http://` or `https://`, then host[:port] (a name, IPv4 or a
@@ -823,6 +825,7 @@ static int load_upstream(berth_config_upstream *u, const loader *ld, yaml_node_t
         return fail_at(ld, node, path, "expected a mapping", NULL);
     }
     u->ttl = UPSTREAM_TTL_DEFAULT;
+    u->timeout = UPSTREAM_TIMEOUT_DEFAULT;
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
          error == 0 && p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
@@ -850,6 +853,11 @@ static int load_upstream(berth_config_upstream *u, const loader *ld, yaml_node_t
         } else if (strcmp(name, "ttl") == 0) {
             if (!s || berth_config_parse_duration(&u->ttl, s) < 0) {
                 error = fail_at(ld, v, key, "expected a duration (30s, 5m, 12h, 7d)", NULL);
+            }
+        } else if (strcmp(name, "timeout") == 0) {
+            if (!s || berth_config_parse_duration(&u->timeout, s) < 0 || u->timeout == 0 ||
+                u->timeout > 3600) {
+                error = fail_at(ld, v, key, "expected a duration from 1s to 1h", NULL);
             }
         } else if (strcmp(name, "immutable_tags") == 0) {
             error = load_strv(&u->immutable_tags, ld, v, key);
@@ -1387,6 +1395,8 @@ int berth_config_print(const berth_config *cfg, FILE *out)
         print_quoted(out, u->url);
         fputs("\n      ttl: ", out);
         print_duration(out, u->ttl);
+        fputs("\n      timeout: ", out);
+        print_duration(out, u->timeout);
         fputs("\n      immutable_tags: ", out);
         print_strv(out, u->immutable_tags);
         if (u->credentials) {

@@ -19,6 +19,7 @@ static const char two_yaml[] = "proxy:\n"
                                "    - prefix: docker.io\n"
                                "      url: https://registry-1.docker.io\n"
                                "      ttl: 10m\n"
+                               "      timeout: 5s\n"
                                "      immutable_tags: [\"v*.*.*\", \"*-stable\"]\n"
                                "      credentials: /etc/berth/hub-auth.json\n"
                                "    - prefix: mirror/internal\n"
@@ -71,6 +72,7 @@ static void test_proxy_config__upstreams(void **state)
     assert_string_equal(a->registry, "registry-1.docker.io");
     assert_false(a->plain_http);
     assert_int_equal(a->ttl, 600);
+    assert_int_equal(a->timeout, 5);
     assert_string_equal(a->immutable_tags[0], "v*.*.*");
     assert_string_equal(a->immutable_tags[1], "*-stable");
     assert_null(a->immutable_tags[2]);
@@ -78,7 +80,8 @@ static void test_proxy_config__upstreams(void **state)
     assert_string_equal(b->prefix, "mirror/internal");
     assert_string_equal(b->registry, "127.0.0.1:5001");
     assert_true(b->plain_http);
-    assert_int_equal(b->ttl, 300); /* the default */
+    assert_int_equal(b->ttl, 300);    /* the default */
+    assert_int_equal(b->timeout, 30); /* the default */
     assert_null(b->immutable_tags);
     assert_null(b->credentials);
     assert_int_equal(berth_config_validate(cfg), 0);
@@ -93,6 +96,7 @@ static void test_proxy_config__print_round_trip(void **state)
     assert_non_null(strstr(first, "proxy:\n  upstreams:\n    - prefix: \"docker.io\"\n"
                                   "      url: \"https://registry-1.docker.io\"\n"
                                   "      ttl: 10m\n"
+                                  "      timeout: 5s\n"
                                   "      immutable_tags: [\"v*.*.*\", \"*-stable\"]\n"
                                   "      credentials: \"/etc/berth/hub-auth.json\"\n"));
     again = load(first);
@@ -132,6 +136,8 @@ static void test_proxy_config__errors_name_position_and_key(void **state)
          "t.yaml:4:12: proxy.upstreams[0].url: expected"},
         {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      ttl: soon\n",
          "t.yaml:5:12: proxy.upstreams[0].ttl: expected a duration"},
+        {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      timeout: 0\n",
+         "t.yaml:5:16: proxy.upstreams[0].timeout: expected a duration from 1s to 1h"},
         {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      colour: red\n",
          "t.yaml:5:7: proxy.upstreams[0].colour: unknown key"},
         {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      prefix: b\n",

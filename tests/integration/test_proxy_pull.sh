@@ -30,6 +30,26 @@ ALPINE=$IMG_DIGEST
 push_image "$UP" lib/pinned v1.2.3
 push_image "http://127.0.0.1:$dist_PORT" team/tool latest 30000
 TOOL=$IMG_DIGEST
+# a multi-platform index: amd64 and arm64 images under one tag
+push_image "$UP" lib/multi amd64
+AMD_MANIFEST=$IMG_MANIFEST
+AMD_LAYER=$IMG_LAYER_DIGEST
+push_image "$UP" lib/multi arm64
+ARM_MANIFEST=$IMG_MANIFEST
+ARM_LAYER=$IMG_LAYER_DIGEST
+python3 - "$AMD_MANIFEST" "$ARM_MANIFEST" "$T/index.json" <<'PY'
+import hashlib, json, sys
+def desc(path, arch):
+    b = open(path, "rb").read()
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:" + hashlib.sha256(b).hexdigest(), "size": len(b),
+            "platform": {"os": "linux", "architecture": arch}}
+idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+       "manifests": [desc(sys.argv[1], "amd64"), desc(sys.argv[2], "arm64")]}
+open(sys.argv[3], "w").write(json.dumps(idx))
+PY
+curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' \
+    --data-binary "@$T/index.json" "$UP/v2/lib/multi/manifests/v1" || fail "index push"
 
 cat >"$T/cache.yaml" <<EOF
 proxy:
@@ -74,6 +94,20 @@ req GET /v2/up.example/lib/app/tags/list
 check "tags/list of the cached repository" "v1" "$(json '",".join(j["tags"])')"
 req GET /v2/_catalog
 check "catalog names the cached repository" "True" "$(json '"up.example/lib/app" in j["repositories"]')"
+
+# ---- an index is cached without every platform: skopeo pulls linux/amd64 through it ----
+if $SK copy --src-tls-verify=false --override-os linux --override-arch amd64 \
+    "docker://$HOSTPORT/up.example/lib/multi:v1" "oci:$T/multi:v1" >"$T/multi.log" 2>&1; then
+    ok
+else
+    fail "skopeo pull of one platform of an index: $(tail -n 5 "$T/multi.log")"
+fi
+check "the amd64 layer was fetched" 1 "$(upstream_requests "GET /v2/lib/multi/blobs/$AMD_LAYER")"
+check "the arm64 layer was not" 0 "$(upstream_requests "GET /v2/lib/multi/blobs/$ARM_LAYER")"
+req GET /v2/up.example/lib/multi/manifests/v1
+check "the index is served from the cache" "$(sha256_file "$T/index.json")" "$(header Docker-Content-Digest)"
+req GET "/v2/up.example/lib/multi/manifests/$(sha256_file "$ARM_MANIFEST")"
+check "the other platform's manifest on demand" 200 "$STATUS"
 
 # ---- Docker Hub's library/ rule: docker.io/alpine is library/alpine upstream ----
 req GET /v2/docker.io/alpine/manifests/3.19

@@ -293,8 +293,7 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
-    /* pull-through cache: a cached manifest's content is fetched when pulled, so PREFIX/ is sparse
-     */
+    /* pull-through cache: content is fetched when pulled, so PREFIX/ is sparse (proxy.c) */
     for (size_t u = 0; u < cfg->proxy.upstreams_count; u++) {
         if ((sparse.len == 0 && cfg->sparse_manifests &&
              berth_buf_printf(&sparse, "%s,", cfg->sparse_manifests) < 0) ||

@@ -241,10 +241,16 @@ static bool may_ask(upstream *u, berth__req *r)
 
 /*
  * An upstream request failed with `code` (berth_error_last() says why): count and log it, and
- * after a 429 stop asking until its Retry-After has passed.
+ * after a 429 stop asking until its Retry-After has passed. A 404 is an answer, not a failure:
+ * logged at info level, not counted.
  */
 static void upstream_failed(berth__proxy *p, upstream *u, berth__req *r, int code, const char *what)
 {
+    if (code == BERTH_ENOTFOUND) {
+        berth__log(BERTH_LOG_INFO, "proxy %s: %s %s: %s", u->cfg->prefix, what, r->name,
+                   berth_error_last());
+        return;
+    }
     count(p, u, BERTH_PROXY_ERRORS, 1);
     if (code == BERTH_EBUSY) {
         uint64_t wait = berth_client_retry_after();

@@ -39,6 +39,10 @@ typedef struct berth_client_options {
     int tls_verify;            /* BERTH_TLS_VERIFY_DEFAULT, _ON or _OFF */
     const char *cert_dir;      /* CAs (*.crt) and a client pair (*.cert, *.key) for every registry;
                                   NULL: the certs.d directory of each registry */
+    bool no_retries;           /* one attempt per request: no retry after a connection error,
+                                  a 5xx or a 429 (a cache in front of an upstream decides) */
+    unsigned timeout_s;        /* a request that connects no faster, or receives no byte for
+                                  this long, fails; 0: 15 s to connect, 60 s without a byte */
 } berth_client_options;
 
 /** A registry client: one connection cache and token cache, usable from several threads. */
@@ -52,6 +56,12 @@ int berth_client_new(berth_client **out, const berth_client_options *opts);
 
 /** Free a client; NULL is fine. */
 void berth_client_free(berth_client *c);
+
+/**
+ * The Retry-After of the last response to a request this thread made (berth_client_*), in
+ * seconds (the delay form; an HTTP date counts as 60), 0 when it had none.
+ */
+uint64_t berth_client_retry_after(void);
 
 /**
  * GET /v2/ of `registry` ("host[:port]"), authenticating when challenged.

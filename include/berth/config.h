@@ -42,6 +42,18 @@ typedef struct berth_config_retention {
     uint64_t max_untagged_age; /* seconds */
 } berth_config_retention;
 
+/** One upstream of the pull-through cache (proxy.upstreams). */
+typedef struct berth_config_upstream {
+    char *prefix;          /* local path it is served under: PREFIX/NAME is NAME upstream */
+    char *url;             /* "https://registry-1.docker.io", "http://127.0.0.1:5001" */
+    char *registry;        /* host[:port] of `url` (derived) */
+    bool plain_http;       /* `url` is http:// (derived) */
+    uint64_t ttl;          /* seconds a cached tag is answered without asking (default 300) */
+    uint64_t timeout;      /* seconds an upstream request may make no progress (default 30) */
+    char **immutable_tags; /* fnmatch(3) globs of tags never revalidated (NULL-terminated) */
+    char *credentials;     /* path of an auth file (podman auth.json, docker config.json) */
+} berth_config_upstream;
+
 /**
  * The effective configuration. Strings are owned by the struct (NULL when unset); durations
  * are in seconds, sizes in bytes. Read the fields directly; change them only through
@@ -131,6 +143,10 @@ typedef struct berth_config {
         berth_config_retention *retention;
         size_t retention_count;
     } gc;
+    struct {
+        berth_config_upstream *upstreams; /* `upstreams_count` of them; none: no cache */
+        size_t upstreams_count;
+    } proxy;
 } berth_config;
 
 /**

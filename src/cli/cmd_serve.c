@@ -219,6 +219,7 @@ int cmd_serve(int argc, char **argv)
     berth_config *cfg = NULL;
     berth_store *store = NULL;
     berth_server *srv = NULL;
+    berth_buf sparse = BERTH_BUF_INIT;
     const char *config_path = NULL;
     char *created = NULL; /* what opening the store creates: removed if the server fails */
     bool print = false, quiet = false;
@@ -353,6 +354,16 @@ int cmd_serve(int argc, char **argv)
     sopts.upload_sessions_max = (size_t)cfg->limits.upload_sessions;
     sopts.upload_sessions_per_repo = (size_t)cfg->limits.upload_sessions_per_repository;
     sopts.upload_sessions_per_owner = (size_t)cfg->limits.upload_sessions_per_client;
+    /* pull-through cache: content is fetched when pulled, so PREFIX/ is sparse (proxy.c) */
+    for (size_t u = 0; u < cfg->proxy.upstreams_count; u++) {
+        if ((sparse.len == 0 && cfg->sparse_manifests &&
+             berth_buf_printf(&sparse, "%s,", cfg->sparse_manifests) < 0) ||
+            berth_buf_printf(&sparse, "%s/*,", cfg->proxy.upstreams[u].prefix) < 0) {
+            fprintf(stderr, "berth serve: out of memory\n");
+            goto out;
+        }
+        sopts.sparse_repositories = sparse.ptr;
+    }
     /* a new root stays only once the server runs (not after a failed bind) */
     created = cfg->storage.s3.bucket ? NULL : cli_root_missing(cfg->root);
     if (berth_store_open_config(&store, cfg, &sopts) < 0) {
@@ -394,5 +405,6 @@ out:
     berth_store_free(store);
     free(created);
     berth_config_free(cfg);
+    berth_buf_dispose(&sparse);
     return ret;
 }

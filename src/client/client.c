@@ -73,6 +73,7 @@ struct berth_client {
     int tls_verify;
     bool plain_http;
     unsigned retries, delay_ms;
+    unsigned timeout_s; /* 0: 15 s to connect, 60 s without progress */
     bool verbose;
 };
 
@@ -140,9 +141,10 @@ int berth_client_new(berth_client **out, const berth_client_options *opts)
     c->user = dup_or_null(opts->username);
     c->pass = dup_or_null(opts->password);
     c->plain_http = opts->plain_http;
-    c->retries = opts->retries ? opts->retries : 4;
+    c->retries = opts->no_retries ? 0 : opts->retries ? opts->retries : 4;
     c->delay_ms = opts->retry_delay_ms ? opts->retry_delay_ms : 200;
     c->verbose = opts->verbose;
+    c->timeout_s = opts->timeout_s;
     c->tls_verify = opts->tls_verify;
     c->authfile = dup_or_null(opts->docker_config);
     c->cert_dir = dup_or_null(opts->cert_dir);
@@ -544,13 +546,33 @@ static void set_header(char **slot, const char *v, size_t len)
     *slot = trimmed_dup(v, len);
 }
 
+/* Retry-After of the last response this thread received (berth_client_retry_after). */
+static _Thread_local uint64_t last_retry_after;
+
+uint64_t berth_client_retry_after(void)
+{
+    return last_retry_after;
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *p)
 {
     request *r = p;
     size_t len = size * n, v;
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         request_reset_response(r); /* a new response (after a redirect or 100) */
+        last_retry_after = 0;
         return len;
+    }
+    if (header_is(line, len, "retry-after", &v)) {
+        char *t = trimmed_dup(line + v, len - v);
+        uint64_t val;
+        if (t && berth_parse_u64(&val, t, strlen(t), UINT32_MAX) == 0) {
+            last_retry_after = val;
+        } else {
+            berth_error_clear();
+            last_retry_after = 60; /* an HTTP date: a minute */
+        }
+        free(t);
     }
     if (header_is(line, len, "location", &v)) {
         set_header(&r->location, line + v, len - v);
@@ -792,14 +814,16 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     }
     r->sent = 0;
     r->status = 0;
+    last_retry_after = 0;
     request_reset_response(r);
     curl_easy_setopt(h, CURLOPT_SHARE, c->share);
     curl_easy_setopt(h, CURLOPT_URL, r->url.ptr);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 15L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+                     c->timeout_s && c->timeout_s < 15 ? (long)c->timeout_s : 15L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout_s ? (long)c->timeout_s : 60L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_status);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);

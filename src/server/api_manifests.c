@@ -126,6 +126,10 @@ enum MHD_Result berth__api_manifest(berth__req *r)
         }
         return berth__respond_empty(r, 202, NULL);
     }
+    /* pull-through cache (proxy.c): under an upstream's prefix, fill the store first */
+    if (r->srv->proxy && (error = berth__proxy_manifest(r)) < 0) {
+        return berth__respond_error(r, BERTH_OP_MANIFEST_GET, error, NULL);
+    }
     if ((error = berth_store_manifest_get(&m, r->srv->store, r->name, r->ref)) < 0) {
         return berth__respond_error(r, BERTH_OP_MANIFEST_GET, error, NULL);
     }

@@ -140,7 +140,8 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
         r->upload = NULL;
     }
     if (status == 405) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                r->allow ? r->allow : allowed_methods(r));
     }
     if (status == 401 && r->www_authenticate) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
@@ -447,6 +448,10 @@ static enum MHD_Result begin(berth__req *r, const char *url)
     }
     r->mroute = mroutes[r->route];
     if (!berth__ops_admit(r, &ret)) {
+        return ret;
+    }
+    /* pull-through cache (proxy.c): no writes under an upstream's prefix */
+    if (r->srv->proxy && berth__proxy_refuse(r, &ret)) {
         return ret;
     }
     switch (r->route) {
@@ -900,6 +905,9 @@ int berth_server_start(berth_server **out, berth_store *store, const berth_serve
     if ((error = berth__ops_start(srv)) < 0) {
         goto out;
     }
+    if ((error = berth__proxy_start(srv)) < 0) { /* pull-through cache (proxy.c) */
+        goto out;
+    }
     if (srv->tls_cert) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
             error = berth_error_set(BERTH_EUNSUPPORTED, "libmicrohttpd was built without TLS");
@@ -1007,6 +1015,7 @@ void berth_server_free(berth_server *srv)
         return;
     }
     berth_server_stop(srv);
+    berth__proxy_free(srv); /* pull-through cache (proxy.c) */
     berth__ops_free(srv);
     free(srv);
 }

@@ -25,6 +25,7 @@
 #include "server/ops/metrics.h"
 #include "server/ops/ratelimit.h"
 #include "server/ops/token.h"
+#include "server/proxy.h"
 
 /** The API errors of the distribution spec (plus UNKNOWN for a failure of the server). */
 typedef enum berth__api_error {
@@ -167,6 +168,9 @@ struct berth_server {
     unsigned per_address;              /* connections per client address; 0: no cap */
     char *tls_cert, *tls_key, *tls_ca; /* PEM text read at start */
 
+    /* the pull-through cache (proxy.c); NULL without proxy.upstreams */
+    berth__proxy *proxy;
+
     /* the maintenance thread: online gc and the storage gauges */
     pthread_t maint;
     bool maint_running;
@@ -218,6 +222,7 @@ typedef struct berth__req {
     bool counted_upload;    /* counted in srv->uploads */
     char *www_authenticate; /* challenge of a 401, owned */
     uint64_t retry_after;   /* Retry-After of a 429 (0: none) */
+    const char *allow;      /* Allow of a 405 when not the route's (static text; NULL) */
 
     /* a failure while the body streamed, answered once the body is read */
     int fail_code; /* 0: none */

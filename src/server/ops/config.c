@@ -3,11 +3,12 @@
  * config.c: the settings of `berth serve`. Every scalar setting is one row of `keys`: its dotted
  * name, its type and its offset in berth_config. The YAML loader, berth_config_set(), the
  * environment overrides and the printer all go through that one table, so a key can never be
- * known to one of them and not to the others. The three lists (access, groups, gc.retention)
- * are YAML-only. Strings in the struct are always heap-owned or NULL.
+ * known to one of them and not to the others. The lists (access, groups, gc.retention,
+ * proxy.upstreams) are YAML-only. Strings in the struct are always heap-owned or NULL.
  */
 #include <berth/config.h>
 #include <berth/errors.h>
+#include <berth/reference.h>
 #include <berth/store.h>
 
 #include <ctype.h>
@@ -261,6 +262,21 @@ static void free_lists_retention(berth_config *cfg)
     cfg->gc.retention_count = 0;
 }
 
+static void free_lists_proxy(berth_config *cfg)
+{
+    for (size_t i = 0; i < cfg->proxy.upstreams_count; i++) {
+        berth_config_upstream *u = &cfg->proxy.upstreams[i];
+        free(u->prefix);
+        free(u->url);
+        free(u->registry);
+        free_strv(u->immutable_tags);
+        free(u->credentials);
+    }
+    free(cfg->proxy.upstreams);
+    cfg->proxy.upstreams = NULL;
+    cfg->proxy.upstreams_count = 0;
+}
+
 void berth_config_free(berth_config *cfg)
 {
     if (!cfg) {
@@ -275,6 +291,7 @@ void berth_config_free(berth_config *cfg)
     free_lists_groups(cfg);
     free_lists_retention(cfg);
     places_free(cfg->places);
+    free_lists_proxy(cfg);
     free(cfg);
 }
 
@@ -825,6 +842,179 @@ static int load_retention(const loader *ld, yaml_node_t *node)
     return error;
 }
 
+/* Default seconds a cached tag is fresh (proxy.upstreams[].ttl). */
+#define UPSTREAM_TTL_DEFAULT 300
+/* Default seconds an upstream request may go without progress (proxy.upstreams[].timeout). */
+#define UPSTREAM_TIMEOUT_DEFAULT 30
+
+/*
+ * The registry of an upstream URL: `http://` or `https://`, then host[:port] (a name, IPv4 or a
+ * bracketed IPv6 address), optionally one '/', nothing else (no user, path or query: the API
+ * is always at /v2/). Sets u->registry and u->plain_http. @return 0 or BERTH_EINVALID
+ */
+static int parse_upstream_url(berth_config_upstream *u)
+{
+    const char *p = u->url, *host;
+    size_t len;
+    bool bracket;
+
+    if (strncmp(p, "https://", 8) == 0) {
+        p += 8;
+        u->plain_http = false;
+    } else if (strncmp(p, "http://", 7) == 0) {
+        p += 7;
+        u->plain_http = true;
+    } else {
+        return BERTH_EINVALID;
+    }
+    host = p;
+    bracket = *p == '[';
+    if (bracket) {
+        p += strspn(p + 1, "0123456789abcdefABCDEF:.") + 1;
+        if (*p++ != ']' || p - host < 4) {
+            return BERTH_EINVALID;
+        }
+    } else {
+        p += strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+        if (p == host || *host == '.' || *host == '-') {
+            return BERTH_EINVALID;
+        }
+    }
+    if (*p == ':') {
+        uint64_t port;
+        size_t digits = strspn(p + 1, "0123456789");
+        if (berth_parse_u64(&port, p + 1, digits, 65535) < 0 || port == 0) {
+            berth_error_clear();
+            return BERTH_EINVALID;
+        }
+        p += 1 + digits;
+    }
+    len = (size_t)(p - host);
+    if (*p == '/') {
+        p++;
+    }
+    if (*p != '\0') {
+        return BERTH_EINVALID;
+    }
+    free(u->registry);
+    if (!(u->registry = strndup(host, len))) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (char *c = u->registry; *c; c++) {
+        *c = (char)tolower((unsigned char)*c);
+    }
+    return 0;
+}
+
+static int load_upstream(berth_config_upstream *u, const loader *ld, yaml_node_t *node,
+                         const char *path)
+{
+    char key[96];
+    int error = 0;
+
+    if (node->type != YAML_MAPPING_NODE) {
+        return fail_at(ld, node, path, "expected a mapping", NULL);
+    }
+    u->ttl = UPSTREAM_TTL_DEFAULT;
+    u->timeout = UPSTREAM_TIMEOUT_DEFAULT;
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+         error == 0 && p < node->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+        const char *name = scalar(k);
+        const char *s = scalar(v);
+        if (!name) {
+            return fail_at(ld, k, path, "keys must be strings", NULL);
+        }
+        snprintf(key, sizeof(key), "%s.%s", path, name);
+        if (repeated_key(ld, node, p)) {
+            error = fail_at(ld, k, key, "repeated key", NULL);
+        } else if (strcmp(name, "prefix") == 0) {
+            error = load_string_field(&u->prefix, ld, v, key);
+            if (error == 0 && berth_name_validate(u->prefix) < 0) {
+                error = fail_at(ld, v, key, "not a repository name (e.g. docker.io, ghcr.io/org)",
+                                NULL);
+            }
+        } else if (strcmp(name, "url") == 0) {
+            error = load_string_field(&u->url, ld, v, key);
+            if (error == 0 && parse_upstream_url(u) < 0) {
+                error = fail_at(ld, v, key,
+                                "expected http[s]://HOST[:PORT] (no user, path or query)", NULL);
+            }
+        } else if (strcmp(name, "ttl") == 0) {
+            if (!s || berth_config_parse_duration(&u->ttl, s) < 0) {
+                error = fail_at(ld, v, key, "expected a duration (30s, 5m, 12h, 7d)", NULL);
+            }
+        } else if (strcmp(name, "timeout") == 0) {
+            if (!s || berth_config_parse_duration(&u->timeout, s) < 0 || u->timeout == 0 ||
+                u->timeout > 3600) {
+                error = fail_at(ld, v, key, "expected a duration from 1s to 1h", NULL);
+            }
+        } else if (strcmp(name, "immutable_tags") == 0) {
+            error = load_strv(&u->immutable_tags, ld, v, key);
+        } else if (strcmp(name, "credentials") == 0) {
+            error = load_string_field(&u->credentials, ld, v, key);
+            if (error == 0 && u->credentials[0] == '\0') {
+                error = fail_at(ld, v, key, "expected the path of an auth file", NULL);
+            }
+        } else {
+            error = fail_at(ld, k, key, "unknown key", NULL);
+        }
+    }
+    if (error == 0 && !u->prefix) {
+        error = fail_at(ld, node, path, "missing 'prefix'", NULL);
+    }
+    if (error == 0 && !u->url) {
+        error = fail_at(ld, node, path, "missing 'url'", NULL);
+    }
+    return error;
+}
+
+/* Is `a` the same path as `b`, or a path below it (a prefix ending at a '/')? */
+static bool path_within(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+}
+
+static int load_upstreams(const loader *ld, yaml_node_t *node)
+{
+    berth_config *cfg = ld->cfg;
+    size_t count = 0;
+    char path[64];
+    int error = 0;
+
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return fail_at(ld, node, "proxy.upstreams", "expected a list of upstreams", NULL);
+    }
+    free_lists_proxy(cfg);
+    count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (count == 0) {
+        return 0;
+    }
+    cfg->proxy.upstreams = calloc(count, sizeof(*cfg->proxy.upstreams));
+    if (!cfg->proxy.upstreams) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; error == 0 && i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
+        cfg->proxy.upstreams_count = i + 1;
+        snprintf(path, sizeof(path), "proxy.upstreams[%zu]", i);
+        error = load_upstream(&cfg->proxy.upstreams[i], ld, item, path);
+        /* one upstream per path: a prefix may not equal nor contain another */
+        for (size_t j = 0; error == 0 && j < i; j++) {
+            const char *a = cfg->proxy.upstreams[i].prefix, *b = cfg->proxy.upstreams[j].prefix;
+            if (path_within(a, b) || path_within(b, a)) {
+                char detail[96];
+                snprintf(detail, sizeof(detail), "proxy.upstreams[%zu].prefix", j);
+                snprintf(path, sizeof(path), "proxy.upstreams[%zu].prefix", i);
+                error = fail_at(ld, item, path, "overlaps ", detail);
+            }
+        }
+    }
+    return error;
+}
+
 static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
 {
     char path[128];
@@ -854,6 +1044,10 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
             error = load_groups(ld, v);
         } else if (strcmp(path, "gc.retention") == 0) {
             error = load_retention(ld, v);
+        } else if (strcmp(path, "proxy.upstreams") == 0) {
+            error = load_upstreams(ld, v);
+        } else if (strcmp(path, "proxy") == 0) {
+            error = load_mapping(ld, v, path);
         } else if ((def = find_key(path)) != NULL) {
             const char *s = scalar(v);
             if (!s) {
@@ -1333,6 +1527,28 @@ int berth_config_print(const berth_config *cfg, FILE *out)
         print_duration(out, r->max_tag_age);
         fputs("\n      max_untagged_age: ", out);
         print_duration(out, r->max_untagged_age);
+        fputc('\n', out);
+    }
+    /* printed only when set, so that a configuration without a cache prints as it always did */
+    if (cfg->proxy.upstreams_count) {
+        fputs("proxy:\n  upstreams:\n", out);
+    }
+    for (size_t i = 0; i < cfg->proxy.upstreams_count; i++) {
+        const berth_config_upstream *u = &cfg->proxy.upstreams[i];
+        fputs("    - prefix: ", out);
+        print_quoted(out, u->prefix);
+        fputs("\n      url: ", out);
+        print_quoted(out, u->url);
+        fputs("\n      ttl: ", out);
+        print_duration(out, u->ttl);
+        fputs("\n      timeout: ", out);
+        print_duration(out, u->timeout);
+        fputs("\n      immutable_tags: ", out);
+        print_strv(out, u->immutable_tags);
+        if (u->credentials) {
+            fputs("\n      credentials: ", out);
+            print_quoted(out, u->credentials);
+        }
         fputc('\n', out);
     }
     if (fflush(out) != 0 || ferror(out)) {

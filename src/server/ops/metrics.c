@@ -59,7 +59,23 @@ static const char *counter_help[BERTH_COUNTER_COUNT_] = {
     "Online garbage collection passes completed (gc.interval).",
     "Bytes of blob content freed by online garbage collection."};
 
+static const char *proxy_names[BERTH_PROXY_COUNT_] = {
+    "berth_proxy_cache_hits_total",      "berth_proxy_cache_misses_total",
+    "berth_proxy_revalidations_total",   "berth_proxy_stale_serves_total",
+    "berth_proxy_upstream_errors_total", "berth_proxy_upstream_bytes_total"};
+static const char *proxy_help[BERTH_PROXY_COUNT_] = {
+    "Pulls under an upstream's prefix answered from the cache without asking the upstream.",
+    "Pulls under an upstream's prefix fetched from the upstream (not cached, or a tag changed).",
+    "Cached tags past their ttl checked against the upstream with one HEAD.",
+    "Pulls answered from the cache because the upstream failed or asked to wait (429).",
+    "Requests to the upstream that failed, or were not made while it asked to wait.",
+    "Body bytes received from the upstream."};
+
 struct berth_metrics {
+    /* the pull-through cache: nupstreams x BERTH_PROXY_COUNT_ counters, set before serving */
+    atomic_uint_fast64_t *proxy;
+    char **upstreams;
+    size_t nupstreams;
     atomic_uint_fast64_t counters[BERTH_COUNTER_COUNT_];
     atomic_uint_fast64_t requests[NMETHODS][BERTH_ROUTE_COUNT_][NSTATUS];
     atomic_uint_fast64_t buckets[BERTH_ROUTE_COUNT_][NBUCKETS]; /* not cumulative */
@@ -87,7 +103,47 @@ int berth_metrics_new(berth_metrics **out)
 
 void berth_metrics_free(berth_metrics *m)
 {
+    if (!m) {
+        return;
+    }
+    for (size_t i = 0; i < m->nupstreams; i++) {
+        free(m->upstreams[i]);
+    }
+    free(m->upstreams);
+    free(m->proxy);
     free(m);
+}
+
+int berth_metrics_upstreams(berth_metrics *m, const char *const *names, size_t n)
+{
+    if (!m || m->nupstreams || n == 0) {
+        return m && n == 0 ? 0 : berth_error_set(BERTH_EINVALID, "berth_metrics_upstreams");
+    }
+    m->proxy = calloc(n * BERTH_PROXY_COUNT_, sizeof(*m->proxy));
+    m->upstreams = calloc(n, sizeof(*m->upstreams));
+    if (!m->proxy || !m->upstreams) {
+        free(m->proxy);
+        free(m->upstreams);
+        m->proxy = NULL;
+        m->upstreams = NULL;
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(m->upstreams[i] = strdup(names[i]))) {
+            m->nupstreams = i;
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+    }
+    m->nupstreams = n;
+    return 0;
+}
+
+void berth_metrics_proxy_add(berth_metrics *m, size_t upstream, berth_metrics_proxy c, uint64_t n)
+{
+    if (m && upstream < m->nupstreams && (unsigned)c < BERTH_PROXY_COUNT_) {
+        atomic_fetch_add_explicit(&m->proxy[upstream * BERTH_PROXY_COUNT_ + c], n,
+                                  memory_order_relaxed);
+    }
 }
 
 const char *berth_metrics_route_name(berth_metrics_route route)
@@ -300,6 +356,15 @@ int berth_metrics_render(berth_metrics *m, berth_buf *out)
         error = berth_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
                                  counter_names[c], counter_help[c], counter_names[c],
                                  counter_names[c], (unsigned long long)load(&m->counters[c]));
+    }
+    for (size_t c = 0; error == 0 && m->nupstreams && c < BERTH_PROXY_COUNT_; c++) {
+        error = berth_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", proxy_names[c],
+                                 proxy_help[c], proxy_names[c]);
+        for (size_t u = 0; error == 0 && u < m->nupstreams; u++) {
+            error =
+                berth_buf_printf(out, "%s{upstream=\"%s\"} %llu\n", proxy_names[c], m->upstreams[u],
+                                 (unsigned long long)load(&m->proxy[u * BERTH_PROXY_COUNT_ + c]));
+        }
     }
     if (error < 0) {
         berth_error_set(error, "metrics: the output buffer is full");

@@ -41,6 +41,17 @@ typedef enum berth_metrics_counter {
     BERTH_COUNTER_COUNT_
 } berth_metrics_counter;
 
+/** What the pull-through cache counts per upstream (server/proxy.c). */
+typedef enum berth_metrics_proxy {
+    BERTH_PROXY_HITS = 0,      /* answered from the cache without asking the upstream */
+    BERTH_PROXY_MISSES,        /* not in the cache (or a tag changed): fetched from upstream */
+    BERTH_PROXY_REVALIDATIONS, /* a cached tag past its ttl checked with one HEAD */
+    BERTH_PROXY_STALE,         /* answered from the cache because the upstream failed */
+    BERTH_PROXY_ERRORS,        /* requests to the upstream that failed (or were not made: 429) */
+    BERTH_PROXY_BYTES,         /* body bytes received from the upstream */
+    BERTH_PROXY_COUNT_
+} berth_metrics_proxy;
+
 /**
  * The metrics of one server. All updates are relaxed atomic adds on fixed arrays (no lock, no
  * allocation), so recording a request costs a handful of atomic operations.
@@ -73,6 +84,16 @@ void berth_metrics_gauge_add(berth_metrics *m, berth_metrics_gauge g, int64_t de
 
 /** Add `n` to a counter. */
 void berth_metrics_counter_add(berth_metrics *m, berth_metrics_counter c, uint64_t n);
+
+/**
+ * Declare the upstreams of the pull-through cache, named by their prefix (the `upstream` label),
+ * before the server serves; their counters are rendered only when there are some.
+ * @return 0, BERTH_ENOMEM
+ */
+int berth_metrics_upstreams(berth_metrics *m, const char *const *names, size_t n);
+
+/** Add `n` to counter `c` of upstream number `upstream` (an index of berth_metrics_upstreams). */
+void berth_metrics_proxy_add(berth_metrics *m, size_t upstream, berth_metrics_proxy c, uint64_t n);
 
 /** A route's label, e.g. "manifests". */
 const char *berth_metrics_route_name(berth_metrics_route route);

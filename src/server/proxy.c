@@ -1,0 +1,689 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * proxy.c: the pull-through cache. Each configured upstream (proxy.upstreams) claims the
+ * repositories under its prefix: `PREFIX/NAME` here is `NAME` there (Docker Hub's `library/`
+ * for a one-component NAME). A pull under a prefix is answered from the store, which this file
+ * fills first through the store's ordinary paths (an upload session committed under the digest,
+ * a manifest put with its tag), so that gc, tags/list, referrers and everything else see cached
+ * content as any other. Manifests are stored sparse (cmd_serve adds each prefix to the store's
+ * sparse repositories): an index is cached without every platform's layers, which are fetched
+ * when pulled.
+ *
+ * - By digest: present -> served, zero upstream calls. Absent -> fetched, verified, stored,
+ *   then served. Blobs are fetch-then-serve: the client gets the first byte once the whole blob
+ *   is verified and committed, so bytes that fail their digest are never stored nor served.
+ * - By tag: served while fresh (ttl since the last check in this process; tags matching
+ *   immutable_tags never revalidate); past it, one HEAD: same digest -> fresh again; another
+ *   -> the manifest is fetched by digest and the tag moves. An upstream failure (connection,
+ *   timeout, 5xx, 429, refused access) serves the cached tag with a log line; a 429 also stops
+ *   every request to that upstream until its Retry-After has passed.
+ * - One fetch per object: requests for the same missing object wait on one upstream request
+ *   (a table of fetches in flight keyed by what they fetch); a waiter then reads the store.
+ *
+ * The metrics (hits, misses, revalidations, stale serves, upstream errors, bytes) are per
+ * upstream, in ops/metrics.c. Messages sent to clients name the prefix, never the upstream's
+ * URL; the log has the detail.
+ */
+#include "server/proxy.h"
+
+#include "server/server_internal.h"
+
+#include "base/htab.h"
+#include "base/log.h"
+
+#include <berth/client.h>
+#include <berth/config.h>
+#include <berth/document.h>
+#include <berth/errors.h>
+
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/** Longest upstream repository name: NAME with Docker Hub's `library/`. */
+#define REMOTE_MAX (BERTH_NAME_MAX + 16)
+
+typedef struct upstream {
+    size_t index;                     /* in the metrics */
+    const berth_config_upstream *cfg; /* borrowed from srv->cfg */
+    const char *registry;             /* what the client is told ("docker.io" for Docker Hub) */
+    bool docker_hub;
+    berth_client *client;
+    pthread_mutex_t mu;  /* the two below */
+    int64_t wait_until;  /* CLOCK_MONOTONIC seconds: a 429 asked not to come back before */
+    berth__htab checked; /* "NAME\nTAG" -> checked_tag: when this process last checked it */
+} upstream;
+
+typedef struct checked_tag {
+    int64_t at; /* CLOCK_MONOTONIC seconds */
+    char key[]; /* the table's key */
+} checked_tag;
+
+/* One upstream fetch in flight, and the requests waiting for its result. */
+typedef struct flight {
+    struct flight *next;
+    char *key;
+    unsigned refs; /* the fetcher and its waiters */
+    bool done;
+    int result;
+    char msg[256];
+} flight;
+
+struct berth__proxy {
+    berth_server *srv;
+    upstream *ups;
+    size_t nups;
+    pthread_mutex_t mu; /* flights */
+    pthread_cond_t cv;
+    flight *flights;
+};
+
+static int64_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+static void count(const berth__proxy *p, const upstream *u, berth_metrics_proxy c, uint64_t n)
+{
+    berth_metrics_proxy_add(p->srv->metrics, u->index, c, n);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static void free_checked(void *value, void *payload)
+{
+    (void)payload;
+    free(value);
+}
+
+void berth__proxy_free(berth_server *srv)
+{
+    berth__proxy *p = srv ? srv->proxy : NULL;
+
+    if (!p) {
+        return;
+    }
+    for (size_t i = 0; i < p->nups; i++) {
+        berth_client_free(p->ups[i].client);
+        berth__htab_foreach(&p->ups[i].checked, free_checked, NULL);
+        berth__htab_dispose(&p->ups[i].checked);
+        pthread_mutex_destroy(&p->ups[i].mu);
+    }
+    free(p->ups);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    srv->proxy = NULL;
+}
+
+/* Docker Hub: by prefix, or by the host of its API. */
+static bool is_docker_hub(const berth_config_upstream *c)
+{
+    return strcmp(c->prefix, "docker.io") == 0 ||
+           strcmp(c->registry, "registry-1.docker.io") == 0 ||
+           strcmp(c->registry, "index.docker.io") == 0 || strcmp(c->registry, "docker.io") == 0;
+}
+
+int berth__proxy_start(berth_server *srv)
+{
+    const berth_config *cfg = srv->cfg;
+    const char **names = NULL;
+    berth__proxy *p = NULL;
+    int error = 0;
+
+    if (!cfg || cfg->proxy.upstreams_count == 0) {
+        return 0;
+    }
+    if (!(p = calloc(1, sizeof(*p))) ||
+        !(p->ups = calloc(cfg->proxy.upstreams_count, sizeof(*p->ups))) ||
+        !(names = calloc(cfg->proxy.upstreams_count, sizeof(*names)))) {
+        free(p ? p->ups : NULL);
+        free(p);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    p->srv = srv;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    srv->proxy = p;
+    for (size_t i = 0; i < cfg->proxy.upstreams_count; i++) {
+        const berth_config_upstream *c = &cfg->proxy.upstreams[i];
+        upstream *u = &p->ups[i];
+        berth_client_options copts = {0};
+        FILE *f;
+
+        pthread_mutex_init(&u->mu, NULL);
+        p->nups = i + 1;
+        u->index = i;
+        u->cfg = c;
+        u->docker_hub = is_docker_hub(c);
+        /* the client maps docker.io to its API host and finds docker.io's credentials */
+        u->registry = u->docker_hub && !c->plain_http &&
+                              (strcmp(c->registry, "registry-1.docker.io") == 0 ||
+                               strcmp(c->registry, "index.docker.io") == 0)
+                          ? "docker.io"
+                          : c->registry;
+        names[i] = c->prefix;
+        if (c->credentials) {
+            if (!(f = fopen(c->credentials, "rb"))) {
+                error = berth_error_set(BERTH_EINVALID,
+                                        "proxy.upstreams[%zu].credentials: cannot read %s", i,
+                                        c->credentials);
+                goto out;
+            }
+            fclose(f);
+            copts.docker_config = c->credentials;
+        } else {
+            /* no credentials: never the server's own ~/.docker/config.json */
+            copts.docker_config = "/dev/null";
+        }
+        copts.plain_http = c->plain_http;
+        /* an https:// upstream is only ever spoken to over verified TLS */
+        copts.tls_verify = c->plain_http ? BERTH_TLS_VERIFY_DEFAULT : BERTH_TLS_VERIFY_ON;
+        copts.no_retries = true;
+        copts.timeout_s = (unsigned)c->timeout; /* validated: 1 s to 1 h */
+        if ((error = berth_client_new(&u->client, &copts)) < 0) {
+            goto out;
+        }
+    }
+    error = berth_metrics_upstreams(srv->metrics, names, cfg->proxy.upstreams_count);
+out:
+    free(names);
+    if (error < 0) {
+        berth__proxy_free(srv);
+    }
+    return error;
+}
+
+/* ---- which upstream, what name ---------------------------------------------------------- */
+
+/* The upstream claiming `name` (PREFIX/...), with the repository name there; NULL if none. */
+static upstream *claim(berth__proxy *p, const char *name, char *remote, size_t size)
+{
+    for (size_t i = 0; p && i < p->nups; i++) {
+        upstream *u = &p->ups[i];
+        size_t n = strlen(u->cfg->prefix);
+        const char *rest = name + n + 1;
+
+        if (strncmp(name, u->cfg->prefix, n) != 0 || name[n] != '/') {
+            continue;
+        }
+        if (u->docker_hub && !strchr(rest, '/')) {
+            snprintf(remote, size, "library/%s", rest);
+        } else {
+            snprintf(remote, size, "%s", rest);
+        }
+        return u;
+    }
+    return NULL;
+}
+
+/* ---- the upstream's health: 429 and Retry-After ---------------------------------------- */
+
+/* May the upstream be asked now? Not while a 429's Retry-After runs (sets r->retry_after). */
+static bool may_ask(upstream *u, berth__req *r)
+{
+    int64_t now = now_s(), until;
+
+    pthread_mutex_lock(&u->mu);
+    until = u->wait_until;
+    pthread_mutex_unlock(&u->mu);
+    if (now >= until) {
+        return true;
+    }
+    r->retry_after = (uint64_t)(until - now);
+    berth_error_set(BERTH_EBUSY, "upstream %s asked to wait %llds more", u->cfg->prefix,
+                    (long long)(until - now));
+    return false;
+}
+
+/*
+ * An upstream request failed with `code` (berth_error_last() says why): count and log it, and
+ * after a 429 stop asking until its Retry-After has passed. A 404 is an answer, not a failure:
+ * logged at info level, not counted.
+ */
+static void upstream_failed(berth__proxy *p, upstream *u, berth__req *r, int code, const char *what)
+{
+    if (code == BERTH_ENOTFOUND) {
+        berth__log(BERTH_LOG_INFO, "proxy %s: %s %s: %s", u->cfg->prefix, what, r->name,
+                   berth_error_last());
+        return;
+    }
+    count(p, u, BERTH_PROXY_ERRORS, 1);
+    if (code == BERTH_EBUSY) {
+        uint64_t wait = berth_client_retry_after();
+        if (wait == 0) {
+            wait = 1;
+        }
+        pthread_mutex_lock(&u->mu);
+        u->wait_until = now_s() + (int64_t)wait;
+        pthread_mutex_unlock(&u->mu);
+        r->retry_after = wait;
+    }
+    berth__log(BERTH_LOG_WARN, "proxy %s: %s %s: %s", u->cfg->prefix, what, r->name,
+               berth_error_last());
+}
+
+/*
+ * The code a client gets for an upstream failure when nothing is cached: not found stays
+ * not found (so does a refused access: Docker Hub answers 401 for a repository that does not
+ * exist), anything else is the upstream being unavailable (503).
+ */
+static int client_error(upstream *u, int code, const char *what)
+{
+    if (code == BERTH_ENOTFOUND || code == BERTH_EUNAUTHORIZED || code == BERTH_EDENIED) {
+        return berth_error_set(BERTH_ENOTFOUND, "%s unknown to upstream %s", what, u->cfg->prefix);
+    }
+    return berth_error_set(BERTH_ENETWORK, "upstream %s failed and %s is not cached",
+                           u->cfg->prefix, what);
+}
+
+/* ---- one fetch per object ------------------------------------------------------------- */
+
+typedef int (*fetch_fn)(void *payload);
+
+/*
+ * Run `fn` once for `key` however many requests ask at the same time: the first runs it, the
+ * others wait for its result (code and message) and then read the store.
+ */
+static int single_flight(berth__proxy *p, const char *key, fetch_fn fn, void *payload, bool *waited)
+{
+    flight *f;
+    int rc;
+
+    *waited = false;
+    pthread_mutex_lock(&p->mu);
+    for (f = p->flights; f && strcmp(f->key, key) != 0; f = f->next) {
+    }
+    if (f) {
+        *waited = true;
+        f->refs++;
+        while (!f->done) {
+            pthread_cond_wait(&p->cv, &p->mu);
+        }
+    } else {
+        if (!(f = calloc(1, sizeof(*f))) || !(f->key = strdup(key))) {
+            pthread_mutex_unlock(&p->mu);
+            free(f);
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        f->refs = 1;
+        f->next = p->flights;
+        p->flights = f;
+        pthread_mutex_unlock(&p->mu);
+        rc = fn(payload);
+        pthread_mutex_lock(&p->mu);
+        f->result = rc;
+        snprintf(f->msg, sizeof(f->msg), "%s", rc < 0 ? berth_error_last() : "");
+        f->done = true;
+        /* out of the table: a later request looks at the store again */
+        for (flight **pp = &p->flights; *pp; pp = &(*pp)->next) {
+            if (*pp == f) {
+                *pp = f->next;
+                break;
+            }
+        }
+        pthread_cond_broadcast(&p->cv);
+    }
+    rc = f->result;
+    if (rc < 0) {
+        berth_error_set(rc, "%s", f->msg);
+    }
+    if (--f->refs == 0) {
+        free(f->key);
+        free(f);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* ---- blobs ------------------------------------------------------------------------------ */
+
+typedef struct blob_fetch {
+    berth__proxy *p;
+    upstream *u;
+    berth__req *r;
+    const char *remote;
+    const berth_digest *digest;
+    berth_upload *upload;
+    int sink_error; /* the store refused a write (a full disk) */
+} blob_fetch;
+
+static int blob_sink(const void *data, size_t len, void *payload)
+{
+    blob_fetch *bf = payload;
+    int rc = berth_upload_write(bf->upload, data, len);
+
+    count(bf->p, bf->u, BERTH_PROXY_BYTES, len);
+    if (rc < 0) {
+        bf->sink_error = rc;
+    }
+    return rc;
+}
+
+static int fetch_blob(void *payload)
+{
+    blob_fetch *bf = payload;
+    berth_store *store = bf->p->srv->store;
+    berth__req *r = bf->r;
+    uint64_t size;
+    char owner[BERTH_NAME_MAX + 16];
+    int rc;
+
+    /* a fetch that ended between our look and taking the flight */
+    if (berth_store_blob_stat(store, r->name, bf->digest, &size) == 0) {
+        count(bf->p, bf->u, BERTH_PROXY_HITS, 1);
+        return 0;
+    }
+    berth_error_clear();
+    if (!may_ask(bf->u, r)) {
+        count(bf->p, bf->u, BERTH_PROXY_ERRORS, 1);
+        return berth_error_set(BERTH_ENETWORK, "upstream %s asked to wait; blob %s is not cached",
+                               bf->u->cfg->prefix, bf->digest->str);
+    }
+    count(bf->p, bf->u, BERTH_PROXY_MISSES, 1);
+    snprintf(owner, sizeof(owner), "proxy:%s", bf->u->cfg->prefix);
+    if ((rc = berth_store_upload_new(&bf->upload, store, r->name, owner)) < 0) {
+        return rc;
+    }
+    rc = berth_client_get_blob(bf->u->client, bf->u->registry, bf->remote, bf->digest, -1,
+                               blob_sink, bf);
+    if (rc < 0) {
+        int code = bf->sink_error ? bf->sink_error : rc;
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "%s", berth_error_last());
+        berth_upload_abort(bf->upload); /* nothing of it stays */
+        bf->upload = NULL;
+        if (bf->sink_error) {
+            return berth_error_set(code, "%s", msg);
+        }
+        berth_error_set(rc, "%s", msg);
+        upstream_failed(bf->p, bf->u, r, rc, "blob");
+        return client_error(bf->u, rc, bf->digest->str);
+    }
+    /* the client checked the digest as the bytes passed; the commit checks the stored bytes */
+    rc = berth_upload_commit(bf->upload, bf->digest);
+    bf->upload = NULL;
+    if (rc == 0) {
+        berth__log(BERTH_LOG_INFO, "proxy %s: cached blob %s in %s", bf->u->cfg->prefix,
+                   bf->digest->str, r->name);
+    }
+    return rc;
+}
+
+int berth__proxy_blob(berth__req *r, const berth_digest *digest)
+{
+    berth__proxy *p = r->srv->proxy;
+    char remote[REMOTE_MAX], key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 8];
+    blob_fetch bf = {0};
+    upstream *u = claim(p, r->name, remote, sizeof(remote));
+    uint64_t size;
+    bool waited;
+    int rc;
+
+    if (!u || (r->method != BERTH_M_GET && r->method != BERTH_M_HEAD)) {
+        return 0;
+    }
+    if (berth_store_blob_stat(r->srv->store, r->name, digest, &size) == 0) {
+        count(p, u, BERTH_PROXY_HITS, 1);
+        return 0;
+    }
+    berth_error_clear();
+    snprintf(key, sizeof(key), "b %s@%s", r->name, digest->str);
+    bf = (blob_fetch){p, u, r, remote, digest, NULL, 0};
+    rc = single_flight(p, key, fetch_blob, &bf, &waited);
+    if (waited && rc == 0) {
+        count(p, u, BERTH_PROXY_HITS, 1);
+    }
+    return rc;
+}
+
+/* ---- manifests ---------------------------------------------------------------------------- */
+
+typedef struct manifest_fetch {
+    berth__proxy *p;
+    upstream *u;
+    berth__req *r;
+    const char *remote;
+    const char *tag; /* NULL: by digest (r->ref) */
+} manifest_fetch;
+
+/* Is the cached tag fresh: immutable, or checked within the ttl? */
+static bool fresh(upstream *u, const char *name, const char *tag)
+{
+    char key[BERTH_NAME_MAX + BERTH__REF_MAX + 2];
+    checked_tag *c;
+    bool yes;
+
+    for (size_t i = 0; u->cfg->immutable_tags && u->cfg->immutable_tags[i]; i++) {
+        if (fnmatch(u->cfg->immutable_tags[i], tag, 0) == 0) {
+            return true;
+        }
+    }
+    snprintf(key, sizeof(key), "%s\n%s", name, tag);
+    pthread_mutex_lock(&u->mu);
+    c = berth__htab_get(&u->checked, key);
+    yes = c && now_s() - c->at < (int64_t)u->cfg->ttl;
+    pthread_mutex_unlock(&u->mu);
+    return yes;
+}
+
+/* Record that the tag was checked against the upstream now. */
+static void mark_checked(upstream *u, const char *name, const char *tag)
+{
+    char key[BERTH_NAME_MAX + BERTH__REF_MAX + 2];
+    size_t len = (size_t)snprintf(key, sizeof(key), "%s\n%s", name, tag);
+    checked_tag *c;
+
+    pthread_mutex_lock(&u->mu);
+    c = berth__htab_get(&u->checked, key);
+    if (!c && (c = malloc(sizeof(*c) + len + 1)) != NULL) {
+        memcpy(c->key, key, len + 1);
+        if (berth__htab_put(&u->checked, c->key, c) < 0) {
+            free(c);
+            c = NULL; /* not remembered: the next pull checks again */
+        }
+    }
+    if (c) {
+        c->at = now_s();
+    }
+    pthread_mutex_unlock(&u->mu);
+    berth_error_clear();
+}
+
+/* The cached manifest's digest for r->ref: 0 (found), BERTH_ENOTFOUND, or a store error. */
+static int cached_digest(berth__req *r, const char *ref, berth_digest *out)
+{
+    const berth_stored_manifest *m = NULL;
+    int rc = berth_store_manifest_get(&m, r->srv->store, r->name, ref);
+
+    if (rc == 0) {
+        *out = m->digest;
+        berth_manifest_release(m);
+    }
+    return rc;
+}
+
+/* GET the manifest `ref` (a digest) from upstream and store it, with `tag` when not NULL. */
+static int fetch_and_put(manifest_fetch *mf, const char *ref, const char *tag)
+{
+    berth_buf body = BERTH_BUF_INIT_MAX(mf->r->srv->opts.manifest_max);
+    berth_put_result res;
+    berth_digest got;
+    char *ctype = NULL;
+    const char *tags[1] = {tag};
+    int rc;
+
+    rc = berth_client_get_manifest(mf->u->client, mf->u->registry, mf->remote, ref, &body, &ctype,
+                                   &got);
+    if (rc < 0) {
+        goto out;
+    }
+    count(mf->p, mf->u, BERTH_PROXY_BYTES, body.len);
+    if (ctype && berth_document_kind_of(ctype) == 0) {
+        free(ctype); /* application/json and the like: the document says what it is */
+        ctype = NULL;
+    }
+    rc = berth_store_manifest_put_tags(&res, mf->r->srv->store, mf->r->name, got.str, tags,
+                                       tag ? 1 : 0, ctype, body.ptr ? body.ptr : "", body.len);
+    if (rc == 0) {
+        berth__log(BERTH_LOG_INFO, "proxy %s: cached manifest %s%s%s in %s", mf->u->cfg->prefix,
+                   got.str, tag ? " as " : "", tag ? tag : "", mf->r->name);
+    }
+out:
+    free(ctype);
+    berth_buf_dispose(&body);
+    return rc;
+}
+
+/* Serve the cached tag although the upstream could not be asked: count and log it. */
+static int serve_stale(manifest_fetch *mf, const char *why)
+{
+    count(mf->p, mf->u, BERTH_PROXY_STALE, 1);
+    berth__log(BERTH_LOG_WARN, "proxy %s: serving cached %s:%s (%s)", mf->u->cfg->prefix,
+               mf->r->name, mf->tag, why);
+    mf->r->retry_after = 0;
+    berth_error_clear();
+    return 0;
+}
+
+static int fetch_manifest_digest(void *payload)
+{
+    manifest_fetch *mf = payload;
+    berth_digest have;
+    int rc;
+
+    if (cached_digest(mf->r, mf->r->ref, &have) == 0) {
+        count(mf->p, mf->u, BERTH_PROXY_HITS, 1);
+        return 0;
+    }
+    berth_error_clear();
+    if (!may_ask(mf->u, mf->r)) {
+        count(mf->p, mf->u, BERTH_PROXY_ERRORS, 1);
+        return berth_error_set(BERTH_ENETWORK,
+                               "upstream %s asked to wait; manifest %s is not cached",
+                               mf->u->cfg->prefix, mf->r->ref);
+    }
+    count(mf->p, mf->u, BERTH_PROXY_MISSES, 1);
+    if ((rc = fetch_and_put(mf, mf->r->ref, NULL)) < 0 && rc != BERTH_EINVALID &&
+        rc != BERTH_ENOSPACE && rc != BERTH_EIO) {
+        upstream_failed(mf->p, mf->u, mf->r, rc, "manifest");
+        return client_error(mf->u, rc, mf->r->ref);
+    }
+    return rc;
+}
+
+static int revalidate_tag(void *payload)
+{
+    manifest_fetch *mf = payload;
+    berth_digest have, head = {0};
+    bool cached;
+    int rc;
+
+    rc = cached_digest(mf->r, mf->tag, &have);
+    if (rc < 0 && rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    cached = rc == 0;
+    berth_error_clear();
+    if (cached && fresh(mf->u, mf->r->name, mf->tag)) {
+        count(mf->p, mf->u, BERTH_PROXY_HITS, 1); /* checked by a request just before */
+        return 0;
+    }
+    if (!may_ask(mf->u, mf->r)) {
+        if (cached) {
+            return serve_stale(mf, berth_error_last());
+        }
+        count(mf->p, mf->u, BERTH_PROXY_ERRORS, 1);
+        return berth_error_set(BERTH_ENETWORK, "upstream %s asked to wait; %s is not cached",
+                               mf->u->cfg->prefix, mf->tag);
+    }
+    if (cached) {
+        count(mf->p, mf->u, BERTH_PROXY_REVALIDATIONS, 1);
+    }
+    rc = berth_client_head_manifest(mf->u->client, mf->u->registry, mf->remote, mf->tag, &head,
+                                    NULL);
+    if (rc == 0 && cached && head.alg != BERTH_DIGEST_NONE && berth_digest_equal(&head, &have)) {
+        mark_checked(mf->u, mf->r->name, mf->tag);
+        return 0;
+    }
+    if (rc == 0) {
+        count(mf->p, mf->u, BERTH_PROXY_MISSES, 1);
+        /* by digest when the upstream said it (the bytes are checked against it) */
+        rc = fetch_and_put(mf, head.alg != BERTH_DIGEST_NONE ? head.str : mf->tag, mf->tag);
+        if (rc == 0) {
+            mark_checked(mf->u, mf->r->name, mf->tag);
+            return 0;
+        }
+        if (rc == BERTH_EINVALID || rc == BERTH_ENOSPACE || rc == BERTH_EIO) {
+            return rc; /* the store's answer, not the upstream's */
+        }
+    }
+    upstream_failed(mf->p, mf->u, mf->r, rc, "tag");
+    if (cached) {
+        return serve_stale(mf, "upstream failed");
+    }
+    return client_error(mf->u, rc, mf->tag);
+}
+
+int berth__proxy_manifest(berth__req *r)
+{
+    berth__proxy *p = r->srv->proxy;
+    char remote[REMOTE_MAX], key[BERTH_NAME_MAX + BERTH__REF_MAX + 8];
+    manifest_fetch mf;
+    upstream *u = claim(p, r->name, remote, sizeof(remote));
+    berth_digest have;
+    bool is_digest = strchr(r->ref, ':') != NULL, waited;
+    int rc;
+
+    if (!u || (r->method != BERTH_M_GET && r->method != BERTH_M_HEAD)) {
+        return 0;
+    }
+    mf = (manifest_fetch){p, u, r, remote, is_digest ? NULL : r->ref};
+    rc = cached_digest(r, r->ref, &have);
+    if (rc < 0 && rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    berth_error_clear();
+    if (rc == 0 && (is_digest || fresh(u, r->name, r->ref))) {
+        count(p, u, BERTH_PROXY_HITS, 1);
+        return 0;
+    }
+    snprintf(key, sizeof(key), "%c %s:%s", is_digest ? 'd' : 't', r->name, r->ref);
+    rc = single_flight(p, key, is_digest ? fetch_manifest_digest : revalidate_tag, &mf, &waited);
+    if (waited && rc == 0) {
+        count(p, u, BERTH_PROXY_HITS, 1);
+    }
+    return rc;
+}
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+bool berth__proxy_refuse(berth__req *r, enum MHD_Result *ret)
+{
+    char remote[REMOTE_MAX];
+    upstream *u;
+
+    if (r->route != BERTH_R_MANIFEST && r->route != BERTH_R_BLOB && r->route != BERTH_R_UPLOADS &&
+        r->route != BERTH_R_UPLOAD) {
+        return false;
+    }
+    if ((r->route == BERTH_R_MANIFEST || r->route == BERTH_R_BLOB) &&
+        (r->method == BERTH_M_GET || r->method == BERTH_M_HEAD)) {
+        return false;
+    }
+    if (!(u = claim(r->srv->proxy, r->name, remote, sizeof(remote)))) {
+        return false;
+    }
+    r->allow = "GET, HEAD";
+    berth_error_set(BERTH_EUNSUPPORTED,
+                    "%s is a cache of upstream %s: pushes and deletes are not accepted under it",
+                    r->name, u->cfg->prefix);
+    *ret = berth__respond_error(r, BERTH_OP_METHOD, BERTH_EUNSUPPORTED, NULL);
+    return true;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pull-through cache of `berth serve` (proxy.c): repositories under the prefix of a
+ * configured upstream (proxy.upstreams) are filled from that upstream on pull and served from
+ * the store. Without upstreams none of this runs (srv->proxy is NULL).
+ */
+#ifndef BERTH_SERVER_PROXY_H
+#define BERTH_SERVER_PROXY_H
+
+#include <berth/digest.h>
+
+#include <microhttpd.h>
+#include <stdbool.h>
+
+struct berth_server;
+struct berth__req;
+
+/** The cache of one server: its upstreams, their clients and the fetches in flight. */
+typedef struct berth__proxy berth__proxy;
+
+/**
+ * Build the cache from srv->cfg's proxy.upstreams into srv->proxy (left NULL without
+ * upstreams): one registry client per upstream, with the credentials of its auth file, and the
+ * per-upstream metrics. @return 0, BERTH_EINVALID (an auth file that cannot be read; the
+ * message names the key), BERTH_ENOMEM, BERTH_ERROR (libcurl)
+ */
+int berth__proxy_start(struct berth_server *srv);
+
+/** Free srv->proxy (NULL is fine), once no request runs. */
+void berth__proxy_free(struct berth_server *srv);
+
+/**
+ * Before a manifest GET or HEAD (r->name, r->ref): when an upstream claims the name, make the
+ * store hold what the request names: by digest, fetched unless present; by tag, as cached while
+ * fresh, else revalidated with one HEAD (a changed digest fetches the manifest), served stale
+ * when the upstream fails. Does nothing (0) for names no upstream claims.
+ * @return 0 (answer from the store), or the code to answer, with its message:
+ *         BERTH_ENOTFOUND (upstream has no such thing), BERTH_ENETWORK (upstream failed and
+ *         nothing is cached; r->retry_after set after a 429), or a store error
+ */
+int berth__proxy_manifest(struct berth__req *r);
+
+/** As berth__proxy_manifest(), for a blob GET or HEAD of `digest` (never served stale: a
+ * digest is either cached or fetched, verified and stored first). */
+int berth__proxy_blob(struct berth__req *r, const berth_digest *digest);
+
+/**
+ * Refuse a request that would write under an upstream's prefix (manifest PUT or DELETE, blob
+ * DELETE, uploads): 405 UNSUPPORTED, Allow: GET, HEAD. @return true when refused (`*ret` holds
+ * the MHD result), false for everything else
+ */
+bool berth__proxy_refuse(struct berth__req *r, enum MHD_Result *ret);
+
+#endif

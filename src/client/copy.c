@@ -234,6 +234,14 @@ int berth_transport_of(const char *text, const char **rest)
                                        "docker://HOST/NAME[:TAG]",
                                        text);
             }
+            if (strncmp(colon, "://", 3) == 0) {
+                /* "DOCKER://", "https://": a scheme, never a registry's host */
+                return berth_error_set(BERTH_EINVALID,
+                                       "%s: unknown transport '%.*s://' (berth reads "
+                                       "docker://HOST/NAME[:TAG], HOST/NAME[:TAG] and "
+                                       "oci:DIR[:TAG]; transports are lowercase)",
+                                       text, (int)n, text);
+            }
         }
     }
     return BERTH_TRANSPORT_REGISTRY;

@@ -10,9 +10,13 @@
  */
 #include "cli/progress.h"
 
+#include <berth/common.h>
+
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +35,7 @@ struct cli_progress {
     entry *items;
     size_t n, cap, drawn;
     size_t frozen; /* entries drawn for good, above the block that is redrawn */
+    size_t width;  /* columns of the terminal: a row never wraps (the cursor goes up by rows) */
     double first, last_draw;
 };
 
@@ -61,8 +66,39 @@ cli_progress *cli_progress_new(cli_progress_mode mode, FILE *out)
     }
     p->mode = mode;
     p->out = out;
+    p->width = 80;
+    if (mode == CLI_PROGRESS_BARS) {
+        struct winsize ws;
+        if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+            p->width = ws.ws_col;
+        }
+    }
     pthread_mutex_init(&p->mu, NULL);
     return p;
+}
+
+/* One row of the block: cleared, then at most width - 1 columns (all ASCII), so that it never
+ * wraps onto a second row that the next redraw would not go back over. */
+static void row(cli_progress *p, const char *fmt, ...) BERTH_PRINTF(2, 3);
+static void row(cli_progress *p, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if ((size_t)n >= sizeof(text)) {
+        n = (int)sizeof(text) - 1;
+    }
+    if (p->width > 1 && (size_t)n > p->width - 1) {
+        n = (int)(p->width - 1);
+    }
+    fprintf(p->out, "\033[2K%.*s\n", n, text);
 }
 
 static void human(char *out, size_t len, double v)
@@ -88,8 +124,7 @@ static void draw_entry(cli_progress *p, const entry *e, double t)
     human(done, sizeof(done), (double)e->done);
     human(total, sizeof(total), (double)e->total);
     if (!e->transferred) {
-        fprintf(p->out, "\033[2K%.12s  %-22s  %10s  already at the destination\n", short_id(e), "",
-                total);
+        row(p, "%.12s %-22s %9s  already at the destination", short_id(e), "", total);
         return;
     }
     double el = (e->finished ? e->end : t) - e->start;
@@ -107,13 +142,14 @@ static void draw_entry(cli_progress *p, const entry *e, double t)
         human(r, sizeof(r), rate);
         snprintf(rs, sizeof(rs), "%s/s", r);
     }
-    fprintf(p->out, "\033[2K%.12s  %s  %10s / %-10s  %12s", short_id(e), bar, done, total, rs);
+    /* 69 columns, then " done" or " ETA Ns": an 80-column terminal shows it all */
     if (e->finished) {
-        fprintf(p->out, "  done\n");
+        row(p, "%.12s %s %9s / %-9s %11s done", short_id(e), bar, done, total, rs);
     } else if (rate > 0 && e->total > e->done) {
-        fprintf(p->out, "  ETA %.0fs\n", (double)(e->total - e->done) / rate);
+        row(p, "%.12s %s %9s / %-9s %11s ETA %.0fs", short_id(e), bar, done, total, rs,
+            (double)(e->total - e->done) / rate);
     } else {
-        fprintf(p->out, "\n");
+        row(p, "%.12s %s %9s / %-9s %11s", short_id(e), bar, done, total, rs);
     }
 }
 
@@ -144,7 +180,7 @@ static void draw(cli_progress *p)
     human(done, sizeof(done), (double)sum_done);
     human(total, sizeof(total), (double)sum_total);
     human(r, sizeof(r), t - p->first > 0.01 ? (double)sum_done / (t - p->first) : 0);
-    fprintf(p->out, "\033[2Ktotal  %zu/%zu blobs  %s / %s  %s/s\n", finished, p->n, done, total, r);
+    row(p, "total  %zu/%zu blobs  %s / %s  %s/s", finished, p->n, done, total, r);
     while (p->frozen < p->n && p->items[p->frozen].finished) {
         p->frozen++;
     }

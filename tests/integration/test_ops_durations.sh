@@ -30,6 +30,16 @@ if grep -q "$T/gc.yaml:2:19: gc.untagged_delay" "$T/err"; then ok; else
     fail "gc.untagged_delay message: $(cat "$T/err")"
 fi
 
+# berth gc says why a duration is refused (before: "bad option or value" alone)
+mkdir -p "$T/gcroot"
+for v in 49711d 5x; do
+    "$BERTH" gc --root "$T/gcroot" --grace "$v" --dry-run >/dev/null 2>"$T/err"
+    check "gc --grace $v refused" 2 $?
+    if grep -q -- "--grace $v: .*duration '$v'" "$T/err"; then ok; else
+        fail "gc --grace $v message: $(cat "$T/err")"
+    fi
+done
+
 # the longest accepted interval: no gc pass at all while the server runs
 start_server --gc-interval 49710d
 sleep 1.5

@@ -2,11 +2,12 @@
 /*
  * The progress display of blob transfers, on standard error (standard output carries the
  * digest a copy prints). Entries are kept in the order blobs started. On a terminal each
- * redraw moves the cursor up over the lines drawn last time and rewrites them, one per blob
- * not yet finished (and those after it) and a total line, at most ten times a second (and always
- * when a blob finishes). Elsewhere (a pipe, a log file) nothing is redrawn: one plain line per blob
- * when it finishes, and a summary when the copy succeeded. Callbacks come from the copy engine's
- * worker threads (downloads and uploads alike report bytes), so one mutex guards everything.
+ * redraw moves the cursor up over the lines drawn last time and rewrites them: the blobs that
+ * finished since (drawn for good), one line per blob not yet finished and a total line, at
+ * most ten times a second (and always when a blob finishes). Elsewhere (a pipe, a log file)
+ * nothing is redrawn: one plain line per blob when it finishes, and a summary when the copy
+ * succeeded. Callbacks come from the copy engine's worker threads (downloads and uploads
+ * alike report bytes), so one mutex guards everything.
  */
 #include "cli/progress.h"
 
@@ -26,6 +27,7 @@ typedef struct entry {
     double start, end;
     bool finished;
     bool transferred; /* reported bytes before finishing: not already at the destination */
+    bool shown;       /* finished and drawn for good, above the block that is redrawn */
 } entry;
 
 struct cli_progress {
@@ -34,8 +36,7 @@ struct cli_progress {
     pthread_mutex_t mu;
     entry *items;
     size_t n, cap, drawn;
-    size_t frozen; /* entries drawn for good, above the block that is redrawn */
-    size_t width;  /* columns of the terminal: a row never wraps (the cursor goes up by rows) */
+    size_t width; /* columns of the terminal: a row never wraps (the cursor goes up by rows) */
     double first, last_draw;
 };
 
@@ -153,38 +154,45 @@ static void draw_entry(cli_progress *p, const entry *e, double t)
     }
 }
 
-/* Redraw the block: the entries from `frozen` on and the total line. Finished entries at the
- * top of the block are then left where they are for good, so the block (what the cursor goes
- * back over) stays as small as the transfers in flight, whatever the number of blobs. */
+/* Redraw the block. A finished entry not drawn for good yet is drawn first, where the block
+ * began, and left there (finished entries go up in the order they finished); then the entries
+ * in flight and the total line, which the next redraw goes back over. So the block stays as
+ * small as the transfers in flight (the copy's parallel jobs), whatever the number of blobs
+ * and however long the first of them takes: a block taller than the terminal could not be
+ * gone back over. */
 static void draw(cli_progress *p)
 {
     double t = now();
     uint64_t sum_done = 0, sum_total = 0;
-    size_t finished = 0;
+    size_t finished = 0, inflight = 0;
     char done[32], total[32], r[32];
 
     if (p->drawn) {
         fprintf(p->out, "\033[%zuA", p->drawn);
     }
     for (size_t i = 0; i < p->n; i++) {
-        const entry *e = &p->items[i];
+        entry *e = &p->items[i];
         finished += e->finished;
         if (e->transferred) {
             sum_done += e->done;
             sum_total += e->total;
         }
-        if (i >= p->frozen) {
+        if (e->finished && !e->shown) {
             draw_entry(p, e, t);
+            e->shown = true;
+        }
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        if (!p->items[i].finished) {
+            draw_entry(p, &p->items[i], t);
+            inflight++;
         }
     }
     human(done, sizeof(done), (double)sum_done);
     human(total, sizeof(total), (double)sum_total);
     human(r, sizeof(r), t - p->first > 0.01 ? (double)sum_done / (t - p->first) : 0);
     row(p, "total  %zu/%zu blobs  %s / %s  %s/s", finished, p->n, done, total, r);
-    while (p->frozen < p->n && p->items[p->frozen].finished) {
-        p->frozen++;
-    }
-    p->drawn = p->n - p->frozen + 1;
+    p->drawn = inflight + 1;
     p->last_draw = t;
     fflush(p->out);
 }

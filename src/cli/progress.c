@@ -36,7 +36,8 @@ struct cli_progress {
     pthread_mutex_t mu;
     entry *items;
     size_t n, cap, drawn;
-    size_t width; /* columns of the terminal: a row never wraps (the cursor goes up by rows) */
+    size_t width;  /* columns of the terminal: a row never wraps (the cursor goes up by rows) */
+    size_t height; /* rows of the terminal: the block is never taller than the screen */
     double first, last_draw;
 };
 
@@ -68,10 +69,14 @@ cli_progress *cli_progress_new(cli_progress_mode mode, FILE *out)
     p->mode = mode;
     p->out = out;
     p->width = 80;
+    p->height = 24;
     if (mode == CLI_PROGRESS_BARS) {
         struct winsize ws;
         if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
             p->width = ws.ws_col;
+        }
+        if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) {
+            p->height = ws.ws_row;
         }
     }
     pthread_mutex_init(&p->mu, NULL);
@@ -182,11 +187,23 @@ static void draw(cli_progress *p)
             e->shown = true;
         }
     }
+    /* at most height - 1 rows, the cursor's own included: rows of blobs in flight, one
+     * "more" row when --jobs is larger than that, the total */
+    size_t room = p->height > 4 ? p->height - 3 : 1, more = 0;
     for (size_t i = 0; i < p->n; i++) {
-        if (!p->items[i].finished) {
+        if (p->items[i].finished) {
+            continue;
+        }
+        if (inflight < room) {
             draw_entry(p, &p->items[i], t);
             inflight++;
+        } else {
+            more++;
         }
+    }
+    if (more) {
+        row(p, "... and %zu more in flight", more);
+        inflight++;
     }
     human(done, sizeof(done), (double)sum_done);
     human(total, sizeof(total), (double)sum_total);

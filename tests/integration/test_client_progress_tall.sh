@@ -34,7 +34,9 @@ m["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
 json.dump({"imageLayoutVersion": "1.0.0"}, open(d + "/oci-layout", "w"))
 json.dump({"schemaVersion": 2, "manifests": [m]}, open(d + "/index.json", "w"))
 PY
-python3 - "$BERTH" "oci:$WORK/l:v1" "$B/tall/app:v1" >"$WORK/tty" <<'PY'
+# on_tty DST [copy options]: the copy on a 24x80 pty, its output in $WORK/tty
+on_tty() {
+python3 - "$BERTH" "oci:$WORK/l:v1" "$@" >"$WORK/tty" <<'PY'
 import fcntl, os, pty, struct, sys, termios
 pid, fd = pty.fork()
 if pid == 0:
@@ -54,11 +56,20 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace"))
 sys.exit(os.WEXITSTATUS(status))
 PY
+}
+# check_tty WHAT: the block never taller than the screen, each blob done once
+check_tty() {
 up=$(grep -o $'\033\\[[0-9]*A' "$WORK/tty" | tr -dc '0-9\n' | sort -n | tail -n 1)
 [ -n "$up" ] || fail "no redraw at all: $(head -c 2000 "$WORK/tty" | cat -A)"
-[ "$up" -le 23 ] || fail "the redraw went back over $up rows on a 24-row terminal"
+[ "$up" -le 23 ] || fail "$1: the redraw went back over $up rows on a 24-row terminal"
 tr '\r' '\n' <"$WORK/tty" | sed 's/\x1b\[[0-9]*[AK]//g' >"$WORK/tty.txt"
-expect_eq "$(grep -c ' done$' "$WORK/tty.txt")" 42 "one done row per blob"
+expect_eq "$(grep -c ' done$' "$WORK/tty.txt")" 42 "$1: one done row per blob"
 grep '^total ' "$WORK/tty.txt" | tail -n 1 | grep -q '^total  42/42 blobs' ||
-    fail "the last total line: $(grep '^total ' "$WORK/tty.txt" | tail -n 1)"
+    fail "$1: the last total line: $(grep '^total ' "$WORK/tty.txt" | tail -n 1)"
+}
+on_tty "$B/tall/app:v1"
+check_tty "4 jobs"
+# more jobs than rows: the blobs in flight beyond the screen are counted in one row
+on_tty "$B/tall/jobs:v1" --jobs 40
+check_tty "40 jobs"
 echo "ok"

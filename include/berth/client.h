@@ -134,11 +134,13 @@ int berth_client_push_manifest(berth_client *c, const char *registry, const char
 /** Receives one name (a tag, a repository). @return 0 to go on, non-zero to stop */
 typedef int (*berth_client_name_cb)(const char *name, void *payload);
 
-/** List the tags of a repository, following Link pagination. @return 0, BERTH_ENOTFOUND, ... */
+/** List the tags of a repository, following Link pagination; a name the registry sends that
+ * is not a valid tag is skipped. @return 0, BERTH_ENOTFOUND, ... */
 int berth_client_list_tags(berth_client *c, const char *registry, const char *repo,
                            berth_client_name_cb cb, void *payload);
 
-/** List the repositories of a registry (/v2/_catalog), following Link pagination. */
+/** List the repositories of a registry (/v2/_catalog), following Link pagination; a name that
+ * is not a valid repository name is skipped. */
 int berth_client_catalog(berth_client *c, const char *registry, berth_client_name_cb cb,
                          void *payload);
 

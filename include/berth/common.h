@@ -42,11 +42,15 @@ int berth_parse_u64(uint64_t *out, const char *s, size_t len, uint64_t max);
 /**
  * Parse a duration, the one grammar of the configuration, the environment and every command:
  * digits with an optional unit `s`, `m`, `h` or `d` (none = seconds): `0`, `30s`, `5m`, `12h`,
- * `7d`. No fractions, signs or spaces.
+ * `7d`. No fractions, signs or spaces; at most BERTH_DURATION_MAX seconds (136 years), so that
+ * a time plus a duration never overflows.
  * @param out  receives the number of seconds
  * @return 0, or BERTH_EINVALID (message set, naming the grammar)
  */
 int berth_parse_duration(uint64_t *out, const char *text);
+
+/** The longest duration berth_parse_duration() accepts: 2^32-1 seconds (about 136 years). */
+#define BERTH_DURATION_MAX 4294967295ull
 
 /**
  * Parse a size: digits with an optional unit `B`; binary `K`/`KiB`, `M`/`MiB`, `G`/`GiB`,

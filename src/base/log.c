@@ -3,7 +3,8 @@
  * concurrent threads never interleave within a line. In JSON mode every line is one object
  * {"time","level","msg"}, the message escaped here (base/ sits below the JSON writers of oci/):
  * controls and quotes are escaped, and bytes that are not UTF-8 become U+FFFD, so that a line
- * quoting what a client sent is still JSON. */
+ * quoting what a client sent is still JSON. In text mode control bytes and bytes that are not
+ * UTF-8 are written as \xNN: no line can be forged nor a terminal sent escape sequences. */
 #include "base/log.h"
 
 #include <stdarg.h>
@@ -105,6 +106,36 @@ static void put_escaped(char *out, size_t cap, size_t *n, const char *text, size
     }
 }
 
+size_t berth__log_text_escape(char *out, size_t cap, const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = 0, i = 0;
+
+    if (cap == 0) {
+        return 0;
+    }
+    while (i < len) {
+        size_t step = s[i] < 0x20 || s[i] == 0x7f ? 0 : utf8_len(s + i, len - i);
+        if (step == 0) {
+            if (n + 4 >= cap) {
+                break;
+            }
+            snprintf(out + n, 5, "\\x%02x", s[i]);
+            n += 4;
+            i++;
+            continue;
+        }
+        if (n + step >= cap) {
+            break;
+        }
+        memcpy(out + n, s + i, step);
+        n += step;
+        i += step;
+    }
+    out[n] = '\0';
+    return n;
+}
+
 void berth__logv(berth_log_level level, const char *fmt, va_list ap)
 {
     static const char *names[] = {"error", "warn", "info", "debug", "notice"};
@@ -146,8 +177,8 @@ void berth__logv(berth_log_level level, const char *fmt, va_list ap)
         n = (size_t)snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                              tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
-        memcpy(line + n, msg, (size_t)m); /* fits: the prefix is short, msg < 2048 */
-        n += (size_t)m;
+        /* what a client or a file sent may be quoted: no control byte reaches a terminal */
+        n += berth__log_text_escape(line + n, sizeof(line) - 1 - n, msg, (size_t)m);
     }
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, n) < 0) {

@@ -17,4 +17,11 @@ void berth__log(berth_log_level level, const char *fmt, ...) BERTH_PRINTF(2, 3);
 /** As berth__log() with a va_list. */
 void berth__logv(berth_log_level level, const char *fmt, va_list ap) BERTH_PRINTF(2, 0);
 
+/**
+ * Copy `len` bytes of `s` into `out` (`cap` bytes, NUL-terminated) for a text log line: control
+ * bytes, DEL and bytes that are not UTF-8 become \xNN; stops where the next piece would not
+ * fit. @return the length written
+ */
+size_t berth__log_text_escape(char *out, size_t cap, const char *s, size_t len);
+
 #endif

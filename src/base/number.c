@@ -35,7 +35,7 @@ typedef struct unit {
 } unit;
 
 static int parse_with_units(uint64_t *out, const char *text, const unit *units, size_t nunits,
-                            const char *what, const char *grammar)
+                            uint64_t max, const char *what, const char *grammar)
 {
     size_t digits = 0;
     uint64_t n = 0;
@@ -51,7 +51,7 @@ static int parse_with_units(uint64_t *out, const char *text, const unit *units, 
     }
     for (size_t i = 0; i < nunits; i++) {
         if (strcmp(text + digits, units[i].suffix) == 0) {
-            if (n > UINT64_MAX / units[i].mult) {
+            if (n > max / units[i].mult) {
                 return berth_error_set(BERTH_EINVALID, "%s '%s' is too large", what, text);
             }
             *out = n * units[i].mult;
@@ -64,8 +64,9 @@ static int parse_with_units(uint64_t *out, const char *text, const unit *units, 
 int berth_parse_duration(uint64_t *out, const char *text)
 {
     static const unit units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
-    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), "duration",
-                            "digits and s, m, h or d: 0, 30s, 5m, 12h, 7d");
+    /* at most 2^32-1 s (136 years): a time plus a duration never overflows a time_t */
+    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), BERTH_DURATION_MAX,
+                            "duration", "digits and s, m, h or d: 0, 30s, 5m, 12h, 7d");
 }
 
 int berth_parse_size(uint64_t *out, const char *text)
@@ -86,6 +87,6 @@ int berth_parse_size(uint64_t *out, const char *text)
         {"TiB", 1024ull * 1024 * 1024 * 1024},
         {"TB", 1000ull * 1000 * 1000 * 1000},
     };
-    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), "size",
+    return parse_with_units(out, text, units, sizeof(units) / sizeof(units[0]), UINT64_MAX, "size",
                             "digits and B, KiB, MiB, GiB, TiB, KB, MB, GB or TB: 512, 4MiB, 10GB");
 }

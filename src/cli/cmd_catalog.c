@@ -6,6 +6,7 @@
 #include <berth/errors.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char help[] =
@@ -25,6 +26,7 @@ int cmd_catalog(int argc, char **argv)
     cli_client_opts co = {0};
     berth_client *c = NULL;
     const char *host = NULL;
+    char *hostbuf = NULL;
     int ret = 2;
 
     if (cli_wants_help(argc, argv)) {
@@ -37,7 +39,19 @@ int cmd_catalog(int argc, char **argv)
     if (host && strncmp(host, "docker://", 9) == 0) {
         host += 9; /* skopeo's transport prefix */
     }
-    if (!host || !*host || strchr(host, '/') || host[0] == ':') {
+    if (host && *host && host[strlen(host) - 1] == '/' &&
+        strchr(host, '/') == host + strlen(host) - 1) {
+        hostbuf = strndup(host, strlen(host) - 1); /* HOST/ as copied from a URL */
+        host = hostbuf;
+    }
+    if (host && *host && strchr(host, '/')) {
+        fprintf(stderr,
+                "berth catalog: %s: names a repository; the catalog is a registry's, "
+                "HOST[:PORT] (berth tags %s lists that repository's tags)\n",
+                host, host);
+        goto out;
+    }
+    if (!host || !*host || host[0] == ':') {
         fputs(help, stderr);
         goto out;
     }
@@ -51,6 +65,7 @@ int cmd_catalog(int argc, char **argv)
     }
     ret = 0;
 out:
+    free(hostbuf);
     berth_client_free(c);
     cli_client_opts_dispose(&co);
     return ret;

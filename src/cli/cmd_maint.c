@@ -267,6 +267,7 @@ int cmd_gc(int argc, char **argv)
             return 2;
         }
         i++;
+        berth_error_clear();
         if (strcmp(a, "--root") == 0) {
             root = v;
         } else if (strcmp(a, "--config") == 0) {
@@ -294,7 +295,9 @@ int cmd_gc(int argc, char **argv)
                    cli_parse_duration(&untagged_delay, v) == 0) {
             untagged_delay_given = true;
         } else {
-            fprintf(stderr, "berth gc: bad option or value: %s %s\n", a, v);
+            /* the grammar's reason when a value was refused ("invalid duration ...") */
+            fprintf(stderr, "berth gc: bad option or value: %s %s%s%s\n", a, v,
+                    berth_error_last()[0] ? ": " : "", berth_error_last());
             return 2;
         }
     }

@@ -114,12 +114,16 @@ static int parse_listen(char *addr, size_t addr_size, uint16_t *port, const char
     return 0;
 }
 
-/* The listen value of the configuration into the server options. */
+/* The listen value of the configuration into the server options; an invalid one is a
+ * configuration error with its place ("berth.yaml:1:9: listen: ...", "BERTH_LISTEN: ..."). */
 static int listen_options(berth_server_options *opts, char *addr, size_t addr_size,
-                          const char *listen)
+                          const berth_config *cfg)
 {
-    if (parse_listen(addr, addr_size, &opts->port, listen) < 0) {
-        say("listen wants ADDR:PORT, got '%s'", listen);
+    const char *where = berth_config_origin(cfg, "listen");
+
+    if (parse_listen(addr, addr_size, &opts->port, cfg->listen) < 0) {
+        say("%s%slisten: wants ADDR:PORT (port 0 to 65535), got '%s'", where ? where : "",
+            where ? ": " : "", cfg->listen);
         return -1;
     }
     opts->listen_address = addr;
@@ -300,6 +304,10 @@ int cmd_serve(int argc, char **argv)
         say("%s", berth_error_last());
         goto out;
     }
+    berth_server_options_init(&opts);
+    if (listen_options(&opts, addr, sizeof(addr), cfg) < 0) {
+        goto out; /* checked by --print-config as well */
+    }
     raise_fd_limit();
     if (cfg->max_connections == 0) {
         char n[24];
@@ -314,10 +322,6 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
 
-    berth_server_options_init(&opts);
-    if (listen_options(&opts, addr, sizeof(addr), cfg->listen) < 0) {
-        goto out;
-    }
     opts.threads = (unsigned)cfg->threads;
     opts.connection_limit =
         (unsigned)(cfg->max_connections < 1000000 ? cfg->max_connections : 1000000);

@@ -2,17 +2,22 @@
 /*
  * The progress display of blob transfers, on standard error (standard output carries the
  * digest a copy prints). Entries are kept in the order blobs started. On a terminal each
- * redraw moves the cursor up over the lines drawn last time and rewrites them, one per blob
- * not yet finished (and those after it) and a total line, at most ten times a second (and always
- * when a blob finishes). Elsewhere (a pipe, a log file) nothing is redrawn: one plain line per blob
- * when it finishes, and a summary when the copy succeeded. Callbacks come from the copy engine's
- * worker threads (downloads and uploads alike report bytes), so one mutex guards everything.
+ * redraw moves the cursor up over the lines drawn last time and rewrites them: the blobs that
+ * finished since (drawn for good), one line per blob not yet finished and a total line, at
+ * most ten times a second (and always when a blob finishes). Elsewhere (a pipe, a log file)
+ * nothing is redrawn: one plain line per blob when it finishes, and a summary when the copy
+ * succeeded. Callbacks come from the copy engine's worker threads (downloads and uploads
+ * alike report bytes), so one mutex guards everything.
  */
 #include "cli/progress.h"
 
+#include <berth/common.h>
+
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +27,7 @@ typedef struct entry {
     double start, end;
     bool finished;
     bool transferred; /* reported bytes before finishing: not already at the destination */
+    bool shown;       /* finished and drawn for good, above the block that is redrawn */
 } entry;
 
 struct cli_progress {
@@ -30,7 +36,8 @@ struct cli_progress {
     pthread_mutex_t mu;
     entry *items;
     size_t n, cap, drawn;
-    size_t frozen; /* entries drawn for good, above the block that is redrawn */
+    size_t width;  /* columns of the terminal: a row never wraps (the cursor goes up by rows) */
+    size_t height; /* rows of the terminal: the block is never taller than the screen */
     double first, last_draw;
 };
 
@@ -61,8 +68,43 @@ cli_progress *cli_progress_new(cli_progress_mode mode, FILE *out)
     }
     p->mode = mode;
     p->out = out;
+    p->width = 80;
+    p->height = 24;
+    if (mode == CLI_PROGRESS_BARS) {
+        struct winsize ws;
+        if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+            p->width = ws.ws_col;
+        }
+        if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) {
+            p->height = ws.ws_row;
+        }
+    }
     pthread_mutex_init(&p->mu, NULL);
     return p;
+}
+
+/* One row of the block: cleared, then at most width - 1 columns (all ASCII), so that it never
+ * wraps onto a second row that the next redraw would not go back over. */
+static void row(cli_progress *p, const char *fmt, ...) BERTH_PRINTF(2, 3);
+static void row(cli_progress *p, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if ((size_t)n >= sizeof(text)) {
+        n = (int)sizeof(text) - 1;
+    }
+    if (p->width > 1 && (size_t)n > p->width - 1) {
+        n = (int)(p->width - 1);
+    }
+    fprintf(p->out, "\033[2K%.*s\n", n, text);
 }
 
 static void human(char *out, size_t len, double v)
@@ -88,8 +130,7 @@ static void draw_entry(cli_progress *p, const entry *e, double t)
     human(done, sizeof(done), (double)e->done);
     human(total, sizeof(total), (double)e->total);
     if (!e->transferred) {
-        fprintf(p->out, "\033[2K%.12s  %-22s  %10s  already at the destination\n", short_id(e), "",
-                total);
+        row(p, "%.12s %-22s %9s  already at the destination", short_id(e), "", total);
         return;
     }
     double el = (e->finished ? e->end : t) - e->start;
@@ -107,48 +148,68 @@ static void draw_entry(cli_progress *p, const entry *e, double t)
         human(r, sizeof(r), rate);
         snprintf(rs, sizeof(rs), "%s/s", r);
     }
-    fprintf(p->out, "\033[2K%.12s  %s  %10s / %-10s  %12s", short_id(e), bar, done, total, rs);
+    /* 69 columns, then " done" or " ETA Ns": an 80-column terminal shows it all */
     if (e->finished) {
-        fprintf(p->out, "  done\n");
+        row(p, "%.12s %s %9s / %-9s %11s done", short_id(e), bar, done, total, rs);
     } else if (rate > 0 && e->total > e->done) {
-        fprintf(p->out, "  ETA %.0fs\n", (double)(e->total - e->done) / rate);
+        row(p, "%.12s %s %9s / %-9s %11s ETA %.0fs", short_id(e), bar, done, total, rs,
+            (double)(e->total - e->done) / rate);
     } else {
-        fprintf(p->out, "\n");
+        row(p, "%.12s %s %9s / %-9s %11s", short_id(e), bar, done, total, rs);
     }
 }
 
-/* Redraw the block: the entries from `frozen` on and the total line. Finished entries at the
- * top of the block are then left where they are for good, so the block (what the cursor goes
- * back over) stays as small as the transfers in flight, whatever the number of blobs. */
+/* Redraw the block. A finished entry not drawn for good yet is drawn first, where the block
+ * began, and left there (finished entries go up in the order they finished); then the entries
+ * in flight and the total line, which the next redraw goes back over. So the block stays as
+ * small as the transfers in flight (the copy's parallel jobs), whatever the number of blobs
+ * and however long the first of them takes: a block taller than the terminal could not be
+ * gone back over. */
 static void draw(cli_progress *p)
 {
     double t = now();
     uint64_t sum_done = 0, sum_total = 0;
-    size_t finished = 0;
+    size_t finished = 0, inflight = 0;
     char done[32], total[32], r[32];
 
     if (p->drawn) {
         fprintf(p->out, "\033[%zuA", p->drawn);
     }
     for (size_t i = 0; i < p->n; i++) {
-        const entry *e = &p->items[i];
+        entry *e = &p->items[i];
         finished += e->finished;
         if (e->transferred) {
             sum_done += e->done;
             sum_total += e->total;
         }
-        if (i >= p->frozen) {
+        if (e->finished && !e->shown) {
             draw_entry(p, e, t);
+            e->shown = true;
         }
+    }
+    /* at most height - 1 rows, the cursor's own included: rows of blobs in flight, one
+     * "more" row when --jobs is larger than that, the total */
+    size_t room = p->height > 4 ? p->height - 3 : 1, more = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->items[i].finished) {
+            continue;
+        }
+        if (inflight < room) {
+            draw_entry(p, &p->items[i], t);
+            inflight++;
+        } else {
+            more++;
+        }
+    }
+    if (more) {
+        row(p, "... and %zu more in flight", more);
+        inflight++;
     }
     human(done, sizeof(done), (double)sum_done);
     human(total, sizeof(total), (double)sum_total);
     human(r, sizeof(r), t - p->first > 0.01 ? (double)sum_done / (t - p->first) : 0);
-    fprintf(p->out, "\033[2Ktotal  %zu/%zu blobs  %s / %s  %s/s\n", finished, p->n, done, total, r);
-    while (p->frozen < p->n && p->items[p->frozen].finished) {
-        p->frozen++;
-    }
-    p->drawn = p->n - p->frozen + 1;
+    row(p, "total  %zu/%zu blobs  %s / %s  %s/s", finished, p->n, done, total, r);
+    p->drawn = inflight + 1;
     p->last_draw = t;
     fflush(p->out);
 }

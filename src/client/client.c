@@ -18,6 +18,7 @@
 
 #include <berth/api.h>
 #include <berth/errors.h>
+#include <berth/reference.h>
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -2130,7 +2131,7 @@ out:
 }
 
 /* GET a tag list (or, `tags` false, a repository list) page by page, following Link
- * rel="next". */
+ * rel="next"; names out of the tag (repository name) grammar are skipped. */
 static int list_paged(berth_client *c, const char *registry, const char *scope,
                       const char *first_path, bool tags, berth_client_name_cb cb, void *payload)
 {
@@ -2167,7 +2168,18 @@ static int list_paged(berth_client *c, const char *registry, const char *scope,
         }
         const berth_strlist *names = tags ? &tl->tags : &rl->repositories;
         for (size_t i = 0; i < names->count; i++) {
-            if (cb(names->items[i], payload) != 0) {
+            const char *name = names->items[i];
+            /* a name out of the grammar (an escape sequence, a newline: what a hostile
+             * registry would send to the user's terminal) is no tag or repository: skipped */
+            if ((tags ? berth_tag_validate(name) : berth_name_validate(name)) < 0) {
+                berth_error_clear();
+                if (c->verbose) {
+                    fprintf(stderr, "berth: GET %s: an invalid %s skipped\n", r.url.ptr,
+                            tags ? "tag" : "repository name");
+                }
+                continue;
+            }
+            if (cb(name, payload) != 0) {
                 goto out;
             }
         }

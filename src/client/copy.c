@@ -234,6 +234,14 @@ int berth_transport_of(const char *text, const char **rest)
                                        "docker://HOST/NAME[:TAG]",
                                        text);
             }
+            if (strncmp(colon, "://", 3) == 0) {
+                /* "DOCKER://", "https://": a scheme, never a registry's host */
+                return berth_error_set(BERTH_EINVALID,
+                                       "%s: unknown transport '%.*s://' (berth reads "
+                                       "docker://HOST/NAME[:TAG], HOST/NAME[:TAG] and "
+                                       "oci:DIR[:TAG]; transports are lowercase)",
+                                       text, (int)n, text);
+            }
         }
     }
     return BERTH_TRANSPORT_REGISTRY;
@@ -936,6 +944,26 @@ static int source_tag(char **out, const end *src, const char *text)
     return 0;
 }
 
+/*
+ * The tag a registry destination takes from a source name: the name when it is a tag; the tag
+ * of a full reference a layout names its image by ("example.com/app:v2" -> "v2"); else latest.
+ */
+static const char *registry_tag_of(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    const char *colon = strchr(slash ? slash : name, ':');
+
+    if (berth_tag_validate(name) == 0) {
+        return name;
+    }
+    berth_error_clear();
+    if (colon && berth_tag_validate(colon + 1) == 0) {
+        return colon + 1;
+    }
+    berth_error_clear();
+    return "latest";
+}
+
 int berth_copy(berth_client *c, const char *src, const char *dst, const berth_copy_options *opts,
                berth_digest *digest_out)
 {
@@ -979,7 +1007,7 @@ int berth_copy(berth_client *c, const char *src, const char *dst, const berth_co
     } else if (x.dst.ref->has_digest) {
         tag = NULL;
     } else {
-        tag = src_tag ? src_tag : x.dst.ref->tag; /* the parser's latest */
+        tag = src_tag ? registry_tag_of(src_tag) : x.dst.ref->tag; /* the parser's latest */
     }
     x.same_registry =
         !x.src.layout && !x.dst.layout && strcmp(x.src.ref->registry, x.dst.ref->registry) == 0;

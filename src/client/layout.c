@@ -15,6 +15,7 @@
 #include <berth/index.h>
 #include <berth/layout.h>
 #include <berth/mediatype.h>
+#include <berth/reference.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -413,7 +414,26 @@ int berth_layout_list_tags(const char *path, berth_client_name_cb cb, void *payl
     {
         const char *name =
             json_string_value(json_object_get(json_object_get(e, "annotations"), REF_NAME));
-        if (name && cb(name, payload) != 0) {
+        json_t *prev;
+        size_t k;
+        bool seen = false;
+
+        /* a name no reference can take (control bytes, a newline: a forged line on the user's
+         * terminal) is not listed; a name listed twice in index.json once */
+        if (!name || (berth_ref_name_validate(name) < 0 && berth_tag_validate(name) < 0)) {
+            berth_error_clear();
+            continue;
+        }
+        json_array_foreach(json_object_get(index, "manifests"), k, prev)
+        {
+            if (k >= i) {
+                break;
+            }
+            const char *p =
+                json_string_value(json_object_get(json_object_get(prev, "annotations"), REF_NAME));
+            seen = seen || (p && strcmp(p, name) == 0);
+        }
+        if (!seen && cb(name, payload) != 0) {
             break;
         }
     }

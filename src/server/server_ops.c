@@ -360,11 +360,13 @@ out:
 
 static void log_text(const berth__req *r, uint64_t us, uint64_t bytes_out, bool aborted)
 {
-    char line[1024];
+    char line[1024], uri[768];
     int n;
 
+    /* the target as the client sent it, its control bytes as \xNN */
+    berth__log_text_escape(uri, sizeof(uri), r->uri ? r->uri : "-", r->uri ? strlen(r->uri) : 1);
     n = snprintf(line, sizeof(line), "%s %s %u %llu %llu.%03llums%s\n",
-                 r->method_name ? r->method_name : "-", r->uri ? r->uri : "-", r->status,
+                 r->method_name ? r->method_name : "-", uri, r->status,
                  (unsigned long long)bytes_out, (unsigned long long)(us / 1000),
                  (unsigned long long)(us % 1000), aborted ? " (aborted)" : "");
     if (n > 0) {

@@ -48,6 +48,9 @@ typedef struct gc_run {
     /* a dry run: links it would remove, per digest (a going_link), to tell which blobs would
        lose their last one */
     berth__htab going;
+    /* with a grace (pushes may be in flight): repositories with an open upload session, whose
+       unreferenced blobs may be the first layers of a push longer than the grace */
+    berth__htab pushing;
 } gc_run;
 
 typedef struct going_link {
@@ -438,6 +441,9 @@ static int gc_repo(gc_run *g, const char *repo)
     if (rc < 0) {
         goto out;
     }
+    if (berth__htab_get(&g->pushing, repo)) {
+        goto out; /* a push in progress: its blobs are referenced by nothing yet */
+    }
     links.g = g;
     links.repo = repo;
     links.live = &live;
@@ -749,6 +755,9 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     if (rc == 1 || repos.rc < 0) {
         rc = repos.rc;
     }
+    if (rc == 0 && opts->grace_seconds > 0) {
+        rc = berth__uploads_repos(s, &g.pushing);
+    }
     for (size_t i = 0; i < repos.n && rc == 0; i++) {
         rc = gc_repo(&g, repos.names[i]);
     }
@@ -768,6 +777,8 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     }
     berth__htab_foreach(&g.going, free_going, NULL);
     berth__htab_dispose(&g.going);
+    berth__htab_foreach(&g.pushing, free_going, NULL);
+    berth__htab_dispose(&g.pushing);
     if (rc == 0) {
         rc = berth__uploads_gc(s, opts->dry_run, &g.stats->uploads_removed);
     }

@@ -26,4 +26,9 @@ int berth__store_writable(const berth_store *s);
 /* Remove sessions idle past the TTL (uploads_reap, gc). */
 int berth__uploads_gc(berth_store *s, bool dry_run, uint64_t *removed);
 
+struct berth__htab;
+/* Add to `out` the repositories with an upload session not idle past the TTL (a push in
+ * progress), each key a malloc()ed name that is also its value (the caller frees them). */
+int berth__uploads_repos(berth_store *s, struct berth__htab *out);
+
 #endif

@@ -15,6 +15,7 @@
  */
 #include "store/store_internal.h"
 
+#include "base/htab.h"
 #include "base/log.h"
 
 #include <berth/errors.h>
@@ -601,6 +602,27 @@ int berth_store_uploads_reap(berth_store *s, uint64_t *removed)
         return 0;
     }
     return berth__uploads_gc(s, false, removed);
+}
+
+int berth__uploads_repos(berth_store *s, berth__htab *out)
+{
+    int64_t cutoff = (int64_t)time(NULL) - (int64_t)s->opts.upload_ttl_seconds;
+    session_list l;
+    int rc = list_sessions(s, &l);
+
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        char *repo;
+        if (l.updated[i] < cutoff || berth__htab_get(out, l.repos[i])) {
+            continue; /* stale: reaped at the end of this run, no push of anyone's */
+        }
+        if (!(repo = strdup(l.repos[i]))) {
+            rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        } else if ((rc = berth__htab_put(out, repo, repo)) < 0) {
+            free(repo);
+        }
+    }
+    session_list_dispose(&l);
+    return rc;
 }
 
 int berth_store_uploads_usage(berth_store *s, uint64_t *count_out, uint64_t *bytes_out)

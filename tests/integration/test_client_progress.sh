@@ -5,7 +5,9 @@
 # finishes (digest, size, time, rate) and a summary, all on stderr, stdout keeping only the
 # digest; --quiet: nothing. On a terminal (a pty): a line per blob with byte progress, for a
 # push too (the upload goes through a proxy that slows it, so progress is seen mid-blob), and
-# a total line.
+# a total line. No row is wider than the terminal less one column (80 columns: every row
+# shown whole; a row that wrapped onto a second one left the cursor-up redraw behind, and an
+# 80-column terminal filled with torn rows).
 . "$(dirname "$0")/client_lib.sh"
 
 if ! start_berth BS; then
@@ -71,9 +73,10 @@ PY
 PIDS+=($!)
 wait_port "$PPORT"
 python3 - "$BERTH" "oci:$WORK/big:b" "127.0.0.1:$PPORT/big/app:b" >"$WORK/tty" <<'PY'
-import os, pty, sys
+import fcntl, os, pty, struct, sys, termios
 pid, fd = pty.fork()
 if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     os.environ["TERM"] = "xterm"
     os.execv(sys.argv[1], [sys.argv[1], "copy"] + sys.argv[2:])
 out = b""
@@ -90,9 +93,11 @@ sys.stdout.write(out.decode("utf-8", "replace"))
 sys.exit(os.WEXITSTATUS(status))
 PY
 tr '\r' '\n' <"$WORK/tty" | sed 's/\x1b\[[0-9]*[AK]//g' >"$WORK/tty.txt"
-grep -qE "^$big  \[#*\.+\] +[0-9.]+ (KiB|MiB) / 6\.0 MiB " "$WORK/tty.txt" ||
+long=$(awk 'length($0) > 79' "$WORK/tty.txt")
+[ -z "$long" ] || fail "rows wider than 79 columns on an 80-column terminal: $long"
+grep -qE "^$big \[#*\.+\] +[0-9.]+ (KiB|MiB) / 6\.0 MiB " "$WORK/tty.txt" ||
     fail "no byte progress of the upload mid-blob: $(cat "$WORK/tty.txt")"
-grep -qE "^$big  \[#{20}\] +6\.0 MiB / 6\.0 MiB .* done$" "$WORK/tty.txt" ||
+grep -qE "^$big \[#{20}\] +6\.0 MiB / 6\.0 MiB .* done$" "$WORK/tty.txt" ||
     fail "the upload's last line: $(cat "$WORK/tty.txt")"
 grep -qE '^total  3/3 blobs  ' "$WORK/tty.txt" || fail "no total line: $(cat "$WORK/tty.txt")"
 expect_eq "$(manifest_digest "$B" big/app b)" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]+"/index.json"))["manifests"][0]["digest"])' "$WORK/big")" \

@@ -182,8 +182,9 @@ struct berth_meta_backend {
      * change: either all of it is visible, or none. Unless m->sparse, every m->blobs must be
      * linked in `repo` and every m->children a manifest of it, checked atomically with the
      * insert: otherwise BERTH_ENOTFOUND with `missing_out` set to the first absent one. A
-     * manifest already stored under m->digest keeps its bytes; the tags are still set. A tag
-     * that pointed elsewhere moves.
+     * manifest already stored under m->digest keeps its bytes and takes m->pushed when later
+     * (pushed again, it is as young as its last push); the tags are still set. A tag that
+     * pointed elsewhere moves.
      * @return 0, BERTH_ENOTFOUND, BERTH_EIO, BERTH_ENOSPACE
      */
     int (*manifest_put)(berth_meta_backend *b, const char *repo, const berth_meta_manifest *m,

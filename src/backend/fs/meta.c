@@ -1114,6 +1114,8 @@ static int m_manifest_put(berth_meta_backend *b, const char *repo, const berth_m
             goto unlock;
         }
         fresh = NULL;
+    } else if (mf->pushed > e->pushed) {
+        e->pushed = mf->pushed; /* pushed again: as young as its last push (gc's grace) */
     }
     for (size_t i = 0; rc == 0 && i < ntags; i++) {
         rc = berth__fsb_set_tag(r, tags[i], e, mf->pushed);

@@ -636,6 +636,8 @@ static int mm_manifest_put(berth_meta_backend *b, const char *repo, const berth_
         }
         target = fresh;
         fresh = NULL;
+    } else if (m->pushed > target->pushed) {
+        target->pushed = m->pushed; /* pushed again: as young as its last push (gc's grace) */
     }
     for (size_t i = 0; i < ntags; i++) {
         mem_tag *t = berth__htab_get(&r->tags, tags[i]);

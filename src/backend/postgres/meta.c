@@ -723,12 +723,13 @@ static int put_fn(PGconn *c, void *ctx)
     }
     PQclear(r);
     if (!inserted) {
-        /* stored already: it keeps its bytes; lock it against a concurrent delete */
-        const char *p3[] = {rid.s, m->digest.str};
+        /* stored already: it keeps its bytes, is as young as this push (gc's grace and its
+           re-check), and is locked against a concurrent delete */
+        const char *p3[] = {rid.s, m->digest.str, t.s};
         rc = exec_row(c, &r,
-                      "SELECT id FROM manifests WHERE repository_id = $1::bigint AND "
-                      "digest = $2 FOR SHARE",
-                      2, p3);
+                      "UPDATE manifests SET pushed = GREATEST(pushed, $3::bigint) "
+                      "WHERE repository_id = $1::bigint AND digest = $2 RETURNING id",
+                      3, p3);
         if (rc <= 0) {
             return rc < 0 ? rc : BERTH__PG_RETRY; /* deleted meanwhile: insert it afresh */
         }

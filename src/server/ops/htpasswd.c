@@ -18,6 +18,7 @@
 #include <berth/errors.h>
 
 #include <crypt.h>
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -174,6 +175,14 @@ static int load(berth__htab *users, char **decoy, size_t *count, size_t *skipped
                        why);
             (*skipped)++;
             continue;
+        }
+        if (isspace((unsigned char)line[0]) || isspace((unsigned char)colon[-1]) ||
+            isspace((unsigned char)colon[1]) || isspace((unsigned char)line[n - 1])) {
+            /* kept as written (htpasswd's own reading), but nobody types them: say so */
+            berth__log(BERTH_LOG_WARN,
+                       "htpasswd %s:%zu: user '%s': spaces around the name or the hash are part "
+                       "of it (a login as typed will fail)",
+                       path, lineno, line);
         }
         e = calloc(1, sizeof(*e));
         if (!e || !(e->user = strdup(line)) || !(e->hash = strdup(colon + 1))) {

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1052,6 +1053,35 @@ static bool cache_get_flag(berth_client *c, const char *key)
 }
 
 /*
+ * True when `url` is on the registry's own origin (scheme, host and port as the client talks
+ * to it; an explicit default port counts as the same). Credentials and tokens go only there:
+ * an upload Location or a Link on another host, or in plain HTTP on an HTTPS registry, gets
+ * the request without them, as docker's client does (its challenges are kept per host).
+ */
+static bool same_origin(berth_client *c, const char *registry, const char *url)
+{
+    const char *scheme = scheme_for(c, registry), *host = api_host(registry), *p = url;
+    size_t n = strlen(scheme), hn = strlen(host);
+
+    if (strncmp(p, scheme, n) != 0 || strncmp(p + n, "://", 3) != 0) {
+        return false;
+    }
+    p += n + 3;
+    if (strncasecmp(p, host, hn) != 0) {
+        return false;
+    }
+    p += hn;
+    const char *close = host[0] == '[' ? strchr(host, ']') : NULL;
+    if (!strchr(close ? close : host, ':')) { /* no port given: the scheme's default may be */
+        const char *def = strcmp(scheme, "https") == 0 ? ":443" : ":80";
+        if (strncmp(p, def, strlen(def)) == 0) {
+            p += strlen(def);
+        }
+    }
+    return *p == '\0' || *p == '/' || *p == '?' || *p == '#';
+}
+
+/*
  * Perform a request with authentication and retries. Returns 0 when the exchange completed
  * (whatever the status, which the caller reads in r->status), or an error.
  */
@@ -1063,6 +1093,7 @@ static int perform(berth_client *c, request *r)
     unsigned attempt = 0, delay = c->delay_ms;
     berth_auth_challenge renew = {0};
     int64_t expires = 0;
+    bool own = same_origin(c, r->registry, berth_buf_cstr(&r->url));
     CURLcode cc;
     int rc;
 
@@ -1070,7 +1101,7 @@ static int perform(berth_client *c, request *r)
     if ((rc = berth_buf_printf(&key, "%s %s", r->registry, r->scope ? r->scope : "")) < 0) {
         goto out;
     }
-    auth = cache_lookup(c, key.ptr, &renew);
+    auth = own ? cache_lookup(c, key.ptr, &renew) : NULL;
     if (!auth && renew.realm) {
         /* the cached token is about to expire: a new one now, not a 401 in the middle */
         if (fetch_token(c, r->registry, &renew, &auth, &expires) == 0) {
@@ -1079,7 +1110,7 @@ static int perform(berth_client *c, request *r)
             berth_error_clear(); /* the request goes without; a 401 will tell */
         }
     }
-    if (!auth) {
+    if (!auth && own) {
         berth_buf bkey = BERTH_BUF_INIT;
         if (berth_buf_printf(&bkey, "%s basic", r->registry) == 0 && cache_get_flag(c, bkey.ptr)) {
             use_basic = true;
@@ -1104,7 +1135,7 @@ static int perform(berth_client *c, request *r)
             }
             goto out;
         }
-        if (r->status == 401 && !answered && r->www_auth) {
+        if (r->status == 401 && !answered && r->www_auth && own) {
             berth_auth_challenge ch = {0};
             answered = true;
             if (berth_auth_challenge_parse(&ch, r->www_auth) < 0) {

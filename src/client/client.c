@@ -961,7 +961,7 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
 {
     request t = {0};
     berth_buf body = BERTH_BUF_INIT_MAX(1024 * 1024);
-    char *user = NULL, *pass = NULL;
+    char *user = NULL, *pass = NULL, *why = NULL;
     json_t *root = NULL;
     json_error_t jerr;
     CURLcode cc;
@@ -994,7 +994,7 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
             goto out;
         }
     }
-    (void)creds_for(c, registry, &user, &pass, NULL);
+    (void)creds_for(c, registry, &user, &pass, &why);
     if (c->verbose) {
         fprintf(stderr, "berth: token for %s%s\n", ch->scope ? ch->scope : registry,
                 user ? " (with credentials)" : "");
@@ -1008,6 +1008,9 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
         if (rc == BERTH_ENOTFOUND || rc == BERTH_ERROR) {
             rc = BERTH_EUNAUTHORIZED;
             berth_error_set(rc, "token request to %s failed with HTTP %ld", ch->realm, t.status);
+        }
+        if (why) { /* the credentials that could not be read say more than the 401 */
+            rc = berth_error_set(BERTH_EUNAUTHORIZED, "%s: %s", registry, why);
         }
         goto out;
     }
@@ -1039,6 +1042,7 @@ out:
     json_decref(root);
     free(user);
     free(pass);
+    free(why);
     berth_buf_dispose(&body);
     request_dispose(&t);
     return rc;

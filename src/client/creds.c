@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -21,12 +22,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
 #define AUTHFILE_MAX   (1024u * 1024u)
 #define HELPER_OUT_MAX (64u * 1024u)
+#define HELPER_TIME_MS 30000 /* a helper that has not answered by then is killed */
 
 /* Read a whole (small) file. @return 0, BERTH_ENOTFOUND (absent), BERTH_EIO, BERTH_ETOOBIG */
 static int slurp(berth_buf *out, const char *path)
@@ -51,8 +54,17 @@ static int slurp(berth_buf *out, const char *path)
     return rc;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Run `docker-credential-NAME get` with `server` on stdin (Docker Hub as docker names it);
- * parse {"Username","Secret"}. */
+ * parse {"Username","Secret"}. NAME is a program looked up in PATH: a name with '/' is
+ * refused; an answer over HELPER_OUT_MAX bytes or later than HELPER_TIME_MS is a failure
+ * (the helper is killed). */
 static int run_helper(char **user, char **pass, const char *name, const char *server)
 {
     berth_buf prog = BERTH_BUF_INIT, outb = BERTH_BUF_INIT_MAX(HELPER_OUT_MAX);
@@ -68,6 +80,13 @@ static int run_helper(char **user, char **pass, const char *name, const char *se
     ign.sa_handler = SIG_IGN;
     if (strcmp(server, "docker.io") == 0) {
         server = "https://index.docker.io/v1/";
+    }
+    if (strchr(name, '/')) {
+        rc = berth_error_set(BERTH_EINVALID,
+                             "credential helper \"%s\": a helper is a name looked up in PATH, "
+                             "not a path",
+                             name);
+        goto out;
     }
     if ((rc = berth_buf_printf(&prog, "docker-credential-%s", name)) < 0) {
         goto out;
@@ -96,10 +115,40 @@ static int run_helper(char **user, char **pass, const char *name, const char *se
     sigaction(SIGPIPE, &old, NULL);
     close(in[1]);
     in[1] = -1;
-    while ((n = read(outp[0], tmp, sizeof(tmp))) > 0) {
-        if (berth_buf_put(&outb, tmp, (size_t)n) < 0) {
+    int64_t deadline = mono_ms() + HELPER_TIME_MS;
+    const char *bad = NULL;
+    for (;;) {
+        struct pollfd pfd = {outp[0], POLLIN, 0};
+        int64_t left = deadline - mono_ms();
+        int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+        if (pr < 0 && errno == EINTR) {
+            continue;
+        }
+        if (pr == 0) {
+            bad = "gave no answer within 30 s";
             break;
         }
+        if ((n = pr < 0 ? -1 : read(outp[0], tmp, sizeof(tmp))) < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        if (berth_buf_put(&outb, tmp, (size_t)n) < 0) {
+            berth_error_clear();
+            bad = "answered more than 64 KiB";
+            break;
+        }
+    }
+    close(outp[0]);
+    outp[0] = -1;
+    if (bad) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        pid = -1;
+        rc = berth_error_set(BERTH_EINVALID, "credential helper %s %s", prog.ptr, bad);
+        goto out;
     }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

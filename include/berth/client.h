@@ -53,6 +53,14 @@ int berth_client_new(berth_client **out, const berth_client_options *opts);
 /** Free a client; NULL is fine. */
 void berth_client_free(berth_client *c);
 
+/** Make every transfer of every client in the process stop (async-signal-safe, for a SIGINT
+ *  handler): a request under way fails within about a second with "interrupted", none starts
+ *  after, except the DELETEs that cancel the upload sessions a failed copy opened (10 s each). */
+void berth_client_interrupt(void);
+
+/** True once berth_client_interrupt() was called. */
+bool berth_client_interrupted(void);
+
 /**
  * GET /v2/ of `registry` ("host[:port]"), authenticating when challenged.
  * @return 0; BERTH_EUNAUTHORIZED; BERTH_ENETWORK; BERTH_ERROR for another status

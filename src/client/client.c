@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,31 @@ static int creds_for(berth_client *c, const char *registry, char **user, char **
 
 /* ---- one HTTP exchange ---- */
 
+#define CLEANUP_TIMEOUT 10L /* seconds a cancelling DELETE may take */
+
+static volatile sig_atomic_t interrupted;
+
+void berth_client_interrupt(void)
+{
+    interrupted = 1;
+}
+
+bool berth_client_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+/* curl's progress hook: a nonzero answer aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *p, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+    (void)p;
+    (void)dlt;
+    (void)dln;
+    (void)ult;
+    (void)uln;
+    return interrupted ? 1 : 0;
+}
+
 typedef struct request {
     const char *method; /* GET HEAD PUT POST PATCH DELETE */
     const char *registry;
@@ -434,6 +460,7 @@ typedef struct request {
     berth_client_sink_cb sink;
     void *sink_payload;
     bool follow;
+    bool cleanup; /* cancels a session: goes even after an interrupt, within CLEANUP_TIMEOUT */
     /* state of the current attempt */
     uint64_t sent;
     long status;
@@ -765,6 +792,10 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     int rc = 0;
 
     *cc_out = CURLE_OK;
+    if (interrupted && !r->cleanup) {
+        curl_easy_cleanup(h);
+        return berth_error_set(BERTH_ERROR, "%s %s: interrupted", r->method, r->url.ptr);
+    }
     if (!h) {
         return berth_error_set(BERTH_ENOMEM, "libcurl: cannot create a handle");
     }
@@ -806,6 +837,12 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    if (r->cleanup) {
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, CLEANUP_TIMEOUT);
+    } else {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (c->verbose && getenv("BERTH_CURL_VERBOSE")) {
         curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     }
@@ -871,6 +908,10 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
             if (rc == BERTH_OK) {
                 rc = BERTH_ERROR;
             }
+            goto out;
+        }
+        if (cc == CURLE_ABORTED_BY_CALLBACK && interrupted) {
+            rc = berth_error_set(BERTH_ERROR, "%s %s: interrupted", r->method, r->url.ptr);
             goto out;
         }
         bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
@@ -1840,6 +1881,7 @@ static void cancel_upload(berth_client *c, const char *registry, const char *sco
     (void)berth_buf_puts(&saved, berth_error_last());
     request_init(&del, "DELETE", scope);
     del.registry = registry;
+    del.cleanup = true;
     /* the registry may not have noticed yet that the request writing to the session went
      * away, and refuse with "in use" (berth serve: 400) for a moment */
     for (unsigned i = 0, delay = 50; i < 6 && berth_buf_puts(&del.url, loc->ptr) == 0; i++) {

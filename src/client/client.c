@@ -833,6 +833,9 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+    /* a realm, Location or redirect a registry names: HTTP(S) only, not file:, ftp: ... */
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_status);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -992,6 +995,31 @@ static int64_t parse_rfc3339_ms(const char *s)
 }
 
 /*
+ * A token realm in plain HTTP on a host that is not loopback, for a registry the client
+ * reaches over HTTPS (and --tls-verify=false not given): credentials must not go there in
+ * clear text. podman and docker send them anyway; berth refuses, as the registry's HTTPS
+ * promised otherwise.
+ */
+static bool plain_realm_refused(berth_client *c, const char *registry, const char *realm)
+{
+    char host[256];
+    size_t n;
+
+    if (strncasecmp(realm, "http://", 7) != 0 || c->tls_verify == BERTH_TLS_VERIFY_OFF ||
+        strcmp(scheme_for(c, registry), "https") != 0) {
+        return false;
+    }
+    realm += 7;
+    n = strcspn(realm, "/?#");
+    if (n == 0 || n >= sizeof(host) || memchr(realm, '@', n)) {
+        return true;
+    }
+    memcpy(host, realm, n);
+    host[n] = '\0';
+    return !loopback_host(host);
+}
+
+/*
  * Fetch a bearer token for a challenge; on success *header is "Bearer TOKEN" (free()) and
  * *expires_ms when it expires: expires_in seconds (60 when absent, as the token spec says)
  * after issued_at, or after the request when issued_at is absent, in the future or older
@@ -1036,6 +1064,13 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
         }
     }
     (void)creds_for(c, registry, &user, &pass, &why);
+    if (user && plain_realm_refused(c, registry, ch->realm)) {
+        rc = berth_error_set(BERTH_EUNAUTHORIZED,
+                             "%s: the token realm %s is plain HTTP: credentials are not sent "
+                             "there (--tls-verify=false allows it)",
+                             registry, ch->realm);
+        goto out;
+    }
     if (c->verbose) {
         fprintf(stderr, "berth: token for %s%s\n", ch->scope ? ch->scope : registry,
                 user ? " (with credentials)" : "");

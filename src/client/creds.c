@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -389,6 +390,26 @@ static bool remove_entries(json_t *auths, const char *registry)
     return removed;
 }
 
+/* Lock the directory of `path` (flock; released by closing the descriptor returned), so that
+ * two berth login/logout at once do not lose each other's change; -1 when it cannot be
+ * opened (no directory: nothing to read, the write creates it). */
+static int lock_dir_of(const char *path)
+{
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    int dfd = -1;
+
+    if (dir) {
+        if (slash) {
+            *slash = '\0';
+        }
+        dfd = open(slash ? (*dir ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        while (dfd >= 0 && flock(dfd, LOCK_EX) != 0 && errno == EINTR) {
+        }
+    }
+    free(dir);
+    return dfd;
+}
+
 int berth_auth_file_update(const char *path, const char *registry, const char *user,
                            const char *pass)
 {
@@ -397,9 +418,13 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
     json_t *root = NULL, *auths;
     json_error_t jerr;
     char *out = NULL;
-    int rc, fd = -1;
+    int rc, fd = -1, dfd = -1;
 
     berth_error_clear();
+    if (user && (rc = make_parents(path)) < 0) {
+        goto out;
+    }
+    dfd = lock_dir_of(path); /* held until the new file is in place */
     rc = slurp(&text, path);
     if (rc < 0 && rc != BERTH_ENOTFOUND) {
         goto out;
@@ -488,18 +513,8 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
         goto out;
     }
     berth_buf_clear(&tmp);
-    {
-        /* the rename is durable once the directory is */
-        char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
-        if (slash) {
-            *slash = '\0';
-            int dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                (void)fsync(dfd);
-                close(dfd);
-            }
-        }
-        free(dir);
+    if (dfd >= 0) {
+        (void)fsync(dfd); /* the rename is durable once the directory is */
     }
     rc = 0;
 out:
@@ -508,6 +523,9 @@ out:
     }
     if (tmp.len) {
         unlink(tmp.ptr);
+    }
+    if (dfd >= 0) {
+        close(dfd);
     }
     free(out);
     json_decref(root);

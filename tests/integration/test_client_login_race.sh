@@ -1,0 +1,27 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# berth login/logout at once on one auth file (a CI job logging in to several registries in
+# parallel): each reads, changes and replaces the file, so without a lock one undoes another.
+# 20 logouts of 20 registries at once leave none of them; the file stays mode 0600.
+. "$(dirname "$0")/client_lib.sh"
+
+F=$WORK/auth/auth.json
+mkdir -p "$WORK/auth"
+for round in 1 2 3; do
+    python3 -c 'import json, sys
+print(json.dumps({"auths": {"h%d.example:5000" % i: {"auth": "dTpw"} for i in range(20)},
+                  "credHelpers": {"other.example": "x"}}))' >"$F"
+    pids=()
+    for i in $(seq 0 19); do
+        "$BERTH" logout --authfile "$F" "h$i.example:5000" >/dev/null 2>>"$WORK/err" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" || fail "a logout failed: $(cat "$WORK/err")"
+    done
+    left=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+print(len(d["auths"]), "credHelpers" in d)' "$F")
+    expect_eq "$left" "0 True" "round $round: entries left after 20 parallel logouts, other members kept"
+done
+expect_eq "$(stat -c %a "$F")" 600 "mode of the auth file"
+echo PASS

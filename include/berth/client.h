@@ -221,7 +221,8 @@ int berth_auth_file_path(berth_buf *out, const char *authfile);
  * podman login does, keeping every other member; with `user` NULL, remove the entry (with
  * `registry` NULL as well: every entry of `auths`). Missing directories are made (0700); the
  * file is written to a temporary file of mode 0600, fsynced and renamed over the old one,
- * all under an flock of its directory (two berth login/logout at once lose nothing).
+ * all under an flock of its directory (two berth login/logout at once lose nothing); a
+ * symbolic link at `path` stays, the file it points to is replaced.
  * @return 0; BERTH_ENOTFOUND (removing an entry that is not there); BERTH_EINVALID (the file
  *         is not a JSON object); BERTH_EIO; BERTH_ENOMEM
  */

@@ -5,6 +5,7 @@
  * JSON out), and the auth file `berth login` writes (podman's format, mode 0600, replaced
  * atomically).
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "client/client_internal.h"
 
 #include "base/base64.h"
@@ -417,10 +418,14 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
               b64 = BERTH_BUF_INIT;
     json_t *root = NULL, *auths;
     json_error_t jerr;
-    char *out = NULL;
+    char *out = NULL, *real = NULL;
     int rc, fd = -1, dfd = -1;
+    struct stat lst;
 
     berth_error_clear();
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) && (real = realpath(path, NULL))) {
+        path = real; /* a symlinked file (dotfiles) is changed where it is, as docker does */
+    }
     if (user && (rc = make_parents(path)) < 0) {
         goto out;
     }
@@ -527,6 +532,7 @@ out:
     if (dfd >= 0) {
         close(dfd);
     }
+    free(real);
     free(out);
     json_decref(root);
     berth_buf_dispose(&text);

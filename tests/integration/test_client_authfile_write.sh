@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # berth login/logout at once on one auth file (a CI job logging in to several registries in
 # parallel): each reads, changes and replaces the file, so without a lock one undoes another.
-# 20 logouts of 20 registries at once leave none of them; the file stays mode 0600.
+# 20 logouts of 20 registries at once leave none of them; the file stays mode 0600. An auth file
+# that is a symbolic link (dotfiles) stays one: the file it points to is changed, as docker does.
 . "$(dirname "$0")/client_lib.sh"
 
 F=$WORK/auth/auth.json
@@ -24,4 +25,12 @@ print(len(d["auths"]), "credHelpers" in d)' "$F")
     expect_eq "$left" "0 True" "round $round: entries left after 20 parallel logouts, other members kept"
 done
 expect_eq "$(stat -c %a "$F")" 600 "mode of the auth file"
+mkdir -p "$WORK/dotfiles" "$WORK/cfg"
+echo '{"auths": {"a.example": {"auth": "dTpw"}, "b.example": {"auth": "dTpw"}}}' >"$WORK/dotfiles/auth.json"
+ln -s "$WORK/dotfiles/auth.json" "$WORK/cfg/auth.json"
+"$BERTH" logout --authfile "$WORK/cfg/auth.json" a.example >/dev/null || fail "logout through a link"
+[ -L "$WORK/cfg/auth.json" ] || fail "the symbolic link was replaced by a file"
+left=$(python3 -c 'import json, sys; print(sorted(json.load(open(sys.argv[1]))["auths"]))' \
+    "$WORK/dotfiles/auth.json")
+expect_eq "$left" "['b.example']" "the linked file after logout"
 echo PASS

@@ -461,6 +461,7 @@ typedef struct request {
     void *sink_payload;
     bool follow;
     bool cleanup; /* cancels a session: goes even after an interrupt, within CLEANUP_TIMEOUT */
+    bool foreign; /* the URL is not on the registry's origin: sent without credentials */
     /* state of the current attempt */
     uint64_t sent;
     long status;
@@ -741,7 +742,11 @@ static int status_error(const request *r, const char *what)
     default:
         code = BERTH_ERROR;
     }
-    berth_error_set(code, "%s %s: %s", what, r->url.ptr ? r->url.ptr : "", berth_buf_cstr(&d));
+    berth_error_set(code, "%s %s: %s%s", what, r->url.ptr ? r->url.ptr : "", berth_buf_cstr(&d),
+                    r->status == 401 && r->foreign
+                        ? " (the registry sent the client to another origin; credentials go "
+                          "only to the registry's own scheme, host and port)"
+                        : "");
     berth_buf_dispose(&d);
     return code;
 }
@@ -1174,6 +1179,7 @@ static int perform(berth_client *c, request *r)
     berth_auth_challenge renew = {0};
     int64_t expires = 0;
     bool own = same_origin(c, r->registry, berth_buf_cstr(&r->url));
+    r->foreign = !own;
     CURLcode cc;
     int rc;
 

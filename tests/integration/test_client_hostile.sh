@@ -80,6 +80,7 @@ set +e
 "$BERTH" copy --quiet --user u --password p "oci:$WORK/l1:v1" "$H/a:v1" 2>"$WORK/err"
 set -e
 grep -q "localhost:$B" "$WORK/err" || fail "the push did not reach the other host: $(cat "$WORK/err")"
+grep -q "another origin" "$WORK/err" || fail "no word on the other origin: $(cat "$WORK/err")"
 s=$(seen)
 echo "other host after the push: $s"
 [ "$s" != "[]" ] || fail "the other host received nothing"

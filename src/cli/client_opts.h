@@ -24,9 +24,12 @@ typedef struct cli_client_opts {
     "  --authfile FILE         read credentials from FILE alone (also REGISTRY_AUTH_FILE)\n"       \
     "  --cert-dir DIR          CAs (*.crt) and a client certificate (*.cert, *.key) for TLS\n"     \
     "                          (default: certs.d/HOST:PORT of containers and docker)\n"            \
-    "  --tls-verify=BOOL       false: do not verify certificates, and allow plain HTTP;\n"         \
+    "  --tls-verify=BOOL       false: do not verify certificates (the registry's and its\n"        \
+    "                          token server's, as podman), and allow plain HTTP;\n"                \
     "                          true: HTTPS verified, never plain HTTP (default: verify;\n"         \
     "                          plain HTTP only for loopback and registries.conf insecure)\n"       \
+    "                          Credentials go only to the registry itself (its scheme,\n"          \
+    "                          host, port) and its token server (HTTPS or loopback).\n"            \
     "  --plain-http            plain HTTP for every registry, without trying HTTPS\n"              \
     "  --verbose               log each request and step to stderr\n"                              \
     "  --quiet                 print nothing but errors\n"

@@ -51,6 +51,13 @@ int cli_client_one_arg(cli_client_opts *o, const char *cmd, int argc, char **arg
 /** Make a client from the options. @return 0, or -1 with the error printed */
 int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd);
 
+/**
+ * Read a password from standard input as docker and podman do: all of it (up to 64 KiB; a
+ * registry token may be several KiB), less one trailing newline (LF or CRLF).
+ * @return a malloc'ed string, or NULL (message printed: too long, or out of memory)
+ */
+char *cli_read_password_stdin(const char *cmd);
+
 /** Free what the options hold. */
 void cli_client_opts_dispose(cli_client_opts *o);
 

@@ -136,12 +136,9 @@ int cmd_login(int argc, char **argv)
         co.user = asked_user;
     }
     if (co.password_stdin) {
-        char line[4096];
-        if (!fgets(line, sizeof(line), stdin)) {
-            line[0] = '\0';
+        if (!(co.password = co.stdin_password = cli_read_password_stdin("login"))) {
+            goto out;
         }
-        line[strcspn(line, "\r\n")] = '\0';
-        co.password = co.stdin_password = strdup(line);
     } else if (!co.password) {
         if (!(asked_pass = ask("Password: ", false))) {
             fprintf(stderr, "berth login: no password (--password-stdin)\n");

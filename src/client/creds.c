@@ -366,6 +366,14 @@ static int make_parents(const char *path)
     return rc;
 }
 
+/* Docker Hub under the names docker login writes (the key less its http(s):// prefix); the
+ * lookup (auth.c) reads them all for docker.io, so logout removes them all. */
+static bool docker_hub_key(const char *h)
+{
+    return strcmp(h, "index.docker.io") == 0 || strncmp(h, "index.docker.io/", 16) == 0 ||
+           strcmp(h, "registry-1.docker.io") == 0 || strncmp(h, "registry-1.docker.io/", 21) == 0;
+}
+
 /* Remove the keys of `auths` that name `registry` (also as "https://registry[/...]"). */
 static bool remove_entries(json_t *auths, const char *registry)
 {
@@ -383,7 +391,8 @@ static bool remove_entries(json_t *auths, const char *registry)
         } else if (strncmp(h, "http://", 7) == 0) {
             h += 7;
         }
-        if (strncmp(h, registry, n) == 0 && (h[n] == '\0' || h[n] == '/')) {
+        if ((strncmp(h, registry, n) == 0 && (h[n] == '\0' || h[n] == '/')) ||
+            (strcmp(registry, "docker.io") == 0 && docker_hub_key(h))) {
             json_object_del(auths, key);
             removed = true;
         }

@@ -4,6 +4,7 @@
 # parallel): each reads, changes and replaces the file, so without a lock one undoes another.
 # 20 logouts of 20 registries at once leave none of them; the file stays mode 0600. An auth file
 # that is a symbolic link (dotfiles) stays one: the file it points to is changed, as docker does.
+# logout docker.io removes docker's https://index.docker.io/v1/ entry too.
 . "$(dirname "$0")/client_lib.sh"
 
 F=$WORK/auth/auth.json
@@ -33,4 +34,13 @@ ln -s "$WORK/dotfiles/auth.json" "$WORK/cfg/auth.json"
 left=$(python3 -c 'import json, sys; print(sorted(json.load(open(sys.argv[1]))["auths"]))' \
     "$WORK/dotfiles/auth.json")
 expect_eq "$left" "['b.example']" "the linked file after logout"
+# Docker Hub as docker login names it: berth logout docker.io removes it (berth reads it for
+# docker.io, so leaving it kept the user logged in)
+echo '{"auths": {"https://index.docker.io/v1/": {"auth": "dTpw"}, "quay.io": {"auth": "dTpw"}}}' \
+    >"$WORK/hub.json"
+"$BERTH" logout --authfile "$WORK/hub.json" docker.io >/dev/null 2>"$WORK/err" ||
+    fail "logout docker.io of docker's entry: $(cat "$WORK/err")"
+left=$(python3 -c 'import json, sys; print(sorted(json.load(open(sys.argv[1]))["auths"]))' \
+    "$WORK/hub.json")
+expect_eq "$left" "['quay.io']" "entries after logout docker.io"
 echo PASS

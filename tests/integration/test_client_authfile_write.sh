@@ -4,7 +4,8 @@
 # parallel): each reads, changes and replaces the file, so without a lock one undoes another.
 # 20 logouts of 20 registries at once leave none of them; the file stays mode 0600. An auth file
 # that is a symbolic link (dotfiles) stays one: the file it points to is changed, as docker does.
-# logout docker.io removes docker's https://index.docker.io/v1/ entry too.
+# logout docker.io removes docker's https://index.docker.io/v1/ entry too; a logout says when
+# berth still finds credentials for the host in another file (docker's), as podman does.
 . "$(dirname "$0")/client_lib.sh"
 
 F=$WORK/auth/auth.json
@@ -43,4 +44,16 @@ echo '{"auths": {"https://index.docker.io/v1/": {"auth": "dTpw"}, "quay.io": {"a
 left=$(python3 -c 'import json, sys; print(sorted(json.load(open(sys.argv[1]))["auths"]))' \
     "$WORK/hub.json")
 expect_eq "$left" "['quay.io']" "entries after logout docker.io"
+
+# credentials of the host that remain in another file berth reads: logout says so
+mkdir -p "$WORK/h/.docker"
+echo '{"auths": {"quay.io": {"auth": "dTpw"}}}' >"$WORK/h/.docker/config.json"
+set +e
+(export HOME=$WORK/h && unset REGISTRY_AUTH_FILE DOCKER_CONFIG XDG_CONFIG_HOME XDG_RUNTIME_DIR &&
+    "$BERTH" logout quay.io) >/dev/null 2>"$WORK/err"
+rc=$?
+set -e
+expect_eq "$rc" 1 "logout of a host only docker's file knows"
+grep -q "credentials for quay.io remain in $WORK/h/.docker/config.json" "$WORK/err" ||
+    fail "logout does not say where the credentials remain: $(cat "$WORK/err")"
 echo PASS

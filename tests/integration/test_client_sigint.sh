@@ -23,6 +23,10 @@ os.execv(sys.argv[1], sys.argv[1:])' "$BERTH" copy "127.0.0.1:$port/src/app:v1" 
         >/dev/null 2>"$WORK/err" &
     cp=$!
     wait_stream "SRC$n"
+    for _ in $(seq 1 50); do
+        [ "$(sessions)" = 1 ] && break
+        sleep 0.1
+    done
     expect_eq "$(sessions)" 1 "sessions open while the layer streams"
     kill -"$sig" "$cp"
     set +e

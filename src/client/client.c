@@ -1642,7 +1642,8 @@ static int absolute_location(berth_buf *out, berth_client *c, const char *regist
 
 /*
  * Follow the `Link: <...>; rel="next"` of a list page (distribution spec, pagination): point
- * r->url at the next page, using `next` as scratch. At most 100,000 pages are followed.
+ * r->url at the next page, using `next` as scratch. At most 100,000 pages are followed (more,
+ * or a Link to the page itself, is an error: the list would be cut short).
  * @return 1 (there is a next page), 0 (the list is complete) or an error
  */
 static int next_page(request *r, berth_buf *next, berth_client *c, const char *registry, int *pages)
@@ -1650,18 +1651,30 @@ static int next_page(request *r, berth_buf *next, berth_client *c, const char *r
     int rc;
 
     berth_buf_clear(next);
-    if (!r->link || ++*pages > 100000) {
+    if (!r->link) {
         return 0;
+    }
+    if (++*pages > 100000) {
+        return berth_error_set(BERTH_ERROR, "GET %s: more than 100,000 pages", r->url.ptr);
     }
     rc = berth_link_next_parse(next, r->link);
     if (rc == BERTH_ENOTFOUND) {
         berth_error_clear();
         return 0;
     }
-    if (rc < 0 || (rc = absolute_location(&r->url, c, registry, next->ptr)) < 0) {
+    if (rc < 0) {
         return rc;
     }
-    return 1;
+    berth_buf prev = BERTH_BUF_INIT;
+    if ((rc = berth_buf_puts(&prev, berth_buf_cstr(&r->url))) == 0 &&
+        (rc = absolute_location(&r->url, c, registry, next->ptr)) == 0 &&
+        strcmp(prev.ptr, r->url.ptr) == 0) {
+        /* a registry that would keep the client on one page for 100,000 requests */
+        rc = berth_error_set(BERTH_ERROR, "GET %s: its Link rel=\"next\" names the same page",
+                             prev.ptr);
+    }
+    berth_buf_dispose(&prev);
+    return rc < 0 ? rc : 1;
 }
 
 /* Append `key=value` to a URL that may already have a query. */

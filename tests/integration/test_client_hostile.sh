@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # A registry that points the client elsewhere: an upload Location, a Link of the tag list and a
 # blob redirect on another host (localhost:B for a registry at 127.0.0.1:A) get the request
-# without the user's credentials; the other host records every Authorization it receives.
+# without the user's credentials; the other host records every Authorization it receives. A tag
+# list whose Link names the page itself fails at once.
 . "$(dirname "$0")/client_lib.sh"
 
 A=$(free_port)
@@ -42,6 +43,9 @@ class Main(BaseHTTPRequestHandler):
         if p == "/stats": return self.send(200, json.dumps(seen).encode())
         if not self.auth_ok(): return
         if p in ("/v2/", "/v2"): return self.send(200, b"{}")
+        if p == "/v2/loop/tags/list":
+            return self.send(200, b'{"name":"loop","tags":["x"]}',
+                             {"Link": '</v2/loop/tags/list>; rel="next"'})
         if p == "/v2/a/tags/list":
             return self.send(200, b'{"name":"a","tags":["x"]}',
                              {"Link": '<%s/v2/a/tags/list?last=x>; rel="next"' % OTHER})
@@ -101,4 +105,11 @@ s=$(seen)
 n_after=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$s")
 [ "$n_after" -gt "$n_before" ] || fail "the blob redirect did not reach the other host"
 ! grep -q Basic <<<"$s" || fail "credentials sent to the blob redirect's other host: $s"
+# 4. a tag list whose Link names the page itself: an error at once, not 100,000 requests
+set +e
+timeout 60 "$BERTH" tags --user u --password p "$H/loop" >/dev/null 2>"$WORK/err"
+rc=$?
+set -e
+expect_eq "$rc" 1 "exit status of a tag list that links to itself"
+grep -q "names the same page" "$WORK/err" || fail "a self-linking tag list: $(cat "$WORK/err")"
 echo "PASS"

@@ -374,8 +374,9 @@ static bool docker_hub_key(const char *h)
            strcmp(h, "registry-1.docker.io") == 0 || strncmp(h, "registry-1.docker.io/", 21) == 0;
 }
 
-/* Remove the keys of `auths` that name `registry` (also as "https://registry[/...]"). */
-static bool remove_entries(json_t *auths, const char *registry)
+/* Remove the keys of `auths` that name `registry` (also as "https://registry[/...]"; with
+ * `hub_aliases`, Docker Hub's other names for docker.io). */
+static bool remove_entries(json_t *auths, const char *registry, bool hub_aliases)
 {
     const char *key;
     json_t *v;
@@ -392,7 +393,7 @@ static bool remove_entries(json_t *auths, const char *registry)
             h += 7;
         }
         if ((strncmp(h, registry, n) == 0 && (h[n] == '\0' || h[n] == '/')) ||
-            (strcmp(registry, "docker.io") == 0 && docker_hub_key(h))) {
+            (hub_aliases && strcmp(registry, "docker.io") == 0 && docker_hub_key(h))) {
             json_object_del(auths, key);
             removed = true;
         }
@@ -462,7 +463,9 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
         }
     }
     if (user) {
-        remove_entries(auths, registry);
+        /* docker's own Hub entry stays (docker reads only that one; berth reads docker.io
+         * first) */
+        remove_entries(auths, registry, false);
         if ((rc = berth_buf_printf(&cred, "%s:%s", user, pass ? pass : "")) < 0 ||
             (rc = berth__base64_encode(&b64, cred.ptr, cred.len, BERTH__BASE64_STD)) < 0) {
             goto out;
@@ -472,7 +475,7 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
             goto out;
         }
     } else if (registry) {
-        if (!remove_entries(auths, registry)) {
+        if (!remove_entries(auths, registry, true)) {
             rc = berth_error_set(BERTH_ENOTFOUND, "not logged in to %s (in %s)", registry, path);
             goto out;
         }

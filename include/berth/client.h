@@ -57,6 +57,14 @@ int berth_client_new(berth_client **out, const berth_client_options *opts);
 /** Free a client; NULL is fine. */
 void berth_client_free(berth_client *c);
 
+/** Make every transfer of every client in the process stop (async-signal-safe, for a SIGINT
+ *  handler): a request under way fails within about a second with "interrupted", none starts
+ *  after, except the DELETEs that cancel the upload sessions a failed copy opened (10 s each). */
+void berth_client_interrupt(void);
+
+/** True once berth_client_interrupt() was called. */
+bool berth_client_interrupted(void);
+
 /**
  * The Retry-After of the last response to a request this thread made (berth_client_*), in
  * seconds (the delay form; an HTTP date counts as 60), 0 when it had none.
@@ -224,7 +232,9 @@ int berth_auth_file_path(berth_buf *out, const char *authfile);
  * Set `auths[registry]` of the auth file at `path` to `{"auth": base64(user:password)}`, as
  * podman login does, keeping every other member; with `user` NULL, remove the entry (with
  * `registry` NULL as well: every entry of `auths`). Missing directories are made (0700); the
- * file is written to a temporary file of mode 0600, fsynced and renamed over the old one.
+ * file is written to a temporary file of mode 0600, fsynced and renamed over the old one,
+ * all under an flock of its directory (two berth login/logout at once lose nothing); a
+ * symbolic link at `path` stays, the file it points to is replaced.
  * @return 0; BERTH_ENOTFOUND (removing an entry that is not there); BERTH_EINVALID (the file
  *         is not a JSON object); BERTH_EIO; BERTH_ENOMEM
  */

@@ -67,25 +67,46 @@ int cli_client_opt(cli_client_opts *o, const char *cmd, int argc, char **argv, i
     return 1;
 }
 
+char *cli_read_password_stdin(const char *cmd)
+{
+    enum { PASSWORD_MAX = 64 * 1024 };
+    char *buf = malloc(PASSWORD_MAX + 1);
+    size_t n = 0, got;
+
+    if (!buf) {
+        fprintf(stderr, "berth %s: out of memory\n", cmd);
+        return NULL;
+    }
+    while (n <= PASSWORD_MAX && (got = fread(buf + n, 1, PASSWORD_MAX + 1 - n, stdin)) > 0) {
+        n += got;
+    }
+    if (n > PASSWORD_MAX) {
+        fprintf(stderr, "berth %s: the password on standard input is over 64 KiB\n", cmd);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (n && buf[n - 1] == '\n') {
+        buf[--n] = '\0';
+        if (n && buf[n - 1] == '\r') {
+            buf[--n] = '\0';
+        }
+    }
+    return buf;
+}
+
 int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd)
 {
     berth_client_options opts = {0};
 
     if (o->password_stdin) {
-        char line[4096];
-        size_t n;
         if (o->password) {
             fprintf(stderr, "berth %s: --password and --password-stdin exclude each other\n", cmd);
             return -1;
         }
-        if (!fgets(line, sizeof(line), stdin)) {
-            line[0] = '\0';
+        if (!(o->stdin_password = cli_read_password_stdin(cmd))) {
+            return -1;
         }
-        n = strlen(line);
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
-            line[--n] = '\0';
-        }
-        o->stdin_password = strdup(line);
         o->password = o->stdin_password;
     }
     if (o->password && !o->user) {

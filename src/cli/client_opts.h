@@ -24,9 +24,12 @@ typedef struct cli_client_opts {
     "  --authfile FILE         read credentials from FILE alone (also REGISTRY_AUTH_FILE)\n"       \
     "  --cert-dir DIR          CAs (*.crt) and a client certificate (*.cert, *.key) for TLS\n"     \
     "                          (default: certs.d/HOST:PORT of containers and docker)\n"            \
-    "  --tls-verify=BOOL       false: do not verify certificates, and allow plain HTTP;\n"         \
+    "  --tls-verify=BOOL       false: do not verify certificates (the registry's and its\n"        \
+    "                          token server's, as podman), and allow plain HTTP;\n"                \
     "                          true: HTTPS verified, never plain HTTP (default: verify;\n"         \
     "                          plain HTTP only for loopback and registries.conf insecure)\n"       \
+    "                          Credentials go only to the registry itself (its scheme,\n"          \
+    "                          host, port) and its token server (HTTPS or loopback).\n"            \
     "  --plain-http            plain HTTP for every registry, without trying HTTPS\n"              \
     "  --verbose               log each request and step to stderr\n"                              \
     "  --quiet                 print nothing but errors\n"
@@ -47,6 +50,13 @@ int cli_client_one_arg(cli_client_opts *o, const char *cmd, int argc, char **arg
 
 /** Make a client from the options. @return 0, or -1 with the error printed */
 int cli_client_open(berth_client **out, cli_client_opts *o, const char *cmd);
+
+/**
+ * Read a password from standard input as docker and podman do: all of it (up to 64 KiB; a
+ * registry token may be several KiB), less one trailing newline (LF or CRLF).
+ * @return a malloc'ed string, or NULL (message printed: too long, or out of memory)
+ */
+char *cli_read_password_stdin(const char *cmd);
 
 /** Free what the options hold. */
 void cli_client_opts_dispose(cli_client_opts *o);

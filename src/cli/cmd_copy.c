@@ -6,6 +6,7 @@
 
 #include <berth/errors.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,17 @@ static void print_note(const char *line, void *payload)
 {
     (void)payload;
     fprintf(stderr, "berth: %s\n", line);
+}
+
+/* The first SIGINT/SIGTERM stops the transfers, so that the copy's failure path cancels its
+ * upload sessions and removes its staging files; a second one ends the process at once. */
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+    berth_client_interrupt();
+    signal(sig, SIG_DFL);
 }
 
 int cmd_copy(int argc, char **argv)
@@ -110,10 +122,16 @@ int cmd_copy(int argc, char **argv)
     if (co.verbose) {
         opts.note = print_note;
     }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if (berth_copy(c, pos[0], pos[1], &opts, &d) < 0) {
         cli_progress_free(prog);
         prog = NULL;
         cli_client_fail("copy");
+        ret = got_signal ? 128 + got_signal : 1; /* as a shell reports a signal */
         goto out;
     }
     cli_progress_done(prog);

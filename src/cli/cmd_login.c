@@ -136,12 +136,9 @@ int cmd_login(int argc, char **argv)
         co.user = asked_user;
     }
     if (co.password_stdin) {
-        char line[4096];
-        if (!fgets(line, sizeof(line), stdin)) {
-            line[0] = '\0';
+        if (!(co.password = co.stdin_password = cli_read_password_stdin("login"))) {
+            goto out;
         }
-        line[strcspn(line, "\r\n")] = '\0';
-        co.password = co.stdin_password = strdup(line);
     } else if (!co.password) {
         if (!(asked_pass = ask("Password: ", false))) {
             fprintf(stderr, "berth login: no password (--password-stdin)\n");
@@ -192,6 +189,31 @@ out:
     return ret;
 }
 
+/* After a logout of `registry` from `path`: say so when berth still finds credentials for it
+ * elsewhere in the lookup order (docker's config.json, a credential helper), as podman does. */
+static void warn_other_source(const char *registry, const char *authfile, const char *path)
+{
+    char *user = NULL, *pass = NULL, *source = NULL;
+
+    if (!registry || authfile || getenv("REGISTRY_AUTH_FILE")) {
+        return; /* one file named: that is all berth reads */
+    }
+    if (berth_auth_lookup(&user, &pass, &source, NULL, registry) == 0 && source &&
+        strcmp(source, path) != 0) {
+        fprintf(stderr,
+                "berth logout: credentials for %s remain in %s (written by another tool), and "
+                "berth still uses them\n",
+                registry, source);
+    }
+    berth_error_clear();
+    free(user);
+    if (pass) {
+        memset(pass, 0, strlen(pass));
+    }
+    free(pass);
+    free(source);
+}
+
 int cmd_logout(int argc, char **argv)
 {
     berth_buf path = BERTH_BUF_INIT;
@@ -225,8 +247,10 @@ int cmd_logout(int argc, char **argv)
     if (berth_auth_file_path(&path, authfile) < 0 ||
         berth_auth_file_update(path.ptr, registry, NULL, NULL) < 0) {
         fprintf(stderr, "berth logout: %s\n", berth_error_last());
+        warn_other_source(registry, authfile, berth_buf_cstr(&path));
         goto out;
     }
+    warn_other_source(registry, authfile, path.ptr);
     if (all) {
         printf("Removed login credentials for all registries\n");
     } else {

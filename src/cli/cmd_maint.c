@@ -32,9 +32,13 @@ static int check_store_dir(const char *cmd, const char *root)
     struct stat st;
     char internal[4096];
 
-    if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (stat(root, &st) != 0) {
         fprintf(stderr, "berth %s: not a berth store: %s (%s)\n", cmd, root,
-                errno == ENOENT ? "no such directory" : "not a directory");
+                errno == ENOENT ? "no such directory" : strerror(errno));
+        return 2;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "berth %s: not a berth store: %s (not a directory)\n", cmd, root);
         return 2;
     }
     snprintf(internal, sizeof(internal), "%s/_berth", root);
@@ -190,6 +194,8 @@ static void gc_usage(FILE *f)
                "(default 1h) are removed. Durations: 90s, 30m, 12h, 7d.\n"
                "Run it on a stopped server's root; a running server uses --gc-interval.\n"
                "A DIR that is not a berth store is refused (exit 2); nothing is created.\n"
+               "--dry-run opens the store read-only: it changes nothing, takes no lock and works\n"
+               "on a read-only copy.\n"
                "With --config FILE it collects the storage the configuration names; over S3 +\n"
                "PostgreSQL that is safe beside running servers, and the grace defaults to 1h.\n");
 }
@@ -301,9 +307,12 @@ int cmd_gc(int argc, char **argv)
             return 2;
         }
     }
+    /* a dry run opens the store read-only: it writes nothing (not even the staging cleanup an
+     * open with the lock does), and works on a read-only copy */
     if (config) {
         uint64_t delay = 0;
-        if ((rc = open_store_config(&s, "gc", config, upload_ttl, true, &shared, &delay)) != 0) {
+        if ((rc = open_store_config(&s, "gc", config, upload_ttl, !opts.dry_run, &shared,
+                                    &delay)) != 0) {
             return rc;
         }
         if (!untagged_delay_given) {
@@ -320,7 +329,7 @@ int cmd_gc(int argc, char **argv)
         }
     } else if ((rc = check_store_dir("gc", root)) != 0) {
         return rc;
-    } else if (open_store_ttl(&s, root, true, upload_ttl) != 0) {
+    } else if (open_store_ttl(&s, root, !opts.dry_run, upload_ttl) != 0) {
         return 1;
     }
     /* the user's rule first, then the untagged delay over every repository (as the server's

@@ -25,9 +25,11 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -416,6 +418,31 @@ static int creds_for(berth_client *c, const char *registry, char **user, char **
 
 /* ---- one HTTP exchange ---- */
 
+#define CLEANUP_TIMEOUT 10L /* seconds a cancelling DELETE may take */
+
+static volatile sig_atomic_t interrupted;
+
+void berth_client_interrupt(void)
+{
+    interrupted = 1;
+}
+
+bool berth_client_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+/* curl's progress hook: a nonzero answer aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *p, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+    (void)p;
+    (void)dlt;
+    (void)dln;
+    (void)ult;
+    (void)uln;
+    return interrupted ? 1 : 0;
+}
+
 typedef struct request {
     const char *method; /* GET HEAD PUT POST PATCH DELETE */
     const char *registry;
@@ -436,6 +463,8 @@ typedef struct request {
     berth_client_sink_cb sink;
     void *sink_payload;
     bool follow;
+    bool cleanup; /* cancels a session: goes even after an interrupt, within CLEANUP_TIMEOUT */
+    bool foreign; /* the URL is not on the registry's origin: sent without credentials */
     /* state of the current attempt */
     uint64_t sent;
     long status;
@@ -736,7 +765,11 @@ static int status_error(const request *r, const char *what)
     default:
         code = BERTH_ERROR;
     }
-    berth_error_set(code, "%s %s: %s", what, r->url.ptr ? r->url.ptr : "", berth_buf_cstr(&d));
+    berth_error_set(code, "%s %s: %s%s", what, r->url.ptr ? r->url.ptr : "", berth_buf_cstr(&d),
+                    r->status == 401 && r->foreign
+                        ? " (the registry sent the client to another origin; credentials go "
+                          "only to the registry's own scheme, host and port)"
+                        : "");
     berth_buf_dispose(&d);
     return code;
 }
@@ -787,6 +820,10 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     int rc = 0;
 
     *cc_out = CURLE_OK;
+    if (interrupted && !r->cleanup) {
+        curl_easy_cleanup(h);
+        return berth_error_set(BERTH_ERROR, "%s %s: interrupted", r->method, r->url.ptr);
+    }
     if (!h) {
         return berth_error_set(BERTH_ENOMEM, "libcurl: cannot create a handle");
     }
@@ -826,10 +863,19 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout_s ? (long)c->timeout_s : 60L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+    /* a realm, Location or redirect a registry names: HTTP(S) only, not file:, ftp: ... */
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_status);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    if (r->cleanup) {
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, CLEANUP_TIMEOUT);
+    } else {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (c->verbose && getenv("BERTH_CURL_VERBOSE")) {
         curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     }
@@ -895,6 +941,10 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
             if (rc == BERTH_OK) {
                 rc = BERTH_ERROR;
             }
+            goto out;
+        }
+        if (cc == CURLE_ABORTED_BY_CALLBACK && interrupted) {
+            rc = berth_error_set(BERTH_ERROR, "%s %s: interrupted", r->method, r->url.ptr);
             goto out;
         }
         bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
@@ -975,6 +1025,31 @@ static int64_t parse_rfc3339_ms(const char *s)
 }
 
 /*
+ * A token realm in plain HTTP on a host that is not loopback, for a registry the client
+ * reaches over HTTPS (and --tls-verify=false not given): credentials must not go there in
+ * clear text. podman and docker send them anyway; berth refuses, as the registry's HTTPS
+ * promised otherwise.
+ */
+static bool plain_realm_refused(berth_client *c, const char *registry, const char *realm)
+{
+    char host[256];
+    size_t n;
+
+    if (strncasecmp(realm, "http://", 7) != 0 || c->tls_verify == BERTH_TLS_VERIFY_OFF ||
+        strcmp(scheme_for(c, registry), "https") != 0) {
+        return false;
+    }
+    realm += 7;
+    n = strcspn(realm, "/?#");
+    if (n == 0 || n >= sizeof(host) || memchr(realm, '@', n)) {
+        return true;
+    }
+    memcpy(host, realm, n);
+    host[n] = '\0';
+    return !loopback_host(host);
+}
+
+/*
  * Fetch a bearer token for a challenge; on success *header is "Bearer TOKEN" (free()) and
  * *expires_ms when it expires: expires_in seconds (60 when absent, as the token spec says)
  * after issued_at, or after the request when issued_at is absent, in the future or older
@@ -985,7 +1060,7 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
 {
     request t = {0};
     berth_buf body = BERTH_BUF_INIT_MAX(1024 * 1024);
-    char *user = NULL, *pass = NULL;
+    char *user = NULL, *pass = NULL, *why = NULL;
     json_t *root = NULL;
     json_error_t jerr;
     CURLcode cc;
@@ -1018,7 +1093,14 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
             goto out;
         }
     }
-    (void)creds_for(c, registry, &user, &pass, NULL);
+    (void)creds_for(c, registry, &user, &pass, &why);
+    if (user && plain_realm_refused(c, registry, ch->realm)) {
+        rc = berth_error_set(BERTH_EUNAUTHORIZED,
+                             "%s: the token realm %s is plain HTTP: credentials are not sent "
+                             "there (--tls-verify=false allows it)",
+                             registry, ch->realm);
+        goto out;
+    }
     if (c->verbose) {
         fprintf(stderr, "berth: token for %s%s\n", ch->scope ? ch->scope : registry,
                 user ? " (with credentials)" : "");
@@ -1032,6 +1114,9 @@ static int fetch_token(berth_client *c, const char *registry, const berth_auth_c
         if (rc == BERTH_ENOTFOUND || rc == BERTH_ERROR) {
             rc = BERTH_EUNAUTHORIZED;
             berth_error_set(rc, "token request to %s failed with HTTP %ld", ch->realm, t.status);
+        }
+        if (why) { /* the credentials that could not be read say more than the 401 */
+            rc = berth_error_set(BERTH_EUNAUTHORIZED, "%s: %s", registry, why);
         }
         goto out;
     }
@@ -1063,6 +1148,7 @@ out:
     json_decref(root);
     free(user);
     free(pass);
+    free(why);
     berth_buf_dispose(&body);
     request_dispose(&t);
     return rc;
@@ -1077,6 +1163,35 @@ static bool cache_get_flag(berth_client *c, const char *key)
 }
 
 /*
+ * True when `url` is on the registry's own origin (scheme, host and port as the client talks
+ * to it; an explicit default port counts as the same). Credentials and tokens go only there:
+ * an upload Location or a Link on another host, or in plain HTTP on an HTTPS registry, gets
+ * the request without them, as docker's client does (its challenges are kept per host).
+ */
+static bool same_origin(berth_client *c, const char *registry, const char *url)
+{
+    const char *scheme = scheme_for(c, registry), *host = api_host(registry), *p = url;
+    size_t n = strlen(scheme), hn = strlen(host);
+
+    if (strncmp(p, scheme, n) != 0 || strncmp(p + n, "://", 3) != 0) {
+        return false;
+    }
+    p += n + 3;
+    if (strncasecmp(p, host, hn) != 0) {
+        return false;
+    }
+    p += hn;
+    const char *close = host[0] == '[' ? strchr(host, ']') : NULL;
+    if (!strchr(close ? close : host, ':')) { /* no port given: the scheme's default may be */
+        const char *def = strcmp(scheme, "https") == 0 ? ":443" : ":80";
+        if (strncmp(p, def, strlen(def)) == 0) {
+            p += strlen(def);
+        }
+    }
+    return *p == '\0' || *p == '/' || *p == '?' || *p == '#';
+}
+
+/*
  * Perform a request with authentication and retries. Returns 0 when the exchange completed
  * (whatever the status, which the caller reads in r->status), or an error.
  */
@@ -1088,6 +1203,8 @@ static int perform(berth_client *c, request *r)
     unsigned attempt = 0, delay = c->delay_ms;
     berth_auth_challenge renew = {0};
     int64_t expires = 0;
+    bool own = same_origin(c, r->registry, berth_buf_cstr(&r->url));
+    r->foreign = !own;
     CURLcode cc;
     int rc;
 
@@ -1095,7 +1212,7 @@ static int perform(berth_client *c, request *r)
     if ((rc = berth_buf_printf(&key, "%s %s", r->registry, r->scope ? r->scope : "")) < 0) {
         goto out;
     }
-    auth = cache_lookup(c, key.ptr, &renew);
+    auth = own ? cache_lookup(c, key.ptr, &renew) : NULL;
     if (!auth && renew.realm) {
         /* the cached token is about to expire: a new one now, not a 401 in the middle */
         if (fetch_token(c, r->registry, &renew, &auth, &expires) == 0) {
@@ -1104,7 +1221,7 @@ static int perform(berth_client *c, request *r)
             berth_error_clear(); /* the request goes without; a 401 will tell */
         }
     }
-    if (!auth) {
+    if (!auth && own) {
         berth_buf bkey = BERTH_BUF_INIT;
         if (berth_buf_printf(&bkey, "%s basic", r->registry) == 0 && cache_get_flag(c, bkey.ptr)) {
             use_basic = true;
@@ -1129,7 +1246,7 @@ static int perform(berth_client *c, request *r)
             }
             goto out;
         }
-        if (r->status == 401 && !answered && r->www_auth) {
+        if (r->status == 401 && !answered && r->www_auth && own) {
             berth_auth_challenge ch = {0};
             answered = true;
             if (berth_auth_challenge_parse(&ch, r->www_auth) < 0) {
@@ -1550,7 +1667,8 @@ static int absolute_location(berth_buf *out, berth_client *c, const char *regist
 
 /*
  * Follow the `Link: <...>; rel="next"` of a list page (distribution spec, pagination): point
- * r->url at the next page, using `next` as scratch. At most 100,000 pages are followed.
+ * r->url at the next page, using `next` as scratch. At most 100,000 pages are followed (more,
+ * or a Link to the page itself, is an error: the list would be cut short).
  * @return 1 (there is a next page), 0 (the list is complete) or an error
  */
 static int next_page(request *r, berth_buf *next, berth_client *c, const char *registry, int *pages)
@@ -1558,18 +1676,30 @@ static int next_page(request *r, berth_buf *next, berth_client *c, const char *r
     int rc;
 
     berth_buf_clear(next);
-    if (!r->link || ++*pages > 100000) {
+    if (!r->link) {
         return 0;
+    }
+    if (++*pages > 100000) {
+        return berth_error_set(BERTH_ERROR, "GET %s: more than 100,000 pages", r->url.ptr);
     }
     rc = berth_link_next_parse(next, r->link);
     if (rc == BERTH_ENOTFOUND) {
         berth_error_clear();
         return 0;
     }
-    if (rc < 0 || (rc = absolute_location(&r->url, c, registry, next->ptr)) < 0) {
+    if (rc < 0) {
         return rc;
     }
-    return 1;
+    berth_buf prev = BERTH_BUF_INIT;
+    if ((rc = berth_buf_puts(&prev, berth_buf_cstr(&r->url))) == 0 &&
+        (rc = absolute_location(&r->url, c, registry, next->ptr)) == 0 &&
+        strcmp(prev.ptr, r->url.ptr) == 0) {
+        /* a registry that would keep the client on one page for 100,000 requests */
+        rc = berth_error_set(BERTH_ERROR, "GET %s: its Link rel=\"next\" names the same page",
+                             prev.ptr);
+    }
+    berth_buf_dispose(&prev);
+    return rc < 0 ? rc : 1;
 }
 
 /* Append `key=value` to a URL that may already have a query. */
@@ -1830,6 +1960,7 @@ static void cancel_upload(berth_client *c, const char *registry, const char *sco
     (void)berth_buf_puts(&saved, berth_error_last());
     request_init(&del, "DELETE", scope);
     del.registry = registry;
+    del.cleanup = true;
     /* the registry may not have noticed yet that the request writing to the session went
      * away, and refuse with "in use" (berth serve: 400) for a moment */
     for (unsigned i = 0, delay = 50; i < 6 && berth_buf_puts(&del.url, loc->ptr) == 0; i++) {

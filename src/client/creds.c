@@ -5,6 +5,7 @@
  * JSON out), and the auth file `berth login` writes (podman's format, mode 0600, replaced
  * atomically).
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "client/client_internal.h"
 
 #include "base/base64.h"
@@ -14,19 +15,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
 #define AUTHFILE_MAX   (1024u * 1024u)
 #define HELPER_OUT_MAX (64u * 1024u)
+#define HELPER_TIME_MS 30000 /* a helper that has not answered by then is killed */
 
 /* Read a whole (small) file. @return 0, BERTH_ENOTFOUND (absent), BERTH_EIO, BERTH_ETOOBIG */
 static int slurp(berth_buf *out, const char *path)
@@ -51,8 +56,17 @@ static int slurp(berth_buf *out, const char *path)
     return rc;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Run `docker-credential-NAME get` with `server` on stdin (Docker Hub as docker names it);
- * parse {"Username","Secret"}. */
+ * parse {"Username","Secret"}. NAME is a program looked up in PATH: a name with '/' is
+ * refused; an answer over HELPER_OUT_MAX bytes or later than HELPER_TIME_MS is a failure
+ * (the helper is killed). */
 static int run_helper(char **user, char **pass, const char *name, const char *server)
 {
     berth_buf prog = BERTH_BUF_INIT, outb = BERTH_BUF_INIT_MAX(HELPER_OUT_MAX);
@@ -68,6 +82,13 @@ static int run_helper(char **user, char **pass, const char *name, const char *se
     ign.sa_handler = SIG_IGN;
     if (strcmp(server, "docker.io") == 0) {
         server = "https://index.docker.io/v1/";
+    }
+    if (strchr(name, '/')) {
+        rc = berth_error_set(BERTH_EINVALID,
+                             "credential helper \"%s\": a helper is a name looked up in PATH, "
+                             "not a path",
+                             name);
+        goto out;
     }
     if ((rc = berth_buf_printf(&prog, "docker-credential-%s", name)) < 0) {
         goto out;
@@ -96,10 +117,40 @@ static int run_helper(char **user, char **pass, const char *name, const char *se
     sigaction(SIGPIPE, &old, NULL);
     close(in[1]);
     in[1] = -1;
-    while ((n = read(outp[0], tmp, sizeof(tmp))) > 0) {
-        if (berth_buf_put(&outb, tmp, (size_t)n) < 0) {
+    int64_t deadline = mono_ms() + HELPER_TIME_MS;
+    const char *bad = NULL;
+    for (;;) {
+        struct pollfd pfd = {outp[0], POLLIN, 0};
+        int64_t left = deadline - mono_ms();
+        int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+        if (pr < 0 && errno == EINTR) {
+            continue;
+        }
+        if (pr == 0) {
+            bad = "gave no answer within 30 s";
             break;
         }
+        if ((n = pr < 0 ? -1 : read(outp[0], tmp, sizeof(tmp))) < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        if (berth_buf_put(&outb, tmp, (size_t)n) < 0) {
+            berth_error_clear();
+            bad = "answered more than 64 KiB";
+            break;
+        }
+    }
+    close(outp[0]);
+    outp[0] = -1;
+    if (bad) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        pid = -1;
+        rc = berth_error_set(BERTH_EINVALID, "credential helper %s %s", prog.ptr, bad);
+        goto out;
     }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -315,8 +366,17 @@ static int make_parents(const char *path)
     return rc;
 }
 
-/* Remove the keys of `auths` that name `registry` (also as "https://registry[/...]"). */
-static bool remove_entries(json_t *auths, const char *registry)
+/* Docker Hub under the names docker login writes (the key less its http(s):// prefix); the
+ * lookup (auth.c) reads them all for docker.io, so logout removes them all. */
+static bool docker_hub_key(const char *h)
+{
+    return strcmp(h, "index.docker.io") == 0 || strncmp(h, "index.docker.io/", 16) == 0 ||
+           strcmp(h, "registry-1.docker.io") == 0 || strncmp(h, "registry-1.docker.io/", 21) == 0;
+}
+
+/* Remove the keys of `auths` that name `registry` (also as "https://registry[/...]"; with
+ * `hub_aliases`, Docker Hub's other names for docker.io). */
+static bool remove_entries(json_t *auths, const char *registry, bool hub_aliases)
 {
     const char *key;
     json_t *v;
@@ -332,12 +392,33 @@ static bool remove_entries(json_t *auths, const char *registry)
         } else if (strncmp(h, "http://", 7) == 0) {
             h += 7;
         }
-        if (strncmp(h, registry, n) == 0 && (h[n] == '\0' || h[n] == '/')) {
+        if ((strncmp(h, registry, n) == 0 && (h[n] == '\0' || h[n] == '/')) ||
+            (hub_aliases && strcmp(registry, "docker.io") == 0 && docker_hub_key(h))) {
             json_object_del(auths, key);
             removed = true;
         }
     }
     return removed;
+}
+
+/* Lock the directory of `path` (flock; released by closing the descriptor returned), so that
+ * two berth login/logout at once do not lose each other's change; -1 when it cannot be
+ * opened (no directory: nothing to read, the write creates it). */
+static int lock_dir_of(const char *path)
+{
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    int dfd = -1;
+
+    if (dir) {
+        if (slash) {
+            *slash = '\0';
+        }
+        dfd = open(slash ? (*dir ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        while (dfd >= 0 && flock(dfd, LOCK_EX) != 0 && errno == EINTR) {
+        }
+    }
+    free(dir);
+    return dfd;
 }
 
 int berth_auth_file_update(const char *path, const char *registry, const char *user,
@@ -347,10 +428,18 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
               b64 = BERTH_BUF_INIT;
     json_t *root = NULL, *auths;
     json_error_t jerr;
-    char *out = NULL;
-    int rc, fd = -1;
+    char *out = NULL, *real = NULL;
+    int rc, fd = -1, dfd = -1;
+    struct stat lst;
 
     berth_error_clear();
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) && (real = realpath(path, NULL))) {
+        path = real; /* a symlinked file (dotfiles) is changed where it is, as docker does */
+    }
+    if (user && (rc = make_parents(path)) < 0) {
+        goto out;
+    }
+    dfd = lock_dir_of(path); /* held until the new file is in place */
     rc = slurp(&text, path);
     if (rc < 0 && rc != BERTH_ENOTFOUND) {
         goto out;
@@ -374,7 +463,9 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
         }
     }
     if (user) {
-        remove_entries(auths, registry);
+        /* docker's own Hub entry stays (docker reads only that one; berth reads docker.io
+         * first) */
+        remove_entries(auths, registry, false);
         if ((rc = berth_buf_printf(&cred, "%s:%s", user, pass ? pass : "")) < 0 ||
             (rc = berth__base64_encode(&b64, cred.ptr, cred.len, BERTH__BASE64_STD)) < 0) {
             goto out;
@@ -384,7 +475,7 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
             goto out;
         }
     } else if (registry) {
-        if (!remove_entries(auths, registry)) {
+        if (!remove_entries(auths, registry, true)) {
             rc = berth_error_set(BERTH_ENOTFOUND, "not logged in to %s (in %s)", registry, path);
             goto out;
         }
@@ -439,18 +530,8 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
         goto out;
     }
     berth_buf_clear(&tmp);
-    {
-        /* the rename is durable once the directory is */
-        char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
-        if (slash) {
-            *slash = '\0';
-            int dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                (void)fsync(dfd);
-                close(dfd);
-            }
-        }
-        free(dir);
+    if (dfd >= 0) {
+        (void)fsync(dfd); /* the rename is durable once the directory is */
     }
     rc = 0;
 out:
@@ -460,6 +541,10 @@ out:
     if (tmp.len) {
         unlink(tmp.ptr);
     }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    free(real);
     free(out);
     json_decref(root);
     berth_buf_dispose(&text);

@@ -792,6 +792,8 @@ static const char *tls_priorities(const berth_config *cfg)
  * that fails its handshake (an old TLS version, no client certificate under mTLS, plain HTTP
  * probing the TLS port) is info; the rest of the clients' doing is debug; anything else warn.
  */
+static void mhd_logger(void *cls, const char *fmt, va_list ap) BERTH_PRINTF(2, 0);
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     static const struct {

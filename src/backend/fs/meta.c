@@ -1706,11 +1706,10 @@ static int m_gc_blob_claim(berth_meta_backend *b, const char *after, int64_t old
     berth_buf path = BERTH_BUF_INIT;
     berth_meta_claim *claim = NULL;
     size_t lo = 0, hi;
-    int rc = berth__fsb_writable(root);
+    int rc;
 
-    if (rc < 0) {
-        return rc;
-    }
+    /* a claim is kept in memory: a read-only root can be claimed from (gc --dry-run); only
+       the release that deletes writes */
     pthread_mutex_lock(&root->claim_lock);
     if (!after || !m->candidates || m->candidates_older_than != older_than) {
         /* one walk of the pool per pass: later claims of the pass continue from its list,
@@ -1796,6 +1795,9 @@ static int m_gc_blob_release(berth_meta_backend *b, berth_meta_claim *claim, boo
 
     if (!claim) {
         return 0;
+    }
+    if (deleted && (rc = berth__fsb_writable(m->root)) < 0) {
+        deleted = false;
     }
     if (deleted && berth__fsb_pool_path(&path, m->root, &claim->digest) == 0 &&
         unlink(path.ptr) != 0 && errno != ENOENT) {

@@ -1281,6 +1281,15 @@ static int m_manifest_delete(berth_meta_backend *b, const char *repo, const bert
         berth__fsb_repo_free_state(r, &m->cache);
         goto out;
     }
+    /* The file is also the repository's link of the blob with this digest: another manifest
+       that references that blob (a manifest's bytes pushed as a layer too) keeps it. */
+    if ((rc = referenced(m, r, digest, NULL, true, &by)) != 0) {
+        if (rc < 0) { /* nobody can tell whether it is needed: it stays (gc decides later) */
+            berth__log(BERTH_LOG_WARN, "%s of %s kept: %s", digest->str, repo, berth_error_last());
+        }
+        rc = 0;
+        goto out;
+    }
     rc = berth__fsb_blob_path(&path, r->dir, digest);
     if (rc == 0) {
         struct stat st;

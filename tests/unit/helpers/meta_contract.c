@@ -894,6 +894,35 @@ static void test_meta__manifest_delete(void **state)
     assert_manifest(b, r2, &m4);
 }
 
+/* One digest both a manifest of a repository and a blob another of its manifests references (a
+ * manifest's bytes pushed as a layer too, which a client may do): deleting the manifest leaves
+ * the blob, which the other manifest still needs (found by test_integrity's random sequences:
+ * on fs the delete removed the one file both shared). */
+static void test_meta__manifest_delete_keeps_a_referenced_blob(void **state)
+{
+    berth_meta_backend *b = *state;
+    char r[256];
+    uint64_t size;
+    berth_digest missing;
+    repo_name(r, "mdel/dual");
+    man m1, m2;
+    man_image(&m1, NULL, NULL);
+    assert_int_equal(b->blob_touch(b, &m1.m.digest, m1.m.size), 0);
+    assert_int_equal(b->blob_link(b, r, &m1.m.digest, m1.m.size), 0);
+    put_ok(b, r, &m1, NULL, 0);
+    man_image(&m2, NULL, &m1.m.digest);
+    const char *t[] = {"t"};
+    put_ok(b, r, &m2, t, 1);
+    assert_int_equal(b->manifest_delete(b, r, &m1.m.digest, 0), 0);
+    assert_no_manifest(b, r, &m1.m.digest);
+    assert_int_equal(b->blob_stat(b, r, &m1.m.digest, &size), 0);
+    assert_int_equal(size, m1.m.size);
+    assert_int_equal(b->blob_unlink(b, r, &m1.m.digest, 0), BERTH_EINUSE);
+    /* the image still goes in again whole */
+    assert_int_equal(put(b, r, &m2, t, 1, &missing), 0);
+    assert_manifest(b, r, &m2);
+}
+
 static void test_meta__tag_delete(void **state)
 {
     berth_meta_backend *b = *state;
@@ -2246,6 +2275,7 @@ int meta_contract_run(const char *label, int (*open_fn)(berth_meta_backend **out
         T(test_meta__manifest_put_tags),
         T(test_meta__lookups_of_absent_things),
         T(test_meta__manifest_delete),
+        T(test_meta__manifest_delete_keeps_a_referenced_blob),
         T(test_meta__tag_delete),
         T(test_meta__tags_paging),
         T(test_meta__referrers),

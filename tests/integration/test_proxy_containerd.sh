@@ -18,24 +18,11 @@ if [ "$(id -u)" -ne 0 ] || ! command -v containerd >/dev/null || ! command -v ct
 fi
 T=$BERTH_TMP
 
-# ---- an image containerd can unpack: one gzipped tar layer, its diff_id in the config ----
-mkdir -p "$T/img/rootfs/etc"
-echo "hello through berth" >"$T/img/rootfs/etc/hello"
-tar -C "$T/img/rootfs" -cf "$T/img/layer.tar" etc
-gzip -n -c "$T/img/layer.tar" >"$T/img/layer.tar.gz"
-ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-printf '{"architecture":"%s","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]},"config":{}}' \
-    "$ARCH" "$(sha256_file "$T/img/layer.tar")" >"$T/img/config"
-
 start_distribution_upstream dist
 start_fault "$dist_PORT"
 DIST=http://127.0.0.1:$dist_PORT
-put_blob "$DIST" library/hello "$T/img/layer.tar.gz" >/dev/null
-put_blob "$DIST" library/hello "$T/img/config" >/dev/null
-make_manifest "$T/img/config" "$T/img/layer.tar.gz" "$T/img/manifest"
-HELLO=$(sha256_file "$T/img/manifest")
-curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-    --data-binary "@$T/img/manifest" "$DIST/v2/library/hello/manifests/1.0" || fail "push to Distribution"
+push_real_image "$DIST" library/hello 1.0
+HELLO=$REAL_DIGEST
 : >"$FAULT_LOG"
 
 write_proxy_config "$T/cache.yaml" docker.io "http://127.0.0.1:$FAULT_PORT" 1s
@@ -82,14 +69,14 @@ check "containerd's image is the upstream's manifest" "$HELLO" \
 n=$(grep -c "ns=docker.io" "$BERTH_LOG" || true)
 if [ "$n" -ge 3 ]; then ok; else fail "containerd's requests carried ns=docker.io: $n in the log"; fi
 check "the layer was fetched upstream once" 1 \
-    "$(upstream_requests "GET /v2/library/hello/blobs/$(sha256_file "$T/img/layer.tar.gz")")"
+    "$(upstream_requests "GET /v2/library/hello/blobs/$REAL_LAYER_DIGEST")"
 req GET /v2/docker.io/library/hello/tags/list
 check "cached as docker.io/library/hello" "['1.0']" "$(json 'j["tags"]')"
 
 # ---- containerd forgets it; the upstream fails; the pull is served from the cache ----
 ctr --address "$C/c.sock" images rm docker.io/library/hello:1.0 >/dev/null 2>&1
-ctr --address "$C/c.sock" content rm "$HELLO" "$(sha256_file "$T/img/layer.tar.gz")" \
-    "$(sha256_file "$T/img/config")" >/dev/null 2>&1
+ctr --address "$C/c.sock" content rm "$HELLO" "$REAL_LAYER_DIGEST" "$REAL_CONFIG_DIGEST" \
+    >/dev/null 2>&1
 fault_mode 503
 sleep 1.2 # past the 1s ttl: the tag is revalidated, the upstream fails, the cache answers
 if "${CTR[@]}" docker.io/library/hello:1.0 >"$T/pull2.log" 2>&1; then

@@ -7,7 +7,8 @@
 # upstream a Distribution 2.8 behind the tests' fault proxy. Covers: the pull succeeds and
 # unpacks; the requests carried ns=docker.io; the image lands in berth's docker.io/library/hello;
 # a second pull (after containerd forgot the image) with the upstream answering 503 is served
-# from the cache.
+# from the cache; hosts.toml's override_path form (the prefix in the mirror's path, with ns) is
+# the same repository.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/proxy_lib.sh"
 
@@ -21,6 +22,8 @@ T=$BERTH_TMP
 start_distribution_upstream dist
 start_fault "$dist_PORT"
 DIST=http://127.0.0.1:$dist_PORT
+push_real_image "$DIST" library/hello2 2.0
+HELLO2=$REAL_DIGEST
 push_real_image "$DIST" library/hello 1.0
 HELLO=$REAL_DIGEST
 : >"$FAULT_LOG"
@@ -86,4 +89,26 @@ else
 fi
 check "the second pull revalidated the tag upstream (one more HEAD)" 2 "$(upstream_requests "HEAD /v2/library/hello/manifests/1.0")"
 check "served stale, counted" 1 "$(metric berth_proxy_stale_serves_total docker.io)"
+
+# ---- hosts.toml's override_path form: /v2/docker.io/library/hello2/...?ns=docker.io ----
+fault_mode pass
+mkdir -p "$T/hosts2/docker.io"
+cat >"$T/hosts2/docker.io/hosts.toml" <<TOML
+server = "http://127.0.0.1:1"
+
+[host."http://$HOSTPORT/v2/docker.io"]
+  capabilities = ["pull", "resolve"]
+  override_path = true
+TOML
+if ctr --address "$C/c.sock" images pull --hosts-dir "$T/hosts2" --snapshotter native \
+    docker.io/library/hello2:2.0 >"$T/pull3.log" 2>&1; then
+    ok
+else
+    fail "ctr pull with override_path: $(tail -n 5 "$T/pull3.log")"
+fi
+if grep -q "^GET /v2/docker.io/library/hello2/manifests/$HELLO2?ns=docker.io 200" "$BERTH_LOG"; then
+    ok
+else
+    fail "containerd asked for docker.io/library/hello2 with ns=docker.io"
+fi
 finish

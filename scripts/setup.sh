@@ -7,9 +7,11 @@ libmicrohttpd-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
 curl openssl python3 skopeo umoci podman docker-registry apache2-utils wrk
 libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
 # the storage engines the tests run against (Ceph RGW for S3, PostgreSQL, and OpenStack Swift's
-# s3api as the weaker S3 target, with the memcached its tempauth needs): `make check` only
+# s3api as the weaker S3 target, with the memcached its tempauth needs), and containerd (its
+# `ctr` pulls through the pull-through cache, test_proxy_containerd): `make check` only
 ENGINES="radosgw ceph-mon ceph-osd ceph-common postgresql
-swift swift-proxy swift-object swift-container swift-account python3-swift memcached"
+swift swift-proxy swift-object swift-container swift-account python3-swift memcached
+containerd"
 case "${1:-}" in
 --bench) PACKAGES="$PACKAGES nginx-light bc" ;;
 --check) PACKAGES="$PACKAGES $ENGINES" ;;

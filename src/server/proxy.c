@@ -222,6 +222,57 @@ static upstream *claim(berth__proxy *p, const char *name, char *remote, size_t s
     return NULL;
 }
 
+/* ---- containerd's ?ns= ----------------------------------------------------------------- */
+
+/* Does `u` answer to the registry name `ns`: its prefix, its url's host, Docker Hub's names? */
+static bool answers_to(const upstream *u, const char *ns)
+{
+    if (strcmp(ns, u->cfg->prefix) == 0 || strcmp(ns, u->cfg->registry) == 0) {
+        return true;
+    }
+    return u->docker_hub && (strcmp(ns, "docker.io") == 0 || strcmp(ns, "index.docker.io") == 0 ||
+                             strcmp(ns, "registry-1.docker.io") == 0);
+}
+
+int berth__proxy_ns(berth__req *r)
+{
+    berth__proxy *p = r->srv->proxy;
+    const char *ns;
+    upstream *u = NULL;
+    char name[BERTH_NAME_MAX + 1];
+    size_t n;
+
+    if (!p || r->route == BERTH_R_NONE || r->route == BERTH_R_BASE || r->route == BERTH_R_CATALOG ||
+        !r->conn) {
+        return 0;
+    }
+    ns = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ns");
+    if (!ns || !*ns) {
+        return 0;
+    }
+    /* a prefix first, then the hosts, in the configuration's order */
+    for (size_t i = 0; !u && i < p->nups; i++) {
+        u = strcmp(ns, p->ups[i].cfg->prefix) == 0 ? &p->ups[i] : NULL;
+    }
+    for (size_t i = 0; !u && i < p->nups; i++) {
+        u = answers_to(&p->ups[i], ns) ? &p->ups[i] : NULL;
+    }
+    if (!u) {
+        return berth_error_set(BERTH_ENOTFOUND, "no upstream of this registry answers to ns=%.64s",
+                               ns);
+    }
+    n = strlen(u->cfg->prefix);
+    if (strncmp(r->name, u->cfg->prefix, n) == 0 && r->name[n] == '/') {
+        return 0; /* the path form already (hosts.toml's override_path) */
+    }
+    if ((size_t)snprintf(name, sizeof(name), "%s/%s", u->cfg->prefix, r->name) >= sizeof(name)) {
+        return berth_error_set(BERTH_EINVALID, "repository name must be 1 to %d characters",
+                               BERTH_NAME_MAX);
+    }
+    memcpy(r->name, name, strlen(name) + 1);
+    return 0;
+}
+
 /* ---- the upstream's health: 429 and Retry-After ---------------------------------------- */
 
 /* May the upstream be asked now? Not while a 429's Retry-After runs (sets r->retry_after). */

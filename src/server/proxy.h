@@ -30,6 +30,19 @@ int berth__proxy_start(struct berth_server *srv);
 void berth__proxy_free(struct berth_server *srv);
 
 /**
+ * containerd's mirror form (hosts.toml): a request under /v2/NAME/ with `?ns=REGISTRY`, where an
+ * upstream answers to REGISTRY (its prefix, the host[:port] of its url, or for Docker Hub
+ * docker.io, index.docker.io, registry-1.docker.io), is for the local repository PREFIX/NAME:
+ * r->name is rewritten (left as it is when already under that prefix). Runs before
+ * authorization, which sees the local path. `ns` is only matched, never used as an address.
+ * No `ns` (or an empty one), or a route without a name: nothing changes.
+ * @return 0, BERTH_ENOTFOUND (no upstream answers to `ns`: answered 404 NAME_UNKNOWN, so
+ *         that containerd tries its next host) or BERTH_EINVALID (PREFIX/NAME too long: 400
+ *         NAME_INVALID)
+ */
+int berth__proxy_ns(struct berth__req *r);
+
+/**
  * Before a manifest GET or HEAD (r->name, r->ref): when an upstream claims the name, make the
  * store hold what the request names: by digest, fetched unless present; by tag, as cached while
  * fresh, else revalidated with one HEAD (a changed digest fetches the manifest), served stale

@@ -447,6 +447,15 @@ static enum MHD_Result begin(berth__req *r, const char *url)
         return berth__respond_error(r, op, error, NULL);
     }
     r->mroute = mroutes[r->route];
+    /* pull-through cache (proxy.c): containerd's /v2/NAME/...?ns=REGISTRY is PREFIX/NAME, for
+     * authorization and all that follows; an ns no upstream answers to is 404 NAME_UNKNOWN */
+    if (r->srv->proxy && (error = berth__proxy_ns(r)) < 0) {
+        if ((r->srv->ratelimit || r->srv->mtls) && !berth__ops_gate(r, &ret)) {
+            return ret;
+        }
+        return berth__respond_error(r, error == BERTH_EINVALID ? BERTH_OP_NAME : BERTH_OP_REPO,
+                                    error, NULL);
+    }
     if (!berth__ops_admit(r, &ret)) {
         return ret;
     }

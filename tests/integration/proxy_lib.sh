@@ -136,3 +136,25 @@ write_proxy_config() {
 metric() {
     curl -s "$URL/metrics" | awk -v n="$1{upstream=\"$2\"}" '$1 == n { print $2 }'
 }
+
+# push_real_image UPSTREAM_URL NAME TAG: an image real clients can unpack (one gzipped tar layer
+# holding etc/hello, its diff_id in the config, the host's architecture) pushed with curl; sets
+# REAL_DIGEST (manifest), REAL_LAYER_DIGEST, REAL_CONFIG_DIGEST
+push_real_image() {
+    local url=$1 name=$2 tag=$3 dir arch
+    dir=$(mktemp -d "$BERTH_TMP/real.XXXXXX")
+    mkdir -p "$dir/rootfs/etc"
+    echo "hello through berth" >"$dir/rootfs/etc/hello"
+    tar -C "$dir/rootfs" -cf "$dir/layer.tar" etc
+    gzip -n -c "$dir/layer.tar" >"$dir/layer.tar.gz"
+    arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+    printf '{"architecture":"%s","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]},"config":{}}' \
+        "$arch" "$(sha256_file "$dir/layer.tar")" >"$dir/config"
+    REAL_LAYER_DIGEST=$(put_blob "$url" "$name" "$dir/layer.tar.gz")
+    REAL_CONFIG_DIGEST=$(put_blob "$url" "$name" "$dir/config")
+    make_manifest "$dir/config" "$dir/layer.tar.gz" "$dir/manifest"
+    REAL_DIGEST=$(sha256_file "$dir/manifest")
+    curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$dir/manifest" "$url/v2/$name/manifests/$tag" ||
+        { echo "push of $name:$tag failed" >&2; exit 1; }
+}

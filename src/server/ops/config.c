@@ -1352,6 +1352,118 @@ static void print_quoted(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* Where the password of a URL's user information (scheme://user:PASSWORD@host) starts in `s`
+ * at or after `from`, with its length; NULL when there is none. */
+static const char *url_password(const char *from, size_t *len)
+{
+    for (const char *scheme = strstr(from, "://"); scheme; scheme = strstr(scheme + 3, "://")) {
+        const char *auth = scheme + 3;
+        size_t end = strcspn(auth, "/?#");
+        const char *at = NULL, *colon = NULL;
+        for (size_t i = 0; i < end; i++) {
+            if (auth[i] == '@') {
+                at = auth + i; /* the last one: an unencoded '@' belongs to the password */
+            }
+        }
+        if (at) {
+            colon = memchr(auth, ':', (size_t)(at - auth));
+        }
+        if (colon) {
+            *len = (size_t)(at - colon - 1);
+            return colon + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Where the value of a libpq `password` keyword starts in `s` at or after `from`, with its
+ * length: `password=X` or `password = 'X \' Y'` of a connection string (up to white space or
+ * the closing quote), or `password=X` in a URL's query (up to '&' or '#'); NULL when none. */
+static const char *keyword_password(const char *s, const char *from, size_t *len)
+{
+    for (const char *k = strstr(from, "password"); k; k = strstr(k + 8, "password")) {
+        bool query = k > s && (k[-1] == '?' || k[-1] == '&');
+        const char *v = k + 8;
+        if (k > s && !query && !isspace((unsigned char)k[-1])) {
+            continue;
+        }
+        while (!query && isspace((unsigned char)*v)) {
+            v++;
+        }
+        if (*v != '=') {
+            continue;
+        }
+        v++;
+        while (!query && isspace((unsigned char)*v)) {
+            v++;
+        }
+        if (query) {
+            *len = strcspn(v, "&#");
+        } else if (*v == '\'') {
+            const char *e = v + 1;
+            while (*e && *e != '\'') {
+                e += e[0] == '\\' && e[1] ? 2 : 1;
+            }
+            *len = (size_t)(e - v) + (*e == '\'');
+        } else {
+            *len = strcspn(v, " \t\r\n\f\v");
+        }
+        return v;
+    }
+    return NULL;
+}
+
+char *berth_config_mask_secrets(const char *s, bool conninfo)
+{
+    size_t n = strlen(s), cap = 2 * n + 8, o = 0;
+    char *out = malloc(cap);
+    const char *p = s;
+
+    if (!out) {
+        return NULL;
+    }
+    for (;;) {
+        size_t ulen = 0, klen = 0;
+        const char *u = url_password(p, &ulen);
+        const char *k = conninfo ? keyword_password(s, p, &klen) : NULL;
+        const char *hit = u && (!k || u < k) ? u : k;
+        size_t hlen = hit == u ? ulen : klen;
+        if (!hit) {
+            break;
+        }
+        memcpy(out + o, p, (size_t)(hit - p));
+        o += (size_t)(hit - p);
+        memcpy(out + o, "****", 4);
+        o += 4;
+        p = hit + hlen;
+    }
+    memcpy(out + o, p, strlen(p) + 1);
+    return out;
+}
+
+/* Does the string key `name` hold a URL (or a connection string) whose secrets are masked? (An
+ * upstream's url cannot hold user information: refused when loaded.) */
+static bool masked_key(const char *name, bool *conninfo)
+{
+    static const char *const urls[] = {"database.url", "storage.s3.endpoint",
+                                       "storage.s3.public_endpoint", "auth.token.realm"};
+    *conninfo = strcmp(name, "database.url") == 0;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        if (strcmp(name, urls[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* print_quoted() of a string with its secrets masked. */
+static void print_masked(FILE *out, const char *s, bool conninfo)
+{
+    char *m = berth_config_mask_secrets(s, conninfo);
+    print_quoted(out, m ? m : "****");
+    free(m);
+}
+
 static void print_duration(FILE *out, uint64_t s)
 {
     if (s && s % 86400 == 0) {
@@ -1382,7 +1494,10 @@ static void print_value(FILE *out, const berth_config *cfg, const key_def *k)
     switch (k->type) {
     case T_STRING: {
         const char *s = *(char *const *)field;
-        if (s) {
+        bool conninfo = false;
+        if (s && masked_key(k->name, &conninfo)) {
+            print_masked(out, s, conninfo);
+        } else if (s) {
             print_quoted(out, s);
         } else {
             fputs("\"\"", out);

@@ -418,6 +418,54 @@ static void test_config__print_escapes_what_yaml_cannot_hold(void **state)
     berth_config_free(cfg);
 }
 
+static void test_config__mask_secrets(void **state)
+{
+    static const struct {
+        const char *in, *out;
+        bool conninfo;
+    } cases[] = {
+        {"postgres://u:pw@h/db", "postgres://u:****@h/db", true},
+        {"postgres://u:p@w@h:5432/db", "postgres://u:****@h:5432/db", true},
+        {"postgres://u@h/db", "postgres://u@h/db", true},
+        {"postgres://h/db?user=u&password=pw&sslmode=require",
+         "postgres://h/db?user=u&password=****&sslmode=require", true},
+        {"host=h password=pw dbname=d", "host=h password=**** dbname=d", true},
+        {"password = 'a \\' b' host=h", "password = **** host=h", true},
+        {"host=h mypassword=x passwordx=y", "host=h mypassword=x passwordx=y", true},
+        {"https://ak:sk@s3.example", "https://ak:****@s3.example", false},
+        {"https://s3.example/password=x", "https://s3.example/password=x", false},
+        {"/var/lib/berth", "/var/lib/berth", false},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *m = berth_config_mask_secrets(cases[i].in, cases[i].conninfo);
+        assert_non_null(m);
+        if (strcmp(m, cases[i].out) != 0) {
+            fail_msg("case %zu: got '%s', want '%s'", i, m, cases[i].out);
+        }
+        free(m);
+    }
+}
+
+static void test_config__print_masks_secrets(void **state)
+{
+    static const char yaml[] = "database:\n  url: \"postgres://u:SECRET@h/db\"\n"
+                               "auth:\n  token:\n    realm: \"https://a:SECRET@r/token\"\n";
+    berth_config *cfg = load(yaml);
+    berth_config *again = NULL;
+    char *text = NULL;
+    (void)state;
+    text = print_to_string(cfg);
+    assert_null(strstr(text, "SECRET"));
+    assert_non_null(strstr(text, "  url: \"postgres://u:****@h/db\"\n"));
+    assert_non_null(strstr(text, "    realm: \"https://a:****@r/token\"\n"));
+    again = load(text); /* still a configuration: only the password differs */
+    assert_string_equal(again->database.url, "postgres://u:****@h/db");
+    free(text);
+    berth_config_free(again);
+    berth_config_free(cfg);
+}
+
 static void test_config__file(void **state)
 {
     char path[] = "/tmp/berth-config-XXXXXX";
@@ -464,6 +512,8 @@ int main(void)
         cmocka_unit_test(test_config__print_round_trip),
         cmocka_unit_test(test_config__print_defaults_round_trip),
         cmocka_unit_test(test_config__print_escapes_what_yaml_cannot_hold),
+        cmocka_unit_test(test_config__mask_secrets),
+        cmocka_unit_test(test_config__print_masks_secrets),
         cmocka_unit_test(test_config__file),
         cmocka_unit_test(test_config__empty_document),
     };

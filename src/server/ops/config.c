@@ -506,6 +506,16 @@ int berth_config_apply_env(berth_config *cfg, const char *(*getenv_fn)(const cha
             return berth_error_last_code();
         }
         value = getenv_fn ? getenv_fn(name) : getenv(name);
+        if (value) {
+            char other[128];
+            if (berth_config_env_name(other, sizeof(other), aliases[i].key) < 0) {
+                return berth_error_last_code();
+            }
+            if (getenv_fn ? getenv_fn(other) : getenv(other)) {
+                return berth_error_set(BERTH_EINVALID, "%s is the old name of %s: set one of them",
+                                       name, other);
+            }
+        }
         if (value && berth_config_set_at(cfg, aliases[i].key, value, name) < 0) {
             return berth_error_last_code();
         }
@@ -1015,8 +1025,26 @@ static int load_upstreams(const loader *ld, yaml_node_t *node)
     return error;
 }
 
+/* Does a pair before `p` in `map` (the section `prefix`) set the key `def` under another name
+ * (an alias: limits.concurrent_uploads and limits.upload_sessions)? Its dotted name goes to
+ * `other`. */
+static bool same_setting_before(const loader *ld, const yaml_node_t *map, const yaml_node_pair_t *p,
+                                const char *prefix, const key_def *def, char *other, size_t cap)
+{
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        const char *name = scalar(yaml_document_get_node(ld->doc, q->key));
+        if (name &&
+            (size_t)snprintf(other, cap, "%s%s%s", prefix, prefix[0] ? "." : "", name) < cap &&
+            find_key(other) == def) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
 {
+    char other[128];
     char path[128];
     int error = 0;
 
@@ -1050,7 +1078,10 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
             error = load_mapping(ld, v, path);
         } else if ((def = find_key(path)) != NULL) {
             const char *s = scalar(v);
-            if (!s) {
+            if (same_setting_before(ld, node, p, prefix, def, other, sizeof(other))) {
+                /* one setting under its old and its new name: neither may silently win */
+                error = fail_at(ld, k, path, "repeated key: the same setting as ", other);
+            } else if (!s) {
                 error = fail_at(ld, v, path, "expected a scalar value", NULL);
             } else if (set_key(ld->cfg, def, s) < 0) {
                 char detail[256];

@@ -170,6 +170,13 @@ static void test_config__errors_name_position_and_key(void **state)
         {"access:\n  - repositories: a\n    users: [x]\n    users: [y]\n",
          "t.yaml:4:5: access[0].users: repeated key"},
         {"groups:\n  a: [x]\n  a: [y]\n", "t.yaml:3:3: groups.a: repeated group"},
+        /* the old name and the new one of one setting */
+        {"limits:\n  concurrent_uploads: 3\n  upload_sessions: 100\n",
+         "t.yaml:3:3: limits.upload_sessions: repeated key: the same setting as "
+         "limits.concurrent_uploads"},
+        {"limits:\n  upload_sessions: 100\n  concurrent_uploads: 3\n",
+         "t.yaml:3:3: limits.concurrent_uploads: repeated key: the same setting as "
+         "limits.upload_sessions"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -269,6 +276,18 @@ static const char *bad_env(const char *name)
     return strcmp(name, "BERTH_GC_GRACE") == 0 ? "soon" : NULL;
 }
 
+static const char *both_names_env(const char *name)
+{
+    return strcmp(name, "BERTH_LIMITS_CONCURRENT_UPLOADS") == 0 ? "3"
+           : strcmp(name, "BERTH_LIMITS_UPLOAD_SESSIONS") == 0  ? "100"
+                                                                : NULL;
+}
+
+static const char *old_name_env(const char *name)
+{
+    return strcmp(name, "BERTH_LIMITS_CONCURRENT_UPLOADS") == 0 ? "3" : NULL;
+}
+
 /* storage.automatic_mount: a boolean from the file, by key and from the environment */
 static void test_config__automatic_mount(void **state)
 {
@@ -300,6 +319,12 @@ static void test_config__environment(void **state)
     assert_int_equal(berth_config_apply_env(cfg, bad_env), BERTH_EINVALID);
     assert_non_null(
         strstr(berth_error_last(), "BERTH_GC_GRACE: gc.grace: invalid duration 'soon' ("));
+    /* one setting under its old and its new name: refused, neither silently wins */
+    assert_int_equal(berth_config_apply_env(cfg, both_names_env), BERTH_EINVALID);
+    assert_string_equal(berth_error_last(), "BERTH_LIMITS_CONCURRENT_UPLOADS is the old name of "
+                                            "BERTH_LIMITS_UPLOAD_SESSIONS: set one of them");
+    assert_int_equal(berth_config_apply_env(cfg, old_name_env), 0);
+    assert_int_equal(cfg->limits.upload_sessions, 3);
     assert_int_equal(berth_config_env_name(name, sizeof(name), "auth.token.private_key"), 0);
     assert_string_equal(name, "BERTH_AUTH_TOKEN_PRIVATE_KEY");
     assert_int_equal(berth_config_env_name(name, 8, "auth.token.private_key"), BERTH_EINVALID);

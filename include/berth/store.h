@@ -172,6 +172,15 @@ int berth_store_blobs(berth_store *s, const char *repo, berth_store_blob_cb cb, 
 int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo, const char *owner);
 
 /**
+ * After berth_store_upload_new() gave BERTH_EBUSY: the seconds until a session of every limit
+ * that is full (all sessions, those of `repo`, those of `owner`) has been idle past the upload
+ * TTL, so that reaping frees a slot in each (a commit or a cancel may free one sooner). Leaves
+ * the last error as it was.
+ * @return 1 to the upload TTL; 0 when no limit is full any more or the sessions cannot be read
+ */
+uint64_t berth_store_upload_wait(berth_store *s, const char *repo, const char *owner);
+
+/**
  * Open an existing session of `repo` (also one that outlived a restart: its bytes are then
  * hashed again here, with no store-wide lock held, so only this session waits).
  * @return 0; BERTH_ENOTFOUND (no such session for this repository); BERTH_EBUSY (another

@@ -218,10 +218,21 @@ int berth_config_apply_env(berth_config *cfg, const char *(*getenv_fn)(const cha
 int berth_config_validate(const berth_config *cfg);
 
 /**
- * Write the effective settings as YAML that berth_config_load_file() accepts back.
+ * Write the effective settings as YAML that berth_config_load_file() accepts back, with the
+ * secrets masked as "****" (berth_config_mask_secrets() of database.url, the S3 endpoints and
+ * auth.token.realm): the printed file loads, but a masked password must be
+ * put back before it is used.
  * @return 0 or BERTH_EIO
  */
 int berth_config_print(const berth_config *cfg, FILE *out);
+
+/**
+ * A copy of `s` for display with the secrets it may hold as "****": the password of a URL's user
+ * information (scheme://user:****@host) and, when `conninfo` (a libpq connection string or URL),
+ * the value of its `password` keyword (password=****, password='****', ?password=****).
+ * @return a string to free(), or NULL when out of memory
+ */
+char *berth_config_mask_secrets(const char *s, bool conninfo);
 
 /**
  * The environment variable name of a dotted key, into `out` (`out_size` bytes).

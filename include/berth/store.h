@@ -172,6 +172,15 @@ int berth_store_blobs(berth_store *s, const char *repo, berth_store_blob_cb cb, 
 int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo, const char *owner);
 
 /**
+ * After berth_store_upload_new() gave BERTH_EBUSY: the seconds until a session of every limit
+ * that is full (all sessions, those of `repo`, those of `owner`) has been idle past the upload
+ * TTL, so that reaping frees a slot in each (a commit or a cancel may free one sooner). Leaves
+ * the last error as it was.
+ * @return 1 to the upload TTL; 0 when no limit is full any more or the sessions cannot be read
+ */
+uint64_t berth_store_upload_wait(berth_store *s, const char *repo, const char *owner);
+
+/**
  * Open an existing session of `repo` (also one that outlived a restart: its bytes are then
  * hashed again here, with no store-wide lock held, so only this session waits).
  * @return 0; BERTH_ENOTFOUND (no such session for this repository); BERTH_EBUSY (another
@@ -417,6 +426,8 @@ typedef struct berth_gc_options {
     int64_t grace_seconds;             /* content linked more recently is kept (default 3600) */
     const berth_retention_rule *rules; /* applied in order; NULL for none */
     size_t nrules;
+    bool keep_manifests; /* remove no tag and no manifest (rules ignored; deletes switched off):
+                            only unreferenced blobs and idle upload sessions go */
     berth_gc_report_cb report; /* may be NULL */
     void *payload;
 } berth_gc_options;
@@ -441,11 +452,11 @@ void berth_gc_options_init(berth_gc_options *opts);
  * retention rules to tags; keep every tagged manifest, every untagged one without a subject
  * (unless a rule drops it by age) and everything pushed within the grace period; keep what
  * they reach (an index's children, the referrers of a kept manifest); drop the other manifests
- * (so referrers whose subject is gone go); unlink blobs no kept manifest references whose link
- * is older than the grace period. Then remove pool blobs no repository links to, and upload
- * sessions idle past the upload TTL. Blobs of the blob backend that no metadata knows (bytes
- * stored by a process killed before it recorded them), older than the grace period, are
- * recorded, so that a run after the grace period removes them as it removes any unlinked blob.
+ * (so referrers whose subject is gone go; none with keep_manifests); unlink blobs no kept manifest
+ * references whose link is older than the grace period. Then remove pool blobs no repository links
+ * to, and upload sessions idle past the upload TTL. Blobs of the blob backend that no metadata
+ * knows (bytes stored by a process killed before it recorded them), older than the grace period,
+ * are recorded, so that a run after the grace period removes them as it removes any unlinked blob.
  * See docs/design.md for why this is safe with concurrent pushes.
  * @param stats  receives the counts; may be NULL
  * @return 0, BERTH_EIO, BERTH_ENOMEM

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char help[] =
     "usage: berth inspect REF [--raw] [--config] [options]\n"
@@ -23,19 +24,45 @@ static const char help[] =
     "  --raw                   print the manifest's exact bytes\n"
     "  --config                print the image config instead (with\n"
     "                          --raw, its exact bytes)\n"
-    "  --platform OS/ARCH[/V]  for an index, pick that image for --config\n" CLI_CLIENT_OPTS_HELP;
+    "  --platform OS/ARCH[/V]  for an index, pick that image for --config\n"
+    "On a terminal, control bytes of what the registry sent are shown as \\u00XX\n"
+    "(LF and TAB as they are); piped, the output is exact.\n" CLI_CLIENT_OPTS_HELP;
 
-static void print_pretty(const char *data, size_t len)
+/* Write bytes a registry or a layout supplied. On a terminal the control bytes that could drive
+ * it are written as \u00XX: C0 but LF and TAB, DEL, and C1 (U+0080..U+009F in UTF-8), so that
+ * a hostile config cannot retitle, clear or rewrite the screen; in a JSON string that is the
+ * same character (a raw one is not even valid JSON). Off a terminal the bytes are exact: scripts
+ * pipe them. */
+static void put_bytes(const char *data, size_t len, bool tty)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    if (!tty) {
+        fwrite(data, 1, len, stdout);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f) {
+            printf("\\u%04x", p[i]);
+        } else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+            printf("\\u%04x", p[i + 1]);
+            i++;
+        } else {
+            putchar(p[i]);
+        }
+    }
+}
+
+static void print_pretty(const char *data, size_t len, bool tty)
 {
     json_error_t jerr;
     json_t *root = json_loadb(data, len, 0, &jerr);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     if (text) {
-        printf("%s\n", text);
+        put_bytes(text, strlen(text), tty);
     } else {
-        fwrite(data, 1, len, stdout);
-        printf("\n");
+        put_bytes(data, len, tty);
     }
+    printf("\n");
     free(text);
     json_decref(root);
 }
@@ -74,7 +101,7 @@ int cmd_inspect(int argc, char **argv)
     berth_document_info *doc = NULL, *cdoc = NULL;
     char *ctype = NULL, *cctype = NULL;
     const char *refarg = NULL, *platform = NULL;
-    bool raw = false, config = false;
+    bool raw = false, config = false, tty = isatty(STDOUT_FILENO) != 0;
     berth_digest d;
     int ret = 2;
 
@@ -123,7 +150,7 @@ int cmd_inspect(int argc, char **argv)
     }
     if (!config) {
         if (raw) {
-            fwrite(body.ptr, 1, body.len, stdout);
+            put_bytes(body.ptr, body.len, tty);
         } else {
             if (berth_client_inspect_manifest(&doc, ctype, body.ptr, body.len) == 0) {
                 printf("Digest:    %s\nMediaType: %s\nSize:      %zu\n", d.str, doc->media_type,
@@ -131,7 +158,7 @@ int cmd_inspect(int argc, char **argv)
             } else {
                 printf("Digest:    %s\nSize:      %zu\n", d.str, body.len);
             }
-            print_pretty(body.ptr, body.len);
+            print_pretty(body.ptr, body.len, tty);
         }
         ret = 0;
         goto out;
@@ -176,9 +203,9 @@ int cmd_inspect(int argc, char **argv)
         goto out;
     }
     if (raw) {
-        fwrite(cfg.ptr, 1, cfg.len, stdout);
+        put_bytes(cfg.ptr, cfg.len, tty);
     } else {
-        print_pretty(cfg.ptr, cfg.len);
+        print_pretty(cfg.ptr, cfg.len, tty);
     }
     ret = 0;
 out:

@@ -301,6 +301,27 @@ static json_t *find_auth(json_t *auths, const char *registry)
     return NULL;
 }
 
+/* "an array", "a number", ...: what a JSON value is, for a message. */
+const char *berth__json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
 int berth_docker_config_auth(char **user, char **pass, const char *json, size_t len,
                              const char *registry)
 {
@@ -311,16 +332,41 @@ int berth_docker_config_auth(char **user, char **pass, const char *json, size_t 
 
     *user = *pass = NULL;
     root = json_loadb(json, len, 0, &jerr);
-    if (!root || !json_is_object(root)) {
-        rc = berth_error_set(BERTH_EINVALID, "docker config: line %d: %s", jerr.line,
-                             root ? "not an object" : jerr.text);
+    if (!root) {
+        rc = berth_error_set(BERTH_EINVALID, "docker config: line %d: %s", jerr.line, jerr.text);
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        rc =
+            berth_error_set(BERTH_EINVALID, "docker config: %s, not an object ({\"auths\": {...}})",
+                            berth__json_kind(root));
         goto out;
     }
     json_t *auths = json_object_get(root, "auths");
-    json_t *e = json_is_object(auths) ? find_auth(auths, registry) : NULL;
-    if (!json_is_object(e)) {
+    if (auths && !json_is_object(auths)) {
+        rc = berth_error_set(BERTH_EINVALID, "docker config: auths: %s, not an object",
+                             berth__json_kind(auths));
+        goto out;
+    }
+    json_t *e = auths ? find_auth(auths, registry) : NULL;
+    if (e && !json_is_object(e)) {
+        rc = berth_error_set(BERTH_EINVALID, "docker config: auths[%s]: %s, not an object",
+                             registry, berth__json_kind(e));
+        goto out;
+    }
+    if (!e) {
         rc = berth_error_set(BERTH_ENOTFOUND, "docker config: no credentials for %s", registry);
         goto out;
+    }
+    static const char *const members[] = {"auth", "username", "password"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *m = json_object_get(e, members[i]);
+        if (m && !json_is_string(m) && !json_is_null(m)) {
+            rc = berth_error_set(BERTH_EINVALID, "docker config: auths[%s].%s: %s, not a string%s",
+                                 registry, members[i], berth__json_kind(m),
+                                 i == 0 ? " (the base64 of user:password)" : "");
+            goto out;
+        }
     }
     const char *a = json_string_value(json_object_get(e, "auth"));
     if (a && *a) {

@@ -186,4 +186,8 @@ bool berth__registry_insecure(const char *registry);
 int berth__client_mount(berth_client *c, const char *registry, const char *repo, const char *from,
                         const berth_digest *d);
 
+/* What a JSON value is, for a message: "an array", "a number", "a string", ... (auth.c). */
+struct json_t;
+const char *berth__json_kind(const struct json_t *v);
+
 #endif

@@ -213,6 +213,18 @@ static const char *helper_for(json_t *root, const char *registry, bool store)
     return h && *h ? h : NULL;
 }
 
+/* An auth file that does not parse (`root` NULL: where, from jansson) or is not an object (what
+ * it is: "[]" has no line to name). @return BERTH_EINVALID */
+static int not_an_object(const char *path, const json_t *root, const json_error_t *jerr)
+{
+    if (!root) {
+        return berth_error_set(BERTH_EINVALID, "%s: line %d: %s", path, jerr->line, jerr->text);
+    }
+    return berth_error_set(BERTH_EINVALID,
+                           "%s: %s, not a JSON object (an auth file is {\"auths\": {...}})", path,
+                           berth__json_kind(root));
+}
+
 /* Look in one file. @return 0 found, BERTH_ENOTFOUND, another error */
 static int lookup_file(char **user, char **pass, char **source, const char *path,
                        const char *registry)
@@ -232,8 +244,7 @@ static int lookup_file(char **user, char **pass, char **source, const char *path
     }
     root = json_loadb(text.ptr, text.len, 0, &jerr);
     if (!json_is_object(root)) {
-        rc = berth_error_set(BERTH_EINVALID, "%s: line %d: %s", path, jerr.line,
-                             root ? "not a JSON object" : jerr.text);
+        rc = not_an_object(path, root, &jerr);
         goto out;
     }
     if ((helper = helper_for(root, registry, false))) {
@@ -447,8 +458,7 @@ int berth_auth_file_update(const char *path, const char *registry, const char *u
     if (rc == 0 && text.len > 0) {
         root = json_loadb(text.ptr, text.len, 0, &jerr);
         if (!json_is_object(root)) {
-            rc = berth_error_set(BERTH_EINVALID, "%s: line %d: %s", path, jerr.line,
-                                 root ? "not a JSON object" : jerr.text);
+            rc = not_an_object(path, root, &jerr);
             goto out;
         }
     } else {

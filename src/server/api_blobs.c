@@ -460,6 +460,22 @@ static void session_owner(const berth__req *r, char *out, size_t size)
     }
 }
 
+/* A new session refused at a limit (BERTH_EBUSY): a Retry-After that means something. A slot
+ * frees when a session is committed, cancelled or reaped; the answer is when reaping certainly
+ * has freed one in every full limit: the soonest idle session's expiry
+ * (berth_store_upload_wait) plus one period of the reaper, which runs every TTL/2, at most every
+ * 30 s (server_ops.c). 1 when no limit is full any more (a session ended meanwhile). */
+static enum MHD_Result refuse_session(berth__req *r, const char *owner, int error)
+{
+    if (error == BERTH_EBUSY) {
+        uint64_t wait = berth_store_upload_wait(r->srv->store, r->name, owner);
+        uint64_t period = r->srv->cfg ? r->srv->cfg->limits.upload_idle_ttl / 2 : 1;
+        period = period < 1 ? 1 : period > 30 ? 30 : period;
+        r->retry_after = wait ? wait + period : 1;
+    }
+    return berth__respond_error(r, BERTH_OP_UPLOAD_NEW, error, NULL);
+}
+
 /*
  * POST to the uploads: a cross-repository mount (?mount=, with ?from= or without: automatic), a
  * monolithic upload (?digest=) or a new session. An empty `from` is no `from`. Authorization
@@ -513,7 +529,7 @@ static enum MHD_Result post_begin(berth__req *r)
         }
         session_owner(r, owner, sizeof(owner));
         if ((error = berth_store_upload_new(&r->upload, r->srv->store, r->name, owner)) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD_NEW, error, NULL);
+            return refuse_session(r, owner, error);
         }
         r->sink = BERTH_SINK_UPLOAD;
     }
@@ -575,7 +591,7 @@ enum MHD_Result berth__api_upload_finish(berth__req *r)
         }
         session_owner(r, owner, sizeof(owner));
         if ((error = berth_store_upload_new(&u, r->srv->store, r->name, owner)) < 0) {
-            return berth__respond_error(r, BERTH_OP_UPLOAD_NEW, error, NULL);
+            return refuse_session(r, owner, error);
         }
         ret = session_response(r, 202, berth_upload_id(u), 0);
         berth_upload_close(u);

@@ -147,7 +147,7 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
     }
     if (status == 429 || status == 503) {
-        /* every 429 says when to come back (a full table of upload sessions: in a second) */
+        /* every 429 says when to come back (a full table of upload sessions: api_blobs.c) */
         char retry[24];
         snprintf(retry, sizeof(retry), "%llu",
                  (unsigned long long)(r->retry_after ? r->retry_after : 1));

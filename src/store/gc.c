@@ -251,7 +251,8 @@ static void mark(gc_run *g, const char *repo, repo_view *v)
     for (size_t i = 0; i < v->count; i++) {
         manifest_item *it = &v->items[i];
         bool young = g->now - it->pushed < g->opts->grace_seconds;
-        it->kept = it->ntags > 0 || young || (!it->has_subject && !untagged_expired(g, repo, it));
+        it->kept = g->opts->keep_manifests || it->ntags > 0 || young ||
+                   (!it->has_subject && !untagged_expired(g, repo, it));
     }
     while (changed) {
         changed = false;
@@ -396,8 +397,8 @@ static int gc_repo(gc_run *g, const char *repo)
     for (size_t i = 0; i < v.count && rc == 0; i++) {
         rc = berth__htab_put(&v.by_digest, v.items[i].digest.str, &v.items[i]);
     }
-    /* retention of tags */
-    if (rc == 0) {
+    /* retention of tags (none when the operator switched deletes off) */
+    if (rc == 0 && !g->opts->keep_manifests) {
         rc = retention_tags(g, repo, &v);
     }
     for (size_t i = 0; rc == 0 && i < v.ntags; i++) {

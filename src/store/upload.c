@@ -218,6 +218,68 @@ int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo,
     return 0;
 }
 
+/* The sessions of each limit's scope and the soonest time one of them is idle past the TTL. */
+typedef struct wait_scan {
+    const char *repo, *owner;
+    int64_t ttl;
+    size_t n[3];      /* all, of repo, of owner */
+    int64_t first[3]; /* soonest updated + ttl in each scope */
+} wait_scan;
+
+static int scan_wait(const berth_meta_upload *u, void *payload)
+{
+    wait_scan *w = payload;
+    bool in[3] = {true, u->repo && strcmp(u->repo, w->repo) == 0,
+                  w->owner[0] && u->owner && strcmp(u->owner, w->owner) == 0};
+    int64_t expiry = u->updated + w->ttl + 1; /* reaped once idle for longer than the TTL */
+    for (int i = 0; i < 3; i++) {
+        if (in[i]) {
+            if (w->n[i]++ == 0 || expiry < w->first[i]) {
+                w->first[i] = expiry;
+            }
+        }
+    }
+    return 0;
+}
+
+uint64_t berth_store_upload_wait(berth_store *s, const char *repo, const char *owner)
+{
+    char msg[512];
+    int code = berth_error_last_code();
+    const size_t limit[3] = {s ? s->opts.upload_sessions_max : 0,
+                             s ? s->opts.upload_sessions_per_repo : 0,
+                             s && owner && *owner ? s->opts.upload_sessions_per_owner : 0};
+    wait_scan w;
+    int64_t now = (int64_t)time(NULL), until = 0;
+    uint64_t wait = 0;
+
+    if (!s || !repo) {
+        return 0;
+    }
+    snprintf(msg, sizeof(msg), "%s", berth_error_last());
+    memset(&w, 0, sizeof(w));
+    w.repo = repo;
+    w.owner = owner ? owner : "";
+    w.ttl = (int64_t)s->opts.upload_ttl_seconds;
+    if (s->meta->uploads(s->meta, scan_wait, &w) == 0) {
+        for (int i = 0; i < 3; i++) {
+            if (limit[i] && w.n[i] >= limit[i] && w.first[i] > until) {
+                until = w.first[i]; /* every full scope needs one slot */
+            }
+        }
+        if (until) {
+            int64_t d = until - now;
+            wait = d < 1 ? 1 : d > w.ttl ? (uint64_t)(w.ttl > 0 ? w.ttl : 1) : (uint64_t)d;
+        }
+    }
+    if (code) {
+        berth_error_set(code, "%s", msg);
+    } else {
+        berth_error_clear();
+    }
+    return wait;
+}
+
 int berth_store_upload_open(berth_upload **out, berth_store *s, const char *repo, const char *id)
 {
     berth_upload *u;

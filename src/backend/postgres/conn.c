@@ -91,10 +91,40 @@ static void reason(char *out, size_t cap, const char *msg)
     snprintf(out, cap, "%.*s", (int)n, start);
 }
 
+/* The reason of a failed connection (reason()) without the password of `conninfo`: libpq quotes
+ * pieces of a connection string it cannot parse (a bad percent-encoding, a whole URI), the
+ * password among them. When the string does not parse, or the reason holds its password, the
+ * reason is libpq's first line up to its first quote: "invalid percent-encoded token". */
+static void safe_reason(char *why, size_t cap, const char *msg, const char *conninfo)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    bool strip = opts == NULL;
+
+    reason(why, cap, msg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0] && strstr(why, o->val)) {
+            strip = true;
+        }
+    }
+    PQconninfoFree(opts);
+    PQfreemem(err);
+    if (strip && strchr(msg, '"')) {
+        size_t n = strcspn(msg, "\"\n");
+        while (n > 0 && (msg[n - 1] == ' ' || msg[n - 1] == ':')) {
+            n--;
+        }
+        snprintf(why, cap,
+                 "%.*s (the rest of libpq's message, which quotes database.url, is left "
+                 "out)",
+                 (int)n, msg);
+    }
+}
+
 int berth__pg_connect(PGconn **out, const char *conninfo, unsigned connect_timeout,
                       unsigned statement_timeout_ms)
 {
-    char ct[16], st[64], why[160];
+    char ct[16], st[64], why[256];
     snprintf(ct, sizeof(ct), "%u", connect_timeout ? connect_timeout : 5);
     /* defaults first: what the connection string says overrides them (expand_dbname). A server
      * that vanishes is noticed by TCP: keepalives after 5 s idle (3 probes 2 s apart), and
@@ -109,7 +139,7 @@ int berth__pg_connect(PGconn **out, const char *conninfo, unsigned connect_timeo
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     if (PQstatus(c) != CONNECTION_OK) {
-        reason(why, sizeof(why), PQerrorMessage(c));
+        safe_reason(why, sizeof(why), PQerrorMessage(c), conninfo);
         PQfinish(c);
         return berth_error_set(BERTH_ENETWORK, "the metadata database cannot be reached: %s", why);
     }

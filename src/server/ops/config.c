@@ -506,6 +506,16 @@ int berth_config_apply_env(berth_config *cfg, const char *(*getenv_fn)(const cha
             return berth_error_last_code();
         }
         value = getenv_fn ? getenv_fn(name) : getenv(name);
+        if (value) {
+            char other[128];
+            if (berth_config_env_name(other, sizeof(other), aliases[i].key) < 0) {
+                return berth_error_last_code();
+            }
+            if (getenv_fn ? getenv_fn(other) : getenv(other)) {
+                return berth_error_set(BERTH_EINVALID, "%s is the old name of %s: set one of them",
+                                       name, other);
+            }
+        }
         if (value && berth_config_set_at(cfg, aliases[i].key, value, name) < 0) {
             return berth_error_last_code();
         }
@@ -1015,8 +1025,26 @@ static int load_upstreams(const loader *ld, yaml_node_t *node)
     return error;
 }
 
+/* Does a pair before `p` in `map` (the section `prefix`) set the key `def` under another name
+ * (an alias: limits.concurrent_uploads and limits.upload_sessions)? Its dotted name goes to
+ * `other`. */
+static bool same_setting_before(const loader *ld, const yaml_node_t *map, const yaml_node_pair_t *p,
+                                const char *prefix, const key_def *def, char *other, size_t cap)
+{
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        const char *name = scalar(yaml_document_get_node(ld->doc, q->key));
+        if (name &&
+            (size_t)snprintf(other, cap, "%s%s%s", prefix, prefix[0] ? "." : "", name) < cap &&
+            find_key(other) == def) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
 {
+    char other[128];
     char path[128];
     int error = 0;
 
@@ -1050,7 +1078,10 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
             error = load_mapping(ld, v, path);
         } else if ((def = find_key(path)) != NULL) {
             const char *s = scalar(v);
-            if (!s) {
+            if (same_setting_before(ld, node, p, prefix, def, other, sizeof(other))) {
+                /* one setting under its old and its new name: neither may silently win */
+                error = fail_at(ld, k, path, "repeated key: the same setting as ", other);
+            } else if (!s) {
                 error = fail_at(ld, v, path, "expected a scalar value", NULL);
             } else if (set_key(ld->cfg, def, s) < 0) {
                 char detail[256];
@@ -1352,6 +1383,118 @@ static void print_quoted(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* Where the password of a URL's user information (scheme://user:PASSWORD@host) starts in `s`
+ * at or after `from`, with its length; NULL when there is none. */
+static const char *url_password(const char *from, size_t *len)
+{
+    for (const char *scheme = strstr(from, "://"); scheme; scheme = strstr(scheme + 3, "://")) {
+        const char *auth = scheme + 3;
+        size_t end = strcspn(auth, "/?#");
+        const char *at = NULL, *colon = NULL;
+        for (size_t i = 0; i < end; i++) {
+            if (auth[i] == '@') {
+                at = auth + i; /* the last one: an unencoded '@' belongs to the password */
+            }
+        }
+        if (at) {
+            colon = memchr(auth, ':', (size_t)(at - auth));
+        }
+        if (colon) {
+            *len = (size_t)(at - colon - 1);
+            return colon + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Where the value of a libpq `password` keyword starts in `s` at or after `from`, with its
+ * length: `password=X` or `password = 'X \' Y'` of a connection string (up to white space or
+ * the closing quote), or `password=X` in a URL's query (up to '&' or '#'); NULL when none. */
+static const char *keyword_password(const char *s, const char *from, size_t *len)
+{
+    for (const char *k = strstr(from, "password"); k; k = strstr(k + 8, "password")) {
+        bool query = k > s && (k[-1] == '?' || k[-1] == '&');
+        const char *v = k + 8;
+        if (k > s && !query && !isspace((unsigned char)k[-1])) {
+            continue;
+        }
+        while (!query && isspace((unsigned char)*v)) {
+            v++;
+        }
+        if (*v != '=') {
+            continue;
+        }
+        v++;
+        while (!query && isspace((unsigned char)*v)) {
+            v++;
+        }
+        if (query) {
+            *len = strcspn(v, "&#");
+        } else if (*v == '\'') {
+            const char *e = v + 1;
+            while (*e && *e != '\'') {
+                e += e[0] == '\\' && e[1] ? 2 : 1;
+            }
+            *len = (size_t)(e - v) + (*e == '\'');
+        } else {
+            *len = strcspn(v, " \t\r\n\f\v");
+        }
+        return v;
+    }
+    return NULL;
+}
+
+char *berth_config_mask_secrets(const char *s, bool conninfo)
+{
+    size_t n = strlen(s), cap = 2 * n + 8, o = 0;
+    char *out = malloc(cap);
+    const char *p = s;
+
+    if (!out) {
+        return NULL;
+    }
+    for (;;) {
+        size_t ulen = 0, klen = 0;
+        const char *u = url_password(p, &ulen);
+        const char *k = conninfo ? keyword_password(s, p, &klen) : NULL;
+        const char *hit = u && (!k || u < k) ? u : k;
+        size_t hlen = hit == u ? ulen : klen;
+        if (!hit) {
+            break;
+        }
+        memcpy(out + o, p, (size_t)(hit - p));
+        o += (size_t)(hit - p);
+        memcpy(out + o, "****", 4);
+        o += 4;
+        p = hit + hlen;
+    }
+    memcpy(out + o, p, strlen(p) + 1);
+    return out;
+}
+
+/* Does the string key `name` hold a URL (or a connection string) whose secrets are masked? (An
+ * upstream's url cannot hold user information: refused when loaded.) */
+static bool masked_key(const char *name, bool *conninfo)
+{
+    static const char *const urls[] = {"database.url", "storage.s3.endpoint",
+                                       "storage.s3.public_endpoint", "auth.token.realm"};
+    *conninfo = strcmp(name, "database.url") == 0;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        if (strcmp(name, urls[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* print_quoted() of a string with its secrets masked. */
+static void print_masked(FILE *out, const char *s, bool conninfo)
+{
+    char *m = berth_config_mask_secrets(s, conninfo);
+    print_quoted(out, m ? m : "****");
+    free(m);
+}
+
 static void print_duration(FILE *out, uint64_t s)
 {
     if (s && s % 86400 == 0) {
@@ -1382,7 +1525,10 @@ static void print_value(FILE *out, const berth_config *cfg, const key_def *k)
     switch (k->type) {
     case T_STRING: {
         const char *s = *(char *const *)field;
-        if (s) {
+        bool conninfo = false;
+        if (s && masked_key(k->name, &conninfo)) {
+            print_masked(out, s, conninfo);
+        } else if (s) {
             print_quoted(out, s);
         } else {
             fputs("\"\"", out);

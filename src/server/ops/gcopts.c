@@ -3,7 +3,8 @@
  * the periodic collector in the server and `berth gc --config` read retention the same way.
  * gc.untagged_delay becomes one more rule, last, over every repository: it only drops untagged
  * manifests older than the delay (keep_last and max_tag_age 0 drop no tag), so a rule's own
- * max_untagged_age can shorten it for its repositories, never lengthen it. */
+ * max_untagged_age can shorten it for its repositories, never lengthen it. With
+ * storage.delete_enabled false no tag and no manifest is removed (keep_manifests). */
 #include "gcopts.h"
 
 #include <berth/errors.h>
@@ -28,6 +29,9 @@ int berth_gcopts_from_config(berth_gc_options *opts, berth_retention_rule **rule
         return berth_error_set(BERTH_EINVALID, "gc.grace: too large");
     }
     opts->grace_seconds = (int64_t)cfg->gc.grace;
+    /* storage.delete_enabled: false (--no-deletes) keeps every tag and manifest: an operator
+       who switches deletes off for compliance expects no image to go, gc's included */
+    opts->keep_manifests = !cfg->storage.delete_enabled;
     if (cfg->gc.untagged_delay > INT64_MAX) {
         return berth_error_set(BERTH_EINVALID, "gc.untagged_delay: too large");
     }

@@ -158,6 +158,22 @@ static void test_auth__docker_config(void **state)
     assert_non_null(strstr(berth_error_last(), "base64"));
     check_config("{not json", "r", BERTH_EINVALID, NULL, NULL);
     check_config("[]", "r", BERTH_EINVALID, NULL, NULL);
+    assert_string_equal(berth_error_last(), "docker config: an array, not an object "
+                                            "({\"auths\": {...}})");
+    /* members of the wrong type are errors, not silently no credentials */
+    check_config("{\"auths\":{\"r\":{\"auth\":42}}}", "r", BERTH_EINVALID, NULL, NULL);
+    assert_string_equal(berth_error_last(), "docker config: auths[r].auth: a number, not a "
+                                            "string (the base64 of user:password)");
+    check_config("{\"auths\":{\"r\":{\"username\":\"u\",\"password\":7}}}", "r", BERTH_EINVALID,
+                 NULL, NULL);
+    assert_string_equal(berth_error_last(), "docker config: auths[r].password: a number, not a "
+                                            "string");
+    check_config("{\"auths\":[]}", "r", BERTH_EINVALID, NULL, NULL);
+    assert_string_equal(berth_error_last(), "docker config: auths: an array, not an object");
+    check_config("{\"auths\":{\"r\":\"YTpi\"}}", "r", BERTH_EINVALID, NULL, NULL);
+    assert_string_equal(berth_error_last(), "docker config: auths[r]: a string, not an object");
+    /* another registry's odd entry is not this one's business */
+    check_config("{\"auths\":{\"o\":{\"auth\":42},\"r\":{\"auth\":\"YTpi\"}}}", "r", 0, "a", "b");
 }
 
 int main(void)

@@ -156,10 +156,26 @@ static void test_creds__file_update(void **state)
     free(p);
     assert_int_equal(berth_auth_file_update(path, NULL, NULL, NULL), 0);
     assert_int_equal(berth_auth_lookup(&u, &p, NULL, path, "o"), BERTH_ENOTFOUND);
-    /* not an object: refused, file unchanged */
+    /* not an object: refused, file unchanged, the message names the file and what it holds */
     write_at("bad.json", "[1]");
     snprintf(path, sizeof(path), "%s/bad.json", dir);
     assert_int_equal(berth_auth_file_update(path, "h:1", "a", "b"), BERTH_EINVALID);
+    char want[600];
+    snprintf(want, sizeof(want),
+             "%s: an array, not a JSON object (an auth file is {\"auths\": {...}})", path);
+    assert_string_equal(berth_error_last(), want);
+    write_at("bad.json", "[]");
+    assert_int_equal(berth_auth_lookup(&u, &p, NULL, path, "h:1"), BERTH_EINVALID);
+    assert_string_equal(berth_error_last(), want); /* no "line -1" */
+    /* "auth": 42 is an error naming the file, not silently no credentials */
+    write_at("num.json", "{\"auths\":{\"h:1\":{\"auth\":42}}}");
+    snprintf(path, sizeof(path), "%s/num.json", dir);
+    assert_int_equal(berth_auth_lookup(&u, &p, NULL, path, "h:1"), BERTH_EINVALID);
+    snprintf(want, sizeof(want),
+             "%s: docker config: auths[h:1].auth: a number, not a string (the base64 of "
+             "user:password)",
+             path);
+    assert_string_equal(berth_error_last(), want);
 }
 
 static void test_creds__file_path(void **state)

@@ -170,6 +170,13 @@ static void test_config__errors_name_position_and_key(void **state)
         {"access:\n  - repositories: a\n    users: [x]\n    users: [y]\n",
          "t.yaml:4:5: access[0].users: repeated key"},
         {"groups:\n  a: [x]\n  a: [y]\n", "t.yaml:3:3: groups.a: repeated group"},
+        /* the old name and the new one of one setting */
+        {"limits:\n  concurrent_uploads: 3\n  upload_sessions: 100\n",
+         "t.yaml:3:3: limits.upload_sessions: repeated key: the same setting as "
+         "limits.concurrent_uploads"},
+        {"limits:\n  upload_sessions: 100\n  concurrent_uploads: 3\n",
+         "t.yaml:3:3: limits.concurrent_uploads: repeated key: the same setting as "
+         "limits.upload_sessions"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -269,6 +276,18 @@ static const char *bad_env(const char *name)
     return strcmp(name, "BERTH_GC_GRACE") == 0 ? "soon" : NULL;
 }
 
+static const char *both_names_env(const char *name)
+{
+    return strcmp(name, "BERTH_LIMITS_CONCURRENT_UPLOADS") == 0 ? "3"
+           : strcmp(name, "BERTH_LIMITS_UPLOAD_SESSIONS") == 0  ? "100"
+                                                                : NULL;
+}
+
+static const char *old_name_env(const char *name)
+{
+    return strcmp(name, "BERTH_LIMITS_CONCURRENT_UPLOADS") == 0 ? "3" : NULL;
+}
+
 /* storage.automatic_mount: a boolean from the file, by key and from the environment */
 static void test_config__automatic_mount(void **state)
 {
@@ -300,6 +319,12 @@ static void test_config__environment(void **state)
     assert_int_equal(berth_config_apply_env(cfg, bad_env), BERTH_EINVALID);
     assert_non_null(
         strstr(berth_error_last(), "BERTH_GC_GRACE: gc.grace: invalid duration 'soon' ("));
+    /* one setting under its old and its new name: refused, neither silently wins */
+    assert_int_equal(berth_config_apply_env(cfg, both_names_env), BERTH_EINVALID);
+    assert_string_equal(berth_error_last(), "BERTH_LIMITS_CONCURRENT_UPLOADS is the old name of "
+                                            "BERTH_LIMITS_UPLOAD_SESSIONS: set one of them");
+    assert_int_equal(berth_config_apply_env(cfg, old_name_env), 0);
+    assert_int_equal(cfg->limits.upload_sessions, 3);
     assert_int_equal(berth_config_env_name(name, sizeof(name), "auth.token.private_key"), 0);
     assert_string_equal(name, "BERTH_AUTH_TOKEN_PRIVATE_KEY");
     assert_int_equal(berth_config_env_name(name, 8, "auth.token.private_key"), BERTH_EINVALID);
@@ -418,6 +443,54 @@ static void test_config__print_escapes_what_yaml_cannot_hold(void **state)
     berth_config_free(cfg);
 }
 
+static void test_config__mask_secrets(void **state)
+{
+    static const struct {
+        const char *in, *out;
+        bool conninfo;
+    } cases[] = {
+        {"postgres://u:pw@h/db", "postgres://u:****@h/db", true},
+        {"postgres://u:p@w@h:5432/db", "postgres://u:****@h:5432/db", true},
+        {"postgres://u@h/db", "postgres://u@h/db", true},
+        {"postgres://h/db?user=u&password=pw&sslmode=require",
+         "postgres://h/db?user=u&password=****&sslmode=require", true},
+        {"host=h password=pw dbname=d", "host=h password=**** dbname=d", true},
+        {"password = 'a \\' b' host=h", "password = **** host=h", true},
+        {"host=h mypassword=x passwordx=y", "host=h mypassword=x passwordx=y", true},
+        {"https://ak:sk@s3.example", "https://ak:****@s3.example", false},
+        {"https://s3.example/password=x", "https://s3.example/password=x", false},
+        {"/var/lib/berth", "/var/lib/berth", false},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *m = berth_config_mask_secrets(cases[i].in, cases[i].conninfo);
+        assert_non_null(m);
+        if (strcmp(m, cases[i].out) != 0) {
+            fail_msg("case %zu: got '%s', want '%s'", i, m, cases[i].out);
+        }
+        free(m);
+    }
+}
+
+static void test_config__print_masks_secrets(void **state)
+{
+    static const char yaml[] = "database:\n  url: \"postgres://u:SECRET@h/db\"\n"
+                               "auth:\n  token:\n    realm: \"https://a:SECRET@r/token\"\n";
+    berth_config *cfg = load(yaml);
+    berth_config *again = NULL;
+    char *text = NULL;
+    (void)state;
+    text = print_to_string(cfg);
+    assert_null(strstr(text, "SECRET"));
+    assert_non_null(strstr(text, "  url: \"postgres://u:****@h/db\"\n"));
+    assert_non_null(strstr(text, "    realm: \"https://a:****@r/token\"\n"));
+    again = load(text); /* still a configuration: only the password differs */
+    assert_string_equal(again->database.url, "postgres://u:****@h/db");
+    free(text);
+    berth_config_free(again);
+    berth_config_free(cfg);
+}
+
 static void test_config__file(void **state)
 {
     char path[] = "/tmp/berth-config-XXXXXX";
@@ -464,6 +537,8 @@ int main(void)
         cmocka_unit_test(test_config__print_round_trip),
         cmocka_unit_test(test_config__print_defaults_round_trip),
         cmocka_unit_test(test_config__print_escapes_what_yaml_cannot_hold),
+        cmocka_unit_test(test_config__mask_secrets),
+        cmocka_unit_test(test_config__print_masks_secrets),
         cmocka_unit_test(test_config__file),
         cmocka_unit_test(test_config__empty_document),
     };

@@ -28,7 +28,8 @@ static void test_gcopts__from_config(void **state)
     assert_int_equal(berth_gcopts_from_config(&opts, &rules, cfg), 0);
     assert_false(opts.dry_run);
     assert_int_equal(opts.grace_seconds, 7200);
-    assert_int_equal(opts.nrules, 3); /* the two rules, then gc.untagged_delay */
+    assert_false(opts.keep_manifests); /* deletes on by default */
+    assert_int_equal(opts.nrules, 3);  /* the two rules, then gc.untagged_delay */
     assert_ptr_equal(opts.rules, rules);
     assert_string_equal(rules[0].repositories, "ci/*");
     assert_string_equal(rules[0].tags, "pr-*");
@@ -42,6 +43,22 @@ static void test_gcopts__from_config(void **state)
     assert_int_equal(rules[2].keep_last, 0);
     assert_int_equal(rules[2].max_tag_age, 0);
     assert_int_equal(rules[2].max_untagged_age, 86400);
+    free(rules);
+    berth_config_free(cfg);
+}
+
+static void test_gcopts__no_deletes_keeps_manifests(void **state)
+{
+    static const char yaml[] = "storage:\n  delete_enabled: false\n"
+                               "gc:\n  retention:\n    - keep_last: 1\n";
+    berth_config *cfg = NULL;
+    berth_gc_options opts;
+    berth_retention_rule *rules = NULL;
+    (void)state;
+    assert_int_equal(berth_config_new(&cfg), 0);
+    assert_int_equal(berth_config_load_string(cfg, "t", yaml, strlen(yaml)), 0);
+    assert_int_equal(berth_gcopts_from_config(&opts, &rules, cfg), 0);
+    assert_true(opts.keep_manifests); /* gc removes no tag and no manifest */
     free(rules);
     berth_config_free(cfg);
 }
@@ -81,6 +98,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gcopts__from_config),
+        cmocka_unit_test(test_gcopts__no_deletes_keeps_manifests),
         cmocka_unit_test(test_gcopts__defaults_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

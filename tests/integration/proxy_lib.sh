@@ -144,7 +144,9 @@ push_real_image() {
     local url=$1 name=$2 tag=$3 dir arch
     dir=$(mktemp -d "$BERTH_TMP/real.XXXXXX")
     mkdir -p "$dir/rootfs/etc"
-    echo "hello through berth" >"$dir/rootfs/etc/hello"
+    # the name and tag in the file: two images pushed in one second must differ (tar keeps
+    # mtimes in seconds, so equal files gave equal digests and containerd skipped a GET)
+    echo "hello through berth: $name:$tag" >"$dir/rootfs/etc/hello"
     tar -C "$dir/rootfs" -cf "$dir/layer.tar" etc
     gzip -n -c "$dir/layer.tar" >"$dir/layer.tar.gz"
     arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)

@@ -831,7 +831,12 @@ static void *race_pusher(void *arg)
 {
     race *r = arg;
     berth_digest refs[2];
-    for (int i = 0; i < 300; i++) {
+    /* at least 300 puts, and on until every other thread has done its work once (a loaded
+       machine may not schedule them before 300 puts are done) */
+    for (int i = 0; i < 300 || ((atomic_load(&r->reads) == 0 || atomic_load(&r->links) == 0 ||
+                                 atomic_load(&r->claims) == 0) &&
+                                i < 1000000);
+         i++) {
         const image *img = i % 2 ? &r->a : &r->b;
         refs[0] = img->config;
         refs[1] = img->layer;

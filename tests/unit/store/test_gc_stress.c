@@ -212,6 +212,10 @@ static void test_gc_stress__online_gc_loses_nothing(void **state)
         pthread_join(push[n], NULL);
     }
     pause_ms(50);
+    /* a loaded machine may not have scheduled the collector yet */
+    while (atomic_load(&r->gc_runs) == 0) {
+        pause_ms(1);
+    }
     atomic_store(&r->stop, true);
     pthread_join(del, NULL);
     pthread_join(gc, NULL);

@@ -22,8 +22,9 @@
 # python3, psql, gcc, bc.
 #
 # What is measured (see bench/RESULTS.md, "Scale-out"):
-# - 256 MiB push: berth chunked (POST, 16 MiB PATCHes, PUT) and monolithic (POST, PUT with the
-#   body), with curl, against a direct multipart upload of the same bytes (16 MiB parts, one at
+# - 256 MiB push: berth chunked (POST, 16 MiB PATCHes, PUT, on one keep-alive connection as
+#   registry clients push: bench/push_chunked.py) and monolithic (POST, PUT with the body, curl),
+#   against a direct multipart upload of the same bytes (16 MiB parts, one at
 #   a time) by bench/s3direct.c, which uses berth's own S3 client (src/backend/s3/client.h);
 #   every round pushes new bytes;
 # - 256 MiB blob GET (curl): berth streamed, berth with storage.s3.redirect (a second replica on
@@ -141,23 +142,11 @@ if part push; then
 # ---- 256 MiB push and GET ----
 blob=$work/blob
 head -c $((256 << 20)) /dev/urandom >"$blob"
-mkdir "$work/chunks"
 abs() { case $2 in http*) echo "$2" ;; *) echo "$1$2" ;; esac; }
 loc_of() { sed -n 's/^[Ll]ocation: //p' "$1" | tr -d '\r' | tail -n 1; }
 with_digest() { case $1 in *\?*) echo "$1&digest=$2" ;; *) echo "$1?digest=$2" ;; esac; }
-push_chunked() { # BASE REPO DIGEST: the chunks of $work/chunks, 16 MiB PATCHes, then PUT
-    local b=$1 repo=$2 dg=$3 h=$work/h off=0 t0 loc f n
-    t0=$(now)
-    curl -sf -X POST -D "$h" -o /dev/null "$b/v2/$repo/blobs/uploads/"
-    loc=$(abs "$b" "$(loc_of "$h")")
-    for f in "$work"/chunks/c*; do
-        n=$(stat -c %s "$f")
-        curl -sf -X PATCH -D "$h" -o /dev/null -H 'Content-Type: application/octet-stream' \
-            -H "Content-Range: $off-$((off + n - 1))" -T "$f" "$loc"
-        loc=$(abs "$b" "$(loc_of "$h")") off=$((off + n))
-    done
-    curl -sf -X PUT -o /dev/null -H 'Content-Length: 0' "$(with_digest "$loc" "$dg")"
-    calc "$(now) - $t0"
+push_chunked() { # BASE REPO DIGEST: 16 MiB PATCHes, then PUT, on one keep-alive connection
+    python3 "$here/push_chunked.py" "$1" "$2" "$3" "$blob" 16
 }
 push_mono() { # BASE REPO DIGEST: POST, then one PUT with the whole body
     local b=$1 repo=$2 dg=$3 h=$work/h t0 loc
@@ -170,8 +159,6 @@ push_mono() { # BASE REPO DIGEST: POST, then one PUT with the whole body
 }
 new_bytes() { # change the first 16 bytes, so that every push is of a new blob
     head -c 16 /dev/urandom | dd of="$blob" bs=16 count=1 conv=notrunc status=none
-    rm -f "$work"/chunks/c*
-    (cd "$work/chunks" && split -b 16M -a 3 "$blob" c)
     echo "sha256:$(sha256sum "$blob" | cut -d' ' -f1)"
 }
 mib=256

@@ -59,35 +59,9 @@ down() {
   return 0
 }
 
-fail() {
-  echo "rgw.sh: $*" >&2
-  local l
-  for l in "$D"/log/*; do
-    [ -f "$l" ] || continue
-    echo "---- tail of $l" >&2
-    tail -n 25 "$l" >&2 || true
-  done
-  down
-  exit 1
-}
-
-port_free() {
-  ! ss -Hltn "sport = :$1" | grep -q .
-}
-
-pick_base() {
-  local p q ok i start
-  start=$(($$ % 50)) # two fixtures starting at once rarely try the same range
-  for ((i = 0; i < 50; i++)); do
-    p=$((7480 + 10 * ((start + i) % 50)))
-    ok=1
-    for ((q = p; q < p + 8; q++)); do
-      port_free "$q" || { ok=0; break; }
-    done
-    [ $ok = 1 ] && { echo "$p"; return 0; }
-  done
-  return 1
-}
+# shellcheck source=tests/engines/lib.sh
+. "$(dirname "$0")/lib.sh"
+fail() { engine_fail rgw.sh "$@"; }
 
 if [ "$cmd" = down ]; then
   [ -d "$D" ] && down
@@ -119,7 +93,7 @@ mkdir -p "$D/run" "$D/log" "$D/mon/ceph-a" "$D/osd"
 cd "$D"
 t0=$(date +%s.%N)
 
-P=$(pick_base) || fail "no free port range in 7480..7979"
+P=$(pick_base 7480 8) || fail "no free port range in 7480..7979"
 FSID=$(cat /proc/sys/kernel/random/uuid)
 cat >ceph.conf <<CONF
 [global]

@@ -64,35 +64,9 @@ down() {
   return 0
 }
 
-fail() {
-  echo "swift.sh: $*" >&2
-  local l
-  for l in "$D"/log/*; do
-    [ -s "$l" ] || continue
-    echo "---- tail of $l" >&2
-    tail -n 25 "$l" >&2 || true
-  done
-  down
-  exit 1
-}
-
-port_free() {
-  ! ss -Hltn "sport = :$1" | grep -q .
-}
-
-pick_base() {
-  local p q ok i start
-  start=$(($$ % 50)) # two fixtures starting at once rarely try the same range
-  for ((i = 0; i < 50; i++)); do
-    p=$((16200 + 10 * ((start + i) % 50)))
-    ok=1
-    for ((q = p; q < p + 5; q++)); do
-      port_free "$q" || { ok=0; break; }
-    done
-    [ $ok = 1 ] && { echo "$p"; return 0; }
-  done
-  return 1
-}
+# shellcheck source=tests/engines/lib.sh
+. "$(dirname "$0")/lib.sh"
+fail() { engine_fail swift.sh "$@"; }
 
 if [ "$cmd" = down ]; then
   [ -d "$D" ] && down
@@ -276,7 +250,7 @@ AK="berth:tester"
 SK=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
 up=0
 for attempt in 1 2 3; do
-  P=$(pick_base) || fail "no free port range in 16200..16699"
+  P=$(pick_base 16200 5) || fail "no free port range in 16200..16699"
   start_servers && break
   echo "swift.sh: a port of $P..$((P + 4)) was taken meanwhile; another range" >&2
   down

@@ -39,12 +39,23 @@ void berth_gc_options_init(berth_gc_options *opts)
     opts->grace_seconds = 3600;
 }
 
+/*
+ * How long after a blob is linked into a repository gc leaves that repository's unreferenced
+ * blobs alone (at most the grace period): a client sends the manifest right after its last
+ * blob, when no upload session of the push is open any more, and the first layers of a push
+ * longer than the grace would otherwise go just before the manifest PUT that references them.
+ */
+#define PUSH_SETTLE_SECONDS 60
+
 typedef struct gc_run {
     berth_store *s;
     const berth_gc_options *opts;
     berth_gc_stats *stats;
     int64_t now;
     int64_t before; /* now - grace + 1: what is older than the grace period came before */
+    /* now - min(grace, PUSH_SETTLE_SECONDS) + 1: a repository with a blob linked since then is
+       taken to be between a push's last blob and its manifest */
+    int64_t settling;
     /* a dry run: links it would remove, per digest (a going_link), to tell which blobs would
        lose their last one */
     berth__htab going;
@@ -287,12 +298,16 @@ typedef struct link_ctx {
     berth_digest *gone; /* links to remove */
     uint64_t *sizes;
     size_t n, cap;
+    int64_t newest; /* when the newest link was made */
     int rc;
 } link_ctx;
 
 static int collect_link(const berth_digest *digest, uint64_t size, int64_t linked, void *payload)
 {
     link_ctx *c = payload;
+    if (linked > c->newest) {
+        c->newest = linked;
+    }
     if (berth__htab_get(c->live, digest->str) || linked >= c->g->before) {
         return 0; /* referenced, or linked recently: a push may be about to reference it */
     }
@@ -451,6 +466,12 @@ static int gc_repo(gc_run *g, const char *repo)
     rc = meta->links(meta, repo, collect_link, &links);
     if (rc == 1 || links.rc < 0) {
         rc = links.rc;
+    }
+    if (rc == 0 && links.newest >= g->settling) {
+        /* a blob linked moments ago: the last layer of a push whose manifest is on its way
+           (its upload session is closed now, so `pushing` does not show it); the push's first
+           layers, older than the grace, stay until the next run */
+        goto out;
     }
     for (size_t i = 0; rc == 0 && i < links.n; i++) {
         int r2 = g->opts->dry_run ? 0 : meta->blob_unlink(meta, repo, &links.gone[i], g->before);
@@ -751,6 +772,12 @@ int berth_store_gc(berth_store *s, const berth_gc_options *opts, berth_gc_stats 
     memset(g.stats, 0, sizeof(*g.stats));
     g.now = (int64_t)time(NULL);
     g.before = g.now - opts->grace_seconds + 1;
+    g.settling = opts->grace_seconds > 0
+                     ? g.now -
+                           (opts->grace_seconds < PUSH_SETTLE_SECONDS ? (int64_t)opts->grace_seconds
+                                                                      : PUSH_SETTLE_SECONDS) +
+                           1
+                     : INT64_MAX;
 
     rc = s->meta->catalog(s->meta, NULL, 0, collect_repo, &repos, &more);
     if (rc == 1 || repos.rc < 0) {

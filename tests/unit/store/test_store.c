@@ -523,6 +523,34 @@ static void test_store__gc_grace_keeps_young_blobs(void **state)
     assert_true(in_repo(f->store, "app", &young));
 }
 
+/*
+ * A push longer than the grace: its first layer is older than the grace, its last was just
+ * committed (no upload session open any more) and its manifest is on the way. gc must not take
+ * the first layer in between; once the repository is quiet, unreferenced blobs go as before.
+ */
+static void test_store__gc_spares_a_push_between_last_blob_and_manifest(void **state)
+{
+    fixture *f = *state;
+    berth_gc_options opts;
+    berth_gc_stats stats;
+    berth_digest first = push_blob(f->store, "app", "first layer of a slow push");
+
+    sleep(3);
+    berth_digest last = push_blob(f->store, "app", "last layer of a slow push");
+    berth_gc_options_init(&opts);
+    opts.grace_seconds = 2;
+    assert_int_equal(berth_store_gc(f->store, &opts, &stats), 0);
+    assert_int_equal(stats.links_removed, 0);
+    assert_true(in_repo(f->store, "app", &first));
+    assert_true(in_repo(f->store, "app", &last));
+    /* no manifest came: once nothing was linked within the grace, both go */
+    sleep(3);
+    assert_int_equal(berth_store_gc(f->store, &opts, &stats), 0);
+    assert_int_equal(stats.links_removed, 2);
+    assert_false(in_repo(f->store, "app", &first));
+    assert_false(in_repo(f->store, "app", &last));
+}
+
 static void test_store__gc_referrers_follow_subject(void **state)
 {
     fixture *f = *state;
@@ -661,6 +689,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store__names_do_not_collide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__gc_sweeps_unreferenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__gc_grace_keeps_young_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store__gc_spares_a_push_between_last_blob_and_manifest,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__gc_referrers_follow_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__retention_keep_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__fsck_finds_corruption, setup, teardown),

@@ -36,6 +36,8 @@
 
 /* Seconds a model is used before it is rebuilt, whatever this process saw. */
 #define MODEL_TTL 30
+/* Most models kept; past it the cache starts over (a browse of 10,000 repositories). */
+#define MODELS_MAX 4096
 /* Page sizes. */
 #define PAGE_DEFAULT 50
 #define PAGE_MAX     1000
@@ -534,6 +536,9 @@ static int model_get(ui_model **out, berth_server *srv, const char *repo)
         /* nothing changed while it was built: keep it */
         if ((old = berth__htab_remove(&ui->models, repo)) != NULL) {
             model_release(old);
+        }
+        if (ui->models.count >= MODELS_MAX) {
+            berth__ui_models_clear(ui);
         }
         if (berth__htab_put(&ui->models, m->repo, m) == 0) {
             atomic_fetch_add(&m->refs, 1);

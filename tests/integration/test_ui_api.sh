@@ -396,6 +396,52 @@ Y
 
     kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
     BERTH_PID=""
+
+    # berth's own token issuer: Basic still works; a bearer token's scopes decide
+    openssl ecparam -genkey -name prime256v1 -noout -out "$T/token.pem" 2>/dev/null
+    openssl ec -in "$T/token.pem" -pubout -out "$T/token.pub" 2>/dev/null
+    {
+        sed -n '/^access:/,$p' "$T/auth.yaml"
+        printf 'auth:\n  htpasswd: %s\n  token:\n    realm: http://127.0.0.1:1/token\n' "$T/htpasswd"
+        printf '    service: berth-test\n    private_key: %s\n' "$T/token.pem"
+    } >"$T/token.yaml"
+    start_server --config "$T/token.yaml"
+    req GET $API/session "${B[@]}"
+    check "token issuer: session" "bob basic" "$(json 'j["user"], j["auth"]')"
+    req GET $API/repositories "${B[@]}"
+    check "token issuer: Basic" "page/r1 page/r2 page/r3 page/r4" \
+        "$(json '" ".join(r["name"] for r in j["repositories"])')"
+    req GET "/token?service=berth-test&scope=repository:page/r2:pull" "${B[@]}"
+    TOKEN=$(json 'j["token"]')
+    req GET $API/repositories -H "Authorization: Bearer $TOKEN"
+    check "bearer: the token's scopes" "200 page/r2" \
+        "$STATUS $(json '" ".join(r["name"] for r in j["repositories"])')"
+    req GET $API/repositories/page/r1/tags -H "Authorization: Bearer $TOKEN"
+    check "bearer: outside the scopes" "403 DENIED" "$STATUS $(error_code)"
+    req GET $API/repositories -H "Authorization: Bearer not.a.token"
+    check "bearer: a bad token" "401 UNAUTHORIZED" "$STATUS $(error_code)"
+    check "bearer: a bad token, no challenge" "" "$(header WWW-Authenticate)"
+    kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
+    BERTH_PID=""
+
+    # an external issuer only: no Basic; tokens of that issuer are taken
+    {
+        sed -n '/^access:/,$p' "$T/auth.yaml"
+        printf 'auth:\n  token:\n    realm: http://127.0.0.1:1/token\n'
+        printf '    service: berth-test\n    public_key: %s\n' "$T/token.pub"
+    } >"$T/verify.yaml"
+    start_server --config "$T/verify.yaml"
+    req GET $API/session
+    check "external issuer: session" "None token True" "$(json 'j["user"], j["auth"], j["login_required"]')"
+    req GET $API/repositories
+    check "external issuer: anonymous" "401 bearer" "$STATUS $(header X-Berth-Login)"
+    req GET $API/repositories -H "Authorization: Bearer $TOKEN"
+    check "external issuer: bearer" "200 page/r2" \
+        "$STATUS $(json '" ".join(r["name"] for r in j["repositories"])')"
+    req GET $API/repositories "${B[@]}"
+    check "external issuer: Basic is not taken" 401 "$STATUS"
+    kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
+    BERTH_PID=""
 else
     echo "note: htpasswd (apache2-utils) missing: the authentication part is not run" >&2
 fi

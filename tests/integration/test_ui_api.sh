@@ -113,6 +113,8 @@ rm -f "$BODY"
 req GET /ui/ -H "If-None-Match: $ETAG"
 check "/ui/ revalidated" 304 "$STATUS"
 check "/ui/ 304 is empty" 0 "$(stat -c %s "$BODY" 2>/dev/null || echo 0)"
+head_req /ui/
+check "HEAD /ui/" "200 $(stat -c %s "$SRC/ui/index.html")" "$STATUS $(header Content-Length)"
 req GET /ui/r/app/one:v1
 check "deep link by tag" 200 "$STATUS"
 cmp -s "$BODY" "$SRC/ui/index.html" && ok || fail "deep link is not index.html"
@@ -315,6 +317,21 @@ check "tag deleted" 202 "$STATUS"
 req GET "$API/repositories?q=app/one"
 check "a delete is seen at once" 3 "$(json 'j["repositories"][0]["tag_count"]')"
 
+# a config over 1 MiB is not sent
+mkdir -p "$T/big"
+python3 -c 'import json; print(json.dumps({"architecture":"amd64","os":"linux","pad":"x"*1100000}))' \
+    >"$T/big/config"
+head -c 100 /dev/urandom >"$T/big/layer"
+for f in config layer; do push_blob big/cfg "$T/big/$f" >/dev/null; done
+make_manifest "$T/big/config" "$T/big/layer" "$T/big/manifest"
+req PUT /v2/big/cfg/manifests/v1 -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "@$T/big/manifest"
+check "big config pushed" 201 "$STATUS"
+req GET $API/repositories/big/cfg/manifests/v1
+check "big config" "200 None True 1" \
+    "$STATUS $(json 'j["config"], j["config_too_large"], len(j["layers"])')"
+ALL="app/multi app/one big/cfg lib page/r1 page/r2 page/r3 page/r4"
+
 kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
 BERTH_PID=""
 
@@ -392,7 +409,7 @@ Y
     req GET $API/repositories/app/one/tags "${A[@]}"
     check "alice may delete" "200 True" "$STATUS $(json 'j["can_delete"]')"
     req GET $API/storage "${A[@]}"
-    check "alice's storage" "7 0" "$(json 'str(len(j["repositories"])) + " " + str(j["uploads"]["open"])')"
+    check "alice's storage" "8 0" "$(json 'str(len(j["repositories"])) + " " + str(j["uploads"]["open"])')"
 
     kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
     BERTH_PID=""

@@ -21,6 +21,7 @@ SRC=${BERTH_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 API=/ui/api/v1
 
 start_server
+grep -q "web UI at $URL/ui/" "$BERTH_LOG" && ok || fail "the startup log does not give the UI's address"
 
 # ---- fill the registry ---------------------------------------------------------------------
 
@@ -480,5 +481,6 @@ for path in /ui /ui/ /ui/assets/app.js $API/session $API/repositories; do
 done
 req GET /v2/
 check "ui off: the registry serves" 200 "$STATUS"
+grep -q "web UI at" "$BERTH_LOG" && fail "ui off: the log gives a UI address" || ok
 
 finish

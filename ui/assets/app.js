@@ -1,0 +1,1 @@
+// placeholder: the front end (branch uifront) replaces this file

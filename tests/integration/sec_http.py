@@ -448,27 +448,46 @@ def slow_clients():
 
 
 def header_deadline():
-    # the server runs with timeouts.header 2s: headers trickled over 6 s never get an answer
+    # the server runs with timeouts.header 2s: headers trickled over 6 s never get an answer,
+    # and the server closes the connection about 2 s in (checked every 100 ms). When it closed
+    # is read off the socket (EOF), not off the loop's sends, which a closed socket may accept.
     s = connect(timeout=10)
     s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
-    cut = False
     t0 = time.time()
+    out, closed_at = b"", None
     for _ in range(6):
-        time.sleep(1)
+        end = time.time() + 1
+        s.settimeout(0.05)
+        while closed_at is None and time.time() < end:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                d = b""
+            if not d:
+                closed_at = time.time() - t0
+            out += d
+        if closed_at is not None:
+            break
         try:
             s.sendall(b"X-Slow: 1\r\n")
         except OSError:
-            cut = True
+            closed_at = time.time() - t0
             break
-    try:
-        s.sendall(b"\r\n")
-        out, closed = read_all(s, 2)
-    except OSError:
-        out, closed = b"", True
+    if closed_at is None:
+        try:
+            s.sendall(b"\r\n")
+            more, closed = read_all(s, 2)
+            out += more
+        except OSError:
+            closed = True
+        closed_at = time.time() - t0 if closed else None
     s.close()
     truth("trickled headers get no 200", b" 200 " not in out[:20], out[:40])
-    truth("the connection was closed", closed or cut)
-    truth("closed near the deadline", time.time() - t0 < 9)
+    truth("the connection was closed", closed_at is not None)
+    # 2 s deadline; up to 3 s more for a loaded machine, still before the 6 s of headers end
+    truth("closed near the deadline", closed_at is not None and closed_at < 5, closed_at)
     # a prompt client is unaffected
     check("a prompt request", 200, request("GET", "/v2/")[0])
 

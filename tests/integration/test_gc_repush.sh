@@ -31,16 +31,17 @@ make_manifest "$T/config" "$T/layer" "$T/m"
 m=$(sha256_file "$T/m")
 check "first push" 201 "$(code -X PUT --data-binary "@$T/m" -H "Content-Type: $MT" \
     "$URL/v2/re/app/manifests/$m")"
-sleep 4.5
+sleep 7 # older than the delay below when the second server's gc looks
 check "pushed again" 201 "$(code -X PUT --data-binary "@$T/m" -H "Content-Type: $MT" \
     "$URL/v2/re/app/manifests/$m")"
 stop
 
-# gc every second, untagged manifests kept 3 s, grace 3 s
-printf 'gc: {interval: 1s, grace: 3s, untagged_delay: 3s}\n' >"$T/gc.yaml"
+# gc every second, untagged manifests kept 6 s, grace 6 s (margins for a loaded machine, where
+# stopping one server and starting the next can take seconds)
+printf 'gc: {interval: 1s, grace: 6s, untagged_delay: 6s}\n' >"$T/gc.yaml"
 start_server --config "$T/gc.yaml"
 sleep 1.5
-check "pushed again 2 s ago: kept" 200 "$(code -H "Accept: $MT" "$URL/v2/re/app/manifests/$m")"
-sleep 4
+check "pushed again moments ago: kept" 200 "$(code -H "Accept: $MT" "$URL/v2/re/app/manifests/$m")"
+sleep 6.5
 check "untagged and old: collected" 404 "$(code -H "Accept: $MT" "$URL/v2/re/app/manifests/$m")"
 finish

@@ -233,42 +233,6 @@ static int count_upload(const char *k, const char *id, int64_t initiated, void *
     return 0;
 }
 
-static double mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-/* A response whose headers and body the service writes apart (RGW's ListParts) is not held up
- * by the client's delayed ACK: that stall is 40 ms or more each time (Linux's least delayed-ACK
- * timeout), so the quickest of five is well under it unless it happens every time. */
-static void test_s3_client__responses_are_not_delayed(void **state)
-{
-    berth__s3 *c;
-    char *id = NULL, *etag = NULL;
-    unsigned char *data = bytes(5 * MIB, 31);
-    double best = 1e9;
-    (void)state;
-    fresh_prefix();
-    c = client(0);
-    assert_int_equal(berth__s3_mpu_create(c, key("ack"), &id), 0);
-    assert_int_equal(berth__s3_mpu_part(c, key("ack"), id, 1, data, 5 * MIB, &etag), 0);
-    for (int i = 0; i < 5; i++) {
-        double t0 = mono_ms();
-        assert_int_equal(berth__s3_mpu_exists(c, key("ack"), id), 0);
-        double t = mono_ms() - t0;
-        best = t < best ? t : best;
-    }
-    print_message("quickest ListParts: %.1f ms\n", best);
-    assert_true(best < 35.0);
-    assert_int_equal(berth__s3_mpu_abort(c, key("ack"), id), 0);
-    free(etag);
-    free(id);
-    free(data);
-    berth__s3_free(c);
-}
-
 static void test_s3_client__multipart(void **state)
 {
     berth__s3 *c = client(1);
@@ -1296,7 +1260,6 @@ int main(void)
         cmocka_unit_test(test_s3_client__objects),
         cmocka_unit_test(test_s3_client__multipart),
         cmocka_unit_test(test_s3_client__copies_may_be_silent),
-        cmocka_unit_test(test_s3_client__responses_are_not_delayed),
         cmocka_unit_test(test_s3_blob__small_blobs),
         cmocka_unit_test(test_s3_blob__sessions),
         cmocka_unit_test(test_s3_blob__state_guards_parts),

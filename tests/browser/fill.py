@@ -9,7 +9,7 @@
 #   fill.py bulk URL [USER:PASS]   1,000 tags in library/many, 2,000 repositories under bulk/
 #   fill.py referrers URL NAME TAG [USER:PASS]   a signature and an SBOM whose subject is NAME:TAG
 #   fill.py small URL USER:PASS    a few repositories for the server with auth
-import base64, gzip, hashlib, http.client, io, json, os, sys, tarfile, threading, time
+import base64, gzip, hashlib, http.client, io, json, os, random, sys, tarfile, threading, time
 from urllib.parse import urlsplit
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -42,10 +42,11 @@ def tar_gz(files):
 
 def image(arch, variant, name, seed):
     """(config bytes, [layer bytes]) of a small but real-looking image."""
+    rnd = random.Random(seed + arch)  # incompressible but repeatable bytes: layers of real sizes
     base, base_diff = tar_gz([("etc/os-release", b'NAME="Berthix"\nVERSION_ID=1.0\n'),
-                              ("bin/busybox", os.urandom(0) + hashlib.sha256(seed.encode()).digest() * 4000)])
+                              ("bin/busybox", rnd.randbytes(700_000))])
     app, app_diff = tar_gz([("srv/app/" + name, ("#!/bin/sh\necho %s %s\n" % (name, arch)).encode() * 900),
-                            ("srv/app/data.bin", hashlib.sha512((seed + arch).encode()).digest() * 3000)])
+                            ("srv/app/data.bin", rnd.randbytes(180_000))])
     cfg = {
         "created": "2026-11-20T10:15:00Z", "author": "Berth Tests <tests@berth.example>",
         "architecture": arch, "os": "linux",

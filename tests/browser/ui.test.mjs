@@ -62,6 +62,12 @@ ctx.on('page', (p) => {
 });
 const shot = (page, name) => page.screenshot({ path: join(SHOTS, name + '.png') });
 const rowsText = (page, sel) => page.locator(sel).allTextContents();
+// the first element SEL shows a text other than WAS (a new page has arrived), or exactly IS
+const changed = (page, sel, was) => page.waitForFunction(([s, w]) => {
+  const t = document.querySelector(s)?.textContent;
+  return t !== undefined && t !== w;
+}, [sel, was]);
+const showing = (page, sel, is) => page.waitForFunction(([s, w]) => document.querySelector(s)?.textContent === w, [sel, is]);
 const settled = (page) => page.waitForFunction(() => !/Loading…/.test(document.querySelector('main').textContent));
 
 // ---- the open registry ------------------------------------------------------------------------
@@ -78,8 +84,9 @@ await step('repositories page', async () => {
   check('repositories sorted by name', names.every((n, i) => i === 0 || names[i - 1] < n), names.slice(0, 5));
   check('bulk namespace shown as a group', (await rowsText(page, 'h2.ns')).some((t) => t.startsWith('bulk/ns')));
   const count = await page.locator('p.count').textContent();
-  const total = Number((count.match(/^(\d+)/) || [])[1]);
-  check('total counts every repository (2,000 bulk + 5)', Number.isNaN(total) || total >= 2004, count);
+  // the API may leave the total out (null) when counting is costly: then the page count shows
+  if (/on this page/.test(count)) eq('count of the page when there is no total', '50 repositories on this page', count);
+  else check('total counts every repository (2,000 bulk + 5)', Number(count.match(/^(\d+)/)?.[1]) >= 2004, count);
   const first = page.locator('table.repos tbody tr').first();
   check('tag count shown', /^\d+$/.test((await first.locator('td').nth(1).textContent()).trim()));
   check('size human-readable', /\d(\.\d)? (B|KiB|MiB|GiB)$/.test((await first.locator('td').nth(2).textContent()).trim()));
@@ -96,19 +103,19 @@ await step('repositories paging', async () => {
   check('previous disabled on the first page', await page.locator('button.prev').isDisabled());
   await page.click('button.next');
   await page.waitForURL(/last=/);
-  await page.waitForFunction((f) => document.querySelector('table.repos tbody tr td a')?.textContent !== f, p1[0]);
+  await changed(page, 'table.repos tbody tr td a', p1[0]);
   const p2 = await rowsText(page, 'table.repos tbody tr td:first-child a');
   eq('second page has 50', 50, p2.length);
   check('second page follows the first', p2[0] > p1[p1.length - 1], [p1[p1.length - 1], p2[0]]);
   await page.click('button.next');
-  await page.waitForFunction((f) => document.querySelector('table.repos tbody tr td a')?.textContent !== f, p2[0]);
+  await changed(page, 'table.repos tbody tr td a', p2[0]);
   await page.click('button.prev');
-  await page.waitForFunction((f) => document.querySelector('table.repos tbody tr td a')?.textContent === f, p2[0]);
+  await showing(page, 'table.repos tbody tr td a', p2[0]);
   await page.click('button.prev');
-  await page.waitForFunction((f) => document.querySelector('table.repos tbody tr td a')?.textContent === f, p1[0]);
+  await showing(page, 'table.repos tbody tr td a', p1[0]);
   check('back on the first page', await page.locator('button.prev').isDisabled());
   await page.goBack();
-  await page.waitForFunction((f) => document.querySelector('table.repos tbody tr td a')?.textContent === f, p2[0]);
+  await showing(page, 'table.repos tbody tr td a', p2[0]);
   check('browser back returns to the page before', true);
 });
 
@@ -148,7 +155,7 @@ await step('repository page: 1,000 tags, sorting, paging', async () => {
 
   await page.click('button.sort[data-sort="pushed"]');
   await page.waitForURL(/order=asc/);
-  await page.waitForFunction(() => document.querySelector('table.tags tbody tr a.tagname')?.textContent !== 'newest');
+  await changed(page, 'table.tags tbody tr a.tagname', 'newest');
   const times = await page.locator('table.tags tbody tr time').evaluateAll((ts) => ts.map((t) => Date.parse(t.getAttribute('datetime'))));
   check('oldest first after a click', times.every((t, i) => i === 0 || times[i - 1] <= t));
   await page.click('button.sort[data-sort="name"]');
@@ -158,14 +165,14 @@ await step('repository page: 1,000 tags, sorting, paging', async () => {
   check('by name', tags.every((t, i) => i === 0 || tags[i - 1] < t), tags.slice(0, 4));
   await page.click('button.next');
   await page.waitForURL(/last=/);
-  await page.waitForFunction((f) => document.querySelector('table.tags tbody tr a.tagname')?.textContent !== f, tags[0]);
+  await changed(page, 'table.tags tbody tr a.tagname', tags[0]);
   const next = await rowsText(page, 'table.tags tbody tr a.tagname');
   check('next page of tags continues the order', next[0] > tags[tags.length - 1], [tags[tags.length - 1], next[0]]);
   let pages = 2;
   while (await page.locator('button.next').isEnabled() && pages < 20) {
     const f = await page.locator('table.tags tbody tr a.tagname').first().textContent();
     await page.click('button.next');
-    await page.waitForFunction((x) => document.querySelector('table.tags tbody tr a.tagname')?.textContent !== x, f);
+    await changed(page, 'table.tags tbody tr a.tagname', f);
     pages++;
   }
   eq('1,000 tags on 10 pages', 10, pages);
@@ -224,6 +231,7 @@ await step('image page: config, layers, history, referrers, raw JSON', async () 
   eq('two layers', 2, layers.length);
   check('layer media types and sizes', layers.every(([mt, sz]) => mt === 'application/vnd.oci.image.layer.v1.tar+gzip' && /KiB|MiB/.test(sz)), layers);
   eq('history: three build steps', 3, await page.locator('ol.steps li').count());
+  await shot(page, 'image');
   const sig = page.locator('section.referrers[data-artifact-type="application/vnd.dev.cosign.artifact.sig.v1+json"]');
   const sbom = page.locator('section.referrers[data-artifact-type="application/spdx+json"]');
   check('signature group', /Signatures/.test(await sig.locator('h3').textContent()));
@@ -233,7 +241,8 @@ await step('image page: config, layers, history, referrers, raw JSON', async () 
   const raw = JSON.parse(await page.locator('details.raw pre').first().textContent());
   eq('raw manifest is the document', 2, raw.schemaVersion);
   check('raw manifest is pretty-printed', (await page.locator('details.raw pre').first().textContent()).includes('\n  "'));
-  await shot(page, 'image');
+  await page.locator('details.raw pre').first().scrollIntoViewIfNeeded();
+  await shot(page, 'image-raw');
   await sbom.locator('a').first().click();
   await page.waitForURL(OPEN + '/ui/r/team/web@' + SBOM_DIGEST);
   await page.locator('main dl.kv').first().waitFor();
@@ -307,7 +316,7 @@ await step('phone layout and keyboard', async () => {
   await page.goto(OPEN + '/ui/storage');
   await page.locator('table.storage').waitFor();
   let found = false;
-  for (let i = 0; i < 8 && !found; i++) {
+  for (let i = 0; i < 4 && !found; i++) {
     await page.keyboard.press('Tab');
     found = await page.evaluate(() => document.activeElement.textContent === 'Repositories' && document.activeElement.tagName === 'A');
   }

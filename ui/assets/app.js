@@ -410,7 +410,7 @@ async function repositoriesPage(id) {
   const summary = h('p', { class: 'muted count' },
     data.total !== null && data.total !== undefined
       ? `${data.total} ${data.total === 1 ? 'repository' : 'repositories'}${q ? ' matching “' + q + '”' : ''}`
-      : `${repos.length} shown`);
+      : `${repos.length} ${repos.length === 1 ? 'repository' : 'repositories'} on this page${q ? ' matching “' + q + '”' : ''}`);
   if (!repos.length) {
     results.replaceChildren(summary, h('p', { class: 'empty' },
       q ? 'No repository matches “' + q + '”.' : 'No repositories yet: push an image to see it here.'));
@@ -725,7 +725,9 @@ async function route(keepFocus) {
     showLogin(sessionStorage.getItem(CREDS) ? 'Your credentials were refused.' : '');
     return;
   }
-  if (!keepFocus) main.focus({ preventScroll: true });
+  // after a navigation (not the first load) the focus moves to the new content
+  if (!keepFocus && state.routed) main.focus({ preventScroll: true });
+  state.routed = true;
   if (r.page === 'repos') return repositoriesPage(id);
   if (r.page === 'repo') return repositoryPage(id, r.name);
   if (r.page === 'image') return imagePage(id, r.name, r.ref);

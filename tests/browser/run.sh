@@ -44,13 +44,8 @@ die() {
     exit 1
 }
 
-# playwright-core from the lockfile (npm's cache makes it work offline after the first install)
-if ! [ -f "$HERE/node_modules/playwright-core/package.json" ] ||
-    ! cmp -s "$HERE/package-lock.json" "$HERE/node_modules/.berth-lock"; then
-    (cd "$HERE" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >"$T/npm.log" 2>&1 ||
-        die "npm ci in tests/browser: $(tail -n 5 "$T/npm.log")"
-    cp "$HERE/package-lock.json" "$HERE/node_modules/.berth-lock"
-fi
+# playwright-core from the lockfile
+sh "$HERE/install.sh" >"$T/npm.log" 2>&1 || die "npm ci in tests/browser: $(tail -n 5 "$T/npm.log")"
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

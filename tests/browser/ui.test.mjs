@@ -45,7 +45,7 @@ const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
+    '--disable-component-update', '--disable-sync', '--disable-quic'],
   viewport: { width: 1200, height: 800 },
   timeout: 30000,
 });
@@ -205,6 +205,7 @@ await step('multi-platform index', async () => {
   await page.locator('table.children tbody tr').first().waitFor();
   check('index kind shown', /Image index/.test(await page.locator('main dl.kv').first().textContent()));
   eq('one row per platform', 3, await page.locator('table.children tbody tr').count());
+  eq('an index has no layers table', 0, await page.locator('table.layers').count());
   check('index annotations', /three platforms/.test(await page.locator('main').textContent()));
   await shot(page, 'index');
   await page.click('table.children a:text("linux/arm64/v8")');
@@ -219,6 +220,8 @@ await step('image page: config, layers, history, referrers, raw JSON', async () 
   await page.goto(OPEN + '/ui/r/team/web:1.0');
   await page.locator('table.layers tbody tr').first().waitFor();
   const main = await page.locator('main').textContent();
+  check('an image, not an index', /KindImageMedia type/.test(await page.locator('main dl.kv').first().textContent()));
+  eq('an image has no platforms table', 0, await page.locator('table.children').count());
   eq('full digest shown', WEB_DIGEST, (await page.locator('code.full-digest').textContent()).trim());
   for (const want of ['Berth Tests <tests@berth.example>', '["/srv/app/web"]', '["--listen",":8080"]', '/srv/app', '1000:1000',
     '8080/tcp', '9090/tcp', 'APP_NAME=web', 'org.opencontainers.image.source', 'https://git.example/web',
@@ -310,8 +313,19 @@ await step('phone layout and keyboard', async () => {
   await shot(page, 'repository-phone');
   await page.goto(OPEN + '/ui/r/team/web:1.0');
   await page.locator('table.layers').waitFor();
+  const iw = await page.evaluate(() => document.documentElement.scrollWidth);
+  check('image page not wider than the phone', iw <= 390, iw);
   await shot(page, 'image-phone');
   await page.setViewportSize({ width: 1200, height: 800 });
+  // dark mode follows the system
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(OPEN + '/ui/r/library/many');
+  await page.locator('table.tags tbody tr').first().waitFor();
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  check('dark background when the system is dark', /^rgb\((\d+), (\d+), (\d+)\)$/.test(bg) && bg.match(/\d+/g).every((c) => Number(c) < 60), bg);
+  await shot(page, 'repository-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  check('light background otherwise', await page.evaluate(() => getComputedStyle(document.body).backgroundColor) === 'rgb(255, 255, 255)');
   // keyboard: Tab from the top reaches the navigation links, Enter follows one
   await page.goto(OPEN + '/ui/storage');
   await page.locator('table.storage').waitFor();

@@ -550,7 +550,7 @@ async function imagePage(id, name, ref) {
   const doc = m.manifest || {};
   const cfg = m.config || null;
   const cc = (cfg && cfg.config) || {};
-  const isIndex = Array.isArray(m.children) || Array.isArray(doc.manifests);
+  const isIndex = Array.isArray(doc.manifests) || /image\.index|manifest\.list/.test(m.media_type || '');
   const parts = [crumbs(), h('h1', {}, title)];
 
   parts.push(kv([
@@ -578,7 +578,7 @@ async function imagePage(id, name, ref) {
   }
 
   if (isIndex) {
-    const children = m.children || (doc.manifests || []).map((c) => ({ digest: c.digest, media_type: c.mediaType, size: c.size, platform: c.platform }));
+    const children = (m.children && m.children.length) ? m.children : (doc.manifests || []).map((c) => ({ digest: c.digest, media_type: c.mediaType, size: c.size, platform: c.platform }));
     parts.push(h('h2', {}, 'Platforms'), h('table', { class: 'cards children' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Platform'), h('th', { scope: 'col' }, 'Digest'),
         h('th', { scope: 'col' }, 'Media type'), h('th', { scope: 'col', class: 'num' }, 'Size'))),
@@ -607,7 +607,7 @@ async function imagePage(id, name, ref) {
     parts.push(h('h2', {}, 'Configuration'), h('p', { class: 'muted' }, 'The configuration is larger than 1 MiB and is not shown.'));
   }
 
-  if (Array.isArray(m.layers)) {
+  if (!isIndex && Array.isArray(m.layers)) {
     const total = m.layers.reduce((a, l) => a + (l.size || 0), 0);
     parts.push(h('h2', {}, `Layers (${m.layers.length}, ${size(total)})`), m.layers.length ? h('table', { class: 'cards layers' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col', class: 'num' }, '#'), h('th', { scope: 'col' }, 'Digest'),

@@ -147,6 +147,9 @@ typedef struct berth_config {
         berth_config_upstream *upstreams; /* `upstreams_count` of them; none: no cache */
         size_t upstreams_count;
     } proxy;
+    struct {
+        bool enabled; /* the web UI and its JSON API under /ui/ (default true) */
+    } ui;
 } berth_config;
 
 /**

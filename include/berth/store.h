@@ -373,6 +373,20 @@ typedef int (*berth_store_name_cb)(const char *name, void *payload);
 int berth_store_tags(berth_store *s, const char *repo, const char *last, size_t n,
                      berth_store_name_cb cb, void *payload, bool *more_out);
 
+/** Called once per tag with the digest it points at and when it was set (Unix seconds, 0 when
+ * unknown); return non-zero to stop early. */
+typedef int (*berth_store_tag_cb)(const char *tag, const berth_digest *digest, int64_t pushed,
+                                  void *payload);
+
+/**
+ * The tags of a repository as berth_store_tags() lists them (same order, paging and errors),
+ * each with its digest and the time it was set: what a listing sorted by push time needs.
+ * @param more_out  set true when tags remain after the ones given
+ * @return 0, BERTH_ENOTFOUND (no such repository), BERTH_EIO
+ */
+int berth_store_tag_list(berth_store *s, const char *repo, const char *last, size_t n,
+                         berth_store_tag_cb cb, void *payload, bool *more_out);
+
 /**
  * The repositories of the store, as berth_store_tags() gives tags. The callback runs without
  * the store's lock (names are copied out in batches, found by binary search), so it may be

@@ -343,8 +343,7 @@ static void client_key(berth__req *r, char *out, size_t size)
     berth_ratelimit_addr_key(out, size, ci ? ci->client_addr : NULL);
 }
 
-/* Verify Basic credentials into r->user. @return as berth_htpasswd_check_header() */
-static int check_basic(berth__req *r, const char *authz)
+int berth__check_basic(berth__req *r, const char *authz)
 {
     char address[BERTH_RATELIMIT_KEY_MAX];
     int error;
@@ -380,7 +379,7 @@ static bool authorize_basic(berth__req *r, enum MHD_Result *ret, const char *aut
         authz = NULL; /* `Basic Og==`: podman and skopeo without credentials */
     }
     if (authz) {
-        if ((error = check_basic(r, authz)) < 0) {
+        if ((error = berth__check_basic(r, authz)) < 0) {
             return refuse_basic(r, ret, error, n);
         }
         r->authenticated = true;
@@ -595,7 +594,7 @@ enum MHD_Result berth__token_endpoint(berth__req *r)
         authz = NULL; /* `Basic Og==`: an anonymous token */
     }
     if (authz) {
-        if ((error = check_basic(r, authz)) < 0) {
+        if ((error = berth__check_basic(r, authz)) < 0) {
             berth_buf b = BERTH_BUF_INIT;
             if (error == BERTH_EBUSY) {
                 r->retry_after = 1;

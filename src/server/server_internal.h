@@ -171,6 +171,9 @@ struct berth_server {
     /* the pull-through cache (proxy.c); NULL without proxy.upstreams */
     berth__proxy *proxy;
 
+    /* the web UI (ui.c, ui_api.c); NULL with ui.enabled false */
+    struct berth__ui *ui;
+
     /* the maintenance thread: online gc and the storage gauges */
     pthread_t maint;
     bool maint_running;
@@ -317,6 +320,13 @@ bool berth__ops_admit(berth__req *r, enum MHD_Result *ret);
 
 /** Rate limit and client certificate only (for the endpoints outside /v2/). */
 bool berth__ops_gate(berth__req *r, enum MHD_Result *ret);
+
+/**
+ * Verify `Basic` credentials against the htpasswd file (failed logins throttled per client
+ * address) into r->user. @return as berth_htpasswd_check_header(): 0, BERTH_EUNAUTHORIZED,
+ * BERTH_EBUSY (refused unverified)
+ */
+int berth__check_basic(berth__req *r, const char *authz);
 
 /** Whether the caller of `r` may pull `repo` (catalog filtering). */
 bool berth__ops_may_pull(const berth__req *r, const char *repo);

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "oci/json.h"
 #include "server/ops/gcopts.h"
+#include "server/ui.h"
 
 #include <berth/errors.h>
 
@@ -111,6 +112,9 @@ int berth__ops_start(berth_server *srv)
     if ((error = berth_metrics_new(&srv->metrics)) < 0) {
         return error;
     }
+    if ((!cfg || cfg->ui.enabled) && (error = berth__ui_start(srv)) < 0) {
+        return error;
+    }
     if (!cfg) {
         return 0;
     }
@@ -172,6 +176,7 @@ int berth__ops_start(berth_server *srv)
 
 void berth__ops_free(berth_server *srv)
 {
+    berth__ui_free(srv);
     berth_metrics_free(srv->metrics);
     berth_acl_free(srv->acl);
     berth_htpasswd_free(srv->htpasswd);
@@ -244,6 +249,9 @@ bool berth__ops_route(berth__req *r, const char *url, enum MHD_Result *ret)
 
     if (url[0] != '/' || url[1] == 'v') {
         return false;
+    }
+    if (url[1] == 'u' && berth__ui_route(r, url, ret)) { /* the web UI (ui.c) */
+        return true;
     }
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0) {
         r->mroute = BERTH_ROUTE_OTHER;
@@ -393,6 +401,11 @@ void berth__ops_completed(berth__req *r, bool aborted)
         berth_metrics_observe(srv->metrics, r->method_name, r->mroute, r->status, (double)us / 1e6,
                               r->received, bytes_out);
     }
+    if (srv->ui && r->name[0] && r->status >= 200 && r->status < 300 &&
+        (r->method == BERTH_M_PUT || r->method == BERTH_M_DELETE ||
+         (r->method == BERTH_M_POST && r->status == 201))) {
+        berth__ui_changed(srv, r->name); /* a push, mount or delete: the UI's figures change */
+    }
     if (r->counted_upload) {
         atomic_fetch_sub(&srv->uploads, 1);
         berth_metrics_gauge_add(srv->metrics, BERTH_GAUGE_UPLOAD_REQUESTS, -1);
@@ -453,6 +466,7 @@ static void run_gc(berth_server *srv)
     free(rules);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (error == 0) {
+        berth__ui_gc_done(srv, &stats);
         berth_metrics_counter_add(srv->metrics, BERTH_COUNTER_GC_RUNS, 1);
         berth_metrics_counter_add(srv->metrics, BERTH_COUNTER_GC_FREED_BYTES, stats.bytes_freed);
     }

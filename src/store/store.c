@@ -769,6 +769,32 @@ int berth_store_tags(berth_store *s, const char *repo, const char *last, size_t 
     return rc == 1 ? 0 : rc; /* the callback stopped the walk */
 }
 
+typedef struct tag_adapter {
+    berth_store_tag_cb cb;
+    void *payload;
+} tag_adapter;
+
+static int tag_to_tag(const char *tag, const berth_digest *digest, int64_t pushed, void *payload)
+{
+    tag_adapter *a = payload;
+    return a->cb(tag, digest, pushed, a->payload) != 0 ? 1 : 0;
+}
+
+int berth_store_tag_list(berth_store *s, const char *repo, const char *last, size_t n,
+                         berth_store_tag_cb cb, void *payload, bool *more_out)
+{
+    tag_adapter a = {cb, payload};
+    int rc;
+
+    berth_error_clear();
+    *more_out = false;
+    if (check_repo(repo) < 0) {
+        return berth_error_set(BERTH_ENOTFOUND, "no repository %s", repo);
+    }
+    rc = s->meta->tags(s->meta, repo, last, n, tag_to_tag, &a, more_out);
+    return rc == 1 ? 0 : rc; /* the callback stopped the walk */
+}
+
 int berth_store_catalog(berth_store *s, const char *last, size_t n, berth_store_name_cb cb,
                         void *payload, bool *more_out)
 {

@@ -137,6 +137,22 @@ static bool rule_names(const acl_rule *r, const char *user)
     return false;
 }
 
+bool berth_acl_grants_some(const berth_acl *acl, const char *user, unsigned action)
+{
+    if (!acl) {
+        return false;
+    }
+    if (acl->open_default) {
+        return user != NULL;
+    }
+    for (size_t i = 0; i < acl->count; i++) {
+        if ((acl->rules[i].actions & action) && rule_names(&acl->rules[i], user)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 unsigned berth_acl_granted(const berth_acl *acl, const char *user, const char *repo,
                            unsigned actions)
 {

@@ -36,6 +36,12 @@ bool berth_acl_allows(const berth_acl *acl, const char *user, const char *repo, 
 bool berth_acl_allows_everywhere(const berth_acl *acl, const char *user, unsigned action);
 
 /**
+ * Whether some rule lets `user` (NULL = anonymous) perform `action` on some repository: whether
+ * there is anything at all the user may see (the web UI asks for a login when there is not).
+ */
+bool berth_acl_grants_some(const berth_acl *acl, const char *user, unsigned action);
+
+/**
  * The subset of `actions` (BERTH_ACTION_* bits) that `user` may perform on `repo`: what a token
  * endpoint grants for a requested scope.
  */

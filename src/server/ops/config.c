@@ -91,6 +91,7 @@ static const key_def keys[] = {
     KEY("gc.interval", T_DURATION, gc.interval),
     KEY("gc.grace", T_DURATION, gc.grace),
     KEY("gc.untagged_delay", T_DURATION, gc.untagged_delay),
+    KEY("ui.enabled", T_BOOL, ui.enabled),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -337,6 +338,7 @@ int berth_config_new(berth_config **out)
     cfg->gc.interval = 3600;
     cfg->gc.grace = 3600;
     cfg->gc.untagged_delay = 86400;
+    cfg->ui.enabled = true;
     if (berth_config_set(cfg, "listen", "127.0.0.1:5000") < 0 ||
         berth_config_set(cfg, "root", "./data") < 0 ||
         berth_config_set(cfg, "auth.token.service", "berth") < 0 ||

@@ -132,6 +132,26 @@ static void test_acl__allows_everywhere(void **state)
     berth_acl_free(stars);
 }
 
+/* Whether a user may do anything at all (the web UI asks for a login when not). */
+static void test_acl__grants_some(void **state)
+{
+    berth_acl *acl = build(rules_yaml);
+    berth_acl *open = build("listen: 127.0.0.1:1\n");
+    (void)state;
+    assert_true(berth_acl_grants_some(acl, "alice", P));
+    assert_true(berth_acl_grants_some(acl, "bob", P));      /* team/ */
+    assert_true(berth_acl_grants_some(acl, NULL, P));       /* public/ */
+    assert_false(berth_acl_grants_some(acl, "mallory", P)); /* no rule names mallory */
+    assert_true(berth_acl_grants_some(acl, "bob", D));      /* team/bob-* */
+    assert_false(berth_acl_grants_some(acl, "dave", D));
+    assert_false(berth_acl_grants_some(acl, NULL, U));
+    assert_true(berth_acl_grants_some(open, "anyone", P));
+    assert_false(berth_acl_grants_some(open, NULL, P));
+    assert_false(berth_acl_grants_some(NULL, "alice", P));
+    berth_acl_free(acl);
+    berth_acl_free(open);
+}
+
 static void test_acl__unknown_group_is_refused(void **state)
 {
     berth_config *cfg = NULL;
@@ -182,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_acl__combined_actions_need_all),
         cmocka_unit_test(test_acl__no_rules_means_authenticated_only),
         cmocka_unit_test(test_acl__allows_everywhere),
+        cmocka_unit_test(test_acl__grants_some),
         cmocka_unit_test(test_acl__unknown_group_is_refused),
         cmocka_unit_test(test_acl__catalog_filter),
         cmocka_unit_test(test_acl__action_for_method),

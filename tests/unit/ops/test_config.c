@@ -306,6 +306,36 @@ static void test_config__automatic_mount(void **state)
     berth_config_free(cfg);
 }
 
+static const char *ui_off_env(const char *name)
+{
+    return strcmp(name, "BERTH_UI_ENABLED") == 0 ? "false" : NULL;
+}
+
+/* ui.enabled: on by default, off from the file or BERTH_UI_ENABLED, printed */
+static void test_config__ui_enabled(void **state)
+{
+    static const char yaml[] = "ui:\n  enabled: false\n";
+    berth_config *cfg = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+    (void)state;
+    assert_int_equal(berth_config_new(&cfg), 0);
+    assert_true(cfg->ui.enabled);
+    assert_int_equal(berth_config_apply_env(cfg, ui_off_env), 0);
+    assert_false(cfg->ui.enabled);
+    assert_int_equal(berth_config_set(cfg, "ui.enabled", "true"), 0);
+    assert_true(cfg->ui.enabled);
+    assert_int_equal(berth_config_load_string(cfg, "u.yaml", yaml, strlen(yaml)), 0);
+    assert_false(cfg->ui.enabled);
+    assert_non_null(f = open_memstream(&text, &len));
+    assert_int_equal(berth_config_print(cfg, f), 0);
+    fclose(f);
+    assert_non_null(strstr(text, "\nui:\n  enabled: false\n"));
+    free(text);
+    berth_config_free(cfg);
+}
+
 static void test_config__environment(void **state)
 {
     berth_config *cfg = load("listen: 1.2.3.4:5\nthreads: 2\n");
@@ -540,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_config__mask_secrets),
         cmocka_unit_test(test_config__print_masks_secrets),
         cmocka_unit_test(test_config__file),
+        cmocka_unit_test(test_config__ui_enabled),
         cmocka_unit_test(test_config__empty_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,7 +49,7 @@ const ctx = await chromium.launchPersistentContext(profile, {
   viewport: { width: 1200, height: 800 },
   timeout: 30000,
 });
-ctx.setDefaultTimeout(10000);
+ctx.setDefaultTimeout(20000); // generous: make check runs other tests beside this one
 const errors = [];
 const external = [];
 ctx.on('page', (p) => {

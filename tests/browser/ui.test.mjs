@@ -114,9 +114,22 @@ await step('repositories paging', async () => {
   await page.click('button.prev');
   await showing(page, 'table.repos tbody tr td a', p1[0]);
   check('back on the first page', await page.locator('button.prev').isDisabled());
+  // a pasted link to a later page: Previous still leads back to the first
+  await page.goto(OPEN + '/ui/?last=' + encodeURIComponent(p1[p1.length - 1]));
+  await showing(page, 'table.repos tbody tr td a', p2[0]);
+  await page.click('button.prev');
+  await showing(page, 'table.repos tbody tr td a', p1[0]);
+  check('deep link to page 2, then Previous: page 1', await page.locator('button.prev').isDisabled());
   await page.goBack();
   await showing(page, 'table.repos tbody tr td a', p2[0]);
-  check('browser back returns to the page before', true);
+  await page.click('button.next');
+  await changed(page, 'table.repos tbody tr td a', p2[0]);
+  const p3first = await page.locator('table.repos tbody tr td a').first().textContent();
+  await page.click('button.prev');
+  await showing(page, 'table.repos tbody tr td a', p2[0]);
+  await page.goBack();
+  await showing(page, 'table.repos tbody tr td a', p3first);
+  check('browser back returns to the page before', page.url().includes('last='), page.url());
 });
 
 await step('repositories search', async () => {
@@ -286,6 +299,7 @@ await step('storage page', async () => {
 await step('delete with confirmation, Esc cancels', async () => {
   await page.goto(OPEN + '/ui/r/team/deleteme');
   await page.locator('tr[data-tag="a"]').waitFor();
+  eq('no pager for a single page', 0, await page.locator('nav.pager').count());
   await page.locator('tr[data-tag="a"] button.delete').click();
   await page.locator('dialog[open]').waitFor();
   check('the dialog has the focus', await page.evaluate(() => !!document.activeElement.closest('dialog')));

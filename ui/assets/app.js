@@ -346,8 +346,10 @@ function errorView(e, what) {
 }
 
 function pager(stack, next, go) {
+  if (!stack.length && !next && !currentCursor()) return null; // one page: nothing to page through
   return h('nav', { class: 'pager', 'aria-label': 'Pages' },
-    h('button', { type: 'button', class: 'prev', disabled: stack.length === 0,
+    // (a deep link with ?last= and no history of pages: Previous goes to the first page)
+    h('button', { type: 'button', class: 'prev', disabled: stack.length === 0 && !currentCursor(),
       onclick: () => go(stack.slice(0, -1), stack[stack.length - 1]) }, '← Previous'),
     h('button', { type: 'button', class: 'next', disabled: !next,
       onclick: () => go([...stack, currentCursor()], next) }, 'Next →'));

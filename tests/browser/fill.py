@@ -5,7 +5,7 @@
 # labels); the bulk (1,000 tags in one repository, 2,000 repositories) goes through the registry
 # API over a few keep-alive connections (cross-repository mounts: no blob is sent twice).
 #
-#   fill.py layouts DIR            write the OCI layouts skopeo pushes (DIR/multi, DIR/web, ...)
+#   fill.py layouts DIR [clean]    write the OCI layouts skopeo pushes (DIR/multi, DIR/web, ...)
 #   fill.py bulk URL [USER:PASS]   1,000 tags in library/many, 2,000 repositories under bulk/
 #   fill.py referrers URL NAME TAG [USER:PASS]   a signature and an SBOM whose subject is NAME:TAG
 #   fill.py small URL USER:PASS    a few repositories for the server with auth
@@ -40,8 +40,8 @@ def tar_gz(files):
     return gz.getvalue(), sha(plain)
 
 
-def image(arch, variant, name, seed):
-    """(config bytes, [layer bytes]) of a small but real-looking image."""
+def image(arch, variant, name, seed, clean=False):
+    """(config bytes, [layer bytes]) of a small but real-looking image (clean: without EVIL)."""
     rnd = random.Random(seed + arch)  # incompressible but repeatable bytes: layers of real sizes
     base, base_diff = tar_gz([("etc/os-release", b'NAME="Berthix"\nVERSION_ID=1.0\n'),
                               ("bin/busybox", rnd.randbytes(700_000))])
@@ -52,11 +52,11 @@ def image(arch, variant, name, seed):
         "architecture": arch, "os": "linux",
         "config": {
             "User": "1000:1000", "WorkingDir": "/srv/app",
-            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "APP_NAME=" + name, "NOTE=" + EVIL],
+            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "APP_NAME=" + name] + ([] if clean else ["NOTE=" + EVIL]),
             "Entrypoint": ["/srv/app/" + name], "Cmd": ["--listen", ":8080"],
             "ExposedPorts": {"8080/tcp": {}, "9090/tcp": {}},
             "Labels": {"org.opencontainers.image.source": "https://git.example/" + name,
-                       "org.opencontainers.image.version": "1.0", "evil": EVIL},
+                       "org.opencontainers.image.version": "1.0"},
         },
         "rootfs": {"type": "layers", "diff_ids": [base_diff, app_diff]},
         "history": [
@@ -65,6 +65,8 @@ def image(arch, variant, name, seed):
             {"created": "2026-11-20T10:15:00Z", "created_by": "ENTRYPOINT [\"/srv/app/%s\"]" % name, "empty_layer": True},
         ],
     }
+    if not clean:
+        cfg["config"]["Labels"]["evil"] = EVIL
     if variant:
         cfg["variant"] = variant
     return json.dumps(cfg, indent=1).encode(), [base, app]
@@ -82,8 +84,8 @@ class Layout:
             f.write(b)
         return h, len(b)
 
-    def image_manifest(self, arch, variant, name, seed):
-        cfg, layers = image(arch, variant, name, seed)
+    def image_manifest(self, arch, variant, name, seed, clean=False):
+        cfg, layers = image(arch, variant, name, seed, clean)
         cd, cn = self.put(cfg)
         m = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
              "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cn},
@@ -100,7 +102,8 @@ class Layout:
         json.dump({"schemaVersion": 2, "manifests": self.refs}, open(self.d + "/index.json", "w"))
 
 
-def layouts(d):
+def layouts(d, clean=""):
+    """clean: images without the markup test strings (for the README's screenshots)"""
     multi = Layout(d + "/multi")
     kids = []
     for arch, variant in (("amd64", None), ("arm64", "v8"), ("arm", "v7")):
@@ -114,7 +117,7 @@ def layouts(d):
     multi.ref("1.0", *multi.put(json.dumps(idx).encode()), OCI_INDEX)
     multi.close()
     web = Layout(d + "/web")
-    web.ref("1.0", *web.image_manifest("amd64", None, "web", "web"), OCI_MANIFEST)
+    web.ref("1.0", *web.image_manifest("amd64", None, "web", "web", bool(clean)), OCI_MANIFEST)
     web.close()
 
 

@@ -253,6 +253,10 @@ await step('image page: config, layers, history, referrers, raw JSON', async () 
   check('signature group', /Signatures/.test(await sig.locator('h3').textContent()));
   check('SBOM group', /SBOM/.test(await sbom.locator('h3').textContent()));
   check('referrer annotation shown', /MEUCIQDfakesignature/.test(await sig.textContent()));
+  await page.locator('.ref-summary a').first().click();
+  await page.waitForURL(/#referrers$/);
+  check('the summary jumps to the referrers, same page', (await page.locator('table.layers').count()) === 1 && await page.locator('#referrers').isVisible());
+  eq('referrers summed up at the top', ['SBOM (SPDX): 1', 'Signatures (cosign): 1'], (await page.locator('.ref-summary a').allTextContents()).sort());
   await page.click('details.raw summary:text("Manifest JSON")');
   const raw = JSON.parse(await page.locator('details.raw pre').first().textContent());
   eq('raw manifest is the document', 2, raw.schemaVersion);

@@ -135,6 +135,7 @@ document.addEventListener('click', (ev) => {
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || !url.pathname.startsWith('/ui/') ||
       url.pathname.startsWith('/ui/api/') || url.pathname.startsWith('/ui/assets/')) return;
+  if (url.hash && url.pathname === location.pathname && url.search === location.search) return; // in-page
   ev.preventDefault();
   navigate(url.pathname + url.search);
 });
@@ -513,6 +514,18 @@ const REFERRER_KINDS = {
   'application/vnd.dev.sigstore.bundle.v0.3+json': 'Attestations (Sigstore bundle)',
 };
 
+// "Signatures (cosign) 1 · SBOM (SPDX) 1": chips that jump to the referrers further down
+function referrerSummary(refs) {
+  if (!refs.length) return null;
+  const counts = new Map();
+  for (const r of refs) {
+    const t = r.artifact_type || r.media_type || 'unknown';
+    counts.set(t, (counts.get(t) || 0) + 1);
+  }
+  return h('span', { class: 'ref-summary' }, [...counts].map(([t, n]) =>
+    h('a', { class: 'plat', href: '#referrers' }, `${REFERRER_KINDS[t] || t}: ${n}`)));
+}
+
 function kv(pairs) {
   const items = pairs.filter(([, v]) => v !== null && v !== undefined && v !== '' &&
     !(Array.isArray(v) && !v.length));
@@ -563,6 +576,7 @@ async function imagePage(id, name, ref) {
     ['Size', m.total_size != null ? `${size(m.total_size)} (${m.total_size} bytes)` : size(m.size)],
     ['Platform', cfg && cfg.os ? platform(cfg) : null],
     ['Tags', (m.tags || []).length ? h('span', {}, m.tags.map((t) => h('a', { class: 'tag', href: refPath(name, t) }, t))) : null],
+    ['Referrers', referrerSummary(m.referrers || [])],
     ['Subject', m.subject && m.subject.digest ? h('a', { href: refPath(name, m.subject.digest) }, shortDigest(m.subject.digest)) : null],
   ]));
   const pullRef = isDigest ? m.digest : ref;
@@ -636,7 +650,7 @@ async function imagePage(id, name, ref) {
   }
 
   const refs = m.referrers || [];
-  parts.push(h('h2', {}, `Referrers (${refs.length})`));
+  parts.push(h('h2', { id: 'referrers' }, `Referrers (${refs.length})`));
   if (!refs.length) {
     parts.push(h('p', { class: 'muted empty' }, 'No signatures, SBOMs or attestations refer to this manifest.'));
   } else {

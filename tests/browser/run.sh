@@ -77,6 +77,11 @@ start() {
 # the open registry: no auth, deletes allowed
 start open
 HOST=${open_URL#http://}
+# a berth without the UI fails here at once, not after every page's wait
+for path in /ui/ /ui/api/v1/session; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$open_URL$path")
+    [ "$code" = 200 ] || die "GET $path: $code (berth serve does not serve the web UI)"
+done
 python3 "$HERE/fill.py" layouts "$T/layouts" || die "writing the OCI layouts"
 SK="skopeo --insecure-policy"
 $SK copy -q --all --dest-tls-verify=false "oci:$T/layouts/multi:1.0" "docker://$HOST/library/multi:1.0" \

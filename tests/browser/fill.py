@@ -8,7 +8,7 @@
 #   fill.py layouts DIR [clean]    write the OCI layouts skopeo pushes (DIR/multi, DIR/web, ...)
 #   fill.py bulk URL [USER:PASS]   1,000 tags in library/many, 2,000 repositories under bulk/
 #   fill.py referrers URL NAME TAG [USER:PASS]   a signature and an SBOM whose subject is NAME:TAG
-#   fill.py small URL USER:PASS    a few repositories for the server with auth
+#   fill.py small URL USER:PASS [NAME=TAG,TAG...]   a few repositories for the servers with auth
 import base64, gzip, hashlib, http.client, io, json, os, random, sys, tarfile, threading, time
 from urllib.parse import urlsplit
 
@@ -223,9 +223,12 @@ def referrers(url, name, tag, creds=None):
     print(subject["digest"], *out)
 
 
-def small(url, creds):
+def small(url, creds, *repos):
+    """repos: NAME=TAG,TAG... (default: team/web, team/api, secret/vault)"""
     c = Client(url, creds)
-    for name, tags in (("team/web", ["1.0", "1.1", "old"]), ("team/api", ["v1"]), ("secret/vault", ["v1"])):
+    todo = [(r.split("=")[0], r.split("=")[1].split(",")) for r in repos] or \
+        [("team/web", ["1.0", "1.1", "old"]), ("team/api", ["v1"]), ("secret/vault", ["v1"])]
+    for name, tags in todo:
         for i, t in enumerate(tags):
             c.manifest(name, t, small_image(c, name, "amd64", i))
 

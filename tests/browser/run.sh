@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# The web UI in a real browser: starts two `berth serve` (one open, one with htpasswd and access
-# rules), fills them (skopeo pushes a multi-platform index and an image; fill.py adds a signature
+# The web UI in a real browser: starts three `berth serve` (one open, one with htpasswd and access
+# rules, one where anonymous users may pull some repositories and nobody may delete), fills them (skopeo pushes a multi-platform index and an image; fill.py adds a signature
 # and an SBOM as referrers, 1,000 tags in one repository and 2,000 repositories through the
 # registry API), then ui.test.mjs drives Debian's chromium through playwright-core over every page.
 # Screenshots go to $BERTH_UI_SHOTS (CTest: <build>/ui-screenshots). Needs: BERTH, chromium,
@@ -112,12 +112,26 @@ Y
 start auth --config "$T/auth.yaml"
 python3 "$HERE/fill.py" small "$auth_URL" alice:alicepw || die "filling the registry with auth"
 
+# a registry where anonymous users may pull public/*, and nobody may delete
+cat >"$T/pub.yaml" <<Y
+auth: {htpasswd: $T/htpasswd}
+access:
+  - repositories: "*"
+    users: [alice]
+    actions: ["*"]
+  - repositories: "public/*"
+    anonymous: true
+Y
+start pub --config "$T/pub.yaml" --no-deletes
+python3 "$HERE/fill.py" small "$pub_URL" alice:alicepw public/app=1.0,2.0 private/app=1.0 ||
+    die "filling the registry with anonymous access"
+
 mkdir -p "$SHOTS"
-export OPEN_URL=$open_URL AUTH_URL=$auth_URL WEB_DIGEST SIG_DIGEST SBOM_DIGEST SHOTS CHROMIUM
+export PUB_URL=$pub_URL OPEN_URL=$open_URL AUTH_URL=$auth_URL WEB_DIGEST SIG_DIGEST SBOM_DIGEST SHOTS CHROMIUM
 node "$HERE/ui.test.mjs"
 rc=$?
 if [ "$rc" -ne 0 ]; then
-    for n in open auth; do
+    for n in open auth pub; do
         echo "--- $n server log (tail) ---" >&2
         tail -n 20 "$T/$n.log" >&2
     done

@@ -13,6 +13,7 @@ const env = (k) => {
 };
 const OPEN = env('OPEN_URL');
 const AUTH = env('AUTH_URL');
+const PUB = env('PUB_URL');
 const SHOTS = env('SHOTS');
 const WEB_DIGEST = env('WEB_DIGEST');
 const SIG_DIGEST = env('SIG_DIGEST');
@@ -422,6 +423,34 @@ await step('auth: alice may delete', async () => {
   check('alice sees secret/vault', (await rowsText(p, 'table.repos tbody tr td:first-child a')).includes('secret/vault'));
   await shot(p, 'repositories-alice');
   await p.close();
+});
+
+await step('anonymous pull allowed: no login needed, Log in offered; --no-deletes: no delete', async () => {
+  const p = await ctx.newPage();
+  await p.goto(PUB + '/ui/');
+  await p.locator('table.repos tbody tr').first().waitFor();
+  eq('anonymous sees public/* only', ['public/app'], await rowsText(p, 'table.repos tbody tr td:first-child a'));
+  eq('no login form', 0, await p.locator('form.login').count());
+  await p.click('#who button:text("Log in")');
+  await p.locator('form.login').waitFor();
+  await p.fill('#login-user', 'alice');
+  await p.fill('#login-pass', 'alicepw');
+  await p.press('#login-pass', 'Enter');
+  await p.locator('table.repos tbody tr').nth(1).waitFor();
+  eq('alice sees both', ['private/app', 'public/app'], (await rowsText(p, 'table.repos tbody tr td:first-child a')).sort());
+  await p.click('table.repos a:text-is("public/app")');
+  await p.locator('tr[data-tag="2.0"]').waitFor();
+  eq('a server with --no-deletes offers no delete, even to alice', 0, await p.locator('button.delete').count());
+  await p.locator('tr[data-tag="2.0"] a.tagname').click();
+  await p.locator('main dl.kv').first().waitFor();
+  await settled(p);
+  eq('nor on the image page', 0, await p.locator('button.delete').count());
+  await p.close();
+  const q = await ctx.newPage();
+  await q.goto(PUB + '/ui/r/private/app');
+  await q.locator('form.login').waitFor();
+  check('a page anonymous may not see asks for a login', /needs a login/.test(await q.locator('form.login .error').textContent()));
+  await q.close();
 });
 
 await step('nothing fetched from elsewhere, no script errors', async () => {

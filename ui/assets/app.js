@@ -25,7 +25,7 @@ function h(tag, attrs, ...children) {
 }
 
 function append(el, children) {
-  for (const c of children.flat(Infinity)) {
+  for (const c of [children].flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -761,6 +761,9 @@ async function route(keepFocus) {
       sessionStorage.removeItem(CREDS);
       await loadSession();
     }
-  } catch { /* route() reports it */ }
+  } catch (e) {
+    if (!(e instanceof ApiError)) console.error(e); // a bug, not the registry: show it
+    /* route() reports the registry's errors */
+  }
   route();
 })();

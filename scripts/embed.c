@@ -5,15 +5,19 @@
  * relative to BASEDIR, its bytes and length) and berth__ui_nfiles. No network, no npm: the files
  * of ui/ are taken as they are. A file that cannot be read fails the build.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int emit_file(FILE *out, const char *path, size_t index, size_t *len_out)
+/* The ETag of a file: FNV-1a (64 bits) of its bytes and its length. It only has to change when
+ * the file does; computed here, so the server spends nothing on it. */
+static int emit_file(FILE *out, const char *path, size_t index, size_t *len_out, uint64_t *hash_out)
 {
     FILE *in = fopen(path, "rb");
     unsigned char buf[4096];
     size_t n, col = 0, len = 0;
+    uint64_t hash = 14695981039346656037ull;
 
     if (!in) {
         fprintf(stderr, "embed: cannot read %s\n", path);
@@ -22,6 +26,7 @@ static int emit_file(FILE *out, const char *path, size_t index, size_t *len_out)
     fprintf(out, "static const unsigned char file%zu[] = {\n", index);
     while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
         for (size_t i = 0; i < n; i++) {
+            hash = (hash ^ buf[i]) * 1099511628211ull;
             fprintf(out, "%u,", (unsigned)buf[i]);
             if (++col == 24) {
                 fputc('\n', out);
@@ -39,6 +44,7 @@ static int emit_file(FILE *out, const char *path, size_t index, size_t *len_out)
     }
     fclose(in);
     *len_out = len;
+    *hash_out = hash;
     return 0;
 }
 
@@ -46,6 +52,7 @@ int main(int argc, char **argv)
 {
     FILE *out;
     size_t base_len, *lens;
+    uint64_t *hashes;
     int rc = 0;
 
     if (argc < 3) {
@@ -53,7 +60,9 @@ int main(int argc, char **argv)
         return 2;
     }
     base_len = strlen(argv[2]);
-    if (!(out = fopen(argv[1], "w")) || !(lens = calloc((size_t)argc, sizeof(*lens)))) {
+    lens = calloc((size_t)argc, sizeof(*lens));
+    hashes = calloc((size_t)argc, sizeof(*hashes));
+    if (!lens || !hashes || !(out = fopen(argv[1], "w"))) {
         fprintf(stderr, "embed: cannot write %s\n", argv[1]);
         return 1;
     }
@@ -61,7 +70,7 @@ int main(int argc, char **argv)
           "#include \"server/ui_files.h\"\n\n",
           out);
     for (int i = 3; rc == 0 && i < argc; i++) {
-        rc = emit_file(out, argv[i], (size_t)i, &lens[i]);
+        rc = emit_file(out, argv[i], (size_t)i, &lens[i], &hashes[i]);
     }
     fprintf(out, "\nconst berth__ui_file berth__ui_files[] = {\n");
     for (int i = 3; rc == 0 && i < argc; i++) {
@@ -74,10 +83,12 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
-        fprintf(out, "    {\"%s\", file%d, %zu},\n", rel, i, lens[i]);
+        fprintf(out, "    {\"%s\", file%d, %zu, \"\\\"%016llx-%zx\\\"\"},\n", rel, i, lens[i],
+                (unsigned long long)hashes[i], lens[i]);
     }
-    fprintf(out, "    {0, 0, 0}};\nconst unsigned berth__ui_nfiles = %d;\n", argc - 3);
+    fprintf(out, "    {0, 0, 0, 0}};\nconst unsigned berth__ui_nfiles = %d;\n", argc - 3);
     free(lens);
+    free(hashes);
     if (fclose(out) != 0 || rc != 0) {
         remove(argv[1]);
         return 1;

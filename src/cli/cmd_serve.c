@@ -396,6 +396,11 @@ int cmd_serve(int argc, char **argv)
               cfg->auth.htpasswd || cfg->auth.token.realm ? ", auth on" : "",
               cfg->gc.interval ? ", online gc on" : "", cfg->storage.read_only ? ", read-only" : "",
               !cfg->storage.read_only && !cfg->storage.delete_enabled ? ", deletes off" : "");
+    if (cfg->ui.enabled) {
+        berth_log(BERTH_LOG_NOTICE, "berth serve: web UI at %s://%s%s%s:%u/ui/",
+                  cfg->tls.cert ? "https" : "http", strchr(addr, ':') ? "[" : "", addr,
+                  strchr(addr, ':') ? "]" : "", (unsigned)berth_server_port(srv));
+    }
     if (sigwait(&set, &sig) != 0) {
         berth_log(BERTH_LOG_ERROR, "berth serve: sigwait failed");
         goto out;

@@ -4,7 +4,7 @@
  * ui/assets/ (404 when there is none); every other path under /ui/ but /ui/api/ is index.html,
  * so that deep links (/ui/r/NAME:TAG) load the application, which reads the path itself. The
  * files are embedded at build time (scripts/embed.c) and never change while the server runs:
- * each has an ETag (a SHA-256 of its bytes, computed once at start), answered with 304 when a
+ * each has an ETag (a hash of its bytes, computed at build time), answered with 304 when a
  * client sends it back; hashed names (app.1a2b3c4d.js) are immutable for a year, the others
  * `no-cache` (revalidated on each load). Only GET and HEAD. The paths under /ui/api/ are the
  * JSON API (ui_api.c).
@@ -18,7 +18,6 @@
 
 #include "server/ui_files.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,24 +26,9 @@
 int berth__ui_start(berth_server *srv)
 {
     berth__ui *ui = calloc(1, sizeof(*ui));
-    static const char hex[] = "0123456789abcdef";
 
-    if (!ui || !(ui->etags = calloc(berth__ui_nfiles + 1, sizeof(*ui->etags)))) {
-        free(ui);
+    if (!ui) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    for (unsigned i = 0; i < berth__ui_nfiles; i++) {
-        unsigned char md[SHA256_DIGEST_LENGTH];
-        char *e = ui->etags[i];
-
-        SHA256(berth__ui_files[i].data, berth__ui_files[i].len, md);
-        *e++ = '"';
-        for (size_t j = 0; j < 16; j++) {
-            *e++ = hex[md[j] >> 4];
-            *e++ = hex[md[j] & 15];
-        }
-        *e++ = '"';
-        *e = '\0';
     }
     pthread_mutex_init(&ui->lock, NULL);
     srv->ui = ui;
@@ -61,7 +45,6 @@ void berth__ui_free(berth_server *srv)
     berth__ui_models_clear(ui);
     berth__htab_dispose(&ui->models);
     pthread_mutex_destroy(&ui->lock);
-    free(ui->etags);
     free(ui);
     srv->ui = NULL;
 }
@@ -191,7 +174,7 @@ static bool not_modified(berth__req *r, const char *etag)
 static enum MHD_Result serve_file(berth__req *r, unsigned index)
 {
     const berth__ui_file *f = &berth__ui_files[index];
-    const char *etag = r->srv->ui->etags[index];
+    const char *etag = f->etag;
     bool fresh = not_modified(r, etag);
     struct MHD_Response *resp =
         fresh ? MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)

@@ -16,7 +16,6 @@
 
 /** The UI's state (srv->ui). */
 typedef struct berth__ui {
-    char (*etags)[48];    /* per embedded file: "\"<32 hex of its SHA-256>\"" */
     pthread_mutex_t lock; /* what follows */
     berth__htab models;   /* repository name -> its model (ui_api.c), each holding a reference */
     uint64_t generation;  /* counts changes: a model built across one is not kept */

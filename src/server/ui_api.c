@@ -271,7 +271,14 @@ typedef struct ui_model {
     uint64_t size;     /* distinct bytes of what the tags reach */
     int64_t last_push; /* latest push of a tag or manifest */
     int rc;            /* while built */
+    pthread_mutex_t plock;
+    berth__htab plats; /* digest -> ui_plat: platforms read for a page, kept for the next */
 } ui_model;
+
+typedef struct ui_plat {
+    json_t *list;
+    char key[BERTH_DIGEST_MAXLEN + 1];
+} ui_plat;
 
 static void free_value(void *value, void *payload)
 {
@@ -289,6 +296,14 @@ static void free_man(void *value, void *payload)
     free(m);
 }
 
+static void free_plat(void *value, void *payload)
+{
+    ui_plat *p = value;
+    (void)payload;
+    json_decref(p->list);
+    free(p);
+}
+
 static void model_release(ui_model *m)
 {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) {
@@ -298,6 +313,9 @@ static void model_release(ui_model *m)
     berth__htab_dispose(&m->mans);
     berth__htab_foreach(&m->blobs, free_value, NULL);
     berth__htab_dispose(&m->blobs);
+    berth__htab_foreach(&m->plats, free_plat, NULL);
+    berth__htab_dispose(&m->plats);
+    pthread_mutex_destroy(&m->plock);
     for (size_t i = 0; i < m->ntags; i++) {
         free(m->tags[i].name);
     }
@@ -487,6 +505,7 @@ static int model_build(ui_model **out, berth_store *s, const char *repo)
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     atomic_init(&m->refs, 1);
+    pthread_mutex_init(&m->plock, NULL);
     m->built = mono_seconds();
     rc = berth_store_tag_list(s, repo, NULL, 0, model_tag, m, &more);
     if (rc == 0 && m->rc == 0) {
@@ -816,6 +835,34 @@ static json_t *platforms(berth_store *s, const char *repo, const berth_digest *d
     return list;
 }
 
+/* The platforms of a manifest of model `m`, read once per model (a new reference). */
+static json_t *platforms_cached(ui_model *m, berth_store *s, const berth_digest *digest)
+{
+    ui_plat *p;
+    json_t *list;
+
+    pthread_mutex_lock(&m->plock);
+    p = berth__htab_get(&m->plats, digest->str);
+    list = p ? json_deep_copy(p->list) : NULL;
+    pthread_mutex_unlock(&m->plock);
+    if (list) {
+        return list;
+    }
+    list = platforms(s, m->repo, digest);
+    if (list && (p = calloc(1, sizeof(*p))) != NULL) {
+        snprintf(p->key, sizeof(p->key), "%s", digest->str);
+        p->list = json_deep_copy(list);
+        pthread_mutex_lock(&m->plock);
+        if (!p->list || berth__htab_get(&m->plats, p->key) ||
+            berth__htab_put(&m->plats, p->key, p) < 0) {
+            json_decref(p->list);
+            free(p);
+        }
+        pthread_mutex_unlock(&m->plock);
+    }
+    return list;
+}
+
 /* ---- tags ----------------------------------------------------------------------------------- */
 
 int berth__ui_cursor_encode(char *out, size_t size, bool by_pushed, int64_t pushed, const char *tag)
@@ -976,7 +1023,7 @@ static enum MHD_Result api_tags(berth__req *r, const who *w, const char *repo)
             string_or_null(e && !is_image_config(e->artifact_type) ? e->artifact_type : NULL));
         json_object_set_new(o2, "size", json_integer((json_int_t)closure_size(m, &t->digest)));
         json_object_set_new(o2, "pushed", time_json(t->pushed));
-        json_object_set_new(o2, "platforms", platforms(r->srv->store, repo, &t->digest));
+        json_object_set_new(o2, "platforms", platforms_cached(m, r->srv->store, &t->digest));
         json_array_append_new(list, o2);
     }
     doc = json_object();

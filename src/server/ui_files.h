@@ -8,11 +8,13 @@
 
 #include <stddef.h>
 
-/** One embedded file: its path under ui/ ("index.html", "assets/app.js") and its bytes. */
+/** One embedded file: its path under ui/ ("index.html", "assets/app.js"), its bytes and its
+ * ETag (quoted: a hash of the bytes and their length, computed at build time). */
 typedef struct berth__ui_file {
     const char *path;
     const unsigned char *data;
     size_t len;
+    const char *etag;
 } berth__ui_file;
 
 /** The embedded files, `berth__ui_nfiles` of them, then an entry with a NULL path. */

@@ -21,6 +21,7 @@ SRC=${BERTH_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 API=/ui/api/v1
 
 start_server
+grep -q "web UI at $URL/ui/" "$BERTH_LOG" && ok || fail "the startup log does not give the UI's address"
 
 # ---- fill the registry ---------------------------------------------------------------------
 
@@ -113,6 +114,8 @@ rm -f "$BODY"
 req GET /ui/ -H "If-None-Match: $ETAG"
 check "/ui/ revalidated" 304 "$STATUS"
 check "/ui/ 304 is empty" 0 "$(stat -c %s "$BODY" 2>/dev/null || echo 0)"
+head_req /ui/
+check "HEAD /ui/" "200 $(stat -c %s "$SRC/ui/index.html")" "$STATUS $(header Content-Length)"
 req GET /ui/r/app/one:v1
 check "deep link by tag" 200 "$STATUS"
 cmp -s "$BODY" "$SRC/ui/index.html" && ok || fail "deep link is not index.html"
@@ -315,6 +318,21 @@ check "tag deleted" 202 "$STATUS"
 req GET "$API/repositories?q=app/one"
 check "a delete is seen at once" 3 "$(json 'j["repositories"][0]["tag_count"]')"
 
+# a config over 1 MiB is not sent
+mkdir -p "$T/big"
+python3 -c 'import json; print(json.dumps({"architecture":"amd64","os":"linux","pad":"x"*1100000}))' \
+    >"$T/big/config"
+head -c 100 /dev/urandom >"$T/big/layer"
+for f in config layer; do push_blob big/cfg "$T/big/$f" >/dev/null; done
+make_manifest "$T/big/config" "$T/big/layer" "$T/big/manifest"
+req PUT /v2/big/cfg/manifests/v1 -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "@$T/big/manifest"
+check "big config pushed" 201 "$STATUS"
+req GET $API/repositories/big/cfg/manifests/v1
+check "big config" "200 None True 1" \
+    "$STATUS $(json 'j["config"], j["config_too_large"], len(j["layers"])')"
+ALL="app/multi app/one big/cfg lib page/r1 page/r2 page/r3 page/r4"
+
 kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
 BERTH_PID=""
 
@@ -392,8 +410,54 @@ Y
     req GET $API/repositories/app/one/tags "${A[@]}"
     check "alice may delete" "200 True" "$STATUS $(json 'j["can_delete"]')"
     req GET $API/storage "${A[@]}"
-    check "alice's storage" "7 0" "$(json 'str(len(j["repositories"])) + " " + str(j["uploads"]["open"])')"
+    check "alice's storage" "8 0" "$(json 'str(len(j["repositories"])) + " " + str(j["uploads"]["open"])')"
 
+    kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
+    BERTH_PID=""
+
+    # berth's own token issuer: Basic still works; a bearer token's scopes decide
+    openssl ecparam -genkey -name prime256v1 -noout -out "$T/token.pem" 2>/dev/null
+    openssl ec -in "$T/token.pem" -pubout -out "$T/token.pub" 2>/dev/null
+    {
+        sed -n '/^access:/,$p' "$T/auth.yaml"
+        printf 'auth:\n  htpasswd: %s\n  token:\n    realm: http://127.0.0.1:1/token\n' "$T/htpasswd"
+        printf '    service: berth-test\n    private_key: %s\n' "$T/token.pem"
+    } >"$T/token.yaml"
+    start_server --config "$T/token.yaml"
+    req GET $API/session "${B[@]}"
+    check "token issuer: session" "bob basic" "$(json 'j["user"], j["auth"]')"
+    req GET $API/repositories "${B[@]}"
+    check "token issuer: Basic" "page/r1 page/r2 page/r3 page/r4" \
+        "$(json '" ".join(r["name"] for r in j["repositories"])')"
+    req GET "/token?service=berth-test&scope=repository:page/r2:pull" "${B[@]}"
+    TOKEN=$(json 'j["token"]')
+    req GET $API/repositories -H "Authorization: Bearer $TOKEN"
+    check "bearer: the token's scopes" "200 page/r2" \
+        "$STATUS $(json '" ".join(r["name"] for r in j["repositories"])')"
+    req GET $API/repositories/page/r1/tags -H "Authorization: Bearer $TOKEN"
+    check "bearer: outside the scopes" "403 DENIED" "$STATUS $(error_code)"
+    req GET $API/repositories -H "Authorization: Bearer not.a.token"
+    check "bearer: a bad token" "401 UNAUTHORIZED" "$STATUS $(error_code)"
+    check "bearer: a bad token, no challenge" "" "$(header WWW-Authenticate)"
+    kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
+    BERTH_PID=""
+
+    # an external issuer only: no Basic; tokens of that issuer are taken
+    {
+        sed -n '/^access:/,$p' "$T/auth.yaml"
+        printf 'auth:\n  token:\n    realm: http://127.0.0.1:1/token\n'
+        printf '    service: berth-test\n    public_key: %s\n' "$T/token.pub"
+    } >"$T/verify.yaml"
+    start_server --config "$T/verify.yaml"
+    req GET $API/session
+    check "external issuer: session" "None token True" "$(json 'j["user"], j["auth"], j["login_required"]')"
+    req GET $API/repositories
+    check "external issuer: anonymous" "401 bearer" "$STATUS $(header X-Berth-Login)"
+    req GET $API/repositories -H "Authorization: Bearer $TOKEN"
+    check "external issuer: bearer" "200 page/r2" \
+        "$STATUS $(json '" ".join(r["name"] for r in j["repositories"])')"
+    req GET $API/repositories "${B[@]}"
+    check "external issuer: Basic is not taken" 401 "$STATUS"
     kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
     BERTH_PID=""
 else
@@ -417,5 +481,6 @@ for path in /ui /ui/ /ui/assets/app.js $API/session $API/repositories; do
 done
 req GET /v2/
 check "ui off: the registry serves" 200 "$STATUS"
+grep -q "web UI at" "$BERTH_LOG" && fail "ui off: the log gives a UI address" || ok
 
 finish

@@ -398,6 +398,10 @@ await step('auth: login form, wrong password, bob sees what he may pull', async 
   const api = await p.evaluate(async () => (await fetch('/ui/api/v1/repositories/secret/vault/tags',
     { headers: { Authorization: 'Basic ' + sessionStorage.getItem('berth.credentials') } })).status);
   check('the API refuses bob secret/vault', api === 403 || api === 404, api);
+  await p.goto(AUTH + '/ui/storage');
+  await p.locator('table.storage tbody tr').first().waitFor();
+  eq('bob\'s storage page: team/* only', ['team/api', 'team/web'], (await rowsText(p, 'table.storage tbody tr td:first-child a')).sort());
+  check('no uploads or GC for bob', /shown only to a user who may pull every repository/.test(await p.locator('main').textContent()));
   await p.click('#who button:text("Log out")');
   await p.locator('form.login').waitFor();
   check('logged out', (await p.evaluate(() => sessionStorage.getItem('berth.credentials'))) === null);

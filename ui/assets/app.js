@@ -239,7 +239,7 @@ function showLogin(reason) {
       toast('Signed in as ' + s.user);
       route();
     } catch (e) {
-      err.textContent = e.message;
+      err.textContent = e.status === 401 ? 'Wrong user name or password.' : e.message;
     }
   } },
   h('h1', {}, 'Log in to ' + ((state.session && state.session.host) || 'the registry')),
@@ -442,7 +442,7 @@ async function repositoriesPage(id) {
 async function repositoryPage(id, name) {
   const params = new URLSearchParams(location.search);
   const sort = params.get('sort') === 'name' ? 'name' : 'pushed';
-  const order = params.get('order') || (sort === 'name' ? 'asc' : 'desc');
+  const order = ['asc', 'desc'].includes(params.get('order')) ? params.get('order') : (sort === 'name' ? 'asc' : 'desc');
   const last = params.get('last') || '';
   document.title = name + ' · berth';
   show(h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '/ui/' }, 'Repositories'), h('span', {}, name)),
@@ -605,7 +605,7 @@ async function imagePage(id, name, ref) {
         h('td', { 'data-label': 'Size', class: 'num' }, size(c.size)))))));
   }
 
-  if (cfg) {
+  if (cfg && Object.keys(cfg).length) { // (an artifact's empty config "{}" says nothing)
     parts.push(h('h2', {}, 'Configuration'), kv([
       ['Created', cfg.created ? when(cfg.created) : null],
       ['Author', cfg.author],

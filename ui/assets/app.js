@@ -139,7 +139,10 @@ document.addEventListener('click', (ev) => {
   ev.preventDefault();
   navigate(url.pathname + url.search);
 });
-window.addEventListener('popstate', () => route());
+// (an in-page link changes only the hash and fires popstate too: that is no new page)
+window.addEventListener('popstate', () => {
+  if (location.pathname + location.search !== state.routedTo) route();
+});
 
 // ---- API --------------------------------------------------------------------------------------
 
@@ -722,6 +725,7 @@ async function storagePage(id) {
 
 async function route(keepFocus) {
   const id = ++state.renderId;
+  state.routedTo = location.pathname + location.search;
   const r = parseRoute(location.pathname);
   for (const a of document.querySelectorAll('.top nav a')) {
     const on = (a.dataset.nav === 'repos' && (r.page === 'repos' || r.page === 'repo' || r.page === 'image')) ||

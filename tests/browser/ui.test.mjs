@@ -209,6 +209,19 @@ await step('copy to the clipboard', async () => {
   eq('digest copied', digest, await page.evaluate(() => navigator.clipboard.readText()));
 });
 
+await step('copy without the Clipboard API (plain http to a host name)', async () => {
+  const p = await ctx.newPage();
+  await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined }));
+  await p.goto(OPEN + '/ui/r/library/many');
+  const row = p.locator('tr[data-tag="t0990"]');
+  await row.waitFor();
+  await row.locator('button.copy', { hasText: 'docker' }).click();
+  await p.waitForFunction(() => /Cop/.test(document.getElementById('status').textContent));
+  eq('fallback copy reported', `Copied: docker pull ${HOST}/library/many:t0990`, await p.locator('#status').textContent());
+  eq('fallback copy reached the clipboard', `docker pull ${HOST}/library/many:t0990`, await page.evaluate(() => navigator.clipboard.readText()));
+  await p.close();
+});
+
 await step('multi-platform index', async () => {
   await page.goto(OPEN + '/ui/r/library/multi');
   const row = page.locator('tr[data-tag="1.0"]');

@@ -266,7 +266,7 @@ async function copy(text, button) {
     }
   } catch { /* fall back below */ }
   if (!done) {
-    const ta = h('textarea', { readonly: true, style: 'position:fixed;top:-1000px;opacity:0' });
+    const ta = h('textarea', { readonly: true, class: 'offscreen', 'aria-hidden': 'true' });
     ta.value = text;
     document.body.append(ta);
     ta.select();

@@ -6,7 +6,7 @@ const API = '/ui/api/v1';
 const CREDS = 'berth.credentials';
 const main = document.getElementById('main');
 const who = document.getElementById('who');
-const state = { session: null, renderId: 0, loginReason: '' };
+const state = { session: null, renderId: 0, routed: false, routedTo: '' };
 
 // ---- DOM helpers ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
 # Screenshots go to $BERTH_UI_SHOTS (CTest: <build>/ui-screenshots). Needs: BERTH, chromium,
 # node + npm (setup.sh --check installs them), skopeo, htpasswd. A missing tool is a failure:
 # make check installs them all, so a skip here would hide a broken setup.
+# shellcheck disable=SC2154 # start() sets open_URL, auth_URL and pub_URL (printf -v)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${BERTH:?BERTH must name the berth binary}"
@@ -28,6 +29,7 @@ else
     T=$(mktemp -d "${TMPDIR:-/tmp}/berth-ui.XXXXXX")
 fi
 PIDS=()
+# shellcheck disable=SC2317 # (called by the trap)
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do
@@ -51,15 +53,15 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# start NAME [serve options...]: sets NAME_URL
+# start NAME [serve options...]: sets NAME_URL (open_URL, auth_URL, pub_URL below)
 start() {
-    local name=$1 port i pid
+    local name=$1 port pid
     shift
     for _ in 1 2 3 4 5; do
         port=$(free_port)
         "$BERTH" serve --listen "127.0.0.1:$port" --root "$T/$name" "$@" 2>"$T/$name.log" &
         pid=$!
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             if curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then
                 PIDS+=("$pid")
                 printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"

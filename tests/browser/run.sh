@@ -114,7 +114,8 @@ Y
 start auth --config "$T/auth.yaml"
 python3 "$HERE/fill.py" small "$auth_URL" alice:alicepw || die "filling the registry with auth"
 
-# a registry where anonymous users may pull public/*, and nobody may delete
+# a registry where anonymous users may pull public/*, nobody may delete, and gc runs every second
+# (for the storage page's "last GC"; the default grace of an hour keeps everything)
 cat >"$T/pub.yaml" <<Y
 auth: {htpasswd: $T/htpasswd}
 access:
@@ -124,7 +125,7 @@ access:
   - repositories: "public/*"
     anonymous: true
 Y
-start pub --config "$T/pub.yaml" --no-deletes
+start pub --config "$T/pub.yaml" --no-deletes --gc-interval 1s
 python3 "$HERE/fill.py" small "$pub_URL" alice:alicepw public/app=1.0,2.0 private/app=1.0 ||
     die "filling the registry with anonymous access"
 

@@ -463,6 +463,11 @@ await step('anonymous pull allowed: no login needed, Log in offered; --no-delete
   await p.locator('main dl.kv').first().waitFor();
   await settled(p);
   eq('nor on the image page', 0, await p.locator('button.delete').count());
+  await p.goto(PUB + '/ui/storage');
+  await p.locator('table.storage').waitFor();
+  const gc = await p.locator('main dl.kv').textContent();
+  check('storage page: the last gc run, when and what it freed', /Last GC.*(ago|now).*GC freed0 B: 0 blobs, 0 manifests/.test(gc), gc);
+  await shot(p, 'storage-gc');
   await p.close();
   const q = await ctx.newPage();
   await q.goto(PUB + '/ui/r/private/app');

@@ -714,7 +714,8 @@ async function storagePage(id) {
         h('td', { 'data-label': 'Exclusive', class: 'num', title: r.exclusive + ' bytes' }, size(r.exclusive)),
         h('td', { 'data-label': 'Shared', class: 'num', title: r.shared + ' bytes' }, size(r.shared)))),
       h('tr', { class: 'total' }, h('th', { scope: 'row' }, 'Total'), h('td', { 'data-label': 'Exclusive', class: 'num' }, size(sum('exclusive'))),
-        h('td', { 'data-label': 'Shared', class: 'num' }, size(sum('shared')))))));
+        // (shared bytes belong to several repositories: a sum would count them more than once)
+        h('td', { 'data-label': 'Shared', class: 'num', title: 'shared bytes are not added up' }, '–')))));
   } else {
     parts.push(h('p', { class: 'empty' }, 'No repositories.'));
   }

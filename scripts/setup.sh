@@ -12,9 +12,13 @@ libyaml-dev libcrypt-dev libgnutls28-dev libpq-dev"
 ENGINES="radosgw ceph-mon ceph-osd ceph-common postgresql
 swift swift-proxy swift-object swift-container swift-account python3-swift memcached
 containerd"
+# the web UI's browser tests (tests/browser): Debian's chromium, driven by playwright-core from
+# npm with the machine's Node.js (Debian's nodejs and npm where there is none): `make check` only
+BROWSER="chromium"
+command -v npm >/dev/null 2>&1 || BROWSER="$BROWSER nodejs npm"
 case "${1:-}" in
 --bench) PACKAGES="$PACKAGES nginx-light bc" ;;
---check) PACKAGES="$PACKAGES $ENGINES" ;;
+--check) PACKAGES="$PACKAGES $ENGINES $BROWSER" ;;
 esac
 
 # --serve (`make serve`): only what building and running the server needs (no test tools, no
@@ -30,13 +34,18 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
-echo "setup: installing$missing"
-if [ "$(id -u)" != 0 ]; then
-    echo "setup: not root; install these packages:$missing" >&2
-    exit 1
+if [ -n "$missing" ]; then
+    echo "setup: installing$missing"
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: not root; install these packages:$missing" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# --check: the browser tests' npm packages, as package-lock.json pins them
+if [ "${1:-}" = --check ]; then
+    sh "$(dirname "$0")/../tests/browser/install.sh"
+fi

@@ -72,6 +72,12 @@ bool berth_client_interrupted(void);
 uint64_t berth_client_retry_after(void);
 
 /**
+ * Inside a sink (berth_client_sink_cb): the Content-Length of the response whose body it
+ * receives, -1 when the response has none (chunked). Per thread.
+ */
+int64_t berth_client_content_length(void);
+
+/**
  * GET /v2/ of `registry` ("host[:port]"), authenticating when challenged.
  * @return 0; BERTH_EUNAUTHORIZED; BERTH_ENETWORK; BERTH_ERROR for another status
  */

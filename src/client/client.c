@@ -584,6 +584,14 @@ uint64_t berth_client_retry_after(void)
     return last_retry_after;
 }
 
+/* Content-Length of the response whose body a sink receives (berth_client_content_length). */
+static _Thread_local int64_t last_content_length = -1;
+
+int64_t berth_client_content_length(void)
+{
+    return last_content_length;
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *p)
 {
     request *r = p;
@@ -642,6 +650,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *p)
     }
     if (r->sink) {
         r->delivered = true;
+        last_content_length = r->clen;
         if (r->sink(data, len, r->sink_payload) != 0) {
             r->sink_failed = true;
             return 0;

@@ -9,16 +9,18 @@
  * sparse repositories): an index is cached without every platform's layers, which are fetched
  * when pulled.
  *
- * - By digest: present -> served, zero upstream calls. Absent -> fetched, verified, stored,
- *   then served. Blobs are fetch-then-serve: the client gets the first byte once the whole blob
- *   is verified and committed, so bytes that fail their digest are never stored nor served.
+ * - By digest: present -> served, zero upstream calls. Absent -> fetched, verified, stored.
+ *   A manifest is served once stored; a blob is streamed to every client asking while it is
+ *   fetched (section "blobs"), its last byte held back until the whole blob matched its
+ *   digest: bytes that fail it are never stored nor served as a complete response.
  * - By tag: served while fresh (ttl since the last check in this process; tags matching
  *   immutable_tags never revalidate); past it, one HEAD: same digest -> fresh again; another
  *   -> the manifest is fetched by digest and the tag moves. An upstream failure (connection,
  *   timeout, 5xx, 429, refused access) serves the cached tag with a log line; a 429 also stops
  *   every request to that upstream until its Retry-After has passed.
- * - One fetch per object: requests for the same missing object wait on one upstream request
- *   (a table of fetches in flight keyed by what they fetch); a waiter then reads the store.
+ * - One fetch per object: requests for the same missing object share one upstream request
+ *   (tables of fetches in flight keyed by what they fetch); a manifest's waiter then reads the
+ *   store, a blob's reads the fetch's spool as it grows.
  *
  * The metrics (hits, misses, revalidations, stale serves, upstream errors, bytes) are per
  * upstream, in ops/metrics.c. Messages sent to clients name the prefix, never the upstream's
@@ -36,12 +38,16 @@
 #include <berth/document.h>
 #include <berth/errors.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /** Longest upstream repository name: NAME with Docker Hub's `library/`. */
 #define REMOTE_MAX (BERTH_NAME_MAX + 16)
@@ -77,8 +83,11 @@ struct berth__proxy {
     upstream *ups;
     size_t nups;
     pthread_mutex_t mu; /* flights */
-    pthread_cond_t cv;
+    pthread_cond_t cv;  /* flights, fetching */
     flight *flights;
+    struct blob_flight *bflights; /* blob fetches in flight */
+    unsigned fetching;            /* blob fetch threads running */
+    volatile bool stopping;       /* the server stops: fetches end */
 };
 
 static int64_t now_s(void)
@@ -108,6 +117,13 @@ void berth__proxy_free(berth_server *srv)
     if (!p) {
         return;
     }
+    /* the blob fetches still running end at their next bytes (or their upstream's timeout) */
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    while (p->fetching > 0) {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < p->nups; i++) {
         berth_client_free(p->ups[i].client);
         berth__htab_foreach(&p->ups[i].checked, free_checked, NULL);
@@ -275,8 +291,8 @@ int berth__proxy_ns(berth__req *r)
 
 /* ---- the upstream's health: 429 and Retry-After ---------------------------------------- */
 
-/* May the upstream be asked now? Not while a 429's Retry-After runs (sets r->retry_after). */
-static bool may_ask(upstream *u, berth__req *r)
+/* May the upstream be asked now? Not while a 429's Retry-After runs (sets *retry_after). */
+static bool may_ask(upstream *u, uint64_t *retry_after)
 {
     int64_t now = now_s(), until;
 
@@ -286,7 +302,7 @@ static bool may_ask(upstream *u, berth__req *r)
     if (now >= until) {
         return true;
     }
-    r->retry_after = (uint64_t)(until - now);
+    *retry_after = (uint64_t)(until - now);
     berth_error_set(BERTH_EBUSY, "upstream %s asked to wait %llds more", u->cfg->prefix,
                     (long long)(until - now));
     return false;
@@ -297,10 +313,11 @@ static bool may_ask(upstream *u, berth__req *r)
  * after a 429 stop asking until its Retry-After has passed. A 404 is an answer, not a failure:
  * logged at info level, not counted.
  */
-static void upstream_failed(berth__proxy *p, upstream *u, berth__req *r, int code, const char *what)
+static void upstream_failed(berth__proxy *p, upstream *u, const char *name, uint64_t *retry_after,
+                            int code, const char *what)
 {
     if (code == BERTH_ENOTFOUND) {
-        berth__log(BERTH_LOG_INFO, "proxy %s: %s %s: %s", u->cfg->prefix, what, r->name,
+        berth__log(BERTH_LOG_INFO, "proxy %s: %s %s: %s", u->cfg->prefix, what, name,
                    berth_error_last());
         return;
     }
@@ -313,9 +330,9 @@ static void upstream_failed(berth__proxy *p, upstream *u, berth__req *r, int cod
         pthread_mutex_lock(&u->mu);
         u->wait_until = now_s() + (int64_t)wait;
         pthread_mutex_unlock(&u->mu);
-        r->retry_after = wait;
+        *retry_after = wait;
     }
-    berth__log(BERTH_LOG_WARN, "proxy %s: %s %s: %s", u->cfg->prefix, what, r->name,
+    berth__log(BERTH_LOG_WARN, "proxy %s: %s %s: %s", u->cfg->prefix, what, name,
                berth_error_last());
 }
 
@@ -392,91 +409,350 @@ static int single_flight(berth__proxy *p, const char *key, fetch_fn fn, void *pa
     return rc;
 }
 
-/* ---- blobs ------------------------------------------------------------------------------ */
+/* ---- blobs: fetched by a thread, streamed to every waiting client ---------------------- */
 
-typedef struct blob_fetch {
+/*
+ * A cold blob is fetched by a thread of its own (so a client going away does not stop the
+ * fetch), which writes each piece to an upload session of the store and to a spool file (an
+ * unlinked file in the store's _berth/tmp when the store is a directory, else in TMPDIR),
+ * hashing as the bytes pass (the client's check). Every request for the blob while the fetch
+ * runs reads the spool at its own pace: its response starts once the upstream's first bytes
+ * (and so its Content-Length) are here, and gets each byte once written, except the last one,
+ * which is held back until the whole blob matched its digest. Bytes that do not match end
+ * every response with an error before its last byte (libmicrohttpd closes the connection: the
+ * client sees a body shorter than its Content-Length, never a complete one), and the upload
+ * session is dropped, so nothing is stored. Once the fetch is committed, the next request
+ * reads the store as for any blob.
+ */
+typedef struct blob_flight {
+    struct blob_flight *next; /* in p->bflights while the fetch runs */
     berth__proxy *p;
     upstream *u;
-    berth__req *r;
-    const char *remote;
-    const berth_digest *digest;
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 8];
+    char name[BERTH_NAME_MAX + 1];
+    char remote[REMOTE_MAX];
+    berth_digest digest;
     berth_upload *upload;
-    int sink_error; /* the store refused a write (a full disk) */
-} blob_fetch;
+    int sink_error; /* the store (or the spool) refused a write */
+    int spool;      /* -1 until the first bytes */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* any change below */
+    unsigned refs;     /* the fetching thread and each request or response reading it */
+    int64_t size;      /* the upstream's Content-Length, -1 until known */
+    uint64_t produced; /* bytes in the spool */
+    bool verified;     /* all the bytes are here and match the digest */
+    bool done;         /* the thread has finished: result says how */
+    int result;
+    uint64_t retry_after; /* of a 429 */
+    char msg[256];        /* the thread's error message */
+} blob_flight;
+
+static void flight_release(blob_flight *f)
+{
+    bool last;
+
+    pthread_mutex_lock(&f->mu);
+    last = --f->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (last) {
+        if (f->spool >= 0) {
+            close(f->spool);
+        }
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f);
+    }
+}
+
+/* An unlinked read-write file in the store's own tmp directory, else in TMPDIR or /tmp. */
+static int spool_open(const berth__proxy *p)
+{
+    char dir[4096], path[4200];
+    const char *tmp = getenv("TMPDIR");
+    struct stat st;
+    int fd = -1;
+
+    dir[0] = 0;
+    if (p->srv->cfg && p->srv->cfg->root) {
+        snprintf(dir, sizeof(dir), "%s/_berth/tmp", p->srv->cfg->root);
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            dir[0] = 0;
+        }
+    }
+    if (!dir[0]) {
+        snprintf(dir, sizeof(dir), "%s", tmp && *tmp ? tmp : "/tmp");
+    }
+#ifdef O_TMPFILE
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+    if (fd < 0) {
+        snprintf(path, sizeof(path), "%s/proxy-spool.XXXXXX", dir);
+        if ((fd = mkstemp(path)) >= 0) {
+            unlink(path);
+        }
+    }
+    if (fd < 0) {
+        return berth_error_set(BERTH_EIO, "cannot create a spool file for a fetched blob");
+    }
+    return fd;
+}
 
 static int blob_sink(const void *data, size_t len, void *payload)
 {
-    blob_fetch *bf = payload;
-    int rc = berth_upload_write(bf->upload, data, len);
+    blob_flight *f = payload;
+    const char *b = data;
+    size_t off = 0;
+    int rc;
 
-    count(bf->p, bf->u, BERTH_PROXY_BYTES, len);
-    if (rc < 0) {
-        bf->sink_error = rc;
+    if (f->p->stopping) {
+        return berth_error_set(BERTH_ERROR, "the server stops");
     }
-    return rc;
+    if (f->spool < 0) {
+        if ((rc = spool_open(f->p)) < 0) {
+            f->sink_error = rc;
+            return rc;
+        }
+        f->spool = rc;
+        pthread_mutex_lock(&f->mu);
+        f->size = berth_client_content_length();
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+    }
+    count(f->p, f->u, BERTH_PROXY_BYTES, len);
+    if ((rc = berth_upload_write(f->upload, data, len)) < 0) {
+        f->sink_error = rc;
+        return rc;
+    }
+    while (off < len) {
+        ssize_t n = pwrite(f->spool, b + off, len - off, (off_t)(f->produced + off));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            f->sink_error = berth_error_set(BERTH_EIO, "cannot write the spool file");
+            return f->sink_error;
+        }
+        off += (size_t)n;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->produced += len;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
 }
 
-static int fetch_blob(void *payload)
+/* The fetch itself, on the flight's thread: 0 once the blob is verified and committed. */
+static int fetch_blob(blob_flight *f)
 {
-    blob_fetch *bf = payload;
-    berth_store *store = bf->p->srv->store;
-    berth__req *r = bf->r;
+    berth__proxy *p = f->p;
+    berth_store *store = p->srv->store;
     uint64_t size;
     char owner[BERTH_NAME_MAX + 16];
     int rc;
 
-    /* a fetch that ended between our look and taking the flight */
-    if (berth_store_blob_stat(store, r->name, bf->digest, &size) == 0) {
-        count(bf->p, bf->u, BERTH_PROXY_HITS, 1);
+    /* a fetch that ended between the request's look and this flight */
+    if (berth_store_blob_stat(store, f->name, &f->digest, &size) == 0) {
         return 0;
     }
     berth_error_clear();
-    if (!may_ask(bf->u, r)) {
-        count(bf->p, bf->u, BERTH_PROXY_ERRORS, 1);
+    if (!may_ask(f->u, &f->retry_after)) {
+        count(p, f->u, BERTH_PROXY_ERRORS, 1);
         return berth_error_set(BERTH_ENETWORK, "upstream %s asked to wait; blob %s is not cached",
-                               bf->u->cfg->prefix, bf->digest->str);
+                               f->u->cfg->prefix, f->digest.str);
     }
-    count(bf->p, bf->u, BERTH_PROXY_MISSES, 1);
-    snprintf(owner, sizeof(owner), "proxy:%s", bf->u->cfg->prefix);
-    if ((rc = berth_store_upload_new(&bf->upload, store, r->name, owner)) < 0) {
+    count(p, f->u, BERTH_PROXY_MISSES, 1);
+    snprintf(owner, sizeof(owner), "proxy:%s", f->u->cfg->prefix);
+    if ((rc = berth_store_upload_new(&f->upload, store, f->name, owner)) < 0) {
         return rc;
     }
-    rc = berth_client_get_blob(bf->u->client, bf->u->registry, bf->remote, bf->digest, -1,
-                               blob_sink, bf);
+    rc = berth_client_get_blob(f->u->client, f->u->registry, f->remote, &f->digest, -1, blob_sink,
+                               f);
+    if (rc == 0 && f->size >= 0 && f->produced != (uint64_t)f->size) {
+        rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, announced %lld",
+                             f->digest.str, (unsigned long long)f->produced, (long long)f->size);
+    }
     if (rc < 0) {
-        int code = bf->sink_error ? bf->sink_error : rc;
+        int code = f->sink_error ? f->sink_error : rc;
         char msg[256];
 
         snprintf(msg, sizeof(msg), "%s", berth_error_last());
-        berth_upload_abort(bf->upload); /* nothing of it stays */
-        bf->upload = NULL;
-        if (bf->sink_error) {
+        berth_upload_abort(f->upload); /* nothing of it stays */
+        f->upload = NULL;
+        if (f->sink_error) {
             return berth_error_set(code, "%s", msg);
         }
         berth_error_set(rc, "%s", msg);
-        upstream_failed(bf->p, bf->u, r, rc, "blob");
-        return client_error(bf->u, rc, bf->digest->str);
+        upstream_failed(p, f->u, f->name, &f->retry_after, rc, "blob");
+        return client_error(f->u, rc, f->digest.str);
     }
-    /* the client checked the digest as the bytes passed; the commit checks the stored bytes */
-    rc = berth_upload_commit(bf->upload, bf->digest);
-    bf->upload = NULL;
+    /* the bytes matched the digest as they passed: the readers may have the last byte */
+    pthread_mutex_lock(&f->mu);
+    f->verified = true;
+    if (f->size < 0) {
+        f->size = (int64_t)f->produced;
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    /* the commit checks the stored bytes */
+    rc = berth_upload_commit(f->upload, &f->digest);
+    f->upload = NULL;
     if (rc == 0) {
-        berth__log(BERTH_LOG_INFO, "proxy %s: cached blob %s in %s", bf->u->cfg->prefix,
-                   bf->digest->str, r->name);
+        berth__log(BERTH_LOG_INFO, "proxy %s: cached blob %s in %s", f->u->cfg->prefix,
+                   f->digest.str, f->name);
+    } else {
+        berth__log(BERTH_LOG_WARN, "proxy %s: blob %s in %s: %s", f->u->cfg->prefix, f->digest.str,
+                   f->name, berth_error_last());
     }
     return rc;
 }
 
-int berth__proxy_blob(berth__req *r, const berth_digest *digest)
+static void *flight_main(void *arg)
+{
+    blob_flight *f = arg;
+    berth__proxy *p = f->p;
+    int rc = fetch_blob(f);
+
+    /* out of the table first: a later request looks at the store */
+    pthread_mutex_lock(&p->mu);
+    for (blob_flight **pp = &p->bflights; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&f->mu);
+    f->result = rc;
+    snprintf(f->msg, sizeof(f->msg), "%s", rc < 0 ? berth_error_last() : "");
+    f->done = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    flight_release(f);
+    pthread_mutex_lock(&p->mu);
+    p->fetching--;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The flight fetching `key`, joined (a reference taken), or a new one started. */
+static int flight_join(blob_flight **out, berth__proxy *p, upstream *u, const char *key,
+                       const char *name, const char *remote, const berth_digest *digest,
+                       bool *joined)
+{
+    blob_flight *f;
+    pthread_attr_t attr;
+    pthread_t thread;
+    int started;
+
+    *joined = false;
+    pthread_mutex_lock(&p->mu);
+    for (f = p->bflights; f && strcmp(f->key, key) != 0; f = f->next) {
+    }
+    if (f) {
+        pthread_mutex_lock(&f->mu);
+        f->refs++;
+        pthread_mutex_unlock(&f->mu);
+        pthread_mutex_unlock(&p->mu);
+        *joined = true;
+        *out = f;
+        return 0;
+    }
+    if (!(f = calloc(1, sizeof(*f)))) {
+        pthread_mutex_unlock(&p->mu);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    f->p = p;
+    f->u = u;
+    snprintf(f->key, sizeof(f->key), "%s", key);
+    snprintf(f->name, sizeof(f->name), "%s", name);
+    snprintf(f->remote, sizeof(f->remote), "%s", remote);
+    f->digest = *digest;
+    f->spool = -1;
+    f->size = -1;
+    f->refs = 2; /* the thread and this request */
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    started = pthread_create(&thread, &attr, flight_main, f);
+    pthread_attr_destroy(&attr);
+    if (started != 0) {
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f);
+        return berth_error_set(BERTH_ERROR, "cannot start a thread to fetch a blob");
+    }
+    p->fetching++;
+    f->next = p->bflights;
+    p->bflights = f;
+    pthread_mutex_unlock(&p->mu);
+    *out = f;
+    return 0;
+}
+
+/* How many bytes a reader may have: all once verified, else all but the last one. */
+static uint64_t readable(const blob_flight *f)
+{
+    if (f->verified || f->size < 0 || f->produced < (uint64_t)f->size) {
+        return f->produced;
+    }
+    return f->produced - 1;
+}
+
+static ssize_t flight_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    blob_flight *f = cls;
+    uint64_t avail;
+    size_t n, off = 0;
+
+    pthread_mutex_lock(&f->mu);
+    while ((avail = readable(f)) <= pos) {
+        if (f->verified && pos >= f->produced) {
+            pthread_mutex_unlock(&f->mu);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (f->done && !f->verified) {
+            /* the bytes failed (or the fetch broke off): never the last byte */
+            pthread_mutex_unlock(&f->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    n = avail - pos < max ? (size_t)(avail - pos) : max;
+    while (off < n) {
+        ssize_t got = pread(f->spool, buf + off, n - off, (off_t)(pos + off));
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        off += (size_t)got;
+    }
+    return (ssize_t)n;
+}
+
+static void flight_read_done(void *cls)
+{
+    flight_release(cls);
+}
+
+int berth__proxy_blob(berth__req *r, const berth_digest *digest, struct MHD_Response **resp_out,
+                      uint64_t *size_out)
 {
     berth__proxy *p = r->srv->proxy;
     char remote[REMOTE_MAX], key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 8];
-    blob_fetch bf = {0};
     upstream *u = claim(p, r->name, remote, sizeof(remote));
+    blob_flight *f = NULL;
     uint64_t size;
-    bool waited;
+    bool joined, stream;
     int rc;
 
+    *resp_out = NULL;
     if (!u || (r->method != BERTH_M_GET && r->method != BERTH_M_HEAD)) {
         return 0;
     }
@@ -486,12 +762,40 @@ int berth__proxy_blob(berth__req *r, const berth_digest *digest)
     }
     berth_error_clear();
     snprintf(key, sizeof(key), "b %s@%s", r->name, digest->str);
-    bf = (blob_fetch){p, u, r, remote, digest, NULL, 0};
-    rc = single_flight(p, key, fetch_blob, &bf, &waited);
-    if (waited && rc == 0) {
+    if ((rc = flight_join(&f, p, u, key, r->name, remote, digest, &joined)) < 0) {
+        return rc;
+    }
+    /* a GET of the whole blob is streamed; a HEAD or a range waits for the store */
+    stream = r->method == BERTH_M_GET && !berth__header(r, MHD_HTTP_HEADER_RANGE);
+    pthread_mutex_lock(&f->mu);
+    while (!f->done && (!stream || f->size < 0)) {
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    if (f->done) {
+        rc = f->result;
+        if (rc < 0) {
+            berth_error_set(rc, "%s", f->msg);
+            r->retry_after = f->retry_after;
+        }
+        pthread_mutex_unlock(&f->mu);
+        flight_release(f);
+        if (joined && rc == 0) {
+            count(p, u, BERTH_PROXY_HITS, 1);
+        }
+        return rc; /* 0: committed, served from the store */
+    }
+    size = (uint64_t)f->size;
+    pthread_mutex_unlock(&f->mu);
+    if (!(*resp_out = MHD_create_response_from_callback(size, 256 * 1024, flight_read, f,
+                                                        flight_read_done))) {
+        flight_release(f);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    if (joined) {
         count(p, u, BERTH_PROXY_HITS, 1);
     }
-    return rc;
+    *size_out = size;
+    return 0;
 }
 
 /* ---- manifests ---------------------------------------------------------------------------- */
@@ -614,7 +918,7 @@ static int fetch_manifest_digest(void *payload)
         return 0;
     }
     berth_error_clear();
-    if (!may_ask(mf->u, mf->r)) {
+    if (!may_ask(mf->u, &mf->r->retry_after)) {
         count(mf->p, mf->u, BERTH_PROXY_ERRORS, 1);
         return berth_error_set(BERTH_ENETWORK,
                                "upstream %s asked to wait; manifest %s is not cached",
@@ -623,7 +927,7 @@ static int fetch_manifest_digest(void *payload)
     count(mf->p, mf->u, BERTH_PROXY_MISSES, 1);
     if ((rc = fetch_and_put(mf, mf->r->ref, NULL)) < 0 && rc != BERTH_EINVALID &&
         rc != BERTH_ENOSPACE && rc != BERTH_EIO) {
-        upstream_failed(mf->p, mf->u, mf->r, rc, "manifest");
+        upstream_failed(mf->p, mf->u, mf->r->name, &mf->r->retry_after, rc, "manifest");
         return client_error(mf->u, rc, mf->r->ref);
     }
     return rc;
@@ -646,7 +950,7 @@ static int revalidate_tag(void *payload)
         count(mf->p, mf->u, BERTH_PROXY_HITS, 1); /* checked by a request just before */
         return 0;
     }
-    if (!may_ask(mf->u, mf->r)) {
+    if (!may_ask(mf->u, &mf->r->retry_after)) {
         if (cached) {
             return serve_stale(mf, berth_error_last());
         }
@@ -675,7 +979,7 @@ static int revalidate_tag(void *payload)
             return rc; /* the store's answer, not the upstream's */
         }
     }
-    upstream_failed(mf->p, mf->u, mf->r, rc, "tag");
+    upstream_failed(mf->p, mf->u, mf->r->name, &mf->r->retry_after, rc, "tag");
     if (cached) {
         return serve_stale(mf, "upstream failed");
     }

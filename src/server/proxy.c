@@ -37,6 +37,7 @@
 #include <berth/config.h>
 #include <berth/document.h>
 #include <berth/errors.h>
+#include <berth/index.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -873,35 +874,188 @@ static int cached_digest(berth__req *r, const char *ref, berth_digest *out)
     return rc;
 }
 
-/* GET the manifest `ref` (a digest) from upstream and store it, with `tag` when not NULL. */
-static int fetch_and_put(manifest_fetch *mf, const char *ref, const char *tag)
+/* GET the manifest `ref` from upstream into the local repository `name` (tagged `tag` when
+ * not NULL); its digest in *got. */
+static int put_remote(berth__proxy *p, upstream *u, const char *name, const char *remote,
+                      const char *ref, const char *tag, berth_digest *got)
 {
-    berth_buf body = BERTH_BUF_INIT_MAX(mf->r->srv->opts.manifest_max);
+    berth_buf body = BERTH_BUF_INIT_MAX(p->srv->opts.manifest_max);
     berth_put_result res;
-    berth_digest got;
     char *ctype = NULL;
     const char *tags[1] = {tag};
     int rc;
 
-    rc = berth_client_get_manifest(mf->u->client, mf->u->registry, mf->remote, ref, &body, &ctype,
-                                   &got);
+    rc = berth_client_get_manifest(u->client, u->registry, remote, ref, &body, &ctype, got);
     if (rc < 0) {
         goto out;
     }
-    count(mf->p, mf->u, BERTH_PROXY_BYTES, body.len);
+    count(p, u, BERTH_PROXY_BYTES, body.len);
     if (ctype && berth_document_kind_of(ctype) == 0) {
         free(ctype); /* application/json and the like: the document says what it is */
         ctype = NULL;
     }
-    rc = berth_store_manifest_put_tags(&res, mf->r->srv->store, mf->r->name, got.str, tags,
-                                       tag ? 1 : 0, ctype, body.ptr ? body.ptr : "", body.len);
+    rc = berth_store_manifest_put_tags(&res, p->srv->store, name, got->str, tags, tag ? 1 : 0,
+                                       ctype, body.ptr ? body.ptr : "", body.len);
     if (rc == 0) {
-        berth__log(BERTH_LOG_INFO, "proxy %s: cached manifest %s%s%s in %s", mf->u->cfg->prefix,
-                   got.str, tag ? " as " : "", tag ? tag : "", mf->r->name);
+        berth__log(BERTH_LOG_INFO, "proxy %s: cached manifest %s%s%s in %s", u->cfg->prefix,
+                   got->str, tag ? " as " : "", tag ? tag : "", name);
     }
 out:
     free(ctype);
     berth_buf_dispose(&body);
+    return rc;
+}
+
+/* ---- referrers ------------------------------------------------------------------------ */
+
+/** The most referrers of one manifest fetched at a time. */
+#define REFERRERS_MAX 64
+
+/* The key of a subject's referrers in the table of checked tags (no tag starts with '@'). */
+static void referrers_key(char *out, size_t size, const berth_digest *subject)
+{
+    snprintf(out, size, "@%s", subject->str);
+}
+
+/*
+ * Fetch the referrers of `subject` from upstream into `name` (those not cached yet), by the
+ * referrers API, or the referrers tag schema (an index tagged ALG-HEX) when the upstream has
+ * no API. No referrers is 0. @return 0 or the upstream's (or the store's) error
+ */
+static int fetch_referrers(berth__proxy *p, upstream *u, const char *name, const char *remote,
+                           const berth_digest *subject)
+{
+    berth_buf body = BERTH_BUF_INIT_MAX(p->srv->opts.manifest_max);
+    const berth_stored_manifest *m = NULL;
+    berth_index *idx = NULL;
+    char tag[BERTH_DIGEST_MAXLEN + 1], *ctype = NULL, *colon;
+    berth_digest got;
+    size_t fetched = 0;
+    int rc;
+
+    rc = berth_client_referrers(u->client, u->registry, remote, subject, &body);
+    if (rc == BERTH_EUNSUPPORTED) {
+        berth_buf_clear(&body);
+        snprintf(tag, sizeof(tag), "%s", subject->str);
+        if ((colon = strchr(tag, ':')) != NULL) {
+            *colon = '-';
+        }
+        rc = berth_client_get_manifest(u->client, u->registry, remote, tag, &body, &ctype, &got);
+        if (rc == BERTH_ENOTFOUND) {
+            rc = 0; /* no referrers */
+            goto out;
+        }
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    count(p, u, BERTH_PROXY_BYTES, body.len);
+    if ((rc = berth_index_parse(&idx, body.ptr ? body.ptr : "", body.len)) < 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < idx->nmanifests && fetched < REFERRERS_MAX; i++) {
+        const berth_digest *d = &idx->manifests[i].digest;
+
+        if (berth_store_manifest_get(&m, p->srv->store, name, d->str) == 0) {
+            berth_manifest_release(m);
+            continue; /* cached already */
+        }
+        berth_error_clear();
+        if ((rc = put_remote(p, u, name, remote, d->str, NULL, &got)) < 0) {
+            goto out;
+        }
+        fetched++;
+    }
+out:
+    if (rc < 0) {
+        berth__log(BERTH_LOG_WARN, "proxy %s: referrers of %s in %s: %s", u->cfg->prefix,
+                   subject->str, name, berth_error_last());
+    }
+    berth_index_free(idx);
+    free(ctype);
+    berth_buf_dispose(&body);
+    return rc;
+}
+
+/* A manifest was fetched: its referrers come with it (a failure there fails nothing). */
+static void referrers_with(berth__proxy *p, upstream *u, const char *name, const char *remote,
+                           const berth_digest *subject)
+{
+    char key[BERTH_DIGEST_MAXLEN + 2];
+
+    if (fetch_referrers(p, u, name, remote, subject) == 0) {
+        referrers_key(key, sizeof(key), subject);
+        mark_checked(u, name, key);
+    } else {
+        count(p, u, BERTH_PROXY_ERRORS, 1);
+    }
+    berth_error_clear();
+}
+
+typedef struct referrers_fetch {
+    berth__proxy *p;
+    upstream *u;
+    berth__req *r;
+    const char *remote;
+    const berth_digest *subject;
+} referrers_fetch;
+
+static int refresh_referrers(void *payload)
+{
+    referrers_fetch *rf = payload;
+    char key[BERTH_DIGEST_MAXLEN + 2];
+
+    referrers_key(key, sizeof(key), rf->subject);
+    if (fresh(rf->u, rf->r->name, key)) {
+        return 0; /* refreshed by a request just before */
+    }
+    if (!may_ask(rf->u, &rf->r->retry_after)) {
+        count(rf->p, rf->u, BERTH_PROXY_STALE, 1);
+        return 0;
+    }
+    count(rf->p, rf->u, BERTH_PROXY_REVALIDATIONS, 1);
+    if (fetch_referrers(rf->p, rf->u, rf->r->name, rf->remote, rf->subject) == 0) {
+        mark_checked(rf->u, rf->r->name, key);
+        return 0;
+    }
+    upstream_failed(rf->p, rf->u, rf->r->name, &rf->r->retry_after, berth_error_last_code(),
+                    "referrers");
+    count(rf->p, rf->u, BERTH_PROXY_STALE, 1);
+    return 0;
+}
+
+void berth__proxy_referrers(berth__req *r, const berth_digest *subject)
+{
+    berth__proxy *p = r->srv->proxy;
+    char remote[REMOTE_MAX], key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 8];
+    upstream *u = claim(p, r->name, remote, sizeof(remote));
+    referrers_fetch rf = {p, u, r, remote, subject};
+    bool waited;
+
+    if (!u || (r->method != BERTH_M_GET && r->method != BERTH_M_HEAD)) {
+        return;
+    }
+    referrers_key(key, sizeof(key), subject);
+    if (fresh(u, r->name, key)) {
+        count(p, u, BERTH_PROXY_HITS, 1);
+        return;
+    }
+    snprintf(key, sizeof(key), "r %s@%s", r->name, subject->str);
+    (void)single_flight(p, key, refresh_referrers, &rf, &waited);
+    r->retry_after = 0; /* answered from the store whatever happened */
+    berth_error_clear();
+}
+
+/* GET the manifest `ref` (a digest) from upstream and store it, with `tag` when not NULL;
+ * then its referrers. */
+static int fetch_and_put(manifest_fetch *mf, const char *ref, const char *tag)
+{
+    berth_digest got;
+    int rc = put_remote(mf->p, mf->u, mf->r->name, mf->remote, ref, tag, &got);
+
+    if (rc == 0) {
+        referrers_with(mf->p, mf->u, mf->r->name, mf->remote, &got);
+    }
     return rc;
 }
 

@@ -67,6 +67,15 @@ int berth__proxy_blob(struct berth__req *r, const berth_digest *digest,
                       struct MHD_Response **resp_out, uint64_t *size_out);
 
 /**
+ * Before a referrers GET or HEAD (r->name) of `subject`: when an upstream claims the name and
+ * the subject's referrers were not fetched within the ttl, fetch those not cached yet (the
+ * referrers API, else the referrers tag schema), one request at a time per subject. Whatever
+ * happens the answer comes from the store (an upstream failure is logged and counted as a
+ * stale serve).
+ */
+void berth__proxy_referrers(struct berth__req *r, const berth_digest *subject);
+
+/**
  * Refuse a request that would write under an upstream's prefix (manifest PUT or DELETE, blob
  * DELETE, uploads): 405 UNSUPPORTED, Allow: GET, HEAD. @return true when refused (`*ret` holds
  * the MHD result), false for everything else

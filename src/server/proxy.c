@@ -62,6 +62,8 @@ typedef struct upstream {
     pthread_mutex_t mu;  /* the two below */
     int64_t wait_until;  /* CLOCK_MONOTONIC seconds: a 429 asked not to come back before */
     berth__htab checked; /* "NAME\nTAG" -> checked_tag: when this process last checked it */
+    berth__htab pulled;  /* "NAME\nDIGEST" -> checked_tag: when a manifest was last pulled
+                            (wall-clock seconds), for eviction over max_size */
 } upstream;
 
 typedef struct checked_tag {
@@ -129,6 +131,8 @@ void berth__proxy_free(berth_server *srv)
         berth_client_free(p->ups[i].client);
         berth__htab_foreach(&p->ups[i].checked, free_checked, NULL);
         berth__htab_dispose(&p->ups[i].checked);
+        berth__htab_foreach(&p->ups[i].pulled, free_checked, NULL);
+        berth__htab_dispose(&p->ups[i].pulled);
         pthread_mutex_destroy(&p->ups[i].mu);
     }
     free(p->ups);
@@ -861,6 +865,33 @@ static void mark_checked(upstream *u, const char *name, const char *tag)
     berth_error_clear();
 }
 
+/* Record that the manifest `digest` of `name` was pulled now (wall-clock seconds). */
+static void note_pull(upstream *u, const char *name, const berth_digest *digest)
+{
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
+    size_t len;
+    checked_tag *c;
+
+    if (!u->cfg->max_size) {
+        return; /* only eviction reads it */
+    }
+    len = (size_t)snprintf(key, sizeof(key), "%s\n%s", name, digest->str);
+    pthread_mutex_lock(&u->mu);
+    c = berth__htab_get(&u->pulled, key);
+    if (!c && (c = malloc(sizeof(*c) + len + 1)) != NULL) {
+        memcpy(c->key, key, len + 1);
+        if (berth__htab_put(&u->pulled, c->key, c) < 0) {
+            free(c);
+            c = NULL;
+        }
+    }
+    if (c) {
+        c->at = (int64_t)time(NULL);
+    }
+    pthread_mutex_unlock(&u->mu);
+    berth_error_clear();
+}
+
 /* The cached manifest's digest for r->ref: 0 (found), BERTH_ENOTFOUND, or a store error. */
 static int cached_digest(berth__req *r, const char *ref, berth_digest *out)
 {
@@ -1170,6 +1201,7 @@ int berth__proxy_manifest(berth__req *r)
     berth_error_clear();
     if (rc == 0 && (is_digest || fresh(u, r->name, r->ref))) {
         count(p, u, BERTH_PROXY_HITS, 1);
+        note_pull(u, r->name, &have);
         return 0;
     }
     snprintf(key, sizeof(key), "%c %s:%s", is_digest ? 'd' : 't', r->name, r->ref);
@@ -1177,7 +1209,233 @@ int berth__proxy_manifest(berth__req *r)
     if (waited && rc == 0) {
         count(p, u, BERTH_PROXY_HITS, 1);
     }
+    if (rc == 0 && cached_digest(r, r->ref, &have) == 0) {
+        note_pull(u, r->name, &have);
+    }
+    berth_error_clear();
     return rc;
+}
+
+/* ---- bounded: max_size, the least recently pulled evicted first (by gc) --------------- */
+
+/*
+ * Each upstream with a max_size: its cached bytes are the manifests of the repositories under
+ * its prefix plus the blobs they reference that are present (each digest once). Over the cap,
+ * manifests are deleted in the order they were last pulled (this process's record; for a
+ * manifest not pulled since the start, when it was stored) until the bytes fit; the collection
+ * that follows (berth_store_gc, the same pass) drops the blob links no manifest needs any more
+ * and frees the bytes, as for any deleted content, so an eviction races no push or pull: a
+ * manifest deleted here while a client pulls it is fetched again.
+ */
+
+typedef struct cached_manifest {
+    const char *repo; /* in evict_scan.repos */
+    berth_digest digest;
+    uint64_t size;
+    int64_t pulled;
+    berth_digest *blobs;
+    size_t nblobs;
+} cached_manifest;
+
+typedef struct cached_blob {
+    uint64_t size;
+    size_t refs; /* manifests referencing it */
+    char key[];
+} cached_blob;
+
+typedef struct evict_scan {
+    berth__proxy *p;
+    upstream *u;
+    char **repos;
+    size_t nrepos, crepos;
+    const char *repo; /* being listed */
+    cached_manifest *items;
+    size_t n, cap;
+    berth__htab blobs; /* digest -> cached_blob */
+    uint64_t total;
+    int error;
+} evict_scan;
+
+static int scan_repo(const char *name, void *payload)
+{
+    evict_scan *sc = payload;
+    size_t n = strlen(sc->u->cfg->prefix);
+    char **grown;
+
+    if (strncmp(name, sc->u->cfg->prefix, n) != 0 || name[n] != '/') {
+        return 0;
+    }
+    if (sc->nrepos == sc->crepos) {
+        sc->crepos = sc->crepos ? sc->crepos * 2 : 16;
+        if (!(grown = realloc(sc->repos, sc->crepos * sizeof(*grown)))) {
+            return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        sc->repos = grown;
+    }
+    if (!(sc->repos[sc->nrepos] = strdup(name))) {
+        return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    sc->nrepos++;
+    return 0;
+}
+
+static int scan_manifest(const berth_meta_manifest *m, void *payload)
+{
+    evict_scan *sc = payload;
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
+    cached_manifest *it, *grown;
+    checked_tag *c;
+
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 64;
+        if (!(grown = realloc(sc->items, sc->cap * sizeof(*grown)))) {
+            return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        sc->items = grown;
+    }
+    it = &sc->items[sc->n];
+    memset(it, 0, sizeof(*it));
+    it->repo = sc->repo;
+    it->digest = m->digest;
+    it->size = m->size;
+    it->pulled = m->pushed;
+    snprintf(key, sizeof(key), "%s\n%s", sc->repo, m->digest.str);
+    pthread_mutex_lock(&sc->u->mu);
+    if ((c = berth__htab_get(&sc->u->pulled, key)) != NULL) {
+        it->pulled = c->at;
+    }
+    pthread_mutex_unlock(&sc->u->mu);
+    if (m->nblobs && !(it->blobs = malloc(m->nblobs * sizeof(*it->blobs)))) {
+        return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    sc->n++;
+    sc->total += m->size;
+    for (size_t i = 0; i < m->nblobs; i++) {
+        cached_blob *b = berth__htab_get(&sc->blobs, m->blobs[i].str);
+        uint64_t size = 0;
+
+        it->blobs[it->nblobs++] = m->blobs[i];
+        if (!b) {
+            size_t len = strlen(m->blobs[i].str);
+            if (berth_store_blob_stat(sc->p->srv->store, sc->repo, &m->blobs[i], &size) < 0) {
+                size = 0; /* absent (a sparse manifest): takes no room */
+                berth_error_clear();
+            }
+            if (!(b = calloc(1, sizeof(*b) + len + 1))) {
+                return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            }
+            memcpy(b->key, m->blobs[i].str, len + 1);
+            b->size = size;
+            if (berth__htab_put(&sc->blobs, b->key, b) < 0) {
+                free(b);
+                return sc->error = berth_error_last_code();
+            }
+            sc->total += size;
+        }
+        b->refs++;
+    }
+    return 0;
+}
+
+static int by_pulled(const void *a, const void *b)
+{
+    const cached_manifest *x = a, *y = b;
+    int c;
+
+    if (x->pulled != y->pulled) {
+        return x->pulled < y->pulled ? -1 : 1;
+    }
+    c = strcmp(x->repo, y->repo);
+    return c ? c : strcmp(x->digest.str, y->digest.str);
+}
+
+/* Evict from one upstream until its cached bytes fit its max_size. */
+static int evict_upstream(berth__proxy *p, upstream *u)
+{
+    evict_scan sc = {.p = p, .u = u};
+    berth_store *store = p->srv->store;
+    uint64_t before;
+    size_t evicted = 0;
+    bool more;
+    int rc;
+
+    if ((rc = berth_store_catalog(store, NULL, 0, scan_repo, &sc, &more)) < 0 || sc.error < 0) {
+        rc = sc.error < 0 ? sc.error : rc;
+        goto out;
+    }
+    for (size_t i = 0; i < sc.nrepos; i++) {
+        sc.repo = sc.repos[i];
+        rc = berth_store_manifests(store, sc.repo, scan_manifest, &sc);
+        if (sc.error < 0) {
+            rc = sc.error;
+            goto out;
+        }
+        berth_error_clear(); /* a repository gone meanwhile */
+    }
+    rc = 0;
+    before = sc.total;
+    if (sc.total <= u->cfg->max_size) {
+        goto out;
+    }
+    qsort(sc.items, sc.n, sizeof(*sc.items), by_pulled);
+    for (size_t i = 0; i < sc.n && sc.total > u->cfg->max_size; i++) {
+        cached_manifest *it = &sc.items[i];
+        char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
+        int drc = berth_store_manifest_delete(store, it->repo, &it->digest);
+
+        if (drc < 0 && drc != BERTH_ENOTFOUND) {
+            berth__log(BERTH_LOG_WARN, "proxy %s: cannot evict %s@%s: %s", u->cfg->prefix, it->repo,
+                       it->digest.str, berth_error_last());
+            berth_error_clear();
+            continue;
+        }
+        berth_error_clear();
+        sc.total -= it->size < sc.total ? it->size : sc.total;
+        for (size_t j = 0; j < it->nblobs; j++) {
+            cached_blob *b = berth__htab_get(&sc.blobs, it->blobs[j].str);
+            if (b && --b->refs == 0) {
+                sc.total -= b->size < sc.total ? b->size : sc.total;
+            }
+        }
+        snprintf(key, sizeof(key), "%s\n%s", it->repo, it->digest.str);
+        pthread_mutex_lock(&u->mu);
+        free(berth__htab_remove(&u->pulled, key));
+        pthread_mutex_unlock(&u->mu);
+        count(p, u, BERTH_PROXY_EVICTIONS, 1);
+        evicted++;
+        berth__log(BERTH_LOG_INFO, "proxy %s: evicted %s@%s (max_size)", u->cfg->prefix, it->repo,
+                   it->digest.str);
+    }
+    berth__log(BERTH_LOG_NOTICE,
+               "proxy %s: %llu bytes cached over max_size %llu: %zu manifests evicted, "
+               "%llu bytes left for gc to free",
+               u->cfg->prefix, (unsigned long long)before, (unsigned long long)u->cfg->max_size,
+               evicted, (unsigned long long)(before - sc.total));
+out:
+    for (size_t i = 0; i < sc.n; i++) {
+        free(sc.items[i].blobs);
+    }
+    free(sc.items);
+    for (size_t i = 0; i < sc.nrepos; i++) {
+        free(sc.repos[i]);
+    }
+    free(sc.repos);
+    berth__htab_foreach(&sc.blobs, free_checked, NULL);
+    berth__htab_dispose(&sc.blobs);
+    return rc;
+}
+
+void berth__proxy_evict(berth_server *srv)
+{
+    berth__proxy *p = srv->proxy;
+
+    for (size_t i = 0; p && i < p->nups; i++) {
+        if (p->ups[i].cfg->max_size && evict_upstream(p, &p->ups[i]) < 0) {
+            berth__log(BERTH_LOG_WARN, "proxy %s: eviction failed: %s", p->ups[i].cfg->prefix,
+                       berth_error_last());
+        }
+    }
+    berth_error_clear();
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */

@@ -76,6 +76,14 @@ int berth__proxy_blob(struct berth__req *r, const berth_digest *digest,
 void berth__proxy_referrers(struct berth__req *r, const berth_digest *subject);
 
 /**
+ * For each upstream with a max_size, before garbage collection: when the bytes cached under
+ * its prefix (manifests and the blobs they reference, each blob once) exceed it, delete cached
+ * manifests, least recently pulled first, until they fit; the collection that follows frees
+ * the blobs no longer needed. Failures are logged.
+ */
+void berth__proxy_evict(struct berth_server *srv);
+
+/**
  * Refuse a request that would write under an upstream's prefix (manifest PUT or DELETE, blob
  * DELETE, uploads): 405 UNSUPPORTED, Allow: GET, HEAD. @return true when refused (`*ret` holds
  * the MHD result), false for everything else

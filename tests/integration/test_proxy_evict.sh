@@ -1,0 +1,88 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# The pull-through cache bounded by max_size: over the cap, the server's gc evicts the least
+# recently pulled cached manifests (and then collects their blobs) until the upstream's cached
+# bytes fit; what was pulled recently stays, and pushed content (outside every prefix) is never
+# evicted. Evictions are counted; an evicted image is fetched again when pulled.
+# storage: any (also run over S3 + PostgreSQL: the "scale" variant)
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/proxy_lib.sh"
+
+T=$BERTH_TMP
+MIB=$((1024 * 1024))
+start_upstream up
+start_fault "$up_PORT"
+UP=http://127.0.0.1:$up_PORT
+push_image "$UP" lib/a v1 $MIB
+A=$IMG_DIGEST A_LAYER=$IMG_LAYER_DIGEST
+push_image "$UP" lib/b v1 $MIB
+B=$IMG_DIGEST B_LAYER=$IMG_LAYER_DIGEST
+push_image "$UP" lib/c v1 $MIB
+C=$IMG_DIGEST C_LAYER=$IMG_LAYER_DIGEST
+cat >"$T/cache.yaml" <<EOF
+gc:
+  interval: 1s
+  grace: 0s
+proxy:
+  upstreams:
+    - prefix: up.example
+      url: http://127.0.0.1:$FAULT_PORT
+      max_size: 2560KiB
+EOF
+start_server --config "$T/cache.yaml"
+req GET /metrics
+check "the evictions metric is there" 1 "$(grep -c '^berth_proxy_evictions_total{upstream="up.example"} 0' "$BODY")"
+
+# pushed content, older than everything cached and larger than the cap: never evicted
+push_image "$URL" local/big v1 $((3 * MIB))
+LOCAL=$IMG_DIGEST LOCAL_LAYER=$IMG_LAYER_DIGEST
+
+pull() { # NAME LAYER: the image's manifest and layer through the cache
+    req GET "/v2/up.example/lib/$1/manifests/v1"
+    check "pull of $1" 200 "$STATUS"
+    req GET "/v2/up.example/lib/$1/blobs/$2"
+    check "layer of $1" "$2" "$(sha256_file "$BODY")"
+}
+pull a "$A_LAYER"
+sleep 1.1
+pull b "$B_LAYER"
+sleep 1.1
+pull a "$A_LAYER" # a is now more recent than b
+sleep 1.1
+pull c "$C_LAYER" # over the cap: b, the least recently pulled, goes
+
+# wait for a gc pass to evict and collect
+for _ in $(seq 1 50); do
+    [ "$(metric berth_proxy_evictions_total up.example)" -ge 1 ] 2>/dev/null && break
+    sleep 0.2
+done
+check "one manifest evicted" 1 "$(metric berth_proxy_evictions_total up.example)"
+sleep 2.2 # another gc pass: the blobs no manifest needs are collected
+grep -q "proxy up.example: evicted up.example/lib/b@$B" "$BERTH_LOG" && ok ||
+    fail "no log line for the eviction of b"
+
+fault_mode 503
+: >"$FAULT_LOG"
+req GET "/v2/up.example/lib/b/manifests/$B"
+check "the least recently pulled (b) was evicted" 503 "$STATUS"
+req GET "/v2/up.example/lib/b/blobs/$B_LAYER"
+check "b's layer was collected" 503 "$STATUS"
+req GET "/v2/up.example/lib/a/manifests/$A"
+check "a (pulled again recently) stays" 200 "$STATUS"
+req GET "/v2/up.example/lib/a/blobs/$A_LAYER"
+check "a's layer stays" 200 "$STATUS"
+req GET "/v2/up.example/lib/c/manifests/$C"
+check "c (pulled last) stays" 200 "$STATUS"
+req GET "/v2/up.example/lib/c/blobs/$C_LAYER"
+check "c's layer stays" 200 "$STATUS"
+check "these were served from the cache" 2 "$(wc -l <"$FAULT_LOG")"
+req GET "/v2/local/big/manifests/v1"
+check "pushed content is never evicted" "$LOCAL" "$(header Docker-Content-Digest)"
+req GET "/v2/local/big/blobs/$LOCAL_LAYER"
+check "pushed content's layer stays" "$LOCAL_LAYER" "$(sha256_file "$BODY")"
+check "only one eviction" 1 "$(metric berth_proxy_evictions_total up.example)"
+
+# an evicted image is fetched again when pulled
+fault_mode pass
+pull b "$B_LAYER"
+finish

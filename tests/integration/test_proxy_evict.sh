@@ -22,7 +22,7 @@ C=$IMG_DIGEST C_LAYER=$IMG_LAYER_DIGEST
 cat >"$T/cache.yaml" <<EOF
 gc:
   interval: 1s
-  grace: 0s
+  grace: 2s # (0s would collect a pushed layer before its manifest arrives)
 proxy:
   upstreams:
     - prefix: up.example
@@ -85,4 +85,17 @@ check "only one eviction" 1 "$(metric berth_proxy_evictions_total up.example)"
 # an evicted image is fetched again when pulled
 fault_mode pass
 pull b "$B_LAYER"
+
+# berth du shows the cache apart from pushed content, per upstream prefix
+{ echo "root: $T/root"; cat "$T/cache.yaml"; } >"$T/du.yaml"
+"$BERTH" du --config "$T/du.yaml" >"$T/du.out" 2>&1 || fail "berth du: $(cat "$T/du.out")"
+sed 's/^/du: /' "$T/du.out"
+check "du: the cache's repositories under their prefix" 1 \
+    "$(grep -cE '^ +[0-9.]+ [KMG]?i?B +[0-9.]+ [KMG]?i?B +[0-9]+  cache up\.example/ \(3\)$' "$T/du.out")"
+check "du: pushed content apart" 1 \
+    "$(grep -cE '^ +3\.0 MiB +[0-9.]+ [KMG]?i?B +3  pushed \(1\)$' "$T/du.out")"
+if [ "${BERTH_TEST_STORAGE:-}" != s3pg ]; then
+    "$BERTH" du --root "$T/root" >"$T/du2.out" 2>&1 || fail "berth du --root"
+    check "du without a configuration: no cache table" 0 "$(grep -c 'cache up.example' "$T/du2.out")"
+fi
 finish

@@ -1553,40 +1553,42 @@ int berth_client_head_manifest(berth_client *c, const char *registry, const char
 }
 
 typedef struct verify_ctx {
-    berth_hasher *h;
+    berth_hasher *h; /* NULL: not hashed (the caller verifies) */
     berth_client_sink_cb sink;
     void *payload;
     int64_t size;
     bool too_long;
+    uint64_t count; /* bytes received */
 } verify_ctx;
 
 static int verify_sink(const void *data, size_t len, void *p)
 {
     verify_ctx *v = p;
-    if (v->size >= 0 && berth_hasher_count(v->h) + len > (uint64_t)v->size) {
+    if (v->size >= 0 && v->count + len > (uint64_t)v->size) {
         v->too_long = true;
         return berth_error_set(BERTH_EMISMATCH, "blob is longer than its declared %lld bytes",
                                (long long)v->size);
     }
-    if (berth_hasher_update(v->h, data, len) < 0) {
+    if (v->h && berth_hasher_update(v->h, data, len) < 0) {
         return -1;
     }
+    v->count += len;
     return v->sink ? v->sink(data, len, v->payload) : 0;
 }
 
-int berth_client_get_blob(berth_client *c, const char *registry, const char *repo,
-                          const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
-                          void *payload)
+static int get_blob(berth_client *c, const char *registry, const char *repo,
+                    const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
+                    void *payload, bool hash)
 {
     request r;
     berth_buf scope = BERTH_BUF_INIT;
-    verify_ctx v = {NULL, sink, payload, size, false};
+    verify_ctx v = {NULL, sink, payload, size, false, 0};
     berth_digest got;
     int rc;
 
     berth_error_clear();
     request_init(&r, "GET", NULL);
-    if ((rc = berth_hasher_new(&v.h, digest->alg)) < 0 ||
+    if ((hash && (rc = berth_hasher_new(&v.h, digest->alg)) < 0) ||
         (rc = scope_for(&scope, repo, false)) < 0) {
         goto out;
     }
@@ -1605,10 +1607,13 @@ int berth_client_get_blob(berth_client *c, const char *registry, const char *rep
         rc = status_error(&r, "GET");
         goto out;
     }
-    if (size >= 0 && berth_hasher_count(v.h) != (uint64_t)size) {
+    if (size >= 0 && v.count != (uint64_t)size) {
         rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, expected %lld", digest->str,
-                             (unsigned long long)berth_hasher_count(v.h), (long long)size);
+                             (unsigned long long)v.count, (long long)size);
         goto out;
+    }
+    if (!hash) {
+        goto out; /* the caller checks the digest */
     }
     if ((rc = berth_hasher_peek(&got, v.h)) < 0) {
         goto out;
@@ -1622,6 +1627,20 @@ out:
     berth_buf_dispose(&scope);
     request_dispose(&r);
     return rc;
+}
+
+int berth_client_get_blob(berth_client *c, const char *registry, const char *repo,
+                          const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
+                          void *payload)
+{
+    return get_blob(c, registry, repo, digest, size, sink, payload, true);
+}
+
+int berth_client_get_blob_unhashed(berth_client *c, const char *registry, const char *repo,
+                                   const berth_digest *digest, int64_t size,
+                                   berth_client_sink_cb sink, void *payload)
+{
+    return get_blob(c, registry, repo, digest, size, sink, payload, false);
 }
 
 int berth_client_head_blob(berth_client *c, const char *registry, const char *repo,

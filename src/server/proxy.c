@@ -546,13 +546,27 @@ static int blob_sink(const void *data, size_t len, void *payload)
     return 0;
 }
 
+/* All the bytes are here and match: the readers may have the last one. */
+static void set_verified(blob_flight *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->verified = true;
+    if (f->size < 0) {
+        f->size = (int64_t)f->produced;
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
 /* The fetch itself, on the flight's thread: 0 once the blob is verified and committed. */
 static int fetch_blob(blob_flight *f)
 {
     berth__proxy *p = f->p;
     berth_store *store = p->srv->store;
+    berth_digest got;
     uint64_t size;
     char owner[BERTH_NAME_MAX + 16];
+    bool unhashed, commit_verifies = false;
     int rc;
 
     /* a fetch that ended between the request's look and this flight */
@@ -570,11 +584,26 @@ static int fetch_blob(blob_flight *f)
     if ((rc = berth_store_upload_new(&f->upload, store, f->name, owner)) < 0) {
         return rc;
     }
-    rc = berth_client_get_blob(f->u->client, f->u->registry, f->remote, &f->digest, -1, blob_sink,
-                               f);
+    /* a SHA-256 blob is hashed once, by the upload session (checked below); others by the
+     * client as they pass */
+    unhashed = f->digest.alg == BERTH_DIGEST_SHA256;
+    rc = unhashed ? berth_client_get_blob_unhashed(f->u->client, f->u->registry, f->remote,
+                                                   &f->digest, -1, blob_sink, f)
+                  : berth_client_get_blob(f->u->client, f->u->registry, f->remote, &f->digest, -1,
+                                          blob_sink, f);
     if (rc == 0 && f->size >= 0 && f->produced != (uint64_t)f->size) {
         rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, announced %lld",
                              f->digest.str, (unsigned long long)f->produced, (long long)f->size);
+    }
+    if (rc == 0 && unhashed) {
+        if ((rc = berth_upload_digest(f->upload, &got)) == BERTH_EUNSUPPORTED) {
+            rc = 0; /* no running hash: the commit checks, before the last byte goes */
+            commit_verifies = true;
+            berth_error_clear();
+        } else if (rc == 0 && !berth_digest_equal(&got, &f->digest)) {
+            rc = berth_error_set(BERTH_EMISMATCH, "blob %s: content has digest %s", f->digest.str,
+                                 got.str);
+        }
     }
     if (rc < 0) {
         int code = f->sink_error ? f->sink_error : rc;
@@ -590,17 +619,16 @@ static int fetch_blob(blob_flight *f)
         upstream_failed(p, f->u, f->name, &f->retry_after, rc, "blob");
         return client_error(f->u, rc, f->digest.str);
     }
-    /* the bytes matched the digest as they passed: the readers may have the last byte */
-    pthread_mutex_lock(&f->mu);
-    f->verified = true;
-    if (f->size < 0) {
-        f->size = (int64_t)f->produced;
+    if (!commit_verifies) {
+        /* the bytes matched the digest as they passed: the readers may have the last byte */
+        set_verified(f);
     }
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
     /* the commit checks the stored bytes */
     rc = berth_upload_commit(f->upload, &f->digest);
     f->upload = NULL;
+    if (rc == 0 && commit_verifies) {
+        set_verified(f);
+    }
     if (rc == 0) {
         berth__log(BERTH_LOG_INFO, "proxy %s: cached blob %s in %s", f->u->cfg->prefix,
                    f->digest.str, f->name);

@@ -43,6 +43,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ struct berth__proxy {
     flight *flights;
     struct blob_flight *bflights; /* blob fetches in flight */
     unsigned fetching;            /* blob fetch threads running */
-    volatile bool stopping;       /* the server stops: fetches end */
+    atomic_bool stopping;         /* the server stops: fetches end */
 };
 
 static int64_t now_s(void)

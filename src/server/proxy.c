@@ -1264,6 +1264,8 @@ typedef struct cached_manifest {
     int64_t pulled;
     berth_digest *blobs;
     size_t nblobs;
+    bool index; /* has children: goes before them at the same time */
+    bool gone;
 } cached_manifest;
 
 typedef struct cached_blob {
@@ -1282,6 +1284,7 @@ typedef struct evict_scan {
     size_t n, cap;
     berth__htab blobs; /* digest -> cached_blob */
     uint64_t total;
+    size_t evicted;
     int error;
 } evict_scan;
 
@@ -1328,6 +1331,7 @@ static int scan_manifest(const berth_meta_manifest *m, void *payload)
     it->digest = m->digest;
     it->size = m->size;
     it->pulled = m->pushed;
+    it->index = m->nchildren > 0;
     snprintf(key, sizeof(key), "%s\n%s", sc->repo, m->digest.str);
     pthread_mutex_lock(&sc->u->mu);
     if ((c = berth__htab_get(&sc->u->pulled, key)) != NULL) {
@@ -1374,8 +1378,51 @@ static int by_pulled(const void *a, const void *b)
     if (x->pulled != y->pulled) {
         return x->pulled < y->pulled ? -1 : 1;
     }
+    if (x->index != y->index) {
+        return x->index ? -1 : 1;
+    }
     c = strcmp(x->repo, y->repo);
     return c ? c : strcmp(x->digest.str, y->digest.str);
+}
+
+/* Delete one cached manifest and take its bytes off the count. @return 0, BERTH_EINUSE (an
+ * index still cached needs it: a later round), or another failure (logged) */
+static int evict_one(berth__proxy *p, upstream *u, evict_scan *sc, cached_manifest *it)
+{
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
+    int rc = berth_store_manifest_delete(p->srv->store, it->repo, &it->digest);
+
+    if (rc == BERTH_EINUSE) {
+        berth_error_clear();
+        return rc;
+    }
+    if (rc < 0 && rc != BERTH_ENOTFOUND) {
+        berth__log(BERTH_LOG_WARN, "proxy %s: cannot evict %s@%s: %s", u->cfg->prefix, it->repo,
+                   it->digest.str, berth_error_last());
+        berth_error_clear();
+        it->gone = true; /* not tried again in this pass */
+        return rc;
+    }
+    berth_error_clear();
+    it->gone = true;
+    sc->total -= it->size < sc->total ? it->size : sc->total;
+    for (size_t j = 0; j < it->nblobs; j++) {
+        cached_blob *b = berth__htab_get(&sc->blobs, it->blobs[j].str);
+        if (b && --b->refs == 0) {
+            sc->total -= b->size < sc->total ? b->size : sc->total;
+        }
+    }
+    snprintf(key, sizeof(key), "%s\n%s", it->repo, it->digest.str);
+    pthread_mutex_lock(&u->mu);
+    free(berth__htab_remove(&u->pulled, key));
+    pthread_mutex_unlock(&u->mu);
+    if (rc == 0) {
+        count(p, u, BERTH_PROXY_EVICTIONS, 1);
+        sc->evicted++;
+        berth__log(BERTH_LOG_INFO, "proxy %s: evicted %s@%s (max_size)", u->cfg->prefix, it->repo,
+                   it->digest.str);
+    }
+    return 0;
 }
 
 /* Evict from one upstream until its cached bytes fit its max_size. */
@@ -1385,7 +1432,7 @@ static int evict_upstream(berth__proxy *p, upstream *u)
     berth_store *store = p->srv->store;
     uint64_t before;
     size_t evicted = 0;
-    bool more;
+    bool more, skipped = false;
     int rc;
 
     if ((rc = berth_store_catalog(store, NULL, 0, scan_repo, &sc, &more)) < 0 || sc.error < 0) {
@@ -1407,37 +1454,25 @@ static int evict_upstream(berth__proxy *p, upstream *u)
         goto out;
     }
     qsort(sc.items, sc.n, sizeof(*sc.items), by_pulled);
+    /* oldest first; a child of an index still cached is refused (in use): once something went
+     * after it was skipped (its index, usually), start again from the oldest */
     for (size_t i = 0; i < sc.n && sc.total > u->cfg->max_size; i++) {
-        cached_manifest *it = &sc.items[i];
-        char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
-        int drc = berth_store_manifest_delete(store, it->repo, &it->digest);
-
-        if (drc < 0 && drc != BERTH_ENOTFOUND) {
-            berth__log(BERTH_LOG_WARN, "proxy %s: cannot evict %s@%s: %s", u->cfg->prefix, it->repo,
-                       it->digest.str, berth_error_last());
-            berth_error_clear();
+        if (sc.items[i].gone) {
             continue;
         }
-        berth_error_clear();
-        sc.total -= it->size < sc.total ? it->size : sc.total;
-        for (size_t j = 0; j < it->nblobs; j++) {
-            cached_blob *b = berth__htab_get(&sc.blobs, it->blobs[j].str);
-            if (b && --b->refs == 0) {
-                sc.total -= b->size < sc.total ? b->size : sc.total;
-            }
+        rc = evict_one(p, u, &sc, &sc.items[i]);
+        if (rc == BERTH_EINUSE) {
+            skipped = true;
+        } else if (rc == 0 && skipped) {
+            skipped = false;
+            i = (size_t)-1; /* the loop's i++ makes it 0 */
         }
-        snprintf(key, sizeof(key), "%s\n%s", it->repo, it->digest.str);
-        pthread_mutex_lock(&u->mu);
-        free(berth__htab_remove(&u->pulled, key));
-        pthread_mutex_unlock(&u->mu);
-        count(p, u, BERTH_PROXY_EVICTIONS, 1);
-        evicted++;
-        berth__log(BERTH_LOG_INFO, "proxy %s: evicted %s@%s (max_size)", u->cfg->prefix, it->repo,
-                   it->digest.str);
     }
+    rc = 0;
+    evicted = sc.evicted;
     berth__log(BERTH_LOG_NOTICE,
                "proxy %s: %llu bytes cached over max_size %llu: %zu manifests evicted, "
-               "%llu bytes left for gc to free",
+               "%llu bytes for gc to free",
                u->cfg->prefix, (unsigned long long)before, (unsigned long long)u->cfg->max_size,
                evicted, (unsigned long long)(before - sc.total));
 out:

@@ -28,6 +28,9 @@ proxy:
     - prefix: up.example
       url: http://127.0.0.1:$FAULT_PORT
       max_size: 2560KiB
+    - prefix: idx.example
+      url: http://127.0.0.1:$FAULT_PORT
+      max_size: 1536KiB
 EOF
 start_server --config "$T/cache.yaml"
 req GET /metrics
@@ -82,20 +85,65 @@ req GET "/v2/local/big/blobs/$LOCAL_LAYER"
 check "pushed content's layer stays" "$LOCAL_LAYER" "$(sha256_file "$BODY")"
 check "only one eviction" 1 "$(metric berth_proxy_evictions_total up.example)"
 
-# an evicted image is fetched again when pulled
-fault_mode pass
-pull b "$B_LAYER"
-
-# berth du shows the cache apart from pushed content, per upstream prefix
+# berth du shows the cache apart from pushed content, per upstream prefix (a and c cached; b
+# holds nothing: the fs store still lists its empty layout, the database does not)
 { echo "root: $T/root"; cat "$T/cache.yaml"; } >"$T/du.yaml"
 "$BERTH" du --config "$T/du.yaml" >"$T/du.out" 2>&1 || fail "berth du: $(cat "$T/du.out")"
 sed 's/^/du: /' "$T/du.out"
 check "du: the cache's repositories under their prefix" 1 \
-    "$(grep -cE '^ +[0-9.]+ [KMG]?i?B +[0-9.]+ [KMG]?i?B +[0-9]+  cache up\.example/ \(3\)$' "$T/du.out")"
+    "$(grep -cE '^ +2\.0 MiB +0 B +4  cache up\.example/ \([23]\)$' "$T/du.out")"
 check "du: pushed content apart" 1 \
     "$(grep -cE '^ +3\.0 MiB +[0-9.]+ [KMG]?i?B +3  pushed \(1\)$' "$T/du.out")"
 if [ "${BERTH_TEST_STORAGE:-}" != s3pg ]; then
     "$BERTH" du --root "$T/root" >"$T/du2.out" 2>&1 || fail "berth du --root"
     check "du without a configuration: no cache table" 0 "$(grep -c 'cache up.example' "$T/du2.out")"
 fi
+
+# an evicted image is fetched again when pulled
+fault_mode pass
+pull b "$B_LAYER"
+
+# ---- an index and its platform manifest: the child pulled first is refused while the index
+# needs it, so the index goes first, then the child, before anything more recent ----
+push_image "$UP" lib/multi amd64 $MIB
+AMD=$IMG_DIGEST AMD_LAYER=$IMG_LAYER_DIGEST AMD_MANIFEST=$IMG_MANIFEST
+python3 - "$AMD_MANIFEST" "$T/index.json" <<'PY'
+import hashlib, json, sys
+b = open(sys.argv[1], "rb").read()
+idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+       "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "digest": "sha256:" + hashlib.sha256(b).hexdigest(), "size": len(b),
+                      "platform": {"os": "linux", "architecture": "amd64"}}]}
+open(sys.argv[2], "w").write(json.dumps(idx))
+PY
+curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' \
+    --data-binary "@$T/index.json" "$UP/v2/lib/multi/manifests/v1" || fail "index push"
+INDEX=$(sha256_file "$T/index.json")
+push_image "$UP" lib/d v1 $MIB
+D=$IMG_DIGEST D_LAYER=$IMG_LAYER_DIGEST
+req GET "/v2/idx.example/lib/multi/manifests/$AMD"
+check "the platform manifest pulled" 200 "$STATUS"
+req GET "/v2/idx.example/lib/multi/blobs/$AMD_LAYER"
+check "its layer" "$AMD_LAYER" "$(sha256_file "$BODY")"
+sleep 1.1
+req GET /v2/idx.example/lib/multi/manifests/v1
+check "then the index" "$INDEX" "$(header Docker-Content-Digest)"
+sleep 1.1
+req GET /v2/idx.example/lib/d/manifests/v1
+check "then another image" 200 "$STATUS"
+req GET "/v2/idx.example/lib/d/blobs/$D_LAYER"
+check "its layer" "$D_LAYER" "$(sha256_file "$BODY")"
+for _ in $(seq 1 50); do
+    [ "$(metric berth_proxy_evictions_total idx.example)" -ge 2 ] 2>/dev/null && break
+    sleep 0.2
+done
+check "the index and its platform manifest evicted" 2 "$(metric berth_proxy_evictions_total idx.example)"
+fault_mode 503
+req GET "/v2/idx.example/lib/multi/manifests/$INDEX"
+check "the index is gone" 503 "$STATUS"
+req GET "/v2/idx.example/lib/multi/manifests/$AMD"
+check "its platform manifest is gone" 503 "$STATUS"
+req GET "/v2/idx.example/lib/d/manifests/$D"
+check "the more recent image stays" 200 "$STATUS"
+if grep -q "cannot evict" "$BERTH_LOG"; then fail "an eviction was refused: $(grep 'cannot evict' "$BERTH_LOG" | head -n 1)"; else ok; fi
 finish

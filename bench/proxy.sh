@@ -10,7 +10,10 @@
 #     cache server under a local name (same run, same bytes).
 # Prints a markdown table.
 #   bench/proxy.sh [ROUNDS]      (from the project's root, after `make`; default 5 rounds)
-# Env: BERTH (default build/berth), BERTH_TEST_PORTS (e.g. 5900-5999: ports to use).
+# Env: BERTH (default build/berth), BERTH_TEST_PORTS (e.g. 5900-5999: ports to use),
+# VIA_PROXY=1: the upstream is reached (directly and by the cache alike) through the tests'
+# fault proxy (tests/integration/proxy_fault.py, pass mode), a stand-in for an upstream slower
+# than loopback.
 set -uo pipefail
 ROUNDS=${1:-5}
 BERTH=$(realpath "${BERTH:-build/berth}")
@@ -25,6 +28,12 @@ SK="skopeo --insecure-policy"
 
 start_upstream up
 UP=http://127.0.0.1:$up_PORT
+PUSH=$UP
+if [ -n "${VIA_PROXY:-}" ]; then
+    start_fault "$up_PORT"
+    UP=http://127.0.0.1:$FAULT_PORT
+fi
+UPHOST=${UP#http://}
 write_proxy_config "$T/cache.yaml" up.example "$UP"
 start_server --config "$T/cache.yaml" --quiet
 
@@ -79,15 +88,15 @@ median() { # FILE [COLUMN]
 
 for r in $(seq 1 "$ROUNDS"); do
     # ---- one cold 64 MiB blob, directly then through the cache (each its own blob) ----
-    push_image "$UP" lib/blob "d$r" $((64 * MIB))
+    push_image "$PUSH" lib/blob "d$r" $((64 * MIB))
     blob_get "$T/blob.direct" "$UP/v2/lib/blob/blobs/$IMG_LAYER_DIGEST"
-    push_image "$UP" lib/blob "c$r" $((64 * MIB))
+    push_image "$PUSH" lib/blob "c$r" $((64 * MIB))
     blob_get "$T/blob.cold" "$URL/v2/up.example/lib/blob/blobs/$IMG_LAYER_DIGEST"
     blob_get "$T/blob.warm" "$URL/v2/up.example/lib/blob/blobs/$IMG_LAYER_DIGEST"
     # ---- a cold image pull, directly and through the cache (a fresh image each) ----
-    push_layers "$UP" lib/img "d$r" 4 $((16 * MIB))
-    pull "$T/pull.direct" "127.0.0.1:$up_PORT/lib/img:d$r"
-    push_layers "$UP" lib/img "c$r" 4 $((16 * MIB))
+    push_layers "$PUSH" lib/img "d$r" 4 $((16 * MIB))
+    pull "$T/pull.direct" "$UPHOST/lib/img:d$r"
+    push_layers "$PUSH" lib/img "c$r" 4 $((16 * MIB))
     pull "$T/pull.cold" "$HOSTPORT/up.example/lib/img:c$r"
     # ---- warm through the cache against the same image pushed to the cache server ----
     $SK copy -q --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$up_PORT/lib/img:c$r" \

@@ -739,20 +739,13 @@ static uint64_t readable(const blob_flight *f)
 static ssize_t flight_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     blob_flight *f = cls;
-    uint64_t avail, want;
+    uint64_t avail;
     size_t n, off = 0;
 
-    /* wait for a good amount (a full buffer of libmicrohttpd's, at most 256 KiB), not for
-     * every piece the fetch adds: fewer wake-ups, fewer and larger sends */
-    want = max < 256 * 1024 ? max : 256 * 1024;
-    if (f->size >= 0 && want > (uint64_t)f->size - pos) {
-        want = (uint64_t)f->size - pos;
-    }
+    /* whatever is readable goes at once (the fetch adds 256 KiB pieces): this waits (and holds
+     * the worker's other connections) only while nothing is */
     pthread_mutex_lock(&f->mu);
-    while ((avail = readable(f)) < pos + want) {
-        if (avail > pos && (f->done || f->verified)) {
-            break; /* all there is */
-        }
+    while ((avail = readable(f)) <= pos) {
         if (f->verified && pos >= f->produced) {
             pthread_mutex_unlock(&f->mu);
             return MHD_CONTENT_READER_END_OF_STREAM;

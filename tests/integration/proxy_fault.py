@@ -82,7 +82,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         conn = http.client.HTTPConnection(TARGET, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        headers = {}
+        for k, v in self.headers.items():  # repeated headers (Accept) joined, not dropped
+            if k.lower() not in HOP:
+                headers[k] = headers[k] + ", " + v if k in headers else v
         conn.request(self.command, self.path, body=body, headers=headers)
         resp = conn.getresponse()
         streamed = is_blob_get and resp.status == 200 and m[0] in ("pass", "slow", "stall")

@@ -72,6 +72,12 @@ bool berth_client_interrupted(void);
 uint64_t berth_client_retry_after(void);
 
 /**
+ * Inside a sink (berth_client_sink_cb): the Content-Length of the response whose body it
+ * receives, -1 when the response has none (chunked). Per thread.
+ */
+int64_t berth_client_content_length(void);
+
+/**
  * GET /v2/ of `registry` ("host[:port]"), authenticating when challenged.
  * @return 0; BERTH_EUNAUTHORIZED; BERTH_ENETWORK; BERTH_ERROR for another status
  */
@@ -109,6 +115,16 @@ typedef int (*berth_client_sink_cb)(const void *data, size_t len, void *payload)
 int berth_client_get_blob(berth_client *c, const char *registry, const char *repo,
                           const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
                           void *payload);
+
+/**
+ * berth_client_get_blob() without hashing the bytes (the size is still checked): only for a
+ * caller that verifies the digest itself as they pass (a store's upload session hashes them;
+ * see berth_upload_digest()), so they are not hashed twice. A 0 here says nothing about the
+ * digest. @return as berth_client_get_blob(), never BERTH_EMISMATCH for the digest
+ */
+int berth_client_get_blob_unhashed(berth_client *c, const char *registry, const char *repo,
+                                   const berth_digest *digest, int64_t size,
+                                   berth_client_sink_cb sink, void *payload);
 
 /** HEAD a blob. @return 0 (size in *size_out when not NULL), BERTH_ENOTFOUND, or an error */
 int berth_client_head_blob(berth_client *c, const char *registry, const char *repo,

@@ -52,6 +52,8 @@ typedef struct berth_config_upstream {
     uint64_t timeout;      /* seconds an upstream request may make no progress (default 30) */
     char **immutable_tags; /* fnmatch(3) globs of tags never revalidated (NULL-terminated) */
     char *credentials;     /* path of an auth file (podman auth.json, docker config.json) */
+    uint64_t max_size;     /* bytes of cached content kept (gc evicts the least recently
+                              pulled beyond it); 0: no cap */
 } berth_config_upstream;
 
 /**

@@ -212,6 +212,13 @@ uint64_t berth_upload_size(const berth_upload *u);
 int berth_upload_write(berth_upload *u, const void *data, size_t len);
 
 /**
+ * The SHA-256 digest of the bytes received so far, when the session hashes them as they arrive
+ * (a session this process wrote from its start or took over with its hash state).
+ * @return 0; BERTH_EUNSUPPORTED when only reading the bytes back would tell (the commit does)
+ */
+int berth_upload_digest(const berth_upload *u, berth_digest *out);
+
+/**
  * Requests and refusals. A handle remembers a restore point: the session's size, hash state
  * and bytes when it was opened or created (each request opens its own handle), or at the last
  * berth_upload_mark(). A request that is refused for any reason (range, length, digest, a

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,14 +438,100 @@ int cmd_fsck(int argc, char **argv)
     return stats.problems ? 1 : 0;
 }
 
+/* berth du's groups: the pull-through cache per upstream prefix, and pushed content. */
+typedef struct du_group {
+    const char *prefix; /* NULL: pushed (outside every prefix) */
+    uint64_t exclusive, shared, blobs, repos;
+} du_group;
+
+typedef struct du_groups {
+    du_group *g; /* ngroups upstreams, then pushed */
+    size_t n;
+} du_groups;
+
 static void du_report(const char *repo, uint64_t exclusive, uint64_t shared, uint64_t blobs,
                       void *payload)
 {
+    du_groups *groups = payload;
     char e[32], sh[32];
-    (void)payload;
+    du_group *g = NULL;
+
     human(e, sizeof(e), exclusive);
     human(sh, sizeof(sh), shared);
     printf("%12s %12s %8llu  %s\n", e, sh, (unsigned long long)blobs, repo);
+    for (size_t i = 0; groups && i + 1 < groups->n && !g; i++) {
+        size_t n = strlen(groups->g[i].prefix);
+        if (strncmp(repo, groups->g[i].prefix, n) == 0 && repo[n] == '/') {
+            g = &groups->g[i];
+        }
+    }
+    if (groups && groups->n) {
+        g = g ? g : &groups->g[groups->n - 1];
+        g->exclusive += exclusive;
+        g->shared += shared;
+        g->blobs += blobs;
+        g->repos++;
+    }
+}
+
+/* The prefixes of the configuration's proxy.upstreams, plus one group for pushed content
+ * (none without upstreams). */
+static int du_groups_load(du_groups *out, const char *path)
+{
+    berth_config *cfg = NULL;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (berth_config_new(&cfg) < 0 || berth_config_load_file(cfg, path) < 0 ||
+        berth_config_apply_env(cfg, NULL) < 0) {
+        rc = -1;
+        goto done;
+    }
+    if (cfg->proxy.upstreams_count) {
+        if (!(out->g = calloc(cfg->proxy.upstreams_count + 1, sizeof(*out->g)))) {
+            rc = -1;
+            goto done;
+        }
+        out->n = cfg->proxy.upstreams_count + 1;
+        for (size_t i = 0; i < cfg->proxy.upstreams_count; i++) {
+            if (!(out->g[i].prefix = strdup(cfg->proxy.upstreams[i].prefix))) {
+                rc = -1;
+            }
+        }
+    }
+done:
+    berth_config_free(cfg);
+    return rc;
+}
+
+static void du_groups_print(du_groups *groups)
+{
+    char e[32], sh[32];
+
+    if (!groups->n) {
+        return;
+    }
+    printf("\n%12s %12s %8s  %s\n", "EXCLUSIVE", "SHARED", "BLOBS", "CONTENT (REPOSITORIES)");
+    for (size_t i = 0; i < groups->n; i++) {
+        du_group *g = &groups->g[i];
+        human(e, sizeof(e), g->exclusive);
+        human(sh, sizeof(sh), g->shared);
+        if (g->prefix) {
+            printf("%12s %12s %8llu  cache %s/ (%llu)\n", e, sh, (unsigned long long)g->blobs,
+                   g->prefix, (unsigned long long)g->repos);
+        } else {
+            printf("%12s %12s %8llu  pushed (%llu)\n", e, sh, (unsigned long long)g->blobs,
+                   (unsigned long long)g->repos);
+        }
+    }
+}
+
+static void du_groups_dispose(du_groups *groups)
+{
+    for (size_t i = 0; i < groups->n; i++) {
+        free((char *)(uintptr_t)groups->g[i].prefix);
+    }
+    free(groups->g);
 }
 
 int cmd_du(int argc, char **argv)
@@ -452,6 +539,7 @@ int cmd_du(int argc, char **argv)
     const char *root = "./data", *config = NULL;
     berth_store *s = NULL;
     uint64_t total = 0, sessions = 0, session_bytes = 0;
+    du_groups groups = {NULL, 0};
     bool shared = false;
     char t[32];
     int rc;
@@ -464,7 +552,10 @@ int cmd_du(int argc, char **argv)
                    "the upload sessions in progress (count and bytes). With --config FILE it\n"
                    "reports the storage the configuration names (over S3 + PostgreSQL: from the\n"
                    "database, blobs and manifests each repository holds; the bucket is not\n"
-                   "listed). Nothing is written: a read-only copy of a store will do.\n"
+                   "listed). When the configuration has proxy.upstreams, a last table sums\n"
+                   "the repositories of the pull-through cache per upstream prefix apart from\n"
+                   "pushed content (the repositories outside every prefix).\n"
+                   "Nothing is written: a read-only copy of a store will do.\n"
                    "Exit 0: ok; 1: the store could not be read; 2: a usage error, an invalid\n"
                    "configuration, or DIR is not a berth store.\n");
             return 0;
@@ -486,19 +577,28 @@ int cmd_du(int argc, char **argv)
     } else if (open_store(&s, root, false) != 0) {
         return 1;
     }
+    if (config && du_groups_load(&groups, config) < 0) {
+        fprintf(stderr, "berth du: %s: %s\n", config, berth_error_last());
+        berth_store_free(s);
+        du_groups_dispose(&groups);
+        return 2;
+    }
     printf("%12s %12s %8s  %s\n", "EXCLUSIVE", "SHARED", "BLOBS", "REPOSITORY");
-    rc = berth_store_du(s, du_report, NULL, &total);
+    rc = berth_store_du(s, du_report, &groups, &total);
     if (rc == 0) {
         rc = berth_store_uploads_usage(s, &sessions, &session_bytes);
     }
     berth_store_free(s);
     if (rc < 0) {
         fprintf(stderr, "berth du: %s\n", berth_error_last());
+        du_groups_dispose(&groups);
         return 1;
     }
     human(t, sizeof(t), total);
     printf("total %s\n", t);
     human(t, sizeof(t), session_bytes);
     printf("%llu upload sessions, %s\n", (unsigned long long)sessions, t);
+    du_groups_print(&groups);
+    du_groups_dispose(&groups);
     return 0;
 }

@@ -584,6 +584,14 @@ uint64_t berth_client_retry_after(void)
     return last_retry_after;
 }
 
+/* Content-Length of the response whose body a sink receives (berth_client_content_length). */
+static _Thread_local int64_t last_content_length = -1;
+
+int64_t berth_client_content_length(void)
+{
+    return last_content_length;
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *p)
 {
     request *r = p;
@@ -642,6 +650,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *p)
     }
     if (r->sink) {
         r->delivered = true;
+        last_content_length = r->clen;
         if (r->sink(data, len, r->sink_payload) != 0) {
             r->sink_failed = true;
             return 0;
@@ -870,6 +879,8 @@ static int perform_once(berth_client *c, request *r, const char *auth, const cha
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    /* a blob streamed to a sink: larger pieces, fewer calls (libcurl's default is 16 KiB) */
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, r->sink ? 256L * 1024 : 16L * 1024);
     if (r->cleanup) {
         curl_easy_setopt(h, CURLOPT_TIMEOUT, CLEANUP_TIMEOUT);
     } else {
@@ -1542,40 +1553,42 @@ int berth_client_head_manifest(berth_client *c, const char *registry, const char
 }
 
 typedef struct verify_ctx {
-    berth_hasher *h;
+    berth_hasher *h; /* NULL: not hashed (the caller verifies) */
     berth_client_sink_cb sink;
     void *payload;
     int64_t size;
     bool too_long;
+    uint64_t count; /* bytes received */
 } verify_ctx;
 
 static int verify_sink(const void *data, size_t len, void *p)
 {
     verify_ctx *v = p;
-    if (v->size >= 0 && berth_hasher_count(v->h) + len > (uint64_t)v->size) {
+    if (v->size >= 0 && v->count + len > (uint64_t)v->size) {
         v->too_long = true;
         return berth_error_set(BERTH_EMISMATCH, "blob is longer than its declared %lld bytes",
                                (long long)v->size);
     }
-    if (berth_hasher_update(v->h, data, len) < 0) {
+    if (v->h && berth_hasher_update(v->h, data, len) < 0) {
         return -1;
     }
+    v->count += len;
     return v->sink ? v->sink(data, len, v->payload) : 0;
 }
 
-int berth_client_get_blob(berth_client *c, const char *registry, const char *repo,
-                          const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
-                          void *payload)
+static int get_blob(berth_client *c, const char *registry, const char *repo,
+                    const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
+                    void *payload, bool hash)
 {
     request r;
     berth_buf scope = BERTH_BUF_INIT;
-    verify_ctx v = {NULL, sink, payload, size, false};
+    verify_ctx v = {NULL, sink, payload, size, false, 0};
     berth_digest got;
     int rc;
 
     berth_error_clear();
     request_init(&r, "GET", NULL);
-    if ((rc = berth_hasher_new(&v.h, digest->alg)) < 0 ||
+    if ((hash && (rc = berth_hasher_new(&v.h, digest->alg)) < 0) ||
         (rc = scope_for(&scope, repo, false)) < 0) {
         goto out;
     }
@@ -1594,10 +1607,13 @@ int berth_client_get_blob(berth_client *c, const char *registry, const char *rep
         rc = status_error(&r, "GET");
         goto out;
     }
-    if (size >= 0 && berth_hasher_count(v.h) != (uint64_t)size) {
+    if (size >= 0 && v.count != (uint64_t)size) {
         rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, expected %lld", digest->str,
-                             (unsigned long long)berth_hasher_count(v.h), (long long)size);
+                             (unsigned long long)v.count, (long long)size);
         goto out;
+    }
+    if (!hash) {
+        goto out; /* the caller checks the digest */
     }
     if ((rc = berth_hasher_peek(&got, v.h)) < 0) {
         goto out;
@@ -1611,6 +1627,20 @@ out:
     berth_buf_dispose(&scope);
     request_dispose(&r);
     return rc;
+}
+
+int berth_client_get_blob(berth_client *c, const char *registry, const char *repo,
+                          const berth_digest *digest, int64_t size, berth_client_sink_cb sink,
+                          void *payload)
+{
+    return get_blob(c, registry, repo, digest, size, sink, payload, true);
+}
+
+int berth_client_get_blob_unhashed(berth_client *c, const char *registry, const char *repo,
+                                   const berth_digest *digest, int64_t size,
+                                   berth_client_sink_cb sink, void *payload)
+{
+    return get_blob(c, registry, repo, digest, size, sink, payload, false);
 }
 
 int berth_client_head_blob(berth_client *c, const char *registry, const char *repo,

@@ -275,9 +275,16 @@ enum MHD_Result berth__api_blob(berth__req *r)
     if ((error = berth_digest_parse_str(&digest, r->ref)) < 0) {
         return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
     }
-    /* pull-through cache (proxy.c): under an upstream's prefix, fill the store first */
-    if (r->srv->proxy && (error = berth__proxy_blob(r, &digest)) < 0) {
-        return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
+    /* pull-through cache (proxy.c): under an upstream's prefix, fill the store first, or
+     * stream a blob being fetched */
+    if (r->srv->proxy) {
+        resp = NULL;
+        if ((error = berth__proxy_blob(r, &digest, &resp, &size)) < 0) {
+            return berth__respond_error(r, BERTH_OP_BLOB, error, NULL);
+        }
+        if (resp) {
+            return send_blob(r, resp, &digest, 200, NULL, size);
+        }
     }
     if (r->method == BERTH_M_DELETE) {
         if ((error = berth_store_blob_delete(r->srv->store, r->name, &digest)) < 0) {

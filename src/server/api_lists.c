@@ -264,6 +264,9 @@ enum MHD_Result berth__api_referrers(berth__req *r)
     if ((error = berth_digest_parse_str(&digest, r->ref)) < 0) {
         return berth__respond_error(r, BERTH_OP_DIGEST, error, NULL);
     }
+    if (r->srv->proxy) { /* pull-through cache (proxy.c): the upstream's referrers first */
+        berth__proxy_referrers(r, &digest);
+    }
     if (artifact_type && !*artifact_type) {
         artifact_type = NULL;
     }

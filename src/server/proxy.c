@@ -9,16 +9,18 @@
  * sparse repositories): an index is cached without every platform's layers, which are fetched
  * when pulled.
  *
- * - By digest: present -> served, zero upstream calls. Absent -> fetched, verified, stored,
- *   then served. Blobs are fetch-then-serve: the client gets the first byte once the whole blob
- *   is verified and committed, so bytes that fail their digest are never stored nor served.
+ * - By digest: present -> served, zero upstream calls. Absent -> fetched, verified, stored.
+ *   A manifest is served once stored; a blob is streamed to every client asking while it is
+ *   fetched (section "blobs"), its last byte held back until the whole blob matched its
+ *   digest: bytes that fail it are never stored nor served as a complete response.
  * - By tag: served while fresh (ttl since the last check in this process; tags matching
  *   immutable_tags never revalidate); past it, one HEAD: same digest -> fresh again; another
  *   -> the manifest is fetched by digest and the tag moves. An upstream failure (connection,
  *   timeout, 5xx, 429, refused access) serves the cached tag with a log line; a 429 also stops
  *   every request to that upstream until its Retry-After has passed.
- * - One fetch per object: requests for the same missing object wait on one upstream request
- *   (a table of fetches in flight keyed by what they fetch); a waiter then reads the store.
+ * - One fetch per object: requests for the same missing object share one upstream request
+ *   (tables of fetches in flight keyed by what they fetch); a manifest's waiter then reads the
+ *   store, a blob's reads the fetch's spool as it grows.
  *
  * The metrics (hits, misses, revalidations, stale serves, upstream errors, bytes) are per
  * upstream, in ops/metrics.c. Messages sent to clients name the prefix, never the upstream's
@@ -35,13 +37,19 @@
 #include <berth/config.h>
 #include <berth/document.h>
 #include <berth/errors.h>
+#include <berth/index.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /** Longest upstream repository name: NAME with Docker Hub's `library/`. */
 #define REMOTE_MAX (BERTH_NAME_MAX + 16)
@@ -55,6 +63,8 @@ typedef struct upstream {
     pthread_mutex_t mu;  /* the two below */
     int64_t wait_until;  /* CLOCK_MONOTONIC seconds: a 429 asked not to come back before */
     berth__htab checked; /* "NAME\nTAG" -> checked_tag: when this process last checked it */
+    berth__htab pulled;  /* "NAME\nDIGEST" -> checked_tag: when a manifest was last pulled
+                            (wall-clock seconds), for eviction over max_size */
 } upstream;
 
 typedef struct checked_tag {
@@ -77,8 +87,11 @@ struct berth__proxy {
     upstream *ups;
     size_t nups;
     pthread_mutex_t mu; /* flights */
-    pthread_cond_t cv;
+    pthread_cond_t cv;  /* flights, fetching */
     flight *flights;
+    struct blob_flight *bflights; /* blob fetches in flight */
+    unsigned fetching;            /* blob fetch threads running */
+    atomic_bool stopping;         /* the server stops: fetches end */
 };
 
 static int64_t now_s(void)
@@ -108,10 +121,19 @@ void berth__proxy_free(berth_server *srv)
     if (!p) {
         return;
     }
+    /* the blob fetches still running end at their next bytes (or their upstream's timeout) */
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    while (p->fetching > 0) {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < p->nups; i++) {
         berth_client_free(p->ups[i].client);
         berth__htab_foreach(&p->ups[i].checked, free_checked, NULL);
         berth__htab_dispose(&p->ups[i].checked);
+        berth__htab_foreach(&p->ups[i].pulled, free_checked, NULL);
+        berth__htab_dispose(&p->ups[i].pulled);
         pthread_mutex_destroy(&p->ups[i].mu);
     }
     free(p->ups);
@@ -275,8 +297,8 @@ int berth__proxy_ns(berth__req *r)
 
 /* ---- the upstream's health: 429 and Retry-After ---------------------------------------- */
 
-/* May the upstream be asked now? Not while a 429's Retry-After runs (sets r->retry_after). */
-static bool may_ask(upstream *u, berth__req *r)
+/* May the upstream be asked now? Not while a 429's Retry-After runs (sets *retry_after). */
+static bool may_ask(upstream *u, uint64_t *retry_after)
 {
     int64_t now = now_s(), until;
 
@@ -286,7 +308,7 @@ static bool may_ask(upstream *u, berth__req *r)
     if (now >= until) {
         return true;
     }
-    r->retry_after = (uint64_t)(until - now);
+    *retry_after = (uint64_t)(until - now);
     berth_error_set(BERTH_EBUSY, "upstream %s asked to wait %llds more", u->cfg->prefix,
                     (long long)(until - now));
     return false;
@@ -297,10 +319,11 @@ static bool may_ask(upstream *u, berth__req *r)
  * after a 429 stop asking until its Retry-After has passed. A 404 is an answer, not a failure:
  * logged at info level, not counted.
  */
-static void upstream_failed(berth__proxy *p, upstream *u, berth__req *r, int code, const char *what)
+static void upstream_failed(berth__proxy *p, upstream *u, const char *name, uint64_t *retry_after,
+                            int code, const char *what)
 {
     if (code == BERTH_ENOTFOUND) {
-        berth__log(BERTH_LOG_INFO, "proxy %s: %s %s: %s", u->cfg->prefix, what, r->name,
+        berth__log(BERTH_LOG_INFO, "proxy %s: %s %s: %s", u->cfg->prefix, what, name,
                    berth_error_last());
         return;
     }
@@ -313,9 +336,9 @@ static void upstream_failed(berth__proxy *p, upstream *u, berth__req *r, int cod
         pthread_mutex_lock(&u->mu);
         u->wait_until = now_s() + (int64_t)wait;
         pthread_mutex_unlock(&u->mu);
-        r->retry_after = wait;
+        *retry_after = wait;
     }
-    berth__log(BERTH_LOG_WARN, "proxy %s: %s %s: %s", u->cfg->prefix, what, r->name,
+    berth__log(BERTH_LOG_WARN, "proxy %s: %s %s: %s", u->cfg->prefix, what, name,
                berth_error_last());
 }
 
@@ -392,91 +415,380 @@ static int single_flight(berth__proxy *p, const char *key, fetch_fn fn, void *pa
     return rc;
 }
 
-/* ---- blobs ------------------------------------------------------------------------------ */
+/* ---- blobs: fetched by a thread, streamed to every waiting client ---------------------- */
 
-typedef struct blob_fetch {
+/*
+ * A cold blob is fetched by a thread of its own (so a client going away does not stop the
+ * fetch), which writes each piece to an upload session of the store and to a spool file (an
+ * unlinked file in the store's _berth/tmp when the store is a directory, else in TMPDIR),
+ * hashing as the bytes pass (the client's check). Every request for the blob while the fetch
+ * runs reads the spool at its own pace: its response starts once the upstream's first bytes
+ * (and so its Content-Length) are here, and gets each byte once written, except the last one,
+ * which is held back until the whole blob matched its digest. Bytes that do not match end
+ * every response with an error before its last byte (libmicrohttpd closes the connection: the
+ * client sees a body shorter than its Content-Length, never a complete one), and the upload
+ * session is dropped, so nothing is stored. Once the fetch is committed, the next request
+ * reads the store as for any blob.
+ */
+typedef struct blob_flight {
+    struct blob_flight *next; /* in p->bflights while the fetch runs */
     berth__proxy *p;
     upstream *u;
-    berth__req *r;
-    const char *remote;
-    const berth_digest *digest;
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 8];
+    char name[BERTH_NAME_MAX + 1];
+    char remote[REMOTE_MAX];
+    berth_digest digest;
     berth_upload *upload;
-    int sink_error; /* the store refused a write (a full disk) */
-} blob_fetch;
+    int sink_error; /* the store (or the spool) refused a write */
+    int spool;      /* -1 until the first bytes */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* any change below */
+    unsigned refs;     /* the fetching thread and each request or response reading it */
+    int64_t size;      /* the upstream's Content-Length, -1 until known */
+    uint64_t produced; /* bytes in the spool */
+    bool verified;     /* all the bytes are here and match the digest */
+    bool done;         /* the thread has finished: result says how */
+    int result;
+    uint64_t retry_after; /* of a 429 */
+    char msg[256];        /* the thread's error message */
+} blob_flight;
+
+static void flight_release(blob_flight *f)
+{
+    bool last;
+
+    pthread_mutex_lock(&f->mu);
+    last = --f->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (last) {
+        if (f->spool >= 0) {
+            close(f->spool);
+        }
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f);
+    }
+}
+
+/* An unlinked read-write file in the store's own tmp directory, else in TMPDIR or /tmp. */
+static int spool_open(const berth__proxy *p)
+{
+    char dir[4096], path[4200];
+    const char *tmp = getenv("TMPDIR");
+    struct stat st;
+    int fd = -1;
+
+    dir[0] = 0;
+    if (p->srv->cfg && p->srv->cfg->root) {
+        snprintf(dir, sizeof(dir), "%s/_berth/tmp", p->srv->cfg->root);
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            dir[0] = 0;
+        }
+    }
+    if (!dir[0]) {
+        snprintf(dir, sizeof(dir), "%s", tmp && *tmp ? tmp : "/tmp");
+    }
+#ifdef O_TMPFILE
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+    if (fd < 0) {
+        snprintf(path, sizeof(path), "%s/proxy-spool.XXXXXX", dir);
+        if ((fd = mkstemp(path)) >= 0) {
+            unlink(path);
+        }
+    }
+    if (fd < 0) {
+        return berth_error_set(BERTH_EIO, "cannot create a spool file for a fetched blob");
+    }
+    return fd;
+}
 
 static int blob_sink(const void *data, size_t len, void *payload)
 {
-    blob_fetch *bf = payload;
-    int rc = berth_upload_write(bf->upload, data, len);
-
-    count(bf->p, bf->u, BERTH_PROXY_BYTES, len);
-    if (rc < 0) {
-        bf->sink_error = rc;
-    }
-    return rc;
-}
-
-static int fetch_blob(void *payload)
-{
-    blob_fetch *bf = payload;
-    berth_store *store = bf->p->srv->store;
-    berth__req *r = bf->r;
-    uint64_t size;
-    char owner[BERTH_NAME_MAX + 16];
+    blob_flight *f = payload;
+    const char *b = data;
+    size_t off = 0;
     int rc;
 
-    /* a fetch that ended between our look and taking the flight */
-    if (berth_store_blob_stat(store, r->name, bf->digest, &size) == 0) {
-        count(bf->p, bf->u, BERTH_PROXY_HITS, 1);
+    if (f->p->stopping) {
+        return berth_error_set(BERTH_ERROR, "the server stops");
+    }
+    if (f->spool < 0) {
+        if ((rc = spool_open(f->p)) < 0) {
+            f->sink_error = rc;
+            return rc;
+        }
+        f->spool = rc;
+        pthread_mutex_lock(&f->mu);
+        f->size = berth_client_content_length();
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+    }
+    count(f->p, f->u, BERTH_PROXY_BYTES, len);
+    if ((rc = berth_upload_write(f->upload, data, len)) < 0) {
+        f->sink_error = rc;
+        return rc;
+    }
+    while (off < len) {
+        ssize_t n = pwrite(f->spool, b + off, len - off, (off_t)(f->produced + off));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            f->sink_error = berth_error_set(BERTH_EIO, "cannot write the spool file");
+            return f->sink_error;
+        }
+        off += (size_t)n;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->produced += len;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+/* All the bytes are here and match: the readers may have the last one. */
+static void set_verified(blob_flight *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->verified = true;
+    if (f->size < 0) {
+        f->size = (int64_t)f->produced;
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The fetch itself, on the flight's thread: 0 once the blob is verified and committed. */
+static int fetch_blob(blob_flight *f)
+{
+    berth__proxy *p = f->p;
+    berth_store *store = p->srv->store;
+    berth_digest got;
+    uint64_t size;
+    char owner[BERTH_NAME_MAX + 16];
+    bool unhashed, commit_verifies = false;
+    int rc;
+
+    /* a fetch that ended between the request's look and this flight */
+    if (berth_store_blob_stat(store, f->name, &f->digest, &size) == 0) {
         return 0;
     }
     berth_error_clear();
-    if (!may_ask(bf->u, r)) {
-        count(bf->p, bf->u, BERTH_PROXY_ERRORS, 1);
+    if (!may_ask(f->u, &f->retry_after)) {
+        count(p, f->u, BERTH_PROXY_ERRORS, 1);
         return berth_error_set(BERTH_ENETWORK, "upstream %s asked to wait; blob %s is not cached",
-                               bf->u->cfg->prefix, bf->digest->str);
+                               f->u->cfg->prefix, f->digest.str);
     }
-    count(bf->p, bf->u, BERTH_PROXY_MISSES, 1);
-    snprintf(owner, sizeof(owner), "proxy:%s", bf->u->cfg->prefix);
-    if ((rc = berth_store_upload_new(&bf->upload, store, r->name, owner)) < 0) {
+    count(p, f->u, BERTH_PROXY_MISSES, 1);
+    snprintf(owner, sizeof(owner), "proxy:%s", f->u->cfg->prefix);
+    if ((rc = berth_store_upload_new(&f->upload, store, f->name, owner)) < 0) {
         return rc;
     }
-    rc = berth_client_get_blob(bf->u->client, bf->u->registry, bf->remote, bf->digest, -1,
-                               blob_sink, bf);
+    /* a SHA-256 blob is hashed once, by the upload session (checked below); others by the
+     * client as they pass */
+    unhashed = f->digest.alg == BERTH_DIGEST_SHA256;
+    rc = unhashed ? berth_client_get_blob_unhashed(f->u->client, f->u->registry, f->remote,
+                                                   &f->digest, -1, blob_sink, f)
+                  : berth_client_get_blob(f->u->client, f->u->registry, f->remote, &f->digest, -1,
+                                          blob_sink, f);
+    if (rc == 0 && f->size >= 0 && f->produced != (uint64_t)f->size) {
+        rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, announced %lld",
+                             f->digest.str, (unsigned long long)f->produced, (long long)f->size);
+    }
+    if (rc == 0 && unhashed) {
+        if ((rc = berth_upload_digest(f->upload, &got)) == BERTH_EUNSUPPORTED) {
+            rc = 0; /* no running hash: the commit checks, before the last byte goes */
+            commit_verifies = true;
+            berth_error_clear();
+        } else if (rc == 0 && !berth_digest_equal(&got, &f->digest)) {
+            rc = berth_error_set(BERTH_EMISMATCH, "blob %s: content has digest %s", f->digest.str,
+                                 got.str);
+        }
+    }
     if (rc < 0) {
-        int code = bf->sink_error ? bf->sink_error : rc;
+        int code = f->sink_error ? f->sink_error : rc;
         char msg[256];
 
         snprintf(msg, sizeof(msg), "%s", berth_error_last());
-        berth_upload_abort(bf->upload); /* nothing of it stays */
-        bf->upload = NULL;
-        if (bf->sink_error) {
+        berth_upload_abort(f->upload); /* nothing of it stays */
+        f->upload = NULL;
+        if (f->sink_error) {
             return berth_error_set(code, "%s", msg);
         }
         berth_error_set(rc, "%s", msg);
-        upstream_failed(bf->p, bf->u, r, rc, "blob");
-        return client_error(bf->u, rc, bf->digest->str);
+        upstream_failed(p, f->u, f->name, &f->retry_after, rc, "blob");
+        return client_error(f->u, rc, f->digest.str);
     }
-    /* the client checked the digest as the bytes passed; the commit checks the stored bytes */
-    rc = berth_upload_commit(bf->upload, bf->digest);
-    bf->upload = NULL;
+    if (!commit_verifies) {
+        /* the bytes matched the digest as they passed: the readers may have the last byte */
+        set_verified(f);
+    }
+    /* the commit checks the stored bytes */
+    rc = berth_upload_commit(f->upload, &f->digest);
+    f->upload = NULL;
+    if (rc == 0 && commit_verifies) {
+        set_verified(f);
+    }
     if (rc == 0) {
-        berth__log(BERTH_LOG_INFO, "proxy %s: cached blob %s in %s", bf->u->cfg->prefix,
-                   bf->digest->str, r->name);
+        berth__log(BERTH_LOG_INFO, "proxy %s: cached blob %s in %s", f->u->cfg->prefix,
+                   f->digest.str, f->name);
+    } else {
+        berth__log(BERTH_LOG_WARN, "proxy %s: blob %s in %s: %s", f->u->cfg->prefix, f->digest.str,
+                   f->name, berth_error_last());
     }
     return rc;
 }
 
-int berth__proxy_blob(berth__req *r, const berth_digest *digest)
+static void *flight_main(void *arg)
+{
+    blob_flight *f = arg;
+    berth__proxy *p = f->p;
+    int rc = fetch_blob(f);
+
+    /* out of the table first: a later request looks at the store */
+    pthread_mutex_lock(&p->mu);
+    for (blob_flight **pp = &p->bflights; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&f->mu);
+    f->result = rc;
+    snprintf(f->msg, sizeof(f->msg), "%s", rc < 0 ? berth_error_last() : "");
+    f->done = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    flight_release(f);
+    pthread_mutex_lock(&p->mu);
+    p->fetching--;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The flight fetching `key`, joined (a reference taken), or a new one started. */
+static int flight_join(blob_flight **out, berth__proxy *p, upstream *u, const char *key,
+                       const char *name, const char *remote, const berth_digest *digest,
+                       bool *joined)
+{
+    blob_flight *f;
+    pthread_attr_t attr;
+    pthread_t thread;
+    int started;
+
+    *joined = false;
+    pthread_mutex_lock(&p->mu);
+    for (f = p->bflights; f && strcmp(f->key, key) != 0; f = f->next) {
+    }
+    if (f) {
+        pthread_mutex_lock(&f->mu);
+        f->refs++;
+        pthread_mutex_unlock(&f->mu);
+        pthread_mutex_unlock(&p->mu);
+        *joined = true;
+        *out = f;
+        return 0;
+    }
+    if (!(f = calloc(1, sizeof(*f)))) {
+        pthread_mutex_unlock(&p->mu);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    f->p = p;
+    f->u = u;
+    snprintf(f->key, sizeof(f->key), "%s", key);
+    snprintf(f->name, sizeof(f->name), "%s", name);
+    snprintf(f->remote, sizeof(f->remote), "%s", remote);
+    f->digest = *digest;
+    f->spool = -1;
+    f->size = -1;
+    f->refs = 2; /* the thread and this request */
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    started = pthread_create(&thread, &attr, flight_main, f);
+    pthread_attr_destroy(&attr);
+    if (started != 0) {
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f);
+        return berth_error_set(BERTH_ERROR, "cannot start a thread to fetch a blob");
+    }
+    p->fetching++;
+    f->next = p->bflights;
+    p->bflights = f;
+    pthread_mutex_unlock(&p->mu);
+    *out = f;
+    return 0;
+}
+
+/* How many bytes a reader may have: all once verified, else all but the last one. */
+static uint64_t readable(const blob_flight *f)
+{
+    if (f->verified || f->size < 0 || f->produced < (uint64_t)f->size) {
+        return f->produced;
+    }
+    return f->produced - 1;
+}
+
+static ssize_t flight_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    blob_flight *f = cls;
+    uint64_t avail;
+    size_t n, off = 0;
+
+    /* whatever is readable goes at once (the fetch adds 256 KiB pieces): this waits (and holds
+     * the worker's other connections) only while nothing is */
+    pthread_mutex_lock(&f->mu);
+    while ((avail = readable(f)) <= pos) {
+        if (f->verified && pos >= f->produced) {
+            pthread_mutex_unlock(&f->mu);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (f->done && !f->verified) {
+            /* the bytes failed (or the fetch broke off): never the last byte */
+            pthread_mutex_unlock(&f->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    n = avail - pos < max ? (size_t)(avail - pos) : max;
+    while (off < n) {
+        ssize_t got = pread(f->spool, buf + off, n - off, (off_t)(pos + off));
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        off += (size_t)got;
+    }
+    return (ssize_t)n;
+}
+
+static void flight_read_done(void *cls)
+{
+    flight_release(cls);
+}
+
+int berth__proxy_blob(berth__req *r, const berth_digest *digest, struct MHD_Response **resp_out,
+                      uint64_t *size_out)
 {
     berth__proxy *p = r->srv->proxy;
     char remote[REMOTE_MAX], key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 8];
-    blob_fetch bf = {0};
     upstream *u = claim(p, r->name, remote, sizeof(remote));
+    blob_flight *f = NULL;
     uint64_t size;
-    bool waited;
+    bool joined, stream;
     int rc;
 
+    *resp_out = NULL;
     if (!u || (r->method != BERTH_M_GET && r->method != BERTH_M_HEAD)) {
         return 0;
     }
@@ -486,12 +798,40 @@ int berth__proxy_blob(berth__req *r, const berth_digest *digest)
     }
     berth_error_clear();
     snprintf(key, sizeof(key), "b %s@%s", r->name, digest->str);
-    bf = (blob_fetch){p, u, r, remote, digest, NULL, 0};
-    rc = single_flight(p, key, fetch_blob, &bf, &waited);
-    if (waited && rc == 0) {
+    if ((rc = flight_join(&f, p, u, key, r->name, remote, digest, &joined)) < 0) {
+        return rc;
+    }
+    /* a GET of the whole blob is streamed; a HEAD or a range waits for the store */
+    stream = r->method == BERTH_M_GET && !berth__header(r, MHD_HTTP_HEADER_RANGE);
+    pthread_mutex_lock(&f->mu);
+    while (!f->done && (!stream || f->size < 0)) {
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    if (f->done) {
+        rc = f->result;
+        if (rc < 0) {
+            berth_error_set(rc, "%s", f->msg);
+            r->retry_after = f->retry_after;
+        }
+        pthread_mutex_unlock(&f->mu);
+        flight_release(f);
+        if (joined && rc == 0) {
+            count(p, u, BERTH_PROXY_HITS, 1);
+        }
+        return rc; /* 0: committed, served from the store */
+    }
+    size = (uint64_t)f->size;
+    pthread_mutex_unlock(&f->mu);
+    if (!(*resp_out = MHD_create_response_from_callback(size, 256 * 1024, flight_read, f,
+                                                        flight_read_done))) {
+        flight_release(f);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    if (joined) {
         count(p, u, BERTH_PROXY_HITS, 1);
     }
-    return rc;
+    *size_out = size;
+    return 0;
 }
 
 /* ---- manifests ---------------------------------------------------------------------------- */
@@ -547,6 +887,33 @@ static void mark_checked(upstream *u, const char *name, const char *tag)
     berth_error_clear();
 }
 
+/* Record that the manifest `digest` of `name` was pulled now (wall-clock seconds). */
+static void note_pull(upstream *u, const char *name, const berth_digest *digest)
+{
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
+    size_t len;
+    checked_tag *c;
+
+    if (!u->cfg->max_size) {
+        return; /* only eviction reads it */
+    }
+    len = (size_t)snprintf(key, sizeof(key), "%s\n%s", name, digest->str);
+    pthread_mutex_lock(&u->mu);
+    c = berth__htab_get(&u->pulled, key);
+    if (!c && (c = malloc(sizeof(*c) + len + 1)) != NULL) {
+        memcpy(c->key, key, len + 1);
+        if (berth__htab_put(&u->pulled, c->key, c) < 0) {
+            free(c);
+            c = NULL;
+        }
+    }
+    if (c) {
+        c->at = (int64_t)time(NULL);
+    }
+    pthread_mutex_unlock(&u->mu);
+    berth_error_clear();
+}
+
 /* The cached manifest's digest for r->ref: 0 (found), BERTH_ENOTFOUND, or a store error. */
 static int cached_digest(berth__req *r, const char *ref, berth_digest *out)
 {
@@ -560,35 +927,188 @@ static int cached_digest(berth__req *r, const char *ref, berth_digest *out)
     return rc;
 }
 
-/* GET the manifest `ref` (a digest) from upstream and store it, with `tag` when not NULL. */
-static int fetch_and_put(manifest_fetch *mf, const char *ref, const char *tag)
+/* GET the manifest `ref` from upstream into the local repository `name` (tagged `tag` when
+ * not NULL); its digest in *got. */
+static int put_remote(berth__proxy *p, upstream *u, const char *name, const char *remote,
+                      const char *ref, const char *tag, berth_digest *got)
 {
-    berth_buf body = BERTH_BUF_INIT_MAX(mf->r->srv->opts.manifest_max);
+    berth_buf body = BERTH_BUF_INIT_MAX(p->srv->opts.manifest_max);
     berth_put_result res;
-    berth_digest got;
     char *ctype = NULL;
     const char *tags[1] = {tag};
     int rc;
 
-    rc = berth_client_get_manifest(mf->u->client, mf->u->registry, mf->remote, ref, &body, &ctype,
-                                   &got);
+    rc = berth_client_get_manifest(u->client, u->registry, remote, ref, &body, &ctype, got);
     if (rc < 0) {
         goto out;
     }
-    count(mf->p, mf->u, BERTH_PROXY_BYTES, body.len);
+    count(p, u, BERTH_PROXY_BYTES, body.len);
     if (ctype && berth_document_kind_of(ctype) == 0) {
         free(ctype); /* application/json and the like: the document says what it is */
         ctype = NULL;
     }
-    rc = berth_store_manifest_put_tags(&res, mf->r->srv->store, mf->r->name, got.str, tags,
-                                       tag ? 1 : 0, ctype, body.ptr ? body.ptr : "", body.len);
+    rc = berth_store_manifest_put_tags(&res, p->srv->store, name, got->str, tags, tag ? 1 : 0,
+                                       ctype, body.ptr ? body.ptr : "", body.len);
     if (rc == 0) {
-        berth__log(BERTH_LOG_INFO, "proxy %s: cached manifest %s%s%s in %s", mf->u->cfg->prefix,
-                   got.str, tag ? " as " : "", tag ? tag : "", mf->r->name);
+        berth__log(BERTH_LOG_INFO, "proxy %s: cached manifest %s%s%s in %s", u->cfg->prefix,
+                   got->str, tag ? " as " : "", tag ? tag : "", name);
     }
 out:
     free(ctype);
     berth_buf_dispose(&body);
+    return rc;
+}
+
+/* ---- referrers ------------------------------------------------------------------------ */
+
+/** The most referrers of one manifest fetched at a time. */
+#define REFERRERS_MAX 64
+
+/* The key of a subject's referrers in the table of checked tags (no tag starts with '@'). */
+static void referrers_key(char *out, size_t size, const berth_digest *subject)
+{
+    snprintf(out, size, "@%s", subject->str);
+}
+
+/*
+ * Fetch the referrers of `subject` from upstream into `name` (those not cached yet), by the
+ * referrers API, or the referrers tag schema (an index tagged ALG-HEX) when the upstream has
+ * no API. No referrers is 0. @return 0 or the upstream's (or the store's) error
+ */
+static int fetch_referrers(berth__proxy *p, upstream *u, const char *name, const char *remote,
+                           const berth_digest *subject)
+{
+    berth_buf body = BERTH_BUF_INIT_MAX(p->srv->opts.manifest_max);
+    const berth_stored_manifest *m = NULL;
+    berth_index *idx = NULL;
+    char tag[BERTH_DIGEST_MAXLEN + 1], *ctype = NULL, *colon;
+    berth_digest got;
+    size_t fetched = 0;
+    int rc;
+
+    rc = berth_client_referrers(u->client, u->registry, remote, subject, &body);
+    if (rc == BERTH_EUNSUPPORTED) {
+        berth_buf_clear(&body);
+        snprintf(tag, sizeof(tag), "%s", subject->str);
+        if ((colon = strchr(tag, ':')) != NULL) {
+            *colon = '-';
+        }
+        rc = berth_client_get_manifest(u->client, u->registry, remote, tag, &body, &ctype, &got);
+        if (rc == BERTH_ENOTFOUND) {
+            rc = 0; /* no referrers */
+            goto out;
+        }
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    count(p, u, BERTH_PROXY_BYTES, body.len);
+    if ((rc = berth_index_parse(&idx, body.ptr ? body.ptr : "", body.len)) < 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < idx->nmanifests && fetched < REFERRERS_MAX; i++) {
+        const berth_digest *d = &idx->manifests[i].digest;
+
+        if (berth_store_manifest_get(&m, p->srv->store, name, d->str) == 0) {
+            berth_manifest_release(m);
+            continue; /* cached already */
+        }
+        berth_error_clear();
+        if ((rc = put_remote(p, u, name, remote, d->str, NULL, &got)) < 0) {
+            goto out;
+        }
+        fetched++;
+    }
+out:
+    if (rc < 0) {
+        berth__log(BERTH_LOG_WARN, "proxy %s: referrers of %s in %s: %s", u->cfg->prefix,
+                   subject->str, name, berth_error_last());
+    }
+    berth_index_free(idx);
+    free(ctype);
+    berth_buf_dispose(&body);
+    return rc;
+}
+
+/* A manifest was fetched: its referrers come with it (a failure there fails nothing). */
+static void referrers_with(berth__proxy *p, upstream *u, const char *name, const char *remote,
+                           const berth_digest *subject)
+{
+    char key[BERTH_DIGEST_MAXLEN + 2];
+
+    if (fetch_referrers(p, u, name, remote, subject) == 0) {
+        referrers_key(key, sizeof(key), subject);
+        mark_checked(u, name, key);
+    } else {
+        count(p, u, BERTH_PROXY_ERRORS, 1);
+    }
+    berth_error_clear();
+}
+
+typedef struct referrers_fetch {
+    berth__proxy *p;
+    upstream *u;
+    berth__req *r;
+    const char *remote;
+    const berth_digest *subject;
+} referrers_fetch;
+
+static int refresh_referrers(void *payload)
+{
+    referrers_fetch *rf = payload;
+    char key[BERTH_DIGEST_MAXLEN + 2];
+
+    referrers_key(key, sizeof(key), rf->subject);
+    if (fresh(rf->u, rf->r->name, key)) {
+        return 0; /* refreshed by a request just before */
+    }
+    if (!may_ask(rf->u, &rf->r->retry_after)) {
+        count(rf->p, rf->u, BERTH_PROXY_STALE, 1);
+        return 0;
+    }
+    count(rf->p, rf->u, BERTH_PROXY_REVALIDATIONS, 1);
+    if (fetch_referrers(rf->p, rf->u, rf->r->name, rf->remote, rf->subject) == 0) {
+        mark_checked(rf->u, rf->r->name, key);
+        return 0;
+    }
+    upstream_failed(rf->p, rf->u, rf->r->name, &rf->r->retry_after, berth_error_last_code(),
+                    "referrers");
+    count(rf->p, rf->u, BERTH_PROXY_STALE, 1);
+    return 0;
+}
+
+void berth__proxy_referrers(berth__req *r, const berth_digest *subject)
+{
+    berth__proxy *p = r->srv->proxy;
+    char remote[REMOTE_MAX], key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 8];
+    upstream *u = claim(p, r->name, remote, sizeof(remote));
+    referrers_fetch rf = {p, u, r, remote, subject};
+    bool waited;
+
+    if (!u || (r->method != BERTH_M_GET && r->method != BERTH_M_HEAD)) {
+        return;
+    }
+    referrers_key(key, sizeof(key), subject);
+    if (fresh(u, r->name, key)) {
+        count(p, u, BERTH_PROXY_HITS, 1);
+        return;
+    }
+    snprintf(key, sizeof(key), "r %s@%s", r->name, subject->str);
+    (void)single_flight(p, key, refresh_referrers, &rf, &waited);
+    r->retry_after = 0; /* answered from the store whatever happened */
+    berth_error_clear();
+}
+
+/* GET the manifest `ref` (a digest) from upstream and store it, with `tag` when not NULL;
+ * then its referrers. */
+static int fetch_and_put(manifest_fetch *mf, const char *ref, const char *tag)
+{
+    berth_digest got;
+    int rc = put_remote(mf->p, mf->u, mf->r->name, mf->remote, ref, tag, &got);
+
+    if (rc == 0) {
+        referrers_with(mf->p, mf->u, mf->r->name, mf->remote, &got);
+    }
     return rc;
 }
 
@@ -614,7 +1134,7 @@ static int fetch_manifest_digest(void *payload)
         return 0;
     }
     berth_error_clear();
-    if (!may_ask(mf->u, mf->r)) {
+    if (!may_ask(mf->u, &mf->r->retry_after)) {
         count(mf->p, mf->u, BERTH_PROXY_ERRORS, 1);
         return berth_error_set(BERTH_ENETWORK,
                                "upstream %s asked to wait; manifest %s is not cached",
@@ -623,7 +1143,7 @@ static int fetch_manifest_digest(void *payload)
     count(mf->p, mf->u, BERTH_PROXY_MISSES, 1);
     if ((rc = fetch_and_put(mf, mf->r->ref, NULL)) < 0 && rc != BERTH_EINVALID &&
         rc != BERTH_ENOSPACE && rc != BERTH_EIO) {
-        upstream_failed(mf->p, mf->u, mf->r, rc, "manifest");
+        upstream_failed(mf->p, mf->u, mf->r->name, &mf->r->retry_after, rc, "manifest");
         return client_error(mf->u, rc, mf->r->ref);
     }
     return rc;
@@ -646,7 +1166,7 @@ static int revalidate_tag(void *payload)
         count(mf->p, mf->u, BERTH_PROXY_HITS, 1); /* checked by a request just before */
         return 0;
     }
-    if (!may_ask(mf->u, mf->r)) {
+    if (!may_ask(mf->u, &mf->r->retry_after)) {
         if (cached) {
             return serve_stale(mf, berth_error_last());
         }
@@ -675,7 +1195,7 @@ static int revalidate_tag(void *payload)
             return rc; /* the store's answer, not the upstream's */
         }
     }
-    upstream_failed(mf->p, mf->u, mf->r, rc, "tag");
+    upstream_failed(mf->p, mf->u, mf->r->name, &mf->r->retry_after, rc, "tag");
     if (cached) {
         return serve_stale(mf, "upstream failed");
     }
@@ -703,6 +1223,7 @@ int berth__proxy_manifest(berth__req *r)
     berth_error_clear();
     if (rc == 0 && (is_digest || fresh(u, r->name, r->ref))) {
         count(p, u, BERTH_PROXY_HITS, 1);
+        note_pull(u, r->name, &have);
         return 0;
     }
     snprintf(key, sizeof(key), "%c %s:%s", is_digest ? 'd' : 't', r->name, r->ref);
@@ -710,7 +1231,268 @@ int berth__proxy_manifest(berth__req *r)
     if (waited && rc == 0) {
         count(p, u, BERTH_PROXY_HITS, 1);
     }
+    if (rc == 0 && cached_digest(r, r->ref, &have) == 0) {
+        note_pull(u, r->name, &have);
+    }
+    berth_error_clear();
     return rc;
+}
+
+/* ---- bounded: max_size, the least recently pulled evicted first (by gc) --------------- */
+
+/*
+ * Each upstream with a max_size: its cached bytes are the manifests of the repositories under
+ * its prefix plus the blobs they reference that are present (each digest once). Over the cap,
+ * manifests are deleted in the order they were last pulled (this process's record; for a
+ * manifest not pulled since the start, when it was stored) until the bytes fit; the collection
+ * that follows (berth_store_gc, the same pass) drops the blob links no manifest needs any more
+ * and frees the bytes, as for any deleted content, so an eviction races no push or pull: a
+ * manifest deleted here while a client pulls it is fetched again.
+ */
+
+typedef struct cached_manifest {
+    const char *repo; /* in evict_scan.repos */
+    berth_digest digest;
+    uint64_t size;
+    int64_t pulled;
+    berth_digest *blobs;
+    size_t nblobs;
+    bool index; /* has children: goes before them at the same time */
+    bool gone;
+} cached_manifest;
+
+typedef struct cached_blob {
+    uint64_t size;
+    size_t refs; /* manifests referencing it */
+    char key[];
+} cached_blob;
+
+typedef struct evict_scan {
+    berth__proxy *p;
+    upstream *u;
+    char **repos;
+    size_t nrepos, crepos;
+    const char *repo; /* being listed */
+    cached_manifest *items;
+    size_t n, cap;
+    berth__htab blobs; /* digest -> cached_blob */
+    uint64_t total;
+    size_t evicted;
+    int error;
+} evict_scan;
+
+static int scan_repo(const char *name, void *payload)
+{
+    evict_scan *sc = payload;
+    size_t n = strlen(sc->u->cfg->prefix);
+    char **grown;
+
+    if (strncmp(name, sc->u->cfg->prefix, n) != 0 || name[n] != '/') {
+        return 0;
+    }
+    if (sc->nrepos == sc->crepos) {
+        sc->crepos = sc->crepos ? sc->crepos * 2 : 16;
+        if (!(grown = realloc(sc->repos, sc->crepos * sizeof(*grown)))) {
+            return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        sc->repos = grown;
+    }
+    if (!(sc->repos[sc->nrepos] = strdup(name))) {
+        return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    sc->nrepos++;
+    return 0;
+}
+
+static int scan_manifest(const berth_meta_manifest *m, void *payload)
+{
+    evict_scan *sc = payload;
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
+    cached_manifest *it, *grown;
+    checked_tag *c;
+
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 64;
+        if (!(grown = realloc(sc->items, sc->cap * sizeof(*grown)))) {
+            return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        sc->items = grown;
+    }
+    it = &sc->items[sc->n];
+    memset(it, 0, sizeof(*it));
+    it->repo = sc->repo;
+    it->digest = m->digest;
+    it->size = m->size;
+    it->pulled = m->pushed;
+    it->index = m->nchildren > 0;
+    snprintf(key, sizeof(key), "%s\n%s", sc->repo, m->digest.str);
+    pthread_mutex_lock(&sc->u->mu);
+    if ((c = berth__htab_get(&sc->u->pulled, key)) != NULL) {
+        it->pulled = c->at;
+    }
+    pthread_mutex_unlock(&sc->u->mu);
+    if (m->nblobs && !(it->blobs = malloc(m->nblobs * sizeof(*it->blobs)))) {
+        return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    sc->n++;
+    sc->total += m->size;
+    for (size_t i = 0; i < m->nblobs; i++) {
+        cached_blob *b = berth__htab_get(&sc->blobs, m->blobs[i].str);
+        uint64_t size = 0;
+
+        it->blobs[it->nblobs++] = m->blobs[i];
+        if (!b) {
+            size_t len = strlen(m->blobs[i].str);
+            if (berth_store_blob_stat(sc->p->srv->store, sc->repo, &m->blobs[i], &size) < 0) {
+                size = 0; /* absent (a sparse manifest): takes no room */
+                berth_error_clear();
+            }
+            if (!(b = calloc(1, sizeof(*b) + len + 1))) {
+                return sc->error = berth_error_set(BERTH_ENOMEM, "out of memory");
+            }
+            memcpy(b->key, m->blobs[i].str, len + 1);
+            b->size = size;
+            if (berth__htab_put(&sc->blobs, b->key, b) < 0) {
+                free(b);
+                return sc->error = berth_error_last_code();
+            }
+            sc->total += size;
+        }
+        b->refs++;
+    }
+    return 0;
+}
+
+static int by_pulled(const void *a, const void *b)
+{
+    const cached_manifest *x = a, *y = b;
+    int c;
+
+    if (x->pulled != y->pulled) {
+        return x->pulled < y->pulled ? -1 : 1;
+    }
+    if (x->index != y->index) {
+        return x->index ? -1 : 1;
+    }
+    c = strcmp(x->repo, y->repo);
+    return c ? c : strcmp(x->digest.str, y->digest.str);
+}
+
+/* Delete one cached manifest and take its bytes off the count. @return 0, BERTH_EINUSE (an
+ * index still cached needs it: a later round), or another failure (logged) */
+static int evict_one(berth__proxy *p, upstream *u, evict_scan *sc, cached_manifest *it)
+{
+    char key[BERTH_NAME_MAX + BERTH_DIGEST_MAXLEN + 2];
+    int rc = berth_store_manifest_delete(p->srv->store, it->repo, &it->digest);
+
+    if (rc == BERTH_EINUSE) {
+        berth_error_clear();
+        return rc;
+    }
+    if (rc < 0 && rc != BERTH_ENOTFOUND) {
+        berth__log(BERTH_LOG_WARN, "proxy %s: cannot evict %s@%s: %s", u->cfg->prefix, it->repo,
+                   it->digest.str, berth_error_last());
+        berth_error_clear();
+        it->gone = true; /* not tried again in this pass */
+        return rc;
+    }
+    berth_error_clear();
+    it->gone = true;
+    sc->total -= it->size < sc->total ? it->size : sc->total;
+    for (size_t j = 0; j < it->nblobs; j++) {
+        cached_blob *b = berth__htab_get(&sc->blobs, it->blobs[j].str);
+        if (b && --b->refs == 0) {
+            sc->total -= b->size < sc->total ? b->size : sc->total;
+        }
+    }
+    snprintf(key, sizeof(key), "%s\n%s", it->repo, it->digest.str);
+    pthread_mutex_lock(&u->mu);
+    free(berth__htab_remove(&u->pulled, key));
+    pthread_mutex_unlock(&u->mu);
+    if (rc == 0) {
+        count(p, u, BERTH_PROXY_EVICTIONS, 1);
+        sc->evicted++;
+        berth__log(BERTH_LOG_INFO, "proxy %s: evicted %s@%s (max_size)", u->cfg->prefix, it->repo,
+                   it->digest.str);
+    }
+    return 0;
+}
+
+/* Evict from one upstream until its cached bytes fit its max_size. */
+static int evict_upstream(berth__proxy *p, upstream *u)
+{
+    evict_scan sc = {.p = p, .u = u};
+    berth_store *store = p->srv->store;
+    uint64_t before;
+    size_t evicted = 0;
+    bool more, skipped = false;
+    int rc;
+
+    if ((rc = berth_store_catalog(store, NULL, 0, scan_repo, &sc, &more)) < 0 || sc.error < 0) {
+        rc = sc.error < 0 ? sc.error : rc;
+        goto out;
+    }
+    for (size_t i = 0; i < sc.nrepos; i++) {
+        sc.repo = sc.repos[i];
+        rc = berth_store_manifests(store, sc.repo, scan_manifest, &sc);
+        if (sc.error < 0) {
+            rc = sc.error;
+            goto out;
+        }
+        berth_error_clear(); /* a repository gone meanwhile */
+    }
+    rc = 0;
+    before = sc.total;
+    if (sc.total <= u->cfg->max_size) {
+        goto out;
+    }
+    qsort(sc.items, sc.n, sizeof(*sc.items), by_pulled);
+    /* oldest first; a child of an index still cached is refused (in use): once something went
+     * after it was skipped (its index, usually), start again from the oldest */
+    for (size_t i = 0; i < sc.n && sc.total > u->cfg->max_size; i++) {
+        if (sc.items[i].gone) {
+            continue;
+        }
+        rc = evict_one(p, u, &sc, &sc.items[i]);
+        if (rc == BERTH_EINUSE) {
+            skipped = true;
+        } else if (rc == 0 && skipped) {
+            skipped = false;
+            i = (size_t)-1; /* the loop's i++ makes it 0 */
+        }
+    }
+    rc = 0;
+    evicted = sc.evicted;
+    berth__log(BERTH_LOG_NOTICE,
+               "proxy %s: %llu bytes cached over max_size %llu: %zu manifests evicted, "
+               "%llu bytes for gc to free",
+               u->cfg->prefix, (unsigned long long)before, (unsigned long long)u->cfg->max_size,
+               evicted, (unsigned long long)(before - sc.total));
+out:
+    for (size_t i = 0; i < sc.n; i++) {
+        free(sc.items[i].blobs);
+    }
+    free(sc.items);
+    for (size_t i = 0; i < sc.nrepos; i++) {
+        free(sc.repos[i]);
+    }
+    free(sc.repos);
+    berth__htab_foreach(&sc.blobs, free_checked, NULL);
+    berth__htab_dispose(&sc.blobs);
+    return rc;
+}
+
+void berth__proxy_evict(berth_server *srv)
+{
+    berth__proxy *p = srv->proxy;
+
+    for (size_t i = 0; p && i < p->nups; i++) {
+        if (p->ups[i].cfg->max_size && evict_upstream(p, &p->ups[i]) < 0) {
+            berth__log(BERTH_LOG_WARN, "proxy %s: eviction failed: %s", p->ups[i].cfg->prefix,
+                       berth_error_last());
+        }
+    }
+    berth_error_clear();
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */

@@ -53,9 +53,35 @@ int berth__proxy_ns(struct berth__req *r);
  */
 int berth__proxy_manifest(struct berth__req *r);
 
-/** As berth__proxy_manifest(), for a blob GET or HEAD of `digest` (never served stale: a
- * digest is either cached or fetched, verified and stored first). */
-int berth__proxy_blob(struct berth__req *r, const berth_digest *digest);
+/**
+ * As berth__proxy_manifest(), for a blob GET or HEAD of `digest`. A blob not in the store is
+ * fetched once (a thread of its own) however many requests ask. A GET of the whole blob while
+ * the fetch runs gets `*resp_out`: a response streaming the bytes as they arrive (`*size_out`
+ * of them: the upstream's Content-Length), the last byte only once all matched the digest,
+ * else ended with an error before it (send it with the blob's headers; libmicrohttpd frees
+ * it). A HEAD, a Range request, or a fetch already finished: answered from the store (0,
+ * `*resp_out` NULL) or with the error. Never served stale: a digest is either cached or
+ * fetched and verified.
+ */
+int berth__proxy_blob(struct berth__req *r, const berth_digest *digest,
+                      struct MHD_Response **resp_out, uint64_t *size_out);
+
+/**
+ * Before a referrers GET or HEAD (r->name) of `subject`: when an upstream claims the name and
+ * the subject's referrers were not fetched within the ttl, fetch those not cached yet (the
+ * referrers API, else the referrers tag schema), one request at a time per subject. Whatever
+ * happens the answer comes from the store (an upstream failure is logged and counted as a
+ * stale serve).
+ */
+void berth__proxy_referrers(struct berth__req *r, const berth_digest *subject);
+
+/**
+ * For each upstream with a max_size, before garbage collection: when the bytes cached under
+ * its prefix (manifests and the blobs they reference, each blob once) exceed it, delete cached
+ * manifests, least recently pulled first, until they fit; the collection that follows frees
+ * the blobs no longer needed. Failures are logged.
+ */
+void berth__proxy_evict(struct berth_server *srv);
 
 /**
  * Refuse a request that would write under an upstream's prefix (manifest PUT or DELETE, blob

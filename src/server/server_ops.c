@@ -460,6 +460,9 @@ static void run_gc(berth_server *srv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&stats, 0, sizeof(stats));
     error = berth_gcopts_from_config(&opts, &rules, srv->cfg);
+    if (error == 0 && srv->proxy) {
+        berth__proxy_evict(srv); /* pull-through cache (proxy.c): max_size, then collected */
+    }
     if (error == 0) {
         error = berth_store_gc(srv->store, &opts, &stats);
     }

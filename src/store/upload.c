@@ -700,3 +700,11 @@ int berth_store_uploads_usage(berth_store *s, uint64_t *count_out, uint64_t *byt
     session_list_dispose(&l);
     return rc;
 }
+
+int berth_upload_digest(const berth_upload *u, berth_digest *out)
+{
+    if (!u->hasher || u->verify) {
+        return berth_error_set(BERTH_EUNSUPPORTED, "upload %s: no running hash", u->rec.id);
+    }
+    return berth_hasher_peek(out, u->hasher);
+}

@@ -17,6 +17,29 @@ trap proxy_cleanup EXIT
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# BERTH_TEST_PORTS=LOW-HIGH: take the servers' ports from that range (a free one, at random)
+# instead of the system's ephemeral ones
+if [ -n "${BERTH_TEST_PORTS:-}" ]; then
+    free_port() {
+        python3 - "${BERTH_TEST_PORTS%-*}" "${BERTH_TEST_PORTS#*-}" <<'PY'
+import random, socket, sys
+lo, hi = int(sys.argv[1]), int(sys.argv[2])
+ports = list(range(lo, hi + 1))
+random.shuffle(ports)
+for p in ports:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
+    }
+fi
+
 wait_http() { # URL: wait until something answers
     local i
     for i in $(seq 1 100); do

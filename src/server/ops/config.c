@@ -964,6 +964,10 @@ static int load_upstream(berth_config_upstream *u, const loader *ld, yaml_node_t
             }
         } else if (strcmp(name, "immutable_tags") == 0) {
             error = load_strv(&u->immutable_tags, ld, v, key);
+        } else if (strcmp(name, "max_size") == 0) {
+            if (!s || berth_config_parse_size(&u->max_size, s) < 0 || u->max_size == 0) {
+                error = fail_at(ld, v, key, "expected a size above 0 (500MiB, 20GiB)", NULL);
+            }
         } else if (strcmp(name, "credentials") == 0) {
             error = load_string_field(&u->credentials, ld, v, key);
             if (error == 0 && u->credentials[0] == '\0') {
@@ -1696,6 +1700,10 @@ int berth_config_print(const berth_config *cfg, FILE *out)
         if (u->credentials) {
             fputs("\n      credentials: ", out);
             print_quoted(out, u->credentials);
+        }
+        if (u->max_size) {
+            fputs("\n      max_size: ", out);
+            print_size(out, u->max_size);
         }
         fputc('\n', out);
     }

@@ -62,14 +62,16 @@ static const char *counter_help[BERTH_COUNTER_COUNT_] = {
 static const char *proxy_names[BERTH_PROXY_COUNT_] = {
     "berth_proxy_cache_hits_total",      "berth_proxy_cache_misses_total",
     "berth_proxy_revalidations_total",   "berth_proxy_stale_serves_total",
-    "berth_proxy_upstream_errors_total", "berth_proxy_upstream_bytes_total"};
+    "berth_proxy_upstream_errors_total", "berth_proxy_upstream_bytes_total",
+    "berth_proxy_evictions_total"};
 static const char *proxy_help[BERTH_PROXY_COUNT_] = {
     "Pulls under an upstream's prefix answered from the cache without asking the upstream.",
     "Pulls under an upstream's prefix fetched from the upstream (not cached, or a tag changed).",
     "Cached tags past their ttl checked against the upstream with one HEAD.",
     "Pulls answered from the cache because the upstream failed or asked to wait (429).",
     "Requests to the upstream that failed, or were not made while it asked to wait.",
-    "Body bytes received from the upstream."};
+    "Body bytes received from the upstream.",
+    "Cached manifests evicted (least recently pulled first) to keep the upstream's max_size."};
 
 struct berth_metrics {
     /* the pull-through cache: nupstreams x BERTH_PROXY_COUNT_ counters, set before serving */

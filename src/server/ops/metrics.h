@@ -49,6 +49,7 @@ typedef enum berth_metrics_proxy {
     BERTH_PROXY_STALE,         /* answered from the cache because the upstream failed */
     BERTH_PROXY_ERRORS,        /* requests to the upstream that failed (or were not made: 429) */
     BERTH_PROXY_BYTES,         /* body bytes received from the upstream */
+    BERTH_PROXY_EVICTIONS,     /* cached manifests evicted over the upstream's max_size */
     BERTH_PROXY_COUNT_
 } berth_metrics_proxy;
 

@@ -22,6 +22,7 @@ static const char two_yaml[] = "proxy:\n"
                                "      timeout: 5s\n"
                                "      immutable_tags: [\"v*.*.*\", \"*-stable\"]\n"
                                "      credentials: /etc/berth/hub-auth.json\n"
+                               "      max_size: 20GiB\n"
                                "    - prefix: mirror/internal\n"
                                "      url: http://127.0.0.1:5001/\n";
 
@@ -77,6 +78,8 @@ static void test_proxy_config__upstreams(void **state)
     assert_string_equal(a->immutable_tags[1], "*-stable");
     assert_null(a->immutable_tags[2]);
     assert_string_equal(a->credentials, "/etc/berth/hub-auth.json");
+    assert_true(a->max_size == 20ull * 1024 * 1024 * 1024);
+    assert_true(b->max_size == 0); /* no cap */
     assert_string_equal(b->prefix, "mirror/internal");
     assert_string_equal(b->registry, "127.0.0.1:5001");
     assert_true(b->plain_http);
@@ -98,7 +101,8 @@ static void test_proxy_config__print_round_trip(void **state)
                                   "      ttl: 10m\n"
                                   "      timeout: 5s\n"
                                   "      immutable_tags: [\"v*.*.*\", \"*-stable\"]\n"
-                                  "      credentials: \"/etc/berth/hub-auth.json\"\n"));
+                                  "      credentials: \"/etc/berth/hub-auth.json\"\n"
+                                  "      max_size: 20GiB\n"));
     again = load(first);
     second = print_to_string(again);
     assert_string_equal(first, second);
@@ -138,6 +142,10 @@ static void test_proxy_config__errors_name_position_and_key(void **state)
          "t.yaml:5:12: proxy.upstreams[0].ttl: expected a duration"},
         {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      timeout: 0\n",
          "t.yaml:5:16: proxy.upstreams[0].timeout: expected a duration from 1s to 1h"},
+        {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      max_size: 0\n",
+         "t.yaml:5:17: proxy.upstreams[0].max_size: expected a size above 0"},
+        {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      max_size: lots\n",
+         "t.yaml:5:17: proxy.upstreams[0].max_size: expected a size"},
         {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      colour: red\n",
          "t.yaml:5:7: proxy.upstreams[0].colour: unknown key"},
         {"proxy:\n  upstreams:\n    - prefix: a\n      url: http://a\n      prefix: b\n",

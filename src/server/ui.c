@@ -91,7 +91,7 @@ void berth__ui_gc_done(berth_server *srv, const berth_gc_stats *stats)
     ui->gc_ran = true;
     ui->gc_time = (int64_t)time(NULL);
     ui->gc = *stats;
-    ui->generation++;
+    berth__ui_note_change(ui, NULL);
     berth__ui_models_clear(ui); /* anything may have gone */
     berth__ui_du_clear(ui);
     berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_UI_MODELS, 0);

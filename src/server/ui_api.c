@@ -346,6 +346,44 @@ static void cache_gauges(berth_server *srv)
     berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_UI_ENTRIES, (int64_t)srv->ui->weight);
 }
 
+/* FNV-1a of a repository name, never 0 (0 stands for every repository). */
+static uint64_t repo_hash(const char *repo)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (const unsigned char *p = (const unsigned char *)repo; *p; p++) {
+        h = (h ^ *p) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+void berth__ui_note_change(berth__ui *ui, const char *repo)
+{
+    uint64_t g = ++ui->generation;
+
+    ui->changes[g % BERTH__UI_CHANGES].generation = g;
+    ui->changes[g % BERTH__UI_CHANGES].repo = repo ? repo_hash(repo) : 0;
+}
+
+/* Did `repo` change (or everything) since `generation`, or is it too long ago to tell? The
+ * caller holds ui->lock. Changes of other repositories do not count: on a registry that is
+ * pushed to all the time, a model is still kept. */
+static bool changed_since(const berth__ui *ui, const char *repo, uint64_t generation)
+{
+    uint64_t h = repo_hash(repo);
+
+    if (ui->generation - generation >= BERTH__UI_CHANGES) {
+        return true;
+    }
+    for (uint64_t g = generation + 1; g <= ui->generation; g++) {
+        uint64_t slot = ui->changes[g % BERTH__UI_CHANGES].repo;
+        if (slot == 0 || slot == h) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void berth__ui_changed(berth_server *srv, const char *repo)
 {
     berth__ui *ui = srv->ui;
@@ -355,7 +393,7 @@ void berth__ui_changed(berth_server *srv, const char *repo)
         return;
     }
     pthread_mutex_lock(&ui->lock);
-    ui->generation++;
+    berth__ui_note_change(ui, repo);
     if (repo && (m = berth__htab_remove(&ui->models, repo)) != NULL) {
         ui->weight -= m->weight;
         model_release(m);
@@ -563,9 +601,9 @@ static int model_get(ui_model **out, berth_server *srv, const char *repo)
         return rc;
     }
     pthread_mutex_lock(&ui->lock);
-    if (ui->generation == generation && m->weight <= ui->weight_max) {
-        /* nothing changed while it was built, and it fits: keep it (one too big for the whole
-           cache serves this request only) */
+    if (!changed_since(ui, repo, generation) && m->weight <= ui->weight_max) {
+        /* its repository did not change while it was built, and it fits: keep it (one too big
+           for the whole cache serves this request only) */
         if ((old = berth__htab_remove(&ui->models, repo)) != NULL) {
             ui->weight -= old->weight;
             model_release(old);
@@ -1151,7 +1189,15 @@ static enum MHD_Result api_manifest(berth__req *r, const who *w, const char *rep
     json_object_set_new(out, "size", json_integer((json_int_t)sm->len));
     dt.digest = &digest;
     dt.list = json_array();
-    berth_store_tag_list(s, repo, NULL, 0, tag_of_digest, &dt, &more);
+    if (model_get(&m, r->srv, repo) == 0) {
+        /* the model's tags: no listing of every tag of the repository per request */
+        for (i = 0; i < m->ntags; i++) {
+            tag_of_digest(m->tags[i].name, &m->tags[i].digest, m->tags[i].pushed, &dt);
+        }
+    } else {
+        m = NULL;
+        berth_store_tag_list(s, repo, NULL, 0, tag_of_digest, &dt, &more);
+    }
     berth_error_clear();
     json_object_set_new(out, "tags", dt.list);
     json_object_set_new(out, "manifest", doc ? json_incref(doc) : json_null());
@@ -1188,11 +1234,10 @@ static enum MHD_Result api_manifest(berth__req *r, const who *w, const char *rep
         }
         json_object_set_new(out, "layers", layers);
     }
-    if (model_get(&m, r->srv, repo) == 0) {
+    if (m) {
         json_object_set_new(out, "total_size", json_integer((json_int_t)closure_size(m, &digest)));
         model_release(m);
     } else {
-        berth_error_clear();
         json_object_set_new(out, "total_size", json_integer((json_int_t)sm->len));
     }
     json_object_set_new(out, "referrers", referrers_of(s, repo, &digest));

@@ -288,6 +288,47 @@ e=$(gauge berth_ui_cache_entries)
 kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
 BERTH_PID=""
 
+# ---- pushes to other repositories do not keep a repository's figures from being kept -----------
+
+start_server
+# puts REPO MANIFEST FIRST COUNT: tag it tFIRST.. over one connection (COUNT < 0: until killed)
+cat >"$T/puts.py" <<'PY'
+import http.client, sys
+host, port = sys.argv[1].split(":")
+repo, body, first, count = sys.argv[2], open(sys.argv[3], "rb").read(), int(sys.argv[4]), int(sys.argv[5])
+c = http.client.HTTPConnection(host, int(port))
+i = first
+while count < 0 or i < first + count:
+    c.request("PUT", "/v2/%s/manifests/t%d" % (repo, i), body,
+              {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 201:
+        sys.exit("PUT: %d" % r.status)
+    i += 1
+PY
+image busy/big t0 busy
+python3 "$T/puts.py" "$HOSTPORT" busy/big "$T/img-busy/manifest" 1 1000
+pushers=()
+for p in 1 2 3 4 5; do
+    image "busy/other$p" t0 "other$p"
+    python3 "$T/puts.py" "$HOSTPORT" "busy/other$p" "$T/img-other$p/manifest" 1 -1 &
+    pushers+=($!)
+done
+kept=0
+for i in $(seq 1 30); do
+    curl -s -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$T/img-busy/manifest" "$URL/v2/busy/big/manifests/again$i"
+    req GET "$API/repositories/busy/big/tags?n=1"
+    [ "$STATUS" = 200 ] || fail "busy/big tags: $STATUS"
+    [ "$(gauge berth_ui_cache_repositories)" = 1 ] && kept=$((kept + 1))
+done
+kill "${pushers[@]}" 2>/dev/null
+wait "${pushers[@]}" 2>/dev/null
+check "busy/big's figures kept while other repositories are pushed to (of 30)" 30 "$kept"
+kill "$BERTH_PID" && wait "$BERTH_PID" 2>/dev/null
+BERTH_PID=""
+
 # (a bad value is refused at start, with the variable's name)
 BERTH_UI_CACHE_ENTRIES=lots "$BERTH" serve --listen 127.0.0.1:0 --root "$T/root3" >"$T/bad.log" 2>&1 &
 pid=$!

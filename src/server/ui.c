@@ -23,16 +23,46 @@
 #include <string.h>
 #include <strings.h>
 
+/* Entries (tags, manifests, blobs) the per-repository models may hold together: about 100 MB. */
+#define UI_CACHE_ENTRIES 500000
+/* The UI's files are this origin's only (no inline script or style, no framing, no plugin); a
+ * JSON document opened on its own runs nothing either. */
+#define UI_CSP                                                                                     \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "   \
+    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "               \
+    "frame-ancestors 'none'"
+
 int berth__ui_start(berth_server *srv)
 {
     berth__ui *ui = calloc(1, sizeof(*ui));
+    const char *env;
 
     if (!ui) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&ui->lock, NULL);
+    ui->weight_max = UI_CACHE_ENTRIES;
+    if ((env = getenv("BERTH_UI_CACHE_ENTRIES")) != NULL && *env) {
+        uint64_t v;
+        if (berth_parse_u64(&v, env, strlen(env), UINT64_MAX) < 0) {
+            pthread_mutex_destroy(&ui->lock);
+            free(ui);
+            return berth_error_set(BERTH_EINVALID, "BERTH_UI_CACHE_ENTRIES: not a number");
+        }
+        ui->weight_max = v;
+    }
     srv->ui = ui;
     return 0;
+}
+
+void berth__ui_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Content-Security-Policy", UI_CSP);
+    MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+    MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+    MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
 }
 
 void berth__ui_free(berth_server *srv)
@@ -44,6 +74,7 @@ void berth__ui_free(berth_server *srv)
     }
     berth__ui_models_clear(ui);
     berth__htab_dispose(&ui->models);
+    berth__ui_du_clear(ui);
     pthread_mutex_destroy(&ui->lock);
     free(ui);
     srv->ui = NULL;
@@ -60,8 +91,11 @@ void berth__ui_gc_done(berth_server *srv, const berth_gc_stats *stats)
     ui->gc_ran = true;
     ui->gc_time = (int64_t)time(NULL);
     ui->gc = *stats;
-    ui->generation++;
+    berth__ui_note_change(ui, NULL);
     berth__ui_models_clear(ui); /* anything may have gone */
+    berth__ui_du_clear(ui);
+    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_UI_MODELS, 0);
+    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_UI_ENTRIES, 0);
     pthread_mutex_unlock(&ui->lock);
 }
 
@@ -89,6 +123,7 @@ enum MHD_Result berth__ui_error(berth__req *r, berth__op op, int code, const cha
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    berth__ui_headers(resp);
     if (status == 401) {
         MHD_add_response_header(resp, "X-Berth-Login", r->srv->htpasswd ? "basic" : "bearer");
     }
@@ -192,9 +227,7 @@ static enum MHD_Result serve_file(berth__req *r, unsigned index)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
                             hashed_name(f->path) ? "public, max-age=31536000, immutable"
                                                  : "no-cache");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+    berth__ui_headers(resp);
     return berth__respond(r, fresh ? 304 : 200, resp);
 }
 
@@ -244,8 +277,14 @@ bool berth__ui_route(berth__req *r, const char *url, enum MHD_Result *ret)
         const char *raw = r->uri ? r->uri : "";
 
         n = strcspn(raw, "?");
-        if (n >= sizeof(path) || strncmp(raw, "/ui/api/v1/", 11) != 0) {
+        if (strncmp(raw, "/ui/api/v1/", 11) != 0) {
             *ret = not_found(r);
+            return true;
+        }
+        if (n >= sizeof(path)) {
+            /* longer than any name, tag or digest together */
+            berth_error_set(BERTH_EINVALID, "request path too long: no repository has such a name");
+            *ret = berth__ui_error(r, BERTH_OP_NAME, BERTH_EINVALID, NULL);
             return true;
         }
         memcpy(path, raw + 11, n - 11);

@@ -14,18 +14,44 @@
 
 #include <pthread.h>
 
+/** Changes remembered: a model built across more of them than this is not kept. */
+#define BERTH__UI_CHANGES 1024
+
 /** The UI's state (srv->ui). */
 typedef struct berth__ui {
     pthread_mutex_t lock; /* what follows */
     berth__htab models;   /* repository name -> its model (ui_api.c), each holding a reference */
-    uint64_t generation;  /* counts changes: a model built across one is not kept */
-    bool gc_ran;          /* a garbage collection ran in this process */
-    int64_t gc_time;      /* when it ended (Unix seconds) */
-    berth_gc_stats gc;    /* what it removed */
+    uint64_t weight;      /* entries (tags, manifests, blobs) of the models kept */
+    uint64_t weight_max;  /* most entries kept (BERTH_UI_CACHE_ENTRIES, default 500,000) */
+    uint64_t
+        generation; /* counts changes: a model built across one of its repository's is not kept */
+    struct {
+        uint64_t generation;      /* the change that set this slot */
+        uint64_t repo;            /* a hash of the repository's name; 0: every repository */
+    } changes[BERTH__UI_CHANGES]; /* the last changes, by generation % BERTH__UI_CHANGES */
+    void *du;                     /* the last storage walk (ui_api.c), NULL before the first */
+    bool du_running;              /* a storage walk is under way */
+    bool gc_ran;                  /* a garbage collection ran in this process */
+    int64_t gc_time;              /* when it ended (Unix seconds) */
+    berth_gc_stats gc;            /* what it removed */
 } berth__ui;
 
 /** Drop every model of the cache (ui_api.c); the caller holds ui->lock or is alone. */
 void berth__ui_models_clear(berth__ui *ui);
+/**
+ * Note a change of `repo` (NULL: of every repository) in ui->changes; the caller holds ui->lock.
+ * (ui_api.c)
+ */
+void berth__ui_note_change(berth__ui *ui, const char *repo);
+/** Drop the kept storage walk (ui_api.c); the caller holds ui->lock or is alone. */
+void berth__ui_du_clear(berth__ui *ui);
+/**
+ * Add the headers every response under /ui/ carries: `nosniff`, no framing (X-Frame-Options
+ * and CSP frame-ancestors), a Content-Security-Policy allowing only this origin's files (no
+ * inline script or style), `Referrer-Policy: same-origin`, `Cross-Origin-Resource-Policy` and
+ * `Cross-Origin-Opener-Policy: same-origin`. No CORS header: other origins cannot read.
+ */
+void berth__ui_headers(struct MHD_Response *resp);
 
 /**
  * Answer an error of the UI: the spec's JSON error document for `code` met during `op`, with

@@ -191,7 +191,7 @@ static enum MHD_Result send_json(berth__req *r, json_t *doc)
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    berth__ui_headers(resp);
     r->bytes = len;
     return berth__respond(r, 200, resp);
 }
@@ -269,6 +269,7 @@ typedef struct ui_model {
     ui_tag *tags;      /* in name order */
     size_t ntags, tcap;
     uint64_t size;     /* distinct bytes of what the tags reach */
+    uint64_t weight;   /* entries held: tags, manifests, blobs (the cache's bound counts them) */
     int64_t last_push; /* latest push of a tag or manifest */
     int rc;            /* while built */
     pthread_mutex_t plock;
@@ -335,6 +336,52 @@ void berth__ui_models_clear(berth__ui *ui)
     berth__htab_foreach(&ui->models, release_value, NULL);
     berth__htab_dispose(&ui->models);
     memset(&ui->models, 0, sizeof(ui->models));
+    ui->weight = 0;
+}
+
+/* Publish the cache's size (/metrics); the caller holds ui->lock. */
+static void cache_gauges(berth_server *srv)
+{
+    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_UI_MODELS, (int64_t)srv->ui->models.count);
+    berth_metrics_gauge_set(srv->metrics, BERTH_GAUGE_UI_ENTRIES, (int64_t)srv->ui->weight);
+}
+
+/* FNV-1a of a repository name, never 0 (0 stands for every repository). */
+static uint64_t repo_hash(const char *repo)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (const unsigned char *p = (const unsigned char *)repo; *p; p++) {
+        h = (h ^ *p) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+void berth__ui_note_change(berth__ui *ui, const char *repo)
+{
+    uint64_t g = ++ui->generation;
+
+    ui->changes[g % BERTH__UI_CHANGES].generation = g;
+    ui->changes[g % BERTH__UI_CHANGES].repo = repo ? repo_hash(repo) : 0;
+}
+
+/* Did `repo` change (or everything) since `generation`, or is it too long ago to tell? The
+ * caller holds ui->lock. Changes of other repositories do not count: on a registry that is
+ * pushed to all the time, a model is still kept. */
+static bool changed_since(const berth__ui *ui, const char *repo, uint64_t generation)
+{
+    uint64_t h = repo_hash(repo);
+
+    if (ui->generation - generation >= BERTH__UI_CHANGES) {
+        return true;
+    }
+    for (uint64_t g = generation + 1; g <= ui->generation; g++) {
+        uint64_t slot = ui->changes[g % BERTH__UI_CHANGES].repo;
+        if (slot == 0 || slot == h) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void berth__ui_changed(berth_server *srv, const char *repo)
@@ -346,12 +393,14 @@ void berth__ui_changed(berth_server *srv, const char *repo)
         return;
     }
     pthread_mutex_lock(&ui->lock);
-    ui->generation++;
+    berth__ui_note_change(ui, repo);
     if (repo && (m = berth__htab_remove(&ui->models, repo)) != NULL) {
+        ui->weight -= m->weight;
         model_release(m);
     } else if (!repo) {
         berth__ui_models_clear(ui);
     }
+    cache_gauges(srv);
     pthread_mutex_unlock(&ui->lock);
 }
 
@@ -525,6 +574,7 @@ static int model_build(ui_model **out, berth_store *s, const char *repo)
         model_release(m);
         return rc;
     }
+    m->weight = 1 + m->ntags + m->mans.count + m->blobs.count;
     *out = m;
     return 0;
 }
@@ -551,17 +601,21 @@ static int model_get(ui_model **out, berth_server *srv, const char *repo)
         return rc;
     }
     pthread_mutex_lock(&ui->lock);
-    if (ui->generation == generation) {
-        /* nothing changed while it was built: keep it */
+    if (!changed_since(ui, repo, generation) && m->weight <= ui->weight_max) {
+        /* its repository did not change while it was built, and it fits: keep it (one too big
+           for the whole cache serves this request only) */
         if ((old = berth__htab_remove(&ui->models, repo)) != NULL) {
+            ui->weight -= old->weight;
             model_release(old);
         }
-        if (ui->models.count >= MODELS_MAX) {
+        if (ui->models.count >= MODELS_MAX || ui->weight + m->weight > ui->weight_max) {
             berth__ui_models_clear(ui);
         }
         if (berth__htab_put(&ui->models, m->repo, m) == 0) {
             atomic_fetch_add(&m->refs, 1);
+            ui->weight += m->weight;
         }
+        cache_gauges(srv);
     }
     pthread_mutex_unlock(&ui->lock);
     *out = m;
@@ -1135,7 +1189,15 @@ static enum MHD_Result api_manifest(berth__req *r, const who *w, const char *rep
     json_object_set_new(out, "size", json_integer((json_int_t)sm->len));
     dt.digest = &digest;
     dt.list = json_array();
-    berth_store_tag_list(s, repo, NULL, 0, tag_of_digest, &dt, &more);
+    if (model_get(&m, r->srv, repo) == 0) {
+        /* the model's tags: no listing of every tag of the repository per request */
+        for (i = 0; i < m->ntags; i++) {
+            tag_of_digest(m->tags[i].name, &m->tags[i].digest, m->tags[i].pushed, &dt);
+        }
+    } else {
+        m = NULL;
+        berth_store_tag_list(s, repo, NULL, 0, tag_of_digest, &dt, &more);
+    }
     berth_error_clear();
     json_object_set_new(out, "tags", dt.list);
     json_object_set_new(out, "manifest", doc ? json_incref(doc) : json_null());
@@ -1172,11 +1234,10 @@ static enum MHD_Result api_manifest(berth__req *r, const who *w, const char *rep
         }
         json_object_set_new(out, "layers", layers);
     }
-    if (model_get(&m, r->srv, repo) == 0) {
+    if (m) {
         json_object_set_new(out, "total_size", json_integer((json_int_t)closure_size(m, &digest)));
         model_release(m);
     } else {
-        berth_error_clear();
         json_object_set_new(out, "total_size", json_integer((json_int_t)sm->len));
     }
     json_object_set_new(out, "referrers", referrers_of(s, repo, &digest));
@@ -1191,43 +1252,173 @@ static enum MHD_Result api_manifest(berth__req *r, const who *w, const char *rep
 
 /* ---- storage -------------------------------------------------------------------------------- */
 
-typedef struct du_ctx {
-    berth__req *r;
-    const who *w;
-    json_t *list;
-} du_ctx;
+/*
+ * The storage page needs a walk of every repository's metadata (berth du). One walk's figures
+ * (every repository's, filtered per caller when answered) are kept and shared: until something
+ * changes or STORAGE_TTL passes. Only one walk runs at a time, and the next starts no sooner
+ * than the last one took after it ended: meanwhile callers get the last figures (with the time
+ * they were computed), or 429 when there are none yet. So a page polled by many clients costs
+ * at most half of one worker, never all of them.
+ */
+#define STORAGE_TTL 30
+
+typedef struct du_row {
+    char *name;
+    uint64_t exclusive, shared;
+} du_row;
+
+typedef struct du_snap {
+    atomic_uint refs;
+    du_row *rows;
+    size_t count, cap;
+    int64_t computed;             /* Unix seconds: when the walk started */
+    uint64_t generation;          /* of the UI's changes, when the walk started */
+    int64_t started_ms, ended_ms; /* CLOCK_MONOTONIC */
+    int rc;
+} du_snap;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void du_release(du_snap *d)
+{
+    if (!d || atomic_fetch_sub(&d->refs, 1) != 1) {
+        return;
+    }
+    for (size_t i = 0; i < d->count; i++) {
+        free(d->rows[i].name);
+    }
+    free(d->rows);
+    free(d);
+}
+
+void berth__ui_du_clear(berth__ui *ui)
+{
+    du_release(ui->du);
+    ui->du = NULL;
+}
 
 static void du_repo(const char *repo, uint64_t exclusive, uint64_t shared, uint64_t blobs,
                     void *payload)
 {
-    du_ctx *d = payload;
-    json_t *o;
+    du_snap *d = payload;
 
     (void)blobs;
-    if (!may(d->r, d->w, repo, BERTH_ACTION_PULL)) {
+    if (d->rc < 0) {
         return;
     }
-    o = json_object();
-    json_object_set_new(o, "name", json_string(repo));
-    json_object_set_new(o, "exclusive", json_integer((json_int_t)exclusive));
-    json_object_set_new(o, "shared", json_integer((json_int_t)shared));
-    json_array_append_new(d->list, o);
+    if (d->count == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        du_row *grown = realloc(d->rows, cap * sizeof(*grown));
+        if (!grown) {
+            d->rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+            return;
+        }
+        d->rows = grown;
+        d->cap = cap;
+    }
+    if (!(d->rows[d->count].name = strdup(repo))) {
+        d->rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        return;
+    }
+    d->rows[d->count].exclusive = exclusive;
+    d->rows[d->count].shared = shared;
+    d->count++;
+}
+
+/* The figures of the storage page (a reference the caller releases). @return 0, BERTH_EBUSY
+ * (a walk is under way and none is kept yet), BERTH_ENOMEM, an error of the store */
+static int du_get(du_snap **out, berth_server *srv)
+{
+    berth__ui *ui = srv->ui;
+    du_snap *d, *old;
+    int64_t now = mono_ms();
+    bool fresh, paced;
+    int rc;
+
+    *out = NULL;
+    pthread_mutex_lock(&ui->lock);
+    d = ui->du;
+    fresh = d && d->generation == ui->generation && now - d->started_ms < STORAGE_TTL * 1000;
+    paced = d && now - d->ended_ms < d->ended_ms - d->started_ms;
+    if (d && (fresh || paced || ui->du_running)) {
+        atomic_fetch_add(&d->refs, 1);
+        pthread_mutex_unlock(&ui->lock);
+        *out = d;
+        return 0;
+    }
+    if (ui->du_running) {
+        pthread_mutex_unlock(&ui->lock);
+        return berth_error_set(BERTH_EBUSY, "the storage figures are being computed; retry later");
+    }
+    ui->du_running = true;
+    if (!(d = calloc(1, sizeof(*d)))) {
+        ui->du_running = false;
+        pthread_mutex_unlock(&ui->lock);
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    atomic_init(&d->refs, 1);
+    d->generation = ui->generation;
+    pthread_mutex_unlock(&ui->lock);
+
+    d->computed = (int64_t)time(NULL);
+    d->started_ms = now;
+    rc = berth_store_du(srv->store, du_repo, d, NULL);
+    if (rc == 0 && d->rc < 0) {
+        rc = d->rc;
+    }
+    d->ended_ms = mono_ms();
+    pthread_mutex_lock(&ui->lock);
+    ui->du_running = false;
+    if (rc == 0) {
+        old = ui->du;
+        ui->du = d;
+        atomic_fetch_add(&d->refs, 1);
+        du_release(old);
+    }
+    pthread_mutex_unlock(&ui->lock);
+    if (rc < 0) {
+        du_release(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
 }
 
 static enum MHD_Result api_storage(berth__req *r, const who *w)
 {
     berth__ui *ui = r->srv->ui;
-    du_ctx d = {r, w, json_array()};
-    json_t *doc;
+    du_snap *d = NULL;
+    json_t *doc, *list;
     uint64_t count = 0, bytes = 0;
     int error;
 
-    if ((error = berth_store_du(r->srv->store, du_repo, &d, NULL)) < 0) {
-        json_decref(d.list);
+    if ((error = du_get(&d, r->srv)) < 0) {
+        if (error == BERTH_EBUSY) {
+            r->retry_after = 1;
+        }
         return berth__ui_error(r, BERTH_OP_ANY, error, NULL);
     }
+    list = json_array();
+    for (size_t i = 0; i < d->count; i++) {
+        json_t *o;
+        if (!may(r, w, d->rows[i].name, BERTH_ACTION_PULL)) {
+            continue;
+        }
+        o = json_object();
+        json_object_set_new(o, "name", json_string(d->rows[i].name));
+        json_object_set_new(o, "exclusive", json_integer((json_int_t)d->rows[i].exclusive));
+        json_object_set_new(o, "shared", json_integer((json_int_t)d->rows[i].shared));
+        json_array_append_new(list, o);
+    }
     doc = json_object();
-    json_object_set_new(doc, "repositories", d.list);
+    json_object_set_new(doc, "repositories", list);
+    json_object_set_new(doc, "computed", time_json(d->computed));
+    du_release(d);
     if (may_pull_all(r, w) && berth_store_uploads_usage(r->srv->store, &count, &bytes) == 0) {
         json_t *u = json_object();
         json_object_set_new(u, "open", json_integer((json_int_t)count));

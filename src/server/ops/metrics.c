@@ -36,6 +36,8 @@ static const char *gauge_names[BERTH_GAUGE_COUNT_] = {
     "berth_storage_blobs",
     "berth_storage_refresh_timestamp_seconds",
     "berth_connections_open",
+    "berth_ui_cache_repositories",
+    "berth_ui_cache_entries",
 };
 static const char *gauge_help[BERTH_GAUGE_COUNT_] = {
     "Upload requests (POST, PATCH, PUT of a blob upload) streaming in this process now "
@@ -48,6 +50,8 @@ static const char *gauge_help[BERTH_GAUGE_COUNT_] = {
     "Blobs in the store (fs root only), refreshed every 30 s and after each gc.",
     "Unix time of the last refresh of berth_storage_blob_bytes and berth_storage_blobs.",
     "Client connections open in this process.",
+    "Repositories whose web UI figures this process keeps (docs/ui.md).",
+    "Tags, manifests and blobs the web UI's cache holds, bounded by BERTH_UI_CACHE_ENTRIES.",
 };
 
 static const char *counter_names[BERTH_COUNTER_COUNT_] = {

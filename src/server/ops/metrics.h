@@ -29,6 +29,8 @@ typedef enum berth_metrics_gauge {
     BERTH_GAUGE_BLOBS,                /* berth_storage_blobs */
     BERTH_GAUGE_STORAGE_REFRESHED,    /* berth_storage_refresh_timestamp_seconds */
     BERTH_GAUGE_CONNECTIONS,          /* berth_connections_open */
+    BERTH_GAUGE_UI_MODELS,            /* berth_ui_cache_repositories */
+    BERTH_GAUGE_UI_ENTRIES,           /* berth_ui_cache_entries */
     BERTH_GAUGE_COUNT_
 } berth_metrics_gauge;
 

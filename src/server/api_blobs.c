@@ -585,6 +585,11 @@ enum MHD_Result berth__api_upload_finish(berth__req *r)
                         (unsigned long long)berth_range_length(&r->crange));
         return berth__respond_error(r, BERTH_OP_UPLOAD_RANGE, BERTH_EINVALID, NULL);
     }
+    /* the writes done behind the body (fs: a thread) fail here as a write would: refused,
+       rolled back, the client told where the session stands */
+    if (r->upload && (error = berth_upload_flush(r->upload)) < 0) {
+        return berth__respond_error(r, BERTH_OP_UPLOAD, error, NULL);
+    }
     if (r->method == BERTH_M_POST) {
         if (r->upload) {
             return commit(r);

@@ -8,7 +8,9 @@
 # wrk) to 65536 first.
 #
 #   bench/many.sh [SECONDS]    (default 10), from the project's root, after the build
-# Env: BERTH (default build/berth), BENCH_PORT (default 5840).
+# Env: BERTH (default build/berth), BENCH_PORT (default 5840), BENCH_SERVE_ARGS (more options of
+# berth serve, e.g. "--max-connections 10100": the default limit is half the file limit, 9,968
+# with a hard limit of 20,000, and past it connections rotate: closed after 100 requests).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/seed.sh"
@@ -20,7 +22,7 @@ work=$(mktemp -d /var/tmp/berth-many-XXXX)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-"$berth" serve --quiet --listen "127.0.0.1:$port" --root "$work/root" >"$work/berth.log" 2>&1 &
+"$berth" serve --quiet --listen "127.0.0.1:$port" --root "$work/root" ${BENCH_SERVE_ARGS:-} >"$work/berth.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
 url=http://127.0.0.1:$port

@@ -39,7 +39,7 @@
 #include <time.h>
 
 #define ID_BYTES 16
-#define SLICE    (512u * 1024)
+#define SLICE    (128u * 1024)
 #define DEPTH    2
 #define PIECE    (64u * 1024)
 

@@ -155,7 +155,11 @@ static void *hash_main(void *cls)
         pthread_mutex_unlock(&hp->mu);
         berth_hasher_update(u->hasher, sl.p, sl.len);
         pthread_mutex_lock(&hp->mu);
-        hp->spare[hp->nspare++] = sl.p;
+        if (hp->nspare < sizeof(hp->spare) / sizeof(hp->spare[0])) {
+            hp->spare[hp->nspare++] = sl.p;
+        } else {
+            free(sl.p); /* never expected: at most DEPTH + 1 slices are hashed and not reused */
+        }
         hp->busy = false;
         pthread_cond_broadcast(&hp->cv);
     }

@@ -204,19 +204,32 @@ uint64_t berth_upload_size(const berth_upload *u);
 
 /**
  * Append bytes to the session. Acknowledged bytes (once the caller has answered the request
- * that carried them) survive a crash: berth_upload_close() fsyncs before it returns. A failed
- * write leaves nothing of itself: the file is cut back to the size before the call, so the
- * bytes on disk are always the bytes counted and hashed.
- * @return 0; BERTH_ENOSPACE (disk full, quota, file size limit); BERTH_EIO
+ * that carried them) survive a crash: berth_upload_close() fsyncs before it returns. Bytes are
+ * gathered into slices of 128 KiB, written to the backend as a slice fills (a slice's hash is
+ * computed by a thread of the handle's own meanwhile) and at berth_upload_flush(), close or
+ * commit, so a failed write shows at the write that fills a slice or at one of those. After a
+ * failure the handle takes no more bytes; berth_upload_rollback() returns it to the session as
+ * at its last close, so the bytes on disk are always the bytes counted and hashed.
+ * @return 0; BERTH_ENOSPACE (disk full, quota, file size limit); BERTH_EIO; BERTH_ENOMEM
  */
 int berth_upload_write(berth_upload *u, const void *data, size_t len);
 
 /**
  * The SHA-256 digest of the bytes received so far, when the session hashes them as they arrive
- * (a session this process wrote from its start or took over with its hash state).
- * @return 0; BERTH_EUNSUPPORTED when only reading the bytes back would tell (the commit does)
+ * (a session this process wrote from its start or took over with its hash state). Writes and
+ * hashes what berth_upload_write() has gathered first, as berth_upload_flush() does.
+ * @return 0; BERTH_EUNSUPPORTED when only reading the bytes back would tell (the commit does);
+ *         BERTH_ENOSPACE, BERTH_EIO (the flush)
  */
-int berth_upload_digest(const berth_upload *u, berth_digest *out);
+int berth_upload_digest(berth_upload *u, berth_digest *out);
+
+/**
+ * Write what berth_upload_write() has gathered and wait for its hashing, and report a failure
+ * as a write would (call it when the request's body has ended, so that a full disk is refused
+ * as a write is, and berth_upload_rollback() applies).
+ * @return 0; BERTH_ENOSPACE; BERTH_EIO
+ */
+int berth_upload_flush(berth_upload *u);
 
 /**
  * Requests and refusals. A handle remembers a restore point: the session's size, hash state

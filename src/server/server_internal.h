@@ -337,6 +337,13 @@ void berth__client_address(const berth__req *r, char *out, size_t size);
 /** Write the access-log line of a finished request and count it in the metrics. */
 void berth__ops_completed(berth__req *r, bool aborted);
 
+/** On the calling thread, gather access-log lines until berth__access_log_flush() (on) or
+    write each at once (off, the default); switching writes what is gathered. */
+void berth__access_log_buffer(bool on);
+
+/** Write the access-log lines the calling thread has gathered. */
+void berth__access_log_flush(void);
+
 /** GET /token: berth's own token endpoint (server_auth.c). */
 enum MHD_Result berth__token_endpoint(berth__req *r);
 

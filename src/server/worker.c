@@ -97,6 +97,7 @@ static void *worker_main(void *arg)
     sigemptyset(&pipe);
     sigaddset(&pipe, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+    berth__access_log_buffer(true);
 
     for (;;) {
         MHD_UNSIGNED_LONG_LONG next;
@@ -117,11 +118,13 @@ static void *worker_main(void *arg)
                 r = read(w->wake, &v, sizeof(v));
                 (void)r;
                 if (take_queue(w)) {
+                    berth__access_log_buffer(false);
                     return NULL;
                 }
             }
         }
         MHD_run(w->daemon);
+        berth__access_log_flush(); /* the lines of this pass, in one write */
     }
     return NULL;
 }

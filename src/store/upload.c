@@ -12,6 +12,16 @@
  * goes back to the record: that is the restore point. A commit checks the stored length, and
  * hashes the stored bytes when the running hash cannot describe them (another algorithm, or a
  * state that could not be read back), before anything becomes visible.
+ *
+ * Bytes are gathered into slices of SLICE bytes. A full slice is written to the backend by the
+ * caller (one write instead of one per piece the HTTP server hands over, and from memory that
+ * is still in the caller's cache), then hashed by a thread of the handle's own, started at the
+ * first full slice, while the caller receives the next bytes: receiving + writing and hashing
+ * overlap on two cores (issue 14). At most DEPTH slices wait for the thread, then the caller
+ * waits. The hash is waited for before it is read (save, commit); a handle smaller than a
+ * slice never starts the thread and hashes in the caller. Writing stays in the caller, so the
+ * backend's write failure is the caller's, at the write that fills a slice or at
+ * berth_upload_flush() (the server calls it when the body has ended).
  */
 #include "store/store_internal.h"
 
@@ -22,12 +32,33 @@
 #include <berth/reference.h>
 
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define ID_BYTES 16
+#define SLICE    (128u * 1024)
+#define DEPTH    2
+#define PIECE    (64u * 1024)
+
+typedef struct slice {
+    char *p;
+    size_t len;
+} slice;
+
+/* The hashing thread of a handle; everything but `started` under mu. */
+typedef struct hash_pipe {
+    bool started, stop, busy; /* busy: the thread hashes a slice it took off the queue */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* any change */
+    slice queue[DEPTH];
+    unsigned head, count;
+    char *spare[DEPTH + 1]; /* hashed slices, for reuse */
+    unsigned nspare;
+} hash_pipe;
 
 struct berth_upload {
     berth_store *store;
@@ -37,6 +68,10 @@ struct berth_upload {
     uint64_t size;         /* bytes so far */
     bool created;          /* this handle made the session */
     bool verify;           /* the commit hashes the stored bytes */
+    char *cur;             /* the slice being filled; its bytes are counted in size */
+    size_t fill;
+    int failed;     /* the code of a failed write: no more are taken */
+    hash_pipe pipe; /* the hasher belongs to its thread while it runs */
 };
 
 static int as_upload_error(int rc, const char *id, const char *repo)
@@ -94,8 +129,168 @@ static int load_hash(berth_upload *u)
     return 0;
 }
 
+static char *slice_new(void)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 4096, SLICE) == 0 ? p : NULL;
+}
+
+static void *hash_main(void *cls)
+{
+    berth_upload *u = cls;
+    hash_pipe *hp = &u->pipe;
+
+    pthread_mutex_lock(&hp->mu);
+    for (;;) {
+        while (!hp->count && !hp->stop) {
+            pthread_cond_wait(&hp->cv, &hp->mu);
+        }
+        if (hp->stop) {
+            break;
+        }
+        slice sl = hp->queue[hp->head];
+        hp->head = (hp->head + 1) % DEPTH;
+        hp->count--;
+        hp->busy = true;
+        pthread_mutex_unlock(&hp->mu);
+        berth_hasher_update(u->hasher, sl.p, sl.len);
+        pthread_mutex_lock(&hp->mu);
+        if (hp->nspare < sizeof(hp->spare) / sizeof(hp->spare[0])) {
+            hp->spare[hp->nspare++] = sl.p;
+        } else {
+            free(sl.p); /* never expected: at most DEPTH + 1 slices are hashed and not reused */
+        }
+        hp->busy = false;
+        pthread_cond_broadcast(&hp->cv);
+    }
+    pthread_mutex_unlock(&hp->mu);
+    return NULL;
+}
+
+/* Wait until the thread has hashed every slice given to it: the hasher is the caller's again. */
+static void hash_wait(berth_upload *u)
+{
+    hash_pipe *hp = &u->pipe;
+
+    if (!hp->started) {
+        return;
+    }
+    pthread_mutex_lock(&hp->mu);
+    while (hp->count || hp->busy) {
+        pthread_cond_wait(&hp->cv, &hp->mu);
+    }
+    pthread_mutex_unlock(&hp->mu);
+}
+
+/* Stop the thread (slices not hashed yet are dropped: the caller resets the hash) and free the
+   slices. */
+static void pipe_stop(berth_upload *u)
+{
+    hash_pipe *hp = &u->pipe;
+
+    if (hp->started) {
+        pthread_mutex_lock(&hp->mu);
+        hp->stop = true;
+        pthread_cond_broadcast(&hp->cv);
+        pthread_mutex_unlock(&hp->mu);
+        pthread_join(hp->thread, NULL);
+        for (; hp->count; hp->count--, hp->head = (hp->head + 1) % DEPTH) {
+            free(hp->queue[hp->head].p);
+        }
+        for (; hp->nspare; hp->nspare--) {
+            free(hp->spare[hp->nspare - 1]);
+        }
+        pthread_cond_destroy(&hp->cv);
+        pthread_mutex_destroy(&hp->mu);
+        memset(hp, 0, sizeof(*hp));
+    }
+    free(u->cur);
+    u->cur = NULL;
+    u->fill = 0;
+}
+
+static bool pipe_start(berth_upload *u)
+{
+    hash_pipe *hp = &u->pipe;
+
+    memset(hp, 0, sizeof(*hp));
+    if (pthread_mutex_init(&hp->mu, NULL) != 0) {
+        return false;
+    }
+    if (pthread_cond_init(&hp->cv, NULL) != 0) {
+        pthread_mutex_destroy(&hp->mu);
+        return false;
+    }
+    if (pthread_create(&hp->thread, NULL, hash_main, u) != 0) {
+        pthread_cond_destroy(&hp->cv);
+        pthread_mutex_destroy(&hp->mu);
+        return false;
+    }
+    hp->started = true;
+    return true;
+}
+
+/* Write the current slice to the backend and hash it: by the thread when `behind` (started
+   if need be), else here. The caller gets an empty slice. */
+static int drain(berth_upload *u, bool behind)
+{
+    hash_pipe *hp = &u->pipe;
+    char *next = NULL;
+    int rc;
+
+    if (u->failed) {
+        return berth_error_set(u->failed, "upload %s: an earlier write failed", u->rec.id);
+    }
+    for (size_t off = 0; off < u->fill; off += PIECE) {
+        size_t n = u->fill - off < PIECE ? u->fill - off : PIECE;
+        if ((rc = u->w->write(u->w, u->cur + off, n)) < 0) {
+            u->failed = rc;
+            return rc;
+        }
+    }
+    if (u->hasher && behind && !hp->started) {
+        pipe_start(u); /* else hashed here */
+    }
+    if (!u->hasher) {
+        u->fill = 0;
+        return 0;
+    }
+    if (!hp->started) {
+        berth_hasher_update(u->hasher, u->cur, u->fill);
+        u->fill = 0;
+        return 0;
+    }
+    pthread_mutex_lock(&hp->mu);
+    while (hp->count == DEPTH) {
+        pthread_cond_wait(&hp->cv, &hp->mu);
+    }
+    hp->queue[(hp->head + hp->count) % DEPTH] = (slice){u->cur, u->fill};
+    hp->count++;
+    pthread_cond_broadcast(&hp->cv);
+    if (hp->nspare) {
+        next = hp->spare[--hp->nspare];
+    }
+    pthread_mutex_unlock(&hp->mu);
+    u->cur = next; /* NULL: the next write allocates one */
+    u->fill = 0;
+    return 0;
+}
+
+/* Write and hash everything received; the hasher is the caller's after it. */
+static int flush(berth_upload *u)
+{
+    int rc = 0;
+
+    if (u->fill) {
+        rc = drain(u, false);
+    }
+    hash_wait(u);
+    return rc;
+}
+
 static void handle_free(berth_upload *u)
 {
+    pipe_stop(u);
     if (u->w) {
         u->w->close(u->w);
     }
@@ -116,7 +311,11 @@ static int save(berth_upload *u)
 {
     berth_meta_upload next;
     char *state = NULL, *hs = NULL;
-    int rc = u->w->sync(u->w, &state);
+    int rc = flush(u);
+
+    if (rc == 0) {
+        rc = u->w->sync(u->w, &state);
+    }
 
     if (rc == 0) {
         rc = hash_state(u, &hs);
@@ -344,6 +543,7 @@ uint64_t berth_upload_size(const berth_upload *u)
 
 int berth_upload_write(berth_upload *u, const void *data, size_t len)
 {
+    const char *p = data;
     int rc;
 
     if (len == 0) {
@@ -352,15 +552,36 @@ int berth_upload_write(berth_upload *u, const void *data, size_t len)
     if (!u->w) {
         return berth_error_set(BERTH_EIO, "upload %s: the session is closed", u->rec.id);
     }
-    rc = u->w->write(u->w, data, len);
-    if (rc < 0) {
-        return rc;
+    if (u->failed) {
+        return berth_error_set(u->failed, "upload %s: an earlier write failed", u->rec.id);
     }
-    if (u->hasher) {
-        berth_hasher_update(u->hasher, data, len);
+    while (len > 0) {
+        size_t n = SLICE - u->fill;
+        if (!u->cur && !(u->cur = slice_new())) {
+            return berth_error_set(BERTH_ENOMEM, "out of memory");
+        }
+        if (n > len) {
+            n = len;
+        }
+        memcpy(u->cur + u->fill, p, n);
+        u->fill += n;
+        u->size += n;
+        p += n;
+        len -= n;
+        if (u->fill == SLICE && (rc = drain(u, true)) < 0) {
+            u->size -= len; /* the rest of this call is not taken */
+            return rc;
+        }
     }
-    u->size += len;
     return 0;
+}
+
+int berth_upload_flush(berth_upload *u)
+{
+    if (!u->w) {
+        return berth_error_set(BERTH_EIO, "upload %s: the session is closed", u->rec.id);
+    }
+    return flush(u);
 }
 
 void berth_upload_mark(berth_upload *u)
@@ -377,6 +598,8 @@ int berth_upload_rollback(berth_upload *u)
     int rc;
 
     /* what was written since the record's state is dropped with the writer */
+    pipe_stop(u);
+    u->failed = 0;
     if (u->w) {
         u->w->close(u->w);
         u->w = NULL;
@@ -492,6 +715,9 @@ int berth_upload_commit(berth_upload *u, const berth_digest *expected)
 
     if (!w) {
         rc = berth_error_set(BERTH_EIO, "upload %s: the session is closed", u->rec.id);
+        goto refused;
+    }
+    if ((rc = flush(u)) < 0) {
         goto refused;
     }
     if (w->size(w) != u->size) {
@@ -701,10 +927,15 @@ int berth_store_uploads_usage(berth_store *s, uint64_t *count_out, uint64_t *byt
     return rc;
 }
 
-int berth_upload_digest(const berth_upload *u, berth_digest *out)
+int berth_upload_digest(berth_upload *u, berth_digest *out)
 {
+    int rc;
     if (!u->hasher || u->verify) {
         return berth_error_set(BERTH_EUNSUPPORTED, "upload %s: no running hash", u->rec.id);
+    }
+    /* the bytes gathered and those the hashing thread holds count too */
+    if ((rc = flush(u)) < 0) {
+        return rc;
     }
     return berth_hasher_peek(out, u->hasher);
 }

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WRITEBACK_STEP (8u * 1024 * 1024)
+#define WRITEBACK_STEP (2u * 1024 * 1024)
 #define READ_CHUNK     (256u * 1024)
 
 typedef struct fs_blobs {

@@ -14,6 +14,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -108,6 +110,120 @@ static void append_raw(const char *path, const char *text)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
+}
+
+typedef struct readback {
+    unsigned char *p;
+    size_t n, max;
+} readback;
+
+static int readback_sink(const void *data, size_t len, void *payload)
+{
+    readback *r = payload;
+    assert_true(r->n + len <= r->max);
+    memcpy(r->p + r->n, data, len);
+    r->n += len;
+    return 0;
+}
+
+static long long session_size(const fixture *f, const char *id)
+{
+    char path[1024];
+    struct stat st;
+
+    session_file(path, sizeof(path), f, id);
+    assert_int_equal(stat(path, &st), 0);
+    return (long long)st.st_size;
+}
+
+/*
+ * Bytes are gathered into slices, written a slice at a time and hashed by a thread of the
+ * handle's (issue 14): a few small writes reach the file in one write, at the flush; a session
+ * of many slices written in 32 KiB pieces, rolled back after the thread started, then written
+ * again, commits under its digest with its bytes.
+ */
+static void test_upload__writes_gather_into_slices(void **state)
+{
+    fixture *f = *state;
+    size_t size = 3 * 1024 * 1024 + 12345, piece = 32 * 1024;
+    unsigned char *data = malloc(size);
+    readback back = {malloc(size), 0, size};
+    char id[BERTH_UPLOAD_ID_MAX + 1];
+    berth_upload *u = NULL;
+    berth_digest d;
+
+    for (size_t i = 0; i < size; i++) {
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+    }
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, size), 0);
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", "alice"), 0);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(berth_upload_write(u, data + i * 1000, 1000), 0);
+    }
+    assert_int_equal(berth_upload_size(u), 10000);
+    assert_int_equal(session_size(f, id), 0); /* held in the slice */
+    assert_int_equal(berth_upload_flush(u), 0);
+    assert_int_equal(session_size(f, id), 10000);
+    assert_int_equal(berth_upload_close(u), 0);
+    /* a request that sends 2 MiB of wrong bytes (the thread hashes them) and is refused */
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    for (size_t off = 0; off < 2 * 1024 * 1024; off += piece) {
+        assert_int_equal(berth_upload_write(u, data, piece), 0);
+    }
+    assert_int_equal(berth_upload_rollback(u), 0);
+    assert_int_equal(berth_upload_size(u), 10000);
+    for (size_t off = 10000; off < size; off += piece) {
+        size_t n = size - off < piece ? size - off : piece;
+        assert_int_equal(berth_upload_write(u, data + off, n), 0);
+    }
+    assert_int_equal(berth_upload_size(u), size);
+    assert_int_equal(berth_upload_commit(u, &d), 0);
+    assert_int_equal(berth_store_blob_read(f->store, &d, 0, size, readback_sink, &back), 0);
+    assert_int_equal(back.n, size);
+    assert_memory_equal(back.p, data, size);
+    free(data);
+    free(back.p);
+}
+
+/* A write that fails (here: past the file size limit) fails that write or the flush, takes no
+   more bytes, and a rollback brings the session back to its last close. */
+static void test_upload__a_failed_slice_write_is_refused_and_rolled_back(void **state)
+{
+    fixture *f = *state;
+    size_t size = 4 * 1024 * 1024, piece = 64 * 1024;
+    unsigned char *data = calloc(1, size);
+    char id[BERTH_UPLOAD_ID_MAX + 1];
+    berth_upload *u = NULL;
+    struct rlimit old, lim;
+    int rc = 0;
+
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", "alice"), 0);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    assert_int_equal(berth_upload_write(u, "kept", 4), 0);
+    assert_int_equal(berth_upload_close(u), 0);
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 1536 * 1024; /* a write past it fails with EFBIG */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (size_t off = 0; off < size && rc == 0; off += piece) {
+        rc = berth_upload_write(u, data + off, piece);
+    }
+    if (rc == 0) {
+        rc = berth_upload_flush(u);
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_true(rc < 0);
+    assert_true(berth_upload_write(u, "x", 1) < 0); /* no more bytes after a failure */
+    assert_int_equal(berth_upload_rollback(u), 0);
+    assert_int_equal(berth_upload_size(u), 4);
+    assert_int_equal(session_size(f, id), 4);
+    assert_int_equal(berth_upload_write(u, "more", 4), 0);
+    assert_int_equal(berth_upload_close(u), 0);
+    assert_int_equal(session_size(f, id), 8);
+    free(data);
 }
 
 static void test_upload__rollback_restores_size_hash_and_bytes(void **state)
@@ -301,6 +417,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upload__two_files_per_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload__limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload__writes_gather_into_slices, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_upload__a_failed_slice_write_is_refused_and_rolled_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload__idle_sessions_are_reaped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

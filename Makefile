@@ -46,7 +46,7 @@ asan:
 	    -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=address,undefined
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ctest --output-on-failure -j $(TEST_JOBS) -L 'unit|integration|replay'
+	    ctest --output-on-failure -j $(TEST_JOBS) -L 'unit|integration|replay' -LE engines
 
 fuzz:
 	@test -f build-fuzz/CMakeCache.txt || CC=clang cmake -S . -B build-fuzz \

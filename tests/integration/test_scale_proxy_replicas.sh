@@ -11,6 +11,8 @@
 #   at the upstream, every client gets the manifest.
 # - the replica fetching a blob is killed (-9) in the middle of it: the replica waiting for it
 #   (which fetched nothing meanwhile) takes over, and its client gets the right bytes.
+# - the replica fetching a blob is frozen (SIGSTOP: its database session, and lock, stay): the
+#   waiting replica waits no longer than the upstream's timeout (5 s), then fetches it itself.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/proxy_lib.sh"
 
@@ -59,7 +61,7 @@ start_upstream up
 start_fault "$up_PORT"
 UP=http://127.0.0.1:$up_PORT
 write_proxy_config "$T/cache.yaml" up.example "http://127.0.0.1:$FAULT_PORT"
-echo "      timeout: 20s" >>"$T/cache.yaml"
+echo "      timeout: 5s" >>"$T/cache.yaml"
 for i in 0 1 2; do
     start_replica "$i" --config "$T/cache.yaml"
 done
@@ -76,7 +78,8 @@ pull_bg() {
         sha256sum "$T/$2.body" | cut -d' ' -f1 >"$T/$2.sum"
         rm -f "$T/$2.body"
     ) &
-    PULL_PIDS+=($!)
+    LAST_PULL=$!
+    PULL_PIDS+=("$LAST_PULL")
 }
 pulls_wait() {
     wait "${PULL_PIDS[@]}"
@@ -148,7 +151,7 @@ fault_mode pass
 # ---- 3. the fetching replica killed (-9): the waiting one takes over ------------------------
 push_image "$UP" lib/big v2 $((16 * MIB))
 KILLED=$IMG_LAYER_DIGEST
-fault_mode stall 4
+fault_mode stall 3
 : >"$FAULT_LOG"
 pull_bg 0 kill.0 "/v2/up.example/lib/big/blobs/$KILLED"
 for _ in $(seq 1 100); do # replica 0 fetches
@@ -171,4 +174,34 @@ pull_bg 2 kill.2 "/v2/up.example/lib/big/blobs/$KILLED"
 pulls_wait
 check "then replica 2 serves it from the store" 1 "$(good kill.2 "$KILLED")"
 check "without asking the upstream" 2 "$(upstream_requests "GET /v2/lib/big/blobs/$KILLED")"
+
+# ---- 4. the fetching replica frozen: the waiting one gives up after the upstream's timeout ----
+push_image "$UP" lib/big v3 $((16 * MIB))
+FROZEN=$IMG_LAYER_DIGEST
+fault_mode stall 3
+: >"$FAULT_LOG"
+pull_bg 1 frozen.1 "/v2/up.example/lib/big/blobs/$FROZEN"
+FROZEN_PULL=$LAST_PULL
+for _ in $(seq 1 100); do # replica 1 fetches
+    [ "$(upstream_requests "GET /v2/lib/big/blobs/$FROZEN")" -ge 1 ] && break
+    sleep 0.05
+done
+kill -STOP "${RPID[1]}"
+t0=$(date +%s.%N)
+pull_bg 2 frozen.2 "/v2/up.example/lib/big/blobs/$FROZEN"
+wait "$LAST_PULL"
+took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+check "a frozen holder: the waiting replica's client got the blob" 1 "$(good frozen.2 "$FROZEN")"
+check "it waited about the upstream's timeout (5 s), not for ever (took ${took}s)" 1 \
+    "$(awk -v t="$took" 'BEGIN { print (t >= 4.5 && t < 15) ? 1 : 0 }')"
+check "then fetched it itself" 2 "$(upstream_requests "GET /v2/lib/big/blobs/$FROZEN")"
+kill -CONT "${RPID[1]}"
+wait "$FROZEN_PULL"
+if [ "$(cat "$T/frozen.1.rc")" = 0 ] && [ "$(cat "$T/frozen.1.status")" = 200 ] &&
+    [ "$(good frozen.1 "$FROZEN")" = 0 ]; then
+    fail "the thawed replica served wrong bytes as a complete response"
+else
+    ok
+fi
+PULL_PIDS=()
 finish

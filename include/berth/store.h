@@ -91,6 +91,21 @@ void berth_store_free(berth_store *s);
  */
 int berth_store_ready(berth_store *s);
 
+/**
+ * Take the lock named `key` across every process sharing the store's metadata (replicas over
+ * one PostgreSQL database: the metadata backend's lock_acquire), waiting up to `wait_ms`
+ * milliseconds while another process (or thread) holds it. A holder that dies loses it at once.
+ * With a metadata backend of one process (fs, mem) there is no one to exclude: 0 with *out
+ * NULL.
+ * @param out  receives the lock (or NULL), released with berth_store_unlock()
+ * @return 0, BERTH_EBUSY (held elsewhere for all of wait_ms), BERTH_ENETWORK, BERTH_EIO,
+ *         BERTH_ENOMEM
+ */
+int berth_store_lock(berth_store *s, const char *key, unsigned wait_ms, berth_meta_lock **out);
+
+/** Release a lock taken with berth_store_lock(); NULL is fine. */
+void berth_store_unlock(berth_store *s, berth_meta_lock *lock);
+
 /** True when the repository exists (holds at least one manifest or blob). */
 bool berth_store_repo_exists(berth_store *s, const char *repo);
 

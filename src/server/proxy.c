@@ -20,7 +20,11 @@
  *   every request to that upstream until its Retry-After has passed.
  * - One fetch per object: requests for the same missing object share one upstream request
  *   (tables of fetches in flight keyed by what they fetch); a manifest's waiter then reads the
- *   store, a blob's reads the fetch's spool as it grows.
+ *   store, a blob's reads the fetch's spool as it grows. Across replicas (a metadata backend
+ *   shared by several processes: PostgreSQL), the fetch of this process first takes the
+ *   store's lock named after the object (section "replicas"): a replica that finds it held
+ *   waits for the holder, then serves what the holder stored, or fetches when it stored
+ *   nothing (it failed, or died: its lock went with its connection).
  *
  * The metrics (hits, misses, revalidations, stale serves, upstream errors, bytes) are per
  * upstream, in ops/metrics.c. Messages sent to clients name the prefix, never the upstream's
@@ -356,6 +360,61 @@ static int client_error(upstream *u, int code, const char *what)
                            u->cfg->prefix, what);
 }
 
+/* ---- replicas: one fetch per object across processes ------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Before fetching the object `key` (the key of this process's flight), take the store's lock
+ * of that name, so that one replica fetches it: *lock is NULL when the store serves one process
+ * (its flights are enough). Held by another replica, the lock is waited for, up to the
+ * upstream's timeout (in slices of a second, so that a stopping server does not wait), and
+ * *waited set: the holder has finished (or died), and the caller looks at the store again
+ * before fetching. Still held after the timeout: 0 with *lock NULL, logged (the caller fetches
+ * without it rather than fail a pull on a slow replica). @return 0, or the store's failure
+ */
+static int replica_lock(berth__proxy *p, upstream *u, const char *key, berth_meta_lock **lock,
+                        bool *waited)
+{
+    berth_store *store = p->srv->store;
+    char name[BERTH_NAME_MAX + BERTH__REF_MAX + 32];
+    int64_t deadline = now_ms() + (int64_t)u->cfg->timeout * 1000;
+    int rc;
+
+    *waited = false;
+    snprintf(name, sizeof(name), "proxy %s", key);
+    if ((rc = berth_store_lock(store, name, 0, lock)) != BERTH_EBUSY) {
+        return rc;
+    }
+    *waited = true;
+    berth__log(BERTH_LOG_DEBUG, "proxy %s: another replica fetches %s: waiting", u->cfg->prefix,
+               key + 2);
+    while (!p->stopping) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            break;
+        }
+        rc = berth_store_lock(store, name, left < 1000 ? (unsigned)left : 1000, lock);
+        if (rc != BERTH_EBUSY) {
+            return rc;
+        }
+    }
+    berth_error_clear();
+    if (p->stopping) {
+        return berth_error_set(BERTH_ERROR, "the server stops");
+    }
+    berth__log(BERTH_LOG_WARN,
+               "proxy %s: another replica has fetched %s for over %llus: fetching it here too",
+               u->cfg->prefix, key + 2, (unsigned long long)u->cfg->timeout);
+    *lock = NULL;
+    return 0;
+}
+
 /* ---- one fetch per object ------------------------------------------------------------- */
 
 typedef int (*fetch_fn)(void *payload);
@@ -559,22 +618,17 @@ static void set_verified(blob_flight *f)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* The fetch itself, on the flight's thread: 0 once the blob is verified and committed. */
-static int fetch_blob(blob_flight *f)
+/* The fetch itself, on the flight's thread, under the replicas' lock: 0 once the blob is
+ * verified and committed. */
+static int fetch_blob_locked(blob_flight *f)
 {
     berth__proxy *p = f->p;
     berth_store *store = p->srv->store;
     berth_digest got;
-    uint64_t size;
     char owner[BERTH_NAME_MAX + 16];
     bool unhashed, commit_verifies = false;
     int rc;
 
-    /* a fetch that ended between the request's look and this flight */
-    if (berth_store_blob_stat(store, f->name, &f->digest, &size) == 0) {
-        return 0;
-    }
-    berth_error_clear();
     if (!may_ask(f->u, &f->retry_after)) {
         count(p, f->u, BERTH_PROXY_ERRORS, 1);
         return berth_error_set(BERTH_ENETWORK, "upstream %s asked to wait; blob %s is not cached",
@@ -637,6 +691,34 @@ static int fetch_blob(blob_flight *f)
         berth__log(BERTH_LOG_WARN, "proxy %s: blob %s in %s: %s", f->u->cfg->prefix, f->digest.str,
                    f->name, berth_error_last());
     }
+    return rc;
+}
+
+/* The fetch, on the flight's thread: once across replicas (replica_lock). */
+static int fetch_blob(blob_flight *f)
+{
+    berth_store *store = f->p->srv->store;
+    berth_meta_lock *lock = NULL;
+    uint64_t size;
+    bool waited;
+    int rc;
+
+    /* a fetch that ended between the request's look and this flight */
+    if (berth_store_blob_stat(store, f->name, &f->digest, &size) == 0) {
+        return 0;
+    }
+    berth_error_clear();
+    if ((rc = replica_lock(f->p, f->u, f->key, &lock, &waited)) < 0) {
+        return rc;
+    }
+    if (waited && berth_store_blob_stat(store, f->name, &f->digest, &size) == 0) {
+        rc = 0; /* fetched by the replica that held the lock */
+    } else {
+        berth_error_clear();
+        rc = fetch_blob_locked(f);
+    }
+    /* committed (or given up) before another replica looks */
+    berth_store_unlock(store, lock);
     return rc;
 }
 
@@ -1202,6 +1284,59 @@ static int revalidate_tag(void *payload)
     return client_error(mf->u, rc, mf->tag);
 }
 
+/*
+ * A manifest's fetch (by digest) or a tag's check, once across replicas: under the replicas'
+ * lock of the flight's key. A manifest by digest that the lock's holder stored is then found
+ * by fetch_manifest_digest's first look. A tag the holder stored or moved meanwhile counts as
+ * checked now (its HEAD was just made); a tag it left as it was is checked here again (the
+ * holder may have failed to ask), which is one HEAD, never a manifest GET.
+ */
+static int manifest_once(manifest_fetch *mf, const char *key, fetch_fn fn)
+{
+    berth_store *store = mf->p->srv->store;
+    berth_meta_lock *lock = NULL;
+    berth_digest before, after;
+    bool had = false, waited;
+    int rc;
+
+    if (mf->tag) {
+        had = cached_digest(mf->r, mf->tag, &before) == 0;
+        berth_error_clear();
+    }
+    if ((rc = replica_lock(mf->p, mf->u, key, &lock, &waited)) < 0) {
+        return rc;
+    }
+    if (waited && mf->tag && cached_digest(mf->r, mf->tag, &after) == 0 &&
+        (!had || !berth_digest_equal(&before, &after))) {
+        count(mf->p, mf->u, BERTH_PROXY_HITS, 1); /* fetched by another replica */
+        mark_checked(mf->u, mf->r->name, mf->tag);
+        rc = 0;
+    } else {
+        berth_error_clear();
+        rc = fn(mf);
+    }
+    berth_store_unlock(store, lock);
+    return rc;
+}
+
+static int fetch_manifest_digest_once(void *payload)
+{
+    manifest_fetch *mf = payload;
+    char key[BERTH_NAME_MAX + BERTH__REF_MAX + 8];
+
+    snprintf(key, sizeof(key), "d %s:%s", mf->r->name, mf->r->ref);
+    return manifest_once(mf, key, fetch_manifest_digest);
+}
+
+static int revalidate_tag_once(void *payload)
+{
+    manifest_fetch *mf = payload;
+    char key[BERTH_NAME_MAX + BERTH__REF_MAX + 8];
+
+    snprintf(key, sizeof(key), "t %s:%s", mf->r->name, mf->tag);
+    return manifest_once(mf, key, revalidate_tag);
+}
+
 int berth__proxy_manifest(berth__req *r)
 {
     berth__proxy *p = r->srv->proxy;
@@ -1227,7 +1362,8 @@ int berth__proxy_manifest(berth__req *r)
         return 0;
     }
     snprintf(key, sizeof(key), "%c %s:%s", is_digest ? 'd' : 't', r->name, r->ref);
-    rc = single_flight(p, key, is_digest ? fetch_manifest_digest : revalidate_tag, &mf, &waited);
+    rc = single_flight(p, key, is_digest ? fetch_manifest_digest_once : revalidate_tag_once, &mf,
+                       &waited);
     if (waited && rc == 0) {
         count(p, u, BERTH_PROXY_HITS, 1);
     }

@@ -183,6 +183,22 @@ int berth_store_ready(berth_store *s)
     return rc < 0 ? rc : 0;
 }
 
+int berth_store_lock(berth_store *s, const char *key, unsigned wait_ms, berth_meta_lock **out)
+{
+    *out = NULL;
+    if (!s->meta->lock_acquire) {
+        return 0;
+    }
+    return s->meta->lock_acquire(s->meta, key, wait_ms, out);
+}
+
+void berth_store_unlock(berth_store *s, berth_meta_lock *lock)
+{
+    if (lock && s->meta->lock_release) {
+        s->meta->lock_release(s->meta, lock);
+    }
+}
+
 bool berth_store_repo_exists(berth_store *s, const char *repo)
 {
     return check_repo(repo) == 0 && s->meta->repo_exists(s->meta, repo) == 1;

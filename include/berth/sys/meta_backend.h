@@ -115,6 +115,9 @@ typedef struct berth_meta_upload_limits {
 /** A blob claimed for deletion by gc_blob_claim(); released by gc_blob_release(). */
 typedef struct berth_meta_claim berth_meta_claim;
 
+/** A named lock taken by lock_acquire(); released by lock_release(). */
+typedef struct berth_meta_lock berth_meta_lock;
+
 struct berth_meta_backend {
     unsigned version; /* BERTH_META_BACKEND_VERSION */
     const char *name; /* "fs", "mem", "postgres" */
@@ -360,6 +363,25 @@ struct berth_meta_backend {
      */
     int (*tag_names)(berth_meta_backend *b, const char *repo, const char *last, size_t n,
                      berth_meta_name_cb cb, void *payload, bool *more_out);
+
+    /**
+     * Optional, for a backend that several processes share (replicas over one database): take
+     * the lock named `key` (any string) across every process sharing the backend, waiting up to
+     * `wait_ms` milliseconds (0: not at all) while another holds it, also another thread of
+     * this process. Held until lock_release(); a holder that dies (a process killed, its
+     * connection lost) loses it at once, not after a timeout. Nothing else of the backend waits
+     * for it: it orders work done outside the backend (the pull-through cache's fetches from an
+     * upstream, one per object across replicas). NULL: the backend serves one process, whose
+     * own locks are enough (fs, mem).
+     * @param out  receives the lock
+     * @return 0 (taken), BERTH_EBUSY (still held elsewhere after wait_ms), BERTH_ENETWORK,
+     *         BERTH_EIO, BERTH_ENOMEM
+     */
+    int (*lock_acquire)(berth_meta_backend *b, const char *key, unsigned wait_ms,
+                        berth_meta_lock **out);
+
+    /** Release a lock taken with lock_acquire() (from any thread, once); NULL is fine. */
+    void (*lock_release)(berth_meta_backend *b, berth_meta_lock *lock);
 };
 
 static inline void berth_meta_upload_dispose(berth_meta_upload *u)

@@ -16,6 +16,9 @@
  * - upload_acquire takes a session-level advisory lock on a dedicated connection kept for the
  *   request: a process that dies closes its connection and the lock goes with it.
  * - upload_create checks its limits under a transaction-level advisory lock.
+ * - lock_acquire (the pull-through cache's one fetch per object across replicas) takes a
+ *   session-level advisory lock on a dedicated connection kept until lock_release: waited for
+ *   in slices under lock_timeout, so that no statement outlives statement_timeout.
  */
 #include "backend/postgres/pg_internal.h"
 
@@ -31,6 +34,7 @@
 /* Advisory lock key serialising upload creation while limits are checked. */
 #define UPLOAD_LIMIT_LOCK "7310594371126116402"
 #define UPLOAD_LOCK_KEY   "hashtextextended('berth.upload.' || $1, 0)"
+#define NAMED_LOCK_KEY    "hashtextextended('berth.lock.' || $1, 0)"
 
 typedef struct hold {
     char id[65];
@@ -1570,6 +1574,145 @@ static int pg_gc_blob_release(berth_meta_backend *mb, berth_meta_claim *claim, b
     return rc;
 }
 
+/* ---- named locks (lock_acquire) ----------------------------------------------------------- */
+
+struct berth_meta_lock {
+    PGconn *c; /* the session holding the advisory lock */
+    char key[];
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Did the statement end because its lock wait (or the statement) ran out of time? */
+static bool lock_timed_out(const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state && (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0);
+}
+
+/* Wait on `c` up to `ms` for the lock: 1 taken, 0 not in time, or an error. */
+static int lock_wait_on(PGconn *c, const char *key, unsigned statement_ms, int64_t ms)
+{
+    const char *p[] = {key};
+    char t[24];
+    bool timed_out = false;
+    /* each wait is one statement, shorter than statement_timeout (and the client's deadline) */
+    int64_t slice_max = statement_ms > 2000 ? statement_ms - 1000 : statement_ms / 2;
+    int64_t slice = ms < slice_max ? ms : slice_max;
+    snprintf(t, sizeof(t), "%lld", (long long)(slice > 0 ? slice : 1));
+    const char *pt[] = {t};
+    int rc = berth__pg_exec(NULL, c, "SELECT set_config('lock_timeout', $1, false)", 1, pt, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    PGresult *r = berth__pg_exec_params(c, "SELECT pg_advisory_lock(" NAMED_LOCK_KEY ")", 1, p,
+                                        NULL, NULL, 0, &timed_out);
+    if (!timed_out && PQresultStatus(r) == PGRES_TUPLES_OK) {
+        rc = 1;
+    } else if (!timed_out && lock_timed_out(r) && PQstatus(c) == CONNECTION_OK) {
+        rc = 0;
+    } else {
+        rc = timed_out
+                 ? berth_error_set(BERTH_ENETWORK, "the metadata database did not answer in time")
+                 : berth__pg_error(c, r);
+    }
+    PQclear(r);
+    if (PQstatus(c) == CONNECTION_OK) {
+        /* the connection goes back to the spares as it came */
+        r = berth__pg_exec_params(c, "SELECT set_config('lock_timeout', '0', false)", 0, NULL, NULL,
+                                  NULL, 0, &timed_out);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK && rc >= 0) {
+            rc = berth__pg_error(c, r);
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+static int lock_on(PGconn *c, const char *key, unsigned wait_ms, unsigned statement_ms)
+{
+    PGresult *r = NULL;
+    const char *p[] = {key};
+    int rc = berth__pg_exec(&r, c, "SELECT pg_try_advisory_lock(" NAMED_LOCK_KEY ")", 1, p, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    bool got = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    int64_t deadline = mono_ms() + wait_ms;
+    while (!got) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            return berth_error_set(BERTH_EBUSY, "held by another process");
+        }
+        if ((rc = lock_wait_on(c, key, statement_ms, left)) < 0) {
+            return rc;
+        }
+        got = rc == 1;
+    }
+    return 0;
+}
+
+static int pg_lock_acquire(berth_meta_backend *mb, const char *key, unsigned wait_ms,
+                           berth_meta_lock **out)
+{
+    pg_backend *b = PB(mb);
+    size_t len = strlen(key);
+    berth_meta_lock *l = malloc(sizeof(*l) + len + 1);
+    int rc = 0;
+    if (!l) {
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    memcpy(l->key, key, len + 1);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if ((rc = berth__pg_dedicated_get(&b->pool, &l->c)) < 0) {
+            break;
+        }
+        rc = lock_on(l->c, key, wait_ms, b->pool.statement_timeout_ms);
+        if (rc == 0) {
+            break;
+        }
+        bool broken = PQstatus(l->c) != CONNECTION_OK;
+        berth__pg_dedicated_put(&b->pool, l->c);
+        l->c = NULL;
+        if (!broken || rc == BERTH_EBUSY) {
+            break; /* a kept connection that had died: try once on a new one */
+        }
+    }
+    if (rc < 0) {
+        free(l);
+        return outward(rc);
+    }
+    *out = l;
+    return 0;
+}
+
+static void pg_lock_release(berth_meta_backend *mb, berth_meta_lock *l)
+{
+    if (!l) {
+        return;
+    }
+    if (PQstatus(l->c) == CONNECTION_OK) {
+        const char *p[] = {l->key};
+        bool timed_out;
+        PGresult *r = berth__pg_exec_params(l->c, "SELECT pg_advisory_unlock(" NAMED_LOCK_KEY ")",
+                                            1, p, NULL, NULL, 0, &timed_out);
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        if (!ok) {
+            PQfinish(l->c); /* closing it releases the lock as surely */
+            l->c = NULL;
+        }
+    }
+    berth__pg_dedicated_put(&PB(mb)->pool, l->c);
+    free(l);
+}
+
 /* ---- life ------------------------------------------------------------------------------- */
 
 static void pg_free(berth_meta_backend *mb)
@@ -1635,6 +1778,8 @@ int berth_pg_meta_backend_new(berth_meta_backend **out, const berth_pg_options *
         .gc_blob_release = pg_gc_blob_release,
         .free = pg_free,
         .tag_manifest_get = pg_tag_manifest_get,
+        .lock_acquire = pg_lock_acquire,
+        .lock_release = pg_lock_release,
     };
     PGconn *c = NULL;
     rc = berth__pg_pool_get(&b->pool, &c);

@@ -544,6 +544,116 @@ static void test_pg__a_killed_holder_loses_the_session_at_once(void **state)
     a->free(a);
 }
 
+/* ---- named locks (lock_acquire: the pull-through cache's one fetch across replicas) ----- */
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+typedef struct lock_waiter {
+    berth_meta_backend *b;
+    unsigned wait_ms;
+    int rc;
+    berth_meta_lock *lock;
+    struct timespec done;
+} lock_waiter;
+
+static void *lock_wait_thread(void *arg)
+{
+    lock_waiter *w = arg;
+    w->rc = w->b->lock_acquire(w->b, "proxy b up/x@sha256:1", w->wait_ms, &w->lock);
+    clock_gettime(CLOCK_MONOTONIC, &w->done);
+    return NULL;
+}
+
+/* One holder across replicas (and threads); a waiter wakes when it is released, gives up after
+ * its wait (also a wait longer than statement_timeout: no ENETWORK), and takes the lock at once
+ * from a holder killed with -9. */
+static void test_pg__named_locks(void **state)
+{
+    char url[1100];
+    fresh_db(url, sizeof(url), "berth_t_locks");
+    berth_meta_backend *a = open_ok(url), *b = open_ok(url);
+    berth_meta_lock *la = NULL, *lb = NULL;
+    const char *key = "proxy b up/x@sha256:1";
+    struct timespec t0;
+
+    assert_int_equal(a->lock_acquire(a, key, 0, &la), 0);
+    assert_int_equal(b->lock_acquire(b, key, 0, &lb), BERTH_EBUSY);
+    assert_int_equal(a->lock_acquire(a, key, 0, &lb), BERTH_EBUSY); /* another thread's */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(b->lock_acquire(b, key, 300, &lb), BERTH_EBUSY);
+    assert_true(since(&t0) >= 0.29 && since(&t0) < 2.0);
+    assert_int_equal(b->lock_acquire(b, "proxy b up/x@sha256:2", 0, &lb), 0); /* another name */
+    b->lock_release(b, lb);
+
+    /* a waiter is woken by the release, not by its deadline */
+    lock_waiter w = {.b = b, .wait_ms = 10000};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, lock_wait_thread, &w), 0);
+    nanosleep(&(struct timespec){0, 300000000}, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    a->lock_release(a, la);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_true(since(&t0) < 1.0);
+    assert_int_equal(a->lock_acquire(a, key, 0, &la), BERTH_EBUSY);
+    b->lock_release(b, w.lock);
+    assert_int_equal(a->lock_acquire(a, key, 0, &la), 0);
+
+    /* a wait longer than statement_timeout is waited in slices: EBUSY, not a timeout */
+    berth_pg_options o = {.conninfo = url, .statement_timeout_ms = 1000};
+    berth_meta_backend *c = NULL;
+    assert_int_equal(berth_pg_meta_backend_new(&c, &o), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(c->lock_acquire(c, key, 2500, &lb), BERTH_EBUSY);
+    assert_true(since(&t0) >= 2.4 && since(&t0) < 5.0);
+    c->free(c);
+    a->lock_release(a, la);
+
+    /* a holder killed with -9: its lock goes with its connection */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        berth_meta_backend *k = NULL;
+        berth_meta_lock *lk = NULL;
+        berth_pg_options ko = {.conninfo = url};
+        char ok = berth_pg_meta_backend_new(&k, &ko) == 0 && k->lock_acquire(k, key, 0, &lk) == 0
+                      ? 'y'
+                      : 'n';
+        if (write(fds[1], &ok, 1) != 1) {
+            _exit(1);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    char ok = 0;
+    assert_int_equal(read(fds[0], &ok, 1), 1);
+    assert_int_equal(ok, 'y');
+    assert_int_equal(a->lock_acquire(a, key, 0, &la), BERTH_EBUSY);
+    w = (lock_waiter){.b = a, .wait_ms = 10000};
+    assert_int_equal(pthread_create(&t, NULL, lock_wait_thread, &w), 0);
+    nanosleep(&(struct timespec){0, 200000000}, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_true(since(&t0) < 2.0);
+    a->lock_release(a, w.lock);
+    close(fds[0]);
+    close(fds[1]);
+    (void)state;
+    a->free(a);
+    b->free(b);
+}
+
 /* ---- gc claims -------------------------------------------------------------------------- */
 
 static void test_pg__gc_claim_holds_off_touch_and_link(void **state)
@@ -671,13 +781,6 @@ static void engine(const char *verb, const char *dir)
     if (system(cmd) != 0) {
         fail_msg("pg.sh %s failed", verb);
     }
-}
-
-static double since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 static void test_pg__an_outage_is_enetwork_and_service_resumes(void **state)
@@ -1043,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_pg__manifests_tags_links_and_paging),
         cmocka_unit_test(test_pg__upload_sessions),
         cmocka_unit_test(test_pg__a_killed_holder_loses_the_session_at_once),
+        cmocka_unit_test(test_pg__named_locks),
         cmocka_unit_test(test_pg__gc_claim_holds_off_touch_and_link),
         cmocka_unit_test(test_pg__unreachable_server_is_enetwork_in_seconds),
         cmocka_unit_test(test_pg__broken_connections_are_replaced),

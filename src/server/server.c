@@ -99,31 +99,50 @@ static const char *allowed_methods(const berth__req *r)
     }
 }
 
-enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, const char *msg)
+struct MHD_Response *berth__error_response(unsigned *status_out, size_t *len_out, berth__op op,
+                                           int code, const char *msg)
 {
     berth_buf doc = BERTH_BUF_INIT;
     struct MHD_Response *resp;
     berth__api_error api;
-    unsigned status;
     size_t len;
     char *body;
 
-    berth__error_map(&status, &api, op, code);
+    berth__error_map(status_out, &api, op, code);
     if (berth__error_document(&doc, api, msg ? msg : berth_error_last()) < 0) {
         berth_buf_dispose(&doc);
-        return MHD_NO;
+        return NULL;
     }
     len = doc.len;
-    body = berth_buf_detach(&doc);
-    if (!body) {
-        return MHD_NO;
+    if (!(body = berth_buf_detach(&doc))) {
+        return NULL;
     }
-    resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
+    if (!(resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE))) {
         free(body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    *len_out = len;
+    return resp;
+}
+
+void berth__retry_after(struct MHD_Response *resp, const berth__req *r)
+{
+    char retry[24];
+    snprintf(retry, sizeof(retry), "%llu",
+             (unsigned long long)(r->retry_after ? r->retry_after : 1));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+}
+
+enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, const char *msg)
+{
+    unsigned status;
+    size_t len;
+    struct MHD_Response *resp = berth__error_response(&status, &len, op, code, msg);
+
+    if (!resp) {
+        return MHD_NO;
+    }
     if (r->upload) {
         /*
          * A refused chunk changes nothing: roll back, tell the client where the session
@@ -148,10 +167,7 @@ enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, cons
     }
     if (status == 429 || status == 503) {
         /* every 429 says when to come back (a full table of upload sessions: api_blobs.c) */
-        char retry[24];
-        snprintf(retry, sizeof(retry), "%llu",
-                 (unsigned long long)(r->retry_after ? r->retry_after : 1));
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+        berth__retry_after(resp, r);
     }
     r->bytes = len;
     return berth__respond(r, status, resp);

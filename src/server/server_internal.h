@@ -276,6 +276,15 @@ void berth__session_headers(struct MHD_Response *resp, const berth__req *r, cons
  */
 enum MHD_Result berth__respond_error(berth__req *r, berth__op op, int code, const char *msg);
 
+/* The spec's error document for `code` under `op` (berth__error_map), `msg` or the thread's
+   last error as its message, as a new response with its Content-Type; its status and length
+   go to the out-parameters. NULL when out of memory. */
+struct MHD_Response *berth__error_response(unsigned *status_out, size_t *len_out, berth__op op,
+                                           int code, const char *msg);
+
+/* Retry-After: the request's retry_after seconds, or 1. */
+void berth__retry_after(struct MHD_Response *resp, const berth__req *r);
+
 /** Remember a failure during body streaming (with berth_error_last()) to answer at the end. */
 void berth__req_fail(berth__req *r, berth__op op, int code);
 

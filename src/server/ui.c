@@ -101,27 +101,13 @@ void berth__ui_gc_done(berth_server *srv, const berth_gc_stats *stats)
 
 enum MHD_Result berth__ui_error(berth__req *r, berth__op op, int code, const char *msg)
 {
-    berth_buf doc = BERTH_BUF_INIT;
-    struct MHD_Response *resp;
-    berth__api_error api;
     unsigned status;
     size_t len;
-    char *body;
+    struct MHD_Response *resp = berth__error_response(&status, &len, op, code, msg);
 
-    berth__error_map(&status, &api, op, code);
-    if (berth__error_document(&doc, api, msg ? msg : berth_error_last()) < 0) {
-        berth_buf_dispose(&doc);
+    if (!resp) {
         return MHD_NO;
     }
-    len = doc.len;
-    if (!(body = berth_buf_detach(&doc))) {
-        return MHD_NO;
-    }
-    if (!(resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE))) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     berth__ui_headers(resp);
     if (status == 401) {
@@ -131,10 +117,7 @@ enum MHD_Result berth__ui_error(berth__req *r, berth__op op, int code, const cha
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     }
     if (status == 429 || status == 503) {
-        char retry[24];
-        snprintf(retry, sizeof(retry), "%llu",
-                 (unsigned long long)(r->retry_after ? r->retry_after : 1));
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+        berth__retry_after(resp, r);
     }
     r->bytes = len;
     return berth__respond(r, status, resp);

@@ -298,14 +298,29 @@ static void cut_back(fs_writer *w)
     w->size = w->synced;
 }
 
+/* Leave a handle: what this handle wrote or cut since its last fsync is cut back and made
+   durable, so that the next writer of the session finds the file on disk as it finds it in
+   memory (it may then skip the fsync of a file it did not change; see writer_open). */
+static void leave(fs_writer *w)
+{
+    cut_back(w);
+    if (w->dirty && w->b->root->opts.fsync) {
+        if (fsync(w->fd) != 0) {
+            berth__log(BERTH_LOG_WARN, "upload %s: sync of the cut back: %s", w->id,
+                       strerror(errno));
+            atomic_store(&w->b->root->cut_unsynced, true);
+        }
+    }
+    writer_free(w);
+}
+
 static void w_close(berth_blob_writer *bw)
 {
     fs_writer *w = (fs_writer *)bw;
     if (!w) {
         return;
     }
-    cut_back(w);
-    writer_free(w);
+    leave(w);
 }
 
 static int w_abort(berth_blob_writer *bw)
@@ -376,8 +391,7 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     berth_buf_dispose(&pool);
     if (rc < 0) {
         /* the session is as at its last sync */
-        cut_back(w);
-        writer_free(w);
+        leave(w);
         return rc;
     }
     if (unlink(w->path) != 0 && errno != ENOENT) {
@@ -434,10 +448,11 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
             w->fd = open(w->path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
         }
         /* a file of no bytes may be one not yet durable; bytes were synced with their entry.
-           Whatever this handle commits is fsynced again (dirty): an earlier handle's cut back
-           to the session's size may not be durable yet */
+           Every handle of this run leaves the file durable as it is (leave()), so a commit
+           need not fsync it again, unless the fsync of a cut back failed, or the file was
+           last changed by an earlier run (killed perhaps between a cut and its fsync) */
         w->entry = size > 0;
-        w->dirty = true;
+        w->dirty = atomic_load(&b->root->cut_unsynced);
         if (w->fd < 0) {
             rc = errno == ENOENT ? berth_error_set(BERTH_ENOTFOUND, "upload %s not found", id)
                                  : writer_error(w, "open", errno);
@@ -450,6 +465,10 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
         } else if ((uint64_t)st.st_size > size && ftruncate(w->fd, (off_t)size) != 0) {
             /* bytes a crashed writer wrote past the last sync are not part of the session */
             rc = writer_error(w, "truncate", errno);
+        } else if ((uint64_t)st.st_size > size || st.st_ctim.tv_sec < b->root->opened.tv_sec ||
+                   (st.st_ctim.tv_sec == b->root->opened.tv_sec &&
+                    st.st_ctim.tv_nsec <= b->root->opened.tv_nsec)) {
+            w->dirty = true;
         }
         w->size = w->synced = w->writeback = size;
     }

@@ -116,9 +116,55 @@ static void test_upload_syncs__one_small_layer(void **state)
     /* PATCH: the bytes, their file's entry, the record (it was 1 and 1) */
     assert_int_equal(n[2], 2);
     assert_int_equal(n[3], 1);
-    /* PUT: the file, the pool's directory, the repository's link directory */
-    assert_int_equal(n[4], 3);
+    /* PUT: the pool's directory and the repository's link directory; the file was synced by
+       the PATCH's handle and nothing changed it since (it was 3) */
+    assert_int_equal(n[4], 2);
     assert_int_equal(n[5], 0);
+}
+
+/* A refused request's cut back is made durable when its handle goes, so the commit that
+   follows trusts the file; a file of an earlier run is fsynced again at commit. */
+static void test_upload_syncs__cut_back_and_earlier_run(void **state)
+{
+    fixture *f = *state;
+    const char *text = "the acknowledged bytes";
+    berth_upload *u;
+    berth_digest d;
+    char id[80], back[64];
+    uint64_t size = 0;
+    int fs, fds, fd = -1, n[6];
+
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, text, strlen(text)), 0);
+    one_layer(f, "the repository's first", 22, n); /* makes the repository */
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
+        snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+        assert_int_equal(berth_upload_close(u), 0);
+        assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+        assert_int_equal(berth_upload_write(u, text, strlen(text)), 0);
+        assert_int_equal(berth_upload_close(u), 0);
+        /* a refused request: its bytes are cut off, and the cut is synced as the handle goes */
+        assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+        assert_int_equal(berth_upload_write(u, "more bytes", 10), 0);
+        assert_int_equal(berth_upload_flush(u), 0);
+        fsyncs = fdatasyncs = 0;
+        assert_int_equal(berth_upload_abort(u), 0);
+        counted(&fs, &fds);
+        assert_int_equal(fs, 1);
+        if (run == 1) {
+            reopen(f); /* another run: the file is fsynced again at commit */
+        }
+        assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+        assert_int_equal(berth_upload_commit(u, &d), 0);
+        counted(&fs, &fds);
+        assert_int_equal(fs, run == 0 ? 2 : 3);
+        assert_int_equal(berth_store_blob_open(f->store, "app", &d, &fd, &size), 0);
+        assert_int_equal(size, strlen(text));
+        assert_int_equal(read(fd, back, sizeof(back)), (ssize_t)strlen(text));
+        assert_memory_equal(back, text, strlen(text));
+        close(fd);
+        assert_int_equal(berth_store_blob_delete(f->store, "app", &d), 0);
+    }
 }
 
 static void test_upload_syncs__empty_session_file_lost(void **state)
@@ -159,6 +205,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_upload_syncs__one_small_layer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_syncs__cut_back_and_earlier_run, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_upload_syncs__empty_session_file_lost, setup,
                                         teardown),
     };

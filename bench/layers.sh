@@ -7,7 +7,7 @@
 # seconds and the ratio berth/Distribution.
 #
 #   bench/layers.sh [ROUNDS]    (default 3), from the project's root, after the build
-# Env: BERTH (default build/berth), BENCH_PORT (default 5860; uses it and the next one),
+# Env: BERTH (default build/berth), BERTH_ARGS (more options of berth serve), BENCH_PORT (default 5860; uses it and the next one),
 # BENCH_LAYERS (default 200). Needs: docker-registry, skopeo, python3.
 set -euo pipefail
 rounds=${1:-3}
@@ -25,7 +25,7 @@ storage: {filesystem: {rootdirectory: $work/distribution}, delete: {enabled: tru
 http: {addr: 127.0.0.1:$port}
 YML
 docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 & pids+=($!)
-"$berth" serve --quiet --listen "127.0.0.1:$((port + 1))" --root "$work/berth" >"$work/berth.log" 2>&1 & pids+=($!)
+"$berth" serve --quiet --listen "127.0.0.1:$((port + 1))" --root "$work/berth" ${BERTH_ARGS:-} >"$work/berth.log" 2>&1 & pids+=($!)
 for p in "$port" "$((port + 1))"; do
     for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$p/v2/" && break; sleep 0.1; done
 done

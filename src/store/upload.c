@@ -657,7 +657,8 @@ int berth_upload_close(berth_upload *u)
     if (!u) {
         return 0;
     }
-    if (u->w && (u->size != u->rec.size || u->created)) {
+    /* a new session's record was written by berth_store_upload_new(): nothing changed since */
+    if (u->w && u->size != u->rec.size) {
         rc = save(u);
     }
     if (rc < 0) {

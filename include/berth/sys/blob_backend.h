@@ -89,7 +89,8 @@ struct berth_blob_backend {
      * @param state  NULL for a new session, else the text the last successful sync() gave
      * @param size   with `state`, the size sync() gave with it: the writer continues at this
      *               offset, and bytes a crashed writer wrote past it are not part of the session
-     * @return 0; BERTH_ENOTFOUND (no such session: it was committed, aborted or reaped);
+     * @return 0; BERTH_ENOTFOUND (no such session: it was committed, aborted or reaped; a
+     *         backend may instead begin a session of `size` 0 again, which holds no byte);
      *         BERTH_ENOSPACE; BERTH_EIO; BERTH_ENETWORK
      */
     int (*writer_open)(berth_blob_writer **out, berth_blob_backend *b, const char *id,

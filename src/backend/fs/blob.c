@@ -4,7 +4,11 @@
  * each, ROOT/_berth/uploads/<id>.
  *
  * A writer appends at explicit offsets; sync() is fsync and describes the session as "fs"
- * (the size the caller stores beside it is all a later writer needs). writer_open() of an
+ * (the size the caller stores beside it is all a later writer needs). A new session's file is
+ * not synced while it holds no byte: a session of no bytes needs nothing on disk, and
+ * writer_open() of one whose file a crash lost makes it again; the first sync with bytes
+ * fsyncs the file and the directory. A sync or commit after which this handle wrote or cut
+ * nothing does not fsync again. writer_open() of an
  * existing session cuts the file back to that size, and close() without sync() cuts it back
  * to the last sync, so the file always holds exactly the session's bytes. commit() fsyncs the
  * file, links it into the pool under the digest (an existing pool blob is kept: link(2) fails
@@ -47,6 +51,8 @@ typedef struct fs_writer {
     uint64_t size;      /* bytes in the session */
     uint64_t synced;    /* size at the last sync (or open): what close() keeps */
     uint64_t writeback; /* writeback started up to here */
+    bool dirty;         /* written or cut since this handle's last fsync (or its creation) */
+    bool entry;         /* the file's directory entry is known to be durable */
 } fs_writer;
 
 static fs_blobs *of(berth_blob_backend *b)
@@ -243,6 +249,7 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
         done += (size_t)n;
     }
     w->size += len;
+    w->dirty = true;
     if (w->b->root->opts.fsync && w->size - w->writeback >= WRITEBACK_STEP) {
         /* start writeback now, so that the fsync at the end has little left to do */
         sync_file_range(w->fd, (off_t)w->writeback, (off_t)(w->size - w->writeback),
@@ -257,9 +264,20 @@ static int w_sync(berth_blob_writer *bw, char **state_out)
     fs_writer *w = (fs_writer *)bw;
     char *state;
 
-    if (w->b->root->opts.fsync && fsync(w->fd) != 0) {
-        return writer_error(w, "sync", errno);
+    /* An empty session needs nothing on disk (writer_open() makes its file again if a crash
+       lost it); one with bytes needs them and its directory entry durable; and a file nothing
+       was written to or cut since its last fsync has nothing left to make durable. */
+    if (w->b->root->opts.fsync && (w->dirty || (w->size > 0 && !w->entry))) {
+        if (fsync(w->fd) != 0) {
+            return writer_error(w, "sync", errno);
+        }
+        int rc = !w->entry && w->size > 0 ? berth__fs_fsync_dir(w->b->root->uploads) : 0;
+        if (rc < 0) {
+            return rc;
+        }
     }
+    w->dirty = false;
+    w->entry = w->entry || w->size > 0;
     state = strdup("fs");
     if (!state) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
@@ -276,7 +294,24 @@ static void cut_back(fs_writer *w)
         berth__log(BERTH_LOG_WARN, "upload %s: cannot cut back to %llu bytes: %s", w->id,
                    (unsigned long long)w->synced, strerror(errno));
     }
+    w->dirty = w->dirty || w->size != w->synced;
     w->size = w->synced;
+}
+
+/* Leave a handle: what this handle wrote or cut since its last fsync is cut back and made
+   durable, so that the next writer of the session finds the file on disk as it finds it in
+   memory (it may then skip the fsync of a file it did not change; see writer_open). */
+static void leave(fs_writer *w)
+{
+    cut_back(w);
+    if (w->dirty && w->b->root->opts.fsync) {
+        if (fsync(w->fd) != 0) {
+            berth__log(BERTH_LOG_WARN, "upload %s: sync of the cut back: %s", w->id,
+                       strerror(errno));
+            atomic_store(&w->b->root->cut_unsynced, true);
+        }
+    }
+    writer_free(w);
 }
 
 static void w_close(berth_blob_writer *bw)
@@ -285,8 +320,7 @@ static void w_close(berth_blob_writer *bw)
     if (!w) {
         return;
     }
-    cut_back(w);
-    writer_free(w);
+    leave(w);
 }
 
 static int w_abort(berth_blob_writer *bw)
@@ -339,10 +373,13 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     if (check) {
         rc = run_check(w, check);
     }
-    if (rc == 0 && root->opts.fsync && fsync(w->fd) != 0) {
+    /* the pool's entry is made durable below; the bytes and the inode here, unless this
+       handle synced them already and wrote nothing since */
+    if (rc == 0 && root->opts.fsync && (w->dirty || !w->entry) && fsync(w->fd) != 0) {
         rc = writer_error(w, "sync", errno);
     }
     if (rc == 0) {
+        w->dirty = false;
         rc = berth__fsb_pool_path(&pool, root, digest);
     }
     if (rc == 0 && link(w->path, pool.ptr) != 0 && errno != EEXIST) {
@@ -354,8 +391,7 @@ static int w_commit(berth_blob_writer *bw, const berth_digest *digest,
     berth_buf_dispose(&pool);
     if (rc < 0) {
         /* the session is as at its last sync */
-        cut_back(w);
-        writer_free(w);
+        leave(w);
         return rc;
     }
     if (unlink(w->path) != 0 && errno != ENOENT) {
@@ -400,14 +436,23 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
     w->pub.abort = w_abort;
     w->pub.close = w_close;
     if (!state) {
+        /* not synced: an empty session needs no file on disk (see w_sync) */
         w->fd = open(w->path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
-        if (w->fd < 0 || (b->root->opts.fsync && fsync(w->fd) != 0)) {
+        if (w->fd < 0) {
             rc = writer_error(w, "create", errno);
-        } else if (b->root->opts.fsync) {
-            rc = berth__fs_fsync_dir(b->root->uploads);
         }
     } else {
         w->fd = open(w->path, O_RDWR | O_CLOEXEC);
+        if (w->fd < 0 && errno == ENOENT && size == 0) {
+            /* an empty session whose file a crash lost before it held a byte */
+            w->fd = open(w->path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+        }
+        /* a file of no bytes may be one not yet durable; bytes were synced with their entry.
+           Every handle of this run leaves the file durable as it is (leave()), so a commit
+           need not fsync it again, unless the fsync of a cut back failed, or the file was
+           last changed by an earlier run (killed perhaps between a cut and its fsync) */
+        w->entry = size > 0;
+        w->dirty = atomic_load(&b->root->cut_unsynced);
         if (w->fd < 0) {
             rc = errno == ENOENT ? berth_error_set(BERTH_ENOTFOUND, "upload %s not found", id)
                                  : writer_error(w, "open", errno);
@@ -420,6 +465,10 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
         } else if ((uint64_t)st.st_size > size && ftruncate(w->fd, (off_t)size) != 0) {
             /* bytes a crashed writer wrote past the last sync are not part of the session */
             rc = writer_error(w, "truncate", errno);
+        } else if ((uint64_t)st.st_size > size || st.st_ctim.tv_sec < b->root->opened.tv_sec ||
+                   (st.st_ctim.tv_sec == b->root->opened.tv_sec &&
+                    st.st_ctim.tv_nsec <= b->root->opened.tv_nsec)) {
+            w->dirty = true;
         }
         w->size = w->synced = w->writeback = size;
     }

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 struct stat;
 
@@ -30,6 +31,10 @@ typedef struct berth__fsb_root {
     char *tmp;      /* ROOT/_berth/tmp */
     berth_fs_options opts;
     int lock_fd; /* flock on _berth/lock when opts.lock, else -1 */
+    /* a session file was cut back and the fsync of the cut failed (blob.c): from then on no
+       writer trusts that a session file it opens is durable as it finds it */
+    atomic_bool cut_unsynced;
+    struct timespec opened; /* CLOCK_REALTIME at open: files changed before are of another run */
 
     /* Claims of garbage collection (meta.c): digests being deleted, and digests being
        linked or touched right now. gc_blob_claim skips the busy ones; blob_link and

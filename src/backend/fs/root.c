@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *join(const char *a, const char *b)
@@ -146,6 +147,7 @@ int berth__fsb_root_open(berth__fsb_root **out, const char *root, const berth_fs
     }
     atomic_init(&r->refs, 1);
     r->lock_fd = -1;
+    clock_gettime(CLOCK_REALTIME, &r->opened);
     pthread_mutex_init(&r->claim_lock, NULL);
     pthread_mutex_init(&r->ages_lock, NULL);
     pthread_cond_init(&r->claim_cond, NULL);

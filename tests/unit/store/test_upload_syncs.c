@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The syncs an upload costs with fsync on (issue 14, many small layers), counted by this
+ * program's own fsync(2) and fdatasync(2), which the static library's calls resolve to: a
+ * POST, a PATCH of one small layer and the PUT that commits it; and that a session of no bytes
+ * whose file a crash lost is taken up again. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <berth/errors.h>
+#include <berth/store.h>
+
+#include "base/fs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int fsyncs, fdatasyncs;
+
+int fsync(int fd)
+{
+    fsyncs++;
+    return (int)syscall(SYS_fsync, fd);
+}
+
+int fdatasync(int fd)
+{
+    fdatasyncs++;
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+typedef struct fixture {
+    char root[256];
+    berth_store_options opts;
+    berth_store *store;
+} fixture;
+
+static void reopen(fixture *f)
+{
+    berth_store_free(f->store);
+    f->store = NULL;
+    assert_int_equal(berth_store_open(&f->store, f->root, &f->opts), 0);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->root, sizeof(f->root), "/tmp/berth-test-syncs-XXXXXX");
+    assert_non_null(mkdtemp(f->root));
+    berth_store_options_init(&f->opts);
+    assert_true(f->opts.fsync);
+    reopen(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    berth_store_free(f->store);
+    berth__fs_rmtree(f->root);
+    free(f);
+    return 0;
+}
+
+static void counted(int *fs, int *fds)
+{
+    *fs = fsyncs;
+    *fds = fdatasyncs;
+    fsyncs = fdatasyncs = 0;
+}
+
+/* POST, PATCH of `len` bytes, PUT: the fsyncs and fdatasyncs of each in n[0..5]. */
+static void one_layer(fixture *f, const char *data, size_t len, int n[6])
+{
+    berth_upload *u;
+    berth_digest d;
+    char id[80];
+
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, len), 0);
+    fsyncs = fdatasyncs = 0;
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    assert_int_equal(berth_upload_close(u), 0);
+    counted(&n[0], &n[1]);
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    assert_int_equal(berth_upload_write(u, data, len), 0);
+    assert_int_equal(berth_upload_close(u), 0);
+    counted(&n[2], &n[3]);
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    assert_int_equal(berth_upload_commit(u, &d), 0);
+    counted(&n[4], &n[5]);
+}
+
+static void test_upload_syncs__one_small_layer(void **state)
+{
+    fixture *f = *state;
+    static char data[64 * 1024];
+    int n[6];
+
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (char)(i * 7 + 3);
+    }
+    one_layer(f, data, sizeof(data), n); /* the first makes the repository */
+    data[0] ^= 1;
+    one_layer(f, data, sizeof(data), n);
+    /* POST: the record, durable (its file and its directory) and updated once; the session's
+       empty file is not synced; the close after it writes nothing (it was 6 and 2) */
+    assert_int_equal(n[0], 2);
+    assert_int_equal(n[1], 1);
+    /* PATCH: the bytes, their file's entry, the record (it was 1 and 1) */
+    assert_int_equal(n[2], 2);
+    assert_int_equal(n[3], 1);
+    /* PUT: the pool's directory and the repository's link directory; the file was synced by
+       the PATCH's handle and nothing changed it since (it was 3) */
+    assert_int_equal(n[4], 2);
+    assert_int_equal(n[5], 0);
+}
+
+/* A refused request's cut back is made durable when its handle goes, so the commit that
+   follows trusts the file; a file of an earlier run is fsynced again at commit. */
+static void test_upload_syncs__cut_back_and_earlier_run(void **state)
+{
+    fixture *f = *state;
+    const char *text = "the acknowledged bytes";
+    berth_upload *u;
+    berth_digest d;
+    char id[80], back[64];
+    uint64_t size = 0;
+    int fs, fds, fd = -1, n[6];
+
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, text, strlen(text)), 0);
+    one_layer(f, "the repository's first", 22, n); /* makes the repository */
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
+        snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+        assert_int_equal(berth_upload_close(u), 0);
+        assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+        assert_int_equal(berth_upload_write(u, text, strlen(text)), 0);
+        assert_int_equal(berth_upload_close(u), 0);
+        /* a refused request: its bytes are cut off, and the cut is synced as the handle goes */
+        assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+        assert_int_equal(berth_upload_write(u, "more bytes", 10), 0);
+        assert_int_equal(berth_upload_flush(u), 0);
+        fsyncs = fdatasyncs = 0;
+        assert_int_equal(berth_upload_abort(u), 0);
+        counted(&fs, &fds);
+        assert_int_equal(fs, 1);
+        if (run == 1) {
+            reopen(f); /* another run: the file is fsynced again at commit */
+        }
+        assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+        assert_int_equal(berth_upload_commit(u, &d), 0);
+        counted(&fs, &fds);
+        assert_int_equal(fs, run == 0 ? 2 : 3);
+        assert_int_equal(berth_store_blob_open(f->store, "app", &d, &fd, &size), 0);
+        assert_int_equal(size, strlen(text));
+        assert_int_equal(read(fd, back, sizeof(back)), (ssize_t)strlen(text));
+        assert_memory_equal(back, text, strlen(text));
+        close(fd);
+        assert_int_equal(berth_store_blob_delete(f->store, "app", &d), 0);
+    }
+}
+
+static void test_upload_syncs__empty_session_file_lost(void **state)
+{
+    fixture *f = *state;
+    const char *text = "bytes after the crash";
+    berth_upload *u;
+    berth_digest d;
+    char id[80], path[512], back[64];
+    uint64_t size = 1;
+    int fd = -1;
+
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, text, strlen(text)), 0);
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    assert_int_equal(berth_upload_close(u), 0);
+    /* a crash lost the file the POST did not sync; the record was synced */
+    snprintf(path, sizeof(path), "%s/_berth/uploads/%s", f->root, id);
+    assert_int_equal(unlink(path), 0);
+    reopen(f);
+    assert_int_equal(berth_store_upload_stat(f->store, "app", id, &size), 0);
+    assert_int_equal(size, 0);
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    assert_int_equal(berth_upload_write(u, text, strlen(text)), 0);
+    assert_int_equal(berth_upload_close(u), 0);
+    reopen(f);
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    assert_int_equal(berth_upload_size(u), strlen(text));
+    assert_int_equal(berth_upload_commit(u, &d), 0);
+    assert_int_equal(berth_store_blob_open(f->store, "app", &d, &fd, &size), 0);
+    assert_int_equal(size, strlen(text));
+    assert_int_equal(read(fd, back, sizeof(back)), (ssize_t)strlen(text));
+    assert_memory_equal(back, text, strlen(text));
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_upload_syncs__one_small_layer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_syncs__cut_back_and_earlier_run, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upload_syncs__empty_session_file_lost, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

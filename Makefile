@@ -1,8 +1,9 @@
 # The top-level Makefile only drives CMake; the build is described in CMakeLists.txt.
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
-# tests wait on engines, sockets and timers more than on the CPU: one more than the cores
-TEST_JOBS  ?= $(shell echo $$(( $$(nproc) + 1 )))
+# tests wait on engines, sockets and timers more than on the CPU (a whole `make check` keeps
+# the cores about half busy): two more than the cores
+TEST_JOBS  ?= $(shell echo $$(( $$(nproc) + 2 )))
 LISTEN     ?= 127.0.0.1:5000
 ROOT       ?= ./data
 CMAKE_ARGS ?=

@@ -101,6 +101,8 @@ typedef struct blob_stream {
     size_t head, count; /* ring[head] is the next byte to send; count bytes held */
     uint64_t produced;  /* bytes the thread has put in the ring */
     uint64_t sent;      /* bytes handed to libmicrohttpd */
+    size_t want_data;   /* the sender waits for this many bytes held (0: it does not wait) */
+    size_t want_room;   /* the thread waits for this much room (0: it does not wait) */
     bool done;          /* the thread has finished: `error` says how */
     bool cancelled;     /* the response is gone: the thread stops */
     bool started;       /* the thread runs (joined by stream_free) */
@@ -119,8 +121,14 @@ static int stream_sink(const void *data, size_t len, void *payload)
     pthread_mutex_lock(&st->mu);
     while (len > 0) {
         size_t tail, n;
-        while (st->count == STREAM_RING && !st->cancelled) {
-            pthread_cond_wait(&st->cv, &st->mu);
+        if (st->count == STREAM_RING) {
+            /* full: wait until the sender has taken a good part (not every piece it takes),
+             * so that each side sleeps and wakes once per half ring, not per send */
+            st->want_room = len < STREAM_RING / 2 ? len : STREAM_RING / 2;
+            while (STREAM_RING - st->count < st->want_room && !st->cancelled) {
+                pthread_cond_wait(&st->cv, &st->mu);
+            }
+            st->want_room = 0;
         }
         if (st->cancelled) {
             rc = berth_error_set(BERTH_ERROR, "the response is gone");
@@ -143,7 +151,9 @@ static int stream_sink(const void *data, size_t len, void *payload)
         st->produced += n;
         p += n;
         len -= n;
-        pthread_cond_broadcast(&st->cv);
+        if (st->want_data && st->count >= st->want_data) {
+            pthread_cond_broadcast(&st->cv); /* the sender has what it waits for */
+        }
     }
     pthread_mutex_unlock(&st->mu);
     return rc;
@@ -189,9 +199,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
     if (enough > st->len - st->sent) {
         enough = (size_t)(st->len - st->sent);
     }
+    st->want_data = enough;
     while (st->count < enough && !st->done) {
         pthread_cond_wait(&st->cv, &st->mu);
     }
+    st->want_data = 0;
     if (st->count == 0) {
         /* all the thread gave is sent: the end, unless it stopped short */
         ret = st->error == 0 && st->sent == st->len ? MHD_CONTENT_READER_END_OF_STREAM
@@ -206,7 +218,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
     st->head = (st->head + n) % STREAM_RING;
     st->count -= n;
     st->sent += n;
-    pthread_cond_broadcast(&st->cv);
+    if (st->want_room && STREAM_RING - st->count >= st->want_room) {
+        pthread_cond_broadcast(&st->cv); /* the thread has the room it waits for */
+    }
     ret = (ssize_t)n;
 out:
     pthread_mutex_unlock(&st->mu);
@@ -268,9 +282,11 @@ static struct MHD_Response *stream_response(berth__req *r, const berth_digest *d
         /* No status goes out before the first bytes are there: a blob backend that cannot
          * be reached (or lost the blob) is a 503 (or 404), never a 200 broken off. */
         pthread_mutex_lock(&st->mu);
+        st->want_data = 1;
         while (st->count == 0 && !st->done) {
             pthread_cond_wait(&st->cv, &st->mu);
         }
+        st->want_data = 0;
         if (st->count == 0 && st->error < 0) {
             *error = berth_error_set(st->error, "%s", st->message);
         }

@@ -2,13 +2,14 @@
 /*
  * The s3 blob backend (see s3.h for the layout): berth/sys/blob_backend.h over client.c.
  *
- * Write sessions. A writer holds the bytes after the session's last part in one buffer of
- * PART_MAX (16 MiB); when it fills, it becomes the next part of the session's multipart
+ * Write sessions. A writer holds the bytes after the session's last part in one buffer of a
+ * part's size (part_limit: 8 MiB by default, larger past 1,000 parts); when it fills, it
+ * becomes the next part of the session's multipart
  * upload (created with the first part). Once the buffer holds PART_SIZE (5 MiB), a thread
  * streams it as that part while write() fills it (see inflight): a full buffer ends the
  * request, a sync or commit before aborts it. While a full part is on its way the writer
  * takes in at most FILL_WHILE_UP more bytes. sync() makes what the buffer holds a part when it
- * is PART_SIZE or more (so a request of 5 to 16 MiB is one part), else stages the bytes
+ * is PART_SIZE or more (so a request of 5 MiB to a part is one part), else stages the bytes
  * written since the last sync as a new object uploads/<id>/tail-<random> (a segment), and
  * returns the state: upload id, part count and sizes, the parts' ETag chain, the segments
  * (names and sizes) and the segments the state before no longer names. A writer opened from a
@@ -49,10 +50,12 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define PART_SIZE       (5u * 1024u * 1024u)  /* S3's least part (but the last) */
-#define PART_MAX        (16u * 1024u * 1024u) /* a writer's buffer: a part when it fills */
-#define FILL_WHILE_UP   (2u * 1024u * 1024u)  /* bytes taken in while a part is on its way */
-#define STREAM_BATCH    (256u * 1024u)        /* bytes a streamed part waits for before sending */
+#define PART_SIZE       (5u * 1024u * 1024u) /* S3's least part (but the last) */
+#define PART_MAX        (8u * 1024u * 1024u) /* default part_size: a writer's buffer */
+#define PART_STEP       1000u /* default part_growth: parts between doublings of the size */
+#define PART_CAP        (5ull * 1024u * 1024u * 1024u) /* S3's largest part */
+#define FILL_WHILE_UP   (2u * 1024u * 1024u) /* bytes taken in while a part is on its way */
+#define STREAM_BATCH    (256u * 1024u)       /* bytes a streamed part waits for before sending */
 #define RUNS_MAX        1000 /* runs of part sizes a state may name (see state_text) */
 #define MAX_PARTS       10000u
 #define COPY_MAX        (5ull * 1024u * 1024u * 1024u)
@@ -69,6 +72,8 @@ typedef struct s3_backend {
     bool redirect;
     char *public_endpoint;
     unsigned redirect_seconds;
+    size_t part_size;   /* the first parts' size (see part_limit) */
+    unsigned part_step; /* parts between doublings */
 } s3_backend;
 
 typedef struct part {
@@ -95,10 +100,10 @@ typedef struct segs {
 /*
  * A part on its way, uploaded by a thread of its own: either a full buffer (`data`), or a
  * streamed one: the request starts once the writer's buffer holds PART_SIZE bytes, announcing
- * PART_MAX, and sends the bytes as write() brings them (`src`, `avail`), so that receiving and
- * uploading overlap. When the buffer fills, it passes to `data` (`owns`) and the request ends
- * by itself; when the writer syncs or commits before, the request is aborted (`stop`) and the
- * bytes go as a part of their own size, or are staged.
+ * the part's whole size, and sends the bytes as write() brings them (`src`, `avail`), so that
+ * receiving and uploading overlap. When the buffer fills, it passes to `data` (`owns`) and the
+ * request ends by itself; when the writer syncs or commits before, the request is aborted (`stop`)
+ * and the bytes go as a part of their own size, or are staged.
  */
 typedef struct inflight {
     bool active;
@@ -109,6 +114,7 @@ typedef struct inflight {
     pthread_cond_t cv;
     const char *src;
     size_t avail, sent;
+    size_t size; /* a streamed part's length, announced in its request */
     bool stop;
     berth__s3 *c;
     const char *key, *upload_id; /* the writer's */
@@ -125,7 +131,7 @@ typedef struct s3_writer {
     char *id;
     char *mpu_key;   /* <prefix>uploads/<id>/data */
     char *upload_id; /* NULL until the first part */
-    part *parts;     /* every part of the session, synced or not: PART_SIZE to PART_MAX bytes */
+    part *parts;     /* every part of the session, synced or not: PART_SIZE to its part_limit */
     size_t nparts, cap;
     size_t nbase;        /* parts of the state opened from: their ETags are read at commit */
     size_t nsynced;      /* parts in the last state */
@@ -176,19 +182,34 @@ static int session_key(berth_buf *out, const s3_backend *b, const char *id, cons
 }
 
 /*
- * A part buffer: PART_MAX bytes mapped at once (pages count only once written) and unmapped
+ * The size of part `index` (from 0) of a session: the backend's part_size, doubled every
+ * part_step parts up to S3's 5 GiB, so that a writer holds small buffers for the blobs most
+ * pushes are, and a session still reaches S3's largest object in its 10,000 parts (with the
+ * defaults, 8 MiB parts take a blob to 7.8 GiB, 16 MiB ones to 23 GiB, and so on).
+ */
+static size_t part_limit(const s3_backend *b, size_t index)
+{
+    uint64_t s = b->part_size;
+    for (size_t k = index / b->part_step; k > 0 && s < PART_CAP; k--) {
+        s *= 2;
+    }
+    return (size_t)(s < PART_CAP ? s : PART_CAP);
+}
+
+/*
+ * A part buffer: `size` bytes mapped at once (pages count only once written) and unmapped
  * when done, so that its memory goes back to the system at once; a malloc'd buffer of that
  * size would stay in the allocator's arenas (glibc raises its mmap threshold after the first
  * free) and a replica would keep two or three of them per worker thread. Never grown: cap is
  * above max. Released with part_buf_free(), never berth_buf_dispose().
  */
-static int part_buf_new(berth_buf *b)
+static int part_buf_new(berth_buf *b, size_t size)
 {
-    void *p = mmap(NULL, PART_MAX + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, size + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
-    *b = (berth_buf){.ptr = p, .len = 0, .cap = PART_MAX + 1, .max = PART_MAX};
+    *b = (berth_buf){.ptr = p, .len = 0, .cap = size + 1, .max = size};
     b->ptr[0] = '\0';
     return 0;
 }
@@ -196,9 +217,9 @@ static int part_buf_new(berth_buf *b)
 static void part_buf_free(berth_buf *b)
 {
     if (b->ptr) {
-        munmap(b->ptr, PART_MAX + 1);
+        munmap(b->ptr, b->cap);
     }
-    *b = (berth_buf){.max = PART_MAX};
+    *b = (berth_buf){0};
 }
 
 /* ---- reads --------------------------------------------------------------------------------- */
@@ -561,9 +582,21 @@ static int front_sink(const void *data, size_t len, void *p)
     return 0;
 }
 
+/* The index of the part the writer's buffer is to be: after the one on its way, if any. */
+static size_t next_index(const s3_writer *w)
+{
+    return w->nparts + (w->up.active && w->up.owns ? 1 : 0);
+}
+
+/* The size of the part the writer's buffer is to be: the buffer's size. */
+static size_t buf_limit(const s3_writer *w)
+{
+    return part_limit(w->b, next_index(w));
+}
+
 /*
  * The staged segments, read back into memory ahead of the unstaged bytes: these move up in
- * the buffer (it has room: the tail is at most PART_MAX) and the segments are read into the
+ * the buffer (it has room: the tail is at most a part) and the segments are read into the
  * front, so no second buffer is needed. Nothing to read: nothing moves.
  */
 static int ensure_loaded(s3_writer *w)
@@ -579,10 +612,10 @@ static int ensure_loaded(s3_writer *w)
         w->loaded = true; /* only empty segments */
         return 0;
     }
-    if (staged > PART_MAX - have) {
+    if (staged > buf_limit(w) - have) {
         return berth_error_set(BERTH_EIO, "s3: the staged bytes of the session do not fit");
     }
-    if (!w->buf.ptr && (rc = part_buf_new(&w->buf)) != 0) {
+    if (!w->buf.ptr && (rc = part_buf_new(&w->buf, buf_limit(w))) != 0) {
         return rc;
     }
     memmove(w->buf.ptr + staged, w->buf.ptr, have);
@@ -651,6 +684,9 @@ static int upload_part_now(s3_writer *w)
     }
     if (rc == 0) {
         berth_buf_clear(&w->buf);
+        if (w->buf.max != buf_limit(w)) {
+            part_buf_free(&w->buf); /* the next part is larger: a buffer of its size */
+        }
         rc = consume_segments(w);
     }
     return rc;
@@ -673,12 +709,12 @@ static size_t stream_body(char *out, size_t max, void *p)
 {
     inflight *f = p;
     size_t n = 0, enough = max < STREAM_BATCH ? max : STREAM_BATCH;
-    if (enough > PART_MAX - f->sent) {
-        enough = PART_MAX - f->sent;
+    if (enough > f->size - f->sent) {
+        enough = f->size - f->sent;
     }
     pthread_mutex_lock(&f->mu);
     /* a good amount at a time (not every piece write() adds): fewer wake-ups and sends; the
-     * part is PART_MAX bytes, so the last wait ends when the buffer is full */
+     * part is f->size bytes, so the last wait ends when the buffer is full */
     while (!f->stop && f->avail - f->sent < enough) {
         pthread_cond_wait(&f->cv, &f->mu);
     }
@@ -694,7 +730,7 @@ static size_t stream_body(char *out, size_t max, void *p)
 static void *stream_main(void *p)
 {
     inflight *f = p;
-    f->rc = berth__s3_mpu_part_stream(f->c, f->key, f->upload_id, f->number, PART_MAX, stream_body,
+    f->rc = berth__s3_mpu_part_stream(f->c, f->key, f->upload_id, f->number, f->size, stream_body,
                                       f, &f->etag);
     if (f->rc != 0) {
         snprintf(f->msg, sizeof(f->msg), "%s", berth_error_last());
@@ -740,6 +776,7 @@ static int stream_start(s3_writer *w)
     w->up.etag = NULL;
     w->up.src = w->buf.ptr;
     w->up.avail = w->buf.len;
+    w->up.size = buf_limit(w);
     w->up.sent = 0;
     w->up.stop = false;
     w->up.owns = false;
@@ -794,7 +831,7 @@ static int wait_part(s3_writer *w)
 
 /*
  * Make what is in memory the next part, uploaded by a thread while write() goes on taking in
- * up to FILL_WHILE_UP bytes (at most one part on its way: PART_MAX + FILL_WHILE_UP bytes of
+ * up to FILL_WHILE_UP bytes (at most one part on its way: a part + FILL_WHILE_UP bytes of
  * buffers a writer).
  */
 static int flush_part(s3_writer *w)
@@ -806,7 +843,7 @@ static int flush_part(s3_writer *w)
         stream_update(&w->up, w->buf.len, false);
         w->up.data = w->buf;
         w->up.owns = true;
-        w->buf = (berth_buf){.max = PART_MAX};
+        w->buf = (berth_buf){0};
         rc = consume_segments(w);
         if (rc != 0) {
             w->broken = rc;
@@ -825,8 +862,7 @@ static int flush_part(s3_writer *w)
     }
     t = w->up.data;
     w->up.data = w->buf;
-    w->buf = t;
-    w->buf.max = PART_MAX;
+    w->buf = t; /* unmapped: the next write maps one of the next part's size */
     w->up.c = w->b->c;
     w->up.key = w->mpu_key;
     w->up.upload_id = w->upload_id;
@@ -867,11 +903,12 @@ static uint64_t w_size(berth_blob_writer *bw)
 /*
  * Whether this session's client sends large requests: its last part filled a whole buffer and
  * nothing is staged after it. Then a new part is streamed from its first byte, not from
- * PART_SIZE (a request that ends short of PART_MAX costs one aborted request).
+ * PART_SIZE (a request that ends short of a whole part costs one aborted request).
  */
 static bool big_requests(const s3_writer *w)
 {
-    return w->nparts > 0 && w->parts[w->nparts - 1].size == PART_MAX && w->staged_bytes == 0;
+    return w->nparts > 0 && w->parts[w->nparts - 1].size == part_limit(w->b, w->nparts - 1) &&
+           w->staged_bytes == 0;
 }
 
 static int w_write(berth_blob_writer *bw, const void *data, size_t len)
@@ -886,12 +923,13 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
                 break;
             }
         }
-        size_t room = PART_MAX - (size_t)tail_len(w), n = len < room ? len : room;
+        size_t limit = buf_limit(w), room = limit - (size_t)tail_len(w),
+               n = len < room ? len : room;
         if (n == room && !w->loaded) {
             rc = ensure_loaded(w); /* these bytes fill a part: it needs the staged ones */
         }
         if (rc == 0 && !w->buf.ptr) {
-            rc = part_buf_new(&w->buf);
+            rc = part_buf_new(&w->buf, limit);
         }
         if (rc == 0) {
             rc = berth_buf_put(&w->buf, p, n);
@@ -901,7 +939,7 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
             len -= n;
             w->size += n;
         }
-        if (rc == 0 && tail_len(w) >= PART_MAX) {
+        if (rc == 0 && tail_len(w) >= limit) {
             rc = flush_part(w);
         } else if (rc == 0 && w->up.active && w->up.streaming && !w->up.owns) {
             stream_update(&w->up, w->buf.len, false);
@@ -941,8 +979,8 @@ static size_t size_runs(const s3_writer *w)
 /*
  * The state (version 2): {"v":2, "u": upload id or null, "p": parts, "c": their ETag chain,
  * "s": their sizes as runs [[size, count], ...], "t": segments [[name, size], ...], "n": bytes
- * in the segments, "q": segments dead once the next state is stored}. Parts are PART_MAX
- * bytes, except one a sync cut from what it held (PART_SIZE or more), so runs are at most two
+ * in the segments, "q": segments dead once the next state is stored}. Parts are of their
+ * part_limit, except one a sync cut from what it held (PART_SIZE or more), so runs are at most two
  * per request; past RUNS_MAX a sync stages instead, and the state stays under 64 KiB.
  * Version 1 (before parts of other sizes) had no "s": every part PART_SIZE bytes.
  */
@@ -1490,8 +1528,9 @@ static int parse_state(s3_writer *w, const char *state)
                     &chain, "t", &t, "n", &n, "q", &q) != 0 ||
         (v != 1 && v != 2) || !(json_is_null(u) || json_is_string(u)) || np < 0 || np > MAX_PARTS ||
         (json_is_null(u) && np > 0) || !valid_chain(chain, (size_t)np) || !json_is_array(t) ||
-        json_array_size(t) > SEG_MAX + 1 || n < 0 || n >= (v == 1 ? PART_SIZE : PART_MAX) ||
-        !json_is_array(q) || json_array_size(q) > 2 * (SEG_MAX + 1) ||
+        json_array_size(t) > SEG_MAX + 1 || n < 0 ||
+        n >= (json_int_t)(v == 1 ? PART_SIZE : part_limit(w->b, (size_t)np)) || !json_is_array(q) ||
+        json_array_size(q) > 2 * (SEG_MAX + 1) ||
         (v == 2 && (!(r = json_object_get(o, "s")) || !json_is_array(r) ||
                     json_array_size(r) > RUNS_MAX + 1))) {
         rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
@@ -1518,7 +1557,7 @@ static int parse_state(s3_writer *w, const char *state)
         for (size_t i = 0; rc == 0 && i < json_array_size(r); i++) {
             json_int_t size = -1, count = -1;
             if (json_unpack(json_array_get(r, i), "[II]", &size, &count) != 0 || size < PART_SIZE ||
-                size > PART_MAX || count < 1 || count > np - at) {
+                (uint64_t)size > PART_CAP || count < 1 || count > np - at) {
                 rc = berth_error_set(BERTH_EINVALID, "s3: unreadable session state");
                 break;
             }
@@ -1592,7 +1631,6 @@ static int be_writer_open(berth_blob_writer **out, berth_blob_backend *bb, const
                                   .abort = w_abort,
                                   .close = w_close};
     w->b = b;
-    w->buf.max = PART_MAX; /* also caps its capacity: no doubling past it */
     w->id = strdup(id);
     rc = session_key(&key, b, id, "data");
     w->mpu_key = rc == 0 ? berth_buf_detach(&key) : NULL;
@@ -1831,6 +1869,11 @@ int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *
     b->prefix = rc == 0 ? berth_buf_detach(&prefix) : NULL;
     b->redirect = opts->redirect;
     b->redirect_seconds = opts->redirect_seconds;
+    b->part_size = opts->part_size ? opts->part_size : PART_MAX;
+    b->part_step = opts->part_growth ? opts->part_growth : PART_STEP;
+    if (rc == 0 && (b->part_size < PART_SIZE || b->part_size > PART_CAP)) {
+        rc = berth_error_set(BERTH_EINVALID, "s3: a part size is 5 MiB to 5 GiB");
+    }
     if (opts->public_endpoint && *opts->public_endpoint) {
         char *probe = NULL;
         b->public_endpoint = strdup(opts->public_endpoint);

@@ -8,11 +8,12 @@
  *                                only at commit, then copied to its blob key and deleted)
  *   uploads/<id>/tail-<random>   a staged segment of a session: bytes after its last part
  *                                that were too few for a part, written by one sync()
- * A write session is an S3 multipart upload with parts of 5 to 16 MiB (the last may be
- * smaller): a writer's buffer becomes a part when it fills (16 MiB) or, holding 5 MiB or more,
- * at sync(); fewer bytes are staged at sync() as a segment object that the next part takes in.
- * The state text sync() returns (JSON) names the upload id, the part count and sizes with a
- * chain of the parts' ETags, and the segments, so that any process continues the session.
+ * A write session is an S3 multipart upload with parts of 5 MiB to part_size (8 MiB by
+ * default, doubled every 1,000 parts; the last may be smaller): a writer's buffer becomes a
+ * part when it fills or, holding 5 MiB or more, at sync(); fewer bytes are staged at sync() as a
+ * segment object that the next part takes in. The state text sync() returns (JSON) names the upload
+ * id, the part count and sizes with a chain of the parts' ETags, and the segments, so that any
+ * process continues the session.
  */
 #ifndef BERTH_BACKEND_S3_S3_H
 #define BERTH_BACKEND_S3_S3_H
@@ -30,6 +31,10 @@ typedef struct berth_s3_options {
     const char *public_endpoint; /* endpoint in presigned URLs; NULL: `endpoint` */
     unsigned redirect_seconds;   /* validity of presigned URLs when url() is asked for 0 s
                                     (0: 600); at most 7 days */
+    size_t part_size;            /* bytes of a write session's first parts (the memory a writer
+                                    holds is about twice this): 5 MiB to 5 GiB; 0: 8 MiB */
+    unsigned part_growth;        /* parts between doublings of the part size (so that 10,000
+                                    parts reach S3's largest object); 0: 1,000 */
 } berth_s3_options;
 
 /**
@@ -38,7 +43,8 @@ typedef struct berth_s3_options {
  * ~/.aws/credentials; profile AWS_PROFILE, default "default"). Nothing is sent to the service
  * here: an unreachable endpoint shows as BERTH_ENETWORK on the first call.
  * @param out   receives the backend; free with its `free` member
- * @return 0; BERTH_EINVALID (endpoint or public endpoint not scheme://host[:port], no bucket);
+ * @return 0; BERTH_EINVALID (endpoint or public endpoint not scheme://host[:port], no bucket,
+ *         part_size out of range);
  *         BERTH_EUNAUTHORIZED (no credentials found); BERTH_ENOMEM
  */
 int berth_s3_blob_backend_new(berth_blob_backend **out, const berth_s3_options *opts);

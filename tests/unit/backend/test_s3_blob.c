@@ -101,7 +101,8 @@ static berth__s3 *client(unsigned list_page)
     return c;
 }
 
-static berth_blob_backend *backend(bool redirect)
+/* A backend with parts of `part_size` (0: the default) doubling every `growth` parts. */
+static berth_blob_backend *backend_parts(bool redirect, size_t part_size, unsigned growth)
 {
     berth_blob_backend *b = NULL;
     berth_s3_options o = {.endpoint = endpoint,
@@ -109,9 +110,17 @@ static berth_blob_backend *backend(bool redirect)
                           .region = region,
                           .prefix = prefix,
                           .path_style = true,
-                          .redirect = redirect};
+                          .redirect = redirect,
+                          .part_size = part_size,
+                          .part_growth = growth};
     assert_int_equal(berth_s3_blob_backend_new(&b, &o), 0);
     return b;
+}
+
+/* The tests below count requests with parts of 16 MiB, as the backend made them at first. */
+static berth_blob_backend *backend(bool redirect)
+{
+    return backend_parts(redirect, 16 * MIB, 0);
 }
 
 static unsigned char *bytes(size_t n, unsigned seed)
@@ -622,18 +631,93 @@ static void test_s3_blob__state_guards_parts(void **state)
 }
 
 typedef struct got_parts {
-    berth__s3_part p[4];
+    berth__s3_part p[8];
+    uint64_t size[8];
     size_t n;
 } got_parts;
 
 static int collect_part(unsigned number, const char *etag, uint64_t size, void *p)
 {
     got_parts *g = p;
-    (void)size;
-    if (g->n < 4) {
+    if (g->n < 8) {
+        g->size[g->n] = size;
         g->p[g->n++] = (berth__s3_part){number, strdup(etag)};
     }
     return 0;
+}
+
+static char *upload_id_of(const char *state, char *out, size_t max)
+{
+    const char *u = strstr(state, "\"u\":\"");
+    assert_non_null(u);
+    u += 5;
+    size_t n = (size_t)(strchr(u, '"') - u);
+    assert_true(n < max);
+    memcpy(out, u, n);
+    out[n] = '\0';
+    return out;
+}
+
+/*
+ * Parts grow: with parts of 5 MiB doubling every 2 parts, 36 MiB written in 32 KiB pieces by
+ * two writers (the second opened from the first's state) are parts of 5, 5, 10, 10 MiB and a
+ * staged tail, then the commit's last part; the blob reads back whole. The default part size
+ * is 8 MiB (a writer holds about two parts: issue 15's per-replica memory), and one outside
+ * 5 MiB to 5 GiB is refused.
+ */
+static void test_s3_blob__parts_grow(void **state)
+{
+    berth_blob_backend *b;
+    berth_blob_writer *w = NULL;
+    size_t n = 36 * MIB, half = 12 * MIB, done = 0;
+    unsigned char *data = bytes(n, 31);
+    char *st = NULL, upload[256];
+    berth_digest d;
+    got_parts g = {0};
+    berth_s3_options bad = {.endpoint = endpoint, .bucket = bucket, .part_size = 5 * MIB - 1};
+    (void)state;
+    assert_int_equal(berth_s3_blob_backend_new(&b, &bad), BERTH_EINVALID);
+    bad.part_size = (size_t)6 << 30;
+    assert_int_equal(berth_s3_blob_backend_new(&b, &bad), BERTH_EINVALID);
+
+    fresh_prefix();
+    b = backend_parts(false, 5 * MIB, 2);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, n), 0);
+    assert_int_equal(b->writer_open(&w, b, "9a0-1", NULL, 0), 0);
+    for (; done < half; done += 32768) {
+        assert_int_equal(w->write(w, data + done, 32768), 0);
+    }
+    assert_int_equal(w->sync(w, &st), 0); /* 5 + 5 MiB parts, 2 MiB cut: staged */
+    w->close(w);
+    char *st2 = NULL;
+    assert_int_equal(b->writer_open(&w, b, "9a0-1", st, done), 0);
+    for (; done < 34 * MIB; done += 32768) {
+        assert_int_equal(w->write(w, data + done, 32768), 0);
+    }
+    assert_int_equal(w->sync(w, &st2), 0); /* two parts of 10 MiB, 4 MiB staged */
+    w->close(w);
+    berth__s3 *c = client(0);
+    assert_int_equal(berth__s3_mpu_parts(c, key("uploads/9a0-1/data"),
+                                         upload_id_of(st2, upload, sizeof(upload)), collect_part,
+                                         &g),
+                     0);
+    assert_int_equal(g.n, 4);
+    assert_int_equal(g.size[0], 5 * MIB);
+    assert_int_equal(g.size[1], 5 * MIB);
+    assert_int_equal(g.size[2], 10 * MIB);
+    assert_int_equal(g.size[3], 10 * MIB);
+    assert_int_equal(b->writer_open(&w, b, "9a0-1", st2, done), 0);
+    assert_int_equal(w->write(w, data + done, n - done), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    read_all(b, &d, data, n);
+    for (size_t i = 0; i < g.n; i++) {
+        free((char *)(uintptr_t)g.p[i].etag);
+    }
+    berth__s3_free(c);
+    free(st);
+    free(st2);
+    free(data);
+    b->free(b);
 }
 
 /* A commit killed after it completed the upload (before the copy to the blob key): the next
@@ -1275,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_s3_client__stalled_service_is_not_retried),
         cmocka_unit_test(test_s3_blob__bad_states_are_refused),
         cmocka_unit_test(test_s3_blob__settings),
+        cmocka_unit_test(test_s3_blob__parts_grow),
     };
     int failed = cmocka_run_group_tests(tests, load_env, NULL);
     if (load_env(NULL) != 0) {

@@ -102,21 +102,34 @@ typedef struct ptrs {
     bool failed;
 } ptrs;
 
+/*
+ * Room for one more element in the array `v` of `n` elements of `size` bytes, with room for
+ * `*cap`: the array, moved or not, or NULL when out of memory (`v` is then as it was). The
+ * snapshots below grow their arrays with it while a table walk fills them.
+ */
+static void *room_for_one(void *v, size_t n, size_t *cap, size_t size)
+{
+    size_t grown = *cap ? *cap * 2 : 16;
+    void *w = NULL;
+
+    if (n < *cap) {
+        return v;
+    }
+    w = realloc(v, grown * size);
+    if (w) {
+        *cap = grown;
+    }
+    return w;
+}
+
 static void ptrs_add(ptrs *p, void *x)
 {
-    if (p->failed) {
+    void **v = p->failed ? NULL : room_for_one(p->v, p->n, &p->cap, sizeof(*v));
+    if (!v) {
+        p->failed = true;
         return;
     }
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 16;
-        void **v = realloc(p->v, cap * sizeof(*v));
-        if (!v) {
-            p->failed = true;
-            return;
-        }
-        p->v = v;
-        p->cap = cap;
-    }
+    p->v = v;
     p->v[p->n++] = x;
 }
 
@@ -151,12 +164,21 @@ static void manifest_unref(mem_manifest *m)
     free(m);
 }
 
-static void free_tag_cb(void *value, void *payload)
+/* Drop, under the lock, the references taken on the first `n` manifests of `p` so that their
+ * callbacks could run without it. */
+static void unref_first(mem_meta *mm, ptrs *p, size_t n)
 {
-    free(value);
+    if (n == 0) {
+        return;
+    }
+    pthread_mutex_lock(&mm->lock);
+    for (size_t i = 0; i < n; i++) {
+        manifest_unref(p->v[i]);
+    }
+    pthread_mutex_unlock(&mm->lock);
 }
 
-static void free_link_cb(void *value, void *payload)
+static void free_value_cb(void *value, void *payload)
 {
     free(value);
 }
@@ -168,8 +190,8 @@ static void unref_manifest_cb(void *value, void *payload)
 
 static void repo_free(mem_repo *r)
 {
-    berth__htab_foreach(&r->tags, free_tag_cb, NULL);
-    berth__htab_foreach(&r->links, free_link_cb, NULL);
+    berth__htab_foreach(&r->tags, free_value_cb, NULL);
+    berth__htab_foreach(&r->links, free_value_cb, NULL);
     berth__htab_foreach(&r->manifests, unref_manifest_cb, NULL);
     berth__htab_dispose(&r->tags);
     berth__htab_dispose(&r->links);
@@ -482,19 +504,12 @@ static void link_snap_cb(void *value, void *payload)
 {
     link_snap *s = payload;
     mem_link *l = value;
-    if (s->failed) {
+    link_row *rows = s->failed ? NULL : room_for_one(s->rows, s->n, &s->cap, sizeof(*rows));
+    if (!rows) {
+        s->failed = true;
         return;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        link_row *rows = realloc(s->rows, cap * sizeof(*rows));
-        if (!rows) {
-            s->failed = true;
-            return;
-        }
-        s->rows = rows;
-        s->cap = cap;
-    }
+    s->rows = rows;
     mem_gblob *gb = berth__htab_get(&s->mm->blobs, l->key);
     s->rows[s->n].digest = l->digest;
     s->rows[s->n].size = gb ? gb->size : 0;
@@ -907,13 +922,7 @@ static int mm_referrers(berth_meta_backend *b, const char *repo, const berth_dig
     if (more_out) {
         *more_out = rc == 0 && more;
     }
-    if (count) {
-        pthread_mutex_lock(&mm->lock);
-        for (size_t i = 0; i < count; i++) {
-            manifest_unref(f.out.v[i]);
-        }
-        pthread_mutex_unlock(&mm->lock);
-    }
+    unref_first(mm, &f.out, count);
     ptrs_dispose(&f.out);
     return rc;
 }
@@ -964,11 +973,7 @@ static int mm_manifests(berth_meta_backend *b, const char *repo, berth_meta_mani
         out.ntags = ntags[i];
         rc = cb(&out, payload);
     }
-    pthread_mutex_lock(&mm->lock);
-    for (size_t i = 0; i < all.n; i++) {
-        manifest_unref(all.v[i]);
-    }
-    pthread_mutex_unlock(&mm->lock);
+    unref_first(mm, &all, all.n);
     free(ntags);
     ptrs_dispose(&all);
     return rc;
@@ -1158,19 +1163,12 @@ static void upload_snap_cb(void *value, void *payload)
 {
     upload_snap *s = payload;
     mem_upload *x = value;
-    if (s->failed) {
+    berth_meta_upload *v = s->failed ? NULL : room_for_one(s->v, s->n, &s->cap, sizeof(*v));
+    if (!v) {
+        s->failed = true;
         return;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        berth_meta_upload *v = realloc(s->v, cap * sizeof(*v));
-        if (!v) {
-            s->failed = true;
-            return;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
+    s->v = v;
     if (upload_copy(&s->v[s->n], &x->u) != 0) {
         s->failed = true;
         return;
@@ -1274,11 +1272,6 @@ static int mm_gc_blob_release(berth_meta_backend *b, berth_meta_claim *claim, bo
 }
 
 /* ---- life ------------------------------------------------------------------------------- */
-
-static void free_value_cb(void *value, void *payload)
-{
-    free(value);
-}
 
 static void free_repo_cb(void *value, void *payload)
 {

@@ -50,6 +50,40 @@ int berth__json_dump(berth_buf *out, const json_t *v)
     return 0;
 }
 
+void *berth__json_parse_doc(int *rc, const char *json, size_t len, size_t size,
+                            int (*fill)(void *doc, const json_t *root), void (*free_doc)(void *doc))
+{
+    json_t *root = NULL;
+    void *doc = NULL;
+
+    berth_error_clear();
+    if ((*rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(doc = calloc(1, size))) {
+        *rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((*rc = fill(doc, root)) < 0) {
+        free_doc(doc);
+        doc = NULL;
+    }
+out:
+    json_decref(root);
+    return doc;
+}
+
+int berth__json_finish(berth_buf *out, json_t *o, int rc)
+{
+    if (!o || rc < 0) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        rc = berth__json_dump(out, o);
+    }
+    json_decref(o);
+    return rc;
+}
+
 /* The length of the one UTF-8 sequence at `p` (1 to 4), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *p, size_t len)
 {

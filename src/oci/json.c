@@ -313,24 +313,43 @@ int berth__json_bool(bool *out, bool *present, const json_t *obj, const char *ke
     return 0;
 }
 
+/*
+ * The optional member `key` of `obj`, a JSON array (`array`) or object, to be read into a list
+ * of elements of `size` bytes. @param v receives the member @param n receives its number of
+ * elements @param rc receives 0 or the failure's code (message set) @return a zeroed array for
+ * them, or NULL: when the member is absent, null or empty (*rc 0), or on failure
+ */
+static void *member_items(const json_t **v, size_t *n, int *rc, const json_t *obj, const char *key,
+                          bool array, size_t size)
+{
+    void *items = NULL;
+
+    *v = json_object_get(obj, key);
+    *n = 0;
+    *rc = 0;
+    if (!*v || json_is_null(*v)) {
+        return NULL;
+    }
+    if (array ? !json_is_array(*v) : !json_is_object(*v)) {
+        *rc = berth_error_set(BERTH_EINVALID, "%s: not an %s", key, array ? "array" : "object");
+        return NULL;
+    }
+    *n = array ? json_array_size(*v) : json_object_size(*v);
+    if (*n > 0 && !(items = calloc(*n, size))) {
+        *rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return items;
+}
+
 int berth__json_strlist(berth_strlist *out, const json_t *obj, const char *key)
 {
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v;
     size_t i, n;
+    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_array(v)) {
-        return berth_error_set(BERTH_EINVALID, "%s: not an array", key);
-    }
-    n = json_array_size(v);
-    if (n == 0) {
-        return 0;
-    }
-    if (!(out->items = calloc(n, sizeof(char *)))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (!(out->items = member_items(&v, &n, &rc, obj, key, true, sizeof(char *)))) {
+        return rc;
     }
     for (i = 0; i < n; i++) {
         const json_t *e = json_array_get(v, i);
@@ -347,24 +366,15 @@ int berth__json_strlist(berth_strlist *out, const json_t *obj, const char *key)
 
 int berth__json_map(berth_map *out, const json_t *obj, const char *key)
 {
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v;
     const char *k;
     json_t *e;
     size_t n;
+    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_object(v)) {
-        return berth_error_set(BERTH_EINVALID, "%s: not an object", key);
-    }
-    n = json_object_size(v);
-    if (n == 0) {
-        return 0;
-    }
-    if (!(out->items = calloc(n, sizeof(berth_kv)))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (!(out->items = member_items(&v, &n, &rc, obj, key, false, sizeof(berth_kv)))) {
+        return rc;
     }
     json_object_foreach((json_t *)(uintptr_t)v, k, e)
     {
@@ -384,24 +394,15 @@ int berth__json_map(berth_map *out, const json_t *obj, const char *key)
 
 int berth__json_keyset(berth_strlist *out, const json_t *obj, const char *key)
 {
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v;
     const char *k;
     json_t *e;
     size_t n;
+    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_object(v)) {
-        return berth_error_set(BERTH_EINVALID, "%s: not an object", key);
-    }
-    n = json_object_size(v);
-    if (n == 0) {
-        return 0;
-    }
-    if (!(out->items = calloc(n, sizeof(char *)))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (!(out->items = member_items(&v, &n, &rc, obj, key, false, sizeof(char *)))) {
+        return rc;
     }
     json_object_foreach((json_t *)(uintptr_t)v, k, e)
     {

@@ -789,14 +789,6 @@ static int load_access_item(const loader *ld, yaml_node_t *item, size_t i, const
     return error;
 }
 
-static const list_def access_list = {
-    .key = "access",
-    .expected = "expected a list of rules",
-    .size = sizeof(berth_config_rule),
-    .replace = replace_access,
-    .load = load_access_item,
-};
-
 static int load_groups(const loader *ld, yaml_node_t *node)
 {
     berth_config *cfg = ld->cfg;
@@ -885,14 +877,6 @@ static int load_retention_item(const loader *ld, yaml_node_t *item, size_t i, co
     }
     return error;
 }
-
-static const list_def retention_list = {
-    .key = "gc.retention",
-    .expected = "expected a list of rules",
-    .size = sizeof(berth_config_retention),
-    .replace = replace_retention,
-    .load = load_retention_item,
-};
 
 /* Default seconds a cached tag is fresh (proxy.upstreams[].ttl). */
 #define UPSTREAM_TTL_DEFAULT 300
@@ -1043,13 +1027,36 @@ static int load_upstream_item(const loader *ld, yaml_node_t *item, size_t i, con
     return error;
 }
 
-static const list_def upstreams_list = {
-    .key = "proxy.upstreams",
-    .expected = "expected a list of upstreams",
-    .size = sizeof(berth_config_upstream),
-    .replace = replace_upstreams,
-    .load = load_upstream_item,
+static const list_def lists[] = {
+    {.key = "access",
+     .expected = "expected a list of rules",
+     .size = sizeof(berth_config_rule),
+     .replace = replace_access,
+     .load = load_access_item},
+    {.key = "gc.retention",
+     .expected = "expected a list of rules",
+     .size = sizeof(berth_config_retention),
+     .replace = replace_retention,
+     .load = load_retention_item},
+    {.key = "proxy.upstreams",
+     .expected = "expected a list of upstreams",
+     .size = sizeof(berth_config_upstream),
+     .replace = replace_upstreams,
+     .load = load_upstream_item},
 };
+
+#define NLISTS (sizeof(lists) / sizeof(lists[0]))
+
+/* The list named `path`, or NULL. */
+static const list_def *find_list(const char *path)
+{
+    for (size_t i = 0; i < NLISTS; i++) {
+        if (strcmp(lists[i].key, path) == 0) {
+            return &lists[i];
+        }
+    }
+    return NULL;
+}
 
 /* Does a pair before `p` in `map` (the section `prefix`) set the key `def` under another name
  * (an alias: limits.concurrent_uploads and limits.upload_sessions)? Its dotted name goes to
@@ -1083,6 +1090,7 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
         yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
         const char *name = scalar(k);
         const key_def *def = NULL;
+        const list_def *list = NULL;
         if (!name) {
             return fail_at(ld, k, prefix[0] ? prefix : "(document)", "keys must be strings", NULL);
         }
@@ -1092,14 +1100,10 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
         }
         if (repeated_key(ld, node, p)) {
             error = fail_at(ld, k, path, "repeated key", NULL);
-        } else if (strcmp(path, "access") == 0) {
-            error = load_list(ld, v, &access_list);
+        } else if ((list = find_list(path)) != NULL) {
+            error = load_list(ld, v, list);
         } else if (strcmp(path, "groups") == 0) {
             error = load_groups(ld, v);
-        } else if (strcmp(path, "gc.retention") == 0) {
-            error = load_list(ld, v, &retention_list);
-        } else if (strcmp(path, "proxy.upstreams") == 0) {
-            error = load_list(ld, v, &upstreams_list);
         } else if (strcmp(path, "proxy") == 0) {
             error = load_mapping(ld, v, path);
         } else if ((def = find_key(path)) != NULL) {

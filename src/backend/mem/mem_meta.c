@@ -104,8 +104,8 @@ typedef struct ptrs {
 
 /*
  * Room for one more element in the array `v` of `n` elements of `size` bytes, with room for
- * `*cap`: the array, moved or not, or NULL when out of memory (`v` is then as it was). The
- * snapshots below grow their arrays with it while a table walk fills them.
+ * `*cap`: the array, moved or not, or NULL when out of memory (`v` is then as it was).
+ * ptrs_add() and snap_next() grow their arrays with it while a table walk fills them.
  */
 static void *room_for_one(void *v, size_t n, size_t *cap, size_t size)
 {
@@ -131,6 +131,26 @@ static void ptrs_add(ptrs *p, void *x)
     }
     p->v = v;
     p->v[p->n++] = x;
+}
+
+/* An array of `size`-byte elements filled from a table walk: `n` of them, room for `cap`. */
+typedef struct snap {
+    void *v;
+    size_t n, cap, size;
+    bool failed;
+} snap;
+
+/* Room for the next element of `s`, which the caller counts (s->n++) once it is filled; NULL
+ * when out of memory, now or before (then `failed` is set). */
+static void *snap_next(snap *s)
+{
+    void *v = s->failed ? NULL : room_for_one(s->v, s->n, &s->cap, s->size);
+    if (!v) {
+        s->failed = true;
+        return NULL;
+    }
+    s->v = v;
+    return (char *)v + s->n * s->size;
 }
 
 static void ptrs_add_cb(void *value, void *payload)
@@ -495,32 +515,28 @@ typedef struct link_row {
 
 typedef struct link_snap {
     mem_meta *mm;
-    link_row *rows;
-    size_t n, cap;
-    bool failed;
+    snap rows; /* of link_row */
 } link_snap;
 
 static void link_snap_cb(void *value, void *payload)
 {
     link_snap *s = payload;
     mem_link *l = value;
-    link_row *rows = s->failed ? NULL : room_for_one(s->rows, s->n, &s->cap, sizeof(*rows));
-    if (!rows) {
-        s->failed = true;
-        return;
+    link_row *row = snap_next(&s->rows);
+    if (row) {
+        mem_gblob *gb = berth__htab_get(&s->mm->blobs, l->key);
+        row->digest = l->digest;
+        row->size = gb ? gb->size : 0;
+        row->linked = l->linked;
+        s->rows.n++;
     }
-    s->rows = rows;
-    mem_gblob *gb = berth__htab_get(&s->mm->blobs, l->key);
-    s->rows[s->n].digest = l->digest;
-    s->rows[s->n].size = gb ? gb->size : 0;
-    s->rows[s->n].linked = l->linked;
-    s->n++;
 }
 
 static int mm_links(berth_meta_backend *b, const char *repo, berth_meta_link_cb cb, void *payload)
 {
     mem_meta *mm = (mem_meta *)b;
-    link_snap s = {mm, NULL, 0, 0, false};
+    link_snap s = {mm, {.size = sizeof(link_row)}};
+    link_row *rows = NULL;
     int rc = 0;
     pthread_mutex_lock(&mm->lock);
     mem_repo *r = repo_get(mm, repo);
@@ -528,13 +544,14 @@ static int mm_links(berth_meta_backend *b, const char *repo, berth_meta_link_cb 
         berth__htab_foreach(&r->links, link_snap_cb, &s);
     }
     pthread_mutex_unlock(&mm->lock);
-    if (s.failed) {
+    if (s.rows.failed) {
         rc = oom();
     }
-    for (size_t i = 0; rc == 0 && i < s.n; i++) {
-        rc = cb(&s.rows[i].digest, s.rows[i].size, s.rows[i].linked, payload);
+    rows = s.rows.v;
+    for (size_t i = 0; rc == 0 && i < s.rows.n; i++) {
+        rc = cb(&rows[i].digest, rows[i].size, rows[i].linked, payload);
     }
-    free(s.rows);
+    free(rows);
     return rc;
 }
 
@@ -1153,23 +1170,16 @@ static int mm_upload_delete(berth_meta_backend *b, const char *id)
     return 0;
 }
 
-typedef struct upload_snap {
-    berth_meta_upload *v;
-    size_t n, cap;
-    bool failed;
-} upload_snap;
-
+/* Into a snap of berth_meta_upload: a copy of the session. */
 static void upload_snap_cb(void *value, void *payload)
 {
-    upload_snap *s = payload;
+    snap *s = payload;
     mem_upload *x = value;
-    berth_meta_upload *v = s->failed ? NULL : room_for_one(s->v, s->n, &s->cap, sizeof(*v));
-    if (!v) {
-        s->failed = true;
+    berth_meta_upload *u = snap_next(s);
+    if (!u) {
         return;
     }
-    s->v = v;
-    if (upload_copy(&s->v[s->n], &x->u) != 0) {
+    if (upload_copy(u, &x->u) != 0) {
         s->failed = true;
         return;
     }
@@ -1179,7 +1189,8 @@ static void upload_snap_cb(void *value, void *payload)
 static int mm_uploads(berth_meta_backend *b, berth_meta_upload_cb cb, void *payload)
 {
     mem_meta *mm = (mem_meta *)b;
-    upload_snap s = {NULL, 0, 0, false};
+    snap s = {.size = sizeof(berth_meta_upload)};
+    berth_meta_upload *v = NULL;
     int rc = 0;
     pthread_mutex_lock(&mm->lock);
     berth__htab_foreach(&mm->uploads, upload_snap_cb, &s);
@@ -1187,13 +1198,14 @@ static int mm_uploads(berth_meta_backend *b, berth_meta_upload_cb cb, void *payl
     if (s.failed) {
         rc = oom();
     }
+    v = s.v;
     for (size_t i = 0; rc == 0 && i < s.n; i++) {
-        rc = cb(&s.v[i], payload);
+        rc = cb(&v[i], payload);
     }
     for (size_t i = 0; i < s.n; i++) {
-        berth_meta_upload_dispose(&s.v[i]);
+        berth_meta_upload_dispose(&v[i]);
     }
-    free(s.v);
+    free(v);
     return rc;
 }
 

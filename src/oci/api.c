@@ -15,18 +15,6 @@ static const char *const info_known[] = {"code", "message", "detail", NULL};
 static const char *const repos_known[] = {"repositories", NULL};
 static const char *const tags_known[] = {"name", "tags", NULL};
 
-/* Dump an object built by a serialiser, or report the allocation failure it recorded. */
-static int finish(berth_buf *out, json_t *o, int rc)
-{
-    if (!o || rc < 0) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    } else {
-        rc = berth__json_dump(out, o);
-    }
-    json_decref(o);
-    return rc;
-}
-
 /* ---- error response ---- */
 
 void berth_error_response_free(berth_error_response *r)
@@ -87,50 +75,45 @@ int berth_error_response_validate(const berth_error_response *r)
     return 0;
 }
 
-int berth_error_response_parse(berth_error_response **out, const char *json, size_t len)
+static int response_fill(void *doc, const json_t *root)
 {
-    berth_error_response *r = NULL;
-    json_t *root = NULL;
-    const json_t *errs;
+    berth_error_response *r = doc;
+    const json_t *errs = json_object_get(root, "errors");
     size_t i, n;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(r = calloc(1, sizeof(*r)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    errs = json_object_get(root, "errors");
     if (!errs || !json_is_array(errs)) {
-        rc = berth_error_set(BERTH_EINVALID, errs ? "errors: not an array" : "errors: required");
-        goto out;
+        return berth_error_set(BERTH_EINVALID, errs ? "errors: not an array" : "errors: required");
     }
     n = json_array_size(errs);
     if (n && !(r->errors = calloc(n, sizeof(berth_error_info)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
+        return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     for (i = 0; i < n; i++) {
         r->nerrors = i + 1;
         if ((rc = info_from_json(&r->errors[i], json_array_get(errs, i))) < 0) {
             berth_error_prefix(
                 json_is_object(json_array_get(errs, i)) ? "errors[%zu]." : "errors[%zu]: ", i);
-            goto out;
+            return rc;
         }
     }
-    if ((rc = berth__json_extra(&r->extra, root, response_known)) < 0 ||
-        (rc = berth_error_response_validate(r)) < 0) {
-        goto out;
+    if ((rc = berth__json_extra(&r->extra, root, response_known)) < 0) {
+        return rc;
     }
-    *out = r;
-    r = NULL;
-out:
-    berth_error_response_free(r);
-    json_decref(root);
+    return berth_error_response_validate(r);
+}
+
+static void response_free(void *doc)
+{
+    berth_error_response_free(doc);
+}
+
+int berth_error_response_parse(berth_error_response **out, const char *json, size_t len)
+{
+    int rc;
+
+    *out = berth__json_parse_doc(&rc, json, len, sizeof(berth_error_response), response_fill,
+                                 response_free);
     return rc;
 }
 
@@ -163,7 +146,7 @@ int berth_error_response_serialize(berth_buf *out, const berth_error_response *r
     } else {
         json_decref(arr);
     }
-    return finish(out, o, rc);
+    return berth__json_finish(out, o, rc);
 }
 
 /* ---- repository list ---- */
@@ -189,35 +172,32 @@ int berth_repository_list_validate(const berth_repository_list *l)
     return l ? 0 : berth_error_set(BERTH_EINVALID, "no repository list");
 }
 
-int berth_repository_list_parse(berth_repository_list **out, const char *json, size_t len)
+static int repository_list_fill(void *doc, const json_t *root)
 {
-    berth_repository_list *l = NULL;
-    json_t *root = NULL;
+    berth_repository_list *l = doc;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(l = calloc(1, sizeof(*l)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
     if (!json_object_get(root, "repositories")) {
-        rc = berth_error_set(BERTH_EINVALID, "repositories: required");
-        goto out;
+        return berth_error_set(BERTH_EINVALID, "repositories: required");
     }
     if ((rc = berth__json_strlist(&l->repositories, root, "repositories")) < 0 ||
-        (rc = berth__json_extra(&l->extra, root, repos_known)) < 0 ||
-        (rc = berth_repository_list_validate(l)) < 0) {
-        goto out;
+        (rc = berth__json_extra(&l->extra, root, repos_known)) < 0) {
+        return rc;
     }
-    *out = l;
-    l = NULL;
-out:
-    berth_repository_list_free(l);
-    json_decref(root);
+    return berth_repository_list_validate(l);
+}
+
+static void repository_list_free(void *doc)
+{
+    berth_repository_list_free(doc);
+}
+
+int berth_repository_list_parse(berth_repository_list **out, const char *json, size_t len)
+{
+    int rc;
+
+    *out = berth__json_parse_doc(&rc, json, len, sizeof(berth_repository_list),
+                                 repository_list_fill, repository_list_free);
     return rc;
 }
 
@@ -283,7 +263,7 @@ int berth_repository_list_serialize(berth_buf *out, const berth_repository_list 
         set_array(o, "repositories", &l->repositories, &rc);
         berth__json_put_extra(o, l->extra, &rc);
     }
-    return finish(out, o, rc);
+    return berth__json_finish(out, o, rc);
 }
 
 /* ---- tag list ---- */
@@ -313,38 +293,35 @@ int berth_tag_list_validate(const berth_tag_list *l)
     return 0;
 }
 
-int berth_tag_list_parse(berth_tag_list **out, const char *json, size_t len)
+static int tag_list_fill(void *doc, const json_t *root)
 {
-    berth_tag_list *l = NULL;
-    json_t *root = NULL;
+    berth_tag_list *l = doc;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(l = calloc(1, sizeof(*l)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
     if ((rc = berth__json_str(&l->name, root, "name", true)) < 0) {
-        goto out;
+        return rc;
     }
     if (!json_object_get(root, "tags")) {
-        rc = berth_error_set(BERTH_EINVALID, "tags: required");
-        goto out;
+        return berth_error_set(BERTH_EINVALID, "tags: required");
     }
     if ((rc = berth__json_strlist(&l->tags, root, "tags")) < 0 ||
-        (rc = berth__json_extra(&l->extra, root, tags_known)) < 0 ||
-        (rc = berth_tag_list_validate(l)) < 0) {
-        goto out;
+        (rc = berth__json_extra(&l->extra, root, tags_known)) < 0) {
+        return rc;
     }
-    *out = l;
-    l = NULL;
-out:
-    berth_tag_list_free(l);
-    json_decref(root);
+    return berth_tag_list_validate(l);
+}
+
+static void tag_list_free(void *doc)
+{
+    berth_tag_list_free(doc);
+}
+
+int berth_tag_list_parse(berth_tag_list **out, const char *json, size_t len)
+{
+    int rc;
+
+    *out =
+        berth__json_parse_doc(&rc, json, len, sizeof(berth_tag_list), tag_list_fill, tag_list_free);
     return rc;
 }
 
@@ -361,5 +338,5 @@ int berth_tag_list_serialize(berth_buf *out, const berth_tag_list *l)
         set_array(o, "tags", &l->tags, &rc);
         berth__json_put_extra(o, l->extra, &rc);
     }
-    return finish(out, o, rc);
+    return berth__json_finish(out, o, rc);
 }

@@ -165,29 +165,23 @@ int berth_platform_validate(const berth_platform *p)
     return 0;
 }
 
+static int platform_fill(void *doc, const json_t *root)
+{
+    int rc = berth__platform_from_json(doc, root);
+    return rc < 0 ? rc : berth_platform_validate(doc);
+}
+
+static void platform_free(void *doc)
+{
+    berth_platform_free(doc);
+}
+
 int berth_platform_parse(berth_platform **out, const char *json, size_t len)
 {
-    berth_platform *p = NULL;
-    json_t *root = NULL;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(p = calloc(1, sizeof(*p)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = berth__platform_from_json(p, root)) < 0 || (rc = berth_platform_validate(p)) < 0) {
-        goto out;
-    }
-    *out = p;
-    p = NULL;
-out:
-    berth_platform_free(p);
-    json_decref(root);
+    *out =
+        berth__json_parse_doc(&rc, json, len, sizeof(berth_platform), platform_fill, platform_free);
     return rc;
 }
 
@@ -196,13 +190,7 @@ int berth_platform_serialize(berth_buf *out, const berth_platform *p)
     int rc = 0;
     json_t *o = berth__platform_to_json(p, &rc);
 
-    if (rc == 0) {
-        rc = berth__json_dump(out, o);
-    } else {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    json_decref(o);
-    return rc;
+    return berth__json_finish(out, o, rc);
 }
 
 /* ---- descriptor ---- */
@@ -374,30 +362,23 @@ int berth_descriptor_validate(const berth_descriptor *d)
     return 0;
 }
 
+static int descriptor_fill(void *doc, const json_t *root)
+{
+    int rc = berth__descriptor_from_json(doc, root);
+    return rc < 0 ? rc : berth_descriptor_validate(doc);
+}
+
+static void descriptor_free(void *doc)
+{
+    berth_descriptor_free(doc);
+}
+
 int berth_descriptor_parse(berth_descriptor **out, const char *json, size_t len)
 {
-    berth_descriptor *d = NULL;
-    json_t *root = NULL;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(d = calloc(1, sizeof(*d)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = berth__descriptor_from_json(d, root)) < 0 ||
-        (rc = berth_descriptor_validate(d)) < 0) {
-        goto out;
-    }
-    *out = d;
-    d = NULL;
-out:
-    berth_descriptor_free(d);
-    json_decref(root);
+    *out = berth__json_parse_doc(&rc, json, len, sizeof(berth_descriptor), descriptor_fill,
+                                 descriptor_free);
     return rc;
 }
 
@@ -406,13 +387,7 @@ int berth_descriptor_serialize(berth_buf *out, const berth_descriptor *d)
     int rc = 0;
     json_t *o = berth__descriptor_to_json(d, &rc);
 
-    if (rc == 0) {
-        rc = berth__json_dump(out, o);
-    } else {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    json_decref(o);
-    return rc;
+    return berth__json_finish(out, o, rc);
 }
 
 /* ---- arrays of descriptors, shared by manifests and indexes ---- */

@@ -249,29 +249,22 @@ int berth_image_validate(const berth_image *img)
     return 0;
 }
 
+static int image_fill(void *doc, const json_t *root)
+{
+    int rc = image_from_json(doc, root);
+    return rc < 0 ? rc : berth_image_validate(doc);
+}
+
+static void image_free(void *doc)
+{
+    berth_image_free(doc);
+}
+
 int berth_image_parse(berth_image **out, const char *json, size_t len)
 {
-    berth_image *img = NULL;
-    json_t *root = NULL;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(img = calloc(1, sizeof(*img)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = image_from_json(img, root)) < 0 || (rc = berth_image_validate(img)) < 0) {
-        goto out;
-    }
-    *out = img;
-    img = NULL;
-out:
-    berth_image_free(img);
-    json_decref(root);
+    *out = berth__json_parse_doc(&rc, json, len, sizeof(berth_image), image_fill, image_free);
     return rc;
 }
 

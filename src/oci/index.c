@@ -74,29 +74,21 @@ int berth_index_validate(const berth_index *idx)
     return 0;
 }
 
+static int index_fill(void *doc, const json_t *root)
+{
+    return berth__index_from_json(doc, root);
+}
+
+static void index_free(void *doc)
+{
+    berth_index_free(doc);
+}
+
 int berth_index_parse(berth_index **out, const char *json, size_t len)
 {
-    berth_index *idx = NULL;
-    json_t *root = NULL;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(idx = calloc(1, sizeof(*idx)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = berth__index_from_json(idx, root)) < 0) {
-        goto out;
-    }
-    *out = idx;
-    idx = NULL;
-out:
-    berth_index_free(idx);
-    json_decref(root);
+    *out = berth__json_parse_doc(&rc, json, len, sizeof(berth_index), index_fill, index_free);
     return rc;
 }
 
@@ -116,11 +108,5 @@ int berth_index_serialize(berth_buf *out, const berth_index *idx)
         berth__json_set_map(o, "annotations", &idx->annotations, &rc);
         berth__json_put_extra(o, idx->extra, &rc);
     }
-    if (!o || rc < 0) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    } else {
-        rc = berth__json_dump(out, o);
-    }
-    json_decref(o);
-    return rc;
+    return berth__json_finish(out, o, rc);
 }

@@ -50,6 +50,40 @@ int berth__json_dump(berth_buf *out, const json_t *v)
     return 0;
 }
 
+void *berth__json_parse_doc(int *rc, const char *json, size_t len, size_t size,
+                            int (*fill)(void *doc, const json_t *root), void (*free_doc)(void *doc))
+{
+    json_t *root = NULL;
+    void *doc = NULL;
+
+    berth_error_clear();
+    if ((*rc = berth__json_load(&root, json, len)) < 0) {
+        goto out;
+    }
+    if (!(doc = calloc(1, size))) {
+        *rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((*rc = fill(doc, root)) < 0) {
+        free_doc(doc);
+        doc = NULL;
+    }
+out:
+    json_decref(root);
+    return doc;
+}
+
+int berth__json_finish(berth_buf *out, json_t *o, int rc)
+{
+    if (!o || rc < 0) {
+        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    } else {
+        rc = berth__json_dump(out, o);
+    }
+    json_decref(o);
+    return rc;
+}
+
 /* The length of the one UTF-8 sequence at `p` (1 to 4), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *p, size_t len)
 {
@@ -279,24 +313,43 @@ int berth__json_bool(bool *out, bool *present, const json_t *obj, const char *ke
     return 0;
 }
 
+/*
+ * The optional member `key` of `obj`, a JSON array (`array`) or object, to be read into a list
+ * of elements of `size` bytes. @param v receives the member @param n receives its number of
+ * elements @param rc receives 0 or the failure's code (message set) @return a zeroed array for
+ * them, or NULL: when the member is absent, null or empty (*rc 0), or on failure
+ */
+static void *member_items(const json_t **v, size_t *n, int *rc, const json_t *obj, const char *key,
+                          bool array, size_t size)
+{
+    void *items = NULL;
+
+    *v = json_object_get(obj, key);
+    *n = 0;
+    *rc = 0;
+    if (!*v || json_is_null(*v)) {
+        return NULL;
+    }
+    if (array ? !json_is_array(*v) : !json_is_object(*v)) {
+        *rc = berth_error_set(BERTH_EINVALID, "%s: not an %s", key, array ? "array" : "object");
+        return NULL;
+    }
+    *n = array ? json_array_size(*v) : json_object_size(*v);
+    if (*n > 0 && !(items = calloc(*n, size))) {
+        *rc = berth_error_set(BERTH_ENOMEM, "out of memory");
+    }
+    return items;
+}
+
 int berth__json_strlist(berth_strlist *out, const json_t *obj, const char *key)
 {
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v;
     size_t i, n;
+    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_array(v)) {
-        return berth_error_set(BERTH_EINVALID, "%s: not an array", key);
-    }
-    n = json_array_size(v);
-    if (n == 0) {
-        return 0;
-    }
-    if (!(out->items = calloc(n, sizeof(char *)))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (!(out->items = member_items(&v, &n, &rc, obj, key, true, sizeof(char *)))) {
+        return rc;
     }
     for (i = 0; i < n; i++) {
         const json_t *e = json_array_get(v, i);
@@ -313,24 +366,15 @@ int berth__json_strlist(berth_strlist *out, const json_t *obj, const char *key)
 
 int berth__json_map(berth_map *out, const json_t *obj, const char *key)
 {
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v;
     const char *k;
     json_t *e;
     size_t n;
+    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_object(v)) {
-        return berth_error_set(BERTH_EINVALID, "%s: not an object", key);
-    }
-    n = json_object_size(v);
-    if (n == 0) {
-        return 0;
-    }
-    if (!(out->items = calloc(n, sizeof(berth_kv)))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (!(out->items = member_items(&v, &n, &rc, obj, key, false, sizeof(berth_kv)))) {
+        return rc;
     }
     json_object_foreach((json_t *)(uintptr_t)v, k, e)
     {
@@ -350,24 +394,15 @@ int berth__json_map(berth_map *out, const json_t *obj, const char *key)
 
 int berth__json_keyset(berth_strlist *out, const json_t *obj, const char *key)
 {
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v;
     const char *k;
     json_t *e;
     size_t n;
+    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_object(v)) {
-        return berth_error_set(BERTH_EINVALID, "%s: not an object", key);
-    }
-    n = json_object_size(v);
-    if (n == 0) {
-        return 0;
-    }
-    if (!(out->items = calloc(n, sizeof(char *)))) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
+    if (!(out->items = member_items(&v, &n, &rc, obj, key, false, sizeof(char *)))) {
+        return rc;
     }
     json_object_foreach((json_t *)(uintptr_t)v, k, e)
     {

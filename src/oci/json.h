@@ -25,6 +25,24 @@ int berth__json_load(json_t **out, const char *data, size_t len);
 int berth__json_dump(berth_buf *out, const json_t *v);
 
 /**
+ * The steps of every berth_<document>_parse(): clear the last error, load `json`, allocate a
+ * zeroed document of `size` bytes and `fill` it from the root object; on any failure the
+ * document is released with `free_doc`. @param rc receives 0 (or what `fill` returned) or the
+ * failure's code (message set) @return the document, which the caller's _free() releases, or
+ * NULL on failure
+ */
+void *berth__json_parse_doc(int *rc, const char *json, size_t len, size_t size,
+                            int (*fill)(void *doc, const json_t *root),
+                            void (*free_doc)(void *doc));
+
+/**
+ * The end of every serialiser: append the compact text of `o`, an object built with the setters
+ * below (NULL when json_object() failed) whose failures went to `rc`, to `out`; release `o`.
+ * @return 0 or BERTH_ENOMEM (message set)
+ */
+int berth__json_finish(berth_buf *out, json_t *o, int rc);
+
+/**
  * Append `len` bytes of `s` as a JSON string, quoted and escaped byte for byte as
  * berth__json_dump() writes a string (so a serialiser may stream long arrays without a tree).
  * Bytes that are not UTF-8 are written as U+FFFD, so the output is always JSON (jansson would

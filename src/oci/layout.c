@@ -25,31 +25,29 @@ int berth_layout_header_validate(const berth_layout_header *h)
     return 0;
 }
 
-int berth_layout_header_parse(berth_layout_header **out, const char *json, size_t len)
+static int header_fill(void *doc, const json_t *root)
 {
-    berth_layout_header *h = NULL;
-    json_t *root = NULL;
+    berth_layout_header *h = doc;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(h = calloc(1, sizeof(*h)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
     if ((rc = berth__json_str(&h->image_layout_version, root, "imageLayoutVersion", true)) < 0 ||
-        (rc = berth__json_extra(&h->extra, root, layout_known)) < 0 ||
-        (rc = berth_layout_header_validate(h)) < 0) {
-        goto out;
+        (rc = berth__json_extra(&h->extra, root, layout_known)) < 0) {
+        return rc;
     }
-    *out = h;
-    h = NULL;
-out:
-    berth_layout_header_free(h);
-    json_decref(root);
+    return berth_layout_header_validate(h);
+}
+
+static void header_free(void *doc)
+{
+    berth_layout_header_free(doc);
+}
+
+int berth_layout_header_parse(berth_layout_header **out, const char *json, size_t len)
+{
+    int rc;
+
+    *out = berth__json_parse_doc(&rc, json, len, sizeof(berth_layout_header), header_fill,
+                                 header_free);
     return rc;
 }
 
@@ -62,11 +60,5 @@ int berth_layout_header_serialize(berth_buf *out, const berth_layout_header *h)
         berth__json_set_str(o, "imageLayoutVersion", h->image_layout_version, &rc);
         berth__json_put_extra(o, h->extra, &rc);
     }
-    if (!o || rc < 0) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    } else {
-        rc = berth__json_dump(out, o);
-    }
-    json_decref(o);
-    return rc;
+    return berth__json_finish(out, o, rc);
 }

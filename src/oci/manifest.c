@@ -26,30 +26,28 @@ void berth_versioned_free(berth_versioned *v)
     }
 }
 
-int berth_versioned_parse(berth_versioned **out, const char *json, size_t len)
+static int versioned_fill(void *doc, const json_t *root)
 {
-    berth_versioned *v = NULL;
-    json_t *root = NULL;
+    berth_versioned *v = doc;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
+    if ((rc = berth__json_size(&v->schema_version, NULL, root, "schemaVersion", true)) < 0) {
+        return rc;
     }
-    if (!(v = calloc(1, sizeof(*v)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = berth__json_size(&v->schema_version, NULL, root, "schemaVersion", true)) < 0 ||
-        (rc = berth__json_extra(&v->extra, root, versioned_known)) < 0) {
-        goto out;
-    }
-    *out = v;
-    v = NULL;
-out:
-    berth_versioned_free(v);
-    json_decref(root);
+    return berth__json_extra(&v->extra, root, versioned_known);
+}
+
+static void versioned_free(void *doc)
+{
+    berth_versioned_free(doc);
+}
+
+int berth_versioned_parse(berth_versioned **out, const char *json, size_t len)
+{
+    int rc;
+
+    *out = berth__json_parse_doc(&rc, json, len, sizeof(berth_versioned), versioned_fill,
+                                 versioned_free);
     return rc;
 }
 
@@ -62,13 +60,7 @@ int berth_versioned_serialize(berth_buf *out, const berth_versioned *v)
         berth__json_set(o, "schemaVersion", json_integer(v->schema_version), &rc);
         berth__json_put_extra(o, v->extra, &rc);
     }
-    if (!o || rc < 0) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    } else {
-        rc = berth__json_dump(out, o);
-    }
-    json_decref(o);
-    return rc;
+    return berth__json_finish(out, o, rc);
 }
 
 /* ---- manifest ---- */
@@ -155,29 +147,22 @@ int berth_manifest_validate(const berth_manifest *m)
     return berth__descriptors_validate(m->layers, m->nlayers, "layers");
 }
 
+static int manifest_fill(void *doc, const json_t *root)
+{
+    return berth__manifest_from_json(doc, root);
+}
+
+static void manifest_free(void *doc)
+{
+    berth_manifest_free(doc);
+}
+
 int berth_manifest_parse(berth_manifest **out, const char *json, size_t len)
 {
-    berth_manifest *m = NULL;
-    json_t *root = NULL;
     int rc;
 
-    berth_error_clear();
-    *out = NULL;
-    if ((rc = berth__json_load(&root, json, len)) < 0) {
-        goto out;
-    }
-    if (!(m = calloc(1, sizeof(*m)))) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = berth__manifest_from_json(m, root)) < 0) {
-        goto out;
-    }
-    *out = m;
-    m = NULL;
-out:
-    berth_manifest_free(m);
-    json_decref(root);
+    *out =
+        berth__json_parse_doc(&rc, json, len, sizeof(berth_manifest), manifest_fill, manifest_free);
     return rc;
 }
 
@@ -198,11 +183,5 @@ int berth_manifest_serialize(berth_buf *out, const berth_manifest *m)
         berth__json_set_map(o, "annotations", &m->annotations, &rc);
         berth__json_put_extra(o, m->extra, &rc);
     }
-    if (!o || rc < 0) {
-        rc = berth_error_set(BERTH_ENOMEM, "out of memory");
-    } else {
-        rc = berth__json_dump(out, o);
-    }
-    json_decref(o);
-    return rc;
+    return berth__json_finish(out, o, rc);
 }

@@ -102,22 +102,55 @@ typedef struct ptrs {
     bool failed;
 } ptrs;
 
+/*
+ * Room for one more element in the array `v` of `n` elements of `size` bytes, with room for
+ * `*cap`: the array, moved or not, or NULL when out of memory (`v` is then as it was).
+ * ptrs_add() and snap_next() grow their arrays with it while a table walk fills them.
+ */
+static void *room_for_one(void *v, size_t n, size_t *cap, size_t size)
+{
+    size_t grown = *cap ? *cap * 2 : 16;
+    void *w = NULL;
+
+    if (n < *cap) {
+        return v;
+    }
+    w = realloc(v, grown * size);
+    if (w) {
+        *cap = grown;
+    }
+    return w;
+}
+
 static void ptrs_add(ptrs *p, void *x)
 {
-    if (p->failed) {
+    void **v = p->failed ? NULL : room_for_one(p->v, p->n, &p->cap, sizeof(*v));
+    if (!v) {
+        p->failed = true;
         return;
     }
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 16;
-        void **v = realloc(p->v, cap * sizeof(*v));
-        if (!v) {
-            p->failed = true;
-            return;
-        }
-        p->v = v;
-        p->cap = cap;
-    }
+    p->v = v;
     p->v[p->n++] = x;
+}
+
+/* An array of `size`-byte elements filled from a table walk: `n` of them, room for `cap`. */
+typedef struct snap {
+    void *v;
+    size_t n, cap, size;
+    bool failed;
+} snap;
+
+/* Room for the next element of `s`, which the caller counts (s->n++) once it is filled; NULL
+ * when out of memory, now or before (then `failed` is set). */
+static void *snap_next(snap *s)
+{
+    void *v = s->failed ? NULL : room_for_one(s->v, s->n, &s->cap, s->size);
+    if (!v) {
+        s->failed = true;
+        return NULL;
+    }
+    s->v = v;
+    return (char *)v + s->n * s->size;
 }
 
 static void ptrs_add_cb(void *value, void *payload)
@@ -151,12 +184,21 @@ static void manifest_unref(mem_manifest *m)
     free(m);
 }
 
-static void free_tag_cb(void *value, void *payload)
+/* Drop, under the lock, the references taken on the first `n` manifests of `p` so that their
+ * callbacks could run without it. */
+static void unref_first(mem_meta *mm, ptrs *p, size_t n)
 {
-    free(value);
+    if (n == 0) {
+        return;
+    }
+    pthread_mutex_lock(&mm->lock);
+    for (size_t i = 0; i < n; i++) {
+        manifest_unref(p->v[i]);
+    }
+    pthread_mutex_unlock(&mm->lock);
 }
 
-static void free_link_cb(void *value, void *payload)
+static void free_value_cb(void *value, void *payload)
 {
     free(value);
 }
@@ -168,8 +210,8 @@ static void unref_manifest_cb(void *value, void *payload)
 
 static void repo_free(mem_repo *r)
 {
-    berth__htab_foreach(&r->tags, free_tag_cb, NULL);
-    berth__htab_foreach(&r->links, free_link_cb, NULL);
+    berth__htab_foreach(&r->tags, free_value_cb, NULL);
+    berth__htab_foreach(&r->links, free_value_cb, NULL);
     berth__htab_foreach(&r->manifests, unref_manifest_cb, NULL);
     berth__htab_dispose(&r->tags);
     berth__htab_dispose(&r->links);
@@ -473,39 +515,28 @@ typedef struct link_row {
 
 typedef struct link_snap {
     mem_meta *mm;
-    link_row *rows;
-    size_t n, cap;
-    bool failed;
+    snap rows; /* of link_row */
 } link_snap;
 
 static void link_snap_cb(void *value, void *payload)
 {
     link_snap *s = payload;
     mem_link *l = value;
-    if (s->failed) {
-        return;
+    link_row *row = snap_next(&s->rows);
+    if (row) {
+        mem_gblob *gb = berth__htab_get(&s->mm->blobs, l->key);
+        row->digest = l->digest;
+        row->size = gb ? gb->size : 0;
+        row->linked = l->linked;
+        s->rows.n++;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        link_row *rows = realloc(s->rows, cap * sizeof(*rows));
-        if (!rows) {
-            s->failed = true;
-            return;
-        }
-        s->rows = rows;
-        s->cap = cap;
-    }
-    mem_gblob *gb = berth__htab_get(&s->mm->blobs, l->key);
-    s->rows[s->n].digest = l->digest;
-    s->rows[s->n].size = gb ? gb->size : 0;
-    s->rows[s->n].linked = l->linked;
-    s->n++;
 }
 
 static int mm_links(berth_meta_backend *b, const char *repo, berth_meta_link_cb cb, void *payload)
 {
     mem_meta *mm = (mem_meta *)b;
-    link_snap s = {mm, NULL, 0, 0, false};
+    link_snap s = {mm, {.size = sizeof(link_row)}};
+    link_row *rows = NULL;
     int rc = 0;
     pthread_mutex_lock(&mm->lock);
     mem_repo *r = repo_get(mm, repo);
@@ -513,13 +544,14 @@ static int mm_links(berth_meta_backend *b, const char *repo, berth_meta_link_cb 
         berth__htab_foreach(&r->links, link_snap_cb, &s);
     }
     pthread_mutex_unlock(&mm->lock);
-    if (s.failed) {
+    if (s.rows.failed) {
         rc = oom();
     }
-    for (size_t i = 0; rc == 0 && i < s.n; i++) {
-        rc = cb(&s.rows[i].digest, s.rows[i].size, s.rows[i].linked, payload);
+    rows = s.rows.v;
+    for (size_t i = 0; rc == 0 && i < s.rows.n; i++) {
+        rc = cb(&rows[i].digest, rows[i].size, rows[i].linked, payload);
     }
-    free(s.rows);
+    free(rows);
     return rc;
 }
 
@@ -907,13 +939,7 @@ static int mm_referrers(berth_meta_backend *b, const char *repo, const berth_dig
     if (more_out) {
         *more_out = rc == 0 && more;
     }
-    if (count) {
-        pthread_mutex_lock(&mm->lock);
-        for (size_t i = 0; i < count; i++) {
-            manifest_unref(f.out.v[i]);
-        }
-        pthread_mutex_unlock(&mm->lock);
-    }
+    unref_first(mm, &f.out, count);
     ptrs_dispose(&f.out);
     return rc;
 }
@@ -964,11 +990,7 @@ static int mm_manifests(berth_meta_backend *b, const char *repo, berth_meta_mani
         out.ntags = ntags[i];
         rc = cb(&out, payload);
     }
-    pthread_mutex_lock(&mm->lock);
-    for (size_t i = 0; i < all.n; i++) {
-        manifest_unref(all.v[i]);
-    }
-    pthread_mutex_unlock(&mm->lock);
+    unref_first(mm, &all, all.n);
     free(ntags);
     ptrs_dispose(&all);
     return rc;
@@ -1148,30 +1170,16 @@ static int mm_upload_delete(berth_meta_backend *b, const char *id)
     return 0;
 }
 
-typedef struct upload_snap {
-    berth_meta_upload *v;
-    size_t n, cap;
-    bool failed;
-} upload_snap;
-
+/* Into a snap of berth_meta_upload: a copy of the session. */
 static void upload_snap_cb(void *value, void *payload)
 {
-    upload_snap *s = payload;
+    snap *s = payload;
     mem_upload *x = value;
-    if (s->failed) {
+    berth_meta_upload *u = snap_next(s);
+    if (!u) {
         return;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        berth_meta_upload *v = realloc(s->v, cap * sizeof(*v));
-        if (!v) {
-            s->failed = true;
-            return;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
-    if (upload_copy(&s->v[s->n], &x->u) != 0) {
+    if (upload_copy(u, &x->u) != 0) {
         s->failed = true;
         return;
     }
@@ -1181,7 +1189,8 @@ static void upload_snap_cb(void *value, void *payload)
 static int mm_uploads(berth_meta_backend *b, berth_meta_upload_cb cb, void *payload)
 {
     mem_meta *mm = (mem_meta *)b;
-    upload_snap s = {NULL, 0, 0, false};
+    snap s = {.size = sizeof(berth_meta_upload)};
+    berth_meta_upload *v = NULL;
     int rc = 0;
     pthread_mutex_lock(&mm->lock);
     berth__htab_foreach(&mm->uploads, upload_snap_cb, &s);
@@ -1189,13 +1198,14 @@ static int mm_uploads(berth_meta_backend *b, berth_meta_upload_cb cb, void *payl
     if (s.failed) {
         rc = oom();
     }
+    v = s.v;
     for (size_t i = 0; rc == 0 && i < s.n; i++) {
-        rc = cb(&s.v[i], payload);
+        rc = cb(&v[i], payload);
     }
     for (size_t i = 0; i < s.n; i++) {
-        berth_meta_upload_dispose(&s.v[i]);
+        berth_meta_upload_dispose(&v[i]);
     }
-    free(s.v);
+    free(v);
     return rc;
 }
 
@@ -1274,11 +1284,6 @@ static int mm_gc_blob_release(berth_meta_backend *b, berth_meta_claim *claim, bo
 }
 
 /* ---- life ------------------------------------------------------------------------------- */
-
-static void free_value_cb(void *value, void *payload)
-{
-    free(value);
-}
 
 static void free_repo_cb(void *value, void *payload)
 {

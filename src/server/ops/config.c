@@ -229,7 +229,9 @@ static void free_strv(char **v)
     free(v);
 }
 
-static void free_lists_access(berth_config *cfg)
+/* Each list is replaced whole: free the one in `cfg` and put `items` in its place (NULL, or zeroed
+ * room for a new list, whose count its loader raises item by item), counting none. */
+static void replace_access(berth_config *cfg, void *items)
 {
     for (size_t i = 0; i < cfg->access_count; i++) {
         free(cfg->access[i].repositories);
@@ -237,7 +239,7 @@ static void free_lists_access(berth_config *cfg)
         free_strv(cfg->access[i].groups);
     }
     free(cfg->access);
-    cfg->access = NULL;
+    cfg->access = items;
     cfg->access_count = 0;
 }
 
@@ -252,18 +254,18 @@ static void free_lists_groups(berth_config *cfg)
     cfg->groups_count = 0;
 }
 
-static void free_lists_retention(berth_config *cfg)
+static void replace_retention(berth_config *cfg, void *items)
 {
     for (size_t i = 0; i < cfg->gc.retention_count; i++) {
         free(cfg->gc.retention[i].repositories);
         free(cfg->gc.retention[i].tags);
     }
     free(cfg->gc.retention);
-    cfg->gc.retention = NULL;
+    cfg->gc.retention = items;
     cfg->gc.retention_count = 0;
 }
 
-static void free_lists_proxy(berth_config *cfg)
+static void replace_upstreams(berth_config *cfg, void *items)
 {
     for (size_t i = 0; i < cfg->proxy.upstreams_count; i++) {
         berth_config_upstream *u = &cfg->proxy.upstreams[i];
@@ -274,7 +276,7 @@ static void free_lists_proxy(berth_config *cfg)
         free(u->credentials);
     }
     free(cfg->proxy.upstreams);
-    cfg->proxy.upstreams = NULL;
+    cfg->proxy.upstreams = items;
     cfg->proxy.upstreams_count = 0;
 }
 
@@ -288,11 +290,11 @@ void berth_config_free(berth_config *cfg)
             free(*(char **)(void *)((char *)cfg + keys[i].offset));
         }
     }
-    free_lists_access(cfg);
+    replace_access(cfg, NULL);
     free_lists_groups(cfg);
-    free_lists_retention(cfg);
+    replace_retention(cfg, NULL);
     places_free(cfg->places);
-    free_lists_proxy(cfg);
+    replace_upstreams(cfg, NULL);
     free(cfg);
 }
 
@@ -655,7 +657,20 @@ static int load_string_field(char **out, const loader *ld, yaml_node_t *node, co
     return 0;
 }
 
-static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *node, const char *path)
+/* What a field_fn returns for a name that its element does not have. */
+#define NO_SUCH_FIELD 1
+
+/* Load the value `v` of the field `name` (its dotted path: `key`) into the list element `elem`.
+ * @return 0, a negative error code (message set) or NO_SUCH_FIELD */
+typedef int (*field_fn)(void *elem, const loader *ld, const char *name, yaml_node_t *v,
+                        const char *key);
+
+/*
+ * A list element at `path`: a mapping, each of whose keys is given once to `field`. `init` (or
+ * NULL) sets the element's defaults first, once `node` is known to be a mapping.
+ */
+static int load_fields(void *elem, const loader *ld, yaml_node_t *node, const char *path,
+                       void (*init)(void *elem), field_fn field)
 {
     char key[96];
     int error = 0;
@@ -663,7 +678,9 @@ static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *nod
     if (node->type != YAML_MAPPING_NODE) {
         return fail_at(ld, node, path, "expected a mapping", NULL);
     }
-    rule->actions = BERTH_ACTION_PULL;
+    if (init) {
+        init(elem);
+    }
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
          error == 0 && p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
@@ -675,59 +692,99 @@ static int load_rule(berth_config_rule *rule, const loader *ld, yaml_node_t *nod
         snprintf(key, sizeof(key), "%s.%s", path, name);
         if (repeated_key(ld, node, p)) {
             error = fail_at(ld, k, key, "repeated key", NULL);
-        } else if (strcmp(name, "repositories") == 0) {
-            error = load_string_field(&rule->repositories, ld, v, key);
-        } else if (strcmp(name, "users") == 0) {
-            error = load_strv(&rule->users, ld, v, key);
-        } else if (strcmp(name, "groups") == 0) {
-            error = load_strv(&rule->groups, ld, v, key);
-            if (error == 0) {
-                error = place_at(ld, v, key);
-            }
-        } else if (strcmp(name, "anonymous") == 0) {
-            const char *s = scalar(v);
-            if (!s || parse_bool(&rule->anonymous, s) < 0) {
-                error = fail_at(ld, v, key, "expected true or false", NULL);
-            }
-        } else if (strcmp(name, "actions") == 0) {
-            error = load_actions(&rule->actions, ld, v, key);
-        } else {
+        } else if ((error = field(elem, ld, name, v, key)) == NO_SUCH_FIELD) {
             error = fail_at(ld, k, key, "unknown key", NULL);
         }
-    }
-    if (error == 0 && !rule->repositories) {
-        error = fail_at(ld, node, path, "missing 'repositories'", NULL);
     }
     return error;
 }
 
-static int load_access(const loader *ld, yaml_node_t *node)
+/* A YAML list of mappings in berth_config: access, gc.retention, proxy.upstreams. */
+typedef struct list_def {
+    const char *key;      /* its dotted name, and item i's path is "key[i]" */
+    const char *expected; /* the message for a node that is not a sequence */
+    size_t size;          /* of one element */
+    void (*replace)(berth_config *cfg, void *items);
+    /* Count item i in (so that berth_config_free() frees it, loaded or not), then load it. */
+    int (*load)(const loader *ld, yaml_node_t *item, size_t i, const char *path);
+} list_def;
+
+/* Replace the list `def` in ld->cfg with the sequence `node`. */
+static int load_list(const loader *ld, yaml_node_t *node, const list_def *def)
 {
-    berth_config *cfg = ld->cfg;
     size_t count = 0;
     char path[64];
+    void *items = NULL;
     int error = 0;
 
     if (node->type != YAML_SEQUENCE_NODE) {
-        return fail_at(ld, node, "access", "expected a list of rules", NULL);
+        return fail_at(ld, node, def->key, def->expected, NULL);
     }
-    free_lists_access(cfg);
+    def->replace(ld->cfg, NULL);
     count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (count == 0) {
         return 0;
     }
-    cfg->access = calloc(count, sizeof(*cfg->access));
-    if (!cfg->access) {
+    items = calloc(count, def->size);
+    if (!items) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
+    def->replace(ld->cfg, items);
     for (size_t i = 0; error == 0 && i < count; i++) {
         yaml_node_t *item = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
-        cfg->access_count = i + 1;
-        snprintf(path, sizeof(path), "access[%zu]", i);
-        error = load_rule(&cfg->access[i], ld, item, path);
+        snprintf(path, sizeof(path), "%s[%zu]", def->key, i);
+        error = def->load(ld, item, i, path);
+    }
+    return error;
+}
+
+static void rule_init(void *elem)
+{
+    berth_config_rule *rule = elem;
+    rule->actions = BERTH_ACTION_PULL;
+}
+
+static int rule_field(void *elem, const loader *ld, const char *name, yaml_node_t *v,
+                      const char *key)
+{
+    berth_config_rule *rule = elem;
+    int error = 0;
+
+    if (strcmp(name, "repositories") == 0) {
+        error = load_string_field(&rule->repositories, ld, v, key);
+    } else if (strcmp(name, "users") == 0) {
+        error = load_strv(&rule->users, ld, v, key);
+    } else if (strcmp(name, "groups") == 0) {
+        error = load_strv(&rule->groups, ld, v, key);
         if (error == 0) {
-            error = place_at(ld, item, path);
+            error = place_at(ld, v, key);
         }
+    } else if (strcmp(name, "anonymous") == 0) {
+        const char *s = scalar(v);
+        if (!s || parse_bool(&rule->anonymous, s) < 0) {
+            error = fail_at(ld, v, key, "expected true or false", NULL);
+        }
+    } else if (strcmp(name, "actions") == 0) {
+        error = load_actions(&rule->actions, ld, v, key);
+    } else {
+        error = NO_SUCH_FIELD;
+    }
+    return error;
+}
+
+/* access[i]: a rule, and where it is (messages about it name the place). */
+static int load_access_item(const loader *ld, yaml_node_t *item, size_t i, const char *path)
+{
+    berth_config_rule *rule = &ld->cfg->access[i];
+    int error = 0;
+
+    ld->cfg->access_count = i + 1;
+    error = load_fields(rule, ld, item, path, rule_init, rule_field);
+    if (error == 0 && !rule->repositories) {
+        error = fail_at(ld, item, path, "missing 'repositories'", NULL);
+    }
+    if (error == 0) {
+        error = place_at(ld, item, path);
     }
     return error;
 }
@@ -776,44 +833,39 @@ static int load_groups(const loader *ld, yaml_node_t *node)
     return error;
 }
 
-static int load_retention_rule(berth_config_retention *r, const loader *ld, yaml_node_t *node,
-                               const char *path)
+static int retention_field(void *elem, const loader *ld, const char *name, yaml_node_t *v,
+                           const char *key)
 {
-    char key[96];
+    berth_config_retention *r = elem;
+    const char *s = scalar(v);
     int error = 0;
 
-    if (node->type != YAML_MAPPING_NODE) {
-        return fail_at(ld, node, path, "expected a mapping", NULL);
-    }
-    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
-         error == 0 && p < node->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
-        const char *name = scalar(k);
-        const char *s = scalar(v);
-        if (!name) {
-            return fail_at(ld, k, path, "keys must be strings", NULL);
+    if (strcmp(name, "repositories") == 0) {
+        error = load_string_field(&r->repositories, ld, v, key);
+    } else if (strcmp(name, "tags") == 0) {
+        error = load_string_field(&r->tags, ld, v, key);
+    } else if (strcmp(name, "keep_last") == 0) {
+        if (!s || berth_parse_u64(&r->keep_last, s, strlen(s), UINT64_MAX) < 0) {
+            error = fail_at(ld, v, key, "expected a number", NULL);
         }
-        snprintf(key, sizeof(key), "%s.%s", path, name);
-        if (repeated_key(ld, node, p)) {
-            error = fail_at(ld, k, key, "repeated key", NULL);
-        } else if (strcmp(name, "repositories") == 0) {
-            error = load_string_field(&r->repositories, ld, v, key);
-        } else if (strcmp(name, "tags") == 0) {
-            error = load_string_field(&r->tags, ld, v, key);
-        } else if (strcmp(name, "keep_last") == 0) {
-            if (!s || berth_parse_u64(&r->keep_last, s, strlen(s), UINT64_MAX) < 0) {
-                error = fail_at(ld, v, key, "expected a number", NULL);
-            }
-        } else if (strcmp(name, "max_tag_age") == 0 || strcmp(name, "max_untagged_age") == 0) {
-            uint64_t *field = name[4] == 't' ? &r->max_tag_age : &r->max_untagged_age;
-            if (!s || berth_config_parse_duration(field, s) < 0) {
-                error = fail_at(ld, v, key, "expected a duration (30s, 5m, 12h, 7d)", NULL);
-            }
-        } else {
-            error = fail_at(ld, k, key, "unknown key", NULL);
+    } else if (strcmp(name, "max_tag_age") == 0 || strcmp(name, "max_untagged_age") == 0) {
+        uint64_t *field = name[4] == 't' ? &r->max_tag_age : &r->max_untagged_age;
+        if (!s || berth_config_parse_duration(field, s) < 0) {
+            error = fail_at(ld, v, key, "expected a duration (30s, 5m, 12h, 7d)", NULL);
         }
+    } else {
+        error = NO_SUCH_FIELD;
     }
+    return error;
+}
+
+static int load_retention_item(const loader *ld, yaml_node_t *item, size_t i, const char *path)
+{
+    berth_config_retention *r = &ld->cfg->gc.retention[i];
+    int error = 0;
+
+    ld->cfg->gc.retention_count = i + 1;
+    error = load_fields(r, ld, item, path, NULL, retention_field);
     if (error == 0 && !r->repositories) {
         r->repositories = strdup("*");
     }
@@ -822,34 +874,6 @@ static int load_retention_rule(berth_config_retention *r, const loader *ld, yaml
     }
     if (error == 0 && (!r->repositories || !r->tags)) {
         error = berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    return error;
-}
-
-static int load_retention(const loader *ld, yaml_node_t *node)
-{
-    berth_config *cfg = ld->cfg;
-    size_t count = 0;
-    char path[64];
-    int error = 0;
-
-    if (node->type != YAML_SEQUENCE_NODE) {
-        return fail_at(ld, node, "gc.retention", "expected a list of rules", NULL);
-    }
-    free_lists_retention(cfg);
-    count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-    if (count == 0) {
-        return 0;
-    }
-    cfg->gc.retention = calloc(count, sizeof(*cfg->gc.retention));
-    if (!cfg->gc.retention) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; error == 0 && i < count; i++) {
-        yaml_node_t *item = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
-        cfg->gc.retention_count = i + 1;
-        snprintf(path, sizeof(path), "gc.retention[%zu]", i);
-        error = load_retention_rule(&cfg->gc.retention[i], ld, item, path);
     }
     return error;
 }
@@ -918,70 +942,54 @@ static int parse_upstream_url(berth_config_upstream *u)
     return 0;
 }
 
-static int load_upstream(berth_config_upstream *u, const loader *ld, yaml_node_t *node,
-                         const char *path)
+static void upstream_init(void *elem)
 {
-    char key[96];
-    int error = 0;
-
-    if (node->type != YAML_MAPPING_NODE) {
-        return fail_at(ld, node, path, "expected a mapping", NULL);
-    }
+    berth_config_upstream *u = elem;
     u->ttl = UPSTREAM_TTL_DEFAULT;
     u->timeout = UPSTREAM_TIMEOUT_DEFAULT;
-    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
-         error == 0 && p < node->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
-        const char *name = scalar(k);
-        const char *s = scalar(v);
-        if (!name) {
-            return fail_at(ld, k, path, "keys must be strings", NULL);
+}
+
+static int upstream_field(void *elem, const loader *ld, const char *name, yaml_node_t *v,
+                          const char *key)
+{
+    berth_config_upstream *u = elem;
+    const char *s = scalar(v);
+    int error = 0;
+
+    if (strcmp(name, "prefix") == 0) {
+        error = load_string_field(&u->prefix, ld, v, key);
+        if (error == 0 && berth_name_validate(u->prefix) < 0) {
+            error =
+                fail_at(ld, v, key, "not a repository name (e.g. docker.io, ghcr.io/org)", NULL);
         }
-        snprintf(key, sizeof(key), "%s.%s", path, name);
-        if (repeated_key(ld, node, p)) {
-            error = fail_at(ld, k, key, "repeated key", NULL);
-        } else if (strcmp(name, "prefix") == 0) {
-            error = load_string_field(&u->prefix, ld, v, key);
-            if (error == 0 && berth_name_validate(u->prefix) < 0) {
-                error = fail_at(ld, v, key, "not a repository name (e.g. docker.io, ghcr.io/org)",
-                                NULL);
-            }
-        } else if (strcmp(name, "url") == 0) {
-            error = load_string_field(&u->url, ld, v, key);
-            if (error == 0 && parse_upstream_url(u) < 0) {
-                error = fail_at(ld, v, key,
-                                "expected http[s]://HOST[:PORT] (no user, path or query)", NULL);
-            }
-        } else if (strcmp(name, "ttl") == 0) {
-            if (!s || berth_config_parse_duration(&u->ttl, s) < 0) {
-                error = fail_at(ld, v, key, "expected a duration (30s, 5m, 12h, 7d)", NULL);
-            }
-        } else if (strcmp(name, "timeout") == 0) {
-            if (!s || berth_config_parse_duration(&u->timeout, s) < 0 || u->timeout == 0 ||
-                u->timeout > 3600) {
-                error = fail_at(ld, v, key, "expected a duration from 1s to 1h", NULL);
-            }
-        } else if (strcmp(name, "immutable_tags") == 0) {
-            error = load_strv(&u->immutable_tags, ld, v, key);
-        } else if (strcmp(name, "max_size") == 0) {
-            if (!s || berth_config_parse_size(&u->max_size, s) < 0 || u->max_size == 0) {
-                error = fail_at(ld, v, key, "expected a size above 0 (500MiB, 20GiB)", NULL);
-            }
-        } else if (strcmp(name, "credentials") == 0) {
-            error = load_string_field(&u->credentials, ld, v, key);
-            if (error == 0 && u->credentials[0] == '\0') {
-                error = fail_at(ld, v, key, "expected the path of an auth file", NULL);
-            }
-        } else {
-            error = fail_at(ld, k, key, "unknown key", NULL);
+    } else if (strcmp(name, "url") == 0) {
+        error = load_string_field(&u->url, ld, v, key);
+        if (error == 0 && parse_upstream_url(u) < 0) {
+            error = fail_at(ld, v, key, "expected http[s]://HOST[:PORT] (no user, path or query)",
+                            NULL);
         }
-    }
-    if (error == 0 && !u->prefix) {
-        error = fail_at(ld, node, path, "missing 'prefix'", NULL);
-    }
-    if (error == 0 && !u->url) {
-        error = fail_at(ld, node, path, "missing 'url'", NULL);
+    } else if (strcmp(name, "ttl") == 0) {
+        if (!s || berth_config_parse_duration(&u->ttl, s) < 0) {
+            error = fail_at(ld, v, key, "expected a duration (30s, 5m, 12h, 7d)", NULL);
+        }
+    } else if (strcmp(name, "timeout") == 0) {
+        if (!s || berth_config_parse_duration(&u->timeout, s) < 0 || u->timeout == 0 ||
+            u->timeout > 3600) {
+            error = fail_at(ld, v, key, "expected a duration from 1s to 1h", NULL);
+        }
+    } else if (strcmp(name, "immutable_tags") == 0) {
+        error = load_strv(&u->immutable_tags, ld, v, key);
+    } else if (strcmp(name, "max_size") == 0) {
+        if (!s || berth_config_parse_size(&u->max_size, s) < 0 || u->max_size == 0) {
+            error = fail_at(ld, v, key, "expected a size above 0 (500MiB, 20GiB)", NULL);
+        }
+    } else if (strcmp(name, "credentials") == 0) {
+        error = load_string_field(&u->credentials, ld, v, key);
+        if (error == 0 && u->credentials[0] == '\0') {
+            error = fail_at(ld, v, key, "expected the path of an auth file", NULL);
+        }
+    } else {
+        error = NO_SUCH_FIELD;
     }
     return error;
 }
@@ -993,42 +1001,61 @@ static bool path_within(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
 }
 
-static int load_upstreams(const loader *ld, yaml_node_t *node)
+static int load_upstream_item(const loader *ld, yaml_node_t *item, size_t i, const char *path)
 {
-    berth_config *cfg = ld->cfg;
-    size_t count = 0;
-    char path[64];
+    berth_config_upstream *u = &ld->cfg->proxy.upstreams[i];
     int error = 0;
 
-    if (node->type != YAML_SEQUENCE_NODE) {
-        return fail_at(ld, node, "proxy.upstreams", "expected a list of upstreams", NULL);
+    ld->cfg->proxy.upstreams_count = i + 1;
+    error = load_fields(u, ld, item, path, upstream_init, upstream_field);
+    if (error == 0 && !u->prefix) {
+        error = fail_at(ld, item, path, "missing 'prefix'", NULL);
     }
-    free_lists_proxy(cfg);
-    count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-    if (count == 0) {
-        return 0;
+    if (error == 0 && !u->url) {
+        error = fail_at(ld, item, path, "missing 'url'", NULL);
     }
-    cfg->proxy.upstreams = calloc(count, sizeof(*cfg->proxy.upstreams));
-    if (!cfg->proxy.upstreams) {
-        return berth_error_set(BERTH_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; error == 0 && i < count; i++) {
-        yaml_node_t *item = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
-        cfg->proxy.upstreams_count = i + 1;
-        snprintf(path, sizeof(path), "proxy.upstreams[%zu]", i);
-        error = load_upstream(&cfg->proxy.upstreams[i], ld, item, path);
-        /* one upstream per path: a prefix may not equal nor contain another */
-        for (size_t j = 0; error == 0 && j < i; j++) {
-            const char *a = cfg->proxy.upstreams[i].prefix, *b = cfg->proxy.upstreams[j].prefix;
-            if (path_within(a, b) || path_within(b, a)) {
-                char detail[96];
-                snprintf(detail, sizeof(detail), "proxy.upstreams[%zu].prefix", j);
-                snprintf(path, sizeof(path), "proxy.upstreams[%zu].prefix", i);
-                error = fail_at(ld, item, path, "overlaps ", detail);
-            }
+    /* one upstream per path: a prefix may not equal nor contain another */
+    for (size_t j = 0; error == 0 && j < i; j++) {
+        const char *a = u->prefix, *b = ld->cfg->proxy.upstreams[j].prefix;
+        if (path_within(a, b) || path_within(b, a)) {
+            char key[96], detail[96];
+            snprintf(key, sizeof(key), "%s.prefix", path);
+            snprintf(detail, sizeof(detail), "proxy.upstreams[%zu].prefix", j);
+            error = fail_at(ld, item, key, "overlaps ", detail);
         }
     }
     return error;
+}
+
+static const list_def lists[] = {
+    {.key = "access",
+     .expected = "expected a list of rules",
+     .size = sizeof(berth_config_rule),
+     .replace = replace_access,
+     .load = load_access_item},
+    {.key = "gc.retention",
+     .expected = "expected a list of rules",
+     .size = sizeof(berth_config_retention),
+     .replace = replace_retention,
+     .load = load_retention_item},
+    {.key = "proxy.upstreams",
+     .expected = "expected a list of upstreams",
+     .size = sizeof(berth_config_upstream),
+     .replace = replace_upstreams,
+     .load = load_upstream_item},
+};
+
+#define NLISTS (sizeof(lists) / sizeof(lists[0]))
+
+/* The list named `path`, or NULL. */
+static const list_def *find_list(const char *path)
+{
+    for (size_t i = 0; i < NLISTS; i++) {
+        if (strcmp(lists[i].key, path) == 0) {
+            return &lists[i];
+        }
+    }
+    return NULL;
 }
 
 /* Does a pair before `p` in `map` (the section `prefix`) set the key `def` under another name
@@ -1063,6 +1090,7 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
         yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
         const char *name = scalar(k);
         const key_def *def = NULL;
+        const list_def *list = NULL;
         if (!name) {
             return fail_at(ld, k, prefix[0] ? prefix : "(document)", "keys must be strings", NULL);
         }
@@ -1072,14 +1100,10 @@ static int load_mapping(const loader *ld, yaml_node_t *node, const char *prefix)
         }
         if (repeated_key(ld, node, p)) {
             error = fail_at(ld, k, path, "repeated key", NULL);
-        } else if (strcmp(path, "access") == 0) {
-            error = load_access(ld, v);
+        } else if ((list = find_list(path)) != NULL) {
+            error = load_list(ld, v, list);
         } else if (strcmp(path, "groups") == 0) {
             error = load_groups(ld, v);
-        } else if (strcmp(path, "gc.retention") == 0) {
-            error = load_retention(ld, v);
-        } else if (strcmp(path, "proxy.upstreams") == 0) {
-            error = load_upstreams(ld, v);
         } else if (strcmp(path, "proxy") == 0) {
             error = load_mapping(ld, v, path);
         } else if ((def = find_key(path)) != NULL) {

@@ -17,6 +17,7 @@
 #include "backend/fs/fs.h"
 #include "helpers/blob_contract.h"
 #include "helpers/meta_contract.h"
+#include "helpers/store_helpers.h"
 #include "backend/fs/fs_internal.h"
 
 #include <pthread.h>
@@ -282,20 +283,6 @@ static void test_fs_backends__foreach_and_reap(void **state)
 
 /* ---- the metadata backend --------------------------------------------------------------- */
 
-static char *image_manifest(const berth_digest *config, size_t config_len,
-                            const berth_digest *layer, size_t layer_len, const char *extra)
-{
-    static char buf[4096];
-    snprintf(buf, sizeof(buf),
-             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-             "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
-             "\"digest\":\"%s\",\"size\":%zu},"
-             "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
-             "\"digest\":\"%s\",\"size\":%zu}]%s}",
-             config->str, config_len, layer->str, layer_len, extra ? extra : "");
-    return buf;
-}
-
 /* Put a manifest through the metadata backend as the store would. */
 static int put_manifest(fixture *f, const char *repo, const char *media_type, const char *data,
                         const berth_digest *blobs, size_t nblobs, const berth_digest *children,
@@ -348,8 +335,8 @@ static void push_image(fixture *f, const char *repo, const char *layer_text, con
     snprintf(img->config_json, sizeof(img->config_json), config_text, img->layer.str);
     img->config = put_blob(f, repo, img->config_json);
     snprintf(img->manifest_json, sizeof(img->manifest_json), "%s",
-             image_manifest(&img->config, strlen(img->config_json), &img->layer, strlen(layer_text),
-                            NULL));
+             oci_image_manifest(&img->config, strlen(img->config_json), &img->layer,
+                                strlen(layer_text), NULL));
     refs[0] = img->config;
     refs[1] = img->layer;
     assert_int_equal(put_manifest(f, repo, OCI_MANIFEST, img->manifest_json, refs, 2, NULL, 0, NULL,
@@ -961,16 +948,6 @@ static berth_store *open_store(const char *root)
     return s;
 }
 
-static berth_digest store_blob(berth_store *s, const char *repo, const char *data)
-{
-    berth_upload *u = NULL;
-    berth_digest d = digest_of(data);
-    assert_int_equal(berth_store_upload_new(&u, s, repo, NULL), 0);
-    assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
-    assert_int_equal(berth_upload_commit(u, &d), 0);
-    return d;
-}
-
 static void test_fs_backends__reads_a_root_of_the_store(void **state)
 {
     fixture *f = *state;
@@ -986,14 +963,14 @@ static void test_fs_backends__reads_a_root_of_the_store(void **state)
 
     close_backends(f);
     s = open_store(f->root);
-    layer = store_blob(s, "lib/app", "store layer");
+    layer = store_push_blob(s, "lib/app", "store layer");
     snprintf(cfg, sizeof(cfg), config_text, layer.str);
-    config = store_blob(s, "lib/app", cfg);
+    config = store_push_blob(s, "lib/app", cfg);
     snprintf(text, sizeof(text), "%s",
-             image_manifest(&config, strlen(cfg), &layer, strlen("store layer"), NULL));
+             oci_image_manifest(&config, strlen(cfg), &layer, strlen("store layer"), NULL));
     assert_int_equal(
         berth_store_manifest_put(&res, s, "lib/app", "v1", OCI_MANIFEST, text, strlen(text)), 0);
-    empty = store_blob(s, "lib/app", "{}");
+    empty = store_push_blob(s, "lib/app", "{}");
     subject.manifest = res.digest;
     snprintf(subject.manifest_json, sizeof(subject.manifest_json), "%s", text);
     make_referrer(ref, sizeof(ref), &subject, "application/x-sig", &empty, 7);
@@ -1223,7 +1200,7 @@ static void test_fs_backends__adopts_sessions_of_the_store(void **state)
 
     close_backends(f);
     s = open_store(f->root);
-    store_blob(s, "lib/app", "makes the repository");
+    store_push_blob(s, "lib/app", "makes the repository");
     berth_store_free(s);
     /* a session as berth wrote it before the backends: <id>.<repo key>.<owner key>, the keys
        the first 16 hex digits of the SHA-256 of the repository's name and of the owner */
@@ -1363,7 +1340,7 @@ static void test_fs_backends__emptied_repository_stays_gone_after_reopen(void **
     /* the same for a repository the store of earlier versions emptied */
     close_backends(f);
     s = open_store(f->root);
-    d = store_blob(s, "old", "bytes");
+    d = store_push_blob(s, "old", "bytes");
     assert_int_equal(berth_store_blob_delete(s, "old", &d), 0);
     berth_store_free(s);
     open_backends(f, false);

@@ -271,6 +271,25 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Ten tags in no order, for the paging tests (byte order: '-' < '.' < '1' < 'B' < '_' < 'a'). */
+static const char *const paging_tags[10] = {"ab",  "a_b", "aB", "a1", "a.b",
+                                            "a-b", "a",   "_x", "B",  "latest"};
+
+/*
+ * In `r`: a new image `m1` tagged with the first five paging_tags, a new image `m2` with the
+ * other five; `sorted` receives the ten in byte order.
+ */
+static void put_paging_tags(berth_meta_backend *b, const char *r, man *m1, man *m2,
+                            const char *sorted[10])
+{
+    man_image(m1, NULL, NULL);
+    man_image(m2, NULL, NULL);
+    put_ok(b, r, m1, paging_tags, 5);
+    put_ok(b, r, m2, paging_tags + 5, 5);
+    memcpy(sorted, paging_tags, sizeof(paging_tags));
+    qsort(sorted, 10, sizeof(sorted[0]), cmp_str);
+}
+
 typedef struct tagrow {
     char tag[129];
     berth_digest digest;
@@ -952,9 +971,8 @@ static void test_meta__tags_paging(void **state)
 {
     berth_meta_backend *b = *state;
     char r[256], blobs_only[256], none[256];
-    /* byte order: 'B' < '_' < 'a'; '-' < '.' < '1' < 'B' < '_' < 'b' */
-    const char *tags[] = {"ab", "a_b", "aB", "a1", "a.b", "a-b", "a", "_x", "B", "latest"};
-    const size_t n = sizeof(tags) / sizeof(tags[0]);
+    const char *const *tags = paging_tags;
+    const size_t n = 10;
     const char *sorted[10];
     tagrows s;
     bool more;
@@ -963,12 +981,7 @@ static void test_meta__tags_paging(void **state)
     repo_name(blobs_only, "tags-blobs");
     repo_name(none, "tags-none");
     man m1, m2;
-    man_image(&m1, NULL, NULL);
-    man_image(&m2, NULL, NULL);
-    put_ok(b, r, &m1, tags, 5);
-    put_ok(b, r, &m2, tags + 5, n - 5);
-    memcpy(sorted, tags, sizeof(sorted));
-    qsort(sorted, n, sizeof(sorted[0]), cmp_str);
+    put_paging_tags(b, r, &m1, &m2, sorted);
 
     /* all at once */
     memset(&s, 0, sizeof(s));
@@ -2123,8 +2136,7 @@ static void test_meta__tag_names(void **state)
 {
     berth_meta_backend *b = *state;
     char r[256], blobs_only[256], none[256];
-    const char *tags[] = {"ab", "a_b", "aB", "a1", "a.b", "a-b", "a", "_x", "B", "latest"};
-    const size_t n = sizeof(tags) / sizeof(tags[0]);
+    const size_t n = 10;
     const char *sorted[10];
     names s;
     bool more;
@@ -2132,12 +2144,7 @@ static void test_meta__tag_names(void **state)
     repo_name(blobs_only, "tnames-blobs");
     repo_name(none, "tnames-none");
     man m1, m2;
-    man_image(&m1, NULL, NULL);
-    man_image(&m2, NULL, NULL);
-    put_ok(b, r, &m1, tags, 5);
-    put_ok(b, r, &m2, tags + 5, n - 5);
-    memcpy(sorted, tags, sizeof(sorted));
-    qsort(sorted, n, sizeof(sorted[0]), cmp_str);
+    put_paging_tags(b, r, &m1, &m2, sorted);
 
     memset(&s, 0, sizeof(s));
     more = true;

@@ -12,61 +12,19 @@
 #include <berth/errors.h>
 #include <berth/store.h>
 
-#include "backend/mem/mem.h"
+#include "helpers/store_helpers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct fixture {
-    berth_store *store;
-    berth_blob_backend *blobs; /* owned by the store */
-    berth_meta_backend *meta;  /* owned by the store */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof(*f));
-    assert_int_equal(berth_mem_blob_backend_new(&f->blobs), 0);
-    assert_int_equal(berth_mem_meta_backend_new(&f->meta), 0);
-    assert_int_equal(berth_store_open_backends(&f->store, f->blobs, f->meta, NULL), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    berth_store_free(f->store);
-    free(f);
-    return 0;
-}
-
-static berth_digest push_blob(berth_store *s, const char *repo, const char *data)
-{
-    berth_upload *u = NULL;
-    berth_digest d;
-    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, strlen(data)), 0);
-    assert_int_equal(berth_store_upload_new(&u, s, repo, NULL), 0);
-    assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
-    assert_int_equal(berth_upload_commit(u, &d), 0);
-    return d;
-}
-
 static berth_digest push_image(berth_store *s, const char *repo, const char *tag,
                                const char *layer_text)
 {
     berth_put_result res;
-    berth_digest cfg = push_blob(s, repo, "{}");
-    berth_digest layer = push_blob(s, repo, layer_text);
-    char doc[1024];
-    snprintf(doc, sizeof(doc),
-             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-             "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
-             "\"digest\":\"%s\",\"size\":2},"
-             "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
-             "\"digest\":\"%s\",\"size\":%zu}]}",
-             cfg.str, layer.str, strlen(layer_text));
+    berth_digest cfg = store_push_blob(s, repo, "{}");
+    berth_digest layer = store_push_blob(s, repo, layer_text);
+    const char *doc = oci_image_manifest(&cfg, 2, &layer, strlen(layer_text), NULL);
     assert_int_equal(berth_store_manifest_put(&res, s, repo, tag, NULL, doc, strlen(doc)), 0);
     return layer;
 }
@@ -100,7 +58,7 @@ static void damage(berth_blob_backend *b, const berth_digest *d, const char *byt
 
 static void test_fsck__sound_then_damaged(void **state)
 {
-    fixture *f = *state;
+    mem_store *f = *state;
     berth_fsck_stats stats;
     seen s;
     berth_digest a = push_image(f->store, "app", "v1", "layer of a");
@@ -149,13 +107,13 @@ static void du_log(const char *repo, uint64_t exclusive, uint64_t shared, uint64
 
 static void test_du__from_metadata(void **state)
 {
-    fixture *f = *state;
+    mem_store *f = *state;
     du_seen d;
     uint64_t total = 0;
-    berth_digest shared = push_blob(f->store, "a", "shared bytes"); /* 12 */
-    push_blob(f->store, "a", "mine");                               /* 4 */
+    berth_digest shared = store_push_blob(f->store, "a", "shared bytes"); /* 12 */
+    store_push_blob(f->store, "a", "mine");                               /* 4 */
     assert_int_equal(berth_store_blob_mount(f->store, "b", "a", &shared), 0);
-    push_blob(f->store, "b", "only b's"); /* 8 */
+    store_push_blob(f->store, "b", "only b's"); /* 8 */
 
     memset(&d, 0, sizeof(d));
     assert_int_equal(berth_store_du(f->store, du_log, &d, &total), 0);
@@ -174,8 +132,10 @@ static void test_du__from_metadata(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fsck__sound_then_damaged, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_du__from_metadata, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsck__sound_then_damaged, mem_store_setup,
+                                        mem_store_teardown),
+        cmocka_unit_test_setup_teardown(test_du__from_metadata, mem_store_setup,
+                                        mem_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@
 #include <berth/errors.h>
 #include <berth/store.h>
 
-#include "backend/mem/mem.h"
+#include "helpers/store_helpers.h"
 #include "base/fs.h"
 
 #include <stdio.h>
@@ -25,30 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <utime.h>
-
-typedef struct fixture {
-    berth_store *store;
-    berth_blob_backend *blobs; /* owned by the store */
-    berth_meta_backend *meta;  /* owned by the store */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof(*f));
-    assert_int_equal(berth_mem_blob_backend_new(&f->blobs), 0);
-    assert_int_equal(berth_mem_meta_backend_new(&f->meta), 0);
-    assert_int_equal(berth_store_open_backends(&f->store, f->blobs, f->meta, NULL), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    berth_store_free(f->store);
-    free(f);
-    return 0;
-}
 
 /* Bytes committed to the blob backend alone, as a process killed before the record leaves. */
 static berth_digest put_direct(berth_blob_backend *b, const char *id, const char *data)
@@ -62,31 +38,13 @@ static berth_digest put_direct(berth_blob_backend *b, const char *id, const char
     return d;
 }
 
-static berth_digest push_blob(berth_store *s, const char *repo, const char *data)
-{
-    berth_upload *u = NULL;
-    berth_digest d;
-    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, strlen(data)), 0);
-    assert_int_equal(berth_store_upload_new(&u, s, repo, NULL), 0);
-    assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
-    assert_int_equal(berth_upload_commit(u, &d), 0);
-    return d;
-}
-
 /* A tagged manifest of a config and `layer` (of `len` bytes): what keeps a blob's link. */
 static void tag_image(berth_store *s, const char *repo, const char *tag, const berth_digest *layer,
                       size_t len)
 {
     berth_put_result res;
-    berth_digest cfg = push_blob(s, repo, "{}");
-    char doc[1024];
-    snprintf(doc, sizeof(doc),
-             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-             "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
-             "\"digest\":\"%s\",\"size\":2},"
-             "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
-             "\"digest\":\"%s\",\"size\":%zu}]}",
-             cfg.str, layer->str, len);
+    berth_digest cfg = store_push_blob(s, repo, "{}");
+    const char *doc = oci_image_manifest(&cfg, 2, layer, len, NULL);
     assert_int_equal(berth_store_manifest_put(&res, s, repo, tag, NULL, doc, strlen(doc)), 0);
 }
 
@@ -109,10 +67,10 @@ static void gc(berth_store *s, bool dry_run, berth_gc_stats *stats)
 
 static void test_gc__orphans_recorded_then_removed(void **state)
 {
-    fixture *f = *state;
+    mem_store *f = *state;
     berth_gc_stats stats;
     berth_digest orphan = put_direct(f->blobs, "0a01", "bytes nobody recorded");
-    berth_digest linked = push_blob(f->store, "app", "a linked blob");
+    berth_digest linked = store_push_blob(f->store, "app", "a linked blob");
     tag_image(f->store, "app", "v1", &linked, 13);
     berth_digest pending = put_direct(f->blobs, "0a02", "bytes of a commit in flight");
 
@@ -154,7 +112,7 @@ static void test_gc__orphans_recorded_then_removed(void **state)
 
 static void test_gc__young_orphan_waits(void **state)
 {
-    fixture *f = *state;
+    mem_store *f = *state;
     berth_gc_stats stats;
     berth_gc_options opts;
     berth_digest young = put_direct(f->blobs, "0b01", "just stored");
@@ -168,14 +126,14 @@ static void test_gc__young_orphan_waits(void **state)
 /* A commit of an orphan's digest after it was recorded keeps the bytes. */
 static void test_gc__orphan_committed_again_stays(void **state)
 {
-    fixture *f = *state;
+    mem_store *f = *state;
     berth_gc_stats stats;
     berth_digest d = put_direct(f->blobs, "0c01", "pushed again");
 
     sleep(4);
     gc(f->store, false, &stats);
     assert_int_equal(stats.orphans_found, 1);
-    assert_int_equal(push_blob(f->store, "app", "pushed again").alg, d.alg);
+    assert_int_equal(store_push_blob(f->store, "app", "pushed again").alg, d.alg);
     tag_image(f->store, "app", "v1", &d, 12);
     sleep(4);
     gc(f->store, false, &stats);
@@ -219,9 +177,12 @@ static void test_gc__fs_pool_orphan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_gc__orphans_recorded_then_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_gc__young_orphan_waits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_gc__orphan_committed_again_stays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc__orphans_recorded_then_removed, mem_store_setup,
+                                        mem_store_teardown),
+        cmocka_unit_test_setup_teardown(test_gc__young_orphan_waits, mem_store_setup,
+                                        mem_store_teardown),
+        cmocka_unit_test_setup_teardown(test_gc__orphan_committed_again_stays, mem_store_setup,
+                                        mem_store_teardown),
         cmocka_unit_test(test_gc__fs_pool_orphan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <berth/store.h>
 
 #include "base/fs.h"
+#include "helpers/store_helpers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,32 +58,6 @@ static void reopen(fixture *f)
     f->store = open_store(f->root);
 }
 
-/* Upload bytes in one session; returns their digest. */
-static berth_digest push_blob(berth_store *s, const char *repo, const char *data)
-{
-    berth_upload *u = NULL;
-    berth_digest d;
-    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, strlen(data)), 0);
-    assert_int_equal(berth_store_upload_new(&u, s, repo, NULL), 0);
-    assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
-    assert_int_equal(berth_upload_commit(u, &d), 0);
-    return d;
-}
-
-static char *image_manifest(const berth_digest *config, size_t config_len,
-                            const berth_digest *layer, size_t layer_len, const char *extra)
-{
-    static char buf[4096];
-    snprintf(buf, sizeof(buf),
-             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-             "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
-             "\"digest\":\"%s\",\"size\":%zu},"
-             "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
-             "\"digest\":\"%s\",\"size\":%zu}]%s}",
-             config->str, config_len, layer->str, layer_len, extra ? extra : "");
-    return buf;
-}
-
 static int collect(const char *name, void *payload)
 {
     berth_buf *out = payload;
@@ -105,7 +80,7 @@ static void read_blob(berth_store *s, const char *repo, const berth_digest *d, c
 static void test_store__blob_upload_and_read(void **state)
 {
     fixture *f = *state;
-    berth_digest d = push_blob(f->store, "library/app", "hello layer");
+    berth_digest d = store_push_blob(f->store, "library/app", "hello layer");
     uint64_t size = 0;
     char pool[512];
     struct stat st;
@@ -182,14 +157,14 @@ static void test_store__manifest_put_get_tags(void **state)
     berth_buf names = BERTH_BUF_INIT;
     bool more;
 
-    cfg = push_blob(f->store, "app", "{}");
+    cfg = store_push_blob(f->store, "app", "{}");
     /* a layer that is not there yet: refused, naming it */
     assert_int_equal(berth_digest_buffer(&layer, BERTH_DIGEST_SHA256, "layer", 5), 0);
-    doc = image_manifest(&cfg, 2, &layer, 5, NULL);
+    doc = oci_image_manifest(&cfg, 2, &layer, 5, NULL);
     assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "v1", NULL, doc, strlen(doc)),
                      BERTH_ENOTFOUND);
     assert_non_null(strstr(berth_error_last(), layer.str));
-    push_blob(f->store, "app", "layer");
+    store_push_blob(f->store, "app", "layer");
     assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "v1", NULL, doc, strlen(doc)),
                      0);
     assert_int_equal(berth_digest_buffer(&mdig, BERTH_DIGEST_SHA256, doc, strlen(doc)), 0);
@@ -281,9 +256,9 @@ static void test_store__list_blobs_and_manifests(void **state)
     char *doc, index[1024], want[2048];
     size_t doclen;
 
-    cfg = push_blob(f->store, "app", "{}");
-    layer = push_blob(f->store, "app", "layer");
-    doc = image_manifest(&cfg, 2, &layer, 5, NULL);
+    cfg = store_push_blob(f->store, "app", "{}");
+    layer = store_push_blob(f->store, "app", "layer");
+    doc = oci_image_manifest(&cfg, 2, &layer, 5, NULL);
     doclen = strlen(doc);
     assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "v1", NULL, doc, doclen), 0);
     img = res.digest;
@@ -355,9 +330,9 @@ static void test_store__referrers(void **state)
     berth_buf out = BERTH_BUF_INIT;
     char extra[512], *doc;
 
-    cfg = push_blob(f->store, "app", "{}");
-    layer = push_blob(f->store, "app", "layer");
-    doc = image_manifest(&cfg, 2, &layer, 5, NULL);
+    cfg = store_push_blob(f->store, "app", "{}");
+    layer = store_push_blob(f->store, "app", "layer");
+    doc = oci_image_manifest(&cfg, 2, &layer, 5, NULL);
     assert_int_equal(berth_store_manifest_put(&res, f->store, "app", "v1", NULL, doc, strlen(doc)),
                      0);
     subject = res.digest;
@@ -366,7 +341,7 @@ static void test_store__referrers(void **state)
              "\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
              "\"annotations\":{\"org.example\":\"yes\"}",
              subject.str, strlen(doc));
-    doc = image_manifest(&cfg, 2, &layer, 5, extra);
+    doc = oci_image_manifest(&cfg, 2, &layer, 5, extra);
     assert_int_equal(
         berth_store_manifest_put(&res, f->store, "app", "sbom", NULL, doc, strlen(doc)), 0);
     assert_true(res.has_subject);
@@ -402,7 +377,7 @@ static void test_store__names_do_not_collide(void **state)
     bool more;
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        berth_digest d = push_blob(f->store, names[i], names[i]);
+        berth_digest d = store_push_blob(f->store, names[i], names[i]);
         read_blob(f->store, names[i], &d, names[i]);
     }
     reopen(f);
@@ -434,9 +409,9 @@ static berth_digest push_image(berth_store *s, const char *repo, const char *tag
                                const char *layer_text, const char *extra)
 {
     berth_put_result res;
-    berth_digest cfg = push_blob(s, repo, "{}");
-    berth_digest layer = push_blob(s, repo, layer_text);
-    char *doc = image_manifest(&cfg, 2, &layer, strlen(layer_text), extra);
+    berth_digest cfg = store_push_blob(s, repo, "{}");
+    berth_digest layer = store_push_blob(s, repo, layer_text);
+    char *doc = oci_image_manifest(&cfg, 2, &layer, strlen(layer_text), extra);
     berth_digest by;
     assert_int_equal(berth_digest_buffer(&by, BERTH_DIGEST_SHA256, doc, strlen(doc)), 0);
     /* NULL tag: pushed by digest, untagged */
@@ -463,7 +438,7 @@ static void test_store__gc_sweeps_unreferenced(void **state)
 
     push_image(f->store, "app", "v1", "kept layer", NULL);
     assert_int_equal(berth_digest_buffer(&kept_layer, BERTH_DIGEST_SHA256, "kept layer", 10), 0);
-    stray = push_blob(f->store, "app", "stray blob");
+    stray = store_push_blob(f->store, "app", "stray blob");
     gone = push_image(f->store, "app", "v2", "old layer", NULL);
     assert_int_equal(berth_store_tag_delete(f->store, "app", "v2"), 0);
     /* a manifest untagged but without retention rules is still kept */
@@ -515,7 +490,7 @@ static void test_store__gc_grace_keeps_young_blobs(void **state)
     fixture *f = *state;
     berth_gc_options opts;
     berth_gc_stats stats;
-    berth_digest young = push_blob(f->store, "app", "about to be referenced");
+    berth_digest young = store_push_blob(f->store, "app", "about to be referenced");
 
     berth_gc_options_init(&opts); /* one hour of grace */
     assert_int_equal(berth_store_gc(f->store, &opts, &stats), 0);
@@ -533,10 +508,10 @@ static void test_store__gc_spares_a_push_between_last_blob_and_manifest(void **s
     fixture *f = *state;
     berth_gc_options opts;
     berth_gc_stats stats;
-    berth_digest first = push_blob(f->store, "app", "first layer of a slow push");
+    berth_digest first = store_push_blob(f->store, "app", "first layer of a slow push");
 
     sleep(3);
-    berth_digest last = push_blob(f->store, "app", "last layer of a slow push");
+    berth_digest last = store_push_blob(f->store, "app", "last layer of a slow push");
     berth_gc_options_init(&opts);
     opts.grace_seconds = 2;
     assert_int_equal(berth_store_gc(f->store, &opts, &stats), 0);
@@ -668,9 +643,9 @@ static void test_store__fsck_finds_corruption(void **state)
 static void test_store__du(void **state)
 {
     fixture *f = *state;
-    berth_digest d = push_blob(f->store, "a", "shared bytes");
+    berth_digest d = store_push_blob(f->store, "a", "shared bytes");
     uint64_t total = 0;
-    push_blob(f->store, "a", "mine");
+    store_push_blob(f->store, "a", "mine");
     assert_int_equal(berth_store_blob_mount(f->store, "b", "a", &d), 0);
     assert_int_equal(berth_store_du(f->store, NULL, NULL, &total), 0);
     assert_int_equal(total, 12 + 4);

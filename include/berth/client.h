@@ -78,6 +78,13 @@ uint64_t berth_client_retry_after(void);
 int64_t berth_client_content_length(void);
 
 /**
+ * The version of libcurl the client runs on ("7.88.1"), for `berth version`.
+ * @return a static string; NULL when the client is not available (the berth program could not
+ *         load berth-remote.so: berth_error_last() says why)
+ */
+const char *berth_client_transport_version(void);
+
+/**
  * GET /v2/ of `registry` ("host[:port]"), authenticating when challenged.
  * @return 0; BERTH_EUNAUTHORIZED; BERTH_ENETWORK; BERTH_ERROR for another status
  */

@@ -2,9 +2,10 @@
 /* berth version: the version of the program and of the libraries it was built with. */
 #include "cli/cli.h"
 
+#include <berth/client.h>
 #include <berth/common.h>
+#include <berth/errors.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/opensslv.h>
@@ -39,8 +40,15 @@ int cmd_version(int argc, char **argv)
         printf("usage: berth version\n\nPrint the version of berth and of its libraries.\n");
         return 0;
     }
+    /* libcurl is the registry client's (berth-remote.so, loaded here to ask it) */
+    const char *curl = berth_client_transport_version();
+
     printf("berth %s\n", BERTH_VERSION);
     printf("libmicrohttpd %s, jansson %s, %s, libcurl %s\n", MHD_get_version(), JANSSON_VERSION,
-           OPENSSL_VERSION_TEXT, curl_version_info(CURLVERSION_NOW)->version);
+           OPENSSL_VERSION_TEXT, curl ? curl : "(none)");
+    if (!curl) {
+        fprintf(stderr, "berth version: %s\n", berth_error_last());
+        return 1;
+    }
     return 0;
 }

@@ -1442,6 +1442,11 @@ static int decide_scheme(berth_client *c, const char *registry)
     return rc;
 }
 
+const char *berth_client_transport_version(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->version;
+}
+
 int berth_client_ping(berth_client *c, const char *registry)
 {
     request r;

@@ -147,6 +147,15 @@ struct berth_blob_writer {
 
     /** Release the writer; the session stays as at its last sync(). NULL is fine. */
     void (*close)(berth_blob_writer *w);
+
+    /**
+     * Optional (NULL when the session's bytes are not in a local file): a new descriptor
+     * (close-on-exec) that reads the session's bytes with pread(), each byte as soon as write()
+     * has returned. It stays valid after commit(), abort() or close() (bytes a close() cuts
+     * back then read short); the caller closes it.
+     * @return the descriptor (>= 0); BERTH_EIO
+     */
+    int (*read_fd)(berth_blob_writer *w);
 };
 
 #endif

@@ -259,6 +259,14 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
     return 0;
 }
 
+static int w_read_fd(berth_blob_writer *bw)
+{
+    fs_writer *w = (fs_writer *)bw;
+    int fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0);
+
+    return fd >= 0 ? fd : writer_error(w, "dup", errno);
+}
+
 static int w_sync(berth_blob_writer *bw, char **state_out)
 {
     fs_writer *w = (fs_writer *)bw;
@@ -435,6 +443,7 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
     w->pub.commit = w_commit;
     w->pub.abort = w_abort;
     w->pub.close = w_close;
+    w->pub.read_fd = w_read_fd;
     if (!state) {
         /* not synced: an empty session needs no file on disk (see w_sync) */
         w->fd = open(w->path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);

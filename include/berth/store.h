@@ -248,6 +248,13 @@ int berth_upload_digest(berth_upload *u, berth_digest *out);
  */
 int berth_upload_read_fd(berth_upload *u);
 
+/**
+ * A hint: the session will hold `total` bytes in all (a length the caller was told, such as an
+ * upstream's Content-Length). The filesystem backend allocates the space ahead of the writes, a
+ * few MiB at a time (cheaper writes); a wrong hint wastes at most that until the session ends.
+ */
+void berth_upload_expect(berth_upload *u, uint64_t total);
+
 /** Bytes of the session written to its backend: berth_upload_size() but those still gathered
  * in memory (berth_upload_flush() writes them). */
 uint64_t berth_upload_written(const berth_upload *u);

@@ -605,6 +605,10 @@ static int blob_sink(const void *data, size_t len, void *payload)
             return rc;
         }
         f->fd = rc;
+        if (berth_client_content_length() > 0) {
+            /* the space ahead of the writes: cheaper writes (a wrong length is refused below) */
+            berth_upload_expect(f->upload, (uint64_t)berth_client_content_length());
+        }
         pthread_mutex_lock(&f->mu);
         f->size = berth_client_content_length();
         pthread_cond_broadcast(&f->cv);

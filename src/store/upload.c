@@ -552,6 +552,13 @@ int berth_upload_read_fd(berth_upload *u)
     return u->w->read_fd(u->w);
 }
 
+void berth_upload_expect(berth_upload *u, uint64_t total)
+{
+    if (u->w && u->w->expect) {
+        u->w->expect(u->w, total);
+    }
+}
+
 uint64_t berth_upload_written(const berth_upload *u)
 {
     return u->size - u->fill;

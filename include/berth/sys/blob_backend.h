@@ -156,6 +156,14 @@ struct berth_blob_writer {
      * @return the descriptor (>= 0); BERTH_EIO
      */
     int (*read_fd)(berth_blob_writer *w);
+
+    /**
+     * Optional: a hint that the session will hold `total` bytes in all when it is committed
+     * (the caller knows its length). The backend may allocate their space ahead of the writes,
+     * which makes them cheaper; a wrong hint costs nothing but that space until the session
+     * ends. Failures are the backend's to ignore.
+     */
+    void (*expect)(berth_blob_writer *w, uint64_t total);
 };
 
 #endif

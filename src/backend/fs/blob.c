@@ -13,7 +13,10 @@
  * to the last sync, so the file always holds exactly the session's bytes. commit() fsyncs the
  * file, links it into the pool under the digest (an existing pool blob is kept: link(2) fails
  * with EEXIST and ours goes), fsyncs the pool directory, and removes the session file: a blob
- * appears in the pool whole or not at all.
+ * appears in the pool whole or not at all. read_fd() hands a reader a descriptor of the session
+ * file (it reads the bytes as written, and the blob after the commit); expect() has writes
+ * allocate space up to RESERVE_STEP ahead (fallocate, the size kept), never past the length
+ * announced.
  *
  * Messages name no path; the log has it.
  */

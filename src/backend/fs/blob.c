@@ -235,8 +235,8 @@ static uint64_t w_size(berth_blob_writer *bw)
 
 /* Allocate the space of the next RESERVE_STEP bytes (at most up to the announced length) when
  * the write at w->size + len reaches past what is allocated: ext4 then writes into allocated,
- * unwritten extents instead of reserving delayed blocks page by page (about a third less CPU
- * per written byte, bench/RESULTS.md). Only a hint: a failure just stops it. */
+ * unwritten extents instead of reserving delayed blocks page by page (a third less CPU per
+ * written byte here, bench/RESULTS.md). Only a hint: a failure just stops it. */
 static void reserve_ahead(fs_writer *w, size_t len)
 {
     uint64_t end = w->size + len, to;

@@ -239,6 +239,27 @@ int berth_upload_write(berth_upload *u, const void *data, size_t len);
 int berth_upload_digest(berth_upload *u, berth_digest *out);
 
 /**
+ * A descriptor (close-on-exec, the caller closes it) that reads the session's bytes with
+ * pread() while they are written: the first berth_upload_written() bytes are readable at
+ * once, and it keeps reading them after the commit or abort of the session. For a reader of a
+ * session that is still being written (the pull-through cache streams a blob it fetches).
+ * @return the descriptor (>= 0); BERTH_EUNSUPPORTED when the backend keeps no local file (S3,
+ *         memory); BERTH_EIO
+ */
+int berth_upload_read_fd(berth_upload *u);
+
+/**
+ * A hint: the session will hold `total` bytes in all (a length the caller was told, such as an
+ * upstream's Content-Length). The filesystem backend allocates the space ahead of the writes, a
+ * few MiB at a time (cheaper writes); a wrong hint wastes at most that until the session ends.
+ */
+void berth_upload_expect(berth_upload *u, uint64_t total);
+
+/** Bytes of the session written to its backend: berth_upload_size() but those still gathered
+ * in memory (berth_upload_flush() writes them). */
+uint64_t berth_upload_written(const berth_upload *u);
+
+/**
  * Write what berth_upload_write() has gathered and wait for its hashing, and report a failure
  * as a write would (call it when the request's body has ended, so that a full disk is refused
  * as a write is, and berth_upload_rollback() applies).

@@ -20,8 +20,8 @@
  *   every request to that upstream until its Retry-After has passed.
  * - One fetch per object: requests for the same missing object share one upstream request
  *   (tables of fetches in flight keyed by what they fetch); a manifest's waiter then reads the
- *   store, a blob's reads the fetch's spool as it grows. Across replicas (a metadata backend
- *   shared by several processes: PostgreSQL), the fetch of this process first takes the
+ *   store, a blob's reads the fetched bytes as they are written. Across replicas (a metadata
+ * backend shared by several processes: PostgreSQL), the fetch of this process first takes the
  *   store's lock named after the object (section "replicas"): a replica that finds it held
  *   waits for the holder, then serves what the holder stored, or fetches when it stored
  *   nothing (it failed, or died: its lock went with its connection).
@@ -478,12 +478,14 @@ static int single_flight(berth__proxy *p, const char *key, fetch_fn fn, void *pa
 
 /*
  * A cold blob is fetched by a thread of its own (so a client going away does not stop the
- * fetch), which writes each piece to an upload session of the store and to a spool file (an
- * unlinked file in the store's _berth/tmp when the store is a directory, else in TMPDIR),
- * hashing as the bytes pass (the client's check). Every request for the blob while the fetch
- * runs reads the spool at its own pace: its response starts once the upstream's first bytes
- * (and so its Content-Length) are here, and gets each byte once written, except the last one,
- * which is held back until the whole blob matched its digest. Bytes that do not match end
+ * fetch), which writes each piece to an upload session of the store, hashing as the bytes pass
+ * (the client's check). Every request for the blob while the fetch runs reads the bytes at its
+ * own pace from the session's own file (berth_upload_read_fd: the bytes are written once), or,
+ * when the store keeps no local file (S3), from a spool file the fetch also writes (an
+ * unlinked temporary file). A response starts once the upstream's first bytes (and so its
+ * Content-Length) are here, and gets each byte once written (the session writes in slices of
+ * 128 KiB; readers are woken when one is written), except the last one, which is held back
+ * until the whole blob matched its digest. Bytes that do not match end
  * every response with an error before its last byte (libmicrohttpd closes the connection: the
  * client sees a body shorter than its Content-Length, never a complete one), and the upload
  * session is dropped, so nothing is stored. Once the fetch is committed, the next request
@@ -498,13 +500,17 @@ typedef struct blob_flight {
     char remote[REMOTE_MAX];
     berth_digest digest;
     berth_upload *upload;
-    int sink_error; /* the store (or the spool) refused a write */
-    int spool;      /* -1 until the first bytes */
+    int sink_error;    /* the store (or the spool) refused a write */
+    int fd;            /* what readers pread: the session's file or the spool; -1 until the
+                          first bytes */
+    bool spooled;      /* fd is a spool the fetch writes (the store has no local file) */
+    uint64_t received; /* bytes from the upstream (the fetching thread's) */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* any change below */
     unsigned refs;     /* the fetching thread and each request or response reading it */
+    unsigned waiting;  /* readers waiting on cv for more bytes */
     int64_t size;      /* the upstream's Content-Length, -1 until known */
-    uint64_t produced; /* bytes in the spool */
+    uint64_t produced; /* bytes readers may pread from fd */
     bool verified;     /* all the bytes are here and match the digest */
     bool done;         /* the thread has finished: result says how */
     int result;
@@ -520,8 +526,8 @@ static void flight_release(blob_flight *f)
     last = --f->refs == 0;
     pthread_mutex_unlock(&f->mu);
     if (last) {
-        if (f->spool >= 0) {
-            close(f->spool);
+        if (f->fd >= 0) {
+            close(f->fd);
         }
         pthread_mutex_destroy(&f->mu);
         pthread_cond_destroy(&f->cv);
@@ -562,6 +568,21 @@ static int spool_open(const berth__proxy *p)
     return fd;
 }
 
+/* Readers may pread `avail` bytes: they are woken only when one waits (the fetching thread
+ * alone changes `produced`, so it may read it without the lock). */
+static void publish(blob_flight *f, uint64_t avail)
+{
+    if (avail == f->produced) {
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->produced = avail;
+    if (f->waiting) {
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 static int blob_sink(const void *data, size_t len, void *payload)
 {
     blob_flight *f = payload;
@@ -572,12 +593,22 @@ static int blob_sink(const void *data, size_t len, void *payload)
     if (f->p->stopping) {
         return berth_error_set(BERTH_ERROR, "the server stops");
     }
-    if (f->spool < 0) {
-        if ((rc = spool_open(f->p)) < 0) {
+    if (f->fd < 0) {
+        /* readers read the session's own file; a spool only when the store has none */
+        if ((rc = berth_upload_read_fd(f->upload)) < 0 && rc == BERTH_EUNSUPPORTED) {
+            berth_error_clear();
+            f->spooled = true;
+            rc = spool_open(f->p);
+        }
+        if (rc < 0) {
             f->sink_error = rc;
             return rc;
         }
-        f->spool = rc;
+        f->fd = rc;
+        if (berth_client_content_length() > 0) {
+            /* the space ahead of the writes: cheaper writes (a wrong length is refused below) */
+            berth_upload_expect(f->upload, (uint64_t)berth_client_content_length());
+        }
         pthread_mutex_lock(&f->mu);
         f->size = berth_client_content_length();
         pthread_cond_broadcast(&f->cv);
@@ -588,8 +619,13 @@ static int blob_sink(const void *data, size_t len, void *payload)
         f->sink_error = rc;
         return rc;
     }
+    f->received += len;
+    if (!f->spooled) {
+        publish(f, berth_upload_written(f->upload));
+        return 0;
+    }
     while (off < len) {
-        ssize_t n = pwrite(f->spool, b + off, len - off, (off_t)(f->produced + off));
+        ssize_t n = pwrite(f->fd, b + off, len - off, (off_t)(f->received - len + off));
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -599,10 +635,7 @@ static int blob_sink(const void *data, size_t len, void *payload)
         }
         off += (size_t)n;
     }
-    pthread_mutex_lock(&f->mu);
-    f->produced += len;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    publish(f, f->received);
     return 0;
 }
 
@@ -612,7 +645,7 @@ static void set_verified(blob_flight *f)
     pthread_mutex_lock(&f->mu);
     f->verified = true;
     if (f->size < 0) {
-        f->size = (int64_t)f->produced;
+        f->size = (int64_t)f->received;
     }
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
@@ -646,9 +679,17 @@ static int fetch_blob_locked(blob_flight *f)
                                                    &f->digest, -1, blob_sink, f)
                   : berth_client_get_blob(f->u->client, f->u->registry, f->remote, &f->digest, -1,
                                           blob_sink, f);
-    if (rc == 0 && f->size >= 0 && f->produced != (uint64_t)f->size) {
+    if (rc == 0 && f->size >= 0 && f->received != (uint64_t)f->size) {
         rc = berth_error_set(BERTH_EMISMATCH, "blob %s: got %llu bytes, announced %lld",
-                             f->digest.str, (unsigned long long)f->produced, (long long)f->size);
+                             f->digest.str, (unsigned long long)f->received, (long long)f->size);
+    }
+    if (rc == 0 && f->upload && !f->spooled) {
+        /* the bytes still gathered in memory go to the file, for the readers */
+        if ((rc = berth_upload_flush(f->upload)) < 0) {
+            f->sink_error = rc;
+        } else {
+            publish(f, berth_upload_written(f->upload));
+        }
     }
     if (rc == 0 && unhashed) {
         if ((rc = berth_upload_digest(f->upload, &got)) == BERTH_EUNSUPPORTED) {
@@ -784,7 +825,7 @@ static int flight_join(blob_flight **out, berth__proxy *p, upstream *u, const ch
     snprintf(f->name, sizeof(f->name), "%s", name);
     snprintf(f->remote, sizeof(f->remote), "%s", remote);
     f->digest = *digest;
-    f->spool = -1;
+    f->fd = -1;
     f->size = -1;
     f->refs = 2; /* the thread and this request */
     pthread_mutex_init(&f->mu, NULL);
@@ -824,7 +865,7 @@ static ssize_t flight_read(void *cls, uint64_t pos, char *buf, size_t max)
     uint64_t avail;
     size_t n, off = 0;
 
-    /* whatever is readable goes at once (the fetch adds 256 KiB pieces): this waits (and holds
+    /* whatever is readable goes at once (the fetch adds 128 KiB slices): this waits (and holds
      * the worker's other connections) only while nothing is */
     pthread_mutex_lock(&f->mu);
     while ((avail = readable(f)) <= pos) {
@@ -837,12 +878,14 @@ static ssize_t flight_read(void *cls, uint64_t pos, char *buf, size_t max)
             pthread_mutex_unlock(&f->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
+        f->waiting++;
         pthread_cond_wait(&f->cv, &f->mu);
+        f->waiting--;
     }
     pthread_mutex_unlock(&f->mu);
     n = avail - pos < max ? (size_t)(avail - pos) : max;
     while (off < n) {
-        ssize_t got = pread(f->spool, buf + off, n - off, (off_t)(pos + off));
+        ssize_t got = pread(f->fd, buf + off, n - off, (off_t)(pos + off));
         if (got < 0 && errno == EINTR) {
             continue;
         }

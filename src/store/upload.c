@@ -541,6 +541,29 @@ uint64_t berth_upload_size(const berth_upload *u)
     return u->size;
 }
 
+int berth_upload_read_fd(berth_upload *u)
+{
+    if (!u->w) {
+        return berth_error_set(BERTH_EIO, "upload %s: the session is closed", u->rec.id);
+    }
+    if (!u->w->read_fd) {
+        return berth_error_set(BERTH_EUNSUPPORTED, "upload %s: no local file to read", u->rec.id);
+    }
+    return u->w->read_fd(u->w);
+}
+
+void berth_upload_expect(berth_upload *u, uint64_t total)
+{
+    if (u->w && u->w->expect) {
+        u->w->expect(u->w, total);
+    }
+}
+
+uint64_t berth_upload_written(const berth_upload *u)
+{
+    return u->size - u->fill;
+}
+
 int berth_upload_write(berth_upload *u, const void *data, size_t len)
 {
     const char *p = data;

@@ -87,4 +87,28 @@ fi
 fault_mode pass
 req GET "/v2/up.example/lib/big/blobs/$BAD"
 check "a good upstream then serves it" "$BAD" "$(sha256_file "$BODY")"
+rm -f "$T/bad1.body" "$T/bad2.body" "$BODY"
+
+# ---- a cold blob's bytes are written once: the clients read the upload session's own file ----
+# (before: also a spool file, so the cache wrote every fetched byte twice). wchar counts what
+# the process passed to write()/pwrite() (not what it sends to sockets).
+wchar() { awk '$1 == "wchar:" { print $2 }' "/proc/$BERTH_PID/io"; }
+push_image "$UP" lib/big once $((64 * MIB))
+ONCE=$IMG_LAYER_DIGEST
+w0=$(wchar)
+pull_bg once1 "/v2/up.example/lib/big/blobs/$ONCE"
+p1=$PULL_PID
+pull_bg once2 "/v2/up.example/lib/big/blobs/$ONCE"
+p2=$PULL_PID
+wait "$p1" "$p2"
+w1=$(wchar)
+check "written once: both clients: 200" "0 200 0 200" \
+    "$(cat "$T/once1.rc") $(cat "$T/once1.status") $(cat "$T/once2.rc") $(cat "$T/once2.status")"
+check "written once: the blob's bytes" "$ONCE $ONCE" \
+    "$(sha256_file "$T/once1.body") $(sha256_file "$T/once2.body")"
+written=$((w1 - w0))
+[ "$written" -ge $((64 * MIB)) ] && ok ||
+    fail "the cache wrote $written bytes for a 64 MiB blob it stored (wchar does not count?)"
+[ "$written" -lt $((64 * MIB * 3 / 2)) ] && ok ||
+    fail "the cache wrote $written bytes to files for a cold 64 MiB blob (more than once)"
 finish

@@ -147,6 +147,23 @@ struct berth_blob_writer {
 
     /** Release the writer; the session stays as at its last sync(). NULL is fine. */
     void (*close)(berth_blob_writer *w);
+
+    /**
+     * Optional (NULL when the session's bytes are not in a local file): a new descriptor
+     * (close-on-exec) that reads the session's bytes with pread(), each byte as soon as write()
+     * has returned. It stays valid after commit(), abort() or close() (bytes a close() cuts
+     * back then read short); the caller closes it.
+     * @return the descriptor (>= 0); BERTH_EIO
+     */
+    int (*read_fd)(berth_blob_writer *w);
+
+    /**
+     * Optional: a hint that the session will hold `total` bytes in all when it is committed
+     * (the caller knows its length). The backend may allocate their space ahead of the writes,
+     * which makes them cheaper; a wrong hint costs nothing but that space until the session
+     * ends. Failures are the backend's to ignore.
+     */
+    void (*expect)(berth_blob_writer *w, uint64_t total);
 };
 
 #endif

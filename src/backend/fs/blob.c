@@ -13,7 +13,10 @@
  * to the last sync, so the file always holds exactly the session's bytes. commit() fsyncs the
  * file, links it into the pool under the digest (an existing pool blob is kept: link(2) fails
  * with EEXIST and ours goes), fsyncs the pool directory, and removes the session file: a blob
- * appears in the pool whole or not at all.
+ * appears in the pool whole or not at all. read_fd() hands a reader a descriptor of the session
+ * file (it reads the bytes as written, and the blob after the commit); expect() has writes
+ * allocate space up to RESERVE_STEP ahead (fallocate, the size kept), never past the length
+ * announced.
  *
  * Messages name no path; the log has it.
  */
@@ -35,7 +38,9 @@
 #include <unistd.h>
 
 #define WRITEBACK_STEP (2u * 1024 * 1024)
-#define READ_CHUNK     (256u * 1024)
+/* With a length announced (expect()), space is allocated this far ahead of the writes. */
+#define RESERVE_STEP (8u * 1024 * 1024)
+#define READ_CHUNK   (256u * 1024)
 
 typedef struct fs_blobs {
     berth_blob_backend pub;
@@ -51,6 +56,8 @@ typedef struct fs_writer {
     uint64_t size;      /* bytes in the session */
     uint64_t synced;    /* size at the last sync (or open): what close() keeps */
     uint64_t writeback; /* writeback started up to here */
+    uint64_t expected;  /* the length expect() announced, 0 when none */
+    uint64_t reserved;  /* space allocated (fallocate, the size kept) up to here */
     bool dirty;         /* written or cut since this handle's last fsync (or its creation) */
     bool entry;         /* the file's directory entry is known to be durable */
 } fs_writer;
@@ -226,12 +233,45 @@ static uint64_t w_size(berth_blob_writer *bw)
     return ((fs_writer *)bw)->size;
 }
 
+/* Allocate the space of the next RESERVE_STEP bytes (at most up to the announced length) when
+ * the write at w->size + len reaches past what is allocated: ext4 then writes into allocated,
+ * unwritten extents instead of reserving delayed blocks page by page (a third less CPU per
+ * written byte here, bench/RESULTS.md). Only a hint: a failure just stops it. */
+static void reserve_ahead(fs_writer *w, size_t len)
+{
+    uint64_t end = w->size + len, to;
+
+    if (end <= w->reserved || w->reserved >= w->expected) {
+        return;
+    }
+    to = end + RESERVE_STEP < w->expected ? end + RESERVE_STEP : w->expected;
+    if (to > w->reserved &&
+        fallocate(w->fd, FALLOC_FL_KEEP_SIZE, (off_t)w->reserved, (off_t)(to - w->reserved)) != 0) {
+        w->expected = 0; /* not supported here, or no space: the writes will say */
+        return;
+    }
+    w->reserved = to;
+}
+
+static void w_expect(berth_blob_writer *bw, uint64_t total)
+{
+    fs_writer *w = (fs_writer *)bw;
+
+    w->expected = total;
+    if (w->reserved < w->size) {
+        w->reserved = w->size;
+    }
+}
+
 static int w_write(berth_blob_writer *bw, const void *data, size_t len)
 {
     fs_writer *w = (fs_writer *)bw;
     const char *p = data;
     size_t done = 0;
 
+    if (w->expected) {
+        reserve_ahead(w, len);
+    }
     while (done < len) {
         ssize_t n = pwrite(w->fd, p + done, len - done, (off_t)(w->size + done));
         if (n < 0 && errno == EINTR) {
@@ -257,6 +297,14 @@ static int w_write(berth_blob_writer *bw, const void *data, size_t len)
         w->writeback = w->size;
     }
     return 0;
+}
+
+static int w_read_fd(berth_blob_writer *bw)
+{
+    fs_writer *w = (fs_writer *)bw;
+    int fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0);
+
+    return fd >= 0 ? fd : writer_error(w, "dup", errno);
 }
 
 static int w_sync(berth_blob_writer *bw, char **state_out)
@@ -435,6 +483,8 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
     w->pub.commit = w_commit;
     w->pub.abort = w_abort;
     w->pub.close = w_close;
+    w->pub.read_fd = w_read_fd;
+    w->pub.expect = w_expect;
     if (!state) {
         /* not synced: an empty session needs no file on disk (see w_sync) */
         w->fd = open(w->path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);

@@ -191,6 +191,49 @@ static void test_fs_backends__writer_resumes_after_reopen(void **state)
     free(st);
 }
 
+/* read_fd() reads a session's bytes as soon as they are written, and still after the commit;
+ * expect() allocates ahead of the writes, but never more than a few MiB past them whatever
+ * length it is told (an upstream's Content-Length may lie). */
+static void test_fs_backends__read_fd_and_expect(void **state)
+{
+    fixture *f = *state;
+    berth_blob_writer *w = NULL;
+    const size_t big = 1024 * 1024;
+    char *data = malloc(big + 5), got[8], path[512];
+    berth_digest d;
+    struct stat sb;
+    int fd;
+
+    assert_non_null(data);
+    memcpy(data, "hello", 5);
+    memset(data + 5, 'x', big);
+    assert_int_equal(berth_digest_buffer(&d, BERTH_DIGEST_SHA256, data, big + 5), 0);
+    assert_int_equal(f->blobs->writer_open(&w, f->blobs, "abc-fd", NULL, 0), 0);
+    assert_non_null(w->read_fd);
+    assert_non_null(w->expect);
+    fd = w->read_fd(w);
+    assert_true(fd >= 0);
+    assert_int_equal(w->write(w, data, 5), 0);
+    assert_int_equal(pread(fd, got, sizeof(got), 0), 5);
+    assert_memory_equal(got, "hello", 5);
+
+    w->expect(w, (uint64_t)256 << 20); /* a lie: 256 MiB */
+    assert_int_equal(w->write(w, data + 5, big), 0);
+    snprintf(path, sizeof(path), "%s/_berth/uploads/abc-fd", f->root);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, big + 5);
+    assert_true((uint64_t)sb.st_blocks * 512 <= big + 5 + 9u * 1024 * 1024);
+
+    assert_int_equal(f->meta->blob_touch(f->meta, &d, big + 5), 0);
+    assert_int_equal(w->commit(w, &d, NULL), 0);
+    /* committed: the same bytes, through the same descriptor */
+    assert_int_equal(pread(fd, got, 5, (off_t)big), 5);
+    assert_memory_equal(got, "xxxxx", 5);
+    assert_int_equal(pread(fd, got, sizeof(got), (off_t)big + 5), 0);
+    close(fd);
+    free(data);
+}
+
 typedef struct check_ctx {
     size_t seen;
     int verdict;
@@ -1617,6 +1660,7 @@ int main(void)
             test_fs_backends__emptied_repository_stays_gone_after_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__durable_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__messages_name_no_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fs_backends__read_fd_and_expect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fs_backends__umoci_and_skopeo_read_a_repository, setup,
                                         teardown),
     };

@@ -511,8 +511,6 @@ int berth__fsb_upload_create(berth__fsb_uploads *t, const berth_meta_upload *u,
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     r->u.size = 0;
-    free(r->u.backend_state);
-    r->u.backend_state = NULL;
     if (!r->u.updated) {
         r->u.updated = r->u.created;
     }

@@ -2,7 +2,8 @@
 /* The syncs an upload costs with fsync on (issue 14, many small layers), counted by this
  * program's own fsync(2) and fdatasync(2), which the static library's calls resolve to: a
  * POST, a PATCH of one small layer and the PUT that commits it; and that a session of no bytes
- * whose file a crash lost is taken up again. */
+ * whose file a crash lost is taken up again; and that a POST refused at a limit leaves nothing
+ * (the writer is opened before the record is made). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "base/fs.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,10 +111,11 @@ static void test_upload_syncs__one_small_layer(void **state)
     one_layer(f, data, sizeof(data), n); /* the first makes the repository */
     data[0] ^= 1;
     one_layer(f, data, sizeof(data), n);
-    /* POST: the record, durable (its file and its directory) and updated once; the session's
-       empty file is not synced; the close after it writes nothing (it was 6 and 2) */
+    /* POST: the record, durable (its file and its directory), written once with the writer's
+       state in it; the session's empty file is not synced; the close after it writes nothing
+       (it was 6 and 2, then 2 and 1) */
     assert_int_equal(n[0], 2);
-    assert_int_equal(n[1], 1);
+    assert_int_equal(n[1], 0);
     /* PATCH: the bytes, their file's entry, the record (it was 1 and 1) */
     assert_int_equal(n[2], 2);
     assert_int_equal(n[3], 1);
@@ -201,6 +204,58 @@ static void test_upload_syncs__empty_session_file_lost(void **state)
     close(fd);
 }
 
+/* The names in the uploads directory, as "a,b,...", in the directory's order. */
+static int uploads_entries(const fixture *f, char *out, size_t size)
+{
+    char path[512];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/_berth/uploads", f->root);
+    assert_non_null(d = opendir(path));
+    out[0] = '\0';
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            size_t used = strlen(out);
+            snprintf(out + used, size - used, "%s,", e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_upload_syncs__refused_post_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    berth_upload *u, *v = NULL;
+    char id[80], path[512], before[1024], after[1024], text[8192];
+    FILE *fp;
+    size_t len;
+
+    f->opts.upload_sessions_max = 1;
+    reopen(f);
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    assert_int_equal(berth_upload_close(u), 0);
+    /* the record is written once, and holds the writer's state from the start */
+    snprintf(path, sizeof(path), "%s/_berth/uploads/%s.json", f->root, id);
+    assert_non_null(fp = fopen(path, "rb"));
+    len = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    for (size_t i = 0; i < len; i++) {
+        text[i] = text[i] ? text[i] : ' '; /* the slots' padding */
+    }
+    text[len] = '\0';
+    assert_non_null(strstr(text, "\"backend_state\":\"fs\""));
+    assert_int_equal(uploads_entries(f, before, sizeof(before)), 2); /* <id> and <id>.json */
+    assert_int_equal(berth_store_upload_new(&v, f->store, "app", NULL), BERTH_EBUSY);
+    assert_null(v);
+    assert_int_equal(uploads_entries(f, after, sizeof(after)), 2);
+    assert_string_equal(after, before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +263,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_syncs__cut_back_and_earlier_run, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upload_syncs__empty_session_file_lost, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upload_syncs__refused_post_leaves_nothing, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

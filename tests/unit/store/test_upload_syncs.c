@@ -3,7 +3,8 @@
  * program's own fsync(2) and fdatasync(2), which the static library's calls resolve to: a
  * POST, a PATCH of one small layer and the PUT that commits it; and that a session of no bytes
  * whose file a crash lost is taken up again; and that a POST refused at a limit leaves nothing
- * (the writer is opened before the record is made). */
+ * (the writer is opened before the record is made); and that the file of a committed session's
+ * record is the next session's record (one inode a small layer, not two). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -112,10 +114,11 @@ static void test_upload_syncs__one_small_layer(void **state)
     data[0] ^= 1;
     one_layer(f, data, sizeof(data), n);
     /* POST: the record, durable (its file and its directory), written once with the writer's
-       state in it; the session's empty file is not synced; the close after it writes nothing
-       (it was 6 and 2, then 2 and 1) */
-    assert_int_equal(n[0], 2);
-    assert_int_equal(n[1], 0);
+       state in it, into the file the first layer's record left (fdatasync: no new inode); the
+       session's empty file is not synced; the close after it writes nothing (it was 6 and 2,
+       then 2 and 1, then 2 and 0) */
+    assert_int_equal(n[0], 1);
+    assert_int_equal(n[1], 1);
     /* PATCH: the bytes, their file's entry, the record (it was 1 and 1) */
     assert_int_equal(n[2], 2);
     assert_int_equal(n[3], 1);
@@ -256,6 +259,39 @@ static void test_upload_syncs__refused_post_leaves_nothing(void **state)
     assert_string_equal(after, before);
 }
 
+static void test_upload_syncs__record_file_reused(void **state)
+{
+    fixture *f = *state;
+    berth_upload *u;
+    char id[80], path[512], names[1024];
+    struct stat kept, rec;
+    int n[6];
+
+    one_layer(f, "the first layer", 15, n);
+    /* the committed session's record file is kept in _berth/tmp */
+    snprintf(path, sizeof(path), "%s/_berth/tmp/record.0", f->root);
+    assert_int_equal(stat(path, &kept), 0);
+    assert_int_equal(kept.st_size, 8192);
+    /* and it is the next session's record */
+    assert_int_equal(berth_store_upload_new(&u, f->store, "app", NULL), 0);
+    snprintf(id, sizeof(id), "%s", berth_upload_id(u));
+    assert_int_equal(berth_upload_close(u), 0);
+    assert_int_not_equal(stat(path, &rec), 0);
+    snprintf(path, sizeof(path), "%s/_berth/uploads/%s.json", f->root, id);
+    assert_int_equal(stat(path, &rec), 0);
+    assert_int_equal(rec.st_ino, kept.st_ino);
+    assert_int_equal(uploads_entries(f, names, sizeof(names)), 2);
+    /* it reads back after a restart, and the session goes on */
+    reopen(f);
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    assert_int_equal(berth_upload_write(u, "bytes", 5), 0);
+    assert_int_equal(berth_upload_close(u), 0);
+    reopen(f);
+    assert_int_equal(berth_store_upload_open(&u, f->store, "app", id), 0);
+    assert_int_equal(berth_upload_size(u), 5);
+    assert_int_equal(berth_upload_cancel(u), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +302,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_upload_syncs__refused_post_leaves_nothing, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_upload_syncs__record_file_reused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # The requests skopeo makes per small layer, on one keep-alive connection, for profiling the
 # server (issue 14, target 5): N x (POST, PATCH of SIZE random bytes, PUT ?digest=), each
-# answer checked; prints the median and mean milliseconds of each kind of request on stderr. STEPS picks how far each layer goes (post, patch, put), so that two runs of
-# the profiler differ by one kind of request.
+# answer checked; prints the median and mean milliseconds of each kind of request on stderr.
+# STEPS picks how far each layer goes (post, patch, put), so that two runs under a profiler
+# differ by one kind of request.
 #
 #   bench/layer_requests.py PORT N [STEPS] [SIZE]    (STEPS default put, SIZE default 65536)
 import hashlib, http.client, os, statistics, sys, time

@@ -140,7 +140,7 @@ static bool fill_slot(char slot[SLOT], const char *text)
 
 /* Replace the whole record file: two slots (the record in the one its sequence number picks),
    or plain JSON when it does not fit. */
-static int write_record(const berth__fsb_root *root, const berth_meta_upload *u, uint64_t seq,
+static int write_record(berth__fsb_root *root, const berth_meta_upload *u, uint64_t seq,
                         bool *slotted)
 {
     berth_buf path = BERTH_BUF_INIT;
@@ -148,9 +148,14 @@ static int write_record(const berth__fsb_root *root, const berth_meta_upload *u,
     int rc = text && file ? record_path(&path, root, u->id)
                           : berth_error_set(BERTH_ENOMEM, "out of memory");
     if (rc == 0) {
+        /* the replacement fsyncs ROOT/_berth/uploads after this generation */
+        uint64_t gen = berth__fsb_uploads_sync_begin(root);
         *slotted = fill_slot(file + (seq % 2) * SLOT, text);
         rc = berth__fs_write_atomic(root->tmp, path.ptr, *slotted ? file : text,
                                     *slotted ? 2 * SLOT : strlen(text), root->opts.fsync);
+        if (rc == 0 && root->opts.fsync) {
+            berth__fsb_uploads_synced(root, gen);
+        }
     }
     free(text);
     free(file);
@@ -209,7 +214,7 @@ static bool keep_spare(berth__fsb_uploads *t, const char *path)
 static int create_record(berth__fsb_uploads *t, const berth_meta_upload *u, uint64_t seq,
                          bool *slotted)
 {
-    const berth__fsb_root *root = t->root;
+    berth__fsb_root *root = t->root;
     berth_buf path = BERTH_BUF_INIT;
     char *spare = take_spare(t), *text = NULL, *file = NULL;
     int fd = -1, rc = -1;
@@ -224,7 +229,7 @@ static int create_record(berth__fsb_uploads *t, const berth_meta_upload *u, uint
         pwrite(fd, file, 2 * SLOT, 0) == 2 * SLOT && (!root->opts.fsync || fdatasync(fd) == 0) &&
         close(fd) == 0 && (fd = -1, rename(spare, path.ptr) == 0)) {
         *slotted = true;
-        rc = root->opts.fsync ? berth__fs_fsync_parent(path.ptr) : 0;
+        rc = root->opts.fsync ? berth__fsb_uploads_fsync(root) : 0;
     }
     if (fd >= 0) {
         close(fd);
@@ -243,7 +248,7 @@ static int create_record(berth__fsb_uploads *t, const berth_meta_upload *u, uint
 }
 
 /* Write an update into its slot in place (the file has slots), else replace the file. */
-static int update_record(const berth__fsb_root *root, const berth_meta_upload *u, uint64_t seq,
+static int update_record(berth__fsb_root *root, const berth_meta_upload *u, uint64_t seq,
                          bool *slotted)
 {
     berth_buf path = BERTH_BUF_INIT;

@@ -217,7 +217,8 @@ static int create_record(berth__fsb_uploads *t, const berth_meta_upload *u, uint
     berth__fsb_root *root = t->root;
     berth_buf path = BERTH_BUF_INIT;
     char *spare = take_spare(t), *text = NULL, *file = NULL;
-    int fd = -1, rc = -1;
+    bool placed = false;
+    int fd = -1, rc = 0;
 
     if (!spare) {
         return write_record(root, u, seq, slotted);
@@ -228,13 +229,14 @@ static int create_record(berth__fsb_uploads *t, const berth_meta_upload *u, uint
         record_path(&path, root, u->id) == 0 && (fd = open(spare, O_WRONLY | O_CLOEXEC)) >= 0 &&
         pwrite(fd, file, 2 * SLOT, 0) == 2 * SLOT && (!root->opts.fsync || fdatasync(fd) == 0) &&
         close(fd) == 0 && (fd = -1, rename(spare, path.ptr) == 0)) {
+        placed = true;
         *slotted = true;
         rc = root->opts.fsync ? berth__fsb_uploads_fsync(root) : 0;
     }
     if (fd >= 0) {
         close(fd);
     }
-    if (rc == -1) {
+    if (!placed) {
         /* not kept after all (it does not fit a slot, or the file failed): a new one */
         unlink(spare);
         berth_error_clear();

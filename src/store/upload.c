@@ -342,6 +342,23 @@ static int save(berth_upload *u)
     return rc;
 }
 
+/* Drop the writer's bytes (a session that is not made after all), keeping the error. */
+static void abort_writer(berth_upload *u)
+{
+    int code = berth_error_last_code();
+    char msg[512];
+
+    if (!u->w) {
+        return;
+    }
+    snprintf(msg, sizeof(msg), "%s", berth_error_last());
+    u->w->abort(u->w);
+    u->w = NULL;
+    if (code) {
+        berth_error_set(code, "%s", msg);
+    }
+}
+
 int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo, const char *owner)
 {
     unsigned char raw[ID_BYTES];
@@ -379,11 +396,24 @@ int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo,
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
     u->rec.created = u->rec.updated = (int64_t)time(NULL);
-    limits.total = s->opts.upload_sessions_max;
-    limits.per_repo = s->opts.upload_sessions_per_repo;
-    limits.per_owner = *owner ? s->opts.upload_sessions_per_owner : 0;
-    rc = s->meta->upload_create(s->meta, &u->rec, &limits);
+    /* The writer first, so that the record is made durable once, with the writer's state in
+       it (it used to be created and then updated with the state: one sync more per POST). A
+       refused creation (a limit) drops the writer: the request changes nothing. */
+    rc = s->blobs->writer_open(&u->w, s->blobs, u->rec.id, NULL, 0);
+    if (rc == 0) {
+        rc = berth_hasher_new(&u->hasher, BERTH_DIGEST_SHA256);
+    }
+    if (rc == 0) {
+        rc = u->w->sync(u->w, &u->rec.backend_state);
+    }
+    if (rc == 0) {
+        limits.total = s->opts.upload_sessions_max;
+        limits.per_repo = s->opts.upload_sessions_per_repo;
+        limits.per_owner = *owner ? s->opts.upload_sessions_per_owner : 0;
+        rc = s->meta->upload_create(s->meta, &u->rec, &limits);
+    }
     if (rc < 0) {
+        abort_writer(u);
         handle_free(u);
         return rc;
     }
@@ -392,23 +422,8 @@ int berth_store_upload_new(berth_upload **out, berth_store *s, const char *repo,
     memset(&held, 0, sizeof(held));
     rc = s->meta->upload_acquire(s->meta, repo, u->rec.id, &held);
     berth_meta_upload_dispose(&held);
-    if (rc == 0) {
-        rc = s->blobs->writer_open(&u->w, s->blobs, u->rec.id, NULL, 0);
-        if (rc == 0) {
-            rc = berth_hasher_new(&u->hasher, BERTH_DIGEST_SHA256);
-        }
-        if (rc == 0) {
-            rc = save(u); /* from now on the record names the writer's state */
-        }
-        if (rc < 0) {
-            if (u->w) {
-                u->w->abort(u->w);
-                u->w = NULL;
-            }
-            s->meta->upload_release(s->meta, u->rec.id);
-        }
-    }
     if (rc < 0) {
+        abort_writer(u);
         s->meta->upload_delete(s->meta, u->rec.id);
         handle_free(u);
         return rc;

@@ -253,7 +253,8 @@ struct berth_meta_backend {
     /* ---- upload sessions -------------------------------------------------------------- */
 
     /**
-     * Record a new session (u->id, repo, owner, created; size 0), unless a limit is reached.
+     * Record a new session (u->id, repo, owner, created, hash_state, backend_state; size 0),
+     * durably, unless a limit is reached.
      * @return 0, BERTH_EBUSY (a limit), BERTH_EEXISTS (the id is taken), BERTH_EIO
      */
     int (*upload_create)(berth_meta_backend *b, const berth_meta_upload *u,

@@ -7,16 +7,18 @@
  * (the size the caller stores beside it is all a later writer needs). A new session's file is
  * not synced while it holds no byte: a session of no bytes needs nothing on disk, and
  * writer_open() of one whose file a crash lost makes it again; the first sync with bytes
- * fsyncs the file and the directory. A sync or commit after which this handle wrote or cut
- * nothing does not fsync again. writer_open() of an
- * existing session cuts the file back to that size, and close() without sync() cuts it back
- * to the last sync, so the file always holds exactly the session's bytes. commit() fsyncs the
- * file, links it into the pool under the digest (an existing pool blob is kept: link(2) fails
- * with EEXIST and ours goes), fsyncs the pool directory, and removes the session file: a blob
- * appears in the pool whole or not at all. read_fd() hands a reader a descriptor of the session
- * file (it reads the bytes as written, and the blob after the commit); expect() has writes
- * allocate space up to RESERVE_STEP ahead (fallocate, the size kept), never past the length
- * announced.
+ * fsyncs the file and the directory, unless an fsync of the directory began after the file
+ * was made in this run (the store writes a new session's record after opening its writer, and
+ * that fsyncs the same directory): the state of an empty session made in this run names the
+ * run and the directory's generation at the file's making (root.c). A sync or commit after which
+ * this handle wrote or cut nothing does not fsync again. writer_open() of an existing session cuts
+ * the file back to that size, and close() without sync() cuts it back to the last sync, so the file
+ * always holds exactly the session's bytes. commit() fsyncs the file, links it into the pool under
+ * the digest (an existing pool blob is kept: link(2) fails with EEXIST and ours goes), fsyncs the
+ * pool directory, and removes the session file: a blob appears in the pool whole or not at all.
+ * read_fd() hands a reader a descriptor of the session file (it reads the bytes as written, and
+ * the blob after the commit); expect() has writes allocate space up to RESERVE_STEP ahead
+ * (fallocate, the size kept), never past the length announced.
  *
  * Messages name no path; the log has it.
  */
@@ -60,6 +62,7 @@ typedef struct fs_writer {
     uint64_t reserved;  /* space allocated (fallocate, the size kept) up to here */
     bool dirty;         /* written or cut since this handle's last fsync (or its creation) */
     bool entry;         /* the file's directory entry is known to be durable */
+    uint64_t gen;       /* the uploads directory's generation when this run made the file, or 0 */
 } fs_writer;
 
 static fs_blobs *of(berth_blob_backend *b)
@@ -307,6 +310,37 @@ static int w_read_fd(berth_blob_writer *bw)
     return fd >= 0 ? fd : writer_error(w, "dup", errno);
 }
 
+/* "fs", or, for a file this run made whose entry is not known durable yet,
+   "fs:<the run's open time>:<generation>" (writer_open() of this run takes it up). */
+static char *state_text(const fs_writer *w)
+{
+    char text[80];
+    const struct timespec *run = &w->b->root->opened;
+
+    if (w->entry || !w->gen) {
+        return strdup("fs");
+    }
+    snprintf(text, sizeof(text), "fs:%lld.%09ld:%llu", (long long)run->tv_sec, run->tv_nsec,
+             (unsigned long long)w->gen);
+    return strdup(text);
+}
+
+/* The generation a state of this run gives, else 0. */
+static uint64_t state_gen(const fs_writer *w, const char *state)
+{
+    const struct timespec *run = &w->b->root->opened;
+    long long sec = 0;
+    long nsec = 0;
+    unsigned long long gen = 0;
+    int end = 0;
+
+    if (sscanf(state, "fs:%lld.%ld:%llu%n", &sec, &nsec, &gen, &end) != 3 || state[end] != '\0' ||
+        sec != (long long)run->tv_sec || nsec != run->tv_nsec) {
+        return 0;
+    }
+    return gen;
+}
+
 static int w_sync(berth_blob_writer *bw, char **state_out)
 {
     fs_writer *w = (fs_writer *)bw;
@@ -319,14 +353,18 @@ static int w_sync(berth_blob_writer *bw, char **state_out)
         if (fsync(w->fd) != 0) {
             return writer_error(w, "sync", errno);
         }
-        int rc = !w->entry && w->size > 0 ? berth__fs_fsync_dir(w->b->root->uploads) : 0;
+        /* the entry: durable already when an fsync of the directory began after this run
+           made the file (the new session's record, written after it at the POST) */
+        int rc = !w->entry && w->size > 0 && !berth__fsb_uploads_durable(w->b->root, w->gen)
+                     ? berth__fsb_uploads_fsync(w->b->root)
+                     : 0;
         if (rc < 0) {
             return rc;
         }
     }
     w->dirty = false;
     w->entry = w->entry || w->size > 0;
-    state = strdup("fs");
+    state = state_text(w);
     if (!state) {
         return berth_error_set(BERTH_ENOMEM, "out of memory");
     }
@@ -491,11 +529,14 @@ static int writer_open(berth_blob_writer **out, berth_blob_backend *bb, const ch
         if (w->fd < 0) {
             rc = writer_error(w, "create", errno);
         }
+        w->gen = berth__fsb_uploads_gen(b->root);
     } else {
+        w->gen = state_gen(w, state);
         w->fd = open(w->path, O_RDWR | O_CLOEXEC);
         if (w->fd < 0 && errno == ENOENT && size == 0) {
             /* an empty session whose file a crash lost before it held a byte */
             w->fd = open(w->path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+            w->gen = berth__fsb_uploads_gen(b->root);
         }
         /* a file of no bytes may be one not yet durable; bytes were synced with their entry.
            Every handle of this run leaves the file durable as it is (leave()), so a commit

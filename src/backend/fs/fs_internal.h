@@ -35,6 +35,9 @@ typedef struct berth__fsb_root {
        writer trusts that a session file it opens is durable as it finds it */
     atomic_bool cut_unsynced;
     struct timespec opened; /* CLOCK_REALTIME at open: files changed before are of another run */
+    /* fsyncs of ROOT/_berth/uploads (berth__fsb_uploads_synced): an entry made there when
+       uploads_gen was g is durable once uploads_synced >= g */
+    _Atomic uint64_t uploads_gen, uploads_synced;
 
     /* Claims of garbage collection (meta.c): digests being deleted, and digests being
        linked or touched right now. gc_blob_claim skips the busy ones; blob_link and
@@ -60,6 +63,17 @@ int64_t berth__fsb_link_time(berth__fsb_root *r, const berth_digest *d, const st
 /* After our own unlink of a link of `d` whose age was `linked`: keep that age while the pool
    inode is as the unlink left it. */
 void berth__fsb_keep_age(berth__fsb_root *r, const berth_digest *d, int64_t linked);
+
+/* The generation of ROOT/_berth/uploads: read it after making an entry there. */
+uint64_t berth__fsb_uploads_gen(berth__fsb_root *r);
+/* Before an fsync of ROOT/_berth/uploads (or of a file there that syncs it): the generation
+   it will cover; after the fsync succeeded, berth__fsb_uploads_synced() with it. */
+uint64_t berth__fsb_uploads_sync_begin(berth__fsb_root *r);
+void berth__fsb_uploads_synced(berth__fsb_root *r, uint64_t gen);
+/* Whether an entry of ROOT/_berth/uploads made at generation `gen` is durable. */
+bool berth__fsb_uploads_durable(berth__fsb_root *r, uint64_t gen);
+/* fsync ROOT/_berth/uploads, noting the generation. */
+int berth__fsb_uploads_fsync(berth__fsb_root *r);
 
 /* Open the shared root (creating its directories unless read-only). @return as
    berth_fs_backends_open() */

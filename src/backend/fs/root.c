@@ -148,6 +148,8 @@ int berth__fsb_root_open(berth__fsb_root **out, const char *root, const berth_fs
     atomic_init(&r->refs, 1);
     r->lock_fd = -1;
     clock_gettime(CLOCK_REALTIME, &r->opened);
+    atomic_init(&r->uploads_gen, 1);
+    atomic_init(&r->uploads_synced, 0);
     pthread_mutex_init(&r->claim_lock, NULL);
     pthread_mutex_init(&r->ages_lock, NULL);
     pthread_cond_init(&r->claim_cond, NULL);
@@ -336,5 +338,45 @@ int berth__fsb_scan(const berth__fsb_root *root, int (*add)(const char *name, vo
     }
     berth_buf_dispose(&dir);
     berth_buf_dispose(&name);
+    return rc;
+}
+
+/*
+ * Entries of ROOT/_berth/uploads become durable by an fsync of the directory; several requests
+ * make entries there (a session's file at its POST, before the record; the record). Each maker
+ * reads the generation after making its entry; each fsync takes the generation (and moves it
+ * on) before it starts, and records it when it is done: an fsync that took g started after
+ * every entry made while the generation was at most g, so those are durable once it is done.
+ */
+uint64_t berth__fsb_uploads_gen(berth__fsb_root *r)
+{
+    return atomic_load(&r->uploads_gen);
+}
+
+uint64_t berth__fsb_uploads_sync_begin(berth__fsb_root *r)
+{
+    return atomic_fetch_add(&r->uploads_gen, 1);
+}
+
+void berth__fsb_uploads_synced(berth__fsb_root *r, uint64_t gen)
+{
+    uint64_t cur = atomic_load(&r->uploads_synced);
+    while (cur < gen && !atomic_compare_exchange_weak(&r->uploads_synced, &cur, gen)) {
+    }
+}
+
+bool berth__fsb_uploads_durable(berth__fsb_root *r, uint64_t gen)
+{
+    return gen > 0 && atomic_load(&r->uploads_synced) >= gen;
+}
+
+int berth__fsb_uploads_fsync(berth__fsb_root *r)
+{
+    uint64_t gen = berth__fsb_uploads_sync_begin(r);
+    int rc = berth__fs_fsync_dir(r->uploads);
+
+    if (rc == 0) {
+        berth__fsb_uploads_synced(r, gen);
+    }
     return rc;
 }

@@ -11,11 +11,17 @@
 
 #include "backend/fs/fs_internal.h"
 
+#define BERTH__FSB_SPARES 16
+
 typedef struct berth__fsb_uploads {
     berth__fsb_root *root; /* borrowed from the metadata backend */
     pthread_mutex_t lock;
     bool init;
     berth__htab table; /* id -> record */
+    /* files of deleted records, kept in ROOT/_berth/tmp for the next creations (uploads.c) */
+    char *spares[BERTH__FSB_SPARES];
+    size_t nspares;
+    unsigned long spare_seq;
 } berth__fsb_uploads;
 
 /* Read the records of the root (and adopt sessions of earlier versions). */

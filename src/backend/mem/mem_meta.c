@@ -1050,7 +1050,6 @@ static int mm_upload_create(berth_meta_backend *b, const berth_meta_upload *u,
     berth_meta_upload rec = *u;
     rec.size = 0;
     rec.hash_state = u->hash_state;
-    rec.backend_state = NULL;
     if (!rec.updated) {
         rec.updated = rec.created;
     }

@@ -1415,6 +1415,9 @@ static int decide_scheme(berth_client *c, const char *registry)
                 }
                 break;
             }
+            if (rc < 0 && rc != BERTH_ENETWORK) {
+                break; /* not the network (interrupted, out of memory): its own message */
+            }
             if (rc == 0 || !connect_failed(cc)) {
                 rc = berth_error_set(BERTH_ENETWORK, "%s", berth_buf_cstr(&https_err));
                 break;

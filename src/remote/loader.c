@@ -9,7 +9,8 @@
  * its resident memory at rest.
  *
  * The module is BERTH_MODULE_DIR/berth-remote.so, or beside the program when BERTH_MODULE_DIR
- * is empty (the build directory's layout). When it cannot be loaded, the functions that create
+ * is empty (the build directory's layout), and only one built from the same sources as the
+ * program (remote.h: its build). When it cannot be loaded, the functions that create
  * something (a client, a backend, a copy, a database call) fail with BERTH_EUNSUPPORTED and a
  * message that says why; the others can only be reached through what those created, except
  * the per-thread and per-process queries, which answer as a client that did nothing.
@@ -17,6 +18,7 @@
  * This file is linked into the program only; libberth.a holds the real functions.
  */
 #include "remote/remote.h"
+#include "remote_build.h"
 
 #include <berth/errors.h>
 
@@ -77,7 +79,8 @@ static void load(void)
         return;
     }
     ops = dlsym(h, "berth__remote");
-    if (!ops || ops->version != BERTH__REMOTE_VERSION || ops->size != sizeof(*ops)) {
+    if (!ops || ops->version != BERTH__REMOTE_VERSION || ops->size != sizeof(*ops) || !ops->build ||
+        strcmp(ops->build, BERTH__REMOTE_BUILD) != 0) {
         snprintf(load_error, sizeof(load_error), "%s is from another build of berth", path);
         dlclose(h);
         return;

@@ -5,12 +5,14 @@
  * needs of the rest of berth (buffers, errors, digests, documents) it takes from the program.
  */
 #include "remote/remote.h"
+#include "remote_build.h"
 
 __attribute__((visibility("default"))) extern const berth__remote_ops berth__remote;
 
 const berth__remote_ops berth__remote = {
     .version = BERTH__REMOTE_VERSION,
     .size = sizeof(berth__remote_ops),
+    .build = BERTH__REMOTE_BUILD,
     .client_new = berth_client_new,
     .client_free = berth_client_free,
     .client_interrupt = berth_client_interrupt,

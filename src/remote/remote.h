@@ -7,7 +7,10 @@
  * in. libberth.a holds the same code linked in the usual way; only the program splits it.
  *
  * The module exports one symbol, `berth__remote` (module.c), this table. The program checks
- * its version and size before using it: a module from another build is refused.
+ * its version, its size and its build (the fingerprint of the sources and build options both
+ * were built from, BERTH__REMOTE_BUILD of the generated remote_build.h) before using it: a
+ * module from another build is refused, as the structures the two pass each other and the
+ * functions the module calls back may differ.
  */
 #ifndef BERTH_REMOTE_REMOTE_H
 #define BERTH_REMOTE_REMOTE_H
@@ -22,12 +25,13 @@
 #define BERTH__REMOTE_FILE "berth-remote.so"
 
 /** Bumped whenever a member of berth__remote_ops changes. */
-#define BERTH__REMOTE_VERSION 1u
+#define BERTH__REMOTE_VERSION 2u
 
 /** What berth-remote.so gives the program: its functions of the same names. */
 typedef struct berth__remote_ops {
-    unsigned version; /* BERTH__REMOTE_VERSION */
-    size_t size;      /* sizeof(berth__remote_ops) */
+    unsigned version;  /* BERTH__REMOTE_VERSION */
+    size_t size;       /* sizeof(berth__remote_ops) */
+    const char *build; /* BERTH__REMOTE_BUILD */
 
     /* berth/client.h: the registry client (client/client.c) and the copy engine (copy.c) */
     int (*client_new)(berth_client **out, const berth_client_options *opts);

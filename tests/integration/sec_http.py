@@ -309,6 +309,13 @@ def status_busy():
               f"Content-Length: 100\r\n\r\n".encode() + b"y" * 40)
     time.sleep(0.3)
     check("status while a PATCH streams", (204, "0-20"), status_range(loc))
+    # another PATCH of the session meanwhile: busy, come back later (429 + Retry-After)
+    s2 = connect()
+    s2.sendall(f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Range: 21-120\r\n"
+               f"Content-Length: 100\r\n\r\n".encode() + b"z" * 100)
+    st2, h2, _ = read_response(s2)
+    s2.close()
+    check("a second PATCH while one streams", (429, "1"), (st2, h2.get("retry-after")))
     s.sendall(b"y" * 60)
     st, h, _ = read_response(s)
     s.close()

@@ -51,6 +51,9 @@ static void test_server__error_table(void **state)
     expect_map(BERTH_OP_BLOB, BERTH_EUNAUTHORIZED, 401, "UNAUTHORIZED");
     expect_map(BERTH_OP_MANIFEST_GET, BERTH_EDENIED, 403, "DENIED");
     expect_map(BERTH_OP_ANY, BERTH_EBUSY, 429, "TOOMANYREQUESTS");
+    /* a session in use by another request: retried after Retry-After, not a client error */
+    expect_map(BERTH_OP_UPLOAD, BERTH_EBUSY, 429, "TOOMANYREQUESTS");
+    expect_map(BERTH_OP_COMMIT, BERTH_EBUSY, 429, "TOOMANYREQUESTS");
     /* what nobody expects is a server failure */
     expect_map(BERTH_OP_BLOB, BERTH_EIO, 500, "UNKNOWN");
     expect_map(BERTH_OP_MANIFEST_GET, BERTH_ERROR, 500, "UNKNOWN");

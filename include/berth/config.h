@@ -127,6 +127,8 @@ typedef struct berth_config {
             bool path_style; /* bucket in the path, not the host name (default true) */
             bool redirect;   /* blob GET answers 307 to a presigned URL */
             char *public_endpoint; /* endpoint clients reach for redirects (default endpoint) */
+            uint64_t part_size;    /* bytes of an upload's first multipart parts, 5 MiB to
+                                      5 GiB (0: 8 MiB); doubled every 1,000 parts */
         } s3;
     } storage;
     struct {

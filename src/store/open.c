@@ -36,6 +36,7 @@ int berth_store_open_config(berth_store **out, const berth_config *cfg,
     s3.redirect = cfg->storage.s3.redirect;
     s3.public_endpoint = cfg->storage.s3.public_endpoint;
     s3.redirect_seconds = 900;
+    s3.part_size = (size_t)cfg->storage.s3.part_size;
     memset(&pg, 0, sizeof(pg));
     pg.conninfo = cfg->database.url;
     pg.pool_size = (unsigned)cfg->database.pool_size;

@@ -86,6 +86,7 @@ static const key_def keys[] = {
     KEY("storage.s3.path_style", T_BOOL, storage.s3.path_style),
     KEY("storage.s3.redirect", T_BOOL, storage.s3.redirect),
     KEY("storage.s3.public_endpoint", T_STRING, storage.s3.public_endpoint),
+    KEY("storage.s3.part_size", T_SIZE, storage.s3.part_size),
     KEY("database.url", T_STRING, database.url),
     KEY("database.pool_size", T_U64, database.pool_size),
     KEY("gc.interval", T_DURATION, gc.interval),
@@ -1276,6 +1277,10 @@ int berth_config_validate(const berth_config *cfg)
         return bad(cfg, "database.url",
                    "needs storage.s3.bucket (the metadata in PostgreSQL goes with blobs in "
                    "object storage)");
+    }
+    if (cfg->storage.s3.part_size &&
+        (cfg->storage.s3.part_size < 5 * 1048576ull || cfg->storage.s3.part_size > 5ull << 30)) {
+        return bad(cfg, "storage.s3.part_size", "must be 5MiB to 5GiB (S3's part sizes)");
     }
     if (cfg->database.pool_size == 0 || cfg->database.pool_size > 1024) {
         return bad(cfg, "database.pool_size", "must be 1 to 1024");

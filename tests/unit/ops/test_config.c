@@ -244,6 +244,8 @@ static void test_config__set_by_dotted_key(void **state)
     assert_int_equal(berth_config_new(&cfg), 0);
     assert_int_equal(berth_config_set(cfg, "limits.body_size", "1GiB"), 0);
     assert_int_equal(cfg->limits.body_size, 1ull << 30);
+    assert_int_equal(berth_config_set(cfg, "storage.s3.part_size", "16MiB"), 0);
+    assert_int_equal(cfg->storage.s3.part_size, 16ull << 20);
     assert_int_equal(berth_config_set(cfg, "auth.token.realm", "https://x/token"), 0);
     assert_string_equal(cfg->auth.token.realm, "https://x/token");
     assert_int_equal(berth_config_set(cfg, "auth.token.realm", ""), 0);
@@ -390,6 +392,12 @@ static void test_config__validate(void **state)
         {"storage:\n  s3:\n    bucket: b\n    endpoint: http://s3\ndatabase:\n  url: x\n"
          "  pool_size: 0\n",
          "test.yaml:7:14: database.pool_size: must be 1 to 1024"},
+        {"storage:\n  s3:\n    bucket: b\n    endpoint: http://s3\n    part_size: 4MiB\n"
+         "database:\n  url: x\n",
+         "test.yaml:5:16: storage.s3.part_size: must be 5MiB to 5GiB"},
+        {"storage:\n  s3:\n    bucket: b\n    endpoint: http://s3\n    part_size: 6GiB\n"
+         "database:\n  url: x\n",
+         "test.yaml:5:16: storage.s3.part_size: must be 5MiB to 5GiB"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -205,7 +205,7 @@ Scale-out benchmark, blobs only, $(date -u +%Y-%m-%d), $rounds rounds (medians)
 | 256 MiB GET, redirect (MB/s) | $(fmt "$(mbs "$gr")") | $(fmt "$(mbs "$gd")") | $(pct "$gd / $gr")% | >= 80% |
 | VmHWM per replica (MiB) | $(hwm "$bpid") (streaming), $(hwm "$rpid") (redirect) | | | <= 32 MiB |
 
-S3 client round trip (ListParts, quickest of 20): $ack_ms ms
+S3 client round trip (ListParts, quickest of 20): ${ack_ms:-(not run)} ms
 raw seconds: direct push ${t_direct[*]}; chunked ${t_chunked[*]}; monolithic ${t_mono[*]};
 GET direct ${g_direct[*]}; streamed ${g_stream[*]}; redirect ${g_redirect[*]}
 TXT
@@ -329,7 +329,7 @@ fi
 echo "| VmHWM per replica (MiB) | $rss_b (streaming), $rss_r (redirect) |${O:+ |} | | <= 32 MiB |"
 cat <<TXT
 
-S3 client round trip (ListParts, quickest of 20): $ack_ms ms
+S3 client round trip (ListParts, quickest of 20): ${ack_ms:-(not run)} ms
 raw seconds: direct push ${t_direct[*]}; chunked ${t_chunked[*]}; monolithic ${t_mono[*]};
 GET direct ${g_direct[*]}; streamed ${g_stream[*]}; redirect ${g_redirect[*]};
 manifest req/s berth ${m_b[*]}; before ${m_o[*]}; Distribution ${m_d[*]};

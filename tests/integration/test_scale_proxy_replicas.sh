@@ -20,42 +20,12 @@ scale_storage_env || { echo "cannot prepare S3 + PostgreSQL storage" >&2; exit 1
 
 T=$BERTH_TMP
 MIB=$((1024 * 1024))
-declare -a RPID RPORT RLOG
+. "$(dirname "$0")/replicas_lib.sh"
 cleanup_replicas() {
-    local i
-    for i in "${!RPID[@]}"; do
-        [ -n "${RPID[$i]}" ] && kill -9 "${RPID[$i]}" 2>/dev/null && wait "${RPID[$i]}" 2>/dev/null
-    done
+    kill_replicas
     proxy_cleanup
 }
 trap cleanup_replicas EXIT
-
-# start_replica I [serve options...]: replica I (S3 + PostgreSQL from the environment)
-start_replica() {
-    local i=$1 port n
-    shift
-    RLOG[$i]=$T/replica$i.log
-    for _ in 1 2 3 4 5; do
-        port=$(free_port)
-        "$BERTH" serve --listen "127.0.0.1:$port" "$@" 2>>"${RLOG[$i]}" &
-        RPID[$i]=$!
-        for n in $(seq 1 200); do
-            if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/"; then
-                RPORT[$i]=$port
-                return 0
-            fi
-            kill -0 "${RPID[$i]}" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -9 "${RPID[$i]}" 2>/dev/null
-        wait "${RPID[$i]}" 2>/dev/null
-        RPID[$i]=""
-    done
-    echo "could not start replica $i:" >&2
-    cat "${RLOG[$i]}" >&2
-    exit 1
-}
-rurl() { echo "http://127.0.0.1:${RPORT[$1]}"; }
 
 start_upstream up
 start_fault "$up_PORT"

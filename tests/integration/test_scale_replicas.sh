@@ -13,47 +13,17 @@ SRC=${BERTH_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
 
 scale_storage_env || { echo "cannot prepare S3 + PostgreSQL storage" >&2; exit 1; }
 
-declare -a RPID RPORT RLOG
+. "$HERE/replicas_lib.sh"
 PG2=""
 FROZEN=""
 cleanup_replicas() {
-    local i
-    for i in "${!RPID[@]}"; do
-        [ -n "${RPID[$i]}" ] && kill -9 "${RPID[$i]}" 2>/dev/null && wait "${RPID[$i]}" 2>/dev/null
-    done
+    kill_replicas
     # shellcheck disable=SC2086
     [ -n "$FROZEN" ] && kill -CONT $FROZEN 2>/dev/null
     [ -n "$PG2" ] && bash "$SRC/tests/engines/pg.sh" down "$PG2" >/dev/null 2>&1
     cleanup
 }
 trap cleanup_replicas EXIT
-
-# start_replica I [serve options...]: replica I on a free port (a restart keeps its port)
-start_replica() {
-    local i=$1 port n
-    shift
-    RLOG[$i]=$BERTH_TMP/replica$i.log
-    for _ in 1 2 3 4 5; do
-        port=${RPORT[$i]:-$(free_port)}
-        "$BERTH" serve --listen "127.0.0.1:$port" "$@" 2>>"${RLOG[$i]}" &
-        RPID[$i]=$!
-        for n in $(seq 1 200); do
-            if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/"; then
-                RPORT[$i]=$port
-                return 0
-            fi
-            kill -0 "${RPID[$i]}" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -9 "${RPID[$i]}" 2>/dev/null
-        wait "${RPID[$i]}" 2>/dev/null
-        RPID[$i]=""
-    done
-    echo "could not start replica $i:" >&2
-    cat "${RLOG[$i]}" >&2
-    exit 1
-}
-rurl() { echo "http://127.0.0.1:${RPORT[$1]}"; }
 
 # the third replica collects garbage every second, with a grace period of two seconds
 cat >"$BERTH_TMP/gc.yaml" <<'Y'

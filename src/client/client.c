@@ -2000,9 +2000,10 @@ static void cancel_upload(berth_client *c, const char *registry, const char *sco
     del.registry = registry;
     del.cleanup = true;
     /* the registry may not have noticed yet that the request writing to the session went
-     * away, and refuse with "in use" (berth serve: 400) for a moment */
+     * away, and refuse it as in use for a moment (berth serve: 429 with Retry-After; 400
+     * before it said so) */
     for (unsigned i = 0, delay = 50; i < 6 && berth_buf_puts(&del.url, loc->ptr) == 0; i++) {
-        if (perform(c, &del) < 0 || del.status != 400) {
+        if (perform(c, &del) < 0 || (del.status != 400 && del.status != 429)) {
             break;
         }
         sleep_ms(delay);
